@@ -1,0 +1,39 @@
+//! pg_collect: data-shape tricks of large systems, as a PostgreSQL extension.
+//!
+//! Each capability has a folder with a pure core (no pgrx) and a thin SQL layer; the SQL
+//! declarations themselves are hand-written in `sql/` and included below in dependency order.
+
+use pgrx::prelude::*;
+
+::pgrx::pg_module_magic!(name, version);
+
+mod errors;
+mod jsonb;
+pub mod lump;
+
+extension_sql_file!("../sql/collection.sql", name = "collection");
+
+#[cfg(any(test, feature = "pg_test"))]
+#[pg_schema]
+mod tests {
+    use pgrx::prelude::*;
+
+    #[pg_test]
+    fn collection_round_trips_through_text() {
+        let out = Spi::get_one::<String>(
+            r#"SELECT '[{"a":1}, 2, "x", null, [1,2]]'::collect.collection::text"#,
+        );
+        assert_eq!(out, Ok(Some(r#"[{"a": 1}, 2, "x", null, [1, 2]]"#.to_string())));
+    }
+}
+
+/// Required by `cargo pgrx test`.
+#[cfg(test)]
+pub mod pg_test {
+    pub fn setup(_options: Vec<&str>) {}
+
+    #[must_use]
+    pub fn postgresql_conf_options() -> Vec<&'static str> {
+        vec![]
+    }
+}

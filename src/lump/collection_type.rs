@@ -1,0 +1,301 @@
+//! The `collect.collection` SQL type. Declarations live in `sql/collection.sql`; these are
+//! the C entry points it names. Lumps cross the boundary as their varlena bodies (`&[u8]`
+//! in, `Vec<u8>` out); `jsonb` crosses as Postgres' own datums (see `crate::jsonb`).
+
+use std::ffi::{CStr, CString};
+
+use pgrx::prelude::*;
+use pgrx::{pg_sys, Internal, PgMemoryContexts};
+use serde_json::value::RawValue;
+
+use super::format::{self, Builder, ConcatError, DecodeError, Lump, TooLarge, Trust};
+use crate::errors::{raise, raise_with_detail};
+use crate::jsonb::{JsonbArg, JsonbValue};
+
+const TYPE_NAME: &str = "collect.collection";
+
+fn corrupted(e: DecodeError) -> ! {
+    raise(
+        PgSqlErrorCode::ERRCODE_DATA_CORRUPTED,
+        format!("{TYPE_NAME} value is corrupted: {e}"),
+        None,
+    )
+}
+
+fn too_large(e: TooLarge) -> ! {
+    raise(
+        PgSqlErrorCode::ERRCODE_PROGRAM_LIMIT_EXCEEDED,
+        format!("{TYPE_NAME} value would be too large: {e}"),
+        Some("Split the entries over several collections.".into()),
+    )
+}
+
+/// Decodes a lump that Postgres stored for us.
+pub fn decode_stored(lump: &[u8]) -> Lump {
+    format::decode(lump, Trust::Stored).unwrap_or_else(|e| corrupted(e))
+}
+
+fn concat_or_raise(result: Result<Vec<u8>, ConcatError>) -> Vec<u8> {
+    match result {
+        Ok(lump) => lump,
+        Err(ConcatError::Decode(e)) => corrupted(e),
+        Err(ConcatError::TooLarge(e)) => too_large(e),
+    }
+}
+
+fn push_or_raise(builder: &mut Builder, entry: &[u8]) {
+    builder.push(entry).unwrap_or_else(|e| too_large(e));
+}
+
+/// Adds `value` to `builder`: each element of an array, or the value itself.
+pub fn push_jsonb(builder: &mut Builder, value: &JsonbArg) {
+    let text = value.to_text().to_bytes();
+    if !value.is_array() {
+        push_or_raise(builder, text);
+        return;
+    }
+    // The text is Postgres' canonical output of a valid array, so splitting it cannot fail;
+    // each element's raw slice is already canonical, with no re-printing of numbers.
+    let elements: Vec<&RawValue> = serde_json::from_slice(text).unwrap_or_else(|e| {
+        raise(
+            PgSqlErrorCode::ERRCODE_INTERNAL_ERROR,
+            format!("could not split jsonb array output: {e}"),
+            None,
+        )
+    });
+    for element in elements {
+        push_or_raise(builder, element.get().as_bytes());
+    }
+}
+
+/// The JSON array text of a lump's entries, in the same form as `jsonb` output.
+fn array_text(lump: &Lump) -> CString {
+    let mut text = Vec::with_capacity(lump.raw_len() + lump.len() + 2);
+    text.push(b'[');
+    for (i, entry) in lump.entries().enumerate() {
+        if i > 0 {
+            text.extend_from_slice(b", ");
+        }
+        text.extend_from_slice(entry);
+    }
+    text.push(b']');
+    CString::new(text).unwrap_or_else(|_| {
+        raise(
+            PgSqlErrorCode::ERRCODE_DATA_CORRUPTED,
+            format!("{TYPE_NAME} value holds a NUL byte"),
+            None,
+        )
+    })
+}
+
+#[pg_extern(sql = false)]
+fn collection_in(input: &CStr) -> Vec<u8> {
+    let parsed = JsonbValue::parse(input);
+    let value = parsed.as_arg();
+    if !value.is_array() {
+        let shown: String = input.to_string_lossy().chars().take(60).collect();
+        raise_with_detail(
+            PgSqlErrorCode::ERRCODE_INVALID_TEXT_REPRESENTATION,
+            format!("malformed {TYPE_NAME} literal: \"{shown}\""),
+            "A collection is written as a JSON array of entries.".into(),
+            Some("Wrap a single entry in brackets, for example '[{\"a\": 1}]'.".into()),
+        );
+    }
+    let mut builder = Builder::new();
+    push_jsonb(&mut builder, &value);
+    builder.finish()
+}
+
+#[pg_extern(sql = false)]
+fn collection_out(lump: &[u8]) -> CString {
+    array_text(&decode_stored(lump))
+}
+
+#[pg_extern(sql = false)]
+fn collection_recv(buf: Internal) -> Vec<u8> {
+    // SAFETY: a type's receive function is always called with a StringInfo.
+    let bytes = unsafe {
+        let buf = buf
+            .unwrap()
+            .expect("receive function called without a buffer")
+            .cast_mut_ptr::<pg_sys::StringInfoData>();
+        let start = (*buf).cursor as usize;
+        let len = (*buf).len as usize - start;
+        (*buf).cursor = (*buf).len;
+        std::slice::from_raw_parts((*buf).data.add(start).cast::<u8>(), len)
+    };
+    if let Err(e) = format::decode(bytes, Trust::Untrusted) {
+        raise(
+            PgSqlErrorCode::ERRCODE_INVALID_BINARY_REPRESENTATION,
+            format!("invalid binary {TYPE_NAME} value: {e}"),
+            None,
+        );
+    }
+    bytes.to_vec()
+}
+
+/// The binary form is the stored lump itself: compact on the wire, no inflating to send.
+#[pg_extern(sql = false)]
+fn collection_send(lump: &[u8]) -> Vec<u8> {
+    lump.to_vec()
+}
+
+#[pg_extern(sql = false)]
+fn collection_from_jsonb(entries: JsonbArg) -> Vec<u8> {
+    let mut builder = Builder::new();
+    push_jsonb(&mut builder, &entries);
+    builder.finish()
+}
+
+#[pg_extern(sql = false)]
+fn collection_to_jsonb(lump: &[u8]) -> JsonbValue {
+    JsonbValue::parse(&array_text(&decode_stored(lump)))
+}
+
+/// Walks a lump's entries, parsing one into `jsonb` per row returned.
+struct EntryDatums {
+    raw: Vec<u8>,
+    pos: usize,
+}
+
+impl Iterator for EntryDatums {
+    type Item = JsonbValue;
+
+    fn next(&mut self) -> Option<JsonbValue> {
+        let rest = self.raw.get(self.pos..).filter(|r| !r.is_empty())?;
+        let len = rest.iter().position(|&b| b == b'\n').unwrap_or(rest.len());
+        self.pos += len + 1;
+        Some(JsonbValue::parse_bytes(&rest[..len]))
+    }
+}
+
+#[pg_extern(sql = false)]
+fn collection_entries(lump: &[u8]) -> SetOfIterator<'static, JsonbValue> {
+    SetOfIterator::new(EntryDatums {
+        raw: decode_stored(lump).into_raw(),
+        pos: 0,
+    })
+}
+
+/// Reads only the header, fetching just the first bytes of a toasted value
+/// (the type's storage is `external`, so TOAST slices need no decompression).
+#[pg_extern(sql = false)]
+fn collection_entry_count(fcinfo: pg_sys::FunctionCallInfo) -> i64 {
+    // SAFETY: declared STRICT with one collection argument.
+    let header = unsafe {
+        let datum = pgrx::fcinfo::pg_getarg_datum_raw(fcinfo, 0);
+        let slice = pg_sys::pg_detoast_datum_slice(
+            datum.cast_mut_ptr(),
+            0,
+            format::HEADER_LEN as i32,
+        );
+        let len = pgrx::varlena::varsize_any_exhdr(slice);
+        let data = pgrx::varlena::vardata_any(slice).cast::<u8>();
+        std::slice::from_raw_parts(data, len).to_vec()
+    };
+    format::entry_count(&header).unwrap_or_else(|e| corrupted(e)) as i64
+}
+
+#[pg_extern(sql = false)]
+fn collection_append(lump: &[u8], entries: JsonbArg) -> Vec<u8> {
+    let mut extra = Builder::new();
+    push_jsonb(&mut extra, &entries);
+    if extra.is_empty() {
+        return lump.to_vec();
+    }
+    concat_or_raise(format::append(lump, &extra))
+}
+
+#[pg_extern(sql = false)]
+fn collection_merge(a: &[u8], b: &[u8]) -> Vec<u8> {
+    concat_or_raise(format::concat(a, b))
+}
+
+// ---- collection_agg(jsonb): a parallel aggregate with an `internal` Builder state ----
+
+/// The memory context that outlives the aggregate's rows: states must live there.
+fn aggregate_context(fcinfo: pg_sys::FunctionCallInfo, function: &str) -> pg_sys::MemoryContext {
+    let mut context: pg_sys::MemoryContext = std::ptr::null_mut();
+    // SAFETY: AggCheckCallContext only inspects fcinfo's context node.
+    let kind = unsafe { pg_sys::AggCheckCallContext(fcinfo, &mut context) };
+    if kind == 0 {
+        raise(
+            PgSqlErrorCode::ERRCODE_FEATURE_NOT_SUPPORTED,
+            format!("{function} called in non-aggregate context"),
+            None,
+        );
+    }
+    context
+}
+
+/// A Builder owned by `context`: dropped (its Rust buffers freed) when the context goes.
+fn state_in(context: pg_sys::MemoryContext, builder: Builder) -> Internal {
+    let ptr = PgMemoryContexts::For(context).leak_and_drop_on_delete(builder);
+    Internal::from(Some(pg_sys::Datum::from(ptr)))
+}
+
+#[pg_extern(sql = false)]
+fn collection_agg_trans(
+    mut state: Internal,
+    value: Option<JsonbArg>,
+    fcinfo: pg_sys::FunctionCallInfo,
+) -> Internal {
+    if !state.initialized() {
+        state = state_in(aggregate_context(fcinfo, "collection_agg_trans"), Builder::new());
+    }
+    // SAFETY: every state of this aggregate is a Builder made by `state_in`.
+    let builder = unsafe { state.get_mut::<Builder>() }.expect("state is initialized");
+    match value {
+        // Like jsonb_agg: a SQL NULL becomes a JSON null entry, so no row goes missing.
+        None => push_or_raise(builder, b"null"),
+        Some(value) => push_or_raise(builder, value.to_text().to_bytes()),
+    }
+    state
+}
+
+#[pg_extern(sql = false)]
+fn collection_agg_combine(
+    mut left: Internal,
+    right: Internal,
+    fcinfo: pg_sys::FunctionCallInfo,
+) -> Internal {
+    // SAFETY: both states, when present, are Builders.
+    let right_builder = unsafe { right.get::<Builder>() };
+    match (left.initialized(), right_builder) {
+        (_, None) => left,
+        // The right state may live in a shorter-lived context (deserialized per row): copy it.
+        (false, Some(r)) => state_in(aggregate_context(fcinfo, "collection_agg_combine"), r.clone()),
+        (true, Some(r)) => {
+            let l = unsafe { left.get_mut::<Builder>() }.expect("state is initialized");
+            l.append(r).unwrap_or_else(|e| too_large(e));
+            left
+        }
+    }
+}
+
+#[pg_extern(sql = false)]
+fn collection_agg_serialize(state: Internal) -> Vec<u8> {
+    // SAFETY: declared STRICT; the state is a Builder.
+    unsafe { state.get::<Builder>() }
+        .expect("serialize is strict")
+        .to_state_bytes()
+}
+
+#[pg_extern(sql = false)]
+fn collection_agg_deserialize(bytes: &[u8], _unused: Internal) -> Internal {
+    let builder = Builder::from_state_bytes(bytes).unwrap_or_else(|e| {
+        raise(
+            PgSqlErrorCode::ERRCODE_INVALID_BINARY_REPRESENTATION,
+            format!("invalid collection_agg partial state: {e}"),
+            None,
+        )
+    });
+    // SAFETY: the current context is where Postgres expects a deserialized state to live.
+    state_in(unsafe { pg_sys::CurrentMemoryContext }, builder)
+}
+
+#[pg_extern(sql = false)]
+fn collection_agg_final(state: Internal) -> Option<Vec<u8>> {
+    // SAFETY: the state, when present, is a Builder.
+    unsafe { state.get::<Builder>() }.map(Builder::finish)
+}
