@@ -43,15 +43,15 @@ CREATE FUNCTION collect.entry_count(c collect.collection) RETURNS bigint
 COMMENT ON FUNCTION collect.entry_count(collect.collection) IS
     'How many entries, read from the header without decompressing';
 
-CREATE FUNCTION collect.append(c collect.collection, entries jsonb) RETURNS collect.collection
+CREATE FUNCTION collect.collection_append(c collect.collection, entries jsonb) RETURNS collect.collection
     IMMUTABLE STRICT PARALLEL SAFE LANGUAGE c AS 'MODULE_PATHNAME', 'collection_append_wrapper';
-COMMENT ON FUNCTION collect.append(collect.collection, jsonb) IS
+COMMENT ON FUNCTION collect.collection_append(collect.collection, jsonb) IS
     'c with one entry appended, or each element of a JSON array; the existing compressed bytes are copied, not decompressed';
 
 CREATE OPERATOR collect.|| (
     LEFTARG = collect.collection,
     RIGHTARG = jsonb,
-    FUNCTION = collect.append
+    FUNCTION = collect.collection_append
 );
 
 CREATE FUNCTION collect.merge(a collect.collection, b collect.collection) RETURNS collect.collection

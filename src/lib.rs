@@ -13,20 +13,6 @@ pub mod lump;
 
 extension_sql_file!("../sql/collection.sql", name = "collection");
 
-#[cfg(any(test, feature = "pg_test"))]
-#[pg_schema]
-mod tests {
-    use pgrx::prelude::*;
-
-    #[pg_test]
-    fn collection_round_trips_through_text() {
-        let out = Spi::get_one::<String>(
-            r#"SELECT '[{"a":1}, 2, "x", null, [1,2]]'::collect.collection::text"#,
-        );
-        assert_eq!(out, Ok(Some(r#"[{"a": 1}, 2, "x", null, [1, 2]]"#.to_string())));
-    }
-}
-
 /// Required by `cargo pgrx test`.
 #[cfg(test)]
 pub mod pg_test {

@@ -98,7 +98,11 @@ fn collection_in(input: &CStr) -> Vec<u8> {
             PgSqlErrorCode::ERRCODE_INVALID_TEXT_REPRESENTATION,
             format!("malformed {TYPE_NAME} literal: \"{shown}\""),
             "A collection is written as a JSON array of entries.".into(),
-            Some("Wrap a single entry in brackets, for example '[{\"a\": 1}]'.".into()),
+            Some(
+                "Wrap a single entry in brackets, as in '[{\"a\": 1}]', or build it with \
+                 collect.collection('{\"a\": 1}'::jsonb)."
+                    .into(),
+            ),
         );
     }
     let mut builder = Builder::new();
@@ -298,4 +302,73 @@ fn collection_agg_deserialize(bytes: &[u8], _unused: Internal) -> Internal {
 fn collection_agg_final(state: Internal) -> Option<Vec<u8>> {
     // SAFETY: the state, when present, is a Builder.
     unsafe { state.get::<Builder>() }.map(Builder::finish)
+}
+
+#[cfg(any(test, feature = "pg_test"))]
+#[pg_schema]
+mod tests {
+    use pgrx::pg_sys::panic::CaughtError;
+    use pgrx::prelude::*;
+
+    use super::*;
+
+    /// Runs `f`, which must raise an ERROR, and returns its SQLSTATE and message.
+    fn error_of(f: impl FnOnce() + std::panic::UnwindSafe) -> (PgSqlErrorCode, String) {
+        PgTryBuilder::new(|| {
+            f();
+            panic!("expected an ERROR");
+        })
+        .catch_others(|e| match e {
+            CaughtError::PostgresError(r) | CaughtError::ErrorReport(r) => {
+                (r.sql_error_code(), r.message().to_string())
+            }
+            CaughtError::RustPanic { ereport, .. } => {
+                (ereport.sql_error_code(), ereport.message().to_string())
+            }
+        })
+        .execute()
+    }
+
+    fn stored(literal: &str) -> Vec<u8> {
+        let mut b = Builder::new();
+        for e in literal.split(',') {
+            b.push(e.as_bytes()).unwrap();
+        }
+        b.finish()
+    }
+
+    /// A damaged value on disk (its CRC or header no longer match) is reported as
+    /// data_corrupted by every reader, never trusted and never a crash.
+    #[pg_test]
+    fn damaged_stored_values_raise_data_corrupted() {
+        let good = stored("1,2,3");
+        let mut crc = good.clone();
+        let at = crc.len() - 8;
+        crc[at] ^= 1;
+        let mut count = good.clone();
+        count[4] = 9;
+        let truncated = good[..good.len() - 3].to_vec();
+        for bad in [crc, count, truncated] {
+            for reader in [
+                (|b: Vec<u8>| drop(collection_out(&b))) as fn(Vec<u8>),
+                |b| drop(collection_to_jsonb(&b)),
+                |b| drop(collection_entries(&b).count()),
+            ] {
+                let b = bad.clone();
+                let (code, message) = error_of(move || reader(b));
+                assert_eq!(code, PgSqlErrorCode::ERRCODE_DATA_CORRUPTED, "{message}");
+                assert!(message.starts_with("collect.collection value is corrupted"), "{message}");
+            }
+        }
+        let (code, _) = error_of(|| drop(collection_merge(&good[..5], &good)));
+        assert_eq!(code, PgSqlErrorCode::ERRCODE_DATA_CORRUPTED);
+    }
+
+    #[pg_test]
+    fn appended_values_are_read_back_in_order() {
+        let value = Spi::get_one::<String>(
+            "SELECT collect.collection_append(collect.collection_append('[1]', '[2, 3]'), '{\"x\": [4]}')::text",
+        );
+        assert_eq!(value, Ok(Some(r#"[1, 2, 3, {"x": [4]}]"#.to_string())));
+    }
 }

@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Runs every test: pure-core unit tests and #[pg_test]s (cargo pgrx test), the pg_regress
+# suites, and the multi-connection integration tests, against a fresh cluster of its own.
+# Every suite runs even if an earlier one fails; the exit status is non-zero if any failed.
+set -uo pipefail
+source "$(dirname "$0")/common.sh"
+cd "$REPO"
+"$REPO/scripts/setup.sh" || exit 1
+
+passed=0 failed=0 failures=()
+suite() { # suite NAME COMMAND...
+  echo; echo "=== $1"
+  if "${@:2}"; then passed=$((passed + 1)); else failed=$((failed + 1)); failures+=("$1"); fi
+}
+
+unit_and_pg_tests() {
+  cargo pgrx test "pg$PG_MAJOR" --runas "$DB_USER" --pgdata "$(data_dir pgrx-test)"
+}
+
+regress() {
+  local out="$REPO/target/regress"
+  rm -rf "$out"; mkdir -p "$out"
+  local suites; suites=$(cd tests/pg_regress/sql && ls *.sql | sed 's/\.sql$//' | sort)
+  "$PG_REGRESS" --bindir="$PG_BIN" --host=127.0.0.1 --port="$TEST_PORT" --user="$DB_USER" \
+    --inputdir=tests/pg_regress --outputdir="$out" --dbname=pg_collect_regress \
+    --load-extension=pg_collect $suites
+  local rc=$?
+  [ $rc -eq 0 ] || { [ -f "$out/regression.diffs" ] && cat "$out/regression.diffs"; }
+  return $rc
+}
+
+integration() {
+  PG_COLLECT_TEST_PORT=$TEST_PORT PG_COLLECT_DB_USER=$DB_USER PG_BIN=$PG_BIN \
+    cargo test --features integration --test integration -- --test-threads=1
+}
+
+suite "unit and pg_test" unit_and_pg_tests
+# The pg_test build above carries test-only functions: install the plain build for the rest.
+suite "install" install_extension
+suite "test cluster" "$REPO/scripts/cluster.sh" fresh test "$TEST_PORT"
+suite "pg_regress" regress
+suite "integration" integration
+"$REPO/scripts/cluster.sh" stop test "$TEST_PORT"
+
+echo
+[ $failed -eq 0 ] || echo "failed suites: ${failures[*]}"
+echo "suites: $passed passed, $failed failed"
+[ $failed -eq 0 ]

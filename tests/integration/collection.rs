@@ -1,0 +1,231 @@
+//! The collect.collection type across connections, dumps and the binary protocol.
+
+use std::error::Error;
+use std::io::{Read, Write};
+use std::process::Command;
+use std::thread;
+
+use postgres::types::{to_sql_checked, IsNull, ToSql, Type};
+
+use crate::{connect, db_user, fresh_database, pg_bin, port, sqlstate};
+
+/// Bytes sent as a binary parameter, so the server runs collection_recv on them.
+#[derive(Debug)]
+struct RawBinary(Vec<u8>);
+
+impl ToSql for RawBinary {
+    fn to_sql(&self, _: &Type, out: &mut postgres::types::private::BytesMut) -> Result<IsNull, Box<dyn Error + Sync + Send>> {
+        out.extend_from_slice(&self.0);
+        Ok(IsNull::No)
+    }
+    fn accepts(_: &Type) -> bool {
+        true
+    }
+    to_sql_checked!();
+}
+
+/// Reads a value's binary form (collection_send) back as bytes.
+fn binary_of(client: &mut postgres::Client, literal: &str) -> Vec<u8> {
+    let mut bytes = Vec::new();
+    client
+        .copy_out(&format!(
+            "COPY (SELECT '{literal}'::collect.collection) TO STDOUT (FORMAT binary)"
+        ))
+        .unwrap()
+        .read_to_end(&mut bytes)
+        .unwrap();
+    // COPY BINARY: 11-byte signature, flags, extension length, then per row a field count
+    // (i16) and per field a length (i32) and the bytes.
+    let field_len = i32::from_be_bytes(bytes[21..25].try_into().unwrap()) as usize;
+    bytes[25..25 + field_len].to_vec()
+}
+
+#[test]
+fn pg_dump_and_pg_restore_round_trip_collections() {
+    let source = fresh_database("dump_src");
+    let target = fresh_database("dump_dst");
+    let mut src = connect(&source);
+    src.batch_execute(
+        r#"
+        CREATE TABLE lumps (id int PRIMARY KEY, c collect.collection);
+        INSERT INTO lumps VALUES
+            (1, '[]'),
+            (2, '[{"a": 1}, "two", 3.5, null, [true, false]]'),
+            (3, collect.collection_append('[1]', '[2, 3]')),
+            (4, (SELECT collect.collection_agg(jsonb_build_object('n', g, 's', repeat('x', g % 50)) ORDER BY g)
+                 FROM generate_series(1, 20000) g));
+        "#,
+    )
+    .unwrap();
+    let dump = format!("{}/target/it-{source}.dump", env!("CARGO_MANIFEST_DIR"));
+    let status = Command::new(pg_bin("pg_dump"))
+        .args(["-h", "127.0.0.1", "-p", &port(), "-U", &db_user(), "-Fc", "-t", "lumps", "-f", &dump, &source])
+        .status()
+        .unwrap();
+    assert!(status.success(), "pg_dump failed");
+    let status = Command::new(pg_bin("pg_restore"))
+        .args(["-h", "127.0.0.1", "-p", &port(), "-U", &db_user(), "-d", &target, "--exit-on-error", &dump])
+        .status()
+        .unwrap();
+    assert!(status.success(), "pg_restore failed");
+    std::fs::remove_file(&dump).ok();
+
+    let query = "SELECT id, c::text, collect.entry_count(c) FROM lumps ORDER BY id";
+    let rows = |db: &str| -> Vec<(i32, String, i64)> {
+        connect(db)
+            .query(query, &[])
+            .unwrap()
+            .iter()
+            .map(|r| (r.get(0), r.get(1), r.get(2)))
+            .collect()
+    };
+    let before = rows(&source);
+    let after = rows(&target);
+    assert_eq!(before.len(), 4);
+    assert_eq!(before[3].2, 20000);
+    assert_eq!(before, after);
+}
+
+#[test]
+fn copy_binary_round_trips_without_reencoding() {
+    let db = fresh_database("copy_bin");
+    let mut client = connect(&db);
+    client
+        .batch_execute(
+            r#"
+            CREATE TABLE a (c collect.collection);
+            CREATE TABLE b (c collect.collection);
+            INSERT INTO a SELECT collect.collection_agg(jsonb_build_object('g', g) ORDER BY g)
+                FROM generate_series(1, 1000) g GROUP BY g % 7;
+            INSERT INTO a VALUES ('[]'), (collect.merge('[1]', '[2]'));
+            "#,
+        )
+        .unwrap();
+    let mut data = Vec::new();
+    client
+        .copy_out("COPY a TO STDOUT (FORMAT binary)")
+        .unwrap()
+        .read_to_end(&mut data)
+        .unwrap();
+    let mut writer = client.copy_in("COPY b FROM STDIN (FORMAT binary)").unwrap();
+    writer.write_all(&data).unwrap();
+    writer.finish().unwrap();
+    let diff: i64 = client
+        .query_one(
+            "SELECT count(*) FROM (SELECT c::text FROM a EXCEPT ALL SELECT c::text FROM b) d",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(diff, 0);
+    let same_bytes: bool = client
+        .query_one(
+            "SELECT (SELECT array_agg(collect.collection_send(c) ORDER BY c::text) FROM a)
+                  = (SELECT array_agg(collect.collection_send(c) ORDER BY c::text) FROM b)",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert!(same_bytes, "binary COPY must carry the stored lump unchanged");
+}
+
+#[test]
+fn binary_input_is_validated_and_never_crashes() {
+    let db = fresh_database("recv");
+    let mut client = connect(&db);
+    let good = binary_of(&mut client, r#"[{"a": 1}, {"a": 2}, {"a": 3}]"#);
+    let count: i64 = client
+        .query_one("SELECT collect.entry_count($1::collect.collection)", &[&RawBinary(good.clone())])
+        .unwrap()
+        .get(0);
+    assert_eq!(count, 3);
+
+    let mut bad_cases: Vec<(&str, Vec<u8>)> = vec![
+        ("empty", vec![]),
+        ("short header", good[..7].to_vec()),
+        ("truncated payload", good[..good.len() - 5].to_vec()),
+        ("garbage", b"this is not a lump at all".to_vec()),
+    ];
+    let mut v = good.clone();
+    v[0] = 42;
+    bad_cases.push(("unknown version", v));
+    let mut v = good.clone();
+    v[4] = 9;
+    bad_cases.push(("count lies", v));
+    let mut v = good.clone();
+    let crc = v.len() - 8;
+    v[crc] ^= 0xff;
+    bad_cases.push(("crc mismatch", v));
+    // A well-framed lump whose entry is not JSON: build the gzip member by hand.
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gz.write_all(b"{not json\n").unwrap();
+    let payload = gz.finish().unwrap();
+    let mut v = vec![1, 0, 0, 0, 1, 0, 0, 0, 10, 0, 0, 0];
+    v.extend_from_slice(&payload);
+    bad_cases.push(("entry is not json", v));
+
+    for (what, bytes) in bad_cases {
+        let err = client
+            .query_one("SELECT collect.entry_count($1::collect.collection)", &[&RawBinary(bytes)])
+            .expect_err(what);
+        assert_eq!(sqlstate(&err), "22P03", "{what}: {err}");
+        // The backend survived and the connection is usable.
+        let one: i32 = client.query_one("SELECT 1", &[]).unwrap().get(0);
+        assert_eq!(one, 1, "{what}");
+    }
+}
+
+#[test]
+fn concurrent_appends_to_one_value_lose_nothing() {
+    let db = fresh_database("concurrent");
+    connect(&db)
+        .batch_execute("CREATE TABLE doc (id int PRIMARY KEY, c collect.collection); INSERT INTO doc VALUES (1, '[]')")
+        .unwrap();
+    const CLIENTS: i32 = 8;
+    const APPENDS: i32 = 100;
+    let handles: Vec<_> = (0..CLIENTS)
+        .map(|client_id| {
+            let db = db.clone();
+            thread::spawn(move || {
+                let mut client = connect(&db);
+                for n in 0..APPENDS {
+                    client
+                        .execute(
+                            "UPDATE doc SET c = collect.collection_append(c, jsonb_build_object('client', $1::int, 'n', $2::int)) WHERE id = 1",
+                            &[&client_id, &n],
+                        )
+                        .unwrap();
+                    // Readers run alongside the writers.
+                    let _: i64 = client
+                        .query_one("SELECT collect.entry_count(c) FROM doc WHERE id = 1", &[])
+                        .unwrap()
+                        .get(0);
+                }
+            })
+        })
+        .collect();
+    for h in handles {
+        h.join().expect("client thread failed");
+    }
+    let mut client = connect(&db);
+    let row = client
+        .query_one(
+            "SELECT collect.entry_count(c), (SELECT count(DISTINCT e) FROM collect.entries(c) e) FROM doc",
+            &[],
+        )
+        .unwrap();
+    let (count, distinct): (i64, i64) = (row.get(0), row.get(1));
+    assert_eq!(count, (CLIENTS * APPENDS) as i64);
+    assert_eq!(distinct, (CLIENTS * APPENDS) as i64);
+    // Each client's entries stay in the order that client appended them.
+    let ordered: bool = client
+        .query_one(
+            "SELECT bool_and(ok) FROM (
+                SELECT (e->>'n')::int > coalesce(lag((e->>'n')::int) OVER (PARTITION BY e->>'client' ORDER BY ord), -1) AS ok
+                FROM doc, collect.entries(c) WITH ORDINALITY AS x(e, ord)) s",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert!(ordered);
+}

@@ -1,0 +1,50 @@
+//! Multi-connection integration tests. `make test` starts a cluster and runs these with
+//! PG_COLLECT_TEST_PORT, PG_COLLECT_DB_USER and PG_BIN set; without them they fail, not skip.
+
+mod collection;
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use postgres::{Client, NoTls};
+
+fn env(name: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| {
+        panic!("{name} is not set: run these tests with `make test`, which starts their cluster")
+    })
+}
+
+pub fn port() -> String {
+    env("PG_COLLECT_TEST_PORT")
+}
+
+pub fn db_user() -> String {
+    env("PG_COLLECT_DB_USER")
+}
+
+pub fn pg_bin(tool: &str) -> String {
+    format!("{}/{tool}", env("PG_BIN"))
+}
+
+pub fn connect(db: &str) -> Client {
+    let dsn = format!("host=127.0.0.1 port={} user={} dbname={db}", port(), db_user());
+    Client::connect(&dsn, NoTls).unwrap_or_else(|e| panic!("connecting to {dsn}: {e}"))
+}
+
+/// A new database with the extension, unique to the calling test.
+pub fn fresh_database(prefix: &str) -> String {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    let name = format!("it_{prefix}_{}_{}", std::process::id(), NEXT.fetch_add(1, Ordering::SeqCst));
+    let mut admin = connect("postgres");
+    admin.batch_execute(&format!("DROP DATABASE IF EXISTS {name}")).unwrap();
+    admin.batch_execute(&format!("CREATE DATABASE {name}")).unwrap();
+    connect(&name)
+        .batch_execute("CREATE EXTENSION pg_collect")
+        .unwrap();
+    name
+}
+
+pub fn sqlstate(err: &postgres::Error) -> String {
+    err.code()
+        .map(|c| c.code().to_string())
+        .unwrap_or_else(|| format!("no SQLSTATE: {err}"))
+}
