@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Runs the benchmark harness on a fresh cluster of its own and writes target/bench/report.md:
+# medians of several runs, each variant against a baseline measured in the same run.
+# `scripts/bench.sh collection` runs only bench/collection.sql.
+set -euo pipefail
+source "$(dirname "$0")/common.sh"
+cd "$REPO"
+"$REPO/scripts/setup.sh"
+install_extension --release
+"$REPO/scripts/cluster.sh" fresh bench "$BENCH_PORT"
+trap '"$REPO/scripts/cluster.sh" stop bench "$BENCH_PORT"' EXIT
+
+psql_at "$BENCH_PORT" postgres -c "CREATE DATABASE pg_collect_bench"
+psql_at "$BENCH_PORT" pg_collect_bench -c "CREATE EXTENSION pg_collect" -f bench/harness.sql
+if [ $# -gt 0 ]; then files=("${@/#/bench/}"); files=("${files[@]/%/.sql}");
+else files=($(ls bench/*.sql | grep -v harness.sql | sort)); fi
+for f in "${files[@]}"; do
+  echo "bench: $f"
+  psql_at "$BENCH_PORT" pg_collect_bench -f "$f" >/dev/null
+done
+
+mkdir -p target/bench
+{
+  echo "# pg_collect benchmarks"
+  echo
+  echo "$(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores, PostgreSQL $("$PG_CONFIG" --version | cut -d' ' -f2), release build."
+  echo "Each row is the median of its runs; ratio = median / the baseline's median (the first row of each benchmark),"
+  echo "so below 1 means less time or fewer bytes than the baseline."
+  echo
+  echo "| benchmark | variant | runs | median | per second | ratio to baseline |"
+  echo "|---|---|---:|---:|---:|---:|"
+  psql_at "$BENCH_PORT" pg_collect_bench -At -F '|' -c "
+    SELECT '', benchmark, replace(variant, '|', '\\|') || CASE WHEN is_baseline THEN ' (baseline)' ELSE '' END, runs,
+           CASE unit WHEN 'ms' THEN round(median::numeric, 2) || ' ms' ELSE round(median) || ' ' || unit END,
+           CASE WHEN unit = 'ms' AND items IS NOT NULL
+                THEN to_char(items / (median / 1000), 'FM999,999,999,990') || '/s' ELSE '' END,
+           round(ratio_to_baseline::numeric, 3), ''
+    FROM bench.report ORDER BY ord, NOT is_baseline, variant"
+} > target/bench/report.md
+cat target/bench/report.md
