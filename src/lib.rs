@@ -7,9 +7,12 @@ use pgrx::prelude::*;
 
 ::pgrx::pg_module_magic!(name, version);
 
+pub mod collection;
 mod errors;
 mod jsonb;
 pub mod lump;
+#[cfg(test)]
+mod testing;
 
 extension_sql_file!("../sql/collection.sql", name = "collection");
 

@@ -388,6 +388,7 @@ pub fn append(lump: &[u8], extra: &Builder) -> Result<Vec<u8>, ConcatError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testing::XorShift;
 
     fn build(entries: &[&str]) -> Builder {
         let mut b = Builder::new();
@@ -550,21 +551,6 @@ mod tests {
             concat(&bytes, &build(&["1"]).finish()),
             Err(ConcatError::TooLarge(_))
         ));
-    }
-
-    /// Small deterministic generator, so the fuzz test below needs no extra crate and every
-    /// failure reproduces from its seed.
-    struct XorShift(u64);
-    impl XorShift {
-        fn next(&mut self) -> u64 {
-            self.0 ^= self.0 << 13;
-            self.0 ^= self.0 >> 7;
-            self.0 ^= self.0 << 17;
-            self.0
-        }
-        fn below(&mut self, n: usize) -> usize {
-            (self.next() % n as u64) as usize
-        }
     }
 
     /// Mutation fuzzing of the decoder: bit flips, byte overwrites, truncations, splices and
