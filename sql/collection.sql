@@ -1,6 +1,10 @@
 -- collect.collection: an immutable, ordered lump of JSON entries, gzip-compressed behind a
 -- small versioned header (see src/lump/format.rs). The C functions are in src/lump/collection_type.rs.
 
+-- Everything in the schema is for everybody to use; privileges on the tables users create
+-- through pg_collect are theirs to grant.
+GRANT USAGE ON SCHEMA collect TO PUBLIC;
+
 CREATE TYPE collect.collection;
 
 CREATE FUNCTION collect.collection_in(cstring) RETURNS collect.collection

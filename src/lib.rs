@@ -15,6 +15,7 @@ pub mod lump;
 mod testing;
 
 extension_sql_file!("../sql/collection.sql", name = "collection");
+extension_sql_file!("../sql/collections.sql", name = "collections", requires = ["collection"]);
 
 /// Required by `cargo pgrx test`.
 #[cfg(test)]

@@ -3,3 +3,4 @@
 
 pub mod pipeline;
 pub mod time;
+pub mod sql;

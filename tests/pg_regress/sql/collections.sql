@@ -1,0 +1,136 @@
+-- Append-only collections with read-time reducers (Rocket Fuel's Blackbird).
+-- A collection stores each append as one small row; a pipeline of reducers runs when a key
+-- is read; normalization folds appended entries into a compressed base per key.
+\set SHOW_CONTEXT never
+
+-- Recipe 1, SegmentSet: keep the latest entry per segment, at most 1000 segments, newest first.
+SELECT collect.create_collection('segment_sets', 'bigint',
+    read => '[{"latest_by": "segment"}, {"limit": 1000}, {"order_by": "$seq", "desc": true}]');
+SELECT collect.append('segment_sets', 42, '{"segment": "sports", "score": 0.2}');
+SELECT collect.append('segment_sets', 42, '{"segment": "news", "score": 0.5}');
+SELECT collect.append_many('segment_sets', 42,
+    '[{"segment": "sports", "score": 0.9}, {"segment": "cars", "score": 0.1}]');
+SELECT collect.read('segment_sets', 42);
+SELECT * FROM collect.read_entries('segment_sets', 42);
+SELECT collect.read('segment_sets', 7) AS never_written;
+
+-- Appends are rows in segment_sets_pending; normalization folds them into segment_sets_base.
+SELECT count(*) AS pending FROM segment_sets_pending;
+SELECT s - 'ms' AS summary FROM collect.normalize('segment_sets') s;
+SELECT count(*) AS pending_after FROM segment_sets_pending;
+SELECT key, collect.entry_count(entries) FROM segment_sets_base;
+-- Reads return the same as before the fold; new appends join the folded base.
+SELECT collect.read('segment_sets', 42);
+SELECT collect.append('segment_sets', 42, '{"segment": "news", "score": 0.7}') > 0 AS appended;
+SELECT collect.read('segment_sets', 42);
+SELECT key, jsonb_array_length(entries) FROM collect.read_many('segment_sets', ARRAY[42, 7, 42]);
+
+-- Recipe 2, Transient Counters: increments and decrements per counter, counters untouched
+-- for an hour expire, at most 1000 counters. Normalization levels apply the same steps.
+SELECT collect.create_collection('counters', 'text',
+    read => '[{"sum_by": "counter", "value": "delta", "drop_zero": true}, {"expire": "1 hour"}, {"limit": 1000}]',
+    "normalize" => '{"daily": [{"sum_by": "counter", "value": "delta", "drop_zero": true}, {"expire": "1 hour"}, {"limit": 1000}]}');
+SELECT collect.append_many('counters', 'page:home', '[
+    {"counter": "views", "delta": 3}, {"counter": "likes", "delta": 1},
+    {"counter": "views", "delta": 2}, {"counter": "likes", "delta": -1},
+    {"counter": "shares", "delta": 1}]');
+SELECT collect.read('counters', 'page:home');
+-- Pretend the shares happened two hours ago: that counter has expired.
+UPDATE counters_pending SET at = now() - interval '2 hours' WHERE entry->>'counter' = 'shares';
+SELECT collect.read('counters', 'page:home');
+SELECT s->'entries_in' AS entries_in, s->'entries_out' AS entries_out
+FROM collect.normalize('counters', 'daily') s;
+SELECT collect.read('counters', 'page:home');
+
+-- The other steps.
+SELECT collect.create_collection('scores', 'uuid',
+    read => '[{"where": {"game": "chess", "score": {"gte": 10}}}, {"limit": 2, "by": "score"}, {"order_by": "score", "desc": true}]');
+SELECT collect.append_many('scores', '8a3b0c6e-1d2f-4e5a-9b7c-0d1e2f3a4b5c', '[
+    {"game": "chess", "score": 12}, {"game": "go", "score": 50}, {"game": "chess", "score": 9},
+    {"game": "chess", "score": 30}, {"game": "chess", "score": 18}]');
+SELECT collect.read('scores', '8a3b0c6e-1d2f-4e5a-9b7c-0d1e2f3a4b5c'::uuid);
+
+-- A custom reducer: any function (jsonb) -> jsonb over the array of entries.
+CREATE FUNCTION top_scorer(entries jsonb) RETURNS jsonb LANGUAGE sql AS $$
+    SELECT coalesce(jsonb_agg(e ORDER BY (e->>'score')::numeric DESC), '[]') FROM (
+        SELECT e FROM jsonb_array_elements(entries) e ORDER BY (e->>'score')::numeric DESC LIMIT 1) s
+$$;
+SELECT collect.create_collection('best', read => '[{"sql": "public.top_scorer"}]');
+SELECT collect.append_many('best', 'k', '[{"score": 1}, {"score": 7}, {"score": 3}]');
+SELECT collect.read('best', 'k');
+
+-- What exists: collect.collections.
+SELECT name, key_type, keys, pending_entries, base_bytes > 0 AS has_base
+FROM collect.collections ORDER BY name;
+
+-- Errors name the culprit, with the SQLSTATE shown after each.
+SELECT collect.create_collection('bad', read => '[{"limit": 0}]');
+\echo :LAST_ERROR_SQLSTATE
+SELECT collect.create_collection('bad', read => '[{"latest_by": "a"}, {"teleport": true}]');
+\echo :LAST_ERROR_SQLSTATE
+SELECT collect.create_collection('bad', read => '[{"expire": "fortnight-ish"}]');
+\echo :LAST_ERROR_SQLSTATE
+SELECT collect.create_collection('bad', read => '[{"order_by": "a"}, {"limit": 5}]');
+\echo :LAST_ERROR_SQLSTATE
+SELECT collect.create_collection('bad', "normalize" => '{"daily": [{"sum_by": "k"}]}');
+\echo :LAST_ERROR_SQLSTATE
+SELECT collect.create_collection('bad', read => '[{"sql": "public.no_such_function"}]');
+\echo :LAST_ERROR_SQLSTATE
+SELECT collect.create_collection('Bad Name');
+\echo :LAST_ERROR_SQLSTATE
+SELECT collect.create_collection('bad', 'numeric');
+\echo :LAST_ERROR_SQLSTATE
+SELECT collect.create_collection('segment_sets');
+\echo :LAST_ERROR_SQLSTATE
+SELECT collect.append('no_such_collection', 'k', '{}');
+\echo :LAST_ERROR_SQLSTATE
+SELECT collect.read('no_such_collection', 'k');
+\echo :LAST_ERROR_SQLSTATE
+SELECT collect.append('segment_sets', 'not a number', '{}');
+\echo :LAST_ERROR_SQLSTATE
+SELECT collect.append('segment_sets', 1, NULL);
+\echo :LAST_ERROR_SQLSTATE
+SELECT collect.append_many('segment_sets', 1, '{"not": "an array"}');
+\echo :LAST_ERROR_SQLSTATE
+SELECT collect.normalize('segment_sets', max_keys => 0);
+\echo :LAST_ERROR_SQLSTATE
+SELECT collect.drop_collection('no_such_collection');
+\echo :LAST_ERROR_SQLSTATE
+SELECT count(*) AS nothing_was_created FROM collect.collection_defs WHERE name = 'bad';
+
+-- Custom reducers run with the caller's privileges.
+SET client_min_messages = warning;
+DROP ROLE IF EXISTS collect_regress_owner;
+DROP ROLE IF EXISTS collect_regress_reader;
+RESET client_min_messages;
+CREATE ROLE collect_regress_owner;
+CREATE ROLE collect_regress_reader;
+GRANT CREATE ON SCHEMA public TO collect_regress_owner;
+CREATE FUNCTION private_reducer(entries jsonb) RETURNS jsonb LANGUAGE sql AS $$ SELECT entries $$;
+REVOKE EXECUTE ON FUNCTION private_reducer(jsonb) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION private_reducer(jsonb) TO collect_regress_owner;
+SET ROLE collect_regress_owner;
+SELECT collect.create_collection('owned', read => '[{"sql": "public.private_reducer"}]');
+SELECT collect.append('owned', 'k', '{"x": 1}');
+SELECT collect.read('owned', 'k');
+SELECT tableowner FROM pg_tables WHERE tablename IN ('owned_pending', 'owned_base');
+GRANT SELECT ON owned_pending, owned_base TO collect_regress_reader;
+SET ROLE collect_regress_reader;
+SELECT collect.read('owned', 'k');
+\echo :LAST_ERROR_SQLSTATE
+-- Only the owner may drop it.
+SELECT collect.drop_collection('owned');
+\echo :LAST_ERROR_SQLSTATE
+RESET ROLE;
+SET ROLE collect_regress_owner;
+SELECT collect.drop_collection('owned');
+RESET ROLE;
+DROP FUNCTION private_reducer(jsonb);
+REVOKE CREATE ON SCHEMA public FROM collect_regress_owner;
+DROP ROLE collect_regress_owner;
+DROP ROLE collect_regress_reader;
+
+-- Dropping a collection removes its tables and its definition.
+SELECT collect.drop_collection('best');
+SELECT to_regclass('best_pending') IS NULL AS tables_gone,
+       NOT EXISTS (SELECT FROM collect.collection_defs WHERE name = 'best') AS definition_gone;
