@@ -53,3 +53,24 @@ SELECT m.benchmark, m.variant, m.is_baseline, m.runs, m.unit, m.median, m.items,
        m.median / nullif(b.median, 0) AS ratio_to_baseline,
        b.first_id AS ord
 FROM medians m JOIN medians b ON b.benchmark = m.benchmark AND b.is_baseline;
+
+-- WAL bytes one statement writes, each statement committed on its own (as appends are),
+-- averaged over `statements` per run; `$1` in the SQL is the statement's number.
+CREATE PROCEDURE bench.wal_per_statement(benchmark text, variant text, is_baseline boolean,
+                                         sql text, statements int, runs int)
+LANGUAGE plpgsql AS $$
+DECLARE
+    start_lsn pg_lsn;
+BEGIN
+    FOR r IN 1 .. runs LOOP
+        start_lsn := pg_current_wal_insert_lsn();
+        FOR i IN 1 .. statements LOOP
+            EXECUTE sql USING i;
+            COMMIT;
+        END LOOP;
+        INSERT INTO bench.results (benchmark, variant, is_baseline, run, value, unit)
+        VALUES (benchmark, variant, is_baseline, r,
+                pg_wal_lsn_diff(pg_current_wal_insert_lsn(), start_lsn) / statements, 'WAL bytes');
+        COMMIT;
+    END LOOP;
+END $$;

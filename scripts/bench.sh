@@ -17,6 +17,9 @@ else files=($(ls bench/*.sql | grep -v harness.sql | sort)); fi
 for f in "${files[@]}"; do
   echo "bench: $f"
   psql_at "$BENCH_PORT" pg_collect_bench -f "$f" >/dev/null
+  # Benchmarks needing many connections live beside it, as NAME_concurrency.sh.
+  extra="${f%.sql}_concurrency.sh"
+  if [ -f "$extra" ]; then echo "bench: $extra"; source "$extra"; fi
 done
 
 mkdir -p target/bench
@@ -24,14 +27,14 @@ mkdir -p target/bench
   echo "# pg_collect benchmarks"
   echo
   echo "$(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores, PostgreSQL $("$PG_CONFIG" --version | cut -d' ' -f2), release build."
-  echo "Each row is the median of its runs; ratio = median / the baseline's median (the first row of each benchmark),"
-  echo "so below 1 means less time or fewer bytes than the baseline."
+  echo "Each row is the median of its runs; ratio = median / the baseline's median (the first row of each benchmark):"
+  echo "below 1 means less time, fewer bytes or lower latency than the baseline; for tps, above 1 means more throughput."
   echo
   echo "| benchmark | variant | runs | median | per second | ratio to baseline |"
   echo "|---|---|---:|---:|---:|---:|"
   psql_at "$BENCH_PORT" pg_collect_bench -At -F '|' -c "
     SELECT '', benchmark, replace(variant, '|', '\\|') || CASE WHEN is_baseline THEN ' (baseline)' ELSE '' END, runs,
-           CASE unit WHEN 'ms' THEN round(median::numeric, 2) || ' ms' ELSE round(median) || ' ' || unit END,
+           CASE unit WHEN 'ms' THEN round(median::numeric, 2) || ' ms' WHEN 'ms latency' THEN round(median::numeric, 3) || ' ms' ELSE round(median) || ' ' || unit END,
            CASE WHEN unit = 'ms' AND items IS NOT NULL
                 THEN to_char(items / (median / 1000), 'FM999,999,999,990') || '/s' ELSE '' END,
            round(ratio_to_baseline::numeric, 3), ''

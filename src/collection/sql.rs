@@ -13,7 +13,7 @@
 use pgrx::datum::DatumWithOid;
 use pgrx::pg_sys::panic::CaughtError;
 use pgrx::prelude::*;
-use pgrx::{pg_sys, JsonB};
+use pgrx::{pg_sys, JsonB, PgOid};
 use serde_json::Value;
 
 use super::pipeline::{Entry, IntervalParser, Pipeline, Step};
@@ -127,31 +127,31 @@ struct Definition {
 }
 
 fn definition(name: &str) -> Definition {
-    let row = Spi::get_three_with_args::<String, JsonB, JsonB>(
-        r#"SELECT key_type::text, read, coalesce("normalize", '{}')
-             FROM collect.collection_defs WHERE name = $1"#,
-        &[name.into()],
-    );
-    let tables = Spi::get_two_with_args::<String, String>(
-        "SELECT pending_table::text, base_table::text FROM collect.collection_defs WHERE name = $1",
-        &[name.into()],
-    );
-    match (row, tables) {
-        (Ok((Some(key_type), Some(read), Some(levels))), Ok((Some(pending), Some(base)))) => Definition {
+    let found = Spi::connect(|client| {
+        let rows = client
+            .select(
+                r#"SELECT key_type::text, read, coalesce("normalize", '{}'), pending_table::text, base_table::text
+                     FROM collect.collection_defs WHERE name = $1"#,
+                Some(1),
+                &[name.into()],
+            )
+            .unwrap_or_else(|e| spi_error(e));
+        rows.into_iter().next().map(|row| Definition {
             name: name.to_string(),
-            key_type,
-            read: read.0,
-            levels: levels.0,
-            pending,
-            base,
-        },
-        (Ok(_), Ok(_)) | (Err(pgrx::spi::SpiError::InvalidPosition), _) => raise(
+            key_type: row.get(1).ok().flatten().unwrap_or_default(),
+            read: row.get::<JsonB>(2).ok().flatten().map(|j| j.0).unwrap_or_default(),
+            levels: row.get::<JsonB>(3).ok().flatten().map(|j| j.0).unwrap_or_default(),
+            pending: row.get(4).ok().flatten().unwrap_or_default(),
+            base: row.get(5).ok().flatten().unwrap_or_default(),
+        })
+    });
+    found.unwrap_or_else(|| {
+        raise(
             PgSqlErrorCode::ERRCODE_UNDEFINED_OBJECT,
             format!("collection \"{name}\" does not exist"),
             Some("Create it with collect.create_collection(name); collect.collections lists those there are.".into()),
-        ),
-        (Err(e), _) | (_, Err(e)) => spi_error(e),
-    }
+        )
+    })
 }
 
 fn now_unix_us() -> i64 {
@@ -322,81 +322,92 @@ struct FoldStats {
     keys_emptied: i64,
 }
 
-/// Folds one key's foldable pending entries into its base with `pipeline`. Holds the base
-/// row's lock (other folds of the key wait; appends and reads never do).
-fn fold_key(def: &Definition, pipeline: &Pipeline, key: &str, horizon: &str, level: &str, lump_oid: pg_sys::Oid, stats: &mut FoldStats) {
+/// Folds each key's foldable pending entries into its base with `pipeline`, one key at a
+/// time, with statements prepared once per pass. A key's base row stays locked until the
+/// pass commits: other folds of that key wait, appends and reads never do.
+fn fold_keys(def: &Definition, pipeline: &Pipeline, keys: &[String], horizon: &str, level: &str, stats: &mut FoldStats) {
     let (base, pending, kt) = (&def.base, &def.pending, &def.key_type);
+    let text = PgOid::from(pg_sys::TEXTOID);
+    let lump_oid = collection_type_oid();
     Spi::connect_mut(|client| {
-        client
-            .update(
-                &format!("INSERT INTO {base} (key, entries, updated_at) VALUES ($1::{kt}, '[]', now()) ON CONFLICT (key) DO NOTHING"),
-                None,
-                &[key.into()],
-            )
-            .unwrap_or_else(|e| spi_error(e));
-        let lump: Vec<u8> = client
-            .update(
-                &format!("SELECT collect.collection_send(entries) FROM {base} WHERE key = $1::{kt} FOR UPDATE"),
-                None,
-                &[key.into()],
-            )
-            .unwrap_or_else(|e| spi_error(e))
-            .first()
-            .get_one::<Vec<u8>>()
-            .unwrap_or_else(|e| spi_error(e))
-            .unwrap_or_default();
-        let mut entries = if lump.is_empty() { Vec::new() } else { base_entries(&lump) };
-        let mut folded: Vec<(u64, Entry, usize)> = Vec::new();
-        let rows = client
-            .update(
-                &format!(
-                    "DELETE FROM {pending} WHERE key = $1::{kt} AND txn < $2::xid8
-                     RETURNING txn::text, seq, (extract(epoch FROM at) * 1000000)::bigint, entry::text"
-                ),
-                None,
-                &[key.into(), horizon.into()],
-            )
-            .unwrap_or_else(|e| spi_error(e));
-        for row in rows {
-            let txn: u64 = row.get::<String>(1).ok().flatten().and_then(|t| t.parse().ok()).unwrap_or(0);
-            let seq: i64 = row.get(2).ok().flatten().unwrap_or(0);
-            let at: i64 = row.get(3).ok().flatten().unwrap_or(0);
-            let text: String = row.get(4).ok().flatten().unwrap_or_default();
-            folded.push((txn, Entry { seq, at, value: parse_entry(&text) }, text.len()));
+        fn prepare<'c>(client: &pgrx::spi::SpiClient<'c>, sql: String, args: &[PgOid]) -> pgrx::spi::PreparedStatement<'c> {
+            client.prepare_mut(sql.as_str(), args).unwrap_or_else(|e| spi_error(e))
         }
-        folded.sort_by_key(|(txn, e, _)| (*txn, e.seq));
-        stats.keys += 1;
-        stats.entries_in += (entries.len() + folded.len()) as i64;
-        stats.bytes_before += (lump.len() + folded.iter().map(|(_, _, n)| n).sum::<usize>()) as i64;
-        entries.extend(folded.into_iter().map(|(_, e, _)| e));
-        let mut result = run_pipeline(pipeline, entries);
-        // Bases keep append order, whatever order the pipeline presents.
-        result.sort_by_key(|e| e.seq);
-        stats.entries_out += result.len() as i64;
-        if result.is_empty() {
-            stats.keys_emptied += 1;
-            client
-                .update(&format!("DELETE FROM {base} WHERE key = $1::{kt}"), None, &[key.into()])
+        let ensure = prepare(
+            client,
+            format!("INSERT INTO {base} (key, entries, updated_at) VALUES ($1::{kt}, '[]', now()) ON CONFLICT (key) DO NOTHING"),
+            &[text],
+        );
+        let lock = prepare(
+            client,
+            format!("SELECT collect.collection_send(entries) FROM {base} WHERE key = $1::{kt} FOR UPDATE"),
+            &[text],
+        );
+        let take = prepare(
+            client,
+            format!(
+                "DELETE FROM {pending} WHERE key = $1::{kt} AND txn < $2::xid8
+                 RETURNING txn::text, seq, (extract(epoch FROM at) * 1000000)::bigint, entry::text"
+            ),
+            &[text, text],
+        );
+        let store = prepare(
+            client,
+            format!(
+                "UPDATE {base} SET entries = $2,
+                    updated_at = CASE WHEN $3 THEN now() ELSE updated_at END,
+                    levels = levels || jsonb_build_object($4::text, now())
+                  WHERE key = $1::{kt}"
+            ),
+            &[text, PgOid::from(lump_oid), PgOid::from(pg_sys::BOOLOID), text],
+        );
+        let remove = prepare(client, format!("DELETE FROM {base} WHERE key = $1::{kt}"), &[text]);
+
+        for key in keys {
+            client.update(&ensure, None, &[key.as_str().into()]).unwrap_or_else(|e| spi_error(e));
+            let lump: Vec<u8> = client
+                .update(&lock, None, &[key.as_str().into()])
+                .unwrap_or_else(|e| spi_error(e))
+                .first()
+                .get_one::<Vec<u8>>()
+                .unwrap_or_else(|e| spi_error(e))
+                .unwrap_or_default();
+            let mut entries = if lump.is_empty() { Vec::new() } else { base_entries(&lump) };
+            let mut folded: Vec<(u64, Entry, usize)> = Vec::new();
+            let rows = client
+                .update(&take, None, &[key.as_str().into(), horizon.into()])
                 .unwrap_or_else(|e| spi_error(e));
-            return;
+            for row in rows {
+                let txn: u64 = row.get::<String>(1).ok().flatten().and_then(|t| t.parse().ok()).unwrap_or(0);
+                let seq: i64 = row.get(2).ok().flatten().unwrap_or(0);
+                let at: i64 = row.get(3).ok().flatten().unwrap_or(0);
+                let text: String = row.get(4).ok().flatten().unwrap_or_default();
+                folded.push((txn, Entry { seq, at, value: parse_entry(&text) }, text.len()));
+            }
+            folded.sort_by_key(|(txn, e, _)| (*txn, e.seq));
+            stats.keys += 1;
+            stats.entries_in += (entries.len() + folded.len()) as i64;
+            stats.bytes_before += (lump.len() + folded.iter().map(|(_, _, n)| n).sum::<usize>()) as i64;
+            entries.extend(folded.into_iter().map(|(_, e, _)| e));
+            let mut result = run_pipeline(pipeline, entries);
+            // Bases keep append order, whatever order the pipeline presents.
+            result.sort_by_key(|e| e.seq);
+            stats.entries_out += result.len() as i64;
+            if result.is_empty() {
+                stats.keys_emptied += 1;
+                client.update(&remove, None, &[key.as_str().into()]).unwrap_or_else(|e| spi_error(e));
+            } else {
+                let new_lump = base_lump(&result);
+                stats.bytes_after += new_lump.len() as i64;
+                let changed = new_lump != lump;
+                // SAFETY: the bytes are a lump, the varlena body of a collect.collection.
+                let lump_arg = unsafe { DatumWithOid::new(new_lump, lump_oid) };
+                client
+                    .update(&store, None, &[key.as_str().into(), lump_arg, changed.into(), level.into()])
+                    .unwrap_or_else(|e| spi_error(e));
+            }
+            pgrx::check_for_interrupts!();
         }
-        let new_lump = base_lump(&result);
-        stats.bytes_after += new_lump.len() as i64;
-        let changed = new_lump != lump;
-        // SAFETY: the bytes are a lump, the varlena body of a collect.collection.
-        let lump_arg = unsafe { DatumWithOid::new(new_lump, lump_oid) };
-        client
-            .update(
-                &format!(
-                    "UPDATE {base} SET entries = $2,
-                        updated_at = CASE WHEN $3 THEN now() ELSE updated_at END,
-                        levels = levels || jsonb_build_object($4::text, now())
-                      WHERE key = $1::{kt}"
-                ),
-                None,
-                &[key.into(), lump_arg, changed.into(), level.into()],
-            )
-            .unwrap_or_else(|e| spi_error(e));
     });
 }
 
@@ -449,12 +460,8 @@ fn collection_normalize(
             .filter_map(|row| row.get::<String>(1).ok().flatten())
             .collect()
     });
-    let lump_oid = collection_type_oid();
     let mut stats = FoldStats::default();
-    for key in &keys {
-        fold_key(&def, &pipeline, key, &horizon, level, lump_oid, &mut stats);
-        pgrx::check_for_interrupts!();
-    }
+    fold_keys(&def, &pipeline, &keys, &horizon, level, &mut stats);
     let summary = serde_json::json!({
         "collection": def.name,
         "level": level,

@@ -1,0 +1,41 @@
+# Sourced by scripts/bench.sh: benchmarks that need many connections at once (pgbench).
+# 8 clients appending to one key, against read-modify-write of one jsonb array; and the
+# latency of appends while a normalization pass runs, against appends alone.
+
+db=pg_collect_bench
+psql_at "$BENCH_PORT" "$db" -c "SELECT collect.create_collection('tp_bench', 'bigint')" \
+  -c "CREATE TABLE rmw (id int PRIMARY KEY, doc jsonb)" \
+  -c "INSERT INTO rmw SELECT 1, jsonb_agg(jsonb_build_object('n', g)) FROM generate_series(1, 1000) g" >/dev/null
+work=$(mktemp -d)
+echo "SELECT collect.append('tp_bench', 1, jsonb_build_object('client', :client_id, 'n', random()));" >"$work/append.sql"
+echo "UPDATE rmw SET doc = doc || jsonb_build_object('client', :client_id, 'n', random()) WHERE id = 1;" >"$work/rmw.sql"
+
+pgbench_tps() { # pgbench_tps SCRIPT CLIENTS SECONDS -> "tps latency_ms"
+  "$PG_BIN/pgbench" -n -h 127.0.0.1 -p "$BENCH_PORT" -U "$DB_USER" -c "$2" -j 2 -T "$3" -f "$1" "$db" 2>/dev/null |
+    awk '/^tps/ {tps=$3} /^latency average/ {lat=$4} END {print tps, lat}'
+}
+record() { # record BENCHMARK VARIANT IS_BASELINE VALUE UNIT
+  psql_at "$BENCH_PORT" "$db" -c "CALL bench.record('$1', '$2', $3, $4, '$5')" >/dev/null
+}
+
+for run in 1 2 3; do
+  read -r tps _ < <(pgbench_tps "$work/rmw.sql" 8 5)
+  record '8 clients appending to one key' 'UPDATE jsonb doc = doc || entry' true "$tps" tps
+  read -r tps _ < <(pgbench_tps "$work/append.sql" 8 5)
+  record '8 clients appending to one key' 'collect.append' false "$tps" tps
+done
+
+# Appends to many keys while a normalization of 20,000 keys runs in batches.
+psql_at "$BENCH_PORT" "$db" -c "SELECT collect.create_collection('lat_bench', 'bigint')" >/dev/null
+echo "SELECT collect.append('lat_bench', (random() * 20000)::int8, jsonb_build_object('n', random()));" >"$work/lat.sql"
+for run in 1 2 3; do
+  psql_at "$BENCH_PORT" "$db" -c "INSERT INTO lat_bench_pending (key, entry) SELECT k, jsonb_build_object('n', p) FROM generate_series(1, 20000) k, generate_series(1, 5) p" >/dev/null
+  read -r _ lat < <(pgbench_tps "$work/lat.sql" 4 4)
+  record 'append latency, 4 clients' 'no normalization running' true "$lat" 'ms latency'
+  psql_at "$BENCH_PORT" "$db" -c "CALL collect.normalize_in_batches('lat_bench', 'daily', false, 500)" >/dev/null 2>&1 &
+  fold=$!
+  read -r _ lat < <(pgbench_tps "$work/lat.sql" 4 4)
+  wait $fold
+  record 'append latency, 4 clients' 'during collect.normalize_in_batches' false "$lat" 'ms latency'
+done
+rm -rf "$work"
