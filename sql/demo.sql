@@ -34,3 +34,29 @@ FROM page_view_lumps ORDER BY hour LIMIT 1;
 
 -- The text form is a JSON array.
 SELECT collect.merge('[{"a": 1}]', '[{"b": 2}]') AS merged;
+
+-- =====================================================================================
+-- 2. Append-only collections with read-time reducers (Rocket Fuel's Blackbird).
+--    Appends are small inserts; a pipeline of reducers runs at read time; normalization
+--    folds what was appended into one compressed lump per key.
+-- =====================================================================================
+
+-- SegmentSet: the latest entry per segment, at most 1000 segments, newest first.
+SELECT collect.create_collection('user_segments', 'bigint',
+    read => '[{"latest_by": "segment"}, {"limit": 1000}, {"order_by": "$seq", "desc": true}]');
+SELECT collect.append('user_segments', 1001, '{"segment": "sports", "score": 0.4}');
+SELECT collect.append('user_segments', 1001, '{"segment": "travel", "score": 0.8}');
+SELECT collect.append('user_segments', 1001, '{"segment": "sports", "score": 0.9}');
+SELECT collect.read('user_segments', 1001);
+
+-- Transient counters: increments per counter, counters idle for a day expire.
+SELECT collect.create_collection('page_counters', 'text',
+    read => '[{"sum_by": "counter", "value": "delta", "drop_zero": true}, {"expire": "1 day"}, {"limit": 1000}]');
+SELECT collect.append_many('page_counters', '/home',
+    '[{"counter": "views", "delta": 1}, {"counter": "views", "delta": 1}, {"counter": "likes", "delta": 1}]');
+SELECT collect.read('page_counters', '/home');
+
+-- The nightly pass folds pending entries into each key's lump; reads are unchanged.
+SELECT collect.normalize('user_segments') - 'ms' AS nightly_pass;
+SELECT collect.read('user_segments', 1001);
+SELECT name, keys, pending_entries, base_bytes FROM collect.collections;

@@ -16,7 +16,9 @@ SELECT collect.read('segment_sets', 7) AS never_written;
 
 -- Appends are rows in segment_sets_pending; normalization folds them into segment_sets_base.
 SELECT count(*) AS pending FROM segment_sets_pending;
-SELECT s - 'ms' AS summary FROM collect.normalize('segment_sets') s;
+SELECT s - 'ms' - 'bytes_before' - 'bytes_after' AS summary,
+       (s->>'bytes_after')::int < (s->>'bytes_before')::int AS smaller
+FROM collect.normalize('segment_sets') s;
 SELECT count(*) AS pending_after FROM segment_sets_pending;
 SELECT key, collect.entry_count(entries) FROM segment_sets_base;
 -- Reads return the same as before the fold; new appends join the folded base.
