@@ -11,6 +11,7 @@ pub mod collection;
 mod errors;
 mod jsonb;
 pub mod lump;
+pub mod rollup;
 #[cfg(test)]
 mod testing;
 

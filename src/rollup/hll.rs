@@ -1,0 +1,333 @@
+//! HyperLogLog distinct counting with an exact sparse mode.
+//!
+//! Small sets (most one-minute buckets) are kept as their exact 64-bit hashes; past
+//! [`Hll::sparse_limit`] hashes the sketch turns into `2^p` registers. The dense estimate uses
+//! Ertl's improved estimator ("New cardinality estimation algorithms for HyperLogLog
+//! sketches", 2017), which has no bias bump between the small and large ranges, and at the
+//! switch (n = m/8) linear counting's error is about 0.6%: no error spike at the change.
+//! Standard error at the default p = 14 is 1.04/√16384 ≈ 0.81%.
+
+use std::collections::BTreeSet;
+
+use super::wire::{put_varint, Reader};
+
+pub const DEFAULT_PRECISION: u8 = 14;
+pub const MIN_PRECISION: u8 = 4;
+pub const MAX_PRECISION: u8 = 18;
+const FORMAT_VERSION: u8 = 1;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Repr {
+    /// Exact distinct hashes.
+    Sparse(BTreeSet<u64>),
+    /// One byte per register: the largest rank seen.
+    Dense(Vec<u8>),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Hll {
+    precision: u8,
+    repr: Repr,
+}
+
+impl Default for Hll {
+    fn default() -> Hll {
+        Hll::new(DEFAULT_PRECISION).expect("default precision is valid")
+    }
+}
+
+impl Hll {
+    pub fn new(precision: u8) -> Result<Hll, String> {
+        if !(MIN_PRECISION..=MAX_PRECISION).contains(&precision) {
+            return Err(format!(
+                "precision {precision} is out of range ({MIN_PRECISION} to {MAX_PRECISION})"
+            ));
+        }
+        Ok(Hll { precision, repr: Repr::Sparse(BTreeSet::new()) })
+    }
+
+    pub fn precision(&self) -> u8 {
+        self.precision
+    }
+
+    fn registers(&self) -> usize {
+        1 << self.precision
+    }
+
+    /// Hashes kept exactly before turning dense: 8 bytes each, as large as the registers at m/8.
+    pub fn sparse_limit(&self) -> usize {
+        self.registers() / 8
+    }
+
+    pub fn is_sparse(&self) -> bool {
+        matches!(self.repr, Repr::Sparse(_))
+    }
+
+    pub fn add_hash(&mut self, hash: u64) {
+        match &mut self.repr {
+            Repr::Sparse(set) => {
+                set.insert(hash);
+                if set.len() > self.registers() / 8 {
+                    self.densify();
+                }
+            }
+            Repr::Dense(regs) => set_register(regs, self.precision, hash),
+        }
+    }
+
+    fn densify(&mut self) {
+        if let Repr::Sparse(set) = &self.repr {
+            let mut regs = vec![0u8; self.registers()];
+            for &h in set {
+                set_register(&mut regs, self.precision, h);
+            }
+            self.repr = Repr::Dense(regs);
+        }
+    }
+
+    /// Adds everything `other` counted. Both must have the same precision.
+    pub fn merge(&mut self, other: &Hll) -> Result<(), String> {
+        if self.precision != other.precision {
+            return Err(format!(
+                "cannot merge hll sketches of precision {} and {}",
+                self.precision, other.precision
+            ));
+        }
+        match &other.repr {
+            Repr::Sparse(set) => {
+                for &h in set {
+                    self.add_hash(h);
+                }
+            }
+            Repr::Dense(theirs) => {
+                self.densify();
+                if let Repr::Dense(ours) = &mut self.repr {
+                    for (a, b) in ours.iter_mut().zip(theirs) {
+                        *a = (*a).max(*b);
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    pub fn estimate(&self) -> f64 {
+        match &self.repr {
+            Repr::Sparse(set) => set.len() as f64,
+            Repr::Dense(regs) => ertl_estimate(regs, self.precision),
+        }
+    }
+
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut out = vec![FORMAT_VERSION, self.precision];
+        match &self.repr {
+            Repr::Sparse(set) => {
+                out.push(0);
+                put_varint(&mut out, set.len() as u64);
+                let mut prev = 0u64;
+                for &h in set {
+                    put_varint(&mut out, h - prev);
+                    prev = h;
+                }
+            }
+            Repr::Dense(regs) => {
+                out.push(1);
+                out.extend_from_slice(regs);
+            }
+        }
+        out
+    }
+
+    pub fn from_bytes(bytes: &[u8]) -> Result<Hll, String> {
+        let mut r = Reader::new(bytes);
+        let version = r.u8()?;
+        if version != FORMAT_VERSION {
+            return Err(format!("unsupported hll format version {version}"));
+        }
+        let mut hll = Hll::new(r.u8()?)?;
+        match r.u8()? {
+            0 => {
+                let n = r.count(1)?;
+                if n > hll.sparse_limit() {
+                    return Err(format!("sparse hll holds {n} hashes, more than {}", hll.sparse_limit()));
+                }
+                let mut set = BTreeSet::new();
+                let mut prev = 0u64;
+                for i in 0..n {
+                    let delta = r.varint()?;
+                    if i > 0 && delta == 0 {
+                        return Err("sparse hll hashes are not strictly increasing".into());
+                    }
+                    prev = prev.checked_add(delta).ok_or("sparse hll hash overflows")?;
+                    set.insert(prev);
+                }
+                hll.repr = Repr::Sparse(set);
+            }
+            1 => {
+                let regs = r.bytes(hll.registers())?.to_vec();
+                let max_rank = 64 - hll.precision + 1;
+                if let Some(bad) = regs.iter().find(|&&v| v > max_rank) {
+                    return Err(format!("register value {bad} exceeds {max_rank}"));
+                }
+                hll.repr = Repr::Dense(regs);
+            }
+            mode => return Err(format!("unknown hll mode {mode}")),
+        }
+        r.finish()?;
+        Ok(hll)
+    }
+}
+
+fn set_register(regs: &mut [u8], precision: u8, hash: u64) {
+    let index = (hash >> (64 - precision)) as usize;
+    let rest = hash << precision;
+    // Rank: position of the first 1 bit in the remaining 64 - p bits (all zero: 64 - p + 1).
+    let rank = (rest.leading_zeros().min(64 - precision as u32) + 1) as u8;
+    if regs[index] < rank {
+        regs[index] = rank;
+    }
+}
+
+fn sigma(mut x: f64) -> f64 {
+    if x == 1.0 {
+        return f64::INFINITY;
+    }
+    let mut y = 1.0;
+    let mut z = x;
+    loop {
+        x *= x;
+        let before = z;
+        z += x * y;
+        y += y;
+        if z == before {
+            return z;
+        }
+    }
+}
+
+fn tau(mut x: f64) -> f64 {
+    if x == 0.0 || x == 1.0 {
+        return 0.0;
+    }
+    let mut y = 1.0;
+    let mut z = 1.0 - x;
+    loop {
+        x = x.sqrt();
+        let before = z;
+        y *= 0.5;
+        z -= (1.0 - x).powi(2) * y;
+        if z == before {
+            return z / 3.0;
+        }
+    }
+}
+
+fn ertl_estimate(regs: &[u8], precision: u8) -> f64 {
+    let m = regs.len() as f64;
+    let q = 64 - precision as usize;
+    let mut counts = vec![0u32; q + 2];
+    for &r in regs {
+        counts[r as usize] += 1;
+    }
+    let mut z = m * tau(1.0 - counts[q + 1] as f64 / m);
+    for k in (1..=q).rev() {
+        z = 0.5 * (z + counts[k] as f64);
+    }
+    z += m * sigma(counts[0] as f64 / m);
+    let alpha_inf = 0.5 / std::f64::consts::LN_2;
+    alpha_inf * m * m / z
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rollup::wire::hash64;
+    use crate::testing::XorShift;
+
+    fn build(values: impl IntoIterator<Item = u64>) -> Hll {
+        let mut h = Hll::default();
+        for v in values {
+            h.add_hash(hash64(&v.to_le_bytes()));
+        }
+        h
+    }
+
+    #[test]
+    fn small_sets_are_exact() {
+        let h = build((0..1000).chain(0..1000));
+        assert!(h.is_sparse());
+        assert_eq!(h.estimate(), 1000.0);
+        assert_eq!(Hll::default().estimate(), 0.0);
+    }
+
+    #[test]
+    fn merge_equals_building_the_union() {
+        let mut rng = XorShift(0xdead_beef_1234_5678);
+        for case in 0..40 {
+            let na = rng.below(6000);
+            let nb = rng.below(6000);
+            let a: Vec<u64> = (0..na).map(|_| rng.next() % 8000).collect();
+            let b: Vec<u64> = (0..nb).map(|_| rng.next() % 8000).collect();
+            let mut merged = build(a.clone());
+            merged.merge(&build(b.clone())).unwrap();
+            let mut other_way = build(b.clone());
+            other_way.merge(&build(a.clone())).unwrap();
+            let union = build(a.into_iter().chain(b));
+            // Registers (or exact hash sets) are equal, not just close.
+            assert_eq!(merged, union, "case {case}");
+            assert_eq!(other_way, union, "case {case}");
+        }
+    }
+
+    #[test]
+    fn dense_estimates_are_within_the_stated_error() {
+        // Relative error at many cardinalities, across the sparse-to-dense switch (2048).
+        for &n in &[1_500u64, 2_048, 2_049, 2_500, 5_000, 20_000, 40_000, 80_000, 200_000, 1_000_000] {
+            let mut errors = Vec::new();
+            for trial in 0..5u64 {
+                let h = build((0..n).map(|i| i.wrapping_mul(0x9e37_79b9_7f4a_7c15).wrapping_add(trial << 40)));
+                errors.push((h.estimate() - n as f64) / n as f64);
+            }
+            let rms = (errors.iter().map(|e| e * e).sum::<f64>() / errors.len() as f64).sqrt();
+            // 0.81% standard error: allow three of them.
+            assert!(rms < 0.025, "n = {n}: rms relative error {rms:.4} ({errors:?})");
+        }
+    }
+
+    #[test]
+    fn bytes_round_trip_and_damage_is_an_error() {
+        for h in [Hll::default(), build(0..100), build(0..50_000), Hll::new(4).unwrap()] {
+            let bytes = h.to_bytes();
+            assert_eq!(Hll::from_bytes(&bytes).unwrap(), h);
+            for cut in 0..bytes.len().min(40) {
+                assert!(Hll::from_bytes(&bytes[..cut]).is_err(), "cut {cut}");
+            }
+            let mut longer = bytes.clone();
+            longer.push(0);
+            assert!(Hll::from_bytes(&longer).is_err());
+        }
+        assert!(Hll::from_bytes(&[9, 14, 0, 0]).is_err());
+        assert!(Hll::from_bytes(&[1, 30, 0, 0]).is_err());
+        assert!(Hll::from_bytes(&[1, 14, 7]).is_err());
+        // Dense register above the possible rank.
+        let mut dense = build(0..50_000).to_bytes();
+        dense[3] = 200;
+        assert!(Hll::from_bytes(&dense).is_err());
+        assert!(Hll::new(14).unwrap().merge(&Hll::new(12).unwrap()).is_err());
+    }
+
+    #[test]
+    fn fuzz_decoder_never_panics() {
+        let seeds = [build(0..10).to_bytes(), build(0..3_000).to_bytes()];
+        let mut rng = XorShift(42);
+        for round in 0..20_000 {
+            let mut v = seeds[round % 2].clone();
+            let i = rng.below(v.len());
+            v[i] = rng.next() as u8;
+            if rng.below(3) == 0 {
+                v.truncate(rng.below(v.len() + 1));
+            }
+            let _ = Hll::from_bytes(&v);
+        }
+    }
+}

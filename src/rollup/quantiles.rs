@@ -1,0 +1,285 @@
+//! Relative-error quantiles (DDSketch, Masson et al., VLDB 2019): a value x > 0 goes to bucket
+//! ⌈log_γ x⌉ with γ = (1 + α)/(1 − α); any quantile is then returned within α = 1% of a true
+//! value of that rank. Buckets are counts, so merging adds counts: the result is the same in
+//! whatever order sketches are merged, and equals the sketch of all the values at once.
+//! Values whose magnitude is below 1e-9 count as zero.
+
+use std::collections::BTreeMap;
+
+use super::wire::{put_varint, unzigzag, zigzag, Reader};
+
+pub const RELATIVE_ACCURACY: f64 = 0.01;
+const MIN_MAGNITUDE: f64 = 1e-9;
+const FORMAT_VERSION: u8 = 1;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Quantiles {
+    count: u64,
+    zero: u64,
+    min: f64,
+    max: f64,
+    positive: BTreeMap<i32, u64>,
+    negative: BTreeMap<i32, u64>,
+}
+
+impl Default for Quantiles {
+    fn default() -> Quantiles {
+        Quantiles {
+            count: 0,
+            zero: 0,
+            min: f64::INFINITY,
+            max: f64::NEG_INFINITY,
+            positive: BTreeMap::new(),
+            negative: BTreeMap::new(),
+        }
+    }
+}
+
+fn gamma() -> f64 {
+    (1.0 + RELATIVE_ACCURACY) / (1.0 - RELATIVE_ACCURACY)
+}
+
+fn index_of(magnitude: f64) -> i32 {
+    (magnitude.ln() / gamma().ln()).ceil() as i32
+}
+
+fn value_of(index: i32) -> f64 {
+    2.0 * gamma().powi(index) / (gamma() + 1.0)
+}
+
+impl Quantiles {
+    pub fn count(&self) -> u64 {
+        self.count
+    }
+
+    /// Adds a finite value; NaN and infinities are refused.
+    pub fn add(&mut self, x: f64) -> Result<(), String> {
+        if !x.is_finite() {
+            return Err(format!("cannot add {x} to a quantiles sketch"));
+        }
+        self.count += 1;
+        self.min = self.min.min(x);
+        self.max = self.max.max(x);
+        if x.abs() < MIN_MAGNITUDE {
+            self.zero += 1;
+        } else if x > 0.0 {
+            *self.positive.entry(index_of(x)).or_default() += 1;
+        } else {
+            *self.negative.entry(index_of(-x)).or_default() += 1;
+        }
+        Ok(())
+    }
+
+    pub fn merge(&mut self, other: &Quantiles) {
+        self.count += other.count;
+        self.zero += other.zero;
+        self.min = self.min.min(other.min);
+        self.max = self.max.max(other.max);
+        for (&i, &c) in &other.positive {
+            *self.positive.entry(i).or_default() += c;
+        }
+        for (&i, &c) in &other.negative {
+            *self.negative.entry(i).or_default() += c;
+        }
+    }
+
+    /// The value at quantile `q` in [0, 1]; None for an empty sketch.
+    pub fn quantile(&self, q: f64) -> Option<f64> {
+        if self.count == 0 || !(0.0..=1.0).contains(&q) {
+            return None;
+        }
+        if q == 0.0 {
+            return Some(self.min);
+        }
+        if q == 1.0 {
+            return Some(self.max);
+        }
+        let rank = (q * (self.count - 1) as f64).round() as u64;
+        let mut seen = 0u64;
+        // Most negative first: larger magnitude index means smaller value.
+        for (&i, &c) in self.negative.iter().rev() {
+            seen += c;
+            if seen > rank {
+                return Some((-value_of(i)).clamp(self.min, self.max));
+            }
+        }
+        seen += self.zero;
+        if seen > rank {
+            return Some(0.0f64.clamp(self.min, self.max));
+        }
+        for (&i, &c) in &self.positive {
+            seen += c;
+            if seen > rank {
+                return Some(value_of(i).clamp(self.min, self.max));
+            }
+        }
+        Some(self.max)
+    }
+
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut out = vec![FORMAT_VERSION];
+        put_varint(&mut out, self.count);
+        put_varint(&mut out, self.zero);
+        out.extend_from_slice(&self.min.to_le_bytes());
+        out.extend_from_slice(&self.max.to_le_bytes());
+        for store in [&self.positive, &self.negative] {
+            put_varint(&mut out, store.len() as u64);
+            let mut prev = 0i64;
+            for (&i, &c) in store {
+                put_varint(&mut out, zigzag(i as i64 - prev));
+                put_varint(&mut out, c);
+                prev = i as i64;
+            }
+        }
+        out
+    }
+
+    pub fn from_bytes(bytes: &[u8]) -> Result<Quantiles, String> {
+        let mut r = Reader::new(bytes);
+        let version = r.u8()?;
+        if version != FORMAT_VERSION {
+            return Err(format!("unsupported quantiles format version {version}"));
+        }
+        let mut q = Quantiles { count: r.varint()?, zero: r.varint()?, min: r.f64()?, max: r.f64()?, ..Default::default() };
+        let mut total = q.zero;
+        for negative in [false, true] {
+            let n = r.count(2)?;
+            let mut index = 0i64;
+            let mut store = BTreeMap::new();
+            for k in 0..n {
+                let delta = unzigzag(r.varint()?);
+                if k > 0 && delta <= 0 {
+                    return Err("quantiles buckets are not in increasing order".into());
+                }
+                index += delta;
+                let i = i32::try_from(index).map_err(|_| "bucket index out of range")?;
+                let c = r.varint()?;
+                if c == 0 {
+                    return Err("empty quantiles bucket".into());
+                }
+                total = total.checked_add(c).ok_or("bucket counts overflow")?;
+                store.insert(i, c);
+            }
+            if negative {
+                q.negative = store;
+            } else {
+                q.positive = store;
+            }
+        }
+        r.finish()?;
+        if total != q.count {
+            return Err(format!("buckets hold {total} values, the header says {}", q.count));
+        }
+        if q.count > 0 && !(q.min.is_finite() && q.max.is_finite() && q.min <= q.max) {
+            return Err("min and max are inconsistent".into());
+        }
+        Ok(q)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::XorShift;
+
+    fn build(values: &[f64]) -> Quantiles {
+        let mut q = Quantiles::default();
+        for &v in values {
+            q.add(v).unwrap();
+        }
+        q
+    }
+
+    fn exact(values: &[f64], q: f64) -> f64 {
+        let mut sorted = values.to_vec();
+        sorted.sort_by(|a, b| a.partial_cmp(b).unwrap());
+        sorted[(q * (sorted.len() - 1) as f64).round() as usize]
+    }
+
+    fn random_values(rng: &mut XorShift, n: usize) -> Vec<f64> {
+        (0..n)
+            .map(|_| {
+                // Latency-like: log-normal-ish spread over five decades, some negatives and zeros.
+                let u = (rng.next() >> 11) as f64 / (1u64 << 53) as f64;
+                match rng.below(20) {
+                    0 => 0.0,
+                    1 => -(10f64.powf(u * 3.0)),
+                    _ => 10f64.powf(u * 5.0 - 1.0),
+                }
+            })
+            .collect()
+    }
+
+    #[test]
+    fn quantiles_are_within_one_percent_of_the_true_value() {
+        let mut rng = XorShift(7);
+        for _ in 0..20 {
+            let n = 1 + rng.below(5000);
+            let values = random_values(&mut rng, n);
+            let sketch = build(&values);
+            for &q in &[0.0, 0.01, 0.1, 0.25, 0.5, 0.75, 0.9, 0.95, 0.99, 0.999, 1.0] {
+                let (got, want) = (sketch.quantile(q).unwrap(), exact(&values, q));
+                let tolerance = RELATIVE_ACCURACY * want.abs() + 1e-9;
+                assert!((got - want).abs() <= tolerance, "q {q}: got {got}, want {want}");
+            }
+        }
+        assert_eq!(Quantiles::default().quantile(0.5), None);
+        assert_eq!(build(&[1.0]).quantile(1.5), None);
+    }
+
+    #[test]
+    fn merging_is_exact_in_any_order() {
+        let mut rng = XorShift(99);
+        for _ in 0..50 {
+            let parts: Vec<Vec<f64>> = (0..4)
+                .map(|_| {
+                    let n = rng.below(300);
+                    random_values(&mut rng, n)
+                })
+                .collect();
+            let all: Vec<f64> = parts.concat();
+            let mut forward = Quantiles::default();
+            for p in &parts {
+                forward.merge(&build(p));
+            }
+            let mut backward = Quantiles::default();
+            for p in parts.iter().rev() {
+                backward.merge(&build(p));
+            }
+            let mut tree = build(&parts[0]);
+            tree.merge(&build(&parts[1]));
+            let mut right = build(&parts[2]);
+            right.merge(&build(&parts[3]));
+            tree.merge(&right);
+            let direct = build(&all);
+            assert_eq!(forward, direct);
+            assert_eq!(backward, direct);
+            assert_eq!(tree, direct);
+        }
+    }
+
+    #[test]
+    fn bytes_round_trip_and_damage_is_an_error() {
+        let mut rng = XorShift(5);
+        for sketch in [Quantiles::default(), build(&[0.0]), build(&random_values(&mut rng, 2000))] {
+            let bytes = sketch.to_bytes();
+            assert_eq!(Quantiles::from_bytes(&bytes).unwrap(), sketch);
+            for cut in 0..bytes.len() {
+                assert!(Quantiles::from_bytes(&bytes[..cut]).is_err(), "cut {cut}");
+            }
+        }
+        let mut bytes = build(&[1.0, 2.0]).to_bytes();
+        bytes[1] = 5; // count no longer matches the buckets
+        assert!(Quantiles::from_bytes(&bytes).is_err());
+        assert!(build(&[]).add(f64::NAN).is_err());
+        assert!(build(&[]).add(f64::INFINITY).is_err());
+        let mut rng = XorShift(11);
+        let seed = build(&random_values(&mut rng, 100)).to_bytes();
+        for _ in 0..20_000 {
+            let mut v = seed.clone();
+            let i = rng.below(v.len());
+            v[i] = rng.next() as u8;
+            let _ = Quantiles::from_bytes(&v);
+        }
+    }
+}
