@@ -7,16 +7,19 @@ use pgrx::prelude::*;
 
 ::pgrx::pg_module_magic!(name, version);
 
+mod aggstate;
 pub mod collection;
 mod errors;
 mod jsonb;
 pub mod lump;
 pub mod rollup;
+mod typeio;
 #[cfg(test)]
 mod testing;
 
 extension_sql_file!("../sql/collection.sql", name = "collection");
 extension_sql_file!("../sql/collections.sql", name = "collections", requires = ["collection"]);
+extension_sql_file!("../sql/sketches.sql", name = "sketches", requires = ["collection"]);
 
 /// Required by `cargo pgrx test`.
 #[cfg(test)]

@@ -5,10 +5,11 @@
 use std::ffi::{CStr, CString};
 
 use pgrx::prelude::*;
-use pgrx::{pg_sys, Internal, PgMemoryContexts};
+use pgrx::{pg_sys, Internal};
 use serde_json::value::RawValue;
 
 use super::format::{self, Builder, ConcatError, DecodeError, Lump, TooLarge, Trust};
+use crate::{aggstate, typeio};
 use crate::errors::{raise, raise_with_detail};
 use crate::jsonb::{JsonbArg, JsonbValue};
 
@@ -117,17 +118,7 @@ fn collection_out(lump: &[u8]) -> CString {
 
 #[pg_extern(sql = false)]
 fn collection_recv(buf: Internal) -> Vec<u8> {
-    // SAFETY: a type's receive function is always called with a StringInfo.
-    let bytes = unsafe {
-        let buf = buf
-            .unwrap()
-            .expect("receive function called without a buffer")
-            .cast_mut_ptr::<pg_sys::StringInfoData>();
-        let start = (*buf).cursor as usize;
-        let len = (*buf).len as usize - start;
-        (*buf).cursor = (*buf).len;
-        std::slice::from_raw_parts((*buf).data.add(start).cast::<u8>(), len)
-    };
+    let bytes = typeio::recv_bytes(buf);
     if let Err(e) = format::decode(bytes, Trust::Untrusted) {
         raise(
             PgSqlErrorCode::ERRCODE_INVALID_BINARY_REPRESENTATION,
@@ -217,38 +208,9 @@ fn collection_merge(a: &[u8], b: &[u8]) -> Vec<u8> {
 
 // ---- collection_agg(jsonb): a parallel aggregate with an `internal` Builder state ----
 
-/// The memory context that outlives the aggregate's rows: states must live there.
-fn aggregate_context(fcinfo: pg_sys::FunctionCallInfo, function: &str) -> pg_sys::MemoryContext {
-    let mut context: pg_sys::MemoryContext = std::ptr::null_mut();
-    // SAFETY: AggCheckCallContext only inspects fcinfo's context node.
-    let kind = unsafe { pg_sys::AggCheckCallContext(fcinfo, &mut context) };
-    if kind == 0 {
-        raise(
-            PgSqlErrorCode::ERRCODE_FEATURE_NOT_SUPPORTED,
-            format!("{function} called in non-aggregate context"),
-            None,
-        );
-    }
-    context
-}
-
-/// A Builder owned by `context`: dropped (its Rust buffers freed) when the context goes.
-fn state_in(context: pg_sys::MemoryContext, builder: Builder) -> Internal {
-    let ptr = PgMemoryContexts::For(context).leak_and_drop_on_delete(builder);
-    Internal::from(Some(pg_sys::Datum::from(ptr)))
-}
-
 #[pg_extern(sql = false)]
-fn collection_agg_trans(
-    mut state: Internal,
-    value: Option<JsonbArg>,
-    fcinfo: pg_sys::FunctionCallInfo,
-) -> Internal {
-    if !state.initialized() {
-        state = state_in(aggregate_context(fcinfo, "collection_agg_trans"), Builder::new());
-    }
-    // SAFETY: every state of this aggregate is a Builder made by `state_in`.
-    let builder = unsafe { state.get_mut::<Builder>() }.expect("state is initialized");
+fn collection_agg_trans(mut state: Internal, value: Option<JsonbArg>, fcinfo: pg_sys::FunctionCallInfo) -> Internal {
+    let builder = aggstate::state_or_init(&mut state, fcinfo, "collection_agg_trans", Builder::new);
     match value {
         // Like jsonb_agg: a SQL NULL becomes a JSON null entry, so no row goes missing.
         None => push_or_raise(builder, b"null"),
@@ -258,31 +220,15 @@ fn collection_agg_trans(
 }
 
 #[pg_extern(sql = false)]
-fn collection_agg_combine(
-    mut left: Internal,
-    right: Internal,
-    fcinfo: pg_sys::FunctionCallInfo,
-) -> Internal {
-    // SAFETY: both states, when present, are Builders.
-    let right_builder = unsafe { right.get::<Builder>() };
-    match (left.initialized(), right_builder) {
-        (_, None) => left,
-        // The right state may live in a shorter-lived context (deserialized per row): copy it.
-        (false, Some(r)) => state_in(aggregate_context(fcinfo, "collection_agg_combine"), r.clone()),
-        (true, Some(r)) => {
-            let l = unsafe { left.get_mut::<Builder>() }.expect("state is initialized");
-            l.append(r).unwrap_or_else(|e| too_large(e));
-            left
-        }
-    }
+fn collection_agg_combine(left: Internal, right: Internal, fcinfo: pg_sys::FunctionCallInfo) -> Internal {
+    aggstate::combine(left, right, fcinfo, "collection_agg_combine", |l: &mut Builder, r| {
+        l.append(r).unwrap_or_else(|e| too_large(e))
+    })
 }
 
 #[pg_extern(sql = false)]
 fn collection_agg_serialize(state: Internal) -> Vec<u8> {
-    // SAFETY: declared STRICT; the state is a Builder.
-    unsafe { state.get::<Builder>() }
-        .expect("serialize is strict")
-        .to_state_bytes()
+    aggstate::state_ref::<Builder>(&state).expect("serialize is strict").to_state_bytes()
 }
 
 #[pg_extern(sql = false)]
@@ -294,14 +240,12 @@ fn collection_agg_deserialize(bytes: &[u8], _unused: Internal) -> Internal {
             None,
         )
     });
-    // SAFETY: the current context is where Postgres expects a deserialized state to live.
-    state_in(unsafe { pg_sys::CurrentMemoryContext }, builder)
+    aggstate::state_here(builder)
 }
 
 #[pg_extern(sql = false)]
 fn collection_agg_final(state: Internal) -> Option<Vec<u8>> {
-    // SAFETY: the state, when present, is a Builder.
-    unsafe { state.get::<Builder>() }.map(Builder::finish)
+    aggstate::state_ref::<Builder>(&state).map(Builder::finish)
 }
 
 #[cfg(any(test, feature = "pg_test"))]

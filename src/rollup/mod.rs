@@ -5,3 +5,4 @@ pub mod hll;
 pub mod quantiles;
 pub mod topk;
 pub mod wire;
+pub mod sketch_types;

@@ -1,0 +1,156 @@
+-- Mergeable sketches: collect.hll, collect.quantiles, collect.topk (src/rollup/).
+-- Build aggregates keep an internal state with combine, serialize and deserialize functions;
+-- the merge aggregates keep the sketch type itself as their state, so Citus can push partial
+-- aggregation to its workers.
+
+CREATE TYPE collect.hll;
+CREATE FUNCTION collect.hll_in(cstring) RETURNS collect.hll
+    IMMUTABLE STRICT PARALLEL SAFE LANGUAGE c AS 'MODULE_PATHNAME', 'hll_in_wrapper';
+CREATE FUNCTION collect.hll_out(collect.hll) RETURNS cstring
+    IMMUTABLE STRICT PARALLEL SAFE LANGUAGE c AS 'MODULE_PATHNAME', 'hll_out_wrapper';
+CREATE FUNCTION collect.hll_recv(internal) RETURNS collect.hll
+    IMMUTABLE STRICT PARALLEL SAFE LANGUAGE c AS 'MODULE_PATHNAME', 'hll_recv_wrapper';
+CREATE FUNCTION collect.hll_send(collect.hll) RETURNS bytea
+    IMMUTABLE STRICT PARALLEL SAFE LANGUAGE c AS 'MODULE_PATHNAME', 'hll_send_wrapper';
+CREATE TYPE collect.hll (
+    INPUT = collect.hll_in, OUTPUT = collect.hll_out,
+    RECEIVE = collect.hll_recv, SEND = collect.hll_send,
+    INTERNALLENGTH = VARIABLE, STORAGE = extended
+);
+COMMENT ON TYPE collect.hll IS 'HyperLogLog distinct-count sketch: exact for small sets, about 0.8% standard error beyond';
+CREATE FUNCTION collect.hll_eq(collect.hll, collect.hll) RETURNS boolean
+    IMMUTABLE STRICT PARALLEL SAFE LANGUAGE c AS 'MODULE_PATHNAME', 'hll_eq_wrapper';
+CREATE OPERATOR collect.= (
+    LEFTARG = collect.hll, RIGHTARG = collect.hll, FUNCTION = collect.hll_eq,
+    COMMUTATOR = OPERATOR(collect.=)
+);
+CREATE FUNCTION collect.hll_union(collect.hll, collect.hll) RETURNS collect.hll
+    IMMUTABLE STRICT PARALLEL SAFE LANGUAGE c AS 'MODULE_PATHNAME', 'hll_union_wrapper';
+COMMENT ON FUNCTION collect.hll_union(collect.hll, collect.hll) IS 'Both sketches merged into one';
+CREATE AGGREGATE collect.merge(collect.hll) (
+    SFUNC = collect.hll_union, STYPE = collect.hll,
+    COMBINEFUNC = collect.hll_union, PARALLEL = SAFE
+);
+COMMENT ON AGGREGATE collect.merge(collect.hll) IS 'Merges hll sketches (re-aggregating rollup rows)';
+CREATE FUNCTION collect.hll_agg_combine(internal, internal) RETURNS internal
+    IMMUTABLE PARALLEL SAFE LANGUAGE c AS 'MODULE_PATHNAME', 'hll_agg_combine_wrapper';
+CREATE FUNCTION collect.hll_agg_serialize(internal) RETURNS bytea
+    IMMUTABLE STRICT PARALLEL SAFE LANGUAGE c AS 'MODULE_PATHNAME', 'hll_agg_serialize_wrapper';
+CREATE FUNCTION collect.hll_agg_deserialize(bytea, internal) RETURNS internal
+    IMMUTABLE STRICT PARALLEL SAFE LANGUAGE c AS 'MODULE_PATHNAME', 'hll_agg_deserialize_wrapper';
+CREATE FUNCTION collect.hll_agg_final(internal) RETURNS collect.hll
+    IMMUTABLE PARALLEL SAFE LANGUAGE c AS 'MODULE_PATHNAME', 'hll_agg_final_wrapper';
+
+CREATE TYPE collect.quantiles;
+CREATE FUNCTION collect.quantiles_in(cstring) RETURNS collect.quantiles
+    IMMUTABLE STRICT PARALLEL SAFE LANGUAGE c AS 'MODULE_PATHNAME', 'quantiles_in_wrapper';
+CREATE FUNCTION collect.quantiles_out(collect.quantiles) RETURNS cstring
+    IMMUTABLE STRICT PARALLEL SAFE LANGUAGE c AS 'MODULE_PATHNAME', 'quantiles_out_wrapper';
+CREATE FUNCTION collect.quantiles_recv(internal) RETURNS collect.quantiles
+    IMMUTABLE STRICT PARALLEL SAFE LANGUAGE c AS 'MODULE_PATHNAME', 'quantiles_recv_wrapper';
+CREATE FUNCTION collect.quantiles_send(collect.quantiles) RETURNS bytea
+    IMMUTABLE STRICT PARALLEL SAFE LANGUAGE c AS 'MODULE_PATHNAME', 'quantiles_send_wrapper';
+CREATE TYPE collect.quantiles (
+    INPUT = collect.quantiles_in, OUTPUT = collect.quantiles_out,
+    RECEIVE = collect.quantiles_recv, SEND = collect.quantiles_send,
+    INTERNALLENGTH = VARIABLE, STORAGE = extended
+);
+COMMENT ON TYPE collect.quantiles IS 'Relative-error quantile sketch (DDSketch): any quantile within 1% of a true value of that rank';
+CREATE FUNCTION collect.quantiles_eq(collect.quantiles, collect.quantiles) RETURNS boolean
+    IMMUTABLE STRICT PARALLEL SAFE LANGUAGE c AS 'MODULE_PATHNAME', 'quantiles_eq_wrapper';
+CREATE OPERATOR collect.= (
+    LEFTARG = collect.quantiles, RIGHTARG = collect.quantiles, FUNCTION = collect.quantiles_eq,
+    COMMUTATOR = OPERATOR(collect.=)
+);
+CREATE FUNCTION collect.quantiles_union(collect.quantiles, collect.quantiles) RETURNS collect.quantiles
+    IMMUTABLE STRICT PARALLEL SAFE LANGUAGE c AS 'MODULE_PATHNAME', 'quantiles_union_wrapper';
+COMMENT ON FUNCTION collect.quantiles_union(collect.quantiles, collect.quantiles) IS 'Both sketches merged into one';
+CREATE AGGREGATE collect.merge(collect.quantiles) (
+    SFUNC = collect.quantiles_union, STYPE = collect.quantiles,
+    COMBINEFUNC = collect.quantiles_union, PARALLEL = SAFE
+);
+COMMENT ON AGGREGATE collect.merge(collect.quantiles) IS 'Merges quantiles sketches (re-aggregating rollup rows)';
+CREATE FUNCTION collect.quantiles_agg_combine(internal, internal) RETURNS internal
+    IMMUTABLE PARALLEL SAFE LANGUAGE c AS 'MODULE_PATHNAME', 'quantiles_agg_combine_wrapper';
+CREATE FUNCTION collect.quantiles_agg_serialize(internal) RETURNS bytea
+    IMMUTABLE STRICT PARALLEL SAFE LANGUAGE c AS 'MODULE_PATHNAME', 'quantiles_agg_serialize_wrapper';
+CREATE FUNCTION collect.quantiles_agg_deserialize(bytea, internal) RETURNS internal
+    IMMUTABLE STRICT PARALLEL SAFE LANGUAGE c AS 'MODULE_PATHNAME', 'quantiles_agg_deserialize_wrapper';
+CREATE FUNCTION collect.quantiles_agg_final(internal) RETURNS collect.quantiles
+    IMMUTABLE PARALLEL SAFE LANGUAGE c AS 'MODULE_PATHNAME', 'quantiles_agg_final_wrapper';
+
+CREATE TYPE collect.topk;
+CREATE FUNCTION collect.topk_in(cstring) RETURNS collect.topk
+    IMMUTABLE STRICT PARALLEL SAFE LANGUAGE c AS 'MODULE_PATHNAME', 'topk_in_wrapper';
+CREATE FUNCTION collect.topk_out(collect.topk) RETURNS cstring
+    IMMUTABLE STRICT PARALLEL SAFE LANGUAGE c AS 'MODULE_PATHNAME', 'topk_out_wrapper';
+CREATE FUNCTION collect.topk_recv(internal) RETURNS collect.topk
+    IMMUTABLE STRICT PARALLEL SAFE LANGUAGE c AS 'MODULE_PATHNAME', 'topk_recv_wrapper';
+CREATE FUNCTION collect.topk_send(collect.topk) RETURNS bytea
+    IMMUTABLE STRICT PARALLEL SAFE LANGUAGE c AS 'MODULE_PATHNAME', 'topk_send_wrapper';
+CREATE TYPE collect.topk (
+    INPUT = collect.topk_in, OUTPUT = collect.topk_out,
+    RECEIVE = collect.topk_recv, SEND = collect.topk_send,
+    INTERNALLENGTH = VARIABLE, STORAGE = extended
+);
+COMMENT ON TYPE collect.topk IS 'Heavy hitters (SpaceSaving): counts with error bounds';
+CREATE FUNCTION collect.topk_eq(collect.topk, collect.topk) RETURNS boolean
+    IMMUTABLE STRICT PARALLEL SAFE LANGUAGE c AS 'MODULE_PATHNAME', 'topk_eq_wrapper';
+CREATE OPERATOR collect.= (
+    LEFTARG = collect.topk, RIGHTARG = collect.topk, FUNCTION = collect.topk_eq,
+    COMMUTATOR = OPERATOR(collect.=)
+);
+CREATE FUNCTION collect.topk_union(collect.topk, collect.topk) RETURNS collect.topk
+    IMMUTABLE STRICT PARALLEL SAFE LANGUAGE c AS 'MODULE_PATHNAME', 'topk_union_wrapper';
+COMMENT ON FUNCTION collect.topk_union(collect.topk, collect.topk) IS 'Both sketches merged into one';
+CREATE AGGREGATE collect.merge(collect.topk) (
+    SFUNC = collect.topk_union, STYPE = collect.topk,
+    COMBINEFUNC = collect.topk_union, PARALLEL = SAFE
+);
+COMMENT ON AGGREGATE collect.merge(collect.topk) IS 'Merges topk sketches (re-aggregating rollup rows)';
+CREATE FUNCTION collect.topk_agg_combine(internal, internal) RETURNS internal
+    IMMUTABLE PARALLEL SAFE LANGUAGE c AS 'MODULE_PATHNAME', 'topk_agg_combine_wrapper';
+CREATE FUNCTION collect.topk_agg_serialize(internal) RETURNS bytea
+    IMMUTABLE STRICT PARALLEL SAFE LANGUAGE c AS 'MODULE_PATHNAME', 'topk_agg_serialize_wrapper';
+CREATE FUNCTION collect.topk_agg_deserialize(bytea, internal) RETURNS internal
+    IMMUTABLE STRICT PARALLEL SAFE LANGUAGE c AS 'MODULE_PATHNAME', 'topk_agg_deserialize_wrapper';
+CREATE FUNCTION collect.topk_agg_final(internal) RETURNS collect.topk
+    IMMUTABLE PARALLEL SAFE LANGUAGE c AS 'MODULE_PATHNAME', 'topk_agg_final_wrapper';
+
+CREATE FUNCTION collect.hll_agg_trans(internal, anyelement) RETURNS internal
+    IMMUTABLE PARALLEL SAFE LANGUAGE c AS 'MODULE_PATHNAME', 'hll_agg_trans_wrapper';
+CREATE AGGREGATE collect.hll_agg(anyelement) (
+    SFUNC = collect.hll_agg_trans, STYPE = internal, FINALFUNC = collect.hll_agg_final,
+    COMBINEFUNC = collect.hll_agg_combine, SERIALFUNC = collect.hll_agg_serialize,
+    DESERIALFUNC = collect.hll_agg_deserialize, PARALLEL = SAFE
+);
+COMMENT ON AGGREGATE collect.hll_agg(anyelement) IS 'A distinct-count sketch of the non-NULL values';
+
+CREATE FUNCTION collect.quantiles_agg_trans(internal, float8) RETURNS internal
+    IMMUTABLE PARALLEL SAFE LANGUAGE c AS 'MODULE_PATHNAME', 'quantiles_agg_trans_wrapper';
+CREATE AGGREGATE collect.quantiles_agg(float8) (
+    SFUNC = collect.quantiles_agg_trans, STYPE = internal, FINALFUNC = collect.quantiles_agg_final,
+    COMBINEFUNC = collect.quantiles_agg_combine, SERIALFUNC = collect.quantiles_agg_serialize,
+    DESERIALFUNC = collect.quantiles_agg_deserialize, PARALLEL = SAFE
+);
+COMMENT ON AGGREGATE collect.quantiles_agg(float8) IS 'A quantile sketch of the non-NULL values (NaN and infinities are errors)';
+
+CREATE FUNCTION collect.topk_agg_trans(internal, text, integer) RETURNS internal
+    IMMUTABLE PARALLEL SAFE LANGUAGE c AS 'MODULE_PATHNAME', 'topk_agg_trans_wrapper';
+CREATE AGGREGATE collect.topk_agg(text, k integer) (
+    SFUNC = collect.topk_agg_trans, STYPE = internal, FINALFUNC = collect.topk_agg_final,
+    COMBINEFUNC = collect.topk_agg_combine, SERIALFUNC = collect.topk_agg_serialize,
+    DESERIALFUNC = collect.topk_agg_deserialize, PARALLEL = SAFE
+);
+COMMENT ON AGGREGATE collect.topk_agg(text, integer) IS 'A heavy-hitters sketch for the k most frequent non-NULL values';
+
+CREATE FUNCTION collect.distinct_count(sketch collect.hll) RETURNS bigint
+    IMMUTABLE STRICT PARALLEL SAFE LANGUAGE c AS 'MODULE_PATHNAME', 'hll_distinct_count_wrapper';
+CREATE FUNCTION collect.quantile(sketch collect.quantiles, q float8) RETURNS float8
+    IMMUTABLE STRICT PARALLEL SAFE LANGUAGE c AS 'MODULE_PATHNAME', 'quantiles_quantile_wrapper';
+CREATE FUNCTION collect.quantiles(sketch collect.quantiles, qs float8[]) RETURNS float8[]
+    IMMUTABLE STRICT PARALLEL SAFE LANGUAGE c AS 'MODULE_PATHNAME', 'quantiles_quantiles_wrapper';
+CREATE FUNCTION collect.value_count(sketch collect.quantiles) RETURNS bigint
+    IMMUTABLE STRICT PARALLEL SAFE LANGUAGE c AS 'MODULE_PATHNAME', 'quantiles_count_wrapper';
+CREATE FUNCTION collect.top(sketch collect.topk, n integer) RETURNS TABLE (value text, count bigint, error bigint)
+    IMMUTABLE STRICT PARALLEL SAFE ROWS 10 LANGUAGE c AS 'MODULE_PATHNAME', 'topk_top_wrapper';

@@ -1,0 +1,86 @@
+-- Mergeable sketches: collect.hll (distinct counts), collect.quantiles (DDSketch),
+-- collect.topk (heavy hitters). Build them with *_agg, re-aggregate stored sketches with
+-- collect.merge(...), read them with accessors.
+\set SHOW_CONTEXT never
+SET timezone = 'UTC';
+CREATE TABLE requests AS
+SELECT g AS id,
+       '2026-11-01'::timestamptz + (g % 1440) * interval '1 minute' AS at,
+       (g * 7919) % 20000 AS user_id,
+       (((g * 104729) % 100000) / 100.0)::float8 AS latency_ms,
+       'cause-' || ((g * g) % 97) % 13 AS root_cause
+FROM generate_series(1, 100000::bigint) g;
+
+-- Distinct counts: exact while small, about 0.8% standard error beyond.
+SELECT collect.distinct_count(collect.hll_agg(user_id)) AS sketch, count(DISTINCT user_id) AS exact
+FROM requests WHERE id <= 1000;
+SELECT abs(collect.distinct_count(collect.hll_agg(user_id)) - 20000) < 20000 * 0.025 AS within_error
+FROM requests;
+-- Any type can be counted; NULLs are skipped.
+SELECT collect.distinct_count(collect.hll_agg(x)) FROM (VALUES ('a'::text), ('b'), ('a'), (NULL)) v(x);
+SELECT collect.distinct_count(collect.hll_agg(d)) FROM (VALUES (date '2026-01-01'), ('2026-01-02')) v(d);
+
+-- Quantiles within 1% of a true value of that rank.
+SELECT q, abs(s - e) <= 0.01 * e AS within_one_percent
+FROM (SELECT unnest(collect.quantiles(collect.quantiles_agg(latency_ms), '{0.5, 0.9, 0.99}')) AS s,
+             unnest(percentile_disc('{0.5, 0.9, 0.99}'::float8[]) WITHIN GROUP (ORDER BY latency_ms)) AS e,
+             unnest('{0.5, 0.9, 0.99}'::float8[]) AS q
+      FROM requests) t;
+SELECT collect.quantile(collect.quantiles_agg(latency_ms), 0) AS min, collect.quantile(collect.quantiles_agg(latency_ms), 1) AS max,
+       collect.value_count(collect.quantiles_agg(latency_ms)) AS n
+FROM requests;
+
+-- Heavy hitters: counts with error bounds (the true count is in [count - error, count]).
+SELECT t.value, t.count, t.error, e.exact, e.exact BETWEEN t.count - t.error AND t.count AS bounded
+FROM collect.top((SELECT collect.topk_agg(root_cause, 3) FROM requests), 3) t
+JOIN (SELECT root_cause, count(*) AS exact FROM requests GROUP BY 1) e ON e.root_cause = t.value
+ORDER BY t.count DESC;
+
+-- Store per-minute sketches, re-aggregate to hours and to the day: merging equals building.
+CREATE TABLE per_minute AS
+SELECT date_trunc('minute', at) AS minute, count(*) AS n,
+       collect.hll_agg(user_id) AS users, collect.quantiles_agg(latency_ms) AS latency,
+       collect.topk_agg(root_cause, 3) AS causes
+FROM requests GROUP BY 1;
+SELECT hour, collect.distinct_count(collect.merge(users)) AS users,
+       round(collect.quantile(collect.merge(latency), 0.5)::numeric, 1) AS median_ms
+FROM (SELECT date_trunc('hour', minute) AS hour, users, latency FROM per_minute) m
+GROUP BY hour ORDER BY hour LIMIT 3;
+SELECT (SELECT collect.merge(users) FROM per_minute) OPERATOR(collect.=) (SELECT collect.hll_agg(user_id) FROM requests) AS hll_merge_is_exact,
+       (SELECT collect.merge(latency) FROM per_minute) OPERATOR(collect.=) (SELECT collect.quantiles_agg(latency_ms) FROM requests) AS quantiles_merge_is_exact;
+SELECT value, count >= 7000 AS heavy FROM collect.top((SELECT collect.merge(causes) FROM per_minute), 2);
+
+-- Parallel plans give the same answers as serial ones.
+SET parallel_setup_cost = 0;
+SET parallel_tuple_cost = 0;
+SET min_parallel_table_scan_size = 0;
+EXPLAIN (COSTS OFF) SELECT collect.hll_agg(user_id), collect.quantiles_agg(latency_ms), collect.topk_agg(root_cause, 3) FROM requests;
+EXPLAIN (COSTS OFF) SELECT collect.merge(users), collect.merge(latency) FROM per_minute;
+CREATE TABLE parallel_answers AS
+SELECT collect.hll_agg(user_id) AS h, collect.quantiles_agg(latency_ms) AS q FROM requests;
+RESET parallel_setup_cost;
+RESET parallel_tuple_cost;
+RESET min_parallel_table_scan_size;
+SET max_parallel_workers_per_gather = 0;
+SELECT p.h OPERATOR(collect.=) s.h AS same_hll, p.q OPERATOR(collect.=) s.q AS same_quantiles
+FROM parallel_answers p,
+     (SELECT collect.hll_agg(user_id) AS h, collect.quantiles_agg(latency_ms) AS q FROM requests) s;
+RESET max_parallel_workers_per_gather;
+
+-- Text form round-trips (pg_dump relies on it).
+SELECT collect.hll_agg(x)::text::collect.hll OPERATOR(collect.=) collect.hll_agg(x) AS round_trips
+FROM generate_series(1, 3000) x;
+
+-- Errors.
+SELECT collect.quantile(collect.quantiles_agg(latency_ms), 1.5) FROM requests;
+\echo :LAST_ERROR_SQLSTATE
+SELECT collect.quantiles_agg(x) FROM (VALUES (1.0::float8), ('NaN')) v(x);
+\echo :LAST_ERROR_SQLSTATE
+SELECT collect.topk_agg(root_cause, 0) FROM requests;
+\echo :LAST_ERROR_SQLSTATE
+SELECT 'not a sketch'::collect.hll;
+\echo :LAST_ERROR_SQLSTATE
+SELECT '\x01'::collect.quantiles;
+\echo :LAST_ERROR_SQLSTATE
+SELECT collect.merge(t) FROM (SELECT collect.topk_agg(root_cause, 2) t FROM requests UNION ALL SELECT collect.topk_agg(root_cause, 3) FROM requests) s;
+\echo :LAST_ERROR_SQLSTATE
