@@ -20,6 +20,7 @@ mod testing;
 extension_sql_file!("../sql/collection.sql", name = "collection");
 extension_sql_file!("../sql/collections.sql", name = "collections", requires = ["collection"]);
 extension_sql_file!("../sql/sketches.sql", name = "sketches", requires = ["collection"]);
+extension_sql_file!("../sql/rollups.sql", name = "rollups", requires = ["sketches"]);
 
 /// Required by `cargo pgrx test`.
 #[cfg(test)]
