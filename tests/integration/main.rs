@@ -3,6 +3,7 @@
 
 mod collection;
 mod collections;
+mod rollups;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 

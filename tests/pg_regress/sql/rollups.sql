@@ -1,0 +1,120 @@
+-- Minute rollups at ingest (Druid, as Plumbr used it): events are rolled up as they arrive
+-- into one row per minute and dimension combination, with mergeable metrics.
+\set SHOW_CONTEXT never
+SET timezone = 'UTC';
+CREATE TABLE interactions (
+    started timestamptz, app text, operation text, outcome text,
+    user_id bigint, duration_ms integer, root_cause text
+);
+SELECT collect.create_rollup('interactions_1m', 'interactions', 'started',
+    dimensions => '{app, operation, outcome}',
+    metrics => '{"total_ms": "sum(duration_ms)", "min_ms": "min(duration_ms)", "max_ms": "max(duration_ms)",
+                 "users": "distinct(user_id)", "latency": "quantiles(duration_ms)", "causes": "top(root_cause, 3)"}');
+\d interactions_1m
+
+-- The seed's example: five events between 12:20 and 12:21 roll up into two rows.
+INSERT INTO interactions (started, app, operation, outcome, user_id, duration_ms) VALUES
+    ('2026-11-01 12:20:02', 'shop', 'login()', 'ok', 1, 2000),
+    ('2026-11-01 12:20:05', 'shop', 'pay()',   'ok', 1, 5000),
+    ('2026-11-01 12:20:03', 'shop', 'login()', 'ok', 2, 17000),
+    ('2026-11-01 12:20:42', 'shop', 'login()', 'ok', 3, 2000),
+    ('2026-11-01 12:20:45', 'shop', 'pay()',   'ok', 2, 1000);
+SELECT bucket, operation, event_count, total_ms, min_ms, max_ms, collect.distinct_count(users) AS users
+FROM interactions_1m ORDER BY operation;
+TRUNCATE interactions;
+SELECT collect.refresh_rollup('interactions_1m') AS buckets_refreshed;
+SELECT count(*) AS rows_after_truncate_and_refresh FROM interactions_1m;
+
+-- A day of events, in several statements (COPY works the same way).
+INSERT INTO interactions
+SELECT '2026-11-02'::timestamptz + (g % 86400) * interval '1 second',
+       (ARRAY['shop', 'blog'])[1 + g % 2], (ARRAY['login()', 'pay()', 'search()'])[1 + g % 3],
+       CASE WHEN g % 17 = 0 THEN 'failed' WHEN g % 5 = 0 THEN 'slow' ELSE 'ok' END,
+       (g * 7919) % 3000, (g * 104729) % 5000, CASE WHEN g % 17 = 0 THEN 'cause-' || g % 4 END
+FROM generate_series(1, 60000::bigint) g;
+INSERT INTO interactions
+SELECT '2026-11-02'::timestamptz + (g % 86400) * interval '1 second', 'shop', 'pay()', 'ok', g % 100, g % 300, NULL
+FROM generate_series(1, 20000) g;
+SELECT name, rows_in, rollup_rows, rollup_ratio, stale_buckets FROM collect.rollups;
+
+-- Rollup answers equal raw answers: counts, sums, min and max exactly; sketches are the
+-- very sketches the raw rows give.
+CREATE VIEW raw_per_minute AS
+SELECT date_bin('1 minute', started, '2000-01-03') AS bucket, app, operation, outcome, count(*) AS n,
+       sum(duration_ms) AS total_ms, min(duration_ms) AS min_ms, max(duration_ms) AS max_ms,
+       collect.hll_agg(user_id) AS users, collect.quantiles_agg(duration_ms) AS latency
+FROM interactions GROUP BY 1, 2, 3, 4;
+SELECT count(*) AS rows_compared,
+       bool_and(r.event_count = w.n AND r.total_ms = w.total_ms AND r.min_ms = w.min_ms AND r.max_ms = w.max_ms) AS exact,
+       bool_and(r.users OPERATOR(collect.=) w.users AND r.latency OPERATOR(collect.=) w.latency) AS same_sketches
+FROM interactions_1m r FULL JOIN raw_per_minute w USING (bucket, app, operation, outcome);
+
+-- Re-aggregated to hours and days at query time: Plumbr's three questions.
+-- 1. Daily active users of an application.
+SELECT date_trunc('day', bucket) AS day, collect.distinct_count(collect.merge(users)) AS active_users,
+       (SELECT count(DISTINCT user_id) FROM interactions WHERE app = 'shop') AS exact
+FROM interactions_1m WHERE app = 'shop' GROUP BY 1;
+-- 2. Top root causes over the period.
+SELECT value AS root_cause, count, error FROM collect.top((SELECT collect.merge(causes) FROM interactions_1m WHERE outcome = 'failed'), 3);
+SELECT root_cause, count(*) FROM interactions WHERE outcome = 'failed' GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT 3;
+-- 3. Latency distribution of an operation, morning against afternoon.
+SELECT bucket < '2026-11-02 12:00' AS morning,
+       collect.quantiles(collect.merge(latency), '{0.5, 0.95}') AS p50_p95
+FROM interactions_1m WHERE operation = 'pay()' GROUP BY 1 ORDER BY 1 DESC;
+
+-- Tiers: an hour table kept by the same ingest, filled from the minutes when added.
+SELECT collect.add_tier('interactions_1m', 'interactions_1h', '1 hour');
+INSERT INTO interactions VALUES ('2026-11-02 05:30:00', 'shop', 'login()', 'ok', 424242, 10, NULL);
+SELECT (SELECT sum(event_count) FROM interactions_1h) = (SELECT count(*) FROM interactions) AS hours_complete,
+       (SELECT count(*) FROM interactions_1h) AS hour_rows;
+-- Late events merge into their old buckets.
+SELECT event_count FROM interactions_1h WHERE bucket = '2026-11-02 05:00' AND app = 'shop' AND operation = 'login()' AND outcome = 'ok';
+
+-- Corrections: updates and deletes cannot be subtracted from sketches, so they mark buckets
+-- stale; refresh recomputes them (and the tiers above them) from raw rows.
+UPDATE interactions SET duration_ms = 99999 WHERE user_id = 424242;
+DELETE FROM interactions WHERE started < '2026-11-02 00:05';
+SELECT stale_buckets FROM collect.rollups;
+SELECT collect.refresh_rollup('interactions_1m') AS buckets_refreshed;
+SELECT count(*) AS rows_compared,
+       bool_and(r.event_count = w.n AND r.max_ms = w.max_ms AND r.users OPERATOR(collect.=) w.users) AS exact_again
+FROM interactions_1m r FULL JOIN raw_per_minute w USING (bucket, app, operation, outcome);
+SELECT max(max_ms) AS hour_tier_max FROM interactions_1h;
+
+-- Events as a JSON array (a lump), in one call.
+SELECT collect.ingest('interactions_1m', '[
+    {"started": "2026-11-03T00:00:10Z", "app": "shop", "operation": "pay()", "outcome": "ok", "user_id": 1, "duration_ms": 10},
+    {"started": "2026-11-03T00:00:20Z", "app": "shop", "operation": "pay()", "outcome": "ok", "user_id": 2, "duration_ms": 30}]');
+SELECT event_count, total_ms FROM interactions_1m WHERE bucket = '2026-11-03 00:00';
+
+-- Retention per table: minutes expire, hours keep the history.
+SELECT collect.set_retention('interactions_1m', '1 day') > 0 AS dropped_old_minutes;
+SELECT (SELECT count(*) FROM interactions_1m) AS minute_rows, (SELECT count(*) > 0 FROM interactions_1h) AS hours_kept;
+
+-- Errors name the culprit.
+SELECT collect.create_rollup('bad', 'interactions', 'no_such_column');
+\echo :LAST_ERROR_SQLSTATE
+SELECT collect.create_rollup('bad', 'interactions', 'app');
+\echo :LAST_ERROR_SQLSTATE
+SELECT collect.create_rollup('bad', 'interactions', 'started', '{no_such_dimension}');
+\echo :LAST_ERROR_SQLSTATE
+SELECT collect.create_rollup('bad', 'interactions', 'started', metrics => '{"x": "median(duration_ms)"}');
+\echo :LAST_ERROR_SQLSTATE
+SELECT collect.create_rollup('bad', 'interactions', 'started', metrics => '{"x": "sum(app)"}');
+\echo :LAST_ERROR_SQLSTATE
+SELECT collect.create_rollup('bad', 'interactions', 'started', metrics => '{"x": "sum(nope)"}');
+\echo :LAST_ERROR_SQLSTATE
+SELECT collect.create_rollup('bad', 'interactions', 'started', granularity => '1 month');
+\echo :LAST_ERROR_SQLSTATE
+SELECT collect.create_rollup('interactions_1m', 'interactions', 'started');
+\echo :LAST_ERROR_SQLSTATE
+SELECT collect.add_tier('interactions_1m', 'bad_tier', '90 seconds');
+\echo :LAST_ERROR_SQLSTATE
+SELECT collect.ingest('interactions_1m', '{"not": "an array"}');
+\echo :LAST_ERROR_SQLSTATE
+SELECT collect.ingest('no_such_rollup', '[]');
+\echo :LAST_ERROR_SQLSTATE
+SELECT to_regclass('bad') IS NULL AS nothing_created;
+
+SELECT collect.drop_rollup('interactions_1m');
+SELECT to_regclass('interactions_1h') IS NULL AS tier_dropped, count(*) AS rollups_left FROM collect.rollups;
