@@ -6,6 +6,11 @@ set -euo pipefail
 source "$(dirname "$0")/common.sh"
 cd "$REPO"
 "$REPO/scripts/setup.sh"
+# Peers measured against, from Debian's packages.
+for peer in postgresql-$PG_MAJOR-hll postgresql-$PG_MAJOR-tdigest; do
+  dpkg-query -W -f='${Status}' "$peer" 2>/dev/null | grep -q 'install ok installed' ||
+    { [ "$(id -u)" -eq 0 ] && apt-get install -y -qq "$peer" >/dev/null || sudo apt-get install -y -qq "$peer" >/dev/null; }
+done
 install_extension --release
 "$REPO/scripts/cluster.sh" fresh bench "$BENCH_PORT"
 trap '"$REPO/scripts/cluster.sh" stop bench "$BENCH_PORT"' EXIT
@@ -34,7 +39,7 @@ mkdir -p target/bench
   echo "|---|---|---:|---:|---:|---:|"
   psql_at "$BENCH_PORT" pg_collect_bench -At -F '|' -c "
     SELECT '', benchmark, replace(variant, '|', '\\|') || CASE WHEN is_baseline THEN ' (baseline)' ELSE '' END, runs,
-           CASE unit WHEN 'ms' THEN round(median::numeric, 2) || ' ms' WHEN 'ms latency' THEN round(median::numeric, 3) || ' ms' ELSE round(median) || ' ' || unit END,
+           CASE unit WHEN 'ms' THEN round(median::numeric, 2) || ' ms' WHEN 'ms latency' THEN round(median::numeric, 3) || ' ms' WHEN '% error' THEN round(median::numeric, 3) || '%' ELSE round(median) || ' ' || unit END,
            CASE WHEN unit = 'ms' AND items IS NOT NULL
                 THEN to_char(items / (median / 1000), 'FM999,999,999,990') || '/s' ELSE '' END,
            round(ratio_to_baseline::numeric, 3), ''

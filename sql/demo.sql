@@ -60,3 +60,34 @@ SELECT collect.read('page_counters', '/home');
 SELECT collect.normalize('user_segments') - 'ms' AS nightly_pass;
 SELECT collect.read('user_segments', 1001);
 SELECT name, keys, pending_entries, base_bytes FROM collect.collections;
+
+-- =====================================================================================
+-- 3. Minute rollups at ingest with mergeable sketches (Druid, as Plumbr used it).
+-- =====================================================================================
+
+CREATE TABLE interactions (
+    started timestamptz NOT NULL, app text, operation text, outcome text,
+    user_id bigint, duration_ms integer, root_cause text
+);
+SELECT collect.create_rollup('interactions_1m', 'interactions', 'started', '{app, operation, outcome}',
+    '{"total_ms": "sum(duration_ms)", "users": "distinct(user_id)",
+      "latency": "quantiles(duration_ms)", "causes": "top(root_cause, 5)"}');
+SELECT collect.add_tier('interactions_1m', 'interactions_1h', '1 hour');
+
+-- A day of interactions; each statement is rolled up in one pass as it commits.
+INSERT INTO interactions
+SELECT '2026-11-02'::timestamptz + (g * 1.7) * interval '1 second',
+       (ARRAY['shop', 'blog'])[1 + g % 2], (ARRAY['login', 'pay', 'search'])[1 + g % 3],
+       CASE WHEN g % 19 = 0 THEN 'failed' ELSE 'ok' END,
+       g % 4000, (g * 7919) % 3000, CASE WHEN g % 19 = 0 THEN 'timeout-' || g % 3 END
+FROM generate_series(1, 50000) g;
+SELECT name, rows_in, rollup_rows, rollup_ratio FROM collect.rollups;
+
+-- Daily active users, from minute sketches merged at query time.
+SELECT date_trunc('day', bucket) AS day, collect.distinct_count(collect.merge(users)) AS active_users
+FROM interactions_1m GROUP BY 1 ORDER BY 1;
+-- Top root causes of failures.
+SELECT * FROM collect.top((SELECT collect.merge(causes) FROM interactions_1h WHERE outcome = 'failed'), 3);
+-- Latency percentiles of 'pay', from the hour tier.
+SELECT collect.quantiles(collect.merge(latency), '{0.5, 0.95, 0.99}') AS pay_p50_p95_p99
+FROM interactions_1h WHERE operation = 'pay';

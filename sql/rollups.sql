@@ -10,6 +10,7 @@ CREATE TABLE collect.rollup_defs (
     dimensions text[] NOT NULL,
     metrics jsonb NOT NULL,          -- [{"name", "kind", "column", "k", "type"}]
     granularity interval NOT NULL,
+    keep_raw boolean NOT NULL DEFAULT true,
     keep interval,                   -- retention of the rollup table itself
     tiers jsonb NOT NULL DEFAULT '[]', -- [{"name", "table", "granularity", "keep"}]
     statements text[] NOT NULL,      -- the upserts the ingest trigger runs, generated
@@ -135,7 +136,8 @@ CREATE FUNCTION collect.create_rollup(
     time_column text,
     dimensions text[] DEFAULT '{}',
     metrics jsonb DEFAULT '{}',
-    granularity interval DEFAULT '1 minute'
+    granularity interval DEFAULT '1 minute',
+    keep_raw boolean DEFAULT true
 ) RETURNS regclass
 LANGUAGE plpgsql AS $$
 DECLARE
@@ -155,8 +157,16 @@ BEGIN
             USING ERRCODE = 'invalid_parameter_value',
                   HINT = 'Use up to 48 lower-case letters, digits and underscores, starting with a letter or underscore.';
     END IF;
-    IF source IS NULL OR (SELECT relkind FROM pg_class WHERE oid = source) NOT IN ('r', 'p') THEN
+    IF keep_raw IS NULL THEN
+        RAISE EXCEPTION 'keep_raw must be true or false, not NULL' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    IF keep_raw AND (source IS NULL OR (SELECT relkind FROM pg_class WHERE oid = source) NOT IN ('r', 'p')) THEN
         RAISE EXCEPTION 'rollup source % is not a table', coalesce(source::text, 'NULL') USING ERRCODE = 'wrong_object_type';
+    END IF;
+    IF NOT keep_raw AND (source IS NULL OR (SELECT relkind FROM pg_class WHERE oid = source) <> 'v') THEN
+        RAISE EXCEPTION 'a rollup that keeps no raw rows needs a view as its source, not %', coalesce(source::text, 'NULL')
+            USING ERRCODE = 'wrong_object_type',
+                  HINT = 'Declare the columns with a view that holds no rows, such as CREATE VIEW events AS SELECT NULL::timestamptz AS at, NULL::text AS page WHERE false; then INSERT or COPY into it.';
     END IF;
     IF granularity IS NULL OR granularity <= interval '0' OR extract(month FROM granularity) <> 0 OR extract(year FROM granularity) <> 0 THEN
         RAISE EXCEPTION 'invalid rollup granularity: %', coalesce(granularity::text, 'NULL')
@@ -246,10 +256,18 @@ BEGIN
     EXECUTE format('COMMENT ON TABLE %s IS %L', rollup,
                    format('Rollup of %s per %s (pg_collect)', source, granularity));
 
-    def := ROW(name, rollup, source, time_column, coalesce(dimensions, '{}'), metric_defs, granularity, NULL, '[]', '{}', current_user, now());
+    def := ROW(name, rollup, source, time_column, coalesce(dimensions, '{}'), metric_defs, granularity, keep_raw, NULL, '[]', '{}', current_user, now());
     def.statements := collect._rollup_statements(def);
     INSERT INTO collect.rollup_defs SELECT def.*;
 
+    IF NOT keep_raw THEN
+        -- Rows are buffered in memory per statement and rolled up; none is stored.
+        EXECUTE format('CREATE TRIGGER %I INSTEAD OF INSERT ON %s FOR EACH ROW EXECUTE FUNCTION collect._rollup_buffer_row()',
+                       name || '_buffer', source);
+        EXECUTE format('CREATE TRIGGER %I AFTER INSERT ON %s FOR EACH STATEMENT EXECUTE FUNCTION collect._rollup_flush(%L)',
+                       name || '_ingest', source, name);
+        RETURN rollup;
+    END IF;
     EXECUTE format('CREATE TRIGGER %I AFTER INSERT ON %s REFERENCING NEW TABLE AS new_rows
                     FOR EACH STATEMENT EXECUTE FUNCTION collect._rollup_ingest(%L)', name || '_ingest', source, name);
     EXECUTE format('CREATE TRIGGER %I AFTER UPDATE ON %s REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
@@ -260,7 +278,11 @@ BEGIN
                     FOR EACH STATEMENT EXECUTE FUNCTION collect._rollup_mark_stale(%L)', name || '_truncate', source, name);
     RETURN rollup;
 END $$;
-COMMENT ON FUNCTION collect.create_rollup(text, regclass, text, text[], jsonb, interval) IS
+CREATE FUNCTION collect._rollup_buffer_row() RETURNS trigger
+    LANGUAGE c AS 'MODULE_PATHNAME', 'rollup_buffer_row_wrapper';
+CREATE FUNCTION collect._rollup_flush() RETURNS trigger
+    LANGUAGE c AS 'MODULE_PATHNAME', 'rollup_flush_wrapper';
+COMMENT ON FUNCTION collect.create_rollup(text, regclass, text, text[], jsonb, interval, boolean) IS
     'Creates a rollup table kept at ingest: one row per bucket and dimension combination';
 
 -- Events as a JSON array (a lump), inserted into the source in one statement.
@@ -374,6 +396,10 @@ DECLARE
     bucket_expr text := format('date_bin(%L::interval, %I, collect._bucket_origin())', def.granularity, def.time_column);
     refreshed bigint;
 BEGIN
+    IF NOT def.keep_raw THEN
+        RAISE EXCEPTION 'rollup "%" keeps no raw rows to recompute buckets from', def.name
+            USING ERRCODE = 'object_not_in_prerequisite_state';
+    END IF;
     IF ("from" IS NULL) <> ("to" IS NULL) THEN
         RAISE EXCEPTION 'give both "from" and "to", or neither' USING ERRCODE = 'invalid_parameter_value';
     END IF;
@@ -422,9 +448,13 @@ BEGIN
         EXECUTE format('DROP TABLE %s', (t->>'table')::regclass);
     END LOOP;
     EXECUTE format('DROP TRIGGER %I ON %s', def.name || '_ingest', def.source);
-    EXECUTE format('DROP TRIGGER %I ON %s', def.name || '_update', def.source);
-    EXECUTE format('DROP TRIGGER %I ON %s', def.name || '_delete', def.source);
-    EXECUTE format('DROP TRIGGER %I ON %s', def.name || '_truncate', def.source);
+    IF def.keep_raw THEN
+        EXECUTE format('DROP TRIGGER %I ON %s', def.name || '_update', def.source);
+        EXECUTE format('DROP TRIGGER %I ON %s', def.name || '_delete', def.source);
+        EXECUTE format('DROP TRIGGER %I ON %s', def.name || '_truncate', def.source);
+    ELSE
+        EXECUTE format('DROP TRIGGER %I ON %s', def.name || '_buffer', def.source);
+    END IF;
     EXECUTE format('DROP TABLE %s, %s', def.rollup_table, (def.rollup_table::text || '_stale')::regclass);
     DELETE FROM collect.rollup_defs d WHERE d.name = def.name;
 END $$;
@@ -445,7 +475,7 @@ BEGIN
 END $$;
 
 CREATE VIEW collect.rollups AS
-SELECT d.name, d.rollup_table, d.source, d.time_column, d.dimensions, d.granularity, d.keep,
+SELECT d.name, d.rollup_table, d.source, d.time_column, d.dimensions, d.granularity, d.keep_raw, d.keep,
        (SELECT coalesce(jsonb_agg(t - 'table' || jsonb_build_object('table', t->>'table')), '[]') FROM jsonb_array_elements(d.tiers) t) AS tiers,
        f.rows_in, f.rollup_rows, round(f.rows_in / nullif(f.rollup_rows, 0), 1) AS rollup_ratio,
        f.late_events, f.stale_buckets

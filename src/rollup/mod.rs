@@ -6,3 +6,4 @@ pub mod quantiles;
 pub mod topk;
 pub mod wire;
 pub mod sketch_types;
+pub mod rawless;

@@ -79,3 +79,53 @@ fn concurrent_ingest_neither_loses_nor_doubles_counts() {
     assert_eq!(hours, raw, "hour tier counts every event once");
     assert!(exact, "every minute row equals the raw rows' aggregates and sketches");
 }
+
+#[test]
+fn concurrent_ingest_into_a_rollup_without_raw_rows() {
+    let db = fresh_database("rollup_rawless");
+    connect(&db)
+        .batch_execute(
+            r#"CREATE VIEW clicks AS SELECT NULL::timestamptz AS at, NULL::text AS page, NULL::bigint AS user_id WHERE false;
+               SELECT collect.create_rollup('clicks_1m', 'clicks', 'at', '{page}', '{"users": "distinct(user_id)"}', keep_raw => false);"#,
+        )
+        .unwrap();
+    let handles: Vec<_> = (0..6i64)
+        .map(|c| {
+            let db = db.clone();
+            thread::spawn(move || {
+                let mut client = connect(&db);
+                for s in 0..30i64 {
+                    let mut rows = String::new();
+                    for g in 0..100i64 {
+                        rows.push_str(&format!("2026-11-01 00:0{}:{:02}+00\tp{}\t{}\n", (g + s) % 5, (g * 7 + c) % 60, (g + c) % 4, g));
+                    }
+                    if s % 3 == 0 {
+                        // A transaction that rolls back must leave no trace.
+                        client.batch_execute("BEGIN").unwrap();
+                        let mut w = client.copy_in("COPY clicks FROM STDIN").unwrap();
+                        w.write_all(rows.as_bytes()).unwrap();
+                        w.finish().unwrap();
+                        client.batch_execute("ROLLBACK").unwrap();
+                    }
+                    let mut w = client.copy_in("COPY clicks FROM STDIN").unwrap();
+                    w.write_all(rows.as_bytes()).unwrap();
+                    w.finish().unwrap();
+                }
+            })
+        })
+        .collect();
+    for h in handles {
+        h.join().expect("an ingesting client failed");
+    }
+    let row = connect(&db)
+        .query_one(
+            "SELECT (SELECT sum(event_count) FROM clicks_1m)::bigint, (SELECT count(*) FROM clicks),
+                    (SELECT collect.distinct_count(collect.merge(users)) FROM clicks_1m)",
+            &[],
+        )
+        .unwrap();
+    let (events, raw, users): (i64, i64, i64) = (row.get(0), row.get(1), row.get(2));
+    assert_eq!(events, 6 * 30 * 100, "every committed row counted once, rolled-back ones not at all");
+    assert_eq!(raw, 0, "no raw rows kept");
+    assert_eq!(users, 100);
+}
