@@ -140,11 +140,12 @@ SELECT format('CALL bench.record(%L, %L, true, %s, %L); CALL bench.record(%L, %L
     abs((SELECT collect.distinct_count(collect.merge(h)) FROM minute_sketches) - e) / e * 100, '% error')
 FROM (SELECT count(DISTINCT user_id)::float8 AS e FROM sketch_values) x \gexec
 SELECT format('CALL bench.record(%L, %L, true, %s, %L); CALL bench.record(%L, %L, false, %s, %L);',
-    'p' || (q * 100)::int || ' of 1M values: relative error', 'tdigest extension',
-    abs((SELECT tdigest_percentile(t_ext, q) FROM minute_sketches) - e) / e * 100, '% error',
-    'p' || (q * 100)::int || ' of 1M values: relative error', 'collect.quantiles',
-    abs(collect.quantile((SELECT collect.merge(q) FROM minute_sketches), q) - e) / e * 100, '% error')
-FROM (SELECT q, percentile_disc(q) WITHIN GROUP (ORDER BY ms) AS e FROM sketch_values, unnest('{0.5, 0.99}'::float8[]) q GROUP BY q) x \gexec
+    'p' || (frac * 100)::int || ' of 1M values: relative error', 'tdigest extension',
+    abs((SELECT tdigest_percentile(m.t_ext, frac) FROM minute_sketches m) - e) / e * 100, '% error',
+    'p' || (frac * 100)::int || ' of 1M values: relative error', 'collect.quantiles',
+    abs(collect.quantile((SELECT collect.merge(m.q) FROM minute_sketches m), frac) - e) / e * 100, '% error')
+FROM (SELECT frac, percentile_disc(frac) WITHIN GROUP (ORDER BY ms) AS e
+        FROM sketch_values, unnest('{0.5, 0.99}'::float8[]) frac GROUP BY frac) x \gexec
 SELECT format('CALL bench.record(%L, %L, true, %s, %L); CALL bench.record(%L, %L, false, %s, %L);',
     'sketch size, 1M values', 'hll extension', pg_column_size((SELECT hll_union_agg(h_ext) FROM minute_sketches)), 'bytes',
     'sketch size, 1M values', 'collect.hll', pg_column_size((SELECT collect.merge(h) FROM minute_sketches)), 'bytes') \gexec

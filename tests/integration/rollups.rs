@@ -129,3 +129,50 @@ fn concurrent_ingest_into_a_rollup_without_raw_rows() {
     assert_eq!(raw, 0, "no raw rows kept");
     assert_eq!(users, 100);
 }
+
+#[test]
+fn rollups_survive_pg_dump_and_pg_restore_without_double_counting() {
+    use std::process::Command;
+    use crate::{db_user, pg_bin, port};
+    let source = fresh_database("rollup_dump");
+    connect(&source)
+        .batch_execute(
+            r#"CREATE TABLE events (at timestamptz NOT NULL, page text, ms integer);
+               SELECT collect.create_rollup('events_1m', 'events', 'at', '{page}', '{"total_ms": "sum(ms)", "latency": "quantiles(ms)"}');
+               SELECT collect.add_tier('events_1m', 'events_1h', '1 hour');
+               INSERT INTO events SELECT '2026-11-01'::timestamptz + g * interval '7 seconds', 'p' || g % 3, g % 100 FROM generate_series(1, 3000) g;"#,
+        )
+        .unwrap();
+    let dump = format!("{}/target/it-{source}.dump", env!("CARGO_MANIFEST_DIR"));
+    assert!(Command::new(pg_bin("pg_dump"))
+        .args(["-h", "127.0.0.1", "-p", &port(), "-U", &db_user(), "-Fc", "-f", &dump, &source])
+        .status()
+        .unwrap()
+        .success());
+    let target = format!("{source}_restored");
+    let mut admin = connect("postgres");
+    admin.batch_execute(&format!("DROP DATABASE IF EXISTS {target}")).unwrap();
+    admin.batch_execute(&format!("CREATE DATABASE {target}")).unwrap();
+    let restored = Command::new(pg_bin("pg_restore"))
+        .args(["-h", "127.0.0.1", "-p", &port(), "-U", &db_user(), "-d", &target, "--exit-on-error", &dump])
+        .status()
+        .unwrap()
+        .success();
+    std::fs::remove_file(&dump).ok();
+    assert!(restored, "pg_restore failed");
+    let mut dst = connect(&target);
+    let counts = |c: &mut postgres::Client| -> (i64, i64, i64) {
+        let r = c
+            .query_one(
+                "SELECT (SELECT count(*) FROM events), (SELECT sum(event_count) FROM events_1m)::bigint,
+                        (SELECT sum(event_count) FROM events_1h)::bigint",
+                &[],
+            )
+            .unwrap();
+        (r.get(0), r.get(1), r.get(2))
+    };
+    assert_eq!(counts(&mut dst), (3000, 3000, 3000), "restoring the raw rows did not roll them up again");
+    // Ingest keeps working after the restore.
+    dst.batch_execute("INSERT INTO events VALUES ('2026-11-01 00:00:01+00', 'p0', 5)").unwrap();
+    assert_eq!(counts(&mut dst), (3001, 3001, 3001));
+}
