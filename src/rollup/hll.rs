@@ -139,11 +139,7 @@ impl Hll {
     }
 
     pub fn from_bytes(bytes: &[u8]) -> Result<Hll, String> {
-        let mut r = Reader::new(bytes);
-        let version = r.u8()?;
-        if version != FORMAT_VERSION {
-            return Err(format!("unsupported hll format version {version}"));
-        }
+        let mut r = Reader::versioned(bytes, FORMAT_VERSION, "hll")?;
         let mut hll = Hll::new(r.u8()?)?;
         match r.u8()? {
             0 => {

@@ -135,11 +135,7 @@ impl Quantiles {
     }
 
     pub fn from_bytes(bytes: &[u8]) -> Result<Quantiles, String> {
-        let mut r = Reader::new(bytes);
-        let version = r.u8()?;
-        if version != FORMAT_VERSION {
-            return Err(format!("unsupported quantiles format version {version}"));
-        }
+        let mut r = Reader::versioned(bytes, FORMAT_VERSION, "quantiles")?;
         let mut q = Quantiles { count: r.varint()?, zero: r.varint()?, min: r.f64()?, max: r.f64()?, ..Default::default() };
         let mut total = q.zero;
         for negative in [false, true] {

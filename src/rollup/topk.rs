@@ -110,11 +110,7 @@ impl TopK {
     }
 
     pub fn from_bytes(bytes: &[u8]) -> Result<TopK, String> {
-        let mut r = Reader::new(bytes);
-        let version = r.u8()?;
-        if version != FORMAT_VERSION {
-            return Err(format!("unsupported topk format version {version}"));
-        }
+        let mut r = Reader::versioned(bytes, FORMAT_VERSION, "topk")?;
         let k = u32::try_from(r.varint()?).map_err(|_| "k out of range")?;
         let mut t = TopK::new(k)?;
         t.total = r.varint()?;

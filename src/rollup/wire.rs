@@ -28,6 +28,16 @@ impl<'a> Reader<'a> {
         Reader { bytes, pos: 0 }
     }
 
+    /// A reader past the leading format-version byte, which must be `version`.
+    pub fn versioned(bytes: &'a [u8], version: u8, what: &str) -> Result<Reader<'a>, String> {
+        let mut r = Reader::new(bytes);
+        let found = r.u8()?;
+        if found != version {
+            return Err(format!("unsupported {what} format version {found}"));
+        }
+        Ok(r)
+    }
+
     pub fn u8(&mut self) -> Result<u8, String> {
         let b = *self.bytes.get(self.pos).ok_or("value ends early")?;
         self.pos += 1;
