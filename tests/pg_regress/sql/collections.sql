@@ -96,6 +96,10 @@ SELECT collect.append_many('segment_sets', 1, '{"not": "an array"}');
 \echo :LAST_ERROR_SQLSTATE
 SELECT collect.normalize('segment_sets', max_keys => 0);
 \echo :LAST_ERROR_SQLSTATE
+SELECT collect.normalize('segment_sets', NULL);
+\echo :LAST_ERROR_SQLSTATE
+CALL collect.normalize_in_batches('segment_sets', batch_size => 0);
+\echo :LAST_ERROR_SQLSTATE
 SELECT collect.drop_collection('no_such_collection');
 \echo :LAST_ERROR_SQLSTATE
 SELECT count(*) AS nothing_was_created FROM collect.collection_defs WHERE name = 'bad';

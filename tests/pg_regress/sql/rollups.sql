@@ -114,6 +114,14 @@ SELECT collect.ingest('interactions_1m', '{"not": "an array"}');
 \echo :LAST_ERROR_SQLSTATE
 SELECT collect.ingest('no_such_rollup', '[]');
 \echo :LAST_ERROR_SQLSTATE
+SELECT collect.refresh_rollup('interactions_1m', "from" => '2026-11-02');
+\echo :LAST_ERROR_SQLSTATE
+SELECT collect.set_retention('interactions_1m', '-1 day');
+\echo :LAST_ERROR_SQLSTATE
+SELECT collect.set_retention('interactions', '1 day');
+\echo :LAST_ERROR_SQLSTATE
+SELECT collect.add_tier('interactions_1m', 'Bad Tier', '1 day');
+\echo :LAST_ERROR_SQLSTATE
 SELECT to_regclass('bad') IS NULL AS nothing_created;
 
 -- Keeping no raw rows (Druid's mode): the source is a view that holds none; INSERT and COPY
