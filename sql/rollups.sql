@@ -46,8 +46,10 @@ BEGIN
 END $$;
 
 -- The upsert that merges one statement's rows (transition table new_rows) into `target` at
--- `granularity`, skipping buckets older than `keep`.
-CREATE FUNCTION collect._rollup_upsert(def collect.rollup_defs, target regclass, granularity interval, keep interval)
+-- `granularity`, skipping buckets older than `keep`. A rebuild from raw rows does not count
+-- late events (`count_late => false`): nothing arrives then.
+CREATE FUNCTION collect._rollup_upsert(def collect.rollup_defs, target regclass, granularity interval, keep interval,
+                                       count_late boolean DEFAULT true)
     RETURNS text IMMUTABLE LANGUAGE plpgsql AS $$
 DECLARE
     bucket text := format('date_bin(%L::interval, %I, collect._bucket_origin())', granularity, def.time_column);
@@ -78,7 +80,7 @@ BEGIN
     RETURN format(
         'INSERT INTO %1$s AS r (bucket%2$s, event_count, late_events%3$s)
          SELECT %4$s AS bucket%2$s, count(*),
-                count(*) FILTER (WHERE %4$s < date_bin(%5$L::interval, now(), collect._bucket_origin()) - %5$L::interval)%6$s
+                %10$s%6$s
            FROM new_rows %7$s
           GROUP BY %8$s ORDER BY %8$s
          ON CONFLICT (bucket%2$s) DO UPDATE SET
@@ -89,7 +91,11 @@ BEGIN
         coalesce((SELECT string_agg(format(', %I', x->>'name'), '') FROM jsonb_array_elements(def.metrics) x), ''),
         bucket, granularity, select_metrics,
         CASE WHEN keep IS NULL THEN '' ELSE format('WHERE %s >= date_bin(%L::interval, now(), collect._bucket_origin()) - %L::interval', bucket, granularity, keep) END,
-        group_cols, merge_metrics);
+        group_cols, merge_metrics,
+        CASE WHEN count_late
+             THEN format('count(*) FILTER (WHERE %s < date_bin(%L::interval, now(), collect._bucket_origin()) - %L::interval)',
+                         bucket, granularity, granularity)
+             ELSE '0' END);
 END $$;
 
 CREATE FUNCTION collect._rollup_statements(def collect.rollup_defs) RETURNS text[]
@@ -417,10 +423,10 @@ BEGIN
     END IF;
     SELECT count(*) INTO refreshed FROM pg_collect_refresh;
     FOR t IN
-        SELECT def.rollup_table AS tbl, def.granularity AS g, def.statements[1] AS stmt
+        SELECT def.rollup_table AS tbl, def.granularity AS g, def.keep AS keep
         UNION ALL
-        SELECT (x->>'table')::regclass, (x->>'granularity')::interval, def.statements[1 + o::int]
-          FROM jsonb_array_elements(def.tiers) WITH ORDINALITY AS e(x, o)
+        SELECT (x->>'table')::regclass, (x->>'granularity')::interval, (x->>'keep')::interval
+          FROM jsonb_array_elements(def.tiers) x
     LOOP
         -- Every bucket of this table that holds a refreshed base bucket is rebuilt whole.
         EXECUTE format('DELETE FROM %s WHERE bucket IN (SELECT DISTINCT date_bin(%L::interval, bucket, collect._bucket_origin()) FROM pg_collect_refresh)',
@@ -428,7 +434,7 @@ BEGIN
         EXECUTE format('CREATE TEMP VIEW new_rows AS SELECT * FROM %s WHERE date_bin(%L::interval, %I, collect._bucket_origin())
                           IN (SELECT DISTINCT date_bin(%L::interval, bucket, collect._bucket_origin()) FROM pg_collect_refresh)',
                        def.source, t.g, def.time_column, t.g);
-        EXECUTE replace(t.stmt, 'count(*) FILTER', '0 * count(*) FILTER');
+        EXECUTE collect._rollup_upsert(def, t.tbl, t.g, t.keep, count_late => false);
         DROP VIEW new_rows;
     END LOOP;
     EXECUTE format('DELETE FROM %s WHERE bucket IN (SELECT bucket FROM pg_collect_refresh)', stale);

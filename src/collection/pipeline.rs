@@ -49,14 +49,6 @@ impl Field {
             Field::Key(k) => entry.value.get(k).cloned().unwrap_or(Value::Null),
         }
     }
-
-    fn name(&self) -> &str {
-        match self {
-            Field::Seq => "$seq",
-            Field::At => "$at",
-            Field::Key(k) => k,
-        }
-    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -557,21 +549,6 @@ fn instant_of(v: &Value) -> Option<i64> {
         Value::Number(n) => n.as_f64().map(|f| (f * 1e6) as i64),
         Value::String(s) => super::time::parse_timestamp_us(s),
         _ => None,
-    }
-}
-
-impl Step {
-    pub fn describe(&self) -> String {
-        match self {
-            Step::LatestBy(f) => format!("latest_by {}", f.name()),
-            Step::Limit(n) => format!("limit {n}"),
-            Step::LimitBy(n, f) => format!("limit {n} by {}", f.name()),
-            Step::OrderBy { field, desc } => format!("order_by {}{}", field.name(), if *desc { " desc" } else { "" }),
-            Step::SumBy { key, value, .. } => format!("sum_by {} value {value}", key.name()),
-            Step::Expire { at, .. } => format!("expire at {}", at.name()),
-            Step::Where(_) => "where".into(),
-            Step::Sql(f) => format!("sql {f}"),
-        }
     }
 }
 

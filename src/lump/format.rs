@@ -293,13 +293,6 @@ impl Lump {
     pub fn into_raw(self) -> Vec<u8> {
         self.raw
     }
-
-    pub fn into_builder(self) -> Builder {
-        Builder {
-            raw: self.raw,
-            count: self.count,
-        }
-    }
 }
 
 /// How thoroughly [`decode`] checks a value.

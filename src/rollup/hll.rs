@@ -46,10 +46,6 @@ impl Hll {
         Ok(Hll { precision, repr: Repr::Sparse(BTreeSet::new()) })
     }
 
-    pub fn precision(&self) -> u8 {
-        self.precision
-    }
-
     fn registers(&self) -> usize {
         1 << self.precision
     }
@@ -67,7 +63,7 @@ impl Hll {
         match &mut self.repr {
             Repr::Sparse(set) => {
                 set.insert(hash);
-                if set.len() > self.registers() / 8 {
+                if set.len() > self.sparse_limit() {
                     self.densify();
                 }
             }
