@@ -122,7 +122,8 @@ CREATE FUNCTION collect.hll_agg_trans(internal, anyelement) RETURNS internal
 CREATE AGGREGATE collect.hll_agg(anyelement) (
     SFUNC = collect.hll_agg_trans, STYPE = internal, FINALFUNC = collect.hll_agg_final,
     COMBINEFUNC = collect.hll_agg_combine, SERIALFUNC = collect.hll_agg_serialize,
-    DESERIALFUNC = collect.hll_agg_deserialize, PARALLEL = SAFE
+    DESERIALFUNC = collect.hll_agg_deserialize, PARALLEL = SAFE,
+    SSPACE = 1024  -- a typical sparse state; without it the planner assumes 8 kB and spills hash aggregates early
 );
 COMMENT ON AGGREGATE collect.hll_agg(anyelement) IS 'A distinct-count sketch of the non-NULL values';
 
@@ -131,7 +132,8 @@ CREATE FUNCTION collect.quantiles_agg_trans(internal, float8) RETURNS internal
 CREATE AGGREGATE collect.quantiles_agg(float8) (
     SFUNC = collect.quantiles_agg_trans, STYPE = internal, FINALFUNC = collect.quantiles_agg_final,
     COMBINEFUNC = collect.quantiles_agg_combine, SERIALFUNC = collect.quantiles_agg_serialize,
-    DESERIALFUNC = collect.quantiles_agg_deserialize, PARALLEL = SAFE
+    DESERIALFUNC = collect.quantiles_agg_deserialize, PARALLEL = SAFE,
+    SSPACE = 512
 );
 COMMENT ON AGGREGATE collect.quantiles_agg(float8) IS 'A quantile sketch of the non-NULL values (NaN and infinities are errors)';
 
@@ -140,7 +142,8 @@ CREATE FUNCTION collect.topk_agg_trans(internal, text, integer) RETURNS internal
 CREATE AGGREGATE collect.topk_agg(text, k integer) (
     SFUNC = collect.topk_agg_trans, STYPE = internal, FINALFUNC = collect.topk_agg_final,
     COMBINEFUNC = collect.topk_agg_combine, SERIALFUNC = collect.topk_agg_serialize,
-    DESERIALFUNC = collect.topk_agg_deserialize, PARALLEL = SAFE
+    DESERIALFUNC = collect.topk_agg_deserialize, PARALLEL = SAFE,
+    SSPACE = 4096
 );
 COMMENT ON AGGREGATE collect.topk_agg(text, integer) IS 'A heavy-hitters sketch for the k most frequent non-NULL values';
 

@@ -12,6 +12,7 @@ pub mod collection;
 mod errors;
 mod jsonb;
 pub mod lump;
+pub mod latest;
 pub mod rollup;
 mod typeio;
 #[cfg(test)]
@@ -21,6 +22,7 @@ extension_sql_file!("../sql/collection.sql", name = "collection");
 extension_sql_file!("../sql/collections.sql", name = "collections", requires = ["collection"]);
 extension_sql_file!("../sql/sketches.sql", name = "sketches", requires = ["collection"]);
 extension_sql_file!("../sql/rollups.sql", name = "rollups", requires = ["sketches"]);
+extension_sql_file!("../sql/latest.sql", name = "latest", requires = ["collection"]);
 
 /// Required by `cargo pgrx test`.
 #[cfg(test)]

@@ -3,6 +3,7 @@
 
 mod collection;
 mod collections;
+mod latest;
 mod rollups;
 
 use std::sync::atomic::{AtomicUsize, Ordering};

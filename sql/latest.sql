@@ -1,0 +1,340 @@
+-- The denormalized latest version: a parent row (a file) carries a copy of its newest eligible
+-- child row (version), kept exact by statement-level triggers with transition tables on the
+-- child. The SQL those triggers run is generated per tracked parent (src/latest/generate.rs)
+-- as two plain PL/pgSQL functions owned by the caller, so plans are cached and pg_dump keeps
+-- them.
+
+CREATE TABLE collect.latest_defs (
+    parent regclass PRIMARY KEY,
+    child regclass NOT NULL,
+    parent_key text NOT NULL,
+    key_type text NOT NULL,
+    link text NOT NULL,
+    order_by text[] NOT NULL,
+    columns text[] NOT NULL,
+    prefix text NOT NULL,
+    filter text,
+    refresh_function text NOT NULL,   -- quoted, qualified: <refresh>(keys key_type[]) → bigint
+    trigger_function text NOT NULL,   -- quoted, qualified: <trigger>() → trigger
+    trigger_tables regclass[] NOT NULL, -- the child and its leaf partitions
+    check_sql text NOT NULL,
+    backfill_position text,           -- last parent key done by an unfinished backfill
+    backfill_done bigint NOT NULL DEFAULT 0,
+    backfilled_at timestamptz,
+    owner name NOT NULL DEFAULT current_user,
+    created_at timestamptz NOT NULL DEFAULT now()
+);
+COMMENT ON TABLE collect.latest_defs IS 'Parents kept by collect.track_latest';
+SELECT pg_catalog.pg_extension_config_dump('collect.latest_defs', '');
+GRANT SELECT, INSERT, UPDATE, DELETE ON collect.latest_defs TO PUBLIC;
+ALTER TABLE collect.latest_defs ENABLE ROW LEVEL SECURITY;
+CREATE POLICY readable ON collect.latest_defs FOR SELECT USING (true);
+CREATE POLICY owner_inserts ON collect.latest_defs FOR INSERT WITH CHECK (pg_has_role(owner, 'USAGE'));
+CREATE POLICY owner_updates ON collect.latest_defs FOR UPDATE USING (pg_has_role(owner, 'USAGE'));
+CREATE POLICY owner_deletes ON collect.latest_defs FOR DELETE USING (pg_has_role(owner, 'USAGE'));
+
+CREATE FUNCTION collect._latest_sql(spec jsonb) RETURNS text[]
+    IMMUTABLE STRICT LANGUAGE c AS 'MODULE_PATHNAME', 'latest_sql_wrapper';
+CREATE FUNCTION collect._latest_check_filter(filter text) RETURNS text
+    IMMUTABLE STRICT LANGUAGE c AS 'MODULE_PATHNAME', 'latest_check_filter_wrapper';
+
+CREATE FUNCTION collect._latest_def(parent regclass) RETURNS collect.latest_defs
+    STABLE LANGUAGE plpgsql AS $$
+DECLARE
+    def collect.latest_defs;
+BEGIN
+    SELECT * INTO def FROM collect.latest_defs d WHERE d.parent = _latest_def.parent;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'the latest version is not tracked on %', coalesce(parent::text, 'NULL')
+            USING ERRCODE = 'undefined_object', HINT = 'collect.tracked_latest lists the tracked parents.';
+    END IF;
+    RETURN def;
+END $$;
+
+-- The column of `rel` named `col`, or an error naming both.
+CREATE FUNCTION collect._latest_column(rel regclass, col text, role text) RETURNS pg_attribute
+    STABLE LANGUAGE plpgsql AS $$
+DECLARE
+    a pg_attribute;
+BEGIN
+    SELECT * INTO a FROM pg_attribute WHERE attrelid = rel AND attname = col AND attnum > 0 AND NOT attisdropped;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'column "%" (%) does not exist in %', col, role, rel USING ERRCODE = 'undefined_column';
+    END IF;
+    RETURN a;
+END $$;
+
+CREATE FUNCTION collect.track_latest(
+    parent regclass,
+    child regclass,
+    link text,
+    order_by text,
+    columns text[],
+    prefix text DEFAULT 'latest_',
+    filter text DEFAULT NULL
+) RETURNS void
+LANGUAGE plpgsql AS $$
+DECLARE
+    parent_schema name;
+    parent_name name;
+    child_schema name;
+    child_name name;
+    key_col pg_attribute;
+    link_col pg_attribute;
+    child_key text[];
+    orders text[];
+    ord_col text;
+    colname text;
+    child_col pg_attribute;
+    existing pg_attribute;
+    base text;
+    refresh_name text;
+    trigger_name text;
+    generated text[];
+    tables regclass[];
+    t regclass;
+BEGIN
+    IF parent IS NULL OR child IS NULL OR link IS NULL OR order_by IS NULL OR columns IS NULL OR prefix IS NULL THEN
+        RAISE EXCEPTION 'collect.track_latest: only filter may be NULL' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    SELECT n.nspname, r.relname INTO parent_schema, parent_name FROM pg_class r JOIN pg_namespace n ON n.oid = r.relnamespace
+     WHERE r.oid = parent AND r.relkind IN ('r', 'p');
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'parent % is not a table', parent USING ERRCODE = 'wrong_object_type';
+    END IF;
+    SELECT n.nspname, r.relname INTO child_schema, child_name FROM pg_class r JOIN pg_namespace n ON n.oid = r.relnamespace
+     WHERE r.oid = child AND r.relkind IN ('r', 'p');
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'child % is not a table', child USING ERRCODE = 'wrong_object_type';
+    END IF;
+    IF parent = child THEN
+        RAISE EXCEPTION 'parent and child must be different tables, not both %', parent USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+
+    SELECT pa.* INTO key_col FROM pg_index i JOIN pg_attribute pa ON pa.attrelid = i.indrelid AND pa.attnum = i.indkey[0]
+     WHERE i.indrelid = parent AND i.indisprimary AND i.indnkeyatts = 1;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'parent % has no single-column primary key', parent
+            USING ERRCODE = 'invalid_parameter_value', HINT = 'The copy is kept per parent key: add a one-column PRIMARY KEY.';
+    END IF;
+    SELECT array_agg(pa.attname::text ORDER BY k.ord) INTO child_key
+      FROM pg_index i, unnest(i.indkey::int2[]) WITH ORDINALITY k(attnum, ord)
+      JOIN pg_attribute pa ON pa.attnum = k.attnum
+     WHERE i.indrelid = child AND i.indisprimary AND pa.attrelid = child AND k.ord <= i.indnkeyatts;
+    IF child_key IS NULL THEN
+        RAISE EXCEPTION 'child % has no primary key', child
+            USING ERRCODE = 'invalid_parameter_value', HINT = 'Ties between versions go to the larger child primary key: add a PRIMARY KEY.';
+    END IF;
+
+    link_col := collect._latest_column(child, link, 'link');
+    IF link_col.atttypid <> key_col.atttypid THEN
+        RAISE EXCEPTION 'link column "%" of % is %, but the key "%" of % is %', link, child, format_type(link_col.atttypid, link_col.atttypmod),
+                        key_col.attname, parent, format_type(key_col.atttypid, key_col.atttypmod)
+            USING ERRCODE = 'datatype_mismatch';
+    END IF;
+
+    orders := ARRAY(SELECT btrim(x) FROM unnest(string_to_array(order_by, ',')) x);
+    IF cardinality(orders) = 0 OR '' = ANY (orders) THEN
+        RAISE EXCEPTION 'invalid order_by: %', quote_literal(order_by)
+            USING ERRCODE = 'invalid_parameter_value', HINT = 'Name one or more child columns, separated by commas; the greatest value is the latest.';
+    END IF;
+    FOREACH ord_col IN ARRAY orders LOOP
+        PERFORM collect._latest_column(child, ord_col, 'order_by');
+    END LOOP;
+
+    IF cardinality(columns) = 0 OR EXISTS (SELECT FROM unnest(columns) x GROUP BY x HAVING count(*) > 1 OR x IS NULL) THEN
+        RAISE EXCEPTION 'columns must name distinct child columns, not %', columns USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    FOREACH colname IN ARRAY columns LOOP
+        child_col := collect._latest_column(child, colname, 'columns');
+        IF octet_length(prefix || colname) > 63 THEN
+            RAISE EXCEPTION 'parent column name "%" is longer than 63 bytes', prefix || colname USING ERRCODE = 'name_too_long';
+        END IF;
+        IF prefix || colname = key_col.attname THEN
+            RAISE EXCEPTION 'copied column "%" would overwrite the primary key of %', prefix || colname, parent
+                USING ERRCODE = 'invalid_parameter_value', HINT = 'Choose another prefix.';
+        END IF;
+        SELECT * INTO existing FROM pg_attribute WHERE attrelid = parent AND attname = prefix || colname AND attnum > 0 AND NOT attisdropped;
+        IF FOUND AND (existing.atttypid, existing.atttypmod) IS DISTINCT FROM (child_col.atttypid, child_col.atttypmod) THEN
+            RAISE EXCEPTION 'column "%" of % is %, but "%" of % is %', prefix || colname, parent, format_type(existing.atttypid, existing.atttypmod),
+                            colname, child, format_type(child_col.atttypid, child_col.atttypmod)
+                USING ERRCODE = 'datatype_mismatch';
+        END IF;
+    END LOOP;
+
+    IF filter IS NOT NULL THEN
+        filter := collect._latest_check_filter(filter);
+        BEGIN
+            -- Planning WHERE over the child checks its columns and that it is boolean.
+            EXECUTE format('SELECT FROM %s WHERE (%s) LIMIT 0', child, E'\n' || filter || E'\n');
+        EXCEPTION WHEN OTHERS THEN
+            RAISE EXCEPTION 'invalid filter %: %', quote_literal(filter), SQLERRM
+                USING ERRCODE = SQLSTATE, HINT = 'A filter is one boolean expression over the child''s columns, such as NOT deleted.';
+        END;
+    END IF;
+
+    -- One tracking per parent; parent before child, like the triggers.
+    PERFORM pg_advisory_xact_lock(hashtext('collect.latest'), parent::oid::int);
+    IF EXISTS (SELECT FROM collect.latest_defs d WHERE d.parent = track_latest.parent) THEN
+        RAISE EXCEPTION 'the latest version is already tracked on %', parent
+            USING ERRCODE = 'duplicate_object', HINT = 'collect.untrack_latest removes the tracking.';
+    END IF;
+    base := left(parent_name, 40);
+    refresh_name := base || '_latest_refresh';
+    trigger_name := base || '_latest_sync';
+    IF EXISTS (SELECT FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+                WHERE n.nspname = parent_schema AND p.proname IN (refresh_name, trigger_name)) THEN
+        RAISE EXCEPTION 'function %.% or %.% already exists', quote_ident(parent_schema), quote_ident(refresh_name),
+                        quote_ident(parent_schema), quote_ident(trigger_name) USING ERRCODE = 'duplicate_function';
+    END IF;
+
+    FOREACH colname IN ARRAY columns LOOP
+        child_col := collect._latest_column(child, colname, 'columns');
+        CONTINUE WHEN EXISTS (SELECT FROM pg_attribute WHERE attrelid = parent AND attname = prefix || colname AND NOT attisdropped);
+        EXECUTE format('ALTER TABLE %s ADD COLUMN %I %s', parent, prefix || colname, format_type(child_col.atttypid, child_col.atttypmod));
+    END LOOP;
+
+    generated := collect._latest_sql(jsonb_build_object(
+        'parent', jsonb_build_object('schema', parent_schema, 'name', parent_name),
+        'parent_key', key_col.attname, 'key_type', format_type(key_col.atttypid, key_col.atttypmod),
+        'child', jsonb_build_object('schema', child_schema, 'name', child_name),
+        'child_key', child_key, 'link', link, 'order_by', orders, 'columns', columns, 'prefix', prefix, 'filter', filter,
+        'refresh_function', jsonb_build_object('schema', parent_schema, 'name', refresh_name),
+        'trigger_function', jsonb_build_object('schema', parent_schema, 'name', trigger_name)));
+    EXECUTE generated[1];
+    EXECUTE generated[2];
+
+    -- Statement triggers fire for the table a statement names: the child for writes through
+    -- it, and each leaf partition for writes aimed at that partition.
+    tables := ARRAY[child] || ARRAY(SELECT relid FROM pg_partition_tree(child) WHERE isleaf AND relid <> child ORDER BY relid);
+    FOREACH t IN ARRAY tables LOOP
+        EXECUTE format('CREATE TRIGGER %I AFTER INSERT ON %s REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION %I.%I()',
+                       base || '_latest_insert', t, parent_schema, trigger_name);
+        EXECUTE format('CREATE TRIGGER %I AFTER UPDATE ON %s REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION %I.%I()',
+                       base || '_latest_update', t, parent_schema, trigger_name);
+        EXECUTE format('CREATE TRIGGER %I AFTER DELETE ON %s REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION %I.%I()',
+                       base || '_latest_delete', t, parent_schema, trigger_name);
+        EXECUTE format('CREATE TRIGGER %I AFTER TRUNCATE ON %s FOR EACH STATEMENT EXECUTE FUNCTION %I.%I()',
+                       base || '_latest_truncate', t, parent_schema, trigger_name);
+    END LOOP;
+
+    IF NOT EXISTS (SELECT FROM pg_index i WHERE i.indrelid = child AND i.indkey[0] = link_col.attnum
+                      AND i.indkey[1] = (collect._latest_column(child, orders[1], 'order_by')).attnum) THEN
+        RAISE WARNING 'no index on % starts with (%, %): every write will scan the versions of its parents', child, quote_ident(link), quote_ident(orders[1])
+            USING HINT = format('CREATE INDEX CONCURRENTLY ON %s (%I, %s);', child, link,
+                                (SELECT string_agg(format('%I', x), ', ') FROM unnest(orders) x));
+    END IF;
+
+    INSERT INTO collect.latest_defs (parent, child, parent_key, key_type, link, order_by, columns, prefix, filter,
+                                     refresh_function, trigger_function, trigger_tables, check_sql)
+    VALUES (parent, child, key_col.attname, format_type(key_col.atttypid, key_col.atttypmod), link, orders, columns, prefix, filter,
+            format('%I.%I', parent_schema, refresh_name), format('%I.%I', parent_schema, trigger_name), tables, generated[3]);
+END $$;
+COMMENT ON FUNCTION collect.track_latest(regclass, regclass, text, text, text[], text, text) IS
+    'Keeps a copy of each parent''s latest child row on the parent (existing rows: collect.backfill_latest)';
+
+-- Existing rows, a batch of parents per transaction, resumable, while the application writes.
+CREATE PROCEDURE collect.backfill_latest(parent regclass, batch_size integer DEFAULT 10000)
+LANGUAGE plpgsql AS $$
+DECLARE
+    def collect.latest_defs := collect._latest_def(parent);
+    last text := def.backfill_position;
+    done bigint := CASE WHEN def.backfill_position IS NULL THEN 0 ELSE def.backfill_done END;
+    total bigint;
+    keys text;
+    n bigint;
+    changed bigint := 0;
+    batch_changed bigint;
+    started timestamptz := clock_timestamp();
+    done_at_start bigint;
+BEGIN
+    IF batch_size IS NULL OR batch_size < 1 OR batch_size > 1000000 THEN
+        RAISE EXCEPTION 'batch_size must be between 1 and 1000000, not %', coalesce(batch_size::text, 'NULL')
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    done_at_start := done;
+    total := greatest((SELECT reltuples FROM pg_class WHERE oid = parent)::bigint, 0);
+    IF last IS NOT NULL THEN
+        RAISE NOTICE 'backfill_latest %: resuming after key % (% done)', parent, last, done;
+    END IF;
+    LOOP
+        IF last IS NULL THEN
+            EXECUTE format('SELECT array_agg(k ORDER BY k)::text, count(*), max(k)::text FROM (SELECT %1$I AS k FROM %2$s ORDER BY 1 LIMIT $1) s',
+                           def.parent_key, parent) INTO keys, n, last USING batch_size;
+        ELSE
+            EXECUTE format('SELECT array_agg(k ORDER BY k)::text, count(*), max(k)::text FROM (SELECT %1$I AS k FROM %2$s WHERE %1$I > $2::%3$s ORDER BY 1 LIMIT $1) s',
+                           def.parent_key, parent, def.key_type) INTO keys, n, last USING batch_size, last;
+        END IF;
+        EXIT WHEN n = 0;
+        EXECUTE format('SELECT %s($1::%s[])', def.refresh_function, def.key_type) INTO batch_changed USING keys;
+        changed := changed + batch_changed;
+        done := done + n;
+        UPDATE collect.latest_defs d SET backfill_position = last, backfill_done = done WHERE d.parent = def.parent;
+        COMMIT;
+        RAISE NOTICE 'backfill_latest %: % of ~% parents, % rows/s', parent, done, greatest(total, done),
+            round((done - done_at_start) / greatest(extract(epoch FROM clock_timestamp() - started), 0.001));
+    END LOOP;
+    UPDATE collect.latest_defs d SET backfill_position = NULL, backfill_done = done, backfilled_at = now() WHERE d.parent = def.parent;
+    RAISE NOTICE 'backfill_latest %: done, % parents, % changed', parent, done, changed;
+END $$;
+COMMENT ON PROCEDURE collect.backfill_latest(regclass, integer) IS
+    'Fills the latest-version copies of existing parents in committed batches (resumable)';
+
+CREATE FUNCTION collect.check_latest(parent regclass) RETURNS TABLE(parent_key text, stored jsonb, expected jsonb)
+LANGUAGE plpgsql AS $$
+BEGIN
+    RETURN QUERY EXECUTE (collect._latest_def(parent)).check_sql;
+END $$;
+COMMENT ON FUNCTION collect.check_latest(regclass) IS 'Parents whose stored latest-version copy differs from their versions';
+
+CREATE FUNCTION collect.repair_latest(parent regclass) RETURNS bigint
+LANGUAGE plpgsql AS $$
+DECLARE
+    def collect.latest_defs := collect._latest_def(parent);
+    changed bigint;
+BEGIN
+    EXECUTE format('SELECT %s(ARRAY(SELECT k::%s FROM (%s) AS c(k, s, e)))', def.refresh_function, def.key_type, def.check_sql)
+        INTO changed;
+    RETURN changed;
+END $$;
+COMMENT ON FUNCTION collect.repair_latest(regclass) IS 'Rewrites the copies collect.check_latest reports; returns how many changed';
+
+CREATE FUNCTION collect.untrack_latest(parent regclass, drop_columns boolean DEFAULT false) RETURNS void
+LANGUAGE plpgsql AS $$
+DECLARE
+    def collect.latest_defs := collect._latest_def(parent);
+    base text := left((SELECT relname FROM pg_class WHERE oid = parent), 40);
+    t regclass;
+    colname text;
+    op text;
+BEGIN
+    IF NOT pg_has_role(def.owner, 'USAGE') THEN
+        RAISE EXCEPTION 'must be owner of the latest-version tracking on %', parent USING ERRCODE = 'insufficient_privilege';
+    END IF;
+    FOREACH t IN ARRAY def.trigger_tables LOOP
+        CONTINUE WHEN NOT EXISTS (SELECT FROM pg_class WHERE oid = t);
+        FOREACH op IN ARRAY ARRAY['insert', 'update', 'delete', 'truncate'] LOOP
+            EXECUTE format('DROP TRIGGER IF EXISTS %I ON %s', base || '_latest_' || op, t);
+        END LOOP;
+    END LOOP;
+    EXECUTE format('DROP FUNCTION IF EXISTS %s()', def.trigger_function);
+    EXECUTE format('DROP FUNCTION IF EXISTS %s(%s[])', def.refresh_function, def.key_type);
+    IF drop_columns THEN
+        FOREACH colname IN ARRAY def.columns LOOP
+            EXECUTE format('ALTER TABLE %s DROP COLUMN IF EXISTS %I', parent, def.prefix || colname);
+        END LOOP;
+    END IF;
+    DELETE FROM collect.latest_defs d WHERE d.parent = def.parent;
+END $$;
+COMMENT ON FUNCTION collect.untrack_latest(regclass, boolean) IS 'Removes the triggers (and with drop_columns, the copies)';
+
+CREATE VIEW collect.tracked_latest AS
+SELECT d.parent, d.child, d.link, d.order_by, d.columns,
+       ARRAY(SELECT d.prefix || c FROM unnest(d.columns) c) AS parent_columns,
+       d.filter,
+       CASE WHEN d.backfilled_at IS NOT NULL AND d.backfill_position IS NULL THEN 'done'
+            WHEN d.backfill_position IS NOT NULL THEN 'in progress'
+            ELSE 'not started' END AS backfill,
+       d.backfill_done AS backfilled_parents, d.backfilled_at, d.trigger_tables, d.owner, d.created_at
+  FROM collect.latest_defs d;
+GRANT SELECT ON collect.tracked_latest TO PUBLIC;

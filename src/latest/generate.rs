@@ -1,0 +1,294 @@
+//! The SQL that keeps a parent row's copy of its latest child row exact. Pure: it only writes
+//! text, from names the SQL layer has already checked against the catalogs.
+//!
+//! One rule does all the work: for a set of parent keys, lock those parents in key order, then
+//! (in a new statement, hence a new snapshot that sees whatever committed while we waited)
+//! recompute each one's latest eligible child with an index probe and write it only where it
+//! differs. Inserts, out-of-order arrivals, deletes, updates of any column and moves between
+//! parents are all "recompute the parents this statement touched".
+
+use serde::Deserialize;
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct QualifiedName {
+    pub schema: String,
+    pub name: String,
+}
+
+impl QualifiedName {
+    pub fn sql(&self) -> String {
+        format!("{}.{}", ident(&self.schema), ident(&self.name))
+    }
+}
+
+/// What `collect.track_latest` was asked for, with names resolved and validated.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Tracking {
+    pub parent: QualifiedName,
+    pub parent_key: String,
+    /// The key's type as `format_type` writes it (already valid SQL).
+    pub key_type: String,
+    pub child: QualifiedName,
+    /// Every column of the child's primary key: ties between equal `order_by` values go to
+    /// the larger key.
+    pub child_key: Vec<String>,
+    pub link: String,
+    pub order_by: Vec<String>,
+    pub columns: Vec<String>,
+    pub prefix: String,
+    /// A boolean expression over the child's columns, already parsed as exactly one.
+    pub filter: Option<String>,
+    /// The generated functions: `<refresh>(keys)` and `<trigger>()`.
+    pub refresh_function: QualifiedName,
+    pub trigger_function: QualifiedName,
+}
+
+/// Always quoted: correct for every name, keywords included.
+pub fn ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+pub fn literal(text: &str) -> String {
+    format!("'{}'", text.replace('\'', "''"))
+}
+
+/// A dollar-quote tag that does not occur in `body`.
+fn dollar_tag(body: &str) -> String {
+    (0..)
+        .map(|n| if n == 0 { "$latest$".to_string() } else { format!("$latest{n}$") })
+        .find(|tag| !body.contains(tag.as_str()))
+        .expect("some tag is free")
+}
+
+impl Tracking {
+    pub fn parent_column(&self, column: &str) -> String {
+        format!("{}{}", self.prefix, column)
+    }
+
+    fn stored_columns(&self, alias: &str) -> String {
+        self.columns
+            .iter()
+            .map(|c| format!("{alias}.{}", ident(&self.parent_column(c))))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
+    fn latest_columns(&self, alias: &str) -> String {
+        self.columns.iter().map(|c| format!("{alias}.{}", ident(c))).collect::<Vec<_>>().join(", ")
+    }
+
+    /// Rows that may be latest: a NULL ordering value is never latest, and the filter holds.
+    /// Unqualified, so it reads transition tables as well as the child.
+    fn eligible(&self) -> String {
+        let mut conditions: Vec<String> = self.order_by.iter().map(|c| format!("{} IS NOT NULL", ident(c))).collect();
+        if let Some(filter) = &self.filter {
+            // On its own line: the filter cannot swallow what follows.
+            conditions.push(format!("(\n{filter}\n)"));
+        }
+        conditions.join(" AND ")
+    }
+
+    /// The latest eligible child of the parent whose key is `key`, as a one-row subquery.
+    fn latest_of(&self, key: &str) -> String {
+        let order = self
+            .order_by
+            .iter()
+            .chain(self.child_key.iter())
+            .map(|c| format!("{} DESC", ident(c)))
+            .collect::<Vec<_>>()
+            .join(", ");
+        format!(
+            "SELECT {columns} FROM {child} WHERE {link} = {key} AND {eligible} ORDER BY {order} LIMIT 1",
+            columns = self.columns.iter().map(|c| ident(c)).collect::<Vec<_>>().join(", "),
+            child = self.child.sql(),
+            link = ident(&self.link),
+            eligible = self.eligible(),
+        )
+    }
+
+    /// `(a, b) IS DISTINCT FROM (c, d)` also for a single column.
+    fn differs(&self, stored: &str, latest: &str) -> String {
+        format!("ROW({}) IS DISTINCT FROM ROW({})", self.stored_columns(stored), self.latest_columns(latest))
+    }
+
+    /// `<refresh>(keys key_type[]) RETURNS bigint`: recompute these parents, return how many
+    /// changed. Used by the trigger, the backfill and the repair.
+    pub fn refresh_function_sql(&self) -> String {
+        let parent = self.parent.sql();
+        let key = ident(&self.parent_key);
+        let sets = self
+            .columns
+            .iter()
+            .map(|c| format!("{} = l.{}", ident(&self.parent_column(c)), ident(c)))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let body = format!(
+            "DECLARE
+    changed bigint;
+BEGIN
+    -- Lock first, in key order (concurrent writers queue instead of deadlocking); the UPDATE
+    -- below is a new statement with a new snapshot that sees every version committed before
+    -- the lock was granted.
+    PERFORM FROM {parent} WHERE {key} = ANY (keys) ORDER BY {key} FOR NO KEY UPDATE;
+    UPDATE {parent} AS p SET {sets}
+      FROM unnest(keys) AS k(key)
+      LEFT JOIN LATERAL ({latest}) AS l ON true
+     WHERE p.{key} = k.key AND {differs};
+    GET DIAGNOSTICS changed = ROW_COUNT;
+    RETURN changed;
+END",
+            latest = self.latest_of("k.key"),
+            differs = self.differs("p", "l"),
+        );
+        let tag = dollar_tag(&body);
+        format!(
+            "CREATE FUNCTION {name}(keys {key_type}[]) RETURNS bigint LANGUAGE plpgsql AS {tag}\n{body}\n{tag}",
+            name = self.refresh_function.sql(),
+            key_type = self.key_type,
+        )
+    }
+
+    /// The statement-level trigger function for INSERT, UPDATE, DELETE and TRUNCATE on the
+    /// child (and on each of its partitions, for writes aimed at a partition directly).
+    pub fn trigger_function_sql(&self) -> String {
+        let parent = self.parent.sql();
+        let key = ident(&self.parent_key);
+        let link = ident(&self.link);
+        let eligible = self.eligible();
+        let refresh = self.refresh_function.sql();
+        let touched = |table: &str| format!("SELECT {link} FROM {table} WHERE {link} IS NOT NULL AND {eligible}");
+        let all_stored_null = format!(
+            "ROW({}) IS NULL",
+            self.columns.iter().map(|c| ident(&self.parent_column(c))).collect::<Vec<_>>().join(", ")
+        );
+        let body = format!(
+            "DECLARE
+    keys {key_type}[];
+BEGIN
+    IF TG_OP = 'INSERT' THEN
+        keys := ARRAY({new} ORDER BY 1);
+    ELSIF TG_OP = 'DELETE' THEN
+        keys := ARRAY({old} ORDER BY 1);
+    ELSIF TG_OP = 'UPDATE' THEN
+        keys := ARRAY({old} UNION {new} ORDER BY 1);
+    ELSE
+        -- TRUNCATE: the rows are gone, so every parent that holds a copy is recomputed (for
+        -- the whole child: cleared, as nothing is left).
+        keys := ARRAY(SELECT {key} FROM {parent} WHERE NOT {all_stored_null} ORDER BY 1);
+    END IF;
+    IF cardinality(keys) > 0 THEN
+        PERFORM {refresh}(keys);
+    END IF;
+    RETURN NULL;
+END",
+            key_type = self.key_type,
+            new = touched("new_rows").replacen("SELECT", "SELECT DISTINCT", 1),
+            old = touched("old_rows").replacen("SELECT", "SELECT DISTINCT", 1),
+        );
+        let tag = dollar_tag(&body);
+        format!(
+            "CREATE FUNCTION {name}() RETURNS trigger LANGUAGE plpgsql AS {tag}\n{body}\n{tag}",
+            name = self.trigger_function.sql(),
+        )
+    }
+
+    /// Rows whose stored copy differs from the truth: (parent_key text, stored jsonb, expected jsonb).
+    pub fn check_sql(&self) -> String {
+        let object = |alias: &str, parent_side: bool| {
+            let pairs = self
+                .columns
+                .iter()
+                .map(|c| {
+                    let column = if parent_side { self.parent_column(c) } else { c.clone() };
+                    format!("{}, {alias}.{}", literal(c), ident(&column))
+                })
+                .collect::<Vec<_>>()
+                .join(", ");
+            format!("jsonb_build_object({pairs})")
+        };
+        format!(
+            "SELECT p.{key}::text, {stored}, CASE WHEN l.present THEN {expected} END
+               FROM {parent} AS p
+               LEFT JOIN LATERAL (SELECT true AS present, * FROM ({latest}) AS latest) AS l ON true
+              WHERE {differs}
+              ORDER BY p.{key}",
+            key = ident(&self.parent_key),
+            stored = object("p", true),
+            expected = object("l", false),
+            parent = self.parent.sql(),
+            latest = self.latest_of(&format!("p.{}", ident(&self.parent_key))),
+            differs = self.differs("p", "l"),
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn files() -> Tracking {
+        Tracking {
+            parent: QualifiedName { schema: "public".into(), name: "files".into() },
+            parent_key: "id".into(),
+            key_type: "bigint".into(),
+            child: QualifiedName { schema: "public".into(), name: "versions".into() },
+            child_key: vec!["id".into()],
+            link: "file_id".into(),
+            order_by: vec!["created_at".into()],
+            columns: vec!["size".into(), "created_at".into()],
+            prefix: "latest_".into(),
+            filter: Some("NOT deleted".into()),
+            refresh_function: QualifiedName { schema: "public".into(), name: "files_latest_refresh".into() },
+            trigger_function: QualifiedName { schema: "public".into(), name: "files_latest_sync".into() },
+        }
+    }
+
+    #[test]
+    fn identifiers_are_always_quoted() {
+        assert_eq!(ident("files"), "\"files\"");
+        assert_eq!(ident("we\"ird name"), "\"we\"\"ird name\"");
+        assert_eq!(literal("it's"), "'it''s'");
+    }
+
+    #[test]
+    fn refresh_locks_in_key_order_before_recomputing() {
+        let sql = files().refresh_function_sql();
+        let lock = sql.find("ORDER BY \"id\" FOR NO KEY UPDATE").expect("locks in key order");
+        let update = sql.find("UPDATE \"public\".\"files\"").expect("updates the parent");
+        assert!(lock < update);
+        assert!(sql.contains("ORDER BY \"created_at\" DESC, \"id\" DESC LIMIT 1"), "{sql}");
+        assert!(sql.contains("\"created_at\" IS NOT NULL AND (\nNOT deleted\n)"), "{sql}");
+        assert!(sql.contains("ROW(p.\"latest_size\", p.\"latest_created_at\") IS DISTINCT FROM ROW(l.\"size\", l.\"created_at\")"));
+        assert!(sql.starts_with("CREATE FUNCTION \"public\".\"files_latest_refresh\"(keys bigint[]) RETURNS bigint"));
+    }
+
+    #[test]
+    fn trigger_covers_every_operation() {
+        let sql = files().trigger_function_sql();
+        for op in ["'INSERT'", "'DELETE'", "'UPDATE'"] {
+            assert!(sql.contains(op), "{op} missing");
+        }
+        assert!(sql.contains("SELECT DISTINCT \"file_id\" FROM old_rows"));
+        assert!(sql.contains("UNION SELECT DISTINCT \"file_id\" FROM new_rows"));
+        assert!(sql.contains("WHERE NOT ROW(\"latest_size\", \"latest_created_at\") IS NULL"));
+    }
+
+    #[test]
+    fn dollar_quotes_never_collide_with_the_filter() {
+        let mut t = files();
+        t.filter = Some("note <> '$latest$'".into());
+        let sql = t.refresh_function_sql();
+        assert!(sql.contains("AS $latest1$\n"), "{sql}");
+        assert!(sql.ends_with("\n$latest1$"));
+    }
+
+    #[test]
+    fn no_filter_means_only_non_null_order() {
+        let mut t = files();
+        t.filter = None;
+        t.order_by = vec!["version".into(), "minor".into()];
+        let sql = t.check_sql();
+        assert!(sql.contains("WHERE \"file_id\" = p.\"id\" AND \"version\" IS NOT NULL AND \"minor\" IS NOT NULL ORDER BY"));
+        assert!(sql.contains("ORDER BY \"version\" DESC, \"minor\" DESC, \"id\" DESC LIMIT 1"));
+    }
+}

@@ -1,0 +1,79 @@
+use std::ffi::CString;
+
+use pgrx::prelude::*;
+use pgrx::{pg_sys, JsonB};
+
+use super::generate::Tracking;
+use crate::errors::raise;
+
+/// The generated SQL for a tracking: {refresh function, trigger function, check query}.
+#[pg_extern(sql = false)]
+fn latest_sql(spec: JsonB) -> Vec<String> {
+    let tracking: Tracking = serde_json::from_value(spec.0)
+        .unwrap_or_else(|e| raise(PgSqlErrorCode::ERRCODE_INTERNAL_ERROR, format!("invalid tracking spec: {e}"), None));
+    vec![tracking.refresh_function_sql(), tracking.trigger_function_sql(), tracking.check_sql()]
+}
+
+fn invalid_filter(filter: &str, why: &str) -> ! {
+    raise(
+        PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+        format!("invalid filter {filter:?}: {why}"),
+        Some("A filter is one boolean expression over the child's columns, such as NOT deleted.".into()),
+    )
+}
+
+#[pg_guard]
+unsafe extern "C-unwind" fn has_sublink(node: *mut pg_sys::Node, context: *mut core::ffi::c_void) -> bool {
+    if node.is_null() {
+        return false;
+    }
+    if (*node).type_ == pg_sys::NodeTag::T_SubLink {
+        return true;
+    }
+    pg_sys::raw_expression_tree_walker(node, Some(has_sublink), context)
+}
+
+/// The filter, checked to be exactly one expression without subqueries: what it may read is
+/// then only the row it is evaluated on. (Columns and the boolean type are checked by
+/// Postgres itself, by planning `WHERE filter` over the child.)
+#[pg_extern(sql = false)]
+fn latest_check_filter(filter: &str) -> String {
+    let trimmed = filter.trim();
+    if trimmed.is_empty() {
+        invalid_filter(filter, "it is empty");
+    }
+    let text = CString::new(format!("SELECT (\n{trimmed}\n)")).unwrap_or_else(|_| invalid_filter(filter, "it contains a NUL byte"));
+    // SAFETY: raw_parser reads a NUL-terminated string and returns a List of RawStmt nodes
+    // (or raises a syntax error); the nodes are palloc'd in the current context.
+    unsafe {
+        let statements = pg_sys::raw_parser(text.as_ptr(), pg_sys::RawParseMode::RAW_PARSE_DEFAULT);
+        if statements.is_null() || (*statements).length != 1 {
+            invalid_filter(filter, "it is more than one statement");
+        }
+        let raw = pg_sys::list_nth(statements, 0).cast::<pg_sys::RawStmt>();
+        let select = (*raw).stmt.cast::<pg_sys::SelectStmt>();
+        if (*select).type_ != pg_sys::NodeTag::T_SelectStmt
+            || (*select).op != pg_sys::SetOperation::SETOP_NONE
+            || !(*select).fromClause.is_null()
+            || !(*select).whereClause.is_null()
+            || !(*select).groupClause.is_null()
+            || !(*select).havingClause.is_null()
+            || !(*select).windowClause.is_null()
+            || !(*select).sortClause.is_null()
+            || !(*select).limitCount.is_null()
+            || !(*select).limitOffset.is_null()
+            || !(*select).lockingClause.is_null()
+            || !(*select).withClause.is_null()
+            || !(*select).intoClause.is_null()
+            || !(*select).distinctClause.is_null()
+            || (*(*select).targetList).length != 1
+        {
+            invalid_filter(filter, "it is not a single expression");
+        }
+        let target = pg_sys::list_nth((*select).targetList, 0).cast::<pg_sys::Node>();
+        if has_sublink(target, std::ptr::null_mut()) {
+            invalid_filter(filter, "subqueries are not allowed: the filter may only read the child row");
+        }
+    }
+    trimmed.to_string()
+}

@@ -1,0 +1,255 @@
+//! The latest-version copy under concurrent writers, a backfill running beside them, an
+//! interrupted backfill, and pg_dump / pg_restore.
+
+use std::sync::{Arc, Barrier, Mutex};
+use std::thread;
+use std::time::Duration;
+
+use crate::{connect, fresh_database, sqlstate};
+
+const SCHEMA: &str = r#"
+    CREATE TABLE files (id bigint PRIMARY KEY, name text);
+    CREATE TABLE versions (id bigserial PRIMARY KEY, file_id bigint NOT NULL REFERENCES files,
+                           created_at timestamptz NOT NULL, size bigint, deleted boolean NOT NULL DEFAULT false);
+    CREATE INDEX ON versions (file_id, created_at);
+"#;
+
+fn wrong_copies(client: &mut postgres::Client) -> i64 {
+    client.query_one("SELECT count(*) FROM collect.check_latest('files')", &[]).unwrap().get(0)
+}
+
+/// Compared with the normalized answer computed independently of check_latest.
+fn equals_distinct_on(client: &mut postgres::Client) -> bool {
+    client
+        .query_one(
+            "SELECT NOT EXISTS (
+                 SELECT f.id FROM files f
+                   LEFT JOIN (SELECT DISTINCT ON (file_id) * FROM versions WHERE NOT deleted
+                               ORDER BY file_id, created_at DESC, id DESC) v ON v.file_id = f.id
+                  WHERE (f.latest_size, f.latest_created_at) IS DISTINCT FROM (v.size, v.created_at))",
+            &[],
+        )
+        .unwrap()
+        .get(0)
+}
+
+#[test]
+fn concurrent_inserts_and_deletes_on_the_same_parents_stay_exact() {
+    let db = fresh_database("latest_concurrent");
+    let mut setup = connect(&db);
+    setup.batch_execute(SCHEMA).unwrap();
+    setup
+        .batch_execute(
+            "SELECT collect.track_latest('files', 'versions', 'file_id', 'created_at', '{size, created_at}', filter => 'NOT deleted');
+             INSERT INTO files SELECT g, 'f' || g FROM generate_series(1, 6) g;",
+        )
+        .unwrap();
+    // Rounds in lockstep: in each, every client writes versions of the same six parents at
+    // the same moment, then the copies are checked. Whoever commits last must still see what
+    // the others committed while it waited: a stale read shows up as a wrong copy.
+    const CLIENTS: usize = 8;
+    const ROUNDS: i64 = 80;
+    let barrier = Arc::new(Barrier::new(CLIENTS + 1));
+    let handles: Vec<_> = (0..CLIENTS as i64)
+        .map(|c| {
+            let db = db.clone();
+            let barrier = barrier.clone();
+            thread::spawn(move || {
+                let mut client = connect(&db);
+                for r in 0..ROUNDS {
+                    let seed = c * 1000 + r;
+                    barrier.wait();
+                    match r % 4 {
+                        // Versions of every parent, out of order, in key orders that differ per client.
+                        0 | 1 => client
+                            .execute(
+                                "INSERT INTO versions (file_id, created_at, size, deleted)
+                                 SELECT 1 + (g * 5 + $1::int8) % 6,
+                                        '2026-01-01'::timestamptz + ((g * 7919 + $1::int8 * 31) % 5000) * interval '1 minute',
+                                        $1::int8 * 100 + g, (g + $1::int8) % 9 = 0  -- size / 100000 = client
+                                   FROM generate_series(1, 12) g",
+                                &[&seed],
+                            )
+                            .map(|_| ()),
+                        // Delete this client's newest version of every parent (each client changes
+                        // only its own versions: the parents are what is shared).
+                        2 => client
+                            .execute(
+                                "DELETE FROM versions WHERE id IN (
+                                     SELECT DISTINCT ON (file_id) id FROM versions WHERE size / 100000 = $1::int8 AND NOT deleted
+                                      ORDER BY file_id, created_at DESC, id DESC)",
+                                &[&c],
+                            )
+                            .map(|_| ()),
+                        // Move a few of its versions to other parents, in an explicit transaction.
+                        _ => client.batch_execute(&format!(
+                            "BEGIN;
+                             UPDATE versions SET file_id = 1 + (file_id + {seed}) % 6
+                              WHERE id IN (SELECT id FROM versions WHERE size / 100000 = {c} ORDER BY id DESC LIMIT 3);
+                             COMMIT;"
+                        )),
+                    }
+                    .unwrap_or_else(|e| panic!("client {c} round {r}: {e} ({})", sqlstate(&e)));
+                    barrier.wait();
+                }
+            })
+        })
+        .collect();
+    let mut checker = connect(&db);
+    let mut wrong_rounds = Vec::new();
+    for r in 0..ROUNDS {
+        barrier.wait();
+        barrier.wait();
+        if wrong_copies(&mut checker) > 0 {
+            wrong_rounds.push(r);
+            checker.batch_execute("SELECT collect.repair_latest('files')").unwrap();
+        }
+    }
+    for h in handles {
+        h.join().expect("a writer failed (a deadlock would show here as 40P01)");
+    }
+    assert!(wrong_rounds.is_empty(), "copies were wrong after rounds {wrong_rounds:?}");
+    let versions: i64 = checker.query_one("SELECT count(*) FROM versions", &[]).unwrap().get(0);
+    assert!(versions > 1000, "the writers wrote: {versions} versions");
+    assert!(equals_distinct_on(&mut checker), "every parent agrees with DISTINCT ON");
+}
+
+#[test]
+fn backfill_beside_writers_is_exact_reports_progress_and_resumes_after_a_cancel() {
+    let db = fresh_database("latest_backfill");
+    let mut setup = connect(&db);
+    setup.batch_execute(SCHEMA).unwrap();
+    setup
+        .batch_execute(
+            "INSERT INTO files SELECT g, 'f' || g FROM generate_series(1, 20000) g;
+             INSERT INTO versions (file_id, created_at, size)
+             SELECT 1 + g % 20000, '2026-01-01'::timestamptz + (g * 7919 % 100000) * interval '1 minute', g
+               FROM generate_series(1, 100000) g;
+             ANALYZE files;
+             SELECT collect.track_latest('files', 'versions', 'file_id', 'created_at', '{size, created_at}', filter => 'NOT deleted');",
+        )
+        .unwrap();
+    assert_eq!(wrong_copies(&mut setup), 20000, "tracking does not touch existing rows");
+
+    // A first backfill, cancelled once some batches have committed.
+    let mut worker = connect(&db);
+    let pid: i32 = worker.query_one("SELECT pg_backend_pid()", &[]).unwrap().get(0);
+    let first = thread::spawn(move || worker.batch_execute("CALL collect.backfill_latest('files', 100)"));
+    let mut watcher = connect(&db);
+    let mut cancelled = false;
+    for _ in 0..4000 {
+        let done: i64 = watcher
+            .query_one("SELECT backfill_done FROM collect.latest_defs", &[])
+            .unwrap()
+            .get(0);
+        if done >= 2000 {
+            watcher.execute("SELECT pg_cancel_backend($1)", &[&pid]).unwrap();
+            cancelled = true;
+            break;
+        }
+        thread::sleep(Duration::from_millis(2));
+    }
+    let err = first.join().unwrap().expect_err("the cancelled CALL fails");
+    assert!(cancelled, "the backfill finished before it could be interrupted");
+    assert_eq!(sqlstate(&err), "57014", "{err}");
+    let (state, done): (String, i64) = {
+        let r = watcher.query_one("SELECT backfill, backfilled_parents FROM collect.tracked_latest", &[]).unwrap();
+        (r.get(0), r.get(1))
+    };
+    assert_eq!(state, "in progress");
+    assert!(done > 0 && done < 20000, "{done} parents done before the cancel");
+
+    // Writers insert and delete versions while the backfill resumes.
+    let stop = Arc::new(Mutex::new(false));
+    let writers: Vec<_> = (0..3i64)
+        .map(|w| {
+            let db = db.clone();
+            let stop = stop.clone();
+            thread::spawn(move || {
+                let mut client = connect(&db);
+                let mut n = 0i64;
+                while !*stop.lock().unwrap() {
+                    let file = 1 + (n * 7919 + w * 13) % 20000;
+                    client
+                        .execute(
+                            "INSERT INTO versions (file_id, created_at, size) VALUES ($1, '2027-01-01'::timestamptz + $2::int8 * interval '1 second', $2::int8)",
+                            &[&file, &n],
+                        )
+                        .unwrap();
+                    if n % 5 == 0 {
+                        client
+                            .execute("DELETE FROM versions WHERE id = (SELECT max(id) FROM versions WHERE file_id = $1)", &[&file])
+                            .unwrap();
+                    }
+                    n += 1;
+                }
+                n
+            })
+        })
+        .collect();
+
+    let notices = Arc::new(Mutex::new(Vec::<String>::new()));
+    let sink = notices.clone();
+    let dsn = format!("host=127.0.0.1 port={} user={} dbname={db}", crate::port(), crate::db_user());
+    let mut config: postgres::Config = dsn.parse().unwrap();
+    config.notice_callback(move |n| sink.lock().unwrap().push(n.message().to_string()));
+    let mut resumer = config.connect(postgres::NoTls).unwrap();
+    resumer.batch_execute("CALL collect.backfill_latest('files', 500)").unwrap();
+    *stop.lock().unwrap() = true;
+    let written: i64 = writers.into_iter().map(|h| h.join().expect("a writer failed")).sum();
+    assert!(written > 0);
+
+    let notices = notices.lock().unwrap();
+    assert!(notices[0].starts_with("backfill_latest files: resuming after key"), "{notices:?}");
+    assert!(
+        notices.iter().any(|n| n.contains(" of ~") && n.ends_with("rows/s")),
+        "progress NOTICEs with done/total and rate: {notices:?}"
+    );
+    assert!(notices.last().unwrap().contains("done, 20000 parents"), "{notices:?}");
+    assert_eq!(wrong_copies(&mut watcher), 0, "backfill and writers together leave every copy exact");
+    assert!(equals_distinct_on(&mut watcher));
+    let state: String = watcher.query_one("SELECT backfill FROM collect.tracked_latest", &[]).unwrap().get(0);
+    assert_eq!(state, "done");
+}
+
+#[test]
+fn tracking_survives_pg_dump_and_pg_restore() {
+    use std::process::Command;
+    use crate::{db_user, pg_bin, port};
+    let source = fresh_database("latest_dump");
+    let mut src = connect(&source);
+    src.batch_execute(SCHEMA).unwrap();
+    src.batch_execute(
+        "SELECT collect.track_latest('files', 'versions', 'file_id', 'created_at', '{size, created_at}', filter => 'NOT deleted');
+         INSERT INTO files SELECT g, 'f' || g FROM generate_series(1, 100) g;
+         INSERT INTO versions (file_id, created_at, size) SELECT 1 + g % 100, '2026-01-01'::timestamptz + g * interval '1 hour', g
+           FROM generate_series(1, 1000) g;",
+    )
+    .unwrap();
+    let dump = format!("{}/target/it-{source}.dump", env!("CARGO_MANIFEST_DIR"));
+    assert!(Command::new(pg_bin("pg_dump"))
+        .args(["-h", "127.0.0.1", "-p", &port(), "-U", &db_user(), "-Fc", "-f", &dump, &source])
+        .status()
+        .unwrap()
+        .success());
+    let target = format!("{source}_restored");
+    let mut admin = connect("postgres");
+    admin.batch_execute(&format!("DROP DATABASE IF EXISTS {target}")).unwrap();
+    admin.batch_execute(&format!("CREATE DATABASE {target}")).unwrap();
+    let restored = Command::new(pg_bin("pg_restore"))
+        .args(["-h", "127.0.0.1", "-p", &port(), "-U", &db_user(), "-d", &target, "--exit-on-error", &dump])
+        .status()
+        .unwrap()
+        .success();
+    std::fs::remove_file(&dump).ok();
+    assert!(restored, "pg_restore failed");
+    let mut dst = connect(&target);
+    assert_eq!(wrong_copies(&mut dst), 0);
+    let tracked: i64 = dst.query_one("SELECT count(*) FROM collect.tracked_latest", &[]).unwrap().get(0);
+    assert_eq!(tracked, 1);
+    // The restored triggers keep working.
+    dst.batch_execute("INSERT INTO versions (file_id, created_at, size) VALUES (7, '2030-01-01', 777)").unwrap();
+    let size: i64 = dst.query_one("SELECT latest_size FROM files WHERE id = 7", &[]).unwrap().get(0);
+    assert_eq!(size, 777);
+    dst.batch_execute("SELECT collect.untrack_latest('files', drop_columns => true)").unwrap();
+}

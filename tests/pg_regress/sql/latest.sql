@@ -1,0 +1,220 @@
+-- The denormalized latest version (a cloud file system's snapshot query): each file row
+-- carries a copy of its newest version, so the snapshot reads files alone instead of joining
+-- every version and discarding the older ones.
+\set SHOW_CONTEXT never
+SET timezone = 'UTC';
+CREATE TABLE folders (id bigint PRIMARY KEY, name text);
+CREATE TABLE files (id bigint PRIMARY KEY, folder_id bigint REFERENCES folders, name text);
+CREATE TABLE versions (
+    id bigserial PRIMARY KEY,
+    file_id bigint NOT NULL REFERENCES files ON DELETE CASCADE,
+    created_at timestamptz NOT NULL,
+    size bigint,
+    checksum text,
+    deleted boolean NOT NULL DEFAULT false
+);
+CREATE INDEX ON versions (file_id, created_at);
+SELECT collect.track_latest('files', 'versions', link => 'file_id', order_by => 'created_at',
+                            columns => '{size, checksum, created_at}', filter => 'NOT deleted');
+-- The parent got one column per copied column, of the same type.
+\d files
+SELECT parent, child, link, order_by, parent_columns, filter, backfill, trigger_tables FROM collect.tracked_latest;
+
+INSERT INTO folders VALUES (1, 'docs'), (2, 'photos');
+INSERT INTO files SELECT g, 1 + g % 2, 'file' || g FROM generate_series(1, 6) g;
+
+-- A new version becomes the latest.
+INSERT INTO versions (file_id, created_at, size, checksum) VALUES (1, '2026-11-01 10:00', 100, 'a1');
+SELECT id, latest_size, latest_checksum, latest_created_at FROM files WHERE id = 1;
+-- An older version arriving late (out of order) leaves the latest alone.
+INSERT INTO versions (file_id, created_at, size, checksum) VALUES (1, '2026-10-01 10:00', 50, 'a0');
+SELECT id, latest_size, latest_checksum FROM files WHERE id = 1;
+-- Equal times: the larger version id wins.
+INSERT INTO versions (file_id, created_at, size, checksum) VALUES (1, '2026-11-01 10:00', 101, 'a1b');
+SELECT id, latest_size, latest_checksum FROM files WHERE id = 1;
+
+-- Deleting the latest falls back to the next one, and to NULLs when none is left.
+DELETE FROM versions WHERE checksum = 'a1b';
+SELECT id, latest_size, latest_checksum FROM files WHERE id = 1;
+INSERT INTO versions (file_id, created_at, size, checksum) VALUES (2, '2026-11-02', 7, 'b1');
+DELETE FROM versions WHERE file_id = 2;
+SELECT id, latest_size, latest_checksum, latest_created_at FROM files WHERE id = 2;
+
+-- UPDATE of the ordering column, of a copied column, of the filter's column.
+UPDATE versions SET created_at = '2026-12-01' WHERE checksum = 'a0';
+SELECT id, latest_size, latest_checksum FROM files WHERE id = 1;
+UPDATE versions SET size = 55 WHERE checksum = 'a0';
+SELECT id, latest_size, latest_checksum FROM files WHERE id = 1;
+UPDATE versions SET deleted = true WHERE checksum = 'a0';
+SELECT id, latest_size, latest_checksum FROM files WHERE id = 1;
+-- A version moving to another file keeps both files right.
+UPDATE versions SET file_id = 3 WHERE checksum = 'a1';
+SELECT id, latest_size, latest_checksum FROM files WHERE id IN (1, 3) ORDER BY id;
+
+-- A multi-row statement touches each parent once: 600 versions of 6 files, 6 parent updates.
+BEGIN;
+SELECT n_tup_upd AS updates_before FROM pg_stat_xact_user_tables WHERE relname = 'files' \gset
+INSERT INTO versions (file_id, created_at, size, checksum)
+SELECT 1 + g % 6, '2026-11-05'::timestamptz + g * interval '1 minute', g, 'm' || g FROM generate_series(1, 600) g;
+SELECT n_tup_upd - :updates_before AS parent_rows_updated FROM pg_stat_xact_user_tables WHERE relname = 'files';
+COMMIT;
+SELECT id, latest_size, latest_checksum FROM files ORDER BY id;
+-- COPY goes through the same statement trigger.
+COPY versions (file_id, created_at, size, checksum) FROM stdin;
+4	2027-01-01 00:00:00+00	4000	c4
+5	2020-01-01 00:00:00+00	5000	c5-old
+\.
+SELECT id, latest_size, latest_checksum FROM files WHERE id IN (4, 5) ORDER BY id;
+
+-- The snapshot query reads files alone; it equals the normalized DISTINCT ON query.
+SELECT f.name, f.latest_size, f.latest_checksum FROM folders d JOIN files f ON f.folder_id = d.id WHERE d.name = 'docs' ORDER BY f.name;
+SELECT (SELECT array_agg((f.id, f.latest_size, f.latest_checksum) ORDER BY f.id) FROM files f)
+     = (SELECT array_agg((f.id, v.size, v.checksum) ORDER BY f.id)
+          FROM files f LEFT JOIN (SELECT DISTINCT ON (file_id) * FROM versions WHERE NOT deleted
+                                  ORDER BY file_id, created_at DESC, id DESC) v ON v.file_id = f.id) AS same_as_distinct_on;
+SELECT * FROM collect.check_latest('files');
+
+-- Deleting a file deletes its versions (ON DELETE CASCADE): nothing else changes.
+DELETE FROM files WHERE id = 6;
+SELECT count(*) AS files_left FROM files;
+
+-- A damaged copy is found and repaired.
+UPDATE files SET latest_size = -1 WHERE id = 2;
+UPDATE files SET latest_checksum = NULL, latest_size = NULL, latest_created_at = NULL WHERE id = 3;
+SELECT * FROM collect.check_latest('files');
+SELECT collect.repair_latest('files') AS repaired;
+SELECT count(*) AS wrong_after_repair FROM collect.check_latest('files');
+
+-- TRUNCATE of the versions clears every copy.
+TRUNCATE versions;
+SELECT count(*) FILTER (WHERE latest_size IS NOT NULL OR latest_checksum IS NOT NULL) AS copies_left FROM files;
+
+-- Existing rows: untrack, write versions, track again, then backfill in batches.
+SELECT collect.untrack_latest('files');
+INSERT INTO versions (file_id, created_at, size, checksum)
+SELECT 1 + g % 5, '2026-11-01'::timestamptz + g * interval '1 hour', g, 'v' || g FROM generate_series(1, 100) g;
+SELECT count(*) FILTER (WHERE latest_size IS NOT NULL) AS copies_while_untracked FROM files;
+SELECT collect.track_latest('files', 'versions', 'file_id', 'created_at', '{size, checksum, created_at}', filter => 'NOT deleted');
+SELECT count(*) AS wrong_before_backfill FROM collect.check_latest('files');
+SET client_min_messages = warning;  -- the progress NOTICEs carry rates, which vary
+CALL collect.backfill_latest('files', batch_size => 2);
+RESET client_min_messages;
+SELECT count(*) AS wrong_after_backfill FROM collect.check_latest('files');
+SELECT backfill, backfilled_parents FROM collect.tracked_latest;
+SELECT id, latest_size, latest_checksum FROM files ORDER BY id;
+
+-- Random writes of every kind, many statements: the copies stay exact.
+SELECT setseed(0.5);
+DO $$
+BEGIN
+    FOR i IN 1..200 LOOP
+        CASE (random() * 5)::int
+        WHEN 0, 1 THEN
+            INSERT INTO versions (file_id, created_at, size, checksum, deleted)
+            SELECT 1 + (random() * 4)::int, '2026-01-01'::timestamptz + (random() * 1000)::int * interval '1 hour',
+                   (random() * 1000)::int, md5(random()::text), random() < 0.2
+              FROM generate_series(1, 1 + (random() * 5)::int);
+        WHEN 2 THEN
+            DELETE FROM versions WHERE id IN (SELECT id FROM versions ORDER BY random() LIMIT 3);
+        WHEN 3 THEN
+            UPDATE versions SET created_at = created_at + (random() * 2000 - 1000)::int * interval '1 hour',
+                                deleted = random() < 0.3
+             WHERE id IN (SELECT id FROM versions ORDER BY random() LIMIT 3);
+        ELSE
+            UPDATE versions SET file_id = 1 + (random() * 4)::int WHERE id IN (SELECT id FROM versions ORDER BY random() LIMIT 2);
+        END CASE;
+    END LOOP;
+END $$;
+SELECT count(*) AS versions_now FROM versions;
+SELECT count(*) AS wrong_after_random_writes FROM collect.check_latest('files');
+
+-- A partitioned child, written through the partitioned table and into a partition directly.
+CREATE TABLE docs (id text PRIMARY KEY);
+CREATE TABLE revisions (doc_id text NOT NULL, rev integer NOT NULL, body text, PRIMARY KEY (doc_id, rev)) PARTITION BY HASH (doc_id);
+CREATE TABLE revisions_0 PARTITION OF revisions FOR VALUES WITH (MODULUS 2, REMAINDER 0);
+CREATE TABLE revisions_1 PARTITION OF revisions FOR VALUES WITH (MODULUS 2, REMAINDER 1);
+SELECT collect.track_latest('docs', 'revisions', 'doc_id', 'rev', '{rev, body}', prefix => 'current_');
+SELECT trigger_tables FROM collect.tracked_latest WHERE parent = 'docs'::regclass;
+INSERT INTO docs SELECT 'doc' || g FROM generate_series(1, 4) g;
+INSERT INTO revisions SELECT 'doc' || (1 + g % 4), g, 'body ' || g FROM generate_series(1, 40) g;
+SELECT * FROM docs ORDER BY id;
+-- Straight into a partition: that partition's own triggers keep it right.
+INSERT INTO revisions_0 SELECT doc_id, 100, 'direct' FROM revisions_0 GROUP BY doc_id;
+UPDATE revisions SET rev = 0 WHERE rev = 40;
+DELETE FROM revisions_1 WHERE rev >= 37;
+SELECT * FROM docs ORDER BY id;
+SELECT count(*) AS wrong_partitioned FROM collect.check_latest('docs');
+TRUNCATE revisions_0;
+SELECT count(*) AS wrong_after_partition_truncate FROM collect.check_latest('docs');
+SELECT * FROM docs ORDER BY id;
+
+-- Every name is quoted: odd table and column names work.
+CREATE TABLE "Odd ""Files""" ("select" integer PRIMARY KEY);
+CREATE TABLE "odd versions" (id integer PRIMARY KEY, "from" integer REFERENCES "Odd ""Files""", "order" integer, "where" text);
+SELECT collect.track_latest('"Odd ""Files"""', '"odd versions"', 'from', 'order', '{where}', prefix => 'last ', filter => '"where" <> ''skip me''');
+INSERT INTO "Odd ""Files""" VALUES (1);
+INSERT INTO "odd versions" VALUES (1, 1, 1, 'one'), (2, 1, 3, 'skip me'), (3, 1, 2, 'two');
+SELECT * FROM "Odd ""Files""";
+
+-- Bad input: errors name the culprit, with their SQLSTATE.
+SELECT collect.track_latest('nosuch', 'versions', 'file_id', 'created_at', '{size}');
+\echo :LAST_ERROR_SQLSTATE
+SELECT collect.track_latest('folders', 'versions', 'nosuch', 'created_at', '{size}');
+\echo :LAST_ERROR_SQLSTATE
+SELECT collect.track_latest('folders', 'versions', 'file_id', 'nosuch', '{size}');
+\echo :LAST_ERROR_SQLSTATE
+SELECT collect.track_latest('folders', 'versions', 'file_id', 'created_at', '{size, nosuch}');
+\echo :LAST_ERROR_SQLSTATE
+SELECT collect.track_latest('folders', 'versions', 'checksum', 'created_at', '{size}');
+\echo :LAST_ERROR_SQLSTATE
+CREATE TABLE no_key (id bigint);
+SELECT collect.track_latest('no_key', 'versions', 'file_id', 'created_at', '{size}');
+\echo :LAST_ERROR_SQLSTATE
+CREATE TABLE two_key (a bigint, b bigint, PRIMARY KEY (a, b));
+SELECT collect.track_latest('two_key', 'versions', 'file_id', 'created_at', '{size}');
+\echo :LAST_ERROR_SQLSTATE
+SELECT collect.track_latest('folders', 'versions', 'file_id', 'created_at', '{size}', filter => 'size + 1');
+\echo :LAST_ERROR_SQLSTATE
+SELECT collect.track_latest('folders', 'versions', 'file_id', 'created_at', '{size}', filter => 'nosuch > 0');
+\echo :LAST_ERROR_SQLSTATE
+SELECT collect.track_latest('folders', 'versions', 'file_id', 'created_at', '{size}', filter => 'file_id IN (SELECT id FROM folders)');
+\echo :LAST_ERROR_SQLSTATE
+SELECT collect.track_latest('folders', 'versions', 'file_id', 'created_at', '{size}', filter => 'true); DROP TABLE folders; SELECT (true');
+\echo :LAST_ERROR_SQLSTATE
+SELECT collect.track_latest('folders', 'versions', 'file_id', 'created_at', '{size}', filter => 'true) FROM pg_authid WHERE (true');
+\echo :LAST_ERROR_SQLSTATE
+SELECT collect.track_latest('folders', 'versions', 'file_id', 'created_at', '{size}', filter => 'name = ''x''');
+\echo :LAST_ERROR_SQLSTATE
+SELECT collect.track_latest('folders', 'versions', 'file_id', 'created_at', '{}');
+\echo :LAST_ERROR_SQLSTATE
+SELECT collect.track_latest('folders', 'versions', 'file_id', ' , ', '{size}');
+\echo :LAST_ERROR_SQLSTATE
+SELECT collect.track_latest('folders', 'folders', 'id', 'id', '{name}');
+\echo :LAST_ERROR_SQLSTATE
+SELECT collect.track_latest('files', 'versions', 'file_id', 'created_at', '{size}');
+\echo :LAST_ERROR_SQLSTATE
+SELECT collect.track_latest('folders', 'versions', 'file_id', 'created_at', '{size}', prefix => NULL);
+\echo :LAST_ERROR_SQLSTATE
+ALTER TABLE folders ADD COLUMN latest_size text;
+SELECT collect.track_latest('folders', 'versions', 'file_id', 'created_at', '{size}');
+\echo :LAST_ERROR_SQLSTATE
+SELECT collect.track_latest('folders', 'versions', 'file_id', 'created_at', '{size}', prefix => repeat('x', 60));
+\echo :LAST_ERROR_SQLSTATE
+SELECT collect.check_latest('folders');
+\echo :LAST_ERROR_SQLSTATE
+CALL collect.backfill_latest('files', 0);
+\echo :LAST_ERROR_SQLSTATE
+-- Nothing was left behind by the failed calls.
+SELECT parent FROM collect.tracked_latest ORDER BY parent::text;
+SELECT count(*) AS folder_columns FROM pg_attribute WHERE attrelid = 'folders'::regclass AND attnum > 0 AND NOT attisdropped;
+
+-- A table without a (link, order_by) index gets a warning with the index to build.
+CREATE TABLE notes (id integer PRIMARY KEY);
+CREATE TABLE note_edits (id integer PRIMARY KEY, note_id integer, at timestamptz, body text);
+SELECT collect.track_latest('notes', 'note_edits', 'note_id', 'at', '{body}');
+
+-- Untracking removes the triggers and functions; drop_columns removes the copies.
+SELECT collect.untrack_latest('notes', drop_columns => true);
+\d notes
+SELECT count(*) AS functions_left FROM pg_proc WHERE proname LIKE 'notes_latest_%';
+SELECT count(*) AS triggers_left FROM pg_trigger WHERE tgrelid = 'note_edits'::regclass;
