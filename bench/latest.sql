@@ -16,7 +16,7 @@ INSERT INTO files SELECT g, 1 + g % 1000, 'file' || g FROM generate_series(1, 10
 ALTER TABLE versions SET (autovacuum_enabled = false);
 INSERT INTO versions (file_id, created_at, size, checksum)
 SELECT 1 + (g * 7919) % 1000000, '2020-01-01'::timestamptz + g * interval '1 second', g % 100000, md5(g::text)
-  FROM generate_series(1, 10000000) g;
+  FROM generate_series(1, 10000000::bigint) g;
 ALTER TABLE versions RESET (autovacuum_enabled);
 CREATE INDEX ON files (folder_id);
 CREATE INDEX ON versions (file_id, created_at);

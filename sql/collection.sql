@@ -5,6 +5,21 @@
 -- through pg_collect are theirs to grant.
 GRANT USAGE ON SCHEMA collect TO PUBLIC;
 
+-- Makes `registry` (a table of definitions with an `owner` column) one the extension's
+-- functions can write with the caller's privileges: dumped by pg_dump, readable by everybody,
+-- changed only by a definition's owner (or a member of that role). Run by the extension script.
+CREATE FUNCTION collect._make_registry(registry regclass) RETURNS void LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM pg_catalog.pg_extension_config_dump(registry, '');
+    EXECUTE format('GRANT SELECT, INSERT, UPDATE, DELETE ON %s TO PUBLIC', registry);
+    EXECUTE format('ALTER TABLE %s ENABLE ROW LEVEL SECURITY', registry);
+    EXECUTE format('CREATE POLICY readable ON %s FOR SELECT USING (true)', registry);
+    EXECUTE format('CREATE POLICY owner_inserts ON %s FOR INSERT WITH CHECK (pg_has_role(owner, ''USAGE''))', registry);
+    EXECUTE format('CREATE POLICY owner_updates ON %s FOR UPDATE USING (pg_has_role(owner, ''USAGE''))', registry);
+    EXECUTE format('CREATE POLICY owner_deletes ON %s FOR DELETE USING (pg_has_role(owner, ''USAGE''))', registry);
+END $$;
+REVOKE EXECUTE ON FUNCTION collect._make_registry(regclass) FROM PUBLIC;
+
 CREATE TYPE collect.collection;
 
 CREATE FUNCTION collect.collection_in(cstring) RETURNS collect.collection

@@ -16,15 +16,7 @@ CREATE TABLE collect.collection_defs (
     last_normalized jsonb NOT NULL DEFAULT '{}'
 );
 COMMENT ON TABLE collect.collection_defs IS 'Collections made by collect.create_collection';
-SELECT pg_catalog.pg_extension_config_dump('collect.collection_defs', '');
--- Functions run with the caller's privileges, so callers write the registry themselves:
--- everybody may read it, only a collection's owner (or a member of that role) may change it.
-GRANT SELECT, INSERT, UPDATE, DELETE ON collect.collection_defs TO PUBLIC;
-ALTER TABLE collect.collection_defs ENABLE ROW LEVEL SECURITY;
-CREATE POLICY readable ON collect.collection_defs FOR SELECT USING (true);
-CREATE POLICY owner_inserts ON collect.collection_defs FOR INSERT WITH CHECK (pg_has_role(owner, 'USAGE'));
-CREATE POLICY owner_updates ON collect.collection_defs FOR UPDATE USING (pg_has_role(owner, 'USAGE'));
-CREATE POLICY owner_deletes ON collect.collection_defs FOR DELETE USING (pg_has_role(owner, 'USAGE'));
+SELECT collect._make_registry('collect.collection_defs');
 
 CREATE FUNCTION collect._validate_pipelines(read jsonb, levels jsonb) RETURNS boolean
     STABLE LANGUAGE c AS 'MODULE_PATHNAME', 'collection_validate_wrapper';

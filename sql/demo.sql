@@ -91,3 +91,37 @@ SELECT * FROM collect.top((SELECT collect.merge(causes) FROM interactions_1h WHE
 -- Latency percentiles of 'pay', from the hour tier.
 SELECT collect.quantiles(collect.merge(latency), '{0.5, 0.95, 0.99}') AS pay_p50_p95_p99
 FROM interactions_1h WHERE operation = 'pay';
+
+-- =====================================================================================
+-- 4. The latest version copied onto its parent (a cloud file system's snapshot query:
+--    "denormalize the information about the latest entry on to the file table itself").
+-- =====================================================================================
+
+CREATE TABLE folders (id bigint PRIMARY KEY, name text NOT NULL);
+CREATE TABLE files (id bigint PRIMARY KEY, folder_id bigint NOT NULL REFERENCES folders, name text NOT NULL);
+CREATE TABLE versions (
+    id bigserial PRIMARY KEY,
+    file_id bigint NOT NULL REFERENCES files,
+    created_at timestamptz NOT NULL,
+    size bigint NOT NULL,
+    deleted boolean NOT NULL DEFAULT false
+);
+CREATE INDEX ON versions (file_id, created_at);
+INSERT INTO folders VALUES (1, 'docs'), (2, 'photos');
+INSERT INTO files SELECT g, 1 + g % 2, 'file' || g FROM generate_series(1, 1000) g;
+-- Versions that existed before the copy was kept.
+INSERT INTO versions (file_id, created_at, size)
+SELECT 1 + g % 1000, '2026-01-01'::timestamptz + g * interval '1 minute', g FROM generate_series(1, 10000) g;
+
+SELECT collect.track_latest('files', 'versions', 'file_id', 'created_at', '{size, created_at}', filter => 'NOT deleted');
+CALL collect.backfill_latest('files', 250);
+
+-- New versions, an old one arriving late, a deleted one: the copies follow.
+INSERT INTO versions (file_id, created_at, size) VALUES (2, '2026-12-01', 222222), (2, '2025-01-01', 1);
+UPDATE versions SET deleted = true WHERE file_id = 4 AND created_at = (SELECT max(created_at) FROM versions WHERE file_id = 4);
+SELECT id, name, latest_size, latest_created_at FROM files WHERE id IN (2, 4) ORDER BY id;
+
+-- The snapshot of a folder reads files alone.
+SELECT count(*) AS files_in_docs, sum(latest_size) AS bytes FROM files WHERE folder_id = 1;
+SELECT count(*) AS wrong_copies FROM collect.check_latest('files');
+SELECT parent, child, parent_columns, filter, backfill FROM collect.tracked_latest;

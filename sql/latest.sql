@@ -25,13 +25,7 @@ CREATE TABLE collect.latest_defs (
     created_at timestamptz NOT NULL DEFAULT now()
 );
 COMMENT ON TABLE collect.latest_defs IS 'Parents kept by collect.track_latest';
-SELECT pg_catalog.pg_extension_config_dump('collect.latest_defs', '');
-GRANT SELECT, INSERT, UPDATE, DELETE ON collect.latest_defs TO PUBLIC;
-ALTER TABLE collect.latest_defs ENABLE ROW LEVEL SECURITY;
-CREATE POLICY readable ON collect.latest_defs FOR SELECT USING (true);
-CREATE POLICY owner_inserts ON collect.latest_defs FOR INSERT WITH CHECK (pg_has_role(owner, 'USAGE'));
-CREATE POLICY owner_updates ON collect.latest_defs FOR UPDATE USING (pg_has_role(owner, 'USAGE'));
-CREATE POLICY owner_deletes ON collect.latest_defs FOR DELETE USING (pg_has_role(owner, 'USAGE'));
+SELECT collect._make_registry('collect.latest_defs');
 
 CREATE FUNCTION collect._latest_sql(spec jsonb) RETURNS text[]
     IMMUTABLE STRICT LANGUAGE c AS 'MODULE_PATHNAME', 'latest_sql_wrapper';
@@ -303,19 +297,17 @@ CREATE FUNCTION collect.untrack_latest(parent regclass, drop_columns boolean DEF
 LANGUAGE plpgsql AS $$
 DECLARE
     def collect.latest_defs := collect._latest_def(parent);
-    base text := left((SELECT relname FROM pg_class WHERE oid = parent), 40);
-    t regclass;
+    sync regprocedure := to_regprocedure(def.trigger_function || '()');
+    tg record;
     colname text;
-    op text;
 BEGIN
     IF NOT pg_has_role(def.owner, 'USAGE') THEN
         RAISE EXCEPTION 'must be owner of the latest-version tracking on %', parent USING ERRCODE = 'insufficient_privilege';
     END IF;
-    FOREACH t IN ARRAY def.trigger_tables LOOP
-        CONTINUE WHEN NOT EXISTS (SELECT FROM pg_class WHERE oid = t);
-        FOREACH op IN ARRAY ARRAY['insert', 'update', 'delete', 'truncate'] LOOP
-            EXECUTE format('DROP TRIGGER IF EXISTS %I ON %s', base || '_latest_' || op, t);
-        END LOOP;
+    -- The triggers are found by their function, so renamed tables and partitions added or
+    -- dropped since do not matter.
+    FOR tg IN SELECT t.tgname, t.tgrelid::regclass AS rel FROM pg_trigger t WHERE t.tgfoid = sync ORDER BY t.tgrelid, t.tgname LOOP
+        EXECUTE format('DROP TRIGGER %I ON %s', tg.tgname, tg.rel);
     END LOOP;
     EXECUTE format('DROP FUNCTION IF EXISTS %s()', def.trigger_function);
     EXECUTE format('DROP FUNCTION IF EXISTS %s(%s[])', def.refresh_function, def.key_type);

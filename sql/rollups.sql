@@ -18,13 +18,7 @@ CREATE TABLE collect.rollup_defs (
     created_at timestamptz NOT NULL DEFAULT now()
 );
 COMMENT ON TABLE collect.rollup_defs IS 'Rollups made by collect.create_rollup';
-SELECT pg_catalog.pg_extension_config_dump('collect.rollup_defs', '');
-GRANT SELECT, INSERT, UPDATE, DELETE ON collect.rollup_defs TO PUBLIC;
-ALTER TABLE collect.rollup_defs ENABLE ROW LEVEL SECURITY;
-CREATE POLICY readable ON collect.rollup_defs FOR SELECT USING (true);
-CREATE POLICY owner_inserts ON collect.rollup_defs FOR INSERT WITH CHECK (pg_has_role(owner, 'USAGE'));
-CREATE POLICY owner_updates ON collect.rollup_defs FOR UPDATE USING (pg_has_role(owner, 'USAGE'));
-CREATE POLICY owner_deletes ON collect.rollup_defs FOR DELETE USING (pg_has_role(owner, 'USAGE'));
+SELECT collect._make_registry('collect.rollup_defs');
 
 -- Buckets are aligned to this origin, so every tier's buckets nest in the coarser ones.
 CREATE FUNCTION collect._bucket_origin() RETURNS timestamptz

@@ -111,52 +111,71 @@ impl Tracking {
         format!("ROW({}) IS DISTINCT FROM ROW({})", self.stored_columns(stored), self.latest_columns(latest))
     }
 
-    /// `<refresh>(keys key_type[]) RETURNS bigint`: recompute these parents, return how many
-    /// changed. Used by the trigger, the backfill and the repair.
-    pub fn refresh_function_sql(&self) -> String {
-        let parent = self.parent.sql();
-        let key = ident(&self.parent_key);
+    /// Locks the parents `keys` in key order: concurrent writers queue instead of
+    /// deadlocking, and foreign-key checks (KEY SHARE) are not blocked.
+    fn lock_parents(&self) -> String {
+        format!(
+            "PERFORM FROM {parent} WHERE {key} = ANY (keys) ORDER BY {key} FOR NO KEY UPDATE;",
+            key = ident(&self.parent_key),
+            parent = self.parent.sql(),
+        )
+    }
+
+    /// Recomputes the locked parents `keys`. A statement of its own after the lock, so its
+    /// snapshot sees every version committed before the lock was granted.
+    fn recompute_locked(&self) -> String {
         let sets = self
             .columns
             .iter()
             .map(|c| format!("{} = l.{}", ident(&self.parent_column(c)), ident(c)))
             .collect::<Vec<_>>()
             .join(", ");
+        format!(
+            "UPDATE {parent} AS p SET {sets}
+          FROM unnest(keys) AS k(key)
+          LEFT JOIN LATERAL ({latest}) AS l ON true
+         WHERE p.{key} = k.key AND {differs};",
+            parent = self.parent.sql(),
+            key = ident(&self.parent_key),
+            latest = self.latest_of("k.key"),
+            differs = self.differs("p", "l"),
+        )
+    }
+
+    /// `<refresh>(keys key_type[]) RETURNS bigint`: recompute these parents, return how many
+    /// changed. Used by the backfill and the repair.
+    pub fn refresh_function_sql(&self) -> String {
         let body = format!(
             "DECLARE
+    keys {key_type}[] := ARRAY(SELECT DISTINCT unnest(requested) ORDER BY 1);
     changed bigint;
 BEGIN
-    -- Lock first, in key order (concurrent writers queue instead of deadlocking); the UPDATE
-    -- below is a new statement with a new snapshot that sees every version committed before
-    -- the lock was granted.
-    PERFORM FROM {parent} WHERE {key} = ANY (keys) ORDER BY {key} FOR NO KEY UPDATE;
-    UPDATE {parent} AS p SET {sets}
-      FROM unnest(keys) AS k(key)
-      LEFT JOIN LATERAL ({latest}) AS l ON true
-     WHERE p.{key} = k.key AND {differs};
+    {lock}
+    {recompute}
     GET DIAGNOSTICS changed = ROW_COUNT;
     RETURN changed;
 END",
-            latest = self.latest_of("k.key"),
-            differs = self.differs("p", "l"),
+            key_type = self.key_type,
+            lock = self.lock_parents(),
+            recompute = self.recompute_locked(),
         );
         let tag = dollar_tag(&body);
         format!(
-            "CREATE FUNCTION {name}(keys {key_type}[]) RETURNS bigint LANGUAGE plpgsql AS {tag}\n{body}\n{tag}",
+            "CREATE FUNCTION {name}(requested {key_type}[]) RETURNS bigint LANGUAGE plpgsql AS {tag}\n{body}\n{tag}",
             name = self.refresh_function.sql(),
             key_type = self.key_type,
         )
     }
 
     /// The statement-level trigger function for INSERT, UPDATE, DELETE and TRUNCATE on the
-    /// child (and on each of its partitions, for writes aimed at a partition directly).
+    /// child (and on each of its partitions, for writes aimed at a partition directly): the
+    /// parents the statement touched, locked, then recomputed.
     pub fn trigger_function_sql(&self) -> String {
         let parent = self.parent.sql();
         let key = ident(&self.parent_key);
         let link = ident(&self.link);
         let eligible = self.eligible();
-        let refresh = self.refresh_function.sql();
-        let touched = |table: &str| format!("SELECT {link} FROM {table} WHERE {link} IS NOT NULL AND {eligible}");
+        let touched = |table: &str| format!("SELECT DISTINCT {link} FROM {table} WHERE {link} IS NOT NULL AND {eligible}");
         let all_stored_null = format!(
             "ROW({}) IS NULL",
             self.columns.iter().map(|c| ident(&self.parent_column(c))).collect::<Vec<_>>().join(", ")
@@ -177,13 +196,16 @@ BEGIN
         keys := ARRAY(SELECT {key} FROM {parent} WHERE NOT {all_stored_null} ORDER BY 1);
     END IF;
     IF cardinality(keys) > 0 THEN
-        PERFORM {refresh}(keys);
+        {lock}
+        {recompute}
     END IF;
     RETURN NULL;
 END",
             key_type = self.key_type,
-            new = touched("new_rows").replacen("SELECT", "SELECT DISTINCT", 1),
-            old = touched("old_rows").replacen("SELECT", "SELECT DISTINCT", 1),
+            new = touched("new_rows"),
+            old = touched("old_rows"),
+            lock = self.lock_parents(),
+            recompute = self.recompute_locked(),
         );
         let tag = dollar_tag(&body);
         format!(
@@ -259,7 +281,7 @@ mod tests {
         assert!(sql.contains("ORDER BY \"created_at\" DESC, \"id\" DESC LIMIT 1"), "{sql}");
         assert!(sql.contains("\"created_at\" IS NOT NULL AND (\nNOT deleted\n)"), "{sql}");
         assert!(sql.contains("ROW(p.\"latest_size\", p.\"latest_created_at\") IS DISTINCT FROM ROW(l.\"size\", l.\"created_at\")"));
-        assert!(sql.starts_with("CREATE FUNCTION \"public\".\"files_latest_refresh\"(keys bigint[]) RETURNS bigint"));
+        assert!(sql.starts_with("CREATE FUNCTION \"public\".\"files_latest_refresh\"(requested bigint[]) RETURNS bigint"));
     }
 
     #[test]
@@ -268,9 +290,12 @@ mod tests {
         for op in ["'INSERT'", "'DELETE'", "'UPDATE'"] {
             assert!(sql.contains(op), "{op} missing");
         }
-        assert!(sql.contains("SELECT DISTINCT \"file_id\" FROM old_rows"));
-        assert!(sql.contains("UNION SELECT DISTINCT \"file_id\" FROM new_rows"));
+        assert!(sql.contains("SELECT DISTINCT \"file_id\" FROM old_rows WHERE"), "{sql}");
+        assert!(sql.contains("UNION SELECT DISTINCT \"file_id\" FROM new_rows WHERE"));
         assert!(sql.contains("WHERE NOT ROW(\"latest_size\", \"latest_created_at\") IS NULL"));
+        // Every branch locks in key order, then recomputes.
+        assert_eq!(sql.matches("ORDER BY \"id\" FOR NO KEY UPDATE").count(), 1);
+        assert!(sql.rfind("FOR NO KEY UPDATE").unwrap() < sql.find("UPDATE \"public\".\"files\"").unwrap());
     }
 
     #[test]

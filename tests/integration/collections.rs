@@ -2,13 +2,12 @@
 //! batch normalization; dump and restore.
 
 use std::collections::HashSet;
-use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread;
 use std::time::Duration;
 
-use crate::{connect, db_user, fresh_database, pg_bin, port, sqlstate};
+use crate::{connect, fresh_database, sqlstate};
 
 fn entries_of(client: &mut postgres::Client, collection: &str, key: &str) -> Vec<serde_json::Value> {
     let text: String = client
@@ -202,24 +201,7 @@ fn collections_survive_pg_dump_and_pg_restore() {
     )
     .unwrap();
     let before: String = src.query_one("SELECT collect.read('segment_sets', 1)::text", &[]).unwrap().get(0);
-    let dump = format!("{}/target/it-{source}.dump", env!("CARGO_MANIFEST_DIR"));
-    let ok = Command::new(pg_bin("pg_dump"))
-        .args(["-h", "127.0.0.1", "-p", &port(), "-U", &db_user(), "-Fc", "-f", &dump, &source])
-        .status()
-        .unwrap()
-        .success();
-    assert!(ok, "pg_dump failed");
-    let target = format!("{source}_restored");
-    let mut admin = connect("postgres");
-    admin.batch_execute(&format!("DROP DATABASE IF EXISTS {target}")).unwrap();
-    admin.batch_execute(&format!("CREATE DATABASE {target}")).unwrap();
-    let ok = Command::new(pg_bin("pg_restore"))
-        .args(["-h", "127.0.0.1", "-p", &port(), "-U", &db_user(), "-d", &target, "--exit-on-error", &dump])
-        .status()
-        .unwrap()
-        .success();
-    std::fs::remove_file(&dump).ok();
-    assert!(ok, "pg_restore failed");
+    let target = crate::dump_and_restore(&source);
     let mut dst = connect(&target);
     let after: String = dst.query_one("SELECT collect.read('segment_sets', 1)::text", &[]).unwrap().get(0);
     assert_eq!(before, after);

@@ -101,6 +101,10 @@ fn concurrent_inserts_and_deletes_on_the_same_parents_stay_exact() {
         barrier.wait();
         barrier.wait();
         if wrong_copies(&mut checker) > 0 {
+            for row in checker.query("SELECT parent_key, stored::text, expected::text FROM collect.check_latest('files')", &[]).unwrap() {
+                let (k, s, e): (String, String, Option<String>) = (row.get(0), row.get(1), row.get(2));
+                eprintln!("after round {r}, parent {k}: stored {s}, expected {e:?}");
+            }
             wrong_rounds.push(r);
             checker.batch_execute("SELECT collect.repair_latest('files')").unwrap();
         }
@@ -214,8 +218,6 @@ fn backfill_beside_writers_is_exact_reports_progress_and_resumes_after_a_cancel(
 
 #[test]
 fn tracking_survives_pg_dump_and_pg_restore() {
-    use std::process::Command;
-    use crate::{db_user, pg_bin, port};
     let source = fresh_database("latest_dump");
     let mut src = connect(&source);
     src.batch_execute(SCHEMA).unwrap();
@@ -226,23 +228,7 @@ fn tracking_survives_pg_dump_and_pg_restore() {
            FROM generate_series(1, 1000) g;",
     )
     .unwrap();
-    let dump = format!("{}/target/it-{source}.dump", env!("CARGO_MANIFEST_DIR"));
-    assert!(Command::new(pg_bin("pg_dump"))
-        .args(["-h", "127.0.0.1", "-p", &port(), "-U", &db_user(), "-Fc", "-f", &dump, &source])
-        .status()
-        .unwrap()
-        .success());
-    let target = format!("{source}_restored");
-    let mut admin = connect("postgres");
-    admin.batch_execute(&format!("DROP DATABASE IF EXISTS {target}")).unwrap();
-    admin.batch_execute(&format!("CREATE DATABASE {target}")).unwrap();
-    let restored = Command::new(pg_bin("pg_restore"))
-        .args(["-h", "127.0.0.1", "-p", &port(), "-U", &db_user(), "-d", &target, "--exit-on-error", &dump])
-        .status()
-        .unwrap()
-        .success();
-    std::fs::remove_file(&dump).ok();
-    assert!(restored, "pg_restore failed");
+    let target = crate::dump_and_restore(&source);
     let mut dst = connect(&target);
     assert_eq!(wrong_copies(&mut dst), 0);
     let tracked: i64 = dst.query_one("SELECT count(*) FROM collect.tracked_latest", &[]).unwrap().get(0);

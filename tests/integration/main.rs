@@ -51,3 +51,27 @@ pub fn sqlstate(err: &postgres::Error) -> String {
         .map(|c| c.code().to_string())
         .unwrap_or_else(|| format!("no SQLSTATE: {err}"))
 }
+
+/// `pg_dump -Fc` of `source` restored into a new database; returns its name.
+pub fn dump_and_restore(source: &str) -> String {
+    use std::process::Command;
+    let dump = format!("{}/target/it-{source}.dump", env!("CARGO_MANIFEST_DIR"));
+    let dumped = Command::new(pg_bin("pg_dump"))
+        .args(["-h", "127.0.0.1", "-p", &port(), "-U", &db_user(), "-Fc", "-f", &dump, source])
+        .status()
+        .unwrap()
+        .success();
+    assert!(dumped, "pg_dump failed");
+    let target = format!("{source}_restored");
+    let mut admin = connect("postgres");
+    admin.batch_execute(&format!("DROP DATABASE IF EXISTS {target}")).unwrap();
+    admin.batch_execute(&format!("CREATE DATABASE {target}")).unwrap();
+    let restored = Command::new(pg_bin("pg_restore"))
+        .args(["-h", "127.0.0.1", "-p", &port(), "-U", &db_user(), "-d", &target, "--exit-on-error", &dump])
+        .status()
+        .unwrap()
+        .success();
+    std::fs::remove_file(&dump).ok();
+    assert!(restored, "pg_restore failed");
+    target
+}

@@ -132,8 +132,6 @@ fn concurrent_ingest_into_a_rollup_without_raw_rows() {
 
 #[test]
 fn rollups_survive_pg_dump_and_pg_restore_without_double_counting() {
-    use std::process::Command;
-    use crate::{db_user, pg_bin, port};
     let source = fresh_database("rollup_dump");
     connect(&source)
         .batch_execute(
@@ -143,23 +141,7 @@ fn rollups_survive_pg_dump_and_pg_restore_without_double_counting() {
                INSERT INTO events SELECT '2026-11-01'::timestamptz + g * interval '7 seconds', 'p' || g % 3, g % 100 FROM generate_series(1, 3000) g;"#,
         )
         .unwrap();
-    let dump = format!("{}/target/it-{source}.dump", env!("CARGO_MANIFEST_DIR"));
-    assert!(Command::new(pg_bin("pg_dump"))
-        .args(["-h", "127.0.0.1", "-p", &port(), "-U", &db_user(), "-Fc", "-f", &dump, &source])
-        .status()
-        .unwrap()
-        .success());
-    let target = format!("{source}_restored");
-    let mut admin = connect("postgres");
-    admin.batch_execute(&format!("DROP DATABASE IF EXISTS {target}")).unwrap();
-    admin.batch_execute(&format!("CREATE DATABASE {target}")).unwrap();
-    let restored = Command::new(pg_bin("pg_restore"))
-        .args(["-h", "127.0.0.1", "-p", &port(), "-U", &db_user(), "-d", &target, "--exit-on-error", &dump])
-        .status()
-        .unwrap()
-        .success();
-    std::fs::remove_file(&dump).ok();
-    assert!(restored, "pg_restore failed");
+    let target = crate::dump_and_restore(&source);
     let mut dst = connect(&target);
     let counts = |c: &mut postgres::Client| -> (i64, i64, i64) {
         let r = c

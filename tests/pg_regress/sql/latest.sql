@@ -213,8 +213,10 @@ CREATE TABLE notes (id integer PRIMARY KEY);
 CREATE TABLE note_edits (id integer PRIMARY KEY, note_id integer, at timestamptz, body text);
 SELECT collect.track_latest('notes', 'note_edits', 'note_id', 'at', '{body}');
 
--- Untracking removes the triggers and functions; drop_columns removes the copies.
-SELECT collect.untrack_latest('notes', drop_columns => true);
-\d notes
+-- Untracking removes the triggers and functions (found by function, so renames do not
+-- matter); drop_columns removes the copies.
+ALTER TABLE notes RENAME TO renamed_notes;
+SELECT collect.untrack_latest('renamed_notes', drop_columns => true);
+\d renamed_notes
 SELECT count(*) AS functions_left FROM pg_proc WHERE proname LIKE 'notes_latest_%';
 SELECT count(*) AS triggers_left FROM pg_trigger WHERE tgrelid = 'note_edits'::regclass;
