@@ -247,7 +247,11 @@ BEGIN
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
     done_at_start := done;
-    total := greatest((SELECT reltuples FROM pg_class WHERE oid = parent)::bigint, 0);
+    -- The planner's estimate; a table never analyzed has none, and is counted once.
+    total := (SELECT reltuples FROM pg_class WHERE oid = parent)::bigint;
+    IF total < 0 THEN
+        EXECUTE format('SELECT count(*) FROM %s', parent) INTO total;
+    END IF;
     IF last IS NOT NULL THEN
         RAISE NOTICE 'backfill_latest %: resuming after key % (% done)', parent, last, done;
     END IF;
