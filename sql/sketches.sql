@@ -27,8 +27,10 @@ CREATE OPERATOR collect.= (
 CREATE FUNCTION collect.hll_union(collect.hll, collect.hll) RETURNS collect.hll
     IMMUTABLE STRICT PARALLEL SAFE LANGUAGE c AS 'MODULE_PATHNAME', 'hll_union_wrapper';
 COMMENT ON FUNCTION collect.hll_union(collect.hll, collect.hll) IS 'Both sketches merged into one';
+CREATE FUNCTION collect._hll_merge_trans(collect.hll, collect.hll) RETURNS collect.hll
+    IMMUTABLE STRICT PARALLEL SAFE LANGUAGE c AS 'MODULE_PATHNAME', 'hll_merge_trans_wrapper';
 CREATE AGGREGATE collect.merge(collect.hll) (
-    SFUNC = collect.hll_union, STYPE = collect.hll,
+    SFUNC = collect._hll_merge_trans, STYPE = collect.hll,
     COMBINEFUNC = collect.hll_union, PARALLEL = SAFE
 );
 COMMENT ON AGGREGATE collect.merge(collect.hll) IS 'Merges hll sketches (re-aggregating rollup rows)';

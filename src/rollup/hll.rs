@@ -170,6 +170,44 @@ impl Hll {
     }
 }
 
+/// Merges the stored sketch `other` into `stored`, the stored bytes of a dense sketch, in
+/// place: an aggregate merging thousands of dense sketches then neither decodes nor
+/// re-encodes its 16 kB state per row. `Ok(false)` when `stored` is not dense (merge the usual
+/// way); the result is byte for byte what `merge` then `to_bytes` gives.
+pub fn merge_into_stored_dense(stored: &mut [u8], other: &[u8]) -> Result<bool, String> {
+    if stored.len() < 3 || stored[0] != FORMAT_VERSION || stored[2] != 1 {
+        return Ok(false);
+    }
+    let precision = stored[1];
+    if !(MIN_PRECISION..=MAX_PRECISION).contains(&precision) || stored.len() != 3 + (1usize << precision) {
+        return Ok(false);
+    }
+    let regs = &mut stored[3..];
+    if other.len() >= 3 && other[0] == FORMAT_VERSION && other[2] == 1 && other[1] == precision {
+        let theirs = &other[3..];
+        if theirs.len() != regs.len() {
+            return Err(format!("dense hll has {} registers, not {}", theirs.len(), regs.len()));
+        }
+        let max_rank = 64 - precision + 1;
+        if let Some(bad) = theirs.iter().find(|&&v| v > max_rank) {
+            return Err(format!("register value {bad} exceeds {max_rank}"));
+        }
+        for (a, b) in regs.iter_mut().zip(theirs) {
+            *a = (*a).max(*b);
+        }
+        return Ok(true);
+    }
+    let other = Hll::from_bytes(other)?;
+    if other.precision != precision {
+        return Err(format!("cannot merge hll sketches of precision {} and {}", precision, other.precision));
+    }
+    match &other.repr {
+        Repr::Sparse(set) => set.iter().for_each(|&h| set_register(regs, precision, h)),
+        Repr::Dense(theirs) => regs.iter_mut().zip(theirs).for_each(|(a, b)| *a = (*a).max(*b)),
+    }
+    Ok(true)
+}
+
 fn set_register(regs: &mut [u8], precision: u8, hash: u64) {
     let index = (hash >> (64 - precision)) as usize;
     let rest = hash << precision;
@@ -250,6 +288,30 @@ mod tests {
         assert!(h.is_sparse());
         assert_eq!(h.estimate(), 1000.0);
         assert_eq!(Hll::default().estimate(), 0.0);
+    }
+
+    #[test]
+    fn merging_into_stored_dense_bytes_equals_merge_then_encode() {
+        let mut rng = XorShift(0x1234_5678_9abc_def0);
+        for case in 0..30 {
+            let dense = build((0..3000 + rng.below(20000)).map(|_| rng.next()));
+            assert!(!dense.is_sparse());
+            let other = build((0..rng.below(if case % 2 == 0 { 1500 } else { 30000 })).map(|_| rng.next()));
+            let mut expected = dense.clone();
+            expected.merge(&other).unwrap();
+            let mut stored = dense.to_bytes();
+            assert_eq!(merge_into_stored_dense(&mut stored, &other.to_bytes()), Ok(true), "case {case}");
+            assert_eq!(stored, expected.to_bytes(), "case {case}");
+        }
+        // A sparse state is left to the usual merge; damaged or mismatched input is an error.
+        let mut sparse = build(0..10u64).to_bytes();
+        assert_eq!(merge_into_stored_dense(&mut sparse, &build(0..5u64).to_bytes()), Ok(false));
+        let mut stored = build((0..5000u64).map(|i| i.wrapping_mul(0x9e37_79b9_7f4a_7c15))).to_bytes();
+        let mut bad = stored.clone();
+        bad[10] = 200;
+        assert!(merge_into_stored_dense(&mut stored, &bad).is_err());
+        assert!(merge_into_stored_dense(&mut stored, &Hll::new(12).unwrap().to_bytes()).is_err());
+        assert!(merge_into_stored_dense(&mut stored, &[1, 14]).is_err());
     }
 
     #[test]

@@ -185,6 +185,33 @@ sketch_aggregate_support!(Hll, hll_agg_combine, hll_agg_serialize, hll_agg_deser
 sketch_aggregate_support!(Quantiles, quantiles_agg_combine, quantiles_agg_serialize, quantiles_agg_deserialize, quantiles_agg_final);
 sketch_aggregate_support!(TopK, topk_agg_combine, topk_agg_serialize, topk_agg_deserialize, topk_agg_final);
 
+/// The transition function of `collect.merge(hll)`. Called by an aggregate on a dense state,
+/// it merges in place (the state belongs to the aggregate); otherwise it is `hll_union`.
+#[pg_extern(sql = false)]
+fn hll_merge_trans(fcinfo: pg_sys::FunctionCallInfo) -> Internal {
+    // SAFETY: a STRICT function of two collect.hll arguments; the state is detoasted into a
+    // plain 4-byte-header varlena (the same pointer when it already is one, as an aggregate's
+    // own state is), and only modified in place when an aggregate owns it.
+    unsafe {
+        let state = pg_sys::pg_detoast_datum(pgrx::fcinfo::pg_getarg_datum_raw(fcinfo, 0).cast_mut_ptr());
+        let other = <&[u8]>::from_datum(pgrx::fcinfo::pg_getarg_datum_raw(fcinfo, 1), false).unwrap_or_default();
+        // Plain aggregates only: a window aggregate may still hand out the state it returned.
+        let in_aggregate = pg_sys::AggCheckCallContext(fcinfo, std::ptr::null_mut()) == pg_sys::AGG_CONTEXT_AGGREGATE as i32;
+        if in_aggregate {
+            let len = pgrx::varsize_any_exhdr(state);
+            let bytes = std::slice::from_raw_parts_mut(pgrx::vardata_any(state) as *mut u8, len);
+            match super::hll::merge_into_stored_dense(bytes, other) {
+                Ok(true) => return Internal::from(Some(pg_sys::Datum::from(state))),
+                // Not dense, or an input the usual path reports with the right SQLSTATE.
+                Ok(false) | Err(_) => {}
+            }
+        }
+        let state_bytes = std::slice::from_raw_parts(pgrx::vardata_any(state) as *const u8, pgrx::varsize_any_exhdr(state));
+        let merged = union::<Hll>(state_bytes, other);
+        Internal::from(merged.into_datum())
+    }
+}
+
 /// The bytes a value is counted by: integers by their value (so int2, int4 and int8 agree),
 /// text by its bytes, anything else by its text output.
 fn hash_of(fcinfo: pg_sys::FunctionCallInfo, arg: usize) -> Option<u64> {

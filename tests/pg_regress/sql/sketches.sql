@@ -49,6 +49,15 @@ GROUP BY hour ORDER BY hour LIMIT 3;
 SELECT (SELECT collect.merge(users) FROM per_minute) OPERATOR(collect.=) (SELECT collect.hll_agg(user_id) FROM requests) AS hll_merge_is_exact,
        (SELECT collect.merge(latency) FROM per_minute) OPERATOR(collect.=) (SELECT collect.quantiles_agg(latency_ms) FROM requests) AS quantiles_merge_is_exact;
 SELECT value, count >= 7000 AS heavy FROM collect.top((SELECT collect.merge(causes) FROM per_minute), 2);
+-- Dense sketches (over 2,048 distinct values each) merge into the aggregate's state in place:
+-- the same bytes as building the union, also as a window aggregate (running totals).
+CREATE TABLE dense_parts AS
+SELECT g % 10 AS part, collect.hll_agg(g) AS h FROM generate_series(1, 100000) g GROUP BY 1;
+SELECT (SELECT collect.merge(h ORDER BY part) FROM dense_parts)
+       OPERATOR(collect.=) (SELECT collect.hll_agg(g) FROM generate_series(1, 100000) g) AS dense_merge_is_exact;
+SELECT bool_and(running OPERATOR(collect.=) (SELECT collect.hll_agg(g) FROM generate_series(1, 100000) g WHERE g % 10 <= part))
+       AS running_merges_are_exact
+FROM (SELECT part, collect.merge(h) OVER (ORDER BY part) AS running FROM dense_parts) w;
 
 -- Parallel plans give the same answers as serial ones.
 SET parallel_setup_cost = 0;
