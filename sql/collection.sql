@@ -20,6 +20,25 @@ BEGIN
 END $$;
 REVOKE EXECUTE ON FUNCTION collect._make_registry(regclass) FROM PUBLIC;
 
+-- A name the extension turns into table names (with suffixes such as _pending or _stale).
+CREATE FUNCTION collect._check_name(kind text, name text) RETURNS void IMMUTABLE LANGUAGE plpgsql AS $$
+BEGIN
+    IF name IS NULL OR name !~ '^[a-z_][a-z0-9_]*$' OR length(name) > 48 THEN
+        RAISE EXCEPTION 'invalid % name: %', kind, coalesce(quote_literal(name), 'NULL')
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'Use up to 48 lower-case letters, digits and underscores, starting with a letter or underscore.';
+    END IF;
+END $$;
+
+-- Only a definition's owner (or a member of that role) may remove it.
+CREATE FUNCTION collect._check_owner(owner name, what text) RETURNS void STABLE LANGUAGE plpgsql AS $$
+BEGIN
+    IF NOT pg_has_role(owner, 'USAGE') THEN
+        RAISE EXCEPTION 'must be owner of %', what
+            USING ERRCODE = 'insufficient_privilege', DETAIL = format('Its owner is %I.', owner);
+    END IF;
+END $$;
+
 CREATE TYPE collect.collection;
 
 CREATE FUNCTION collect.collection_in(cstring) RETURNS collect.collection

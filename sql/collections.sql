@@ -33,11 +33,7 @@ DECLARE
     pending text := name || '_pending';
     base text := name || '_base';
 BEGIN
-    IF name IS NULL OR name !~ '^[a-z_][a-z0-9_]*$' OR length(name) > 48 THEN
-        RAISE EXCEPTION 'invalid collection name: %', coalesce(quote_literal(name), 'NULL')
-            USING ERRCODE = 'invalid_parameter_value',
-                  HINT = 'Use up to 48 lower-case letters, digits and underscores, starting with a letter or underscore.';
-    END IF;
+    PERFORM collect._check_name('collection', name);
     IF key_type IS NULL OR key_type NOT IN ('text'::regtype, 'bigint'::regtype, 'uuid'::regtype) THEN
         RAISE EXCEPTION 'invalid key_type for collection "%": %', name, coalesce(key_type::text, 'NULL')
             USING ERRCODE = 'invalid_parameter_value', HINT = 'key_type is text, bigint or uuid.';
@@ -248,10 +244,7 @@ BEGIN
     IF NOT FOUND THEN
         RAISE EXCEPTION 'collection "%" does not exist', name USING ERRCODE = 'undefined_object';
     END IF;
-    IF NOT pg_has_role(def.owner, 'USAGE') THEN
-        RAISE EXCEPTION 'must be owner of collection "%"', name
-            USING ERRCODE = 'insufficient_privilege', DETAIL = format('Its owner is %I.', def.owner);
-    END IF;
+    PERFORM collect._check_owner(def.owner, format('collection "%s"', name));
     PERFORM FROM collect.collection_defs d WHERE d.name = drop_collection.name FOR UPDATE;
     EXECUTE format('DROP TABLE %s, %s', def.pending_table, def.base_table);
     DELETE FROM collect.collection_defs d WHERE d.name = drop_collection.name;

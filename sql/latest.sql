@@ -305,9 +305,7 @@ DECLARE
     tg record;
     colname text;
 BEGIN
-    IF NOT pg_has_role(def.owner, 'USAGE') THEN
-        RAISE EXCEPTION 'must be owner of the latest-version tracking on %', parent USING ERRCODE = 'insufficient_privilege';
-    END IF;
+    PERFORM collect._check_owner(def.owner, format('the latest-version tracking on %s', parent));
     -- The triggers are found by their function, so renamed tables and partitions added or
     -- dropped since do not matter.
     FOR tg IN SELECT t.tgname, t.tgrelid::regclass AS rel FROM pg_trigger t WHERE t.tgfoid = sync ORDER BY t.tgrelid, t.tgname LOOP

@@ -152,11 +152,7 @@ DECLARE
     rollup regclass;
     def collect.rollup_defs;
 BEGIN
-    IF name IS NULL OR name !~ '^[a-z_][a-z0-9_]*$' OR length(name) > 48 THEN
-        RAISE EXCEPTION 'invalid rollup name: %', coalesce(quote_literal(name), 'NULL')
-            USING ERRCODE = 'invalid_parameter_value',
-                  HINT = 'Use up to 48 lower-case letters, digits and underscores, starting with a letter or underscore.';
-    END IF;
+    PERFORM collect._check_name('rollup', name);
     IF keep_raw IS NULL THEN
         RAISE EXCEPTION 'keep_raw must be true or false, not NULL' USING ERRCODE = 'null_value_not_allowed';
     END IF;
@@ -311,9 +307,7 @@ DECLARE
     dims text := coalesce((SELECT string_agg(format(', %I', d), '' ORDER BY o) FROM unnest(def.dimensions) WITH ORDINALITY u(d, o)), '');
     merged text;
 BEGIN
-    IF name IS NULL OR name !~ '^[a-z_][a-z0-9_]*$' OR length(name) > 48 THEN
-        RAISE EXCEPTION 'invalid tier name: %', coalesce(quote_literal(name), 'NULL') USING ERRCODE = 'invalid_parameter_value';
-    END IF;
+    PERFORM collect._check_name('tier', name);
     IF granularity IS NULL OR extract(month FROM granularity) <> 0 OR granularity <= def.granularity
        OR extract(epoch FROM granularity)::numeric % extract(epoch FROM def.granularity)::numeric <> 0 THEN
         RAISE EXCEPTION 'tier granularity % must be a multiple of the rollup''s %', coalesce(granularity::text, 'NULL'), def.granularity
@@ -441,9 +435,7 @@ DECLARE
     def collect.rollup_defs := collect._rollup_def(rollup);
     t jsonb;
 BEGIN
-    IF NOT pg_has_role(def.owner, 'USAGE') THEN
-        RAISE EXCEPTION 'must be owner of rollup "%"', def.name USING ERRCODE = 'insufficient_privilege';
-    END IF;
+    PERFORM collect._check_owner(def.owner, format('rollup "%s"', def.name));
     FOR t IN SELECT * FROM jsonb_array_elements(def.tiers) LOOP
         EXECUTE format('DROP TABLE %s', (t->>'table')::regclass);
     END LOOP;

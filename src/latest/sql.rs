@@ -42,7 +42,7 @@ fn latest_check_filter(filter: &str) -> String {
     if trimmed.is_empty() {
         invalid_filter(filter, "it is empty");
     }
-    let text = CString::new(format!("SELECT (\n{trimmed}\n)")).unwrap_or_else(|_| invalid_filter(filter, "it contains a NUL byte"));
+    let text = CString::new(format!("SELECT (\n{trimmed}\n)")).expect("text values hold no NUL byte");
     // SAFETY: raw_parser reads a NUL-terminated string and returns a List of RawStmt nodes
     // (or raises a syntax error); the nodes are palloc'd in the current context.
     unsafe {

@@ -204,6 +204,24 @@ SELECT collect.check_latest('folders');
 \echo :LAST_ERROR_SQLSTATE
 CALL collect.backfill_latest('files', 0);
 \echo :LAST_ERROR_SQLSTATE
+CREATE VIEW files_view AS SELECT * FROM files;
+SELECT collect.track_latest('files_view', 'versions', 'file_id', 'created_at', '{size}');
+\echo :LAST_ERROR_SQLSTATE
+SELECT collect.track_latest('folders', 'files_view', 'folder_id', 'id', '{name}');
+\echo :LAST_ERROR_SQLSTATE
+CREATE TABLE keyless_versions (folder_id bigint, at timestamptz);
+SELECT collect.track_latest('folders', 'keyless_versions', 'folder_id', 'at', '{at}');
+\echo :LAST_ERROR_SQLSTATE
+SELECT collect.track_latest('folders', 'files', 'folder_id', 'id', '{id}', prefix => '');
+\echo :LAST_ERROR_SQLSTATE
+SELECT collect.track_latest('folders', 'files', 'folder_id', 'id', '{name, name}');
+\echo :LAST_ERROR_SQLSTATE
+SELECT collect.track_latest('folders', 'files', 'folder_id', 'id', '{name}', filter => '  ');
+\echo :LAST_ERROR_SQLSTATE
+CREATE FUNCTION folders_latest_sync() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RETURN NULL; END $$;
+SELECT collect.track_latest('folders', 'files', 'folder_id', 'id', '{name}');
+\echo :LAST_ERROR_SQLSTATE
+DROP FUNCTION folders_latest_sync();
 -- Nothing was left behind by the failed calls.
 SELECT parent FROM collect.tracked_latest ORDER BY parent::text;
 SELECT count(*) AS folder_columns FROM pg_attribute WHERE attrelid = 'folders'::regclass AND attnum > 0 AND NOT attisdropped;

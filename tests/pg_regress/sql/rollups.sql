@@ -150,6 +150,16 @@ SELECT collect.create_rollup('bad', 'interactions', 'started', keep_raw => false
 \echo :LAST_ERROR_SQLSTATE
 SELECT collect.create_rollup('bad', 'clicks', 'at');
 \echo :LAST_ERROR_SQLSTATE
+-- Only a rollup's owner may drop it.
+SET client_min_messages = warning;
+DROP ROLE IF EXISTS collect_rollup_other;
+RESET client_min_messages;
+CREATE ROLE collect_rollup_other;
+SET ROLE collect_rollup_other;
+SELECT collect.drop_rollup('clicks_1m');
+\echo :LAST_ERROR_SQLSTATE
+RESET ROLE;
+DROP ROLE collect_rollup_other;
 SELECT collect.drop_rollup('clicks_1m');
 
 SELECT collect.drop_rollup('interactions_1m');

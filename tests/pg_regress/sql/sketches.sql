@@ -58,6 +58,9 @@ SELECT (SELECT collect.merge(h ORDER BY part) FROM dense_parts)
 SELECT bool_and(running OPERATOR(collect.=) (SELECT collect.hll_agg(g) FROM generate_series(1, 100000) g WHERE g % 10 <= part))
        AS running_merges_are_exact
 FROM (SELECT part, collect.merge(h) OVER (ORDER BY part) AS running FROM dense_parts) w;
+-- A sketch of another precision cannot be merged in, in place or not.
+SELECT collect.merge(h) FROM (SELECT h FROM dense_parts WHERE part = 0 UNION ALL SELECT '\x010c0000'::collect.hll) s;
+\echo :LAST_ERROR_SQLSTATE
 
 -- Parallel plans give the same answers as serial ones.
 SET parallel_setup_cost = 0;
