@@ -1,44 +1,6 @@
 -- collect.collection: an immutable, ordered lump of JSON entries, gzip-compressed behind a
 -- small versioned header (see src/lump/format.rs). The C functions are in src/lump/collection_type.rs.
 
--- Everything in the schema is for everybody to use; privileges on the tables users create
--- through pg_collect are theirs to grant.
-GRANT USAGE ON SCHEMA collect TO PUBLIC;
-
--- Makes `registry` (a table of definitions with an `owner` column) one the extension's
--- functions can write with the caller's privileges: dumped by pg_dump, readable by everybody,
--- changed only by a definition's owner (or a member of that role). Run by the extension script.
-CREATE FUNCTION collect._make_registry(registry regclass) RETURNS void LANGUAGE plpgsql AS $$
-BEGIN
-    PERFORM pg_catalog.pg_extension_config_dump(registry, '');
-    EXECUTE format('GRANT SELECT, INSERT, UPDATE, DELETE ON %s TO PUBLIC', registry);
-    EXECUTE format('ALTER TABLE %s ENABLE ROW LEVEL SECURITY', registry);
-    EXECUTE format('CREATE POLICY readable ON %s FOR SELECT USING (true)', registry);
-    EXECUTE format('CREATE POLICY owner_inserts ON %s FOR INSERT WITH CHECK (pg_has_role(owner, ''USAGE''))', registry);
-    EXECUTE format('CREATE POLICY owner_updates ON %s FOR UPDATE USING (pg_has_role(owner, ''USAGE''))', registry);
-    EXECUTE format('CREATE POLICY owner_deletes ON %s FOR DELETE USING (pg_has_role(owner, ''USAGE''))', registry);
-END $$;
-REVOKE EXECUTE ON FUNCTION collect._make_registry(regclass) FROM PUBLIC;
-
--- A name the extension turns into table names (with suffixes such as _pending or _stale).
-CREATE FUNCTION collect._check_name(kind text, name text) RETURNS void IMMUTABLE LANGUAGE plpgsql AS $$
-BEGIN
-    IF name IS NULL OR name !~ '^[a-z_][a-z0-9_]*$' OR length(name) > 48 THEN
-        RAISE EXCEPTION 'invalid % name: %', kind, coalesce(quote_literal(name), 'NULL')
-            USING ERRCODE = 'invalid_parameter_value',
-                  HINT = 'Use up to 48 lower-case letters, digits and underscores, starting with a letter or underscore.';
-    END IF;
-END $$;
-
--- Only a definition's owner (or a member of that role) may remove it.
-CREATE FUNCTION collect._check_owner(owner name, what text) RETURNS void STABLE LANGUAGE plpgsql AS $$
-BEGIN
-    IF NOT pg_has_role(owner, 'USAGE') THEN
-        RAISE EXCEPTION 'must be owner of %', what
-            USING ERRCODE = 'insufficient_privilege', DETAIL = format('Its owner is %I.', owner);
-    END IF;
-END $$;
-
 CREATE TYPE collect.collection;
 
 CREATE FUNCTION collect.collection_in(cstring) RETURNS collect.collection
@@ -123,3 +85,13 @@ CREATE AGGREGATE collect.collection_agg(jsonb) (
 );
 COMMENT ON AGGREGATE collect.collection_agg(jsonb) IS
     'Gathers values into one collection, in input order (use ORDER BY inside the call to fix it)';
+
+-- Functions of `internal` arguments are for Postgres (type I/O, aggregates) to call, not SQL.
+REVOKE EXECUTE ON FUNCTION
+    collect.collection_recv(internal),
+    collect.collection_agg_trans(internal, jsonb),
+    collect.collection_agg_combine(internal, internal),
+    collect.collection_agg_serialize(internal),
+    collect.collection_agg_deserialize(bytea, internal),
+    collect.collection_agg_final(internal)
+    FROM PUBLIC;

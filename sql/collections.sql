@@ -2,36 +2,59 @@
 -- Storage and ordering are described in src/collection/sql.rs; reducers in
 -- src/collection/pipeline.rs.
 
--- The registry. Rows are dumped by pg_dump (extension config table); the tables they name
--- are ordinary tables owned by whoever created the collection.
+-- The registry. A collection lives in a schema, like its tables: `schema.name` owns the tables
+-- `schema.name_pending` and `schema.name_base`. Rows are dumped by pg_dump (extension config
+-- table) and are trusted only while their owner owns both tables (sql/registry.sql).
 CREATE TABLE collect.collection_defs (
-    name text PRIMARY KEY,
+    schema name NOT NULL,
+    name text NOT NULL,
     key_type regtype NOT NULL,
     read jsonb NOT NULL,
     "normalize" jsonb,
-    pending_table regclass NOT NULL,
-    base_table regclass NOT NULL,
     owner name NOT NULL DEFAULT current_user,
     created_at timestamptz NOT NULL DEFAULT now(),
-    last_normalized jsonb NOT NULL DEFAULT '{}'
+    last_normalized jsonb NOT NULL DEFAULT '{}',
+    PRIMARY KEY (schema, name)
 );
 COMMENT ON TABLE collect.collection_defs IS 'Collections made by collect.create_collection';
-SELECT collect._make_registry('collect.collection_defs');
 
-CREATE FUNCTION collect._validate_pipelines(read jsonb, levels jsonb) RETURNS boolean
-    STABLE LANGUAGE c AS 'MODULE_PATHNAME', 'collection_validate_wrapper';
+-- A row may be written only by a role that owns both tables it names.
+CREATE FUNCTION collect._collection_verify(d collect.collection_defs) RETURNS boolean
+    STABLE LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
+    SELECT d.key_type IN ('text'::regtype, 'bigint'::regtype, 'uuid'::regtype)
+       AND collect._owned_relation(d.owner, d.schema, d.name || '_pending') IS NOT NULL
+       AND collect._owned_relation(d.owner, d.schema, d.name || '_base') IS NOT NULL
+$$;
+SELECT collect._make_registry('collect.collection_defs', 'collect._collection_verify');
 
-CREATE FUNCTION collect.create_collection(
-    name text,
-    key_type regtype DEFAULT 'text',
-    read jsonb DEFAULT '[]',
-    "normalize" jsonb DEFAULT NULL
-) RETURNS regclass
-LANGUAGE plpgsql AS $$
+-- The definition of schema.name, checked against the catalogs: an error if there is none, or if
+-- its tables do not belong to its owner.
+CREATE FUNCTION collect._collection_def(schema name, name text) RETURNS collect.collection_defs
+    STABLE LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
-    target_schema name := current_schema();
+    def collect.collection_defs;
+BEGIN
+    SELECT * INTO def FROM collect.collection_defs d WHERE d.schema = _collection_def.schema AND d.name = _collection_def.name;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'collection "%" does not exist', name
+            USING ERRCODE = 'undefined_object',
+                  HINT = 'Create it with collect.create_collection(name); collect.collections lists those there are.';
+    END IF;
+    PERFORM collect._definition_relation(def.owner, def.schema, def.name || '_pending', format('collection %I.%I', def.schema, def.name));
+    PERFORM collect._definition_relation(def.owner, def.schema, def.name || '_base', format('collection %I.%I', def.schema, def.name));
+    RETURN def;
+END $$;
+
+CREATE FUNCTION collect._validate_pipelines(read jsonb, levels jsonb) RETURNS jsonb
+    STABLE LANGUAGE c SET search_path = pg_catalog, pg_temp AS 'MODULE_PATHNAME', 'collection_validate_wrapper';
+
+CREATE FUNCTION collect._create_collection(target_schema name, name text, key_type regtype, read jsonb, "normalize" jsonb)
+    RETURNS regclass
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
     pending text := name || '_pending';
     base text := name || '_base';
+    checked jsonb;
 BEGIN
     PERFORM collect._check_name('collection', name);
     IF key_type IS NULL OR key_type NOT IN ('text'::regtype, 'bigint'::regtype, 'uuid'::regtype) THEN
@@ -42,19 +65,20 @@ BEGIN
         RAISE EXCEPTION 'no schema to create collection "%" in', name
             USING ERRCODE = 'invalid_schema_name', HINT = 'Set search_path to a schema you can create tables in.';
     END IF;
-    PERFORM collect._validate_pipelines(coalesce(read, '[]'), "normalize");
+    -- sql steps are stored as the functions they resolve to.
+    checked := collect._validate_pipelines(coalesce(read, '[]'), "normalize");
     -- Serializes creators of the same name; the primary key catches the rest.
-    PERFORM pg_advisory_xact_lock(hashtext('collect.collection:' || name));
-    IF EXISTS (SELECT FROM collect.collection_defs d WHERE d.name = create_collection.name) THEN
-        RAISE EXCEPTION 'collection "%" already exists', name
+    PERFORM pg_advisory_xact_lock(hashtext('collect.collection:' || target_schema || '.' || name));
+    IF EXISTS (SELECT FROM collect.collection_defs d WHERE d.schema = target_schema AND d.name = _create_collection.name) THEN
+        RAISE EXCEPTION 'collection %.% already exists', quote_ident(target_schema), name
             USING ERRCODE = 'duplicate_object', HINT = 'Drop it with collect.drop_collection(name), or pick another name.';
     END IF;
     EXECUTE format(
         'CREATE TABLE %I.%I (
              key %s NOT NULL,
-             txn xid8 NOT NULL DEFAULT pg_current_xact_id(),
+             txn pg_catalog.xid8 NOT NULL DEFAULT pg_catalog.pg_current_xact_id(),
              seq bigint GENERATED ALWAYS AS IDENTITY,
-             at timestamptz NOT NULL DEFAULT now(),
+             at timestamptz NOT NULL DEFAULT pg_catalog.now(),
              entry jsonb NOT NULL,
              PRIMARY KEY (key, seq))',
         target_schema, pending, key_type);
@@ -69,55 +93,57 @@ BEGIN
         'Entries appended to collection ' || name || ', not yet normalized (pg_collect)');
     EXECUTE format('COMMENT ON TABLE %I.%I IS %L', target_schema, base,
         'Normalized entries of collection ' || name || ' per key, as [seq, at_us, entry] lumps (pg_collect)');
-    INSERT INTO collect.collection_defs (name, key_type, read, "normalize", pending_table, base_table)
-    VALUES (name, key_type, coalesce(read, '[]'), "normalize",
-            format('%I.%I', target_schema, pending)::regclass, format('%I.%I', target_schema, base)::regclass);
+    INSERT INTO collect.collection_defs (schema, name, key_type, read, "normalize")
+    VALUES (target_schema, name, key_type, checked->'read', checked->'normalize');
     RETURN format('%I.%I', target_schema, pending)::regclass;
 END $$;
-COMMENT ON FUNCTION collect.create_collection(text, regtype, jsonb, jsonb) IS
-    'Defines a collection: its key type, read pipeline and normalization levels; creates name_pending and name_base in the current schema';
 
-CREATE FUNCTION collect._pending_table(collection text, OUT pending regclass, OUT key_type regtype)
-    STABLE LANGUAGE plpgsql AS $$
-BEGIN
-    SELECT d.pending_table, d.key_type INTO pending, key_type
-      FROM collect.collection_defs d WHERE d.name = collection;
-    IF NOT FOUND THEN
-        RAISE EXCEPTION 'collection "%" does not exist', collection
-            USING ERRCODE = 'undefined_object',
-                  HINT = 'Create it with collect.create_collection(name); collect.collections lists those there are.';
-    END IF;
-END $$;
+-- Creates the collection in the first schema of the caller's search_path, like CREATE TABLE.
+CREATE FUNCTION collect.create_collection(
+    name text,
+    key_type regtype DEFAULT 'text',
+    read jsonb DEFAULT '[]',
+    "normalize" jsonb DEFAULT NULL
+) RETURNS regclass
+LANGUAGE sql AS $$
+    SELECT collect._create_collection(
+               CASE WHEN pg_catalog.cardinality(pg_catalog.parse_ident(name)) OPERATOR(pg_catalog.=) 2 THEN r.schema
+                    ELSE pg_catalog.current_schema() END,
+               r.object_name, key_type, read, "normalize")
+      FROM collect._resolve('collection', name, '_pending') r
+$$;
+COMMENT ON FUNCTION collect.create_collection(text, regtype, jsonb, jsonb) IS
+    'Defines a collection: its key type, read pipeline and normalization levels; creates name_pending and name_base in the current schema (or the one a qualified name gives)';
 
 -- An append is one small insert: nothing existing is read or rewritten.
-CREATE FUNCTION collect._append(collection text, key text, entry jsonb) RETURNS bigint
-LANGUAGE plpgsql AS $$
+CREATE FUNCTION collect._append(schema name, collection text, key text, entry jsonb) RETURNS bigint
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
-    target record;
+    def collect.collection_defs;
     seq bigint;
 BEGIN
     IF collection IS NULL OR key IS NULL OR entry IS NULL THEN
         RAISE EXCEPTION 'collect.append needs a collection, a key and an entry, not NULL'
             USING ERRCODE = 'null_value_not_allowed', HINT = 'To append a JSON null, pass ''null''::jsonb.';
     END IF;
-    target := collect._pending_table(collection);
-    EXECUTE format('INSERT INTO %s (key, entry) VALUES ($1::%s, $2) RETURNING seq', target.pending, target.key_type)
+    def := collect._collection_def(schema, collection);
+    EXECUTE format('INSERT INTO %I.%I (key, entry) VALUES ($1::%s, $2) RETURNING seq', def.schema, def.name || '_pending', def.key_type)
         INTO seq USING key, entry;
     RETURN seq;
 END $$;
 
 CREATE FUNCTION collect.append(collection text, key text, entry jsonb) RETURNS bigint
-    LANGUAGE sql AS $$ SELECT collect._append(collection, key, entry) $$;
+    LANGUAGE sql AS $$ SELECT collect._append(r.schema, r.object_name, key, entry) FROM collect._resolve('collection', collection, '_pending') r $$;
 CREATE FUNCTION collect.append(collection text, key bigint, entry jsonb) RETURNS bigint
-    LANGUAGE sql AS $$ SELECT collect._append(collection, key::text, entry) $$;
+    LANGUAGE sql AS $$ SELECT collect._append(r.schema, r.object_name, key::pg_catalog.text, entry) FROM collect._resolve('collection', collection, '_pending') r $$;
 CREATE FUNCTION collect.append(collection text, key uuid, entry jsonb) RETURNS bigint
-    LANGUAGE sql AS $$ SELECT collect._append(collection, key::text, entry) $$;
+    LANGUAGE sql AS $$ SELECT collect._append(r.schema, r.object_name, key::pg_catalog.text, entry) FROM collect._resolve('collection', collection, '_pending') r $$;
 COMMENT ON FUNCTION collect.append(text, text, jsonb) IS 'Appends one entry; returns its sequence number';
 
-CREATE FUNCTION collect._append_many(collection text, key text, entries jsonb) RETURNS bigint
-LANGUAGE plpgsql AS $$
+CREATE FUNCTION collect._append_many(schema name, collection text, key text, entries jsonb) RETURNS bigint
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
-    target record;
+    def collect.collection_defs;
     appended bigint;
 BEGIN
     IF collection IS NULL OR key IS NULL OR entries IS NULL THEN
@@ -128,60 +154,58 @@ BEGIN
         RAISE EXCEPTION 'collect.append_many takes a JSON array of entries, not %', left(entries::text, 60)
             USING ERRCODE = 'invalid_parameter_value', HINT = 'Use collect.append for a single entry.';
     END IF;
-    target := collect._pending_table(collection);
+    def := collect._collection_def(schema, collection);
     EXECUTE format(
-        'INSERT INTO %s (key, entry) SELECT $1::%s, e FROM jsonb_array_elements($2) WITH ORDINALITY AS x(e, n) ORDER BY n',
-        target.pending, target.key_type) USING key, entries;
+        'INSERT INTO %I.%I (key, entry) SELECT $1::%s, e FROM jsonb_array_elements($2) WITH ORDINALITY AS x(e, n) ORDER BY n',
+        def.schema, def.name || '_pending', def.key_type) USING key, entries;
     GET DIAGNOSTICS appended = ROW_COUNT;
     RETURN appended;
 END $$;
 
 CREATE FUNCTION collect.append_many(collection text, key text, entries jsonb) RETURNS bigint
-    LANGUAGE sql AS $$ SELECT collect._append_many(collection, key, entries) $$;
+    LANGUAGE sql AS $$ SELECT collect._append_many(r.schema, r.object_name, key, entries) FROM collect._resolve('collection', collection, '_pending') r $$;
 CREATE FUNCTION collect.append_many(collection text, key bigint, entries jsonb) RETURNS bigint
-    LANGUAGE sql AS $$ SELECT collect._append_many(collection, key::text, entries) $$;
+    LANGUAGE sql AS $$ SELECT collect._append_many(r.schema, r.object_name, key::pg_catalog.text, entries) FROM collect._resolve('collection', collection, '_pending') r $$;
 CREATE FUNCTION collect.append_many(collection text, key uuid, entries jsonb) RETURNS bigint
-    LANGUAGE sql AS $$ SELECT collect._append_many(collection, key::text, entries) $$;
+    LANGUAGE sql AS $$ SELECT collect._append_many(r.schema, r.object_name, key::pg_catalog.text, entries) FROM collect._resolve('collection', collection, '_pending') r $$;
 COMMENT ON FUNCTION collect.append_many(text, text, jsonb) IS
     'Appends each element of a JSON array (a lump), in order; returns how many';
 
 -- Reads run the read pipeline over the key's base and pending entries, in one snapshot.
-CREATE FUNCTION collect._read(collection text, key text) RETURNS jsonb
-    STABLE STRICT LANGUAGE c AS 'MODULE_PATHNAME', 'collection_read_wrapper';
+CREATE FUNCTION collect._read(schema text, collection text, key text) RETURNS jsonb
+    STABLE LANGUAGE c SET search_path = pg_catalog, pg_temp AS 'MODULE_PATHNAME', 'collection_read_wrapper';
 CREATE FUNCTION collect.read(collection text, key text) RETURNS jsonb
-    STABLE STRICT LANGUAGE sql AS $$ SELECT collect._read(collection, key) $$;
+    STABLE STRICT LANGUAGE sql AS $$ SELECT collect._read(r.schema, r.object_name, key) FROM collect._resolve('collection', collection, '_pending') r $$;
 CREATE FUNCTION collect.read(collection text, key bigint) RETURNS jsonb
-    STABLE STRICT LANGUAGE sql AS $$ SELECT collect._read(collection, key::text) $$;
+    STABLE STRICT LANGUAGE sql AS $$ SELECT collect._read(r.schema, r.object_name, key::pg_catalog.text) FROM collect._resolve('collection', collection, '_pending') r $$;
 CREATE FUNCTION collect.read(collection text, key uuid) RETURNS jsonb
-    STABLE STRICT LANGUAGE sql AS $$ SELECT collect._read(collection, key::text) $$;
+    STABLE STRICT LANGUAGE sql AS $$ SELECT collect._read(r.schema, r.object_name, key::pg_catalog.text) FROM collect._resolve('collection', collection, '_pending') r $$;
 COMMENT ON FUNCTION collect.read(text, text) IS
     'The key''s entries after the read pipeline, as a JSON array ([] for a key never written)';
 
 CREATE FUNCTION collect.read_entries(collection text, key text) RETURNS SETOF jsonb
-    STABLE STRICT LANGUAGE sql AS $$ SELECT jsonb_array_elements(collect._read(collection, key)) $$;
+    STABLE STRICT LANGUAGE sql AS $$ SELECT pg_catalog.jsonb_array_elements(collect.read(collection, key)) $$;
 CREATE FUNCTION collect.read_entries(collection text, key bigint) RETURNS SETOF jsonb
-    STABLE STRICT LANGUAGE sql AS $$ SELECT jsonb_array_elements(collect._read(collection, key::text)) $$;
+    STABLE STRICT LANGUAGE sql AS $$ SELECT pg_catalog.jsonb_array_elements(collect.read(collection, key)) $$;
 CREATE FUNCTION collect.read_entries(collection text, key uuid) RETURNS SETOF jsonb
-    STABLE STRICT LANGUAGE sql AS $$ SELECT jsonb_array_elements(collect._read(collection, key::text)) $$;
+    STABLE STRICT LANGUAGE sql AS $$ SELECT pg_catalog.jsonb_array_elements(collect.read(collection, key)) $$;
 
-CREATE FUNCTION collect._read_many(collection text, keys text[]) RETURNS TABLE (key text, entries jsonb)
-    STABLE STRICT ROWS 100 LANGUAGE c AS 'MODULE_PATHNAME', 'collection_read_many_wrapper';
+CREATE FUNCTION collect._read_many(schema text, collection text, keys text[]) RETURNS TABLE (key text, entries jsonb)
+    STABLE ROWS 100 LANGUAGE c SET search_path = pg_catalog, pg_temp AS 'MODULE_PATHNAME', 'collection_read_many_wrapper';
 CREATE FUNCTION collect.read_many(collection text, keys anyarray) RETURNS TABLE (key text, entries jsonb)
-    STABLE STRICT ROWS 100 LANGUAGE sql AS $$ SELECT * FROM collect._read_many(collection, keys::text[]) $$;
+    STABLE STRICT ROWS 100 LANGUAGE sql AS $$
+    SELECT m.* FROM collect._resolve('collection', collection, '_pending') r,
+                    collect._read_many(r.schema, r.object_name, keys::pg_catalog.text[]) m $$;
 COMMENT ON FUNCTION collect.read_many(text, anyarray) IS
     'read() for many keys in two index scans; one row per key asked for, in that order';
 
-CREATE FUNCTION collect._normalize(collection text, level text, all_keys boolean, max_keys bigint,
+CREATE FUNCTION collect._normalize(schema text, collection text, level text, all_keys boolean, max_keys bigint,
                                    pass_started timestamptz) RETURNS jsonb
-    LANGUAGE c AS 'MODULE_PATHNAME', 'collection_normalize_wrapper';
+    LANGUAGE c SET search_path = pg_catalog, pg_temp AS 'MODULE_PATHNAME', 'collection_normalize_wrapper';
 
-CREATE FUNCTION collect.normalize(
-    collection text,
-    level text DEFAULT 'daily',
-    all_keys boolean DEFAULT false,
-    max_keys bigint DEFAULT NULL
-) RETURNS jsonb
-LANGUAGE plpgsql AS $$
+CREATE FUNCTION collect._normalize_checked(schema name, collection text, level text, all_keys boolean, max_keys bigint)
+    RETURNS jsonb
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     IF collection IS NULL OR level IS NULL OR all_keys IS NULL THEN
         RAISE EXCEPTION 'collect.normalize needs a collection, a level and all_keys, not NULL'
@@ -190,10 +214,59 @@ BEGIN
     IF max_keys IS NOT NULL AND max_keys < 1 THEN
         RAISE EXCEPTION 'max_keys must be positive, not %', max_keys USING ERRCODE = 'invalid_parameter_value';
     END IF;
-    RETURN collect._normalize(collection, level, all_keys, max_keys, NULL);
+    RETURN collect._normalize(schema, collection, level, all_keys, max_keys, NULL);
 END $$;
+
+CREATE FUNCTION collect.normalize(
+    collection text,
+    level text DEFAULT 'daily',
+    all_keys boolean DEFAULT false,
+    max_keys bigint DEFAULT NULL
+) RETURNS jsonb
+LANGUAGE sql AS $$
+    SELECT collect._normalize_checked(r.schema, r.object_name, level, all_keys, max_keys)
+      FROM collect._resolve('collection', collection, '_pending') r
+$$;
 COMMENT ON FUNCTION collect.normalize(text, text, boolean, bigint) IS
     'Folds appended entries into each key''s compressed base with the level''s pipeline; returns a summary';
+
+-- One batch of normalize_in_batches: folds up to batch_size keys and reports progress;
+-- returns true when the pass is complete. The procedure around it commits between batches
+-- (a procedure that commits cannot pin search_path, so all its work is done here).
+CREATE FUNCTION collect._normalize_batch(schema name, collection text, level text, all_keys boolean, batch_size bigint,
+                                         started timestamptz, INOUT total bigint, OUT complete boolean)
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    def collect.collection_defs;
+    pass_started timestamptz;
+    summary jsonb;
+BEGIN
+    IF collection IS NULL OR level IS NULL OR all_keys IS NULL THEN
+        RAISE EXCEPTION 'collect.normalize_in_batches needs a collection, a level and all_keys, not NULL'
+            USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    IF batch_size IS NULL OR batch_size < 1 THEN
+        RAISE EXCEPTION 'batch_size must be positive, not %', coalesce(batch_size::text, 'NULL')
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    def := collect._collection_def(schema, collection);
+    IF all_keys THEN
+        -- An unfinished all_keys pass resumes: keys it visited are not visited again.
+        pass_started := CASE WHEN (def.last_normalized -> level ->> 'complete')::boolean IS FALSE
+                             THEN (def.last_normalized -> level ->> 'pass_started')::timestamptz END;
+        pass_started := coalesce(pass_started, now());
+    END IF;
+    summary := collect._normalize(schema, collection, level, all_keys, batch_size, pass_started);
+    IF all_keys THEN
+        UPDATE collect.collection_defs d
+           SET last_normalized = jsonb_set(d.last_normalized, ARRAY[level, 'pass_started'], to_jsonb(pass_started))
+         WHERE d.schema = def.schema AND d.name = def.name;
+    END IF;
+    total := coalesce(total, 0) + (summary ->> 'keys_visited')::bigint;
+    complete := (summary ->> 'complete')::boolean;
+    RAISE NOTICE 'normalize %: % keys so far (%/s)', level, total,
+        round(total / greatest(extract(epoch FROM clock_timestamp() - started), 0.001));
+END $$;
 
 -- Long passes: commits after every batch, so an interrupted pass loses nothing and a rerun
 -- carries on (an all_keys pass resumes where it stopped).
@@ -205,70 +278,70 @@ CREATE PROCEDURE collect.normalize_in_batches(
 )
 LANGUAGE plpgsql AS $$
 DECLARE
-    pass_started timestamptz;
-    summary jsonb;
+    target record := collect._resolve('collection', collection, '_pending');
+    started timestamptz := pg_catalog.clock_timestamp();
     total bigint := 0;
-    started timestamptz := clock_timestamp();
+    complete boolean;
 BEGIN
-    IF batch_size IS NULL OR batch_size < 1 THEN
-        RAISE EXCEPTION 'batch_size must be positive, not %', batch_size USING ERRCODE = 'invalid_parameter_value';
-    END IF;
-    PERFORM collect._pending_table(collection);
-    IF all_keys THEN
-        SELECT (d.last_normalized -> level ->> 'pass_started')::timestamptz INTO pass_started
-          FROM collect.collection_defs d
-         WHERE d.name = collection AND (d.last_normalized -> level ->> 'complete')::boolean IS FALSE;
-        pass_started := coalesce(pass_started, now());
-    END IF;
     LOOP
-        summary := collect._normalize(collection, level, all_keys, batch_size, pass_started);
-        total := total + (summary ->> 'keys_visited')::bigint;
-        IF all_keys THEN
-            UPDATE collect.collection_defs d
-               SET last_normalized = jsonb_set(d.last_normalized, ARRAY[level, 'pass_started'], to_jsonb(pass_started))
-             WHERE d.name = collection;
-        END IF;
+        SELECT * INTO total, complete
+          FROM collect._normalize_batch(target.schema, target.object_name, level, all_keys, batch_size, started, total);
         COMMIT;
-        RAISE NOTICE 'normalize %: % keys so far (%/s)', level, total,
-            round(total / greatest(extract(epoch FROM clock_timestamp() - started), 0.001));
-        EXIT WHEN (summary ->> 'complete')::boolean;
+        EXIT WHEN complete;
     END LOOP;
 END $$;
 
-CREATE FUNCTION collect.drop_collection(name text) RETURNS void
-LANGUAGE plpgsql AS $$
+CREATE FUNCTION collect._drop_collection(schema name, name text) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     def collect.collection_defs;
 BEGIN
-    SELECT * INTO def FROM collect.collection_defs d WHERE d.name = drop_collection.name;
+    SELECT * INTO def FROM collect.collection_defs d WHERE d.schema = _drop_collection.schema AND d.name = _drop_collection.name;
     IF NOT FOUND THEN
         RAISE EXCEPTION 'collection "%" does not exist', name USING ERRCODE = 'undefined_object';
     END IF;
-    PERFORM collect._check_owner(def.owner, format('collection "%s"', name));
-    PERFORM FROM collect.collection_defs d WHERE d.name = drop_collection.name FOR UPDATE;
-    EXECUTE format('DROP TABLE %s, %s', def.pending_table, def.base_table);
-    DELETE FROM collect.collection_defs d WHERE d.name = drop_collection.name;
+    PERFORM collect._check_owner(def.owner, format('collection %I.%I', def.schema, def.name));
+    -- The definition's row lock first, then the tables, in the order every pass takes them.
+    PERFORM FROM collect.collection_defs d WHERE d.schema = def.schema AND d.name = def.name FOR UPDATE;
+    EXECUTE format('DROP TABLE IF EXISTS %s, %s',
+                   collect._owned_relation(def.owner, def.schema, def.name || '_pending'),
+                   collect._owned_relation(def.owner, def.schema, def.name || '_base'));
+    DELETE FROM collect.collection_defs d WHERE d.schema = def.schema AND d.name = def.name;
 END $$;
 
+CREATE FUNCTION collect.drop_collection(name text) RETURNS void
+    LANGUAGE sql AS $$ SELECT collect._drop_collection(r.schema, r.object_name) FROM collect._resolve('collection', name, '_pending') r $$;
+
+-- Figures of the collections whose tables the caller may read; NULL for the others.
 CREATE FUNCTION collect._collection_figures(
-    OUT name text, OUT keys bigint, OUT pending_entries bigint, OUT base_bytes bigint)
-    RETURNS SETOF record STABLE LANGUAGE plpgsql AS $$
+    OUT schema name, OUT name text, OUT keys bigint, OUT pending_entries bigint, OUT base_bytes bigint)
+    RETURNS SETOF record STABLE LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     def collect.collection_defs;
+    pending regclass;
+    base regclass;
 BEGIN
-    FOR def IN SELECT * FROM collect.collection_defs ORDER BY 1 LOOP
+    FOR def IN SELECT * FROM collect.collection_defs ORDER BY 1, 2 LOOP
+        schema := def.schema;
         name := def.name;
-        EXECUTE format('SELECT (SELECT count(*) FROM (SELECT key FROM %1$s UNION SELECT key FROM %2$s) k),
-                               (SELECT count(*) FROM %2$s),
-                               (SELECT coalesce(sum(pg_column_size(entries)), 0) FROM %1$s)',
-                       def.base_table, def.pending_table)
-            INTO keys, pending_entries, base_bytes;
+        pending := collect._owned_relation(def.owner, def.schema, def.name || '_pending');
+        base := collect._owned_relation(def.owner, def.schema, def.name || '_base');
+        keys := NULL; pending_entries := NULL; base_bytes := NULL;
+        IF collect._readable(pending) AND collect._readable(base) THEN
+            EXECUTE format('SELECT (SELECT count(*) FROM (SELECT key FROM %1$s UNION SELECT key FROM %2$s) k),
+                                   (SELECT count(*) FROM %2$s),
+                                   (SELECT coalesce(sum(pg_column_size(entries)), 0) FROM %1$s)',
+                           base, pending)
+                INTO keys, pending_entries, base_bytes;
+        END IF;
         RETURN NEXT;
     END LOOP;
 END $$;
 
 CREATE VIEW collect.collections AS
-SELECT d.name, d.key_type, d.read, d."normalize", d.pending_table, d.base_table, d.owner,
-       f.keys, f.pending_entries, f.base_bytes, d.last_normalized
-  FROM collect.collection_defs d JOIN collect._collection_figures() f USING (name);
+SELECT d.schema, d.name, d.key_type, d.read, d."normalize",
+       to_regclass(format('%I.%I', d.schema, d.name || '_pending')) AS pending_table,
+       to_regclass(format('%I.%I', d.schema, d.name || '_base')) AS base_table,
+       d.owner, f.keys, f.pending_entries, f.base_bytes, d.last_normalized
+  FROM collect.collection_defs d JOIN collect._collection_figures() f USING (schema, name);
 GRANT SELECT ON collect.collections TO PUBLIC;

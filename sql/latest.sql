@@ -17,7 +17,7 @@ CREATE TABLE collect.latest_defs (
     refresh_function text NOT NULL,   -- quoted, qualified: <refresh>(keys key_type[]) → bigint
     trigger_function text NOT NULL,   -- quoted, qualified: <trigger>() → trigger
     trigger_tables regclass[] NOT NULL, -- the child and its leaf partitions
-    check_sql text NOT NULL,
+    key_eq text NOT NULL DEFAULT 'pg_catalog.=', -- the key type's equality operator, qualified
     backfill_position text,           -- last parent key done by an unfinished backfill
     backfill_done bigint NOT NULL DEFAULT 0,
     backfilled_at timestamptz,
@@ -25,7 +25,24 @@ CREATE TABLE collect.latest_defs (
     created_at timestamptz NOT NULL DEFAULT now()
 );
 COMMENT ON TABLE collect.latest_defs IS 'Parents kept by collect.track_latest';
-SELECT collect._make_registry('collect.latest_defs');
+-- A function of the tracking: it exists and belongs to the tracking's owner.
+CREATE FUNCTION collect._latest_owned_function(owner name, function text, args text) RETURNS boolean
+    STABLE LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
+    SELECT EXISTS (SELECT FROM pg_proc p JOIN pg_roles r ON r.rolname = owner
+                    WHERE p.oid = to_regprocedure(function || '(' || args || ')') AND pg_has_role(r.oid, p.proowner, 'USAGE'))
+$$;
+
+-- A row may be written only by a role that owns the parent and the generated functions, and
+-- may put triggers on the child.
+CREATE FUNCTION collect._latest_verify(d collect.latest_defs) RETURNS boolean
+    STABLE LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
+    SELECT EXISTS (SELECT FROM pg_class c JOIN pg_roles r ON r.rolname = d.owner
+                    WHERE c.oid = d.parent AND pg_has_role(r.oid, c.relowner, 'USAGE'))
+       AND has_table_privilege(d.owner, d.child, 'TRIGGER')
+       AND collect._latest_owned_function(d.owner, d.refresh_function, d.key_type || '[]')
+       AND collect._latest_owned_function(d.owner, d.trigger_function, '')
+$$;
+SELECT collect._make_registry('collect.latest_defs', 'collect._latest_verify');
 
 CREATE FUNCTION collect._latest_sql(spec jsonb) RETURNS text[]
     IMMUTABLE STRICT LANGUAGE c AS 'MODULE_PATHNAME', 'latest_sql_wrapper';
@@ -33,7 +50,7 @@ CREATE FUNCTION collect._latest_check_filter(filter text) RETURNS text
     IMMUTABLE STRICT LANGUAGE c AS 'MODULE_PATHNAME', 'latest_check_filter_wrapper';
 
 CREATE FUNCTION collect._latest_def(parent regclass) RETURNS collect.latest_defs
-    STABLE LANGUAGE plpgsql AS $$
+    STABLE LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     def collect.latest_defs;
 BEGIN
@@ -42,12 +59,33 @@ BEGIN
         RAISE EXCEPTION 'the latest version is not tracked on %', coalesce(parent::text, 'NULL')
             USING ERRCODE = 'undefined_object', HINT = 'collect.tracked_latest lists the tracked parents.';
     END IF;
+    IF NOT collect._latest_verify(def) THEN
+        RAISE EXCEPTION 'the tracking on % is not usable: its tables or functions do not belong to %', parent, quote_ident(def.owner)
+            USING ERRCODE = 'insufficient_privilege',
+                  HINT = 'A definition only acts on objects its owner owns; untrack and track again.';
+    END IF;
     RETURN def;
 END $$;
 
+-- What the generator needs to know of a tracking, from its definition and the catalogs.
+CREATE FUNCTION collect._latest_spec(def collect.latest_defs) RETURNS jsonb
+    STABLE LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
+    SELECT jsonb_build_object(
+        'parent', (SELECT jsonb_build_object('schema', n.nspname, 'name', c.relname) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = def.parent),
+        'child', (SELECT jsonb_build_object('schema', n.nspname, 'name', c.relname) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = def.child),
+        'parent_key', def.parent_key, 'key_type', def.key_type, 'key_eq', def.key_eq,
+        'child_key', (SELECT array_agg(pa.attname::text ORDER BY k.ord)
+                        FROM pg_index i, unnest(i.indkey::int2[]) WITH ORDINALITY k(attnum, ord)
+                        JOIN pg_attribute pa ON pa.attnum = k.attnum
+                       WHERE i.indrelid = def.child AND i.indisprimary AND pa.attrelid = def.child AND k.ord <= i.indnkeyatts),
+        'link', def.link, 'order_by', def.order_by, 'columns', def.columns, 'prefix', def.prefix, 'filter', def.filter,
+        'refresh_function', jsonb_build_object('schema', (parse_ident(def.refresh_function))[1], 'name', (parse_ident(def.refresh_function))[2]),
+        'trigger_function', jsonb_build_object('schema', (parse_ident(def.trigger_function))[1], 'name', (parse_ident(def.trigger_function))[2]))
+$$;
+
 -- The column of `rel` named `col`, or an error naming both.
 CREATE FUNCTION collect._latest_column(rel regclass, col text, role text) RETURNS pg_attribute
-    STABLE LANGUAGE plpgsql AS $$
+    STABLE LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     a pg_attribute;
 BEGIN
@@ -67,8 +105,9 @@ CREATE FUNCTION collect.track_latest(
     prefix text DEFAULT 'latest_',
     filter text DEFAULT NULL
 ) RETURNS void
-LANGUAGE plpgsql AS $$
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
+    key_eq text;
     parent_schema name;
     parent_name name;
     child_schema name;
@@ -188,8 +227,18 @@ BEGIN
         EXECUTE format('ALTER TABLE %s ADD COLUMN %I %s', parent, prefix || colname, format_type(child_col.atttypid, child_col.atttypmod));
     END LOOP;
 
+    -- The key type's own equality operator (its default btree class), named in the generated
+    -- SQL, which pins search_path.
+    SELECT format('%I.%s', n.nspname, o.oprname) INTO key_eq
+      FROM pg_opclass c
+      JOIN pg_am am ON am.oid = c.opcmethod AND am.amname = 'btree'
+      JOIN pg_amop a ON a.amopfamily = c.opcfamily AND a.amoplefttype = c.opcintype AND a.amoprighttype = c.opcintype AND a.amopstrategy = 3
+      JOIN pg_operator o ON o.oid = a.amopopr
+      JOIN pg_namespace n ON n.oid = o.oprnamespace
+     WHERE c.opcdefault AND c.opcintype = key_col.atttypid;
+    key_eq := coalesce(key_eq, 'pg_catalog.=');
     generated := collect._latest_sql(jsonb_build_object(
-        'parent', jsonb_build_object('schema', parent_schema, 'name', parent_name),
+        'parent', jsonb_build_object('schema', parent_schema, 'name', parent_name), 'key_eq', key_eq,
         'parent_key', key_col.attname, 'key_type', format_type(key_col.atttypid, key_col.atttypmod),
         'child', jsonb_build_object('schema', child_schema, 'name', child_name),
         'child_key', child_key, 'link', link, 'order_by', orders, 'columns', columns, 'prefix', prefix, 'filter', filter,
@@ -197,6 +246,9 @@ BEGIN
         'trigger_function', jsonb_build_object('schema', parent_schema, 'name', trigger_name)));
     EXECUTE generated[1];
     EXECUTE generated[2];
+    -- Only the triggers and the owner run them.
+    EXECUTE format('REVOKE EXECUTE ON FUNCTION %I.%I(%s[]) FROM PUBLIC', parent_schema, refresh_name, format_type(key_col.atttypid, key_col.atttypmod));
+    EXECUTE format('REVOKE EXECUTE ON FUNCTION %I.%I() FROM PUBLIC', parent_schema, trigger_name);
 
     -- Statement triggers fire for the table a statement names: the child for writes through
     -- it, and each leaf partition for writes aimed at that partition.
@@ -220,16 +272,19 @@ BEGIN
     END IF;
 
     INSERT INTO collect.latest_defs (parent, child, parent_key, key_type, link, order_by, columns, prefix, filter,
-                                     refresh_function, trigger_function, trigger_tables, check_sql)
+                                     refresh_function, trigger_function, trigger_tables, key_eq)
     VALUES (parent, child, key_col.attname, format_type(key_col.atttypid, key_col.atttypmod), link, orders, columns, prefix, filter,
-            format('%I.%I', parent_schema, refresh_name), format('%I.%I', parent_schema, trigger_name), tables, generated[3]);
+            format('%I.%I', parent_schema, refresh_name), format('%I.%I', parent_schema, trigger_name), tables, key_eq);
 END $$;
 COMMENT ON FUNCTION collect.track_latest(regclass, regclass, text, text, text[], text, text) IS
     'Keeps a copy of each parent''s latest child row on the parent (existing rows: collect.backfill_latest)';
 
--- Existing rows, a batch of parents per transaction, resumable, while the application writes.
-CREATE PROCEDURE collect.backfill_latest(parent regclass, batch_size integer DEFAULT 10000)
-LANGUAGE plpgsql AS $$
+-- One batch of backfill_latest: the next batch_size parents after the stored position,
+-- recomputed; returns how many parents it saw (0 when done). The procedure around it
+-- commits between batches (a procedure that commits cannot pin search_path).
+CREATE FUNCTION collect._backfill_batch(parent regclass, batch_size integer, started timestamptz, done_at_start bigint)
+    RETURNS bigint
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     def collect.latest_defs := collect._latest_def(parent);
     last text := def.backfill_position;
@@ -237,68 +292,82 @@ DECLARE
     total bigint;
     keys text;
     n bigint;
-    changed bigint := 0;
     batch_changed bigint;
-    started timestamptz := clock_timestamp();
-    done_at_start bigint;
 BEGIN
     IF batch_size IS NULL OR batch_size < 1 OR batch_size > 1000000 THEN
         RAISE EXCEPTION 'batch_size must be between 1 and 1000000, not %', coalesce(batch_size::text, 'NULL')
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
-    done_at_start := done;
+    IF last IS NULL THEN
+        EXECUTE format('SELECT array_agg(k ORDER BY k)::text, count(*), max(k)::text FROM (SELECT %1$I AS k FROM %2$s ORDER BY 1 LIMIT $1) s',
+                       def.parent_key, parent) INTO keys, n, last USING batch_size;
+    ELSE
+        EXECUTE format('SELECT array_agg(k ORDER BY k)::text, count(*), max(k)::text FROM (SELECT %1$I AS k FROM %2$s WHERE %1$I > $2::%3$s ORDER BY 1 LIMIT $1) s',
+                       def.parent_key, parent, def.key_type) INTO keys, n, last USING batch_size, def.backfill_position;
+    END IF;
+    IF n = 0 THEN
+        UPDATE collect.latest_defs d SET backfill_position = NULL, backfill_done = done, backfilled_at = now() WHERE d.parent = def.parent;
+        RAISE NOTICE 'backfill_latest %: done, % parents', parent, done;
+        RETURN 0;
+    END IF;
+    EXECUTE format('SELECT %s($1::%s[])', def.refresh_function, def.key_type) INTO batch_changed USING keys;
+    done := done + n;
+    UPDATE collect.latest_defs d SET backfill_position = last, backfill_done = done WHERE d.parent = def.parent;
     -- The planner's estimate; a table never analyzed has none, and is counted once.
     total := (SELECT reltuples FROM pg_class WHERE oid = parent)::bigint;
     IF total < 0 THEN
         EXECUTE format('SELECT count(*) FROM %s', parent) INTO total;
     END IF;
-    IF last IS NOT NULL THEN
-        RAISE NOTICE 'backfill_latest %: resuming after key % (% done)', parent, last, done;
+    RAISE NOTICE 'backfill_latest %: % of ~% parents, % changed, % rows/s', parent, done, greatest(total, done), batch_changed,
+        round((done - done_at_start) / greatest(extract(epoch FROM clock_timestamp() - started), 0.001));
+    RETURN n;
+END $$;
+
+-- Existing rows, a batch of parents per transaction, resumable, while the application writes.
+CREATE PROCEDURE collect.backfill_latest(parent regclass, batch_size integer DEFAULT 10000)
+LANGUAGE plpgsql AS $$
+DECLARE
+    def collect.latest_defs := collect._latest_def(parent);
+    started timestamptz := pg_catalog.clock_timestamp();
+    done_at_start bigint := coalesce(def.backfill_done, 0);
+    seen bigint;
+BEGIN
+    IF def.backfill_position IS NOT NULL THEN
+        RAISE NOTICE 'backfill_latest %: resuming after key % (% done)', parent, def.backfill_position, def.backfill_done;
+    ELSE
+        done_at_start := 0;
     END IF;
     LOOP
-        IF last IS NULL THEN
-            EXECUTE format('SELECT array_agg(k ORDER BY k)::text, count(*), max(k)::text FROM (SELECT %1$I AS k FROM %2$s ORDER BY 1 LIMIT $1) s',
-                           def.parent_key, parent) INTO keys, n, last USING batch_size;
-        ELSE
-            EXECUTE format('SELECT array_agg(k ORDER BY k)::text, count(*), max(k)::text FROM (SELECT %1$I AS k FROM %2$s WHERE %1$I > $2::%3$s ORDER BY 1 LIMIT $1) s',
-                           def.parent_key, parent, def.key_type) INTO keys, n, last USING batch_size, last;
-        END IF;
-        EXIT WHEN n = 0;
-        EXECUTE format('SELECT %s($1::%s[])', def.refresh_function, def.key_type) INTO batch_changed USING keys;
-        changed := changed + batch_changed;
-        done := done + n;
-        UPDATE collect.latest_defs d SET backfill_position = last, backfill_done = done WHERE d.parent = def.parent;
+        seen := collect._backfill_batch(parent, batch_size, started, done_at_start);
         COMMIT;
-        RAISE NOTICE 'backfill_latest %: % of ~% parents, % rows/s', parent, done, greatest(total, done),
-            round((done - done_at_start) / greatest(extract(epoch FROM clock_timestamp() - started), 0.001));
+        EXIT WHEN seen OPERATOR(pg_catalog.=) 0;
     END LOOP;
-    UPDATE collect.latest_defs d SET backfill_position = NULL, backfill_done = done, backfilled_at = now() WHERE d.parent = def.parent;
-    RAISE NOTICE 'backfill_latest %: done, % parents, % changed', parent, done, changed;
 END $$;
 COMMENT ON PROCEDURE collect.backfill_latest(regclass, integer) IS
     'Fills the latest-version copies of existing parents in committed batches (resumable)';
 
 CREATE FUNCTION collect.check_latest(parent regclass) RETURNS TABLE(parent_key text, stored jsonb, expected jsonb)
-LANGUAGE plpgsql AS $$
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
-    RETURN QUERY EXECUTE (collect._latest_def(parent)).check_sql;
+    RETURN QUERY EXECUTE (collect._latest_sql(collect._latest_spec(collect._latest_def(parent))))[3];
 END $$;
 COMMENT ON FUNCTION collect.check_latest(regclass) IS 'Parents whose stored latest-version copy differs from their versions';
 
 CREATE FUNCTION collect.repair_latest(parent regclass) RETURNS bigint
-LANGUAGE plpgsql AS $$
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     def collect.latest_defs := collect._latest_def(parent);
     changed bigint;
 BEGIN
-    EXECUTE format('SELECT %s(ARRAY(SELECT k::%s FROM (%s) AS c(k, s, e)))', def.refresh_function, def.key_type, def.check_sql)
+    EXECUTE format('SELECT %s(ARRAY(SELECT k::%s FROM (%s) AS c(k, s, e)))', def.refresh_function, def.key_type,
+                   (collect._latest_sql(collect._latest_spec(def)))[3])
         INTO changed;
     RETURN changed;
 END $$;
 COMMENT ON FUNCTION collect.repair_latest(regclass) IS 'Rewrites the copies collect.check_latest reports; returns how many changed';
 
 CREATE FUNCTION collect.untrack_latest(parent regclass, drop_columns boolean DEFAULT false) RETURNS void
-LANGUAGE plpgsql AS $$
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     def collect.latest_defs := collect._latest_def(parent);
     sync regprocedure := to_regprocedure(def.trigger_function || '()');

@@ -2,49 +2,108 @@
 -- source is aggregated in one pass over its transition table and merged into the rollup with
 -- one upsert per touched row; coarser tiers are fed by the same statement.
 
+-- The registry. A rollup `schema.name` is the table schema.name (with schema.name_stale), in
+-- the schema of its source; its tiers are tables of the same schema. Rows are trusted only
+-- while their owner owns those tables and may put triggers on the source (sql/registry.sql).
+-- The SQL the ingest trigger runs is derived from these columns at use, never stored.
 CREATE TABLE collect.rollup_defs (
-    name text PRIMARY KEY,
-    rollup_table regclass NOT NULL UNIQUE,
-    source regclass NOT NULL,
+    schema name NOT NULL,
+    name text NOT NULL,
+    source_schema name NOT NULL,
+    source_name name NOT NULL,
     time_column text NOT NULL,
     dimensions text[] NOT NULL,
     metrics jsonb NOT NULL,          -- [{"name", "kind", "column", "k", "type"}]
     granularity interval NOT NULL,
     keep_raw boolean NOT NULL DEFAULT true,
     keep interval,                   -- retention of the rollup table itself
-    tiers jsonb NOT NULL DEFAULT '[]', -- [{"name", "table", "granularity", "keep"}]
-    statements text[] NOT NULL,      -- the upserts the ingest trigger runs, generated
+    tiers jsonb NOT NULL DEFAULT '[]', -- [{"name", "granularity", "keep"}]: tables schema.name
+    -- Bumped when tiers change. The ingest trigger carries the version it was made for: a
+    -- statement whose snapshot still shows an older definition is refused (40001), never
+    -- counted in fewer tables than the trigger it fired.
+    version integer NOT NULL DEFAULT 1,
     owner name NOT NULL DEFAULT current_user,
-    created_at timestamptz NOT NULL DEFAULT now()
+    created_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (schema, name)
 );
 COMMENT ON TABLE collect.rollup_defs IS 'Rollups made by collect.create_rollup';
-SELECT collect._make_registry('collect.rollup_defs');
+
+CREATE FUNCTION collect._rollup_source(d collect.rollup_defs) RETURNS regclass
+    STABLE LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
+    SELECT c.oid::regclass FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+     WHERE n.nspname = d.source_schema AND c.relname = d.source_name
+       AND has_table_privilege(d.owner, c.oid, 'TRIGGER')
+$$;
+
+-- A row may be written only by a role that owns every table it names and may put triggers
+-- on its source.
+CREATE FUNCTION collect._rollup_verify(d collect.rollup_defs) RETURNS boolean
+    STABLE LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
+    SELECT collect._owned_relation(d.owner, d.schema, d.name) IS NOT NULL
+       AND collect._owned_relation(d.owner, d.schema, d.name || '_stale') IS NOT NULL
+       AND collect._rollup_source(d) IS NOT NULL
+       AND NOT EXISTS (SELECT FROM jsonb_array_elements(d.tiers) t
+                        WHERE collect._owned_relation(d.owner, d.schema, t->>'name') IS NULL)
+$$;
+SELECT collect._make_registry('collect.rollup_defs', 'collect._rollup_verify');
 
 -- Buckets are aligned to this origin, so every tier's buckets nest in the coarser ones.
 CREATE FUNCTION collect._bucket_origin() RETURNS timestamptz
     IMMUTABLE PARALLEL SAFE LANGUAGE sql AS $$ SELECT '2000-01-03 00:00:00+00'::timestamptz $$;
 
-CREATE FUNCTION collect._rollup_def(rollup text) RETURNS collect.rollup_defs
-    STABLE LANGUAGE plpgsql AS $$
+-- The definition of rollup schema.name, checked against the catalogs.
+CREATE FUNCTION collect._rollup_def(schema name, name text) RETURNS collect.rollup_defs
+    STABLE LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     def collect.rollup_defs;
 BEGIN
-    SELECT * INTO def FROM collect.rollup_defs d
-     WHERE d.name = rollup OR d.rollup_table = to_regclass(rollup)
-     ORDER BY d.name = rollup DESC LIMIT 1;
+    SELECT * INTO def FROM collect.rollup_defs d WHERE d.schema = _rollup_def.schema AND d.name = _rollup_def.name;
     IF NOT FOUND THEN
-        RAISE EXCEPTION 'rollup "%" does not exist', rollup
+        RAISE EXCEPTION 'rollup "%" does not exist', name
             USING ERRCODE = 'undefined_object', HINT = 'collect.rollups lists the rollups there are.';
+    END IF;
+    IF NOT collect._rollup_verify(def) THEN
+        RAISE EXCEPTION 'rollup %.% is not usable: its tables do not belong to %, or it may not put triggers on %.%',
+                        quote_ident(def.schema), quote_ident(def.name), quote_ident(def.owner),
+                        quote_ident(def.source_schema), quote_ident(def.source_name)
+            USING ERRCODE = 'insufficient_privilege',
+                  HINT = 'A definition only acts on tables its owner owns; drop the rollup and create it again.';
     END IF;
     RETURN def;
 END $$;
 
+-- The rollup a table belongs to (its rollup table or one of its tiers).
+CREATE FUNCTION collect._rollup_of_table(rel regclass) RETURNS collect.rollup_defs
+    STABLE LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    rel_schema name;
+    rel_name name;
+    found_schema name;
+    found_name text;
+BEGIN
+    SELECT n.nspname, c.relname INTO rel_schema, rel_name FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = rel;
+    SELECT d.schema, d.name INTO found_schema, found_name FROM collect.rollup_defs d
+     WHERE d.schema = rel_schema
+       AND (d.name = rel_name OR EXISTS (SELECT FROM jsonb_array_elements(d.tiers) t WHERE t->>'name' = rel_name));
+    IF NOT FOUND THEN
+        RAISE EXCEPTION '% is not a rollup or tier table', coalesce(rel::text, 'NULL')
+            USING ERRCODE = 'invalid_parameter_value', HINT = 'collect.rollups lists the rollups and their tiers.';
+    END IF;
+    RETURN collect._rollup_def(found_schema, found_name);
+END $$;
+
+-- A rollup's tables, qualified.
+CREATE FUNCTION collect._rollup_table(def collect.rollup_defs, suffix text DEFAULT '') RETURNS text
+    IMMUTABLE LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
+    SELECT format('%I.%I', def.schema, def.name || suffix)
+$$;
+
 -- The upsert that merges one statement's rows (transition table new_rows) into `target` at
 -- `granularity`, skipping buckets older than `keep`. A rebuild from raw rows does not count
 -- late events (`count_late => false`): nothing arrives then.
-CREATE FUNCTION collect._rollup_upsert(def collect.rollup_defs, target regclass, granularity interval, keep interval,
+CREATE FUNCTION collect._rollup_upsert(def collect.rollup_defs, target text, granularity interval, keep interval,
                                        count_late boolean DEFAULT true)
-    RETURNS text IMMUTABLE LANGUAGE plpgsql AS $$
+    RETURNS text IMMUTABLE LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     bucket text := format('date_bin(%L::interval, %I, collect._bucket_origin())', granularity, def.time_column);
     dims text := coalesce((SELECT string_agg(format('%I', d), ', ' ORDER BY o) FROM unnest(def.dimensions) WITH ORDINALITY u(d, o)), '');
@@ -92,20 +151,57 @@ BEGIN
              ELSE '0' END);
 END $$;
 
+-- What one statement's rows (new_rows) do: a check that no row lacks a time, then one upsert
+-- per table, the rollup's first and then its tiers, coarsest last.
 CREATE FUNCTION collect._rollup_statements(def collect.rollup_defs) RETURNS text[]
-    IMMUTABLE LANGUAGE sql AS $$
-    SELECT ARRAY[collect._rollup_upsert(def, def.rollup_table, def.granularity, def.keep)]
-        || coalesce((SELECT array_agg(collect._rollup_upsert(def, (t->>'table')::regclass, (t->>'granularity')::interval,
+    IMMUTABLE LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
+    SELECT ARRAY[format('SELECT collect._rollup_no_null_times(count(*), %L, %L) FROM new_rows WHERE %I IS NULL',
+                        format('%I.%I', def.source_schema, def.source_name), def.time_column, def.time_column),
+                 collect._rollup_upsert(def, collect._rollup_table(def), def.granularity, def.keep)]
+        || coalesce((SELECT array_agg(collect._rollup_upsert(def, format('%I.%I', def.schema, t->>'name'), (t->>'granularity')::interval,
                                                             (t->>'keep')::interval) ORDER BY (t->>'granularity')::interval)
                      FROM jsonb_array_elements(def.tiers) t), '{}')
 $$;
 
--- Trigger functions: TG_ARGV[0] names the rollup.
-CREATE FUNCTION collect._rollup_ingest() RETURNS trigger LANGUAGE plpgsql AS $$
+CREATE FUNCTION collect._rollup_no_null_times(nulls bigint, source text, time_column text) RETURNS void
+    IMMUTABLE LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF nulls > 0 THEN
+        RAISE EXCEPTION 'null value in column "%" of %: % row(s) have no time to roll up by', time_column, source, nulls
+            USING ERRCODE = 'not_null_violation', HINT = 'Every event needs a time; give it one, or filter such rows out.';
+    END IF;
+END $$;
+
+-- The definition an ingest trigger fired for, checked: it must be the trigger pg_collect made
+-- on this rollup's source, and the statement must see the definition the trigger was made
+-- for. Returns the statements to run over new_rows.
+CREATE FUNCTION collect._rollup_trigger_statements(schema name, name text, version integer, source regclass)
+    RETURNS text[] STABLE LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    def collect.rollup_defs := collect._rollup_def(schema, name);
+BEGIN
+    IF collect._rollup_source(def) IS DISTINCT FROM source THEN
+        RAISE EXCEPTION 'trigger on % does not belong to rollup %.%', source, quote_ident(schema), quote_ident(name)
+            USING ERRCODE = 'triggered_action_exception', HINT = 'Only collect.create_rollup makes these triggers.';
+    END IF;
+    IF def.version <> version THEN
+        RAISE EXCEPTION 'rollup %.% changed since this transaction''s snapshot was taken', quote_ident(schema), quote_ident(name)
+            USING ERRCODE = 'serialization_failure', HINT = 'Retry the transaction.';
+    END IF;
+    RETURN collect._rollup_statements(def);
+END $$;
+
+-- Trigger functions: TG_ARGV is (schema, name, version) of the rollup.
+CREATE FUNCTION collect._rollup_ingest() RETURNS trigger
+    LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     stmt text;
 BEGIN
-    FOR stmt IN SELECT unnest(statements) FROM collect.rollup_defs WHERE name = TG_ARGV[0] LOOP
+    IF TG_WHEN <> 'AFTER' OR TG_LEVEL <> 'STATEMENT' OR TG_OP <> 'INSERT' OR TG_NARGS <> 3 THEN
+        RAISE EXCEPTION 'collect._rollup_ingest must be an AFTER INSERT statement trigger made by collect.create_rollup'
+            USING ERRCODE = 'E0000';
+    END IF;
+    FOREACH stmt IN ARRAY collect._rollup_trigger_statements(TG_ARGV[0]::name, TG_ARGV[1], TG_ARGV[2]::integer, TG_RELID::regclass) LOOP
         EXECUTE stmt;
     END LOOP;
     RETURN NULL;
@@ -113,19 +209,32 @@ END $$;
 
 -- Sums and sketches cannot be un-added: changed or removed raw rows mark their buckets stale
 -- for collect.refresh_rollup.
-CREATE FUNCTION collect._rollup_mark_stale() RETURNS trigger LANGUAGE plpgsql AS $$
+CREATE FUNCTION collect._rollup_mark_stale() RETURNS trigger
+    LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
-    def collect.rollup_defs := collect._rollup_def(TG_ARGV[0]);
-    stale regclass := (def.rollup_table::text || '_stale')::regclass;
-    bucket text := format('date_bin(%L::interval, %I, collect._bucket_origin())', def.granularity, def.time_column);
+    def collect.rollup_defs;
+    stale text;
+    bucket text;
 BEGIN
+    IF TG_WHEN <> 'AFTER' OR TG_LEVEL <> 'STATEMENT' OR TG_OP NOT IN ('UPDATE', 'DELETE', 'TRUNCATE') OR TG_NARGS < 2 THEN
+        RAISE EXCEPTION 'collect._rollup_mark_stale must be an AFTER statement trigger made by collect.create_rollup'
+            USING ERRCODE = 'E0000';
+    END IF;
+    def := collect._rollup_def(TG_ARGV[0]::name, TG_ARGV[1]);
+    IF collect._rollup_source(def) IS DISTINCT FROM TG_RELID::regclass THEN
+        RAISE EXCEPTION 'trigger on % does not belong to rollup %.%', TG_RELID::regclass, quote_ident(def.schema), quote_ident(def.name)
+            USING ERRCODE = 'triggered_action_exception';
+    END IF;
+    stale := collect._rollup_table(def, '_stale');
+    bucket := format('date_bin(%L::interval, %I, collect._bucket_origin())', def.granularity, def.time_column);
     IF TG_OP = 'TRUNCATE' THEN
-        EXECUTE format('INSERT INTO %s (bucket) SELECT DISTINCT bucket FROM %s ON CONFLICT DO NOTHING', stale, def.rollup_table);
+        EXECUTE format('INSERT INTO %s (bucket) SELECT DISTINCT bucket FROM %s ON CONFLICT DO NOTHING', stale, collect._rollup_table(def));
     ELSIF TG_OP = 'DELETE' THEN
-        EXECUTE format('INSERT INTO %s (bucket) SELECT DISTINCT %s FROM old_rows ON CONFLICT DO NOTHING', stale, bucket);
+        EXECUTE format('INSERT INTO %s (bucket) SELECT DISTINCT %s FROM old_rows WHERE %I IS NOT NULL ON CONFLICT DO NOTHING',
+                       stale, bucket, def.time_column);
     ELSE
-        EXECUTE format('INSERT INTO %1$s (bucket) SELECT %2$s FROM old_rows UNION SELECT %2$s FROM new_rows ON CONFLICT DO NOTHING',
-                       stale, bucket);
+        EXECUTE format('INSERT INTO %1$s (bucket) SELECT b FROM (SELECT %2$s AS b FROM old_rows UNION SELECT %2$s FROM new_rows) s
+                        WHERE b IS NOT NULL ON CONFLICT DO NOTHING', stale, bucket);
     END IF;
     RETURN NULL;
 END $$;
@@ -139,9 +248,10 @@ CREATE FUNCTION collect.create_rollup(
     granularity interval DEFAULT '1 minute',
     keep_raw boolean DEFAULT true
 ) RETURNS regclass
-LANGUAGE plpgsql AS $$
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     target_schema name;
+    source_name name;
     col_type regtype;
     dim text;
     metric record;
@@ -168,7 +278,7 @@ BEGIN
         RAISE EXCEPTION 'invalid rollup granularity: %', coalesce(granularity::text, 'NULL')
             USING ERRCODE = 'invalid_parameter_value', HINT = 'Use a positive interval of days or less, such as ''1 minute''.';
     END IF;
-    SELECT n.nspname INTO target_schema FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = source;
+    SELECT n.nspname, c.relname INTO target_schema, source_name FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = source;
 
     SELECT atttypid::regtype INTO col_type FROM pg_attribute
      WHERE attrelid = source AND attname = time_column AND attnum > 0 AND NOT attisdropped;
@@ -207,6 +317,10 @@ BEGIN
                 USING ERRCODE = 'invalid_parameter_value',
                       HINT = 'Metrics are sum(col), min(col), max(col), distinct(col), quantiles(col) or top(col, k).';
         END IF;
+        IF metric.key = '' OR octet_length(metric.key) > 63 THEN
+            RAISE EXCEPTION 'invalid metric name %', quote_literal(metric.key)
+                USING ERRCODE = 'invalid_parameter_value', HINT = 'A metric''s name is its column''s name: 1 to 63 bytes.';
+        END IF;
         IF metric.key IN ('bucket', 'event_count', 'late_events') OR metric.key = ANY (coalesce(dimensions, '{}')) THEN
             RAISE EXCEPTION 'metric name "%" clashes with another rollup column', metric.key USING ERRCODE = 'duplicate_column';
         END IF;
@@ -239,9 +353,9 @@ BEGIN
                                                          'k', parsed[3]::int, 'type', col_type::text);
     END LOOP;
 
-    PERFORM pg_advisory_xact_lock(hashtext('collect.rollup:' || name));
-    IF EXISTS (SELECT FROM collect.rollup_defs d WHERE d.name = create_rollup.name) THEN
-        RAISE EXCEPTION 'rollup "%" already exists', name USING ERRCODE = 'duplicate_object';
+    PERFORM pg_advisory_xact_lock(hashtext('collect.rollup:' || target_schema || '.' || name));
+    IF EXISTS (SELECT FROM collect.rollup_defs d WHERE d.schema = target_schema AND d.name = create_rollup.name) THEN
+        RAISE EXCEPTION 'rollup %.% already exists', quote_ident(target_schema), name USING ERRCODE = 'duplicate_object';
     END IF;
     EXECUTE format('CREATE TABLE %I.%I (%s)', target_schema, name, columns);
     rollup := format('%I.%I', target_schema, name)::regclass;
@@ -252,140 +366,219 @@ BEGIN
     EXECUTE format('COMMENT ON TABLE %s IS %L', rollup,
                    format('Rollup of %s per %s (pg_collect)', source, granularity));
 
-    def := ROW(name, rollup, source, time_column, coalesce(dimensions, '{}'), metric_defs, granularity, keep_raw, NULL, '[]', '{}', current_user, now());
-    def.statements := collect._rollup_statements(def);
-    INSERT INTO collect.rollup_defs SELECT def.*;
-
-    IF NOT keep_raw THEN
-        -- Rows are buffered in memory per statement and rolled up; none is stored.
-        EXECUTE format('CREATE TRIGGER %I INSTEAD OF INSERT ON %s FOR EACH ROW EXECUTE FUNCTION collect._rollup_buffer_row()',
-                       name || '_buffer', source);
-        EXECUTE format('CREATE TRIGGER %I AFTER INSERT ON %s FOR EACH STATEMENT EXECUTE FUNCTION collect._rollup_flush(%L)',
-                       name || '_ingest', source, name);
-        RETURN rollup;
+    INSERT INTO collect.rollup_defs (schema, name, source_schema, source_name, time_column, dimensions, metrics, granularity, keep_raw)
+    VALUES (target_schema, name, target_schema, source_name, time_column, coalesce(dimensions, '{}'), metric_defs, granularity, keep_raw)
+    RETURNING * INTO def;
+    PERFORM collect._rollup_make_ingest_triggers(def);
+    IF keep_raw THEN
+        EXECUTE format('CREATE TRIGGER %I AFTER UPDATE ON %s REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
+                        FOR EACH STATEMENT EXECUTE FUNCTION collect._rollup_mark_stale(%L, %L)', name || '_update', source, target_schema, name);
+        EXECUTE format('CREATE TRIGGER %I AFTER DELETE ON %s REFERENCING OLD TABLE AS old_rows
+                        FOR EACH STATEMENT EXECUTE FUNCTION collect._rollup_mark_stale(%L, %L)', name || '_delete', source, target_schema, name);
+        EXECUTE format('CREATE TRIGGER %I AFTER TRUNCATE ON %s
+                        FOR EACH STATEMENT EXECUTE FUNCTION collect._rollup_mark_stale(%L, %L)', name || '_truncate', source, target_schema, name);
     END IF;
-    EXECUTE format('CREATE TRIGGER %I AFTER INSERT ON %s REFERENCING NEW TABLE AS new_rows
-                    FOR EACH STATEMENT EXECUTE FUNCTION collect._rollup_ingest(%L)', name || '_ingest', source, name);
-    EXECUTE format('CREATE TRIGGER %I AFTER UPDATE ON %s REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
-                    FOR EACH STATEMENT EXECUTE FUNCTION collect._rollup_mark_stale(%L)', name || '_update', source, name);
-    EXECUTE format('CREATE TRIGGER %I AFTER DELETE ON %s REFERENCING OLD TABLE AS old_rows
-                    FOR EACH STATEMENT EXECUTE FUNCTION collect._rollup_mark_stale(%L)', name || '_delete', source, name);
-    EXECUTE format('CREATE TRIGGER %I AFTER TRUNCATE ON %s
-                    FOR EACH STATEMENT EXECUTE FUNCTION collect._rollup_mark_stale(%L)', name || '_truncate', source, name);
     RETURN rollup;
 END $$;
+
+-- The triggers that feed a rollup at ingest, made for its current version (dropped first
+-- when they exist: add_tier remakes them).
+CREATE FUNCTION collect._rollup_make_ingest_triggers(def collect.rollup_defs) RETURNS void
+    LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    source text := format('%I.%I', def.source_schema, def.source_name);
+    old text;
+BEGIN
+    FOR old IN SELECT tgname FROM pg_trigger WHERE tgrelid = source::regclass
+                  AND tgname IN (def.name || '_ingest', def.name || '_begin', def.name || '_buffer') LOOP
+        EXECUTE format('DROP TRIGGER %I ON %s', old, source);
+    END LOOP;
+    IF NOT def.keep_raw THEN
+        -- Rows are buffered in memory per statement and rolled up; none is stored.
+        EXECUTE format('CREATE TRIGGER %I BEFORE INSERT ON %s FOR EACH STATEMENT EXECUTE FUNCTION collect._rollup_begin(%L, %L)',
+                       def.name || '_begin', source, def.schema, def.name);
+        EXECUTE format('CREATE TRIGGER %I INSTEAD OF INSERT ON %s FOR EACH ROW EXECUTE FUNCTION collect._rollup_buffer_row(%L, %L)',
+                       def.name || '_buffer', source, def.schema, def.name);
+        EXECUTE format('CREATE TRIGGER %I AFTER INSERT ON %s FOR EACH STATEMENT EXECUTE FUNCTION collect._rollup_flush(%L, %L, %L)',
+                       def.name || '_ingest', source, def.schema, def.name, def.version);
+    ELSE
+        EXECUTE format('CREATE TRIGGER %I AFTER INSERT ON %s REFERENCING NEW TABLE AS new_rows
+                        FOR EACH STATEMENT EXECUTE FUNCTION collect._rollup_ingest(%L, %L, %L)',
+                       def.name || '_ingest', source, def.schema, def.name, def.version);
+    END IF;
+END $$;
+CREATE FUNCTION collect._rollup_begin() RETURNS trigger
+    LANGUAGE c AS 'MODULE_PATHNAME', 'rollup_begin_wrapper';
 CREATE FUNCTION collect._rollup_buffer_row() RETURNS trigger
     LANGUAGE c AS 'MODULE_PATHNAME', 'rollup_buffer_row_wrapper';
 CREATE FUNCTION collect._rollup_flush() RETURNS trigger
-    LANGUAGE c AS 'MODULE_PATHNAME', 'rollup_flush_wrapper';
+    LANGUAGE c SET search_path = pg_catalog, pg_temp AS 'MODULE_PATHNAME', 'rollup_flush_wrapper';
 COMMENT ON FUNCTION collect.create_rollup(text, regclass, text, text[], jsonb, interval, boolean) IS
     'Creates a rollup table kept at ingest: one row per bucket and dimension combination';
 
--- Events as a JSON array (a lump), inserted into the source in one statement.
-CREATE FUNCTION collect.ingest(rollup text, events jsonb) RETURNS bigint
-LANGUAGE plpgsql AS $$
+-- Events as a JSON array (a lump), inserted into the source: one statement per set of keys
+-- the events have, naming only those columns, so the others get their defaults.
+CREATE FUNCTION collect._ingest(schema name, rollup text, events jsonb) RETURNS bigint
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
-    def collect.rollup_defs := collect._rollup_def(rollup);
-    inserted bigint;
+    def collect.rollup_defs := collect._rollup_def(schema, rollup);
+    source regclass := collect._rollup_source(def);
+    columns text[];
+    keys text[];
+    n bigint;
+    inserted bigint := 0;
 BEGIN
     IF events IS NULL OR jsonb_typeof(events) <> 'array' THEN
         RAISE EXCEPTION 'collect.ingest takes a JSON array of events, not %', left(coalesce(events::text, 'NULL'), 60)
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
-    EXECUTE format('INSERT INTO %1$s SELECT * FROM jsonb_populate_recordset(NULL::%1$s, $1)', def.source) USING events;
-    GET DIAGNOSTICS inserted = ROW_COUNT;
+    IF EXISTS (SELECT FROM jsonb_array_elements(events) e WHERE jsonb_typeof(e) <> 'object') THEN
+        RAISE EXCEPTION 'collect.ingest takes events as JSON objects, not %',
+                        (SELECT left(e::text, 60) FROM jsonb_array_elements(events) e WHERE jsonb_typeof(e) <> 'object' LIMIT 1)
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    columns := ARRAY(SELECT attname::text FROM pg_attribute WHERE attrelid = source AND attnum > 0 AND NOT attisdropped);
+    FOR keys IN
+        SELECT DISTINCT ARRAY(SELECT k FROM jsonb_object_keys(e) k WHERE k = ANY (columns) ORDER BY k)
+          FROM jsonb_array_elements(events) e
+    LOOP
+        IF cardinality(keys) = 0 THEN
+            FOR i IN 1 .. (SELECT count(*) FROM jsonb_array_elements(events) e
+                            WHERE NOT EXISTS (SELECT FROM jsonb_object_keys(e) k WHERE k = ANY (columns))) LOOP
+                EXECUTE format('INSERT INTO %s DEFAULT VALUES', source);
+                inserted := inserted + 1;
+            END LOOP;
+            CONTINUE;
+        END IF;
+        EXECUTE format('INSERT INTO %1$s (%2$s) SELECT %3$s FROM jsonb_populate_recordset(NULL::%1$s, $1) r',
+                       source, (SELECT string_agg(format('%I', k), ', ') FROM unnest(keys) k),
+                       (SELECT string_agg(format('r.%I', k), ', ') FROM unnest(keys) k))
+            USING (SELECT jsonb_agg(e) FROM jsonb_array_elements(events) e
+                    WHERE ARRAY(SELECT k FROM jsonb_object_keys(e) k WHERE k = ANY (columns) ORDER BY k) = keys);
+        GET DIAGNOSTICS n = ROW_COUNT;
+        inserted := inserted + n;
+    END LOOP;
     RETURN inserted;
 END $$;
 
+CREATE FUNCTION collect.ingest(rollup text, events jsonb) RETURNS bigint
+    LANGUAGE sql AS $$ SELECT collect._ingest(r.schema, r.object_name, events) FROM collect._resolve('rollup', rollup) r $$;
+
 -- A coarser table fed by the same ingest; filled from the rollup when added.
-CREATE FUNCTION collect.add_tier(rollup text, name text, granularity interval) RETURNS regclass
-LANGUAGE plpgsql AS $$
+CREATE FUNCTION collect._add_tier(schema name, rollup text, name text, granularity interval) RETURNS regclass
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
-    def collect.rollup_defs := collect._rollup_def(rollup);
-    target_schema name := (SELECT n.nspname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = def.rollup_table);
+    def collect.rollup_defs := collect._rollup_def(schema, rollup);
     tier regclass;
     dims text := coalesce((SELECT string_agg(format(', %I', d), '' ORDER BY o) FROM unnest(def.dimensions) WITH ORDINALITY u(d, o)), '');
     merged text;
 BEGIN
+    PERFORM collect._check_owner(def.owner, format('rollup %I.%I', def.schema, def.name));
     PERFORM collect._check_name('tier', name);
     IF granularity IS NULL OR extract(month FROM granularity) <> 0 OR granularity <= def.granularity
        OR extract(epoch FROM granularity)::numeric % extract(epoch FROM def.granularity)::numeric <> 0 THEN
         RAISE EXCEPTION 'tier granularity % must be a multiple of the rollup''s %', coalesce(granularity::text, 'NULL'), def.granularity
             USING ERRCODE = 'invalid_parameter_value', HINT = 'For a minute rollup: ''1 hour'', ''1 day''.';
     END IF;
-    PERFORM FROM collect.rollup_defs d WHERE d.name = def.name FOR UPDATE;
-    EXECUTE format('CREATE TABLE %I.%I (LIKE %s)', target_schema, name, def.rollup_table);
-    tier := format('%I.%I', target_schema, name)::regclass;
+    PERFORM FROM collect.rollup_defs d WHERE d.schema = def.schema AND d.name = def.name FOR UPDATE;
+    -- Lock out ingest while the tier is filled and the ingest trigger remade, so no statement
+    -- is counted twice or missed.
+    EXECUTE format('LOCK TABLE %s IN SHARE ROW EXCLUSIVE MODE', collect._rollup_source(def));
+    def := collect._rollup_def(schema, rollup);
+    EXECUTE format('CREATE TABLE %I.%I (LIKE %s)', def.schema, name, collect._rollup_table(def));
+    tier := format('%I.%I', def.schema, name)::regclass;
     EXECUTE format('CREATE UNIQUE INDEX ON %s (bucket%s) NULLS NOT DISTINCT', tier, dims);
     SELECT string_agg(', ' || CASE m->>'kind'
             WHEN 'sum' THEN format('sum(%I)', m->>'name') WHEN 'min' THEN format('min(%I)', m->>'name')
             WHEN 'max' THEN format('max(%I)', m->>'name') ELSE format('collect.merge(%I)', m->>'name') END, '')
       INTO merged FROM jsonb_array_elements(def.metrics) m;
-    -- Lock out ingest while the tier is filled, so no statement is counted twice or missed.
-    EXECUTE format('LOCK TABLE %s IN SHARE MODE', def.source);
     EXECUTE format('INSERT INTO %s SELECT date_bin(%L::interval, bucket, collect._bucket_origin())%s, sum(event_count), sum(late_events)%s
                       FROM %s GROUP BY 1%s',
-                   tier, granularity, dims, coalesce(merged, ''), def.rollup_table,
+                   tier, granularity, dims, coalesce(merged, ''), collect._rollup_table(def),
                    (SELECT string_agg(', ' || g, '') FROM generate_series(2, 1 + cardinality(def.dimensions)) g));
-    def.tiers := def.tiers || jsonb_build_object('name', name, 'table', tier::text, 'granularity', granularity, 'keep', NULL);
-    UPDATE collect.rollup_defs d SET tiers = def.tiers, statements = collect._rollup_statements(def) WHERE d.name = def.name;
+    UPDATE collect.rollup_defs d
+       SET tiers = d.tiers || jsonb_build_object('name', _add_tier.name, 'granularity', _add_tier.granularity, 'keep', NULL),
+           version = d.version + 1
+     WHERE d.schema = def.schema AND d.name = def.name
+    RETURNING * INTO def;
+    PERFORM collect._rollup_make_ingest_triggers(def);
     RETURN tier;
 END $$;
 
+CREATE FUNCTION collect.add_tier(rollup text, name text, granularity interval) RETURNS regclass
+    LANGUAGE sql AS $$ SELECT collect._add_tier(r.schema, r.object_name, name, granularity) FROM collect._resolve('rollup', rollup) r $$;
+
 -- Keeps `keep` of buckets in one rollup or tier table; coarser tiers keep their history.
 CREATE FUNCTION collect.set_retention(rollup_table regclass, keep interval) RETURNS bigint
-LANGUAGE plpgsql AS $$
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
-    def collect.rollup_defs := collect._rollup_def(rollup_table::text);
+    def collect.rollup_defs := collect._rollup_of_table(rollup_table);
 BEGIN
+    PERFORM collect._check_owner(def.owner, format('rollup %I.%I', def.schema, def.name));
     IF keep IS NOT NULL AND keep <= interval '0' THEN
         RAISE EXCEPTION 'retention must be positive, not %', keep USING ERRCODE = 'invalid_parameter_value';
     END IF;
-    PERFORM FROM collect.rollup_defs d WHERE d.name = def.name FOR UPDATE;
-    IF def.rollup_table = rollup_table THEN
-        def.keep := keep;
-    ELSIF EXISTS (SELECT FROM jsonb_array_elements(def.tiers) t WHERE (t->>'table')::regclass = rollup_table) THEN
-        def.tiers := (SELECT jsonb_agg(CASE WHEN (t->>'table')::regclass = rollup_table THEN t || jsonb_build_object('keep', keep) ELSE t END)
-                        FROM jsonb_array_elements(def.tiers) t);
+    PERFORM FROM collect.rollup_defs d WHERE d.schema = def.schema AND d.name = def.name FOR UPDATE;
+    IF rollup_table = collect._rollup_table(def)::regclass THEN
+        UPDATE collect.rollup_defs d SET keep = set_retention.keep WHERE d.schema = def.schema AND d.name = def.name;
     ELSE
-        RAISE EXCEPTION '% is not a rollup or tier table', rollup_table USING ERRCODE = 'invalid_parameter_value';
+        UPDATE collect.rollup_defs d
+           SET tiers = (SELECT jsonb_agg(CASE WHEN format('%I.%I', def.schema, t->>'name')::regclass = rollup_table
+                                              THEN t || jsonb_build_object('keep', set_retention.keep) ELSE t END ORDER BY o)
+                          FROM jsonb_array_elements(d.tiers) WITH ORDINALITY x(t, o))
+         WHERE d.schema = def.schema AND d.name = def.name;
     END IF;
-    UPDATE collect.rollup_defs d SET keep = def.keep, tiers = def.tiers, statements = collect._rollup_statements(def)
-     WHERE d.name = def.name;
-    RETURN collect.apply_retention(def.name);
+    RETURN collect._apply_retention(def.schema, def.name);
 END $$;
 
--- Deletes buckets past their table's retention; run it from a scheduler (pg_cron, say).
-CREATE FUNCTION collect.apply_retention(rollup text DEFAULT NULL) RETURNS bigint
-LANGUAGE plpgsql AS $$
+-- Deletes buckets past their table's retention, in one rollup or in every rollup the caller
+-- owns; run it from a scheduler (pg_cron, say).
+CREATE FUNCTION collect._apply_retention(schema name, rollup text) RETURNS bigint
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
+    def collect.rollup_defs;
     t record;
     n bigint;
     total bigint := 0;
 BEGIN
-    FOR t IN
-        SELECT d.rollup_table AS tbl, d.granularity AS g, d.keep FROM collect.rollup_defs d
-         WHERE d.keep IS NOT NULL AND (rollup IS NULL OR d.name = rollup)
-        UNION ALL
-        SELECT (x->>'table')::regclass, (x->>'granularity')::interval, (x->>'keep')::interval
-          FROM collect.rollup_defs d, jsonb_array_elements(d.tiers) x
-         WHERE x->>'keep' IS NOT NULL AND (rollup IS NULL OR d.name = rollup)
+    FOR def IN
+        SELECT * FROM collect.rollup_defs d
+         WHERE (rollup IS NULL AND pg_has_role(d.owner, 'USAGE')) OR (d.schema = _apply_retention.schema AND d.name = rollup)
+         ORDER BY d.schema, d.name
     LOOP
-        EXECUTE format('DELETE FROM %s WHERE bucket < date_bin(%L::interval, now(), collect._bucket_origin()) - %L::interval',
-                       t.tbl, t.g, t.keep);
-        GET DIAGNOSTICS n = ROW_COUNT;
-        total := total + n;
+        def := collect._rollup_def(def.schema, def.name);
+        FOR t IN
+            SELECT collect._rollup_table(def) AS tbl, def.granularity AS g, def.keep AS keep
+            UNION ALL
+            SELECT format('%I.%I', def.schema, x->>'name'), (x->>'granularity')::interval, (x->>'keep')::interval
+              FROM jsonb_array_elements(def.tiers) x
+        LOOP
+            CONTINUE WHEN t.keep IS NULL;
+            EXECUTE format('DELETE FROM %s WHERE bucket < date_bin(%L::interval, now(), collect._bucket_origin()) - %L::interval',
+                           t.tbl, t.g, t.keep);
+            GET DIAGNOSTICS n = ROW_COUNT;
+            total := total + n;
+        END LOOP;
     END LOOP;
+    IF rollup IS NOT NULL AND def IS NULL THEN
+        PERFORM collect._rollup_def(schema, rollup);
+    END IF;
     RETURN total;
 END $$;
 
+CREATE FUNCTION collect.apply_retention(rollup text DEFAULT NULL) RETURNS bigint
+    LANGUAGE sql AS $$
+    SELECT CASE WHEN rollup IS NULL THEN collect._apply_retention(NULL, NULL)
+                ELSE (SELECT collect._apply_retention(r.schema, r.object_name) FROM collect._resolve('rollup', rollup) r) END
+$$;
+
 -- Recomputes stale buckets (or those in [from, to)) of the rollup and its tiers from raw rows.
-CREATE FUNCTION collect.refresh_rollup(rollup text, "from" timestamptz DEFAULT NULL, "to" timestamptz DEFAULT NULL)
-    RETURNS bigint
-LANGUAGE plpgsql AS $$
+CREATE FUNCTION collect._refresh_rollup(schema name, rollup text, "from" timestamptz, "to" timestamptz) RETURNS bigint
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
-    def collect.rollup_defs := collect._rollup_def(rollup);
-    stale regclass := (def.rollup_table::text || '_stale')::regclass;
+    def collect.rollup_defs := collect._rollup_def(schema, rollup);
+    source regclass := collect._rollup_source(def);
+    stale text := collect._rollup_table(def, '_stale');
     t record;
     bucket_expr text := format('date_bin(%L::interval, %I, collect._bucket_origin())', def.granularity, def.time_column);
     refreshed bigint;
@@ -398,78 +591,105 @@ BEGIN
         RAISE EXCEPTION 'give both "from" and "to", or neither' USING ERRCODE = 'invalid_parameter_value';
     END IF;
     -- Ingest waits while buckets are rebuilt, so none is counted twice or missed.
-    EXECUTE format('LOCK TABLE %s IN SHARE MODE', def.source);
+    EXECUTE format('LOCK TABLE %s IN SHARE MODE', source);
     CREATE TEMP TABLE IF NOT EXISTS pg_collect_refresh (bucket timestamptz PRIMARY KEY) ON COMMIT DROP;
-    TRUNCATE pg_collect_refresh;
+    TRUNCATE pg_temp.pg_collect_refresh;
     IF "from" IS NULL THEN
-        EXECUTE format('INSERT INTO pg_collect_refresh SELECT bucket FROM %s', stale);
+        EXECUTE format('INSERT INTO pg_temp.pg_collect_refresh SELECT bucket FROM %s', stale);
     ELSE
-        EXECUTE format('INSERT INTO pg_collect_refresh SELECT DISTINCT %s FROM %s WHERE %I >= $1 AND %I < $2
+        EXECUTE format('INSERT INTO pg_temp.pg_collect_refresh SELECT DISTINCT %s FROM %s WHERE %I >= $1 AND %I < $2
                         UNION SELECT bucket FROM %s WHERE bucket >= date_bin(%L::interval, $1, collect._bucket_origin()) AND bucket < $2',
-                       bucket_expr, def.source, def.time_column, def.time_column, def.rollup_table, def.granularity)
+                       bucket_expr, source, def.time_column, def.time_column, collect._rollup_table(def), def.granularity)
             USING "from", "to";
     END IF;
-    SELECT count(*) INTO refreshed FROM pg_collect_refresh;
+    SELECT count(*) INTO refreshed FROM pg_temp.pg_collect_refresh;
     FOR t IN
-        SELECT def.rollup_table AS tbl, def.granularity AS g, def.keep AS keep
+        SELECT collect._rollup_table(def) AS tbl, def.granularity AS g, def.keep AS keep
         UNION ALL
-        SELECT (x->>'table')::regclass, (x->>'granularity')::interval, (x->>'keep')::interval
+        SELECT format('%I.%I', def.schema, x->>'name'), (x->>'granularity')::interval, (x->>'keep')::interval
           FROM jsonb_array_elements(def.tiers) x
     LOOP
         -- Every bucket of this table that holds a refreshed base bucket is rebuilt whole.
-        EXECUTE format('DELETE FROM %s WHERE bucket IN (SELECT DISTINCT date_bin(%L::interval, bucket, collect._bucket_origin()) FROM pg_collect_refresh)',
+        EXECUTE format('DELETE FROM %s WHERE bucket IN (SELECT DISTINCT date_bin(%L::interval, bucket, collect._bucket_origin()) FROM pg_temp.pg_collect_refresh)',
                        t.tbl, t.g);
         EXECUTE format('CREATE TEMP VIEW new_rows AS SELECT * FROM %s WHERE date_bin(%L::interval, %I, collect._bucket_origin())
-                          IN (SELECT DISTINCT date_bin(%L::interval, bucket, collect._bucket_origin()) FROM pg_collect_refresh)',
-                       def.source, t.g, def.time_column, t.g);
+                          IN (SELECT DISTINCT date_bin(%L::interval, bucket, collect._bucket_origin()) FROM pg_temp.pg_collect_refresh)',
+                       source, t.g, def.time_column, t.g);
         EXECUTE collect._rollup_upsert(def, t.tbl, t.g, t.keep, count_late => false);
-        DROP VIEW new_rows;
+        DROP VIEW pg_temp.new_rows;
     END LOOP;
-    EXECUTE format('DELETE FROM %s WHERE bucket IN (SELECT bucket FROM pg_collect_refresh)', stale);
+    EXECUTE format('DELETE FROM %s WHERE bucket IN (SELECT bucket FROM pg_temp.pg_collect_refresh)', stale);
     RETURN refreshed;
 END $$;
 
-CREATE FUNCTION collect.drop_rollup(rollup text) RETURNS void
-LANGUAGE plpgsql AS $$
-DECLARE
-    def collect.rollup_defs := collect._rollup_def(rollup);
-    t jsonb;
-BEGIN
-    PERFORM collect._check_owner(def.owner, format('rollup "%s"', def.name));
-    FOR t IN SELECT * FROM jsonb_array_elements(def.tiers) LOOP
-        EXECUTE format('DROP TABLE %s', (t->>'table')::regclass);
-    END LOOP;
-    EXECUTE format('DROP TRIGGER %I ON %s', def.name || '_ingest', def.source);
-    IF def.keep_raw THEN
-        EXECUTE format('DROP TRIGGER %I ON %s', def.name || '_update', def.source);
-        EXECUTE format('DROP TRIGGER %I ON %s', def.name || '_delete', def.source);
-        EXECUTE format('DROP TRIGGER %I ON %s', def.name || '_truncate', def.source);
-    ELSE
-        EXECUTE format('DROP TRIGGER %I ON %s', def.name || '_buffer', def.source);
-    END IF;
-    EXECUTE format('DROP TABLE %s, %s', def.rollup_table, (def.rollup_table::text || '_stale')::regclass);
-    DELETE FROM collect.rollup_defs d WHERE d.name = def.name;
-END $$;
+CREATE FUNCTION collect.refresh_rollup(rollup text, "from" timestamptz DEFAULT NULL, "to" timestamptz DEFAULT NULL)
+    RETURNS bigint LANGUAGE sql AS $$
+    SELECT collect._refresh_rollup(r.schema, r.object_name, "from", "to") FROM collect._resolve('rollup', rollup) r
+$$;
 
-CREATE FUNCTION collect._rollup_figures(OUT name text, OUT rows_in numeric, OUT rollup_rows bigint,
-                                        OUT late_events numeric, OUT stale_buckets bigint)
-    RETURNS SETOF record STABLE LANGUAGE plpgsql AS $$
+CREATE FUNCTION collect._drop_rollup(schema name, rollup text) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     def collect.rollup_defs;
+    source text;
+    t jsonb;
+    suffix text;
 BEGIN
-    FOR def IN SELECT * FROM collect.rollup_defs ORDER BY 1 LOOP
+    SELECT * INTO def FROM collect.rollup_defs d WHERE d.schema = _drop_rollup.schema AND d.name = rollup;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'rollup "%" does not exist', rollup
+            USING ERRCODE = 'undefined_object', HINT = 'collect.rollups lists the rollups there are.';
+    END IF;
+    PERFORM collect._check_owner(def.owner, format('rollup %I.%I', def.schema, def.name));
+    PERFORM FROM collect.rollup_defs d WHERE d.schema = def.schema AND d.name = def.name FOR UPDATE;
+    source := format('%I.%I', def.source_schema, def.source_name);
+    FOR suffix IN SELECT tgname FROM pg_trigger
+                   WHERE tgrelid = to_regclass(source) AND NOT tgisinternal
+                     AND tgname IN (SELECT def.name || s FROM unnest(ARRAY['_ingest', '_update', '_delete', '_truncate', '_begin', '_buffer']) s) LOOP
+        EXECUTE format('DROP TRIGGER %I ON %s', suffix, source);
+    END LOOP;
+    FOR t IN SELECT * FROM jsonb_array_elements(def.tiers) LOOP
+        EXECUTE format('DROP TABLE IF EXISTS %s', collect._owned_relation(def.owner, def.schema, t->>'name'));
+    END LOOP;
+    EXECUTE format('DROP TABLE IF EXISTS %s, %s', collect._owned_relation(def.owner, def.schema, def.name),
+                   collect._owned_relation(def.owner, def.schema, def.name || '_stale'));
+    DELETE FROM collect.rollup_defs d WHERE d.schema = def.schema AND d.name = def.name;
+END $$;
+
+CREATE FUNCTION collect.drop_rollup(rollup text) RETURNS void
+    LANGUAGE sql AS $$ SELECT collect._drop_rollup(r.schema, r.object_name) FROM collect._resolve('rollup', rollup) r $$;
+
+-- Figures of the rollups whose tables the caller may read; NULL for the others.
+CREATE FUNCTION collect._rollup_figures(OUT schema name, OUT name text, OUT rows_in numeric, OUT rollup_rows bigint,
+                                        OUT late_events numeric, OUT stale_buckets bigint)
+    RETURNS SETOF record STABLE LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    def collect.rollup_defs;
+    rollup regclass;
+    stale regclass;
+BEGIN
+    FOR def IN SELECT * FROM collect.rollup_defs ORDER BY 1, 2 LOOP
+        schema := def.schema;
         name := def.name;
-        EXECUTE format('SELECT coalesce(sum(event_count), 0), count(*), coalesce(sum(late_events), 0), (SELECT count(*) FROM %s) FROM %s',
-                       (def.rollup_table::text || '_stale')::regclass, def.rollup_table)
-            INTO rows_in, rollup_rows, late_events, stale_buckets;
+        rollup := collect._owned_relation(def.owner, def.schema, def.name);
+        stale := collect._owned_relation(def.owner, def.schema, def.name || '_stale');
+        rows_in := NULL; rollup_rows := NULL; late_events := NULL; stale_buckets := NULL;
+        IF collect._readable(rollup) AND collect._readable(stale) THEN
+            EXECUTE format('SELECT coalesce(sum(event_count), 0), count(*), coalesce(sum(late_events), 0), (SELECT count(*) FROM %s) FROM %s',
+                           stale, rollup)
+                INTO rows_in, rollup_rows, late_events, stale_buckets;
+        END IF;
         RETURN NEXT;
     END LOOP;
 END $$;
 
 CREATE VIEW collect.rollups AS
-SELECT d.name, d.rollup_table, d.source, d.time_column, d.dimensions, d.granularity, d.keep_raw, d.keep,
-       (SELECT coalesce(jsonb_agg(t - 'table' || jsonb_build_object('table', t->>'table')), '[]') FROM jsonb_array_elements(d.tiers) t) AS tiers,
+SELECT d.schema, d.name, to_regclass(format('%I.%I', d.schema, d.name)) AS rollup_table,
+       to_regclass(format('%I.%I', d.source_schema, d.source_name)) AS source,
+       d.time_column, d.dimensions, d.granularity, d.keep_raw, d.keep,
+       (SELECT coalesce(jsonb_agg(t || jsonb_build_object('table', format('%I.%I', d.schema, t->>'name')) ORDER BY o), '[]')
+          FROM jsonb_array_elements(d.tiers) WITH ORDINALITY x(t, o)) AS tiers,
        f.rows_in, f.rollup_rows, round(f.rows_in / nullif(f.rollup_rows, 0), 1) AS rollup_ratio,
        f.late_events, f.stale_buckets
-  FROM collect.rollup_defs d JOIN collect._rollup_figures() f USING (name);
+  FROM collect.rollup_defs d JOIN collect._rollup_figures() f USING (schema, name);
 GRANT SELECT ON collect.rollups TO PUBLIC;

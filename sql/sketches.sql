@@ -159,3 +159,25 @@ CREATE FUNCTION collect.value_count(sketch collect.quantiles) RETURNS bigint
     IMMUTABLE STRICT PARALLEL SAFE LANGUAGE c AS 'MODULE_PATHNAME', 'quantiles_count_wrapper';
 CREATE FUNCTION collect.top(sketch collect.topk, n integer) RETURNS TABLE (value text, count bigint, error bigint)
     IMMUTABLE STRICT PARALLEL SAFE ROWS 10 LANGUAGE c AS 'MODULE_PATHNAME', 'topk_top_wrapper';
+
+-- Functions of `internal` arguments are for Postgres (type I/O, aggregates) to call, not SQL.
+REVOKE EXECUTE ON FUNCTION
+    collect.hll_recv(internal),
+    collect.hll_agg_combine(internal, internal),
+    collect.hll_agg_serialize(internal),
+    collect.hll_agg_deserialize(bytea, internal),
+    collect.hll_agg_final(internal),
+    collect.quantiles_recv(internal),
+    collect.quantiles_agg_combine(internal, internal),
+    collect.quantiles_agg_serialize(internal),
+    collect.quantiles_agg_deserialize(bytea, internal),
+    collect.quantiles_agg_final(internal),
+    collect.topk_recv(internal),
+    collect.topk_agg_combine(internal, internal),
+    collect.topk_agg_serialize(internal),
+    collect.topk_agg_deserialize(bytea, internal),
+    collect.topk_agg_final(internal),
+    collect.hll_agg_trans(internal, anyelement),
+    collect.quantiles_agg_trans(internal, float8),
+    collect.topk_agg_trans(internal, text, integer)
+    FROM PUBLIC;

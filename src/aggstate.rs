@@ -7,7 +7,9 @@ use pgrx::{pg_sys, Internal, PgMemoryContexts};
 
 use crate::errors::raise;
 
-/// The memory context that outlives the aggregate's rows: states must live there.
+/// The memory context that outlives the aggregate's rows: states must live there. Raises
+/// outside an aggregate: every function that takes an `internal` state calls this first, so
+/// SQL that calls it directly (with a NULL or another function's pointer) gets an ERROR.
 pub fn aggregate_context(fcinfo: pg_sys::FunctionCallInfo, function: &str) -> pg_sys::MemoryContext {
     let mut context: pg_sys::MemoryContext = std::ptr::null_mut();
     // SAFETY: AggCheckCallContext only inspects fcinfo's context node.
@@ -41,8 +43,9 @@ pub fn state_or_init<'a, T>(
     function: &str,
     init: impl FnOnce() -> T,
 ) -> &'a mut T {
+    let context = aggregate_context(fcinfo, function);
     if !state.initialized() {
-        *state = state_in(aggregate_context(fcinfo, function), init());
+        *state = state_in(context, init());
     }
     // SAFETY: every state of the calling aggregate is a T made here.
     unsafe { state.get_mut::<T>() }.expect("state is initialized")
@@ -57,11 +60,12 @@ pub fn combine<T: Clone>(
     function: &str,
     merge: impl FnOnce(&mut T, &T),
 ) -> Internal {
-    // SAFETY: both states, when present, are T.
+    let context = aggregate_context(fcinfo, function);
+    // SAFETY: both states, when present, are T (we are called by our own aggregate).
     let right_value = unsafe { right.get::<T>() };
     match (left.initialized(), right_value) {
         (_, None) => left,
-        (false, Some(r)) => state_in(aggregate_context(fcinfo, function), r.clone()),
+        (false, Some(r)) => state_in(context, r.clone()),
         (true, Some(r)) => {
             let l = unsafe { left.get_mut::<T>() }.expect("state is initialized");
             merge(l, r);

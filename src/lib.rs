@@ -13,12 +13,14 @@ mod errors;
 mod jsonb;
 pub mod lump;
 pub mod latest;
+pub mod registry;
 pub mod rollup;
 mod typeio;
 #[cfg(test)]
 mod testing;
 
-extension_sql_file!("../sql/collection.sql", name = "collection");
+extension_sql_file!("../sql/registry.sql", name = "registry");
+extension_sql_file!("../sql/collection.sql", name = "collection", requires = ["registry"]);
 extension_sql_file!("../sql/collections.sql", name = "collections", requires = ["collection"]);
 extension_sql_file!("../sql/sketches.sql", name = "sketches", requires = ["collection"]);
 extension_sql_file!("../sql/rollups.sql", name = "rollups", requires = ["sketches"]);

@@ -13,15 +13,28 @@ use std::cmp::Ordering;
 use std::collections::HashMap;
 use std::fmt;
 
-use serde_json::{Map, Number, Value};
+use serde_json::value::RawValue;
+use serde_json::Value;
 
-/// One appended entry with the bookkeeping steps can refer to as `$seq` and `$at`.
-#[derive(Debug, Clone, PartialEq)]
+use super::json::{self, Decimal, Scalar};
+
+/// One appended entry with the bookkeeping steps can refer to as `$seq` and `$at`. The value
+/// is the entry's JSON text, never parsed into a tree (see `super::json`).
+#[derive(Debug, Clone)]
 pub struct Entry {
     pub seq: i64,
     /// Append time, microseconds since the Unix epoch.
     pub at: i64,
-    pub value: Value,
+    pub value: Box<RawValue>,
+}
+
+impl PartialEq for Entry {
+    /// Equal bookkeeping and values equal as `jsonb` compares them.
+    fn eq(&self, other: &Entry) -> bool {
+        self.seq == other.seq
+            && self.at == other.at
+            && Scalar::of(self.value.get()).group_key() == Scalar::of(other.value.get()).group_key()
+    }
 }
 
 /// Which part of an entry a step looks at.
@@ -42,11 +55,11 @@ impl Field {
         }
     }
 
-    pub fn get(&self, entry: &Entry) -> Value {
+    pub fn get(&self, entry: &Entry) -> Scalar {
         match self {
-            Field::Seq => Value::from(entry.seq),
-            Field::At => Value::from(entry.at),
-            Field::Key(k) => entry.value.get(k).cloned().unwrap_or(Value::Null),
+            Field::Seq => Scalar::from_i64(entry.seq),
+            Field::At => Scalar::from_i64(entry.at),
+            Field::Key(k) => json::field(&entry.value, k),
         }
     }
 }
@@ -63,8 +76,8 @@ pub enum CompareOp {
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Condition {
-    Compare(CompareOp, Value),
-    In(Vec<Value>),
+    Compare(CompareOp, Scalar),
+    In(Vec<Scalar>),
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -355,7 +368,7 @@ impl Pipeline {
 
 fn parse_condition(cond: &Value) -> Result<Condition, String> {
     let Some(obj) = cond.as_object() else {
-        return Ok(Condition::Compare(CompareOp::Eq, cond.clone()));
+        return Ok(Condition::Compare(CompareOp::Eq, Scalar::of(&cond.to_string())));
     };
     if obj.len() != 1 {
         return Err(format!("condition {cond} must have exactly one operator (gt, gte, lt, lte, ne, in)"));
@@ -371,59 +384,24 @@ fn parse_condition(cond: &Value) -> Result<Condition, String> {
         "in" => {
             return arg
                 .as_array()
-                .map(|a| Condition::In(a.clone()))
+                .map(|a| Condition::In(a.iter().map(|v| Scalar::of(&v.to_string())).collect()))
                 .ok_or_else(|| format!("in takes an array, not {arg}"))
         }
         other => return Err(format!("unknown operator \"{other}\" (known: gt, gte, lt, lte, ne, eq, in)")),
     };
-    Ok(Condition::Compare(op, arg.clone()))
+    Ok(Condition::Compare(op, Scalar::of(&arg.to_string())))
 }
 
-fn type_rank(v: &Value) -> u8 {
-    match v {
-        Value::Null => 0,
-        Value::Bool(_) => 1,
-        Value::Number(_) => 2,
-        Value::String(_) => 3,
-        Value::Array(_) => 4,
-        Value::Object(_) => 5,
-    }
+/// A total order on field values (see [`Scalar::compare`]).
+pub fn compare(a: &Scalar, b: &Scalar) -> Ordering {
+    a.compare(b)
 }
 
-/// A total order on JSON values: by type (null < bool < number < string < array < object),
-/// then by value; numbers numerically.
-pub fn compare(a: &Value, b: &Value) -> Ordering {
-    match (a, b) {
-        (Value::Number(x), Value::Number(y)) => compare_numbers(x, y),
-        (Value::String(x), Value::String(y)) => x.cmp(y),
-        (Value::Bool(x), Value::Bool(y)) => x.cmp(y),
-        (Value::Array(x), Value::Array(y)) => {
-            for (p, q) in x.iter().zip(y) {
-                let o = compare(p, q);
-                if o != Ordering::Equal {
-                    return o;
-                }
-            }
-            x.len().cmp(&y.len())
-        }
-        (Value::Object(_), Value::Object(_)) => a.to_string().cmp(&b.to_string()),
-        _ => type_rank(a).cmp(&type_rank(b)),
-    }
-}
-
-fn compare_numbers(x: &Number, y: &Number) -> Ordering {
-    if let (Some(p), Some(q)) = (x.as_i64(), y.as_i64()) {
-        return p.cmp(&q);
-    }
-    let (p, q) = (x.as_f64().unwrap_or(f64::NAN), y.as_f64().unwrap_or(f64::NAN));
-    p.partial_cmp(&q).unwrap_or(Ordering::Equal)
-}
-
-fn matches(v: &Value, cond: &Condition) -> bool {
+fn matches(v: &Scalar, cond: &Condition) -> bool {
     match cond {
-        Condition::In(options) => options.iter().any(|o| compare(v, o) == Ordering::Equal && type_rank(v) == type_rank(o)),
+        Condition::In(options) => options.iter().any(|o| v.same_type(o) && compare(v, o) == Ordering::Equal),
         Condition::Compare(op, arg) => {
-            let comparable = type_rank(v) == type_rank(arg);
+            let comparable = v.same_type(arg);
             let o = compare(v, arg);
             match op {
                 CompareOp::Eq => comparable && o == Ordering::Equal,
@@ -437,16 +415,8 @@ fn matches(v: &Value, cond: &Condition) -> bool {
     }
 }
 
-/// A grouping key for a JSON value: its canonical text (numbers by value).
-fn group_key(v: &Value) -> String {
-    match v {
-        Value::Number(n) => match (n.as_i64(), n.as_f64()) {
-            (Some(i), _) => i.to_string(),
-            (None, Some(f)) if f.fract() == 0.0 && f.abs() < 9.0e15 => (f as i64).to_string(),
-            _ => n.to_string(),
-        },
-        other => other.to_string(),
-    }
+fn group_key(v: &Scalar) -> String {
+    v.group_key()
 }
 
 fn latest_by(entries: Vec<Entry>, field: &Field) -> Vec<Entry> {
@@ -466,7 +436,7 @@ fn limit_by(entries: Vec<Entry>, n: usize, field: &Field) -> Vec<Entry> {
     if entries.len() <= n {
         return entries;
     }
-    let mut ranked: Vec<(usize, Value, i64)> = entries
+    let mut ranked: Vec<(usize, Scalar, i64)> = entries
         .iter()
         .enumerate()
         .map(|(i, e)| (i, field.get(e), e.seq))
@@ -483,60 +453,23 @@ fn limit_by(entries: Vec<Entry>, n: usize, field: &Field) -> Vec<Entry> {
         .collect()
 }
 
-/// A running sum that stays exact for integers and falls back to floating point.
-#[derive(Clone, Copy)]
-enum Sum {
-    Int(i128),
-    Float(f64),
-}
-
-impl Sum {
-    fn add(self, v: &Value) -> Sum {
-        let Value::Number(n) = v else { return self };
-        match (self, n.as_i64()) {
-            (Sum::Int(s), Some(i)) => Sum::Int(s + i as i128),
-            (Sum::Int(s), None) => Sum::Float(s as f64 + n.as_f64().unwrap_or(0.0)),
-            (Sum::Float(s), _) => Sum::Float(s + n.as_f64().unwrap_or(0.0)),
-        }
-    }
-
-    fn is_zero(self) -> bool {
-        match self {
-            Sum::Int(s) => s == 0,
-            Sum::Float(f) => f == 0.0,
-        }
-    }
-
-    fn to_value(self) -> Value {
-        match self {
-            Sum::Int(s) => match i64::try_from(s) {
-                Ok(i) => Value::from(i),
-                Err(_) => Number::from_f64(s as f64).map(Value::Number).unwrap_or(Value::Null),
-            },
-            Sum::Float(f) => Number::from_f64(f).map(Value::Number).unwrap_or(Value::Null),
-        }
-    }
-}
-
 fn sum_by(entries: Vec<Entry>, key: &Field, value: &str, drop_zero: bool) -> Vec<Entry> {
-    let mut sums: HashMap<String, (Sum, usize)> = HashMap::new();
+    // Exact decimal sums: numbers are numeric in jsonb, of any size and scale.
+    let mut sums: HashMap<String, (Decimal, usize)> = HashMap::new();
     for (i, e) in entries.iter().enumerate() {
-        let slot = sums.entry(group_key(&key.get(e))).or_insert((Sum::Int(0), i));
-        slot.0 = slot.0.add(e.value.get(value).unwrap_or(&Value::Null));
+        let slot = sums.entry(group_key(&key.get(e))).or_insert((Decimal::zero(), i));
+        if let Scalar::Number(n) = json::field(&e.value, value) {
+            slot.0 = slot.0.add(&n);
+        }
         slot.1 = i;
     }
     let mut out = Vec::with_capacity(sums.len());
     for (i, mut e) in entries.into_iter().enumerate() {
-        let (sum, newest) = sums[&group_key(&key.get(&e))];
-        if newest != i || (drop_zero && sum.is_zero()) {
+        let (sum, newest) = &sums[&group_key(&key.get(&e))];
+        if *newest != i || (drop_zero && sum.is_zero()) {
             continue;
         }
-        if !e.value.is_object() {
-            e.value = Value::Object(Map::new());
-        }
-        if let Value::Object(map) = &mut e.value {
-            map.insert(value.to_string(), sum.to_value());
-        }
+        e.value = json::with_number(&e.value, value, sum);
         out.push(e);
     }
     out
@@ -544,17 +477,17 @@ fn sum_by(entries: Vec<Entry>, key: &Field, value: &str, drop_zero: bool) -> Vec
 
 /// A field's value read as an instant in microseconds since the epoch: numbers are epoch
 /// seconds, strings RFC 3339 / ISO 8601 timestamps such as `to_jsonb(now())` produces.
-fn instant_of(v: &Value) -> Option<i64> {
+fn instant_of(v: &Scalar) -> Option<i64> {
     match v {
-        Value::Number(n) => n.as_f64().map(|f| (f * 1e6) as i64),
-        Value::String(s) => super::time::parse_timestamp_us(s),
+        Scalar::Number(n) => Some(n.to_f64() * 1e6).filter(|f| f.is_finite()).map(|f| f as i64),
+        Scalar::String(s) => super::time::parse_timestamp_us(s),
         _ => None,
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use serde_json::json;
+    use serde_json::{json, Map};
 
     use super::*;
     use crate::testing::XorShift;
@@ -579,7 +512,7 @@ mod tests {
         values
             .iter()
             .enumerate()
-            .map(|(i, v)| Entry { seq: i as i64 + 1, at: (i as i64 + 1) * 1_000_000, value: v.clone() })
+            .map(|(i, v)| Entry { seq: i as i64 + 1, at: (i as i64 + 1) * 1_000_000, value: json::raw(&v.to_string()).unwrap() })
             .collect()
     }
 
@@ -588,7 +521,11 @@ mod tests {
     }
 
     fn run(p: &Pipeline, input: Vec<Entry>, now_us: i64) -> Vec<Value> {
-        p.run(input, now_us, &mut no_sql).unwrap().into_iter().map(|e| e.value).collect()
+        p.run(input, now_us, &mut no_sql)
+            .unwrap()
+            .into_iter()
+            .map(|e| serde_json::from_str(e.value.get()).unwrap())
+            .collect()
     }
 
     #[test]
@@ -693,7 +630,7 @@ mod tests {
             let t = 1_790_000_000 + rng.below(1_000) as i64;
             m.insert("t".into(), json!(t));
         }
-        Entry { seq, at, value: Value::Object(m) }
+        Entry { seq, at, value: json::raw(&Value::Object(m).to_string()).unwrap() }
     }
 
     fn random_step(rng: &mut XorShift) -> Value {

@@ -14,13 +14,16 @@ use pgrx::datum::DatumWithOid;
 use pgrx::pg_sys::panic::CaughtError;
 use pgrx::prelude::*;
 use pgrx::{pg_sys, JsonB, PgOid};
+use serde_json::value::RawValue;
 use serde_json::Value;
 
-use super::pipeline::{Entry, IntervalParser, Pipeline, Step};
+use super::json;
+use super::pipeline::{Entry, IntervalParser, Pipeline};
 use crate::errors::{raise, raise_with_detail};
 use crate::jsonb::JsonbValue;
 use crate::lump::collection_type::decode_stored;
 use crate::lump::format::Builder;
+use crate::registry::{self, ident};
 
 /// Microseconds between the Unix epoch and Postgres' (2000-01-01).
 const PG_EPOCH_OFFSET_US: i64 = 946_684_800_000_000;
@@ -35,6 +38,7 @@ struct PgIntervals;
 impl IntervalParser for PgIntervals {
     fn micros(&mut self, text: &str) -> Result<i64, String> {
         let owned = text.to_string();
+        let owned_for_error = text.to_string();
         PgTryBuilder::new(move || {
             let c = std::ffi::CString::new(owned).map_err(|_| "interval contains a NUL byte".to_string())?;
             // SAFETY: interval_in(cstring, oid, int4) returns a palloc'd Interval.
@@ -46,7 +50,12 @@ impl IntervalParser for PgIntervals {
             }
             .ok_or("interval_in returned NULL")?;
             let iv = unsafe { &*datum.cast_mut_ptr::<pg_sys::Interval>() };
-            Ok(iv.time + iv.day as i64 * 86_400_000_000 + iv.month as i64 * 30 * 86_400_000_000)
+            const DAY_US: i64 = 86_400_000_000;
+            (iv.month as i64 * 30)
+                .checked_mul(DAY_US)
+                .and_then(|us| us.checked_add(iv.day as i64 * DAY_US))
+                .and_then(|us| us.checked_add(iv.time))
+                .ok_or_else(|| format!("interval \"{owned_for_error}\" is out of range"))
         })
         .catch_others(|e| match e {
             CaughtError::PostgresError(r) | CaughtError::ErrorReport(r) => Err(r.message().to_string()),
@@ -72,28 +81,69 @@ fn parse_pipeline(json: &Value, what: &str) -> Pipeline {
     })
 }
 
-/// The `regprocedure` of a `sql` step's function, which must take and return jsonb.
-fn resolve_sql_step(function: &str) -> String {
-    let found = Spi::get_one_with_args::<String>(
-        "SELECT p.oid::regprocedure::text FROM pg_proc p
-          WHERE p.oid = to_regprocedure($1 || '(jsonb)') AND p.prorettype = 'jsonb'::regtype",
-        &[function.into()],
-    );
-    match found {
-        Ok(Some(proc)) => proc,
-        Ok(None) | Err(pgrx::spi::SpiError::InvalidPosition) => raise(
+/// A `sql` step's function, which must take and return jsonb: its qualified, quoted name and
+/// its OID. Resolved with search_path pinned (see sql/collections.sql), so a name that is not
+/// schema-qualified finds only built-in functions.
+fn resolve_sql_step(function: &str) -> (String, pg_sys::Oid) {
+    let found = Spi::connect(|client| {
+        let rows = client
+            .select(
+                "SELECT pg_catalog.format('%I.%I', n.nspname, p.proname), p.oid
+                   FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
+                  WHERE p.oid = pg_catalog.to_regprocedure($1 || '(pg_catalog.jsonb)')
+                    AND p.prorettype = 'pg_catalog.jsonb'::pg_catalog.regtype AND p.prokind = 'f'",
+                Some(1),
+                &[function.into()],
+            )
+            .unwrap_or_else(|e| spi_error(e));
+        rows.into_iter().next().map(|row| {
+            (row.get::<String>(1).ok().flatten().unwrap_or_default(), row.get::<pg_sys::Oid>(2).ok().flatten().unwrap_or_default())
+        })
+    });
+    found.unwrap_or_else(|| {
+        raise(
             PgSqlErrorCode::ERRCODE_UNDEFINED_FUNCTION,
             format!("sql step function {function}(jsonb) returning jsonb does not exist"),
-            Some("A sql step names a function that takes the entries as a jsonb array and returns the new array.".into()),
-        ),
-        Err(e) => spi_error(e),
-    }
+            Some(
+                "A sql step names a function, qualified with its schema (\"myschema.myfunc\"), that takes the entries \
+                 as a jsonb array and returns the new array."
+                    .into(),
+            ),
+        )
+    })
 }
 
-/// Validates a read pipeline and a map of level pipelines; raises 22023 / 42883.
+/// `steps` with each sql step's function replaced by its qualified name; checks that the
+/// caller, who will own the collection and whose privileges its steps run with, may call it.
+fn qualify_sql_steps(steps: &Value) -> Value {
+    let mut steps = steps.clone();
+    if let Some(array) = steps.as_array_mut() {
+        for step in array {
+            let Some(Value::String(function)) = step.get("sql") else { continue };
+            let (qualified, oid) = resolve_sql_step(function);
+            let allowed = Spi::get_one_with_args::<bool>("SELECT pg_catalog.has_function_privilege($1, 'EXECUTE')", &[oid.into()])
+                .unwrap_or_else(|e| spi_error(e))
+                .unwrap_or(false);
+            if !allowed {
+                raise(
+                    PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
+                    format!("permission denied for function {qualified}"),
+                    Some("sql steps run with the privileges of the collection's owner: its creator.".into()),
+                );
+            }
+            step["sql"] = Value::String(qualified);
+        }
+    }
+    steps
+}
+
+/// Validates a read pipeline and a map of level pipelines (raises 22023 / 42883 / 42501);
+/// returns them as `{"read": …, "normalize": …}` with sql steps' functions qualified.
 #[pg_extern(sql = false)]
-fn collection_validate(read: JsonB, normalize: Option<JsonB>) -> bool {
-    let mut pipelines = vec![(parse_pipeline(&read.0, "read"), "read".to_string())];
+fn collection_validate(read: JsonB, normalize: Option<JsonB>) -> JsonB {
+    parse_pipeline(&read.0, "read");
+    let mut checked = serde_json::Map::new();
+    checked.insert("read".into(), qualify_sql_steps(&read.0));
     if let Some(JsonB(levels)) = normalize {
         let Some(levels) = levels.as_object() else {
             raise(
@@ -102,54 +152,62 @@ fn collection_validate(read: JsonB, normalize: Option<JsonB>) -> bool {
                 Some("normalize maps level names to pipelines, as in {\"daily\": [...], \"weekly\": [...]}.".into()),
             )
         };
+        let mut qualified = serde_json::Map::new();
         for (level, steps) in levels {
-            pipelines.push((parse_pipeline(steps, &format!("\"{level}\" level")), level.clone()));
+            parse_pipeline(steps, &format!("\"{level}\" level"));
+            qualified.insert(level.clone(), qualify_sql_steps(steps));
         }
+        checked.insert("normalize".into(), Value::Object(qualified));
     }
-    for (pipeline, _) in &pipelines {
-        for step in &pipeline.steps {
-            if let Step::Sql(f) = step {
-                resolve_sql_step(f);
-            }
-        }
-    }
-    true
+    JsonB(Value::Object(checked))
 }
 
-/// What the registry says of a collection.
+/// What the registry says of a collection, checked against the catalogs by
+/// `collect._collection_def`.
 struct Definition {
+    schema: String,
     name: String,
     key_type: String,
     read: Value,
     levels: Value,
+    /// Whose privileges sql steps run with.
+    owner: pg_sys::Oid,
     pending: String,
     base: String,
 }
 
-fn definition(name: &str) -> Definition {
+fn definition(schema: Option<&str>, name: Option<&str>) -> Definition {
+    let Some(name) = name else {
+        raise(PgSqlErrorCode::ERRCODE_NULL_VALUE_NOT_ALLOWED, "collection name must not be NULL".into(), None)
+    };
     let found = Spi::connect(|client| {
         let rows = client
             .select(
-                r#"SELECT key_type::text, read, coalesce("normalize", '{}'), pending_table::text, base_table::text
-                     FROM collect.collection_defs WHERE name = $1"#,
+                r#"SELECT d.key_type::pg_catalog.text, d.read, coalesce(d."normalize", '{}'), r.oid, d.schema::pg_catalog.text
+                     FROM collect._collection_def($1, $2) d JOIN pg_catalog.pg_roles r ON r.rolname = d.owner"#,
                 Some(1),
-                &[name.into()],
+                &[schema.into(), name.into()],
             )
             .unwrap_or_else(|e| spi_error(e));
-        rows.into_iter().next().map(|row| Definition {
-            name: name.to_string(),
-            key_type: row.get(1).ok().flatten().unwrap_or_default(),
-            read: row.get::<JsonB>(2).ok().flatten().map(|j| j.0).unwrap_or_default(),
-            levels: row.get::<JsonB>(3).ok().flatten().map(|j| j.0).unwrap_or_default(),
-            pending: row.get(4).ok().flatten().unwrap_or_default(),
-            base: row.get(5).ok().flatten().unwrap_or_default(),
+        rows.into_iter().next().map(|row| {
+            let schema: String = row.get(5).ok().flatten().unwrap_or_default();
+            Definition {
+                pending: format!("{}.{}", ident(&schema), ident(&format!("{name}_pending"))),
+                base: format!("{}.{}", ident(&schema), ident(&format!("{name}_base"))),
+                schema,
+                name: name.to_string(),
+                key_type: row.get(1).ok().flatten().unwrap_or_default(),
+                read: row.get::<JsonB>(2).ok().flatten().map(|j| j.0).unwrap_or_default(),
+                levels: row.get::<JsonB>(3).ok().flatten().map(|j| j.0).unwrap_or_default(),
+                owner: row.get(4).ok().flatten().unwrap_or_default(),
+            }
         })
     });
     found.unwrap_or_else(|| {
         raise(
             PgSqlErrorCode::ERRCODE_UNDEFINED_OBJECT,
-            format!("collection \"{name}\" does not exist"),
-            Some("Create it with collect.create_collection(name); collect.collections lists those there are.".into()),
+            format!("collection \"{name}\" has no owner role"),
+            None,
         )
     })
 }
@@ -159,9 +217,9 @@ fn now_unix_us() -> i64 {
     (unsafe { pg_sys::GetCurrentTransactionStartTimestamp() }) + PG_EPOCH_OFFSET_US
 }
 
-fn parse_entry(text: &str) -> Value {
-    serde_json::from_str(text).unwrap_or_else(|e| {
-        raise(PgSqlErrorCode::ERRCODE_DATA_CORRUPTED, format!("stored entry is not JSON: {e}"), None)
+fn parse_entry(text: &str) -> Box<RawValue> {
+    json::raw(text).unwrap_or_else(|| {
+        raise(PgSqlErrorCode::ERRCODE_DATA_CORRUPTED, "a stored collection entry is not JSON".into(), None)
     })
 }
 
@@ -170,7 +228,7 @@ fn base_entries(lump: &[u8]) -> Vec<Entry> {
     decode_stored(lump)
         .entries()
         .map(|line| {
-            let (seq, at, value): (i64, i64, Value) = serde_json::from_slice(line).unwrap_or_else(|e| {
+            let (seq, at, value): (i64, i64, Box<RawValue>) = serde_json::from_slice(line).unwrap_or_else(|e| {
                 raise(PgSqlErrorCode::ERRCODE_DATA_CORRUPTED, format!("collection base entry is malformed: {e}"), None)
             });
             Entry { seq, at, value }
@@ -189,21 +247,25 @@ fn base_lump(entries: &[Entry]) -> Vec<u8> {
     builder.finish()
 }
 
-/// Runs a pipeline, with `sql` steps calling the user's function as the current user.
-fn run_pipeline(pipeline: &Pipeline, entries: Vec<Entry>) -> Vec<Entry> {
+/// Runs a pipeline. `sql` steps call the user's function with the privileges of the
+/// collection's owner, whoever reads or normalizes: a collection is like a view.
+fn run_pipeline(def: &Definition, pipeline: &Pipeline, entries: Vec<Entry>) -> Vec<Entry> {
     let mut call_sql = |function: &str, input: Vec<Entry>| -> Result<Vec<Entry>, String> {
-        let proc = resolve_sql_step(function);
-        let routine = proc.strip_suffix("(jsonb)").unwrap_or(&proc).to_string();
-        let array = Value::Array(input.iter().map(|e| e.value.clone()).collect()).to_string();
-        let result = Spi::get_one_with_args::<String>(
-            &format!("SELECT {routine}($1::jsonb)::text"),
-            &[array.into()],
-        )
+        let array = json::array_text(input.iter().map(|e| e.value.as_ref()));
+        let result = registry::as_owner(def.owner, || {
+            let (routine, _) = resolve_sql_step(function);
+            Spi::get_one_with_args::<String>(
+                &format!("SELECT {routine}($1::pg_catalog.jsonb)::pg_catalog.text"),
+                &[array.into()],
+            )
+        })
         .map_err(|e| e.to_string())?;
-        let values = match result.map(|t| parse_entry(&t)) {
-            Some(Value::Array(values)) => values,
-            Some(Value::Null) | None => Vec::new(),
-            Some(other) => return Err(format!("{routine} returned {other}, not a JSON array")),
+        let values: Vec<Box<RawValue>> = match result {
+            None => Vec::new(),
+            Some(t) if t == "null" => Vec::new(),
+            Some(t) => serde_json::from_str(&t).map_err(|_| {
+                format!("{function} returned {}, not a JSON array", t.chars().take(60).collect::<String>())
+            })?,
         };
         // Returned entries keep the order given; they take the newest input's time and seqs
         // just below the newest input's, so they still sort before anything appended later.
@@ -221,8 +283,7 @@ fn run_pipeline(pipeline: &Pipeline, entries: Vec<Entry>) -> Vec<Entry> {
 }
 
 fn entries_json(entries: &[Entry]) -> JsonbValue {
-    let text = Value::Array(entries.iter().map(|e| e.value.clone()).collect()).to_string();
-    JsonbValue::parse_bytes(text.as_bytes())
+    JsonbValue::parse_bytes(json::array_text(entries.iter().map(|e| e.value.as_ref())).as_bytes())
 }
 
 /// Base and pending entries of some keys, read in one statement (one snapshot: a fold that
@@ -267,19 +328,22 @@ fn stored_entries(def: &Definition, keys: &[String]) -> Vec<(String, Vec<Entry>)
 }
 
 #[pg_extern(sql = false)]
-fn collection_read(collection: &str, key: &str) -> JsonbValue {
-    let def = definition(collection);
+fn collection_read(schema: Option<&str>, collection: Option<&str>, key: Option<&str>) -> Option<JsonbValue> {
+    let def = definition(schema, collection);
+    let key = key?;
     let read = parse_pipeline(&def.read, "read");
     let entries = stored_entries(&def, &[key.to_string()]).pop().map(|(_, e)| e).unwrap_or_default();
-    entries_json(&run_pipeline(&read, entries))
+    Some(entries_json(&run_pipeline(&def, &read, entries)))
 }
 
 #[pg_extern(sql = false)]
 fn collection_read_many(
-    collection: &str,
-    keys: Vec<Option<String>>,
+    schema: Option<&str>,
+    collection: Option<&str>,
+    keys: Option<Vec<Option<String>>>,
 ) -> TableIterator<'static, (name!(key, Option<String>), name!(entries, JsonbValue))> {
-    let def = definition(collection);
+    let def = definition(schema, collection);
+    let keys = keys.unwrap_or_default();
     let read = parse_pipeline(&def.read, "read");
     // Keys in their type's canonical text, as the stored rows print them.
     let keys: Vec<Option<String>> = Spi::get_one_with_args::<Vec<Option<String>>>(
@@ -299,7 +363,7 @@ fn collection_read_many(
         .into_iter()
         .map(|k| {
             let entries = k.as_ref().and_then(|k| found.get(k).cloned()).unwrap_or_default();
-            (k, entries_json(&run_pipeline(&read, entries)))
+            (k, entries_json(&run_pipeline(&def, &read, entries)))
         })
         .collect();
     TableIterator::new(rows)
@@ -389,7 +453,7 @@ fn fold_keys(def: &Definition, pipeline: &Pipeline, keys: &[String], horizon: &s
             stats.entries_in += (entries.len() + folded.len()) as i64;
             stats.bytes_before += (lump.len() + folded.iter().map(|(_, _, n)| n).sum::<usize>()) as i64;
             entries.extend(folded.into_iter().map(|(_, e, _)| e));
-            let mut result = run_pipeline(pipeline, entries);
+            let mut result = run_pipeline(def, pipeline, entries);
             // Bases keep append order, whatever order the pipeline presents.
             result.sort_by_key(|e| e.seq);
             stats.entries_out += result.len() as i64;
@@ -415,14 +479,31 @@ fn fold_keys(def: &Definition, pipeline: &Pipeline, keys: &[String], horizon: &s
 /// prefix of the read pipeline). Visits at most `max_keys` keys; see the SQL docs.
 #[pg_extern(sql = false)]
 fn collection_normalize(
-    collection: &str,
-    level: &str,
-    all_keys: bool,
+    schema: Option<&str>,
+    collection: Option<&str>,
+    level: Option<&str>,
+    all_keys: Option<bool>,
     max_keys: Option<i64>,
     pass_started: Option<TimestampWithTimeZone>,
 ) -> JsonB {
     let started = std::time::Instant::now();
-    let def = definition(collection);
+    let def = definition(schema, collection);
+    let collection = def.name.as_str();
+    let (Some(level), Some(all_keys)) = (level, all_keys) else {
+        raise(PgSqlErrorCode::ERRCODE_NULL_VALUE_NOT_ALLOWED, "level and all_keys must not be NULL".into(), None)
+    };
+    if max_keys.is_some_and(|m| m < 1) {
+        raise(PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE, format!("max_keys must be positive, not {}", max_keys.unwrap_or(0)), None);
+    }
+    // The definition's row first, as drop_collection takes it: a drop waits for this pass
+    // (and a pass that starts after a drop committed finds nothing) instead of deadlocking.
+    let locked = Spi::get_one_with_args::<bool>(
+        "SELECT true FROM collect.collection_defs WHERE schema = $1 AND name = $2 FOR NO KEY UPDATE",
+        &[def.schema.as_str().into(), collection.into()],
+    );
+    if !matches!(locked, Ok(Some(true))) {
+        raise(PgSqlErrorCode::ERRCODE_UNDEFINED_OBJECT, format!("collection \"{collection}\" does not exist"), None);
+    }
     let pipeline = match def.levels.get(level) {
         Some(steps) => parse_pipeline(steps, &format!("\"{level}\" level")),
         None => parse_pipeline(&def.read, "read").stable_prefix(),
@@ -478,8 +559,8 @@ fn collection_normalize(
     Spi::run_with_args(
         "UPDATE collect.collection_defs
             SET last_normalized = last_normalized || jsonb_build_object($2::text, $3::jsonb || jsonb_build_object('at', now()))
-          WHERE name = $1",
-        &[collection.into(), level.into(), JsonB(summary.clone()).into()],
+          WHERE schema = $4 AND name = $1",
+        &[collection.into(), level.into(), JsonB(summary.clone()).into(), def.schema.as_str().into()],
     )
     .unwrap_or_else(|e| spi_error(e));
     JsonB(summary)

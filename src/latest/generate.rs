@@ -38,19 +38,23 @@ pub struct Tracking {
     pub prefix: String,
     /// A boolean expression over the child's columns, already parsed as exactly one.
     pub filter: Option<String>,
+    /// The key type's equality operator, qualified (`pg_catalog.=` for built-in types): the
+    /// generated functions pin search_path, so a key type of another schema names its own.
+    #[serde(default = "builtin_equality")]
+    pub key_eq: String,
     /// The generated functions: `<refresh>(keys)` and `<trigger>()`.
     pub refresh_function: QualifiedName,
     pub trigger_function: QualifiedName,
 }
 
-/// Always quoted: correct for every name, keywords included.
-pub fn ident(name: &str) -> String {
-    format!("\"{}\"", name.replace('"', "\"\""))
+pub use crate::registry::names::{ident, literal};
+
+fn builtin_equality() -> String {
+    "pg_catalog.=".into()
 }
 
-pub fn literal(text: &str) -> String {
-    format!("'{}'", text.replace('\'', "''"))
-}
+/// What every generated function pins: nothing it runs is found through the caller's path.
+const PINNED: &str = "SET search_path = pg_catalog, pg_temp";
 
 /// A dollar-quote tag that does not occur in `body`.
 fn dollar_tag(body: &str) -> String {
@@ -98,7 +102,8 @@ impl Tracking {
             .collect::<Vec<_>>()
             .join(", ");
         format!(
-            "SELECT {columns} FROM {child} WHERE {link} = {key} AND {eligible} ORDER BY {order} LIMIT 1",
+            "SELECT {columns} FROM {child} WHERE {link} OPERATOR({eq}) {key} AND {eligible} ORDER BY {order} LIMIT 1",
+            eq = self.key_eq,
             columns = self.columns.iter().map(|c| ident(c)).collect::<Vec<_>>().join(", "),
             child = self.child.sql(),
             link = ident(&self.link),
@@ -106,17 +111,23 @@ impl Tracking {
         )
     }
 
-    /// `(a, b) IS DISTINCT FROM (c, d)` also for a single column.
+    /// The stored copy is not byte for byte the latest row's columns (NULLs equal): a copy
+    /// must be exact, and this needs no operator of the columns' types.
     fn differs(&self, stored: &str, latest: &str) -> String {
-        format!("ROW({}) IS DISTINCT FROM ROW({})", self.stored_columns(stored), self.latest_columns(latest))
+        format!(
+            "ROW({})::pg_catalog.record OPERATOR(pg_catalog.*<>) ROW({})::pg_catalog.record",
+            self.stored_columns(stored),
+            self.latest_columns(latest)
+        )
     }
 
     /// Locks the parents `keys` in key order: concurrent writers queue instead of
     /// deadlocking, and foreign-key checks (KEY SHARE) are not blocked.
     fn lock_parents(&self) -> String {
         format!(
-            "PERFORM FROM {parent} WHERE {key} = ANY (keys) ORDER BY {key} FOR NO KEY UPDATE;",
+            "PERFORM FROM {parent} WHERE {key} OPERATOR({eq}) ANY (pg_collect_keys) ORDER BY {key} FOR NO KEY UPDATE;",
             key = ident(&self.parent_key),
+            eq = self.key_eq,
             parent = self.parent.sql(),
         )
     }
@@ -127,18 +138,19 @@ impl Tracking {
         let sets = self
             .columns
             .iter()
-            .map(|c| format!("{} = l.{}", ident(&self.parent_column(c)), ident(c)))
+            .map(|c| format!("{} = pg_collect_latest.{}", ident(&self.parent_column(c)), ident(c)))
             .collect::<Vec<_>>()
             .join(", ");
         format!(
-            "UPDATE {parent} AS p SET {sets}
-          FROM unnest(keys) AS k(key)
-          LEFT JOIN LATERAL ({latest}) AS l ON true
-         WHERE p.{key} = k.key AND {differs};",
+            "UPDATE {parent} AS pg_collect_parent SET {sets}
+          FROM pg_catalog.unnest(pg_collect_keys) AS pg_collect_key_list(pg_collect_key)
+          LEFT JOIN LATERAL ({latest}) AS pg_collect_latest ON true
+         WHERE pg_collect_parent.{key} OPERATOR({eq}) pg_collect_key_list.pg_collect_key AND {differs};",
             parent = self.parent.sql(),
             key = ident(&self.parent_key),
-            latest = self.latest_of("k.key"),
-            differs = self.differs("p", "l"),
+            eq = self.key_eq,
+            latest = self.latest_of("pg_collect_key_list.pg_collect_key"),
+            differs = self.differs("pg_collect_parent", "pg_collect_latest"),
         )
     }
 
@@ -147,13 +159,13 @@ impl Tracking {
     pub fn refresh_function_sql(&self) -> String {
         let body = format!(
             "DECLARE
-    keys {key_type}[] := ARRAY(SELECT DISTINCT unnest(requested) ORDER BY 1);
-    changed bigint;
+    pg_collect_keys {key_type}[] := ARRAY(SELECT DISTINCT pg_catalog.unnest(pg_collect_requested) ORDER BY 1);
+    pg_collect_changed bigint;
 BEGIN
     {lock}
     {recompute}
-    GET DIAGNOSTICS changed = ROW_COUNT;
-    RETURN changed;
+    GET DIAGNOSTICS pg_collect_changed = ROW_COUNT;
+    RETURN pg_collect_changed;
 END",
             key_type = self.key_type,
             lock = self.lock_parents(),
@@ -161,7 +173,7 @@ END",
         );
         let tag = dollar_tag(&body);
         format!(
-            "CREATE FUNCTION {name}(requested {key_type}[]) RETURNS bigint LANGUAGE plpgsql AS {tag}\n{body}\n{tag}",
+            "CREATE FUNCTION {name}(pg_collect_requested {key_type}[]) RETURNS bigint LANGUAGE plpgsql {PINNED} AS {tag}\n{body}\n{tag}",
             name = self.refresh_function.sql(),
             key_type = self.key_type,
         )
@@ -182,20 +194,23 @@ END",
         );
         let body = format!(
             "DECLARE
-    keys {key_type}[];
+    pg_collect_keys {key_type}[];
 BEGIN
+    IF TG_WHEN <> 'AFTER' OR TG_LEVEL <> 'STATEMENT' THEN
+        RAISE EXCEPTION '% must be an AFTER statement trigger', TG_NAME USING ERRCODE = 'E0000';
+    END IF;
     IF TG_OP = 'INSERT' THEN
-        keys := ARRAY({new} ORDER BY 1);
+        pg_collect_keys := ARRAY({new} ORDER BY 1);
     ELSIF TG_OP = 'DELETE' THEN
-        keys := ARRAY({old} ORDER BY 1);
+        pg_collect_keys := ARRAY({old} ORDER BY 1);
     ELSIF TG_OP = 'UPDATE' THEN
-        keys := ARRAY({old} UNION {new} ORDER BY 1);
+        pg_collect_keys := ARRAY({old} UNION {new} ORDER BY 1);
     ELSE
         -- TRUNCATE: the rows are gone, so every parent that holds a copy is recomputed (for
         -- the whole child: cleared, as nothing is left).
-        keys := ARRAY(SELECT {key} FROM {parent} WHERE NOT {all_stored_null} ORDER BY 1);
+        pg_collect_keys := ARRAY(SELECT {key} FROM {parent} WHERE NOT {all_stored_null} ORDER BY 1);
     END IF;
-    IF cardinality(keys) > 0 THEN
+    IF pg_catalog.cardinality(pg_collect_keys) > 0 THEN
         {lock}
         {recompute}
     END IF;
@@ -209,7 +224,7 @@ END",
         );
         let tag = dollar_tag(&body);
         format!(
-            "CREATE FUNCTION {name}() RETURNS trigger LANGUAGE plpgsql AS {tag}\n{body}\n{tag}",
+            "CREATE FUNCTION {name}() RETURNS trigger LANGUAGE plpgsql {PINNED} AS {tag}\n{body}\n{tag}",
             name = self.trigger_function.sql(),
         )
     }
@@ -226,20 +241,21 @@ END",
                 })
                 .collect::<Vec<_>>()
                 .join(", ");
-            format!("jsonb_build_object({pairs})")
+            format!("pg_catalog.jsonb_build_object({pairs})")
         };
         format!(
-            "SELECT p.{key}::text, {stored}, CASE WHEN l.present THEN {expected} END
-               FROM {parent} AS p
-               LEFT JOIN LATERAL (SELECT true AS present, * FROM ({latest}) AS latest) AS l ON true
+            "SELECT pg_collect_parent.{key}::pg_catalog.text, {stored},
+                    CASE WHEN pg_collect_latest.pg_collect_present THEN {expected} END
+               FROM {parent} AS pg_collect_parent
+               LEFT JOIN LATERAL (SELECT true AS pg_collect_present, * FROM ({latest}) AS pg_collect_found) AS pg_collect_latest ON true
               WHERE {differs}
-              ORDER BY p.{key}",
+              ORDER BY pg_collect_parent.{key}",
             key = ident(&self.parent_key),
-            stored = object("p", true),
-            expected = object("l", false),
+            stored = object("pg_collect_parent", true),
+            expected = object("pg_collect_latest", false),
             parent = self.parent.sql(),
-            latest = self.latest_of(&format!("p.{}", ident(&self.parent_key))),
-            differs = self.differs("p", "l"),
+            latest = self.latest_of(&format!("pg_collect_parent.{}", ident(&self.parent_key))),
+            differs = self.differs("pg_collect_parent", "pg_collect_latest"),
         )
     }
 }
@@ -262,6 +278,7 @@ mod tests {
             filter: Some("NOT deleted".into()),
             refresh_function: QualifiedName { schema: "public".into(), name: "files_latest_refresh".into() },
             trigger_function: QualifiedName { schema: "public".into(), name: "files_latest_sync".into() },
+            key_eq: builtin_equality(),
         }
     }
 
@@ -280,8 +297,14 @@ mod tests {
         assert!(lock < update);
         assert!(sql.contains("ORDER BY \"created_at\" DESC, \"id\" DESC LIMIT 1"), "{sql}");
         assert!(sql.contains("\"created_at\" IS NOT NULL AND (\nNOT deleted\n)"), "{sql}");
-        assert!(sql.contains("ROW(p.\"latest_size\", p.\"latest_created_at\") IS DISTINCT FROM ROW(l.\"size\", l.\"created_at\")"));
-        assert!(sql.starts_with("CREATE FUNCTION \"public\".\"files_latest_refresh\"(requested bigint[]) RETURNS bigint"));
+        assert!(sql.contains(
+            "ROW(pg_collect_parent.\"latest_size\", pg_collect_parent.\"latest_created_at\")::pg_catalog.record \
+             OPERATOR(pg_catalog.*<>) ROW(pg_collect_latest.\"size\", pg_collect_latest.\"created_at\")::pg_catalog.record"
+        ), "{sql}");
+        assert!(sql.starts_with(
+            "CREATE FUNCTION \"public\".\"files_latest_refresh\"(pg_collect_requested bigint[]) RETURNS bigint \
+             LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp"
+        ), "{sql}");
     }
 
     #[test]
@@ -313,7 +336,9 @@ mod tests {
         t.filter = None;
         t.order_by = vec!["version".into(), "minor".into()];
         let sql = t.check_sql();
-        assert!(sql.contains("WHERE \"file_id\" = p.\"id\" AND \"version\" IS NOT NULL AND \"minor\" IS NOT NULL ORDER BY"));
+        assert!(sql.contains(
+            "WHERE \"file_id\" OPERATOR(pg_catalog.=) pg_collect_parent.\"id\" AND \"version\" IS NOT NULL AND \"minor\" IS NOT NULL ORDER BY"
+        ), "{sql}");
         assert!(sql.contains("ORDER BY \"version\" DESC, \"minor\" DESC, \"id\" DESC LIMIT 1"));
     }
 }

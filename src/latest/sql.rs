@@ -10,7 +10,7 @@ use crate::errors::raise;
 #[pg_extern(sql = false)]
 fn latest_sql(spec: JsonB) -> Vec<String> {
     let tracking: Tracking = serde_json::from_value(spec.0)
-        .unwrap_or_else(|e| raise(PgSqlErrorCode::ERRCODE_INTERNAL_ERROR, format!("invalid tracking spec: {e}"), None));
+        .unwrap_or_else(|e| raise(PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE, format!("invalid tracking spec: {e}"), None));
     vec![tracking.refresh_function_sql(), tracking.trigger_function_sql(), tracking.check_sql()]
 }
 
@@ -42,7 +42,31 @@ fn latest_check_filter(filter: &str) -> String {
     if trimmed.is_empty() {
         invalid_filter(filter, "it is empty");
     }
-    let text = CString::new(format!("SELECT (\n{trimmed}\n)")).expect("text values hold no NUL byte");
+    // Parsed twice, bare and in parentheses: text that only parses inside parentheses (such
+    // as `a) OR (true`) would escape them in the generated SQL.
+    for select in [format!("SELECT \n{trimmed}\n"), format!("SELECT (\n{trimmed}\n)")] {
+        let parsed = PgTryBuilder::new(|| {
+            single_expression(filter, &select);
+            Ok(())
+        })
+        .catch_others(|e| match e {
+            pgrx::pg_sys::panic::CaughtError::PostgresError(r) | pgrx::pg_sys::panic::CaughtError::ErrorReport(r)
+                if r.sql_error_code() == PgSqlErrorCode::ERRCODE_SYNTAX_ERROR =>
+            {
+                Err(r.message().to_string())
+            }
+            other => other.rethrow(),
+        })
+        .execute();
+        if let Err(why) = parsed {
+            invalid_filter(filter, &format!("it is not a single expression ({why})"));
+        }
+    }
+    trimmed.to_string()
+}
+
+fn single_expression(filter: &str, select: &str) {
+    let text = CString::new(select).expect("text values hold no NUL byte");
     // SAFETY: raw_parser reads a NUL-terminated string and returns a List of RawStmt nodes
     // (or raises a syntax error); the nodes are palloc'd in the current context.
     unsafe {
@@ -75,5 +99,4 @@ fn latest_check_filter(filter: &str) -> String {
             invalid_filter(filter, "subqueries are not allowed: the filter may only read the child row");
         }
     }
-    trimmed.to_string()
 }

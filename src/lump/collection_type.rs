@@ -116,15 +116,42 @@ fn collection_out(lump: &[u8]) -> CString {
     array_text(&decode_stored(lump))
 }
 
+fn invalid_binary(why: String) -> ! {
+    raise(
+        PgSqlErrorCode::ERRCODE_INVALID_BINARY_REPRESENTATION,
+        format!("invalid binary {TYPE_NAME} value: {why}"),
+        Some("Binary input takes exactly the values text input makes: each entry is jsonb's own text of a jsonb value.".into()),
+    )
+}
+
+/// Binary input accepts exactly what text input makes, so that whatever is stored can be
+/// dumped and restored: each entry must be a value `jsonb` accepts (no `\u0000`, no lone
+/// surrogate, valid UTF-8, no nesting beyond what its parser allows), written in `jsonb`'s
+/// own canonical text.
 #[pg_extern(sql = false)]
 fn collection_recv(buf: Internal) -> Vec<u8> {
     let bytes = typeio::recv_bytes(buf);
-    if let Err(e) = format::decode(bytes, Trust::Untrusted) {
-        raise(
-            PgSqlErrorCode::ERRCODE_INVALID_BINARY_REPRESENTATION,
-            format!("invalid binary {TYPE_NAME} value: {e}"),
-            None,
-        );
+    let lump = format::decode(bytes, Trust::Untrusted).unwrap_or_else(|e| invalid_binary(e.to_string()));
+    for (i, entry) in lump.entries().enumerate() {
+        let Ok(text) = std::str::from_utf8(entry) else {
+            invalid_binary(format!("entry {} is not valid UTF-8", i + 1))
+        };
+        let owned = text.to_string();
+        let canonical = PgTryBuilder::new(move || {
+            let parsed = JsonbValue::parse_bytes(owned.as_bytes());
+            Ok(parsed.as_arg().to_text().to_bytes().to_vec())
+        })
+        .catch_others(|e| match e {
+            pgrx::pg_sys::panic::CaughtError::PostgresError(r) | pgrx::pg_sys::panic::CaughtError::ErrorReport(r) => {
+                Err(r.message().to_string())
+            }
+            pgrx::pg_sys::panic::CaughtError::RustPanic { ereport, .. } => Err(ereport.message().to_string()),
+        })
+        .execute()
+        .unwrap_or_else(|why| invalid_binary(format!("entry {} is not a jsonb value: {why}", i + 1)));
+        if canonical != entry {
+            invalid_binary(format!("entry {} is not in jsonb's canonical form", i + 1));
+        }
     }
     bytes.to_vec()
 }
@@ -227,12 +254,14 @@ fn collection_agg_combine(left: Internal, right: Internal, fcinfo: pg_sys::Funct
 }
 
 #[pg_extern(sql = false)]
-fn collection_agg_serialize(state: Internal) -> Vec<u8> {
+fn collection_agg_serialize(state: Internal, fcinfo: pg_sys::FunctionCallInfo) -> Vec<u8> {
+    aggstate::aggregate_context(fcinfo, "collection_agg_serialize");
     aggstate::state_ref::<Builder>(&state).expect("serialize is strict").to_state_bytes()
 }
 
 #[pg_extern(sql = false)]
-fn collection_agg_deserialize(bytes: &[u8], _unused: Internal) -> Internal {
+fn collection_agg_deserialize(bytes: &[u8], _unused: Internal, fcinfo: pg_sys::FunctionCallInfo) -> Internal {
+    aggstate::aggregate_context(fcinfo, "collection_agg_deserialize");
     let builder = Builder::from_state_bytes(bytes).unwrap_or_else(|e| {
         raise(
             PgSqlErrorCode::ERRCODE_INVALID_BINARY_REPRESENTATION,
@@ -244,7 +273,8 @@ fn collection_agg_deserialize(bytes: &[u8], _unused: Internal) -> Internal {
 }
 
 #[pg_extern(sql = false)]
-fn collection_agg_final(state: Internal) -> Option<Vec<u8>> {
+fn collection_agg_final(state: Internal, fcinfo: pg_sys::FunctionCallInfo) -> Option<Vec<u8>> {
+    aggstate::aggregate_context(fcinfo, "collection_agg_final");
     aggstate::state_ref::<Builder>(&state).map(Builder::finish)
 }
 

@@ -1,11 +1,17 @@
 //! Rollups that keep no raw rows (`keep_raw => false`, Druid's mode). The source is a view:
-//! an INSTEAD OF row trigger appends each inserted row to an in-memory tuplestore (no heap,
-//! no WAL), and the view's statement trigger exposes that tuplestore as the ephemeral relation
-//! `new_rows` — as Postgres does for transition tables — and runs the same generated upserts
-//! as a table source's trigger.
+//! a BEFORE statement trigger opens a buffer for the statement, an INSTEAD OF row trigger
+//! appends each inserted row to it (an in-memory tuplestore: no heap, no WAL), and the AFTER
+//! statement trigger exposes it as the ephemeral relation `new_rows` — as Postgres does for
+//! transition tables — and runs the same upserts as a table source's trigger.
+//!
+//! Buffers form a stack per rollup: a statement nested inside another (a function called by
+//! the outer INSERT that inserts into the same view) opens and flushes its own, and a row
+//! always lands in the innermost open statement's buffer, whatever the command counter did
+//! meanwhile. Each rollup on a view has its own triggers and its own stack, so two rollups
+//! on one view each see every row once. A subtransaction that aborts drops the buffers it
+//! opened.
 
 use std::cell::RefCell;
-use std::collections::HashMap;
 use std::ffi::CStr;
 
 use pgrx::callbacks::{register_xact_callback, PgXactCallbackEvent};
@@ -14,22 +20,37 @@ use pgrx::{pg_sys, Internal, PgMemoryContexts};
 
 use crate::errors::raise;
 
-/// One statement's buffered rows for one view.
+/// One statement's buffered rows for one rollup.
 struct Buffer {
-    command: pg_sys::CommandId,
+    rollup: (String, String),
+    view: pg_sys::Oid,
+    subtransaction: pg_sys::SubTransactionId,
     store: *mut pg_sys::Tuplestorestate,
 }
 
 thread_local! {
-    /// Per view; emptied at every transaction end, when the stores' memory goes with
-    /// TopTransactionContext, so no pointer here outlives its store.
-    static BUFFERS: RefCell<HashMap<pg_sys::Oid, Buffer>> = RefCell::new(HashMap::new());
+    /// Open statements, innermost last. Emptied at every transaction end, when the stores'
+    /// memory goes with TopTransactionContext, so no pointer here outlives its store.
+    static BUFFERS: RefCell<Vec<Buffer>> = const { RefCell::new(Vec::new()) };
     static CLEANUP_REGISTERED: RefCell<bool> = const { RefCell::new(false) };
 }
 
 fn forget_buffers() {
     BUFFERS.with(|b| b.borrow_mut().clear());
     CLEANUP_REGISTERED.with(|r| *r.borrow_mut() = false);
+}
+
+#[pg_guard]
+unsafe extern "C-unwind" fn on_subtransaction(
+    event: pg_sys::SubXactEvent::Type,
+    my_subid: pg_sys::SubTransactionId,
+    _parent: pg_sys::SubTransactionId,
+    _arg: *mut std::ffi::c_void,
+) {
+    if event == pg_sys::SubXactEvent::SUBXACT_EVENT_ABORT_SUB {
+        // Statements opened inside the aborted subtransaction never reach their flush.
+        BUFFERS.with(|b| b.borrow_mut().retain(|buf| buf.subtransaction < my_subid));
+    }
 }
 
 fn ensure_cleanup() {
@@ -40,47 +61,108 @@ fn ensure_cleanup() {
             *r.borrow_mut() = true;
         }
     });
+    static SUBXACT_REGISTERED: std::sync::Once = std::sync::Once::new();
+    // SAFETY: registers a callback that lives as long as the backend.
+    SUBXACT_REGISTERED.call_once(|| unsafe { pg_sys::RegisterSubXactCallback(Some(on_subtransaction), std::ptr::null_mut()) });
 }
 
-fn trigger_data(fcinfo: pg_sys::FunctionCallInfo, function: &str) -> *mut pg_sys::TriggerData {
-    // SAFETY: reading the call's context node.
+fn protocol_violation(function: &str, how: &str) -> ! {
+    raise(
+        PgSqlErrorCode::ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED,
+        format!("{function} must be called as {how}"),
+        Some("Only collect.create_rollup makes these triggers.".into()),
+    )
+}
+
+/// The trigger data, after checking that the call is the trigger `how` describes: fired
+/// `when` (a TRIGGER_TYPE timing bit pattern), for rows or statements, by INSERT, on a
+/// view, with the rollup's (schema, name) and `extra` more arguments.
+unsafe fn trigger_data(
+    fcinfo: pg_sys::FunctionCallInfo,
+    function: &str,
+    how: &str,
+    fired: impl Fn(u32) -> bool,
+    extra_args: usize,
+) -> (*mut pg_sys::TriggerData, (String, String), Vec<String>) {
+    // SAFETY: reading the call's context node, then (once it is trigger data) its fields.
     unsafe {
         let context = (*fcinfo).context;
         if context.is_null() || (*context).type_ != pg_sys::NodeTag::T_TriggerData {
-            raise(
-                PgSqlErrorCode::ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED,
-                format!("{function} must be called as a trigger"),
-                None,
-            );
+            protocol_violation(function, how);
         }
-        context.cast()
+        let td = context.cast::<pg_sys::TriggerData>();
+        let event = (*td).tg_event;
+        let relation = (*td).tg_relation;
+        let trigger = (*td).tg_trigger;
+        if !fired(event)
+            || event & pg_sys::TRIGGER_EVENT_OPMASK != pg_sys::TRIGGER_EVENT_INSERT
+            || relation.is_null()
+            || (*(*relation).rd_rel).relkind != pg_sys::RELKIND_VIEW as core::ffi::c_char
+            || trigger.is_null()
+            || (*trigger).tgnargs as usize != 2 + extra_args
+        {
+            protocol_violation(function, how);
+        }
+        let args: Vec<String> = (0..(*trigger).tgnargs as usize)
+            .map(|i| CStr::from_ptr(*(*trigger).tgargs.add(i)).to_string_lossy().into_owned())
+            .collect();
+        (td, (args[0].clone(), args[1].clone()), args[2..].to_vec())
     }
 }
 
-fn current_command() -> pg_sys::CommandId {
-    // SAFETY: reads the current command counter without marking it used.
-    unsafe { pg_sys::GetCurrentCommandId(false) }
+fn is_row(event: u32) -> bool {
+    event & pg_sys::TRIGGER_EVENT_ROW != 0
+}
+
+fn timing(event: u32) -> u32 {
+    event & pg_sys::TRIGGER_EVENT_TIMINGMASK
+}
+
+/// BEFORE INSERT, FOR EACH STATEMENT, on the view: open this statement's buffer.
+#[pg_extern(sql = false)]
+fn rollup_begin(fcinfo: pg_sys::FunctionCallInfo) -> Internal {
+    // SAFETY: trigger_data checks the call before reading anything.
+    let (td, rollup, _) = unsafe {
+        trigger_data(fcinfo, "collect._rollup_begin", "a BEFORE INSERT statement trigger on a view",
+                     |e| !is_row(e) && timing(e) == pg_sys::TRIGGER_EVENT_BEFORE, 0)
+    };
+    ensure_cleanup();
+    // SAFETY: the relation was checked above; the store is made in TopTransactionContext.
+    unsafe {
+        let view = (*(*td).tg_relation).rd_id;
+        let store = PgMemoryContexts::TopTransactionContext
+            .switch_to(|_| pg_sys::tuplestore_begin_heap(false, false, pg_sys::work_mem));
+        let subtransaction = pg_sys::GetCurrentSubTransactionId();
+        BUFFERS.with(|b| b.borrow_mut().push(Buffer { rollup, view, subtransaction, store }));
+    }
+    Internal::from(Some(pg_sys::Datum::from(0usize)))
 }
 
 /// INSTEAD OF INSERT, FOR EACH ROW, on the view: keep the row for the statement trigger.
 #[pg_extern(sql = false)]
 fn rollup_buffer_row(fcinfo: pg_sys::FunctionCallInfo) -> Internal {
-    let td = trigger_data(fcinfo, "collect._rollup_buffer_row");
-    ensure_cleanup();
-    // SAFETY: an INSTEAD OF row trigger on a view carries the new row in tg_trigtuple.
+    // SAFETY: trigger_data checks the call before reading anything.
+    let (td, rollup, _) = unsafe {
+        trigger_data(fcinfo, "collect._rollup_buffer_row", "an INSTEAD OF INSERT row trigger on a view",
+                     |e| is_row(e) && timing(e) == pg_sys::TRIGGER_EVENT_INSTEAD, 0)
+    };
+    // SAFETY: an INSTEAD OF INSERT row trigger on a view carries the new row in tg_trigtuple.
     unsafe {
         let view = (*(*td).tg_relation).rd_id;
         let tuple = (*td).tg_trigtuple;
-        let command = current_command();
+        if tuple.is_null() {
+            protocol_violation("collect._rollup_buffer_row", "an INSTEAD OF INSERT row trigger on a view");
+        }
         BUFFERS.with(|buffers| {
-            let mut buffers = buffers.borrow_mut();
-            let fresh = buffers.get(&view).is_none_or(|b| b.command != command);
-            if fresh {
-                let store = PgMemoryContexts::TopTransactionContext
-                    .switch_to(|_| pg_sys::tuplestore_begin_heap(false, false, pg_sys::work_mem));
-                buffers.insert(view, Buffer { command, store });
-            }
-            pg_sys::tuplestore_puttuple(buffers[&view].store, tuple);
+            let buffers = buffers.borrow();
+            let Some(buffer) = buffers.iter().rev().find(|b| b.rollup == rollup && b.view == view) else {
+                raise(
+                    PgSqlErrorCode::ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED,
+                    format!("no statement is open for rollup {}.{}", rollup.0, rollup.1),
+                    Some("The rollup's BEFORE INSERT trigger is missing: drop the rollup and create it again.".into()),
+                )
+            };
+            pg_sys::tuplestore_puttuple(buffer.store, tuple);
         });
         // Returning the row counts it as inserted.
         Internal::from(Some(pg_sys::Datum::from(tuple)))
@@ -90,35 +172,34 @@ fn rollup_buffer_row(fcinfo: pg_sys::FunctionCallInfo) -> Internal {
 /// AFTER INSERT, FOR EACH STATEMENT, on the view: roll up the buffered rows.
 #[pg_extern(sql = false)]
 fn rollup_flush(fcinfo: pg_sys::FunctionCallInfo) -> Internal {
-    let td = trigger_data(fcinfo, "collect._rollup_flush");
-    // SAFETY: reading the trigger's relation and arguments.
-    let (view, rollup) = unsafe {
-        let trigger = (*td).tg_trigger;
-        if (*trigger).tgnargs < 1 {
-            raise(PgSqlErrorCode::ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED, "collect._rollup_flush needs the rollup's name".into(), None);
-        }
-        let name = CStr::from_ptr(*(*trigger).tgargs).to_string_lossy().into_owned();
-        ((*(*td).tg_relation).rd_id, name)
+    // SAFETY: trigger_data checks the call before reading anything.
+    let (td, rollup, extra) = unsafe {
+        trigger_data(fcinfo, "collect._rollup_flush", "an AFTER INSERT statement trigger on a view",
+                     |e| !is_row(e) && timing(e) == pg_sys::TRIGGER_EVENT_AFTER, 1)
     };
-    let command = current_command();
+    // SAFETY: the relation was checked above.
+    let view = unsafe { (*(*td).tg_relation).rd_id };
+    let version: i32 = extra[0].parse().unwrap_or_else(|_| protocol_violation("collect._rollup_flush", "a trigger made by collect.create_rollup"));
     let buffer = BUFFERS.with(|b| {
         let mut b = b.borrow_mut();
-        match b.get(&view) {
-            Some(buf) if buf.command == command => b.remove(&view),
-            _ => None,
-        }
+        let position = b.iter().rposition(|buf| buf.rollup == rollup && buf.view == view);
+        position.map(|p| b.remove(p))
     });
     let Some(buffer) = buffer else {
-        // The statement inserted no rows.
-        return Internal::from(Some(pg_sys::Datum::from(0usize)));
+        protocol_violation("collect._rollup_flush", "the AFTER trigger of a statement its rollup's BEFORE trigger opened")
     };
+    if unsafe { pg_sys::tuplestore_tuple_count(buffer.store) } == 0 {
+        // SAFETY: nothing refers to the store any more.
+        unsafe { pg_sys::tuplestore_end(buffer.store) };
+        return Internal::from(Some(pg_sys::Datum::from(0usize)));
+    }
     let statements: Vec<String> = Spi::get_one_with_args::<Vec<String>>(
-        "SELECT statements FROM collect.rollup_defs WHERE name = $1",
-        &[rollup.as_str().into()],
+        "SELECT collect._rollup_trigger_statements($1, $2, $3, $4)",
+        &[rollup.0.as_str().into(), rollup.1.as_str().into(), version.into(), view.into()],
     )
     .ok()
     .flatten()
-    .unwrap_or_else(|| raise(PgSqlErrorCode::ERRCODE_UNDEFINED_OBJECT, format!("rollup \"{rollup}\" does not exist"), None));
+    .unwrap_or_else(|| raise(PgSqlErrorCode::ERRCODE_UNDEFINED_OBJECT, format!("rollup \"{}\" does not exist", rollup.1), None));
     Spi::connect_mut(|client| {
         // SAFETY: the ENR and its name live in the SPI procedure context until SPI_finish;
         // the tuplestore lives in TopTransactionContext.

@@ -166,16 +166,21 @@ macro_rules! sketch_aggregate_support {
         fn $combine(left: Internal, right: Internal, fcinfo: pg_sys::FunctionCallInfo) -> Internal {
             combine_sketches::<$rust>(left, right, fcinfo)
         }
+        // Every function taking `internal` checks it is called by an aggregate: called from
+        // SQL, its argument could be any pointer (see aggstate::aggregate_context).
         #[pg_extern(sql = false)]
-        fn $serialize(state: Internal) -> Vec<u8> {
+        fn $serialize(state: Internal, fcinfo: pg_sys::FunctionCallInfo) -> Vec<u8> {
+            aggstate::aggregate_context(fcinfo, stringify!($serialize));
             serialize_sketch::<$rust>(state)
         }
         #[pg_extern(sql = false)]
-        fn $deserialize(bytes: &[u8], _unused: Internal) -> Internal {
+        fn $deserialize(bytes: &[u8], _unused: Internal, fcinfo: pg_sys::FunctionCallInfo) -> Internal {
+            aggstate::aggregate_context(fcinfo, stringify!($deserialize));
             deserialize_sketch::<$rust>(bytes)
         }
         #[pg_extern(sql = false)]
-        fn $final(state: Internal) -> Option<Vec<u8>> {
+        fn $final(state: Internal, fcinfo: pg_sys::FunctionCallInfo) -> Option<Vec<u8>> {
+            aggstate::aggregate_context(fcinfo, stringify!($final));
             final_sketch::<$rust>(state)
         }
     };

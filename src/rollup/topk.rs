@@ -49,9 +49,9 @@ impl TopK {
     }
 
     pub fn add(&mut self, value: &str, weight: u64) {
-        self.total += weight;
+        self.total = self.total.saturating_add(weight);
         if let Some(slot) = self.counters.get_mut(value) {
-            slot.0 += weight;
+            slot.0 = slot.0.saturating_add(weight);
             return;
         }
         if !self.full() {
@@ -60,7 +60,7 @@ impl TopK {
         }
         let (victim, min) = self.smallest().map(|(v, c)| (v.clone(), c)).expect("full means non-empty");
         self.counters.remove(&victim);
-        self.counters.insert(value.to_string(), (min + weight, min));
+        self.counters.insert(value.to_string(), (min.saturating_add(weight), min));
     }
 
     pub fn merge(&mut self, other: &TopK) -> Result<(), String> {
@@ -69,19 +69,25 @@ impl TopK {
         }
         let our_floor = if self.full() { self.smallest().map_or(0, |(_, c)| c) } else { 0 };
         let their_floor = if other.full() { other.smallest().map_or(0, |(_, c)| c) } else { 0 };
+        // Counts near 2^64 cannot be added: an error, never a value that wrapped around.
+        let overflow = || "topk counts would exceed 2^64".to_string();
+        let add = |a: u64, b: u64| a.checked_add(b).ok_or_else(overflow);
+        let total = add(self.total, other.total)?;
         let mut merged: HashMap<String, (u64, u64)> = HashMap::new();
         for (v, &(c, e)) in &self.counters {
             let (oc, oe) = other.counters.get(v).copied().unwrap_or((their_floor, their_floor));
-            merged.insert(v.clone(), (c + oc, e + oe));
+            merged.insert(v.clone(), (add(c, oc)?, add(e, oe)?));
         }
         for (v, &(c, e)) in &other.counters {
-            merged.entry(v.clone()).or_insert((c + our_floor, e + our_floor));
+            if !merged.contains_key(v) {
+                merged.insert(v.clone(), (add(c, our_floor)?, add(e, our_floor)?));
+            }
         }
         let mut ranked: Vec<(String, (u64, u64))> = merged.into_iter().collect();
         ranked.sort_by(|a, b| b.1 .0.cmp(&a.1 .0).then_with(|| a.0.cmp(&b.0)));
         ranked.truncate(self.capacity as usize);
         self.counters = ranked.into_iter().collect();
-        self.total += other.total;
+        self.total = total;
         Ok(())
     }
 
@@ -122,6 +128,9 @@ impl TopK {
         for _ in 0..n {
             let len = r.count(1)?;
             let v = std::str::from_utf8(r.bytes(len)?).map_err(|_| "topk value is not UTF-8")?;
+            if v.contains('\0') {
+                return Err("topk value holds a NUL byte, which text cannot".into());
+            }
             let (c, e) = (r.varint()?, r.varint()?);
             if e > c {
                 return Err("topk error exceeds its count".into());
@@ -187,6 +196,17 @@ mod tests {
             assert!(reported.contains(v), "{v} missing from {reported:?}");
         }
         assert_eq!(sketch.total(), 50_000);
+    }
+
+    #[test]
+    fn merging_counts_near_the_limit_is_an_error_not_a_wraparound() {
+        let mut a = TopK::new(4).unwrap();
+        a.add("x", u64::MAX - 1);
+        let mut b = TopK::new(4).unwrap();
+        b.add("x", 5);
+        assert!(a.clone().merge(&b).unwrap_err().contains("2^64"));
+        let bytes = a.to_bytes();
+        assert_eq!(TopK::from_bytes(&bytes).unwrap().top(1), a.top(1));
     }
 
     #[test]

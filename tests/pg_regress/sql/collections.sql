@@ -104,7 +104,8 @@ SELECT collect.drop_collection('no_such_collection');
 \echo :LAST_ERROR_SQLSTATE
 SELECT count(*) AS nothing_was_created FROM collect.collection_defs WHERE name = 'bad';
 
--- Custom reducers run with the caller's privileges.
+-- Custom reducers run with the privileges of the collection's owner, like a view: a reader
+-- who may not call the function still reads through it.
 SET client_min_messages = warning;
 DROP ROLE IF EXISTS collect_regress_owner;
 DROP ROLE IF EXISTS collect_regress_reader;
@@ -122,8 +123,8 @@ SELECT collect.read('owned', 'k');
 SELECT tableowner FROM pg_tables WHERE tablename IN ('owned_pending', 'owned_base');
 GRANT SELECT ON owned_pending, owned_base TO collect_regress_reader;
 SET ROLE collect_regress_reader;
+SELECT has_function_privilege('private_reducer(jsonb)', 'EXECUTE') AS reader_may_call_it;
 SELECT collect.read('owned', 'k');
-\echo :LAST_ERROR_SQLSTATE
 -- Only the owner may drop it.
 SELECT collect.drop_collection('owned');
 \echo :LAST_ERROR_SQLSTATE

@@ -1,0 +1,169 @@
+-- pg_collect in a database shared by roles that do not trust each other: what a login role
+-- with no privileges (and the pre-15 writable public schema) can and cannot do to others.
+\set SHOW_CONTEXT never
+SET client_min_messages = warning;
+DROP ROLE IF EXISTS collect_alice;
+DROP ROLE IF EXISTS collect_mallory;
+RESET client_min_messages;
+CREATE ROLE collect_alice LOGIN;
+CREATE ROLE collect_mallory LOGIN;
+GRANT CREATE ON SCHEMA public TO collect_alice, collect_mallory;
+CREATE SCHEMA alice AUTHORIZATION collect_alice;
+CREATE SCHEMA mallory AUTHORIZATION collect_mallory;
+
+-- 1. C entry points check how they are called: no crash, an ERROR.
+SET ROLE collect_mallory;
+CREATE TEMP TABLE t (x int);
+CREATE TRIGGER z AFTER INSERT ON t FOR EACH STATEMENT EXECUTE FUNCTION collect._rollup_buffer_row();
+INSERT INTO t VALUES (1);
+\echo :LAST_ERROR_SQLSTATE
+CREATE TRIGGER y AFTER INSERT ON t FOR EACH ROW EXECUTE FUNCTION collect._rollup_flush('alice', 'r', '1');
+INSERT INTO t VALUES (1);
+\echo :LAST_ERROR_SQLSTATE
+SELECT collect._rollup_begin();
+\echo :LAST_ERROR_SQLSTATE
+DROP TABLE t;
+-- Functions of internal arguments are for Postgres to call, not for SQL.
+SELECT count(*) AS internal_functions,
+       count(*) FILTER (WHERE has_function_privilege(p.oid, 'EXECUTE')) AS executable_by_mallory
+  FROM pg_proc p WHERE p.pronamespace = 'collect'::regnamespace AND 'internal'::regtype = ANY (p.proargtypes::oid[]);
+RESET ROLE;
+
+-- Alice's objects.
+SET ROLE collect_alice;
+SET search_path = alice, public;
+CREATE TABLE events (at timestamptz, page text, n int);
+SELECT collect.create_rollup('r', 'events', 'at', '{page}', '{"total": "sum(n)"}');
+SELECT collect.add_tier('r', 'r_1h', '1 hour');
+SELECT collect.create_collection('feed', 'text', '[{"latest_by": "k"}]');
+INSERT INTO events VALUES ('2026-11-01 10:00', 'home', 1);
+SELECT collect.append('feed', 'a', '{"k": 1}');
+CREATE TABLE files (id bigint PRIMARY KEY);
+CREATE TABLE versions (id bigint PRIMARY KEY, file_id bigint, created_at timestamptz, size bigint);
+SELECT collect.track_latest('files', 'versions', 'file_id', 'created_at', '{size}');
+RESET search_path;
+
+-- 2. Registries cannot be planted: rows naming somebody else's tables, carrying another
+-- owner, or squatting a name in another schema are refused by row level security.
+SET ROLE collect_mallory;
+INSERT INTO collect.rollup_defs (schema, name, source_schema, source_name, time_column, dimensions, metrics, granularity, tiers)
+VALUES ('alice', 'r2', 'alice', 'events', 'at', '{}', '[]', '1 minute', '[{"name": "r", "granularity": "1 hour"}]');
+\echo :LAST_ERROR_SQLSTATE
+INSERT INTO collect.collection_defs (schema, name, key_type, read, owner) VALUES ('alice', 'feed2', 'text', '[]', 'collect_alice');
+\echo :LAST_ERROR_SQLSTATE
+UPDATE collect.rollup_defs SET tiers = '[{"name": "r", "granularity": "1 day", "keep": "1 second"}]' WHERE schema = 'alice';
+SELECT tiers->0->>'name' AS alice_tier_unchanged FROM collect.rollup_defs WHERE schema = 'alice';
+DELETE FROM collect.collection_defs WHERE schema = 'alice';
+SELECT count(*) AS alice_collection_still_there FROM collect.collection_defs WHERE schema = 'alice';
+-- No registry holds SQL text for anyone to run.
+SELECT count(*) AS sql_text_columns FROM information_schema.columns
+ WHERE table_schema = 'collect' AND table_name LIKE '%_defs' AND column_name IN ('statements', 'check_sql');
+-- A trigger of mallory's own that names alice's rollup does not run it.
+CREATE TABLE mallory.events (at timestamptz, page text, n int);
+CREATE TRIGGER steal AFTER INSERT ON mallory.events REFERENCING NEW TABLE AS new_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION collect._rollup_ingest('alice', 'r', '2');
+INSERT INTO mallory.events VALUES ('2026-11-01 10:00', 'home', 100);
+\echo :LAST_ERROR_SQLSTATE
+-- Names live in schemas: mallory's own collection "feed" is not alice's.
+SET search_path = mallory, public;
+SELECT collect.create_collection('feed');
+SELECT collect.append('feed', 'a', '{"k": "mallory"}');
+SELECT collect.read('alice.feed', 'a');
+\echo :LAST_ERROR_SQLSTATE
+RESET search_path;
+
+-- 3. The views work for everybody: others' figures are NULL unless one may read their tables.
+SELECT schema, name, keys, pending_entries FROM collect.collections WHERE schema IN ('alice', 'mallory') ORDER BY 1, 2;
+SELECT schema, name, rows_in, rollup_rows FROM collect.rollups WHERE schema IN ('alice', 'mallory') ORDER BY 1, 2;
+
+-- 5. search_path is pinned: a function planted in public is never called by pg_collect.
+CREATE FUNCTION public.format(text, regclass, regtype) RETURNS text LANGUAGE sql AS $$ SELECT 'planted' $$;
+CREATE FUNCTION public.cardinality(bigint[]) RETURNS int LANGUAGE sql AS $$ SELECT 0 $$;
+RESET ROLE;
+SET ROLE collect_alice;
+SET search_path = public, alice;
+SELECT collect.append('alice.feed', 'b', '{"k": 2}') > 0 AS appended;
+INSERT INTO alice.files VALUES (1);
+INSERT INTO alice.versions VALUES (1, 1, '2026-11-01', 42);
+SELECT latest_size FROM alice.files;
+RESET search_path;
+
+-- 4. sql steps run as the collection's owner, never as the reader or the normalizer.
+CREATE FUNCTION alice.whoami(entries jsonb) RETURNS jsonb LANGUAGE sql AS $$ SELECT jsonb_build_array(current_user::text) $$;
+SELECT collect.create_collection('alice.who', 'text', '[{"sql": "alice.whoami"}]');
+SELECT collect.create_collection('who2', 'text', '[{"sql": "whoami"}]');
+\echo :LAST_ERROR_SQLSTATE
+SELECT collect.append('alice.who', 'k', '{}') > 0 AS appended;
+GRANT USAGE ON SCHEMA alice TO collect_mallory;
+GRANT SELECT ON alice.who_pending, alice.who_base TO collect_mallory;
+SET ROLE collect_mallory;
+SELECT collect.read('alice.who', 'k') AS mallory_reads_as;
+RESET ROLE;
+SELECT collect.read('alice.who', 'k') AS superuser_reads_as;
+
+-- 6. Generated SQL is qualified; a rollup is found in its own schema.
+SET ROLE collect_alice;
+SET search_path = mallory, public;
+INSERT INTO alice.events VALUES ('2026-11-01 10:01', 'home', 2);
+SELECT sum(total) AS alice_total FROM alice.r;
+SELECT sum(total) AS alice_hour_total FROM alice.r_1h;
+RESET search_path;
+
+-- 7. Numbers are exact and any jsonb survives collections.
+SELECT collect.create_collection('alice.nums', 'text', '[{"sum_by": "k", "value": "v"}]');
+SELECT collect.append_many('alice.nums', 'a', '[{"k": 1, "v": 123456789012345678901234567890}, {"k": 1, "v": 0.1000000000000000000001},
+                                                {"k": 2, "v": 1e400}, {"k": 2, "v": 1}]');
+SELECT collect.read('alice.nums', 'a') -> 0 -> 'v' AS exact_sum,
+       collect.read('alice.nums', 'a') -> 1 -> 'v' = (10::numeric ^ 400 + 1)::text::jsonb AS huge_sum_exact;
+SELECT collect.normalize('alice.nums') ->> 'entries_out' AS folded;
+SELECT collect.read('alice.nums', 'a') -> 0 -> 'v' AS exact_after_normalize;
+SELECT collect.create_collection('alice.deep', 'text', '[{"latest_by": "k"}]');
+SELECT collect.append('alice.deep', 'a', jsonb_build_object('k', 1, 'v', (repeat('[', 500) || '1' || repeat(']', 500))::jsonb)) > 0 AS appended;
+SELECT collect.normalize('alice.deep') ->> 'entries_out' AS folded;
+SELECT collect.read('alice.deep', 'a') -> 0 -> 'v' = (repeat('[', 500) || '1' || repeat(']', 500))::jsonb AS deep_value_intact;
+
+-- 8. Rollups without raw rows count every row once.
+CREATE VIEW alice.clicks AS SELECT NULL::timestamptz AS at, NULL::text AS page WHERE false;
+SELECT collect.create_rollup('c1', 'alice.clicks', 'at', '{page}', keep_raw => false);
+SELECT collect.create_rollup('c2', 'alice.clicks', 'at', '{page}', keep_raw => false);
+CREATE TABLE alice.side (g int);
+CREATE FUNCTION alice.noisy(g int) RETURNS text LANGUAGE plpgsql AS $$ BEGIN INSERT INTO alice.side VALUES (g); RETURN 'p'; END $$;
+INSERT INTO alice.clicks SELECT '2026-11-01 10:00', alice.noisy(g) FROM generate_series(1, 10) g;
+SELECT (SELECT sum(event_count) FROM alice.c1) AS c1_events, (SELECT sum(event_count) FROM alice.c2) AS c2_events;
+
+-- 12. Smaller defects.
+SELECT collect.set_retention('alice.r_1h', '1 day') >= 0 AS tier_retention_set;
+SELECT collect.create_collection('alice.bad', 'text', '[{"expire": "-178956970 years 1 second"}]');
+\echo :LAST_ERROR_SQLSTATE
+SELECT collect.create_rollup('bad', 'alice.events', 'at', metrics => '{"": "sum(n)"}');
+\echo :LAST_ERROR_SQLSTATE
+CREATE TABLE alice.with_ids (id bigserial PRIMARY KEY, at timestamptz, page text, n int DEFAULT 7);
+SELECT collect.create_rollup('ids', 'alice.with_ids', 'at', '{page}', '{"total": "sum(n)"}');
+SELECT collect.ingest('alice.ids', '[{"at": "2026-11-01T10:00:00Z", "page": "x"}, {"at": "2026-11-01T10:00:00Z", "page": "x", "n": 1}]');
+SELECT event_count, total FROM alice.ids;
+SELECT collect._latest_sql('{}');
+\echo :LAST_ERROR_SQLSTATE
+
+-- 11. A filter cannot escape its parentheses; generated names do not collide with users'.
+CREATE TABLE alice.p (id bigint PRIMARY KEY, keys int);
+CREATE TABLE alice.k (id bigint PRIMARY KEY, key bigint, at int, deleted boolean);
+SELECT collect.track_latest('alice.p', 'alice.k', 'key', 'at', '{at}', filter => 'NOT deleted) OR (true');
+\echo :LAST_ERROR_SQLSTATE
+SELECT collect.track_latest('alice.p', 'alice.k', 'key', 'at', '{at}', filter => 'NOT deleted');
+INSERT INTO alice.p VALUES (1, 0);
+INSERT INTO alice.k VALUES (1, 1, 5, false), (2, 1, 9, true);
+SELECT id, latest_at FROM alice.p;
+SELECT * FROM collect.check_latest('alice.p');
+
+-- Clean up.
+RESET ROLE;
+DROP SCHEMA alice CASCADE;
+DROP SCHEMA mallory CASCADE;
+DROP FUNCTION public.format(text, regclass, regtype);
+DROP FUNCTION public.cardinality(bigint[]);
+DELETE FROM collect.collection_defs WHERE schema IN ('alice', 'mallory');
+DELETE FROM collect.rollup_defs WHERE schema IN ('alice', 'mallory');
+DELETE FROM collect.latest_defs WHERE parent IS NULL;
+REVOKE CREATE ON SCHEMA public FROM collect_alice, collect_mallory;
+DROP ROLE collect_alice;
+DROP ROLE collect_mallory;
