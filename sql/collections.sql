@@ -340,8 +340,8 @@ END $$;
 
 CREATE VIEW collect.collections AS
 SELECT d.schema, d.name, d.key_type, d.read, d."normalize",
-       to_regclass(format('%I.%I', d.schema, d.name || '_pending')) AS pending_table,
-       to_regclass(format('%I.%I', d.schema, d.name || '_base')) AS base_table,
+       collect._owned_relation(d.owner, d.schema, d.name || '_pending') AS pending_table,
+       collect._owned_relation(d.owner, d.schema, d.name || '_base') AS base_table,
        d.owner, f.keys, f.pending_entries, f.base_bytes, d.last_normalized
   FROM collect.collection_defs d JOIN collect._collection_figures() f USING (schema, name);
 GRANT SELECT ON collect.collections TO PUBLIC;

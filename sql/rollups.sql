@@ -262,6 +262,14 @@ DECLARE
     rollup regclass;
     def collect.rollup_defs;
 BEGIN
+    -- A rollup lives in its source's schema; a qualified name must say that schema.
+    IF name IS NOT NULL AND cardinality(parse_ident(name)) = 2 THEN
+        IF (parse_ident(name))[1] <> (SELECT relnamespace::regnamespace::name FROM pg_class WHERE oid = source) THEN
+            RAISE EXCEPTION 'rollup % must be in the schema of its source %', name, source
+                USING ERRCODE = 'invalid_parameter_value', HINT = 'Give the name without a schema, or the source''s schema.';
+        END IF;
+        name := (parse_ident(name))[2];
+    END IF;
     PERFORM collect._check_name('rollup', name);
     IF keep_raw IS NULL THEN
         RAISE EXCEPTION 'keep_raw must be true or false, not NULL' USING ERRCODE = 'null_value_not_allowed';
@@ -684,8 +692,8 @@ BEGIN
 END $$;
 
 CREATE VIEW collect.rollups AS
-SELECT d.schema, d.name, to_regclass(format('%I.%I', d.schema, d.name)) AS rollup_table,
-       to_regclass(format('%I.%I', d.source_schema, d.source_name)) AS source,
+SELECT d.schema, d.name, collect._owned_relation(d.owner, d.schema, d.name) AS rollup_table,
+       collect._rollup_source(d) AS source,
        d.time_column, d.dimensions, d.granularity, d.keep_raw, d.keep,
        (SELECT coalesce(jsonb_agg(t || jsonb_build_object('table', format('%I.%I', d.schema, t->>'name')) ORDER BY o), '[]')
           FROM jsonb_array_elements(d.tiers) WITH ORDINALITY x(t, o)) AS tiers,

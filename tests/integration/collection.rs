@@ -11,7 +11,7 @@ use crate::{connect, db_user, fresh_database, pg_bin, port, sqlstate};
 
 /// Bytes sent as a binary parameter, so the server runs collection_recv on them.
 #[derive(Debug)]
-struct RawBinary(Vec<u8>);
+pub struct RawBinary(pub Vec<u8>);
 
 impl ToSql for RawBinary {
     fn to_sql(&self, _: &Type, out: &mut postgres::types::private::BytesMut) -> Result<IsNull, Box<dyn Error + Sync + Send>> {

@@ -5,6 +5,7 @@ mod collection;
 mod collections;
 mod latest;
 mod rollups;
+mod security;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -74,4 +75,17 @@ pub fn dump_and_restore(source: &str) -> String {
     std::fs::remove_file(&dump).ok();
     assert!(restored, "pg_restore failed");
     target
+}
+
+/// A small deterministic generator for fuzz cases: every failure reproduces from its seed.
+pub struct XorShiftLike(pub u64);
+
+impl XorShiftLike {
+    /// A number in `0..n`.
+    pub fn below(&mut self, n: usize) -> usize {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        (self.0 % n.max(1) as u64) as usize
+    }
 }

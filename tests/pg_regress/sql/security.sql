@@ -73,8 +73,8 @@ SELECT collect.read('alice.feed', 'a');
 RESET search_path;
 
 -- 3. The views work for everybody: others' figures are NULL unless one may read their tables.
-SELECT schema, name, keys, pending_entries FROM collect.collections WHERE schema IN ('alice', 'mallory') ORDER BY 1, 2;
-SELECT schema, name, rows_in, rollup_rows FROM collect.rollups WHERE schema IN ('alice', 'mallory') ORDER BY 1, 2;
+SELECT schema, name, pending_table, keys, pending_entries FROM collect.collections WHERE schema IN ('alice', 'mallory') ORDER BY 1, 2;
+SELECT schema, name, rollup_table, source, rows_in, rollup_rows FROM collect.rollups WHERE schema IN ('alice', 'mallory') ORDER BY 1, 2;
 
 -- 5. search_path is pinned: a function planted in public is never called by pg_collect.
 CREATE FUNCTION public.format(text, regclass, regtype) RETURNS text LANGUAGE sql AS $$ SELECT 'planted' $$;
