@@ -36,12 +36,10 @@ DECLARE
 BEGIN
     SELECT * INTO def FROM collect.collection_defs d WHERE d.schema = _collection_def.schema AND d.name = _collection_def.name;
     IF NOT FOUND THEN
-        RAISE EXCEPTION 'collection "%" does not exist', name
-            USING ERRCODE = 'undefined_object',
-                  HINT = 'Create it with collect.create_collection(name); collect.collections lists those there are.';
+        PERFORM collect._no_definition('collection', name,
+            'Create it with collect.create_collection(name); collect.collections lists those there are.');
     END IF;
-    PERFORM collect._definition_relation(def.owner, def.schema, def.name || '_pending', format('collection %I.%I', def.schema, def.name));
-    PERFORM collect._definition_relation(def.owner, def.schema, def.name || '_base', format('collection %I.%I', def.schema, def.name));
+    PERFORM collect._check_usable(collect._collection_verify(def), format('collection %I.%I', def.schema, def.name), def.owner);
     RETURN def;
 END $$;
 
@@ -298,7 +296,7 @@ DECLARE
 BEGIN
     SELECT * INTO def FROM collect.collection_defs d WHERE d.schema = _drop_collection.schema AND d.name = _drop_collection.name;
     IF NOT FOUND THEN
-        RAISE EXCEPTION 'collection "%" does not exist', name USING ERRCODE = 'undefined_object';
+        PERFORM collect._no_definition('collection', name, 'collect.collections lists the collections there are.');
     END IF;
     PERFORM collect._check_owner(def.owner, format('collection %I.%I', def.schema, def.name));
     -- The definition's row lock first, then the tables, in the order every pass takes them.

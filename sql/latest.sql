@@ -59,11 +59,7 @@ BEGIN
         RAISE EXCEPTION 'the latest version is not tracked on %', coalesce(parent::text, 'NULL')
             USING ERRCODE = 'undefined_object', HINT = 'collect.tracked_latest lists the tracked parents.';
     END IF;
-    IF NOT collect._latest_verify(def) THEN
-        RAISE EXCEPTION 'the tracking on % is not usable: its tables or functions do not belong to %', parent, quote_ident(def.owner)
-            USING ERRCODE = 'insufficient_privilege',
-                  HINT = 'A definition only acts on objects its owner owns; untrack and track again.';
-    END IF;
+    PERFORM collect._check_usable(collect._latest_verify(def), format('the tracking on %s', parent), def.owner);
     RETURN def;
 END $$;
 

@@ -45,19 +45,23 @@ CREATE FUNCTION collect._owned_relation(owner name, schema name, relname text) R
        AND EXISTS (SELECT FROM pg_roles r WHERE r.rolname = $1 AND pg_has_role(r.oid, c.relowner, 'USAGE'))
 $$;
 
--- The same, or an error saying why a definition cannot be used.
-CREATE FUNCTION collect._definition_relation(owner name, schema name, relname text, what text) RETURNS regclass
-    STABLE LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-    rel regclass := collect._owned_relation(owner, schema, relname);
+-- The error for a definition that is not there.
+CREATE FUNCTION collect._no_definition(kind text, name text, hint text) RETURNS void
+    IMMUTABLE LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
-    IF rel IS NULL THEN
-        RAISE EXCEPTION '% is not usable: table %.% does not exist or does not belong to %',
-                        what, quote_ident(schema), quote_ident(relname), quote_ident(owner)
+    RAISE EXCEPTION '% "%" does not exist', kind, name USING ERRCODE = 'undefined_object', HINT = hint;
+END $$;
+
+-- The error for a definition whose row names objects its owner does not own (`verified` is
+-- the capability's verify function's answer): refused, never followed.
+CREATE FUNCTION collect._check_usable(verified boolean, what text, owner name) RETURNS void
+    STABLE LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF NOT verified THEN
+        RAISE EXCEPTION '% is not usable: what it names does not exist or does not belong to %', what, quote_ident(owner)
             USING ERRCODE = 'insufficient_privilege',
-                  HINT = 'A definition only acts on tables its owner owns; drop the definition and create it again.';
+                  HINT = 'A definition only acts on objects its owner owns (and sources it may put triggers on); drop it and create it again.';
     END IF;
-    RETURN rel;
 END $$;
 
 -- Finds a definition's schema by name, the way Postgres finds a table: a qualified name

@@ -59,16 +59,9 @@ DECLARE
 BEGIN
     SELECT * INTO def FROM collect.rollup_defs d WHERE d.schema = _rollup_def.schema AND d.name = _rollup_def.name;
     IF NOT FOUND THEN
-        RAISE EXCEPTION 'rollup "%" does not exist', name
-            USING ERRCODE = 'undefined_object', HINT = 'collect.rollups lists the rollups there are.';
+        PERFORM collect._no_definition('rollup', name, 'collect.rollups lists the rollups there are.');
     END IF;
-    IF NOT collect._rollup_verify(def) THEN
-        RAISE EXCEPTION 'rollup %.% is not usable: its tables do not belong to %, or it may not put triggers on %.%',
-                        quote_ident(def.schema), quote_ident(def.name), quote_ident(def.owner),
-                        quote_ident(def.source_schema), quote_ident(def.source_name)
-            USING ERRCODE = 'insufficient_privilege',
-                  HINT = 'A definition only acts on tables its owner owns; drop the rollup and create it again.';
-    END IF;
+    PERFORM collect._check_usable(collect._rollup_verify(def), format('rollup %I.%I', def.schema, def.name), def.owner);
     RETURN def;
 END $$;
 
@@ -96,6 +89,15 @@ END $$;
 CREATE FUNCTION collect._rollup_table(def collect.rollup_defs, suffix text DEFAULT '') RETURNS text
     IMMUTABLE LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
     SELECT format('%I.%I', def.schema, def.name || suffix)
+$$;
+
+-- The rollup table and each tier, finest first: (table, granularity, retention).
+CREATE FUNCTION collect._rollup_tiers(def collect.rollup_defs, OUT tbl text, OUT g interval, OUT keep interval)
+    RETURNS SETOF record IMMUTABLE LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
+    SELECT collect._rollup_table(def), def.granularity, def.keep
+    UNION ALL
+    (SELECT format('%I.%I', def.schema, x->>'name'), (x->>'granularity')::interval, (x->>'keep')::interval
+       FROM jsonb_array_elements(def.tiers) x ORDER BY 2)
 $$;
 
 -- The upsert that merges one statement's rows (transition table new_rows) into `target` at
@@ -156,11 +158,8 @@ END $$;
 CREATE FUNCTION collect._rollup_statements(def collect.rollup_defs) RETURNS text[]
     IMMUTABLE LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
     SELECT ARRAY[format('SELECT collect._rollup_no_null_times(count(*), %L, %L) FROM new_rows WHERE %I IS NULL',
-                        format('%I.%I', def.source_schema, def.source_name), def.time_column, def.time_column),
-                 collect._rollup_upsert(def, collect._rollup_table(def), def.granularity, def.keep)]
-        || coalesce((SELECT array_agg(collect._rollup_upsert(def, format('%I.%I', def.schema, t->>'name'), (t->>'granularity')::interval,
-                                                            (t->>'keep')::interval) ORDER BY (t->>'granularity')::interval)
-                     FROM jsonb_array_elements(def.tiers) t), '{}')
+                        format('%I.%I', def.source_schema, def.source_name), def.time_column, def.time_column)]
+        || ARRAY(SELECT collect._rollup_upsert(def, t.tbl, t.g, t.keep) FROM collect._rollup_tiers(def) t)
 $$;
 
 CREATE FUNCTION collect._rollup_no_null_times(nulls bigint, source text, time_column text) RETURNS void
@@ -555,12 +554,7 @@ BEGIN
          ORDER BY d.schema, d.name
     LOOP
         def := collect._rollup_def(def.schema, def.name);
-        FOR t IN
-            SELECT collect._rollup_table(def) AS tbl, def.granularity AS g, def.keep AS keep
-            UNION ALL
-            SELECT format('%I.%I', def.schema, x->>'name'), (x->>'granularity')::interval, (x->>'keep')::interval
-              FROM jsonb_array_elements(def.tiers) x
-        LOOP
+        FOR t IN SELECT * FROM collect._rollup_tiers(def) LOOP
             CONTINUE WHEN t.keep IS NULL;
             EXECUTE format('DELETE FROM %s WHERE bucket < date_bin(%L::interval, now(), collect._bucket_origin()) - %L::interval',
                            t.tbl, t.g, t.keep);
@@ -611,12 +605,7 @@ BEGIN
             USING "from", "to";
     END IF;
     SELECT count(*) INTO refreshed FROM pg_temp.pg_collect_refresh;
-    FOR t IN
-        SELECT collect._rollup_table(def) AS tbl, def.granularity AS g, def.keep AS keep
-        UNION ALL
-        SELECT format('%I.%I', def.schema, x->>'name'), (x->>'granularity')::interval, (x->>'keep')::interval
-          FROM jsonb_array_elements(def.tiers) x
-    LOOP
+    FOR t IN SELECT * FROM collect._rollup_tiers(def) LOOP
         -- Every bucket of this table that holds a refreshed base bucket is rebuilt whole.
         EXECUTE format('DELETE FROM %s WHERE bucket IN (SELECT DISTINCT date_bin(%L::interval, bucket, collect._bucket_origin()) FROM pg_temp.pg_collect_refresh)',
                        t.tbl, t.g);
@@ -645,8 +634,7 @@ DECLARE
 BEGIN
     SELECT * INTO def FROM collect.rollup_defs d WHERE d.schema = _drop_rollup.schema AND d.name = rollup;
     IF NOT FOUND THEN
-        RAISE EXCEPTION 'rollup "%" does not exist', rollup
-            USING ERRCODE = 'undefined_object', HINT = 'collect.rollups lists the rollups there are.';
+        PERFORM collect._no_definition('rollup', rollup, 'collect.rollups lists the rollups there are.');
     END IF;
     PERFORM collect._check_owner(def.owner, format('rollup %I.%I', def.schema, def.name));
     PERFORM FROM collect.rollup_defs d WHERE d.schema = def.schema AND d.name = def.name FOR UPDATE;
