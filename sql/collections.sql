@@ -20,11 +20,12 @@ COMMENT ON TABLE collect.collection_defs IS 'Collections made by collect.create_
 
 -- A row may be written only by a role that owns both tables it names.
 CREATE FUNCTION collect._collection_verify(d collect.collection_defs) RETURNS boolean
-    STABLE LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
-    SELECT d.key_type IN ('text'::regtype, 'bigint'::regtype, 'uuid'::regtype)
+    STABLE LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    RETURN d.key_type IN ('text'::regtype, 'bigint'::regtype, 'uuid'::regtype)
        AND collect._owned_relation(d.owner, d.schema, d.name || '_pending') IS NOT NULL
-       AND collect._owned_relation(d.owner, d.schema, d.name || '_base') IS NOT NULL
-$$;
+       AND collect._owned_relation(d.owner, d.schema, d.name || '_base') IS NOT NULL;
+END $$;
 SELECT collect._make_registry('collect.collection_defs', 'collect._collection_verify');
 
 -- The definition of schema.name, checked against the catalogs: an error if there is none, or if

@@ -27,21 +27,22 @@ CREATE TABLE collect.latest_defs (
 COMMENT ON TABLE collect.latest_defs IS 'Parents kept by collect.track_latest';
 -- A function of the tracking: it exists and belongs to the tracking's owner.
 CREATE FUNCTION collect._latest_owned_function(owner name, function text, args text) RETURNS boolean
-    STABLE LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
-    SELECT EXISTS (SELECT FROM pg_proc p JOIN pg_roles r ON r.rolname = owner
-                    WHERE p.oid = to_regprocedure(function || '(' || args || ')') AND pg_has_role(r.oid, p.proowner, 'USAGE'))
-$$;
+    STABLE LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    RETURN EXISTS (SELECT FROM pg_proc p
+                    WHERE p.oid = to_regprocedure(function || '(' || args || ')') AND pg_has_role(owner, p.proowner, 'USAGE'));
+END $$;
 
 -- A row may be written only by a role that owns the parent and the generated functions, and
 -- may put triggers on the child.
 CREATE FUNCTION collect._latest_verify(d collect.latest_defs) RETURNS boolean
-    STABLE LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
-    SELECT EXISTS (SELECT FROM pg_class c JOIN pg_roles r ON r.rolname = d.owner
-                    WHERE c.oid = d.parent AND pg_has_role(r.oid, c.relowner, 'USAGE'))
-       AND has_table_privilege(d.owner, d.child, 'TRIGGER')
+    STABLE LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    RETURN EXISTS (SELECT FROM pg_class c WHERE c.oid = d.parent AND pg_has_role(d.owner, c.relowner, 'USAGE'))
+       AND EXISTS (SELECT FROM pg_class c WHERE c.oid = d.child AND has_table_privilege(d.owner, c.oid, 'TRIGGER'))
        AND collect._latest_owned_function(d.owner, d.refresh_function, d.key_type || '[]')
-       AND collect._latest_owned_function(d.owner, d.trigger_function, '')
-$$;
+       AND collect._latest_owned_function(d.owner, d.trigger_function, '');
+END $$;
 SELECT collect._make_registry('collect.latest_defs', 'collect._latest_verify');
 
 CREATE FUNCTION collect._latest_sql(spec jsonb) RETURNS text[]

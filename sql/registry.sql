@@ -37,13 +37,16 @@ END $$;
 
 -- The relation schema.relname if it exists and belongs to `owner` (or to a role `owner` is a
 -- member of); NULL otherwise.
+-- PL/pgSQL rather than SQL for the helpers every call goes through: their plans are cached
+-- for the session, where a SQL function with SET would be planned again at every call.
 -- (Positional parameters: pg_class has a column named relname.)
 CREATE FUNCTION collect._owned_relation(owner name, schema name, relname text) RETURNS regclass
-    STABLE LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
-    SELECT c.oid::regclass FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-     WHERE n.nspname = $2 AND c.relname = $3
-       AND EXISTS (SELECT FROM pg_roles r WHERE r.rolname = $1 AND pg_has_role(r.oid, c.relowner, 'USAGE'))
-$$;
+    STABLE LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    RETURN (SELECT c.oid::regclass FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+             WHERE n.nspname = $2 AND c.relname = $3
+               AND pg_has_role($1, c.relowner, 'USAGE'));
+END $$;
 
 -- The error for a definition that is not there.
 CREATE FUNCTION collect._no_definition(kind text, name text, hint text) RETURNS void
@@ -118,8 +121,9 @@ END $$;
 -- A definition's figures are computed only from tables the caller may read; the others are
 -- NULL. Returns whether `rel` may be read.
 CREATE FUNCTION collect._readable(rel regclass) RETURNS boolean
-    STABLE LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
-    SELECT rel IS NOT NULL AND has_table_privilege(rel, 'SELECT')
-$$;
+    STABLE LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    RETURN rel IS NOT NULL AND has_table_privilege(rel, 'SELECT');
+END $$;
 
 REVOKE EXECUTE ON FUNCTION collect._make_registry(regclass, regproc) FROM PUBLIC;

@@ -29,22 +29,24 @@ CREATE TABLE collect.rollup_defs (
 COMMENT ON TABLE collect.rollup_defs IS 'Rollups made by collect.create_rollup';
 
 CREATE FUNCTION collect._rollup_source(d collect.rollup_defs) RETURNS regclass
-    STABLE LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
-    SELECT c.oid::regclass FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-     WHERE n.nspname = d.source_schema AND c.relname = d.source_name
-       AND has_table_privilege(d.owner, c.oid, 'TRIGGER')
-$$;
+    STABLE LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    RETURN (SELECT c.oid::regclass FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+             WHERE n.nspname = d.source_schema AND c.relname = d.source_name
+               AND has_table_privilege(d.owner, c.oid, 'TRIGGER'));
+END $$;
 
 -- A row may be written only by a role that owns every table it names and may put triggers
 -- on its source.
 CREATE FUNCTION collect._rollup_verify(d collect.rollup_defs) RETURNS boolean
-    STABLE LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
-    SELECT collect._owned_relation(d.owner, d.schema, d.name) IS NOT NULL
+    STABLE LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    RETURN collect._owned_relation(d.owner, d.schema, d.name) IS NOT NULL
        AND collect._owned_relation(d.owner, d.schema, d.name || '_stale') IS NOT NULL
        AND collect._rollup_source(d) IS NOT NULL
        AND NOT EXISTS (SELECT FROM jsonb_array_elements(d.tiers) t
-                        WHERE collect._owned_relation(d.owner, d.schema, t->>'name') IS NULL)
-$$;
+                        WHERE collect._owned_relation(d.owner, d.schema, t->>'name') IS NULL);
+END $$;
 SELECT collect._make_registry('collect.rollup_defs', 'collect._rollup_verify');
 
 -- Buckets are aligned to this origin, so every tier's buckets nest in the coarser ones.

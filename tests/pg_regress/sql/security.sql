@@ -141,6 +141,11 @@ CREATE TABLE alice.with_ids (id bigserial PRIMARY KEY, at timestamptz, page text
 SELECT collect.create_rollup('ids', 'alice.with_ids', 'at', '{page}', '{"total": "sum(n)"}');
 SELECT collect.ingest('alice.ids', '[{"at": "2026-11-01T10:00:00Z", "page": "x"}, {"at": "2026-11-01T10:00:00Z", "page": "x", "n": 1}]');
 SELECT event_count, total FROM alice.ids;
+-- topk counts near 2^64 (which its decoder accepts) cannot be summed: an error, not a value
+-- that wraps around and cannot be read back.
+SELECT collect.topk_union('\x0104feffffffffffffffff01010178feffffffffffffffff0100'::collect.topk,
+                          '\x0104feffffffffffffffff01010178feffffffffffffffff0100'::collect.topk);
+\echo :LAST_ERROR_SQLSTATE
 SELECT collect._latest_sql('{}');
 \echo :LAST_ERROR_SQLSTATE
 
