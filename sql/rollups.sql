@@ -51,7 +51,7 @@ SELECT collect._make_registry('collect.rollup_defs', 'collect._rollup_verify');
 
 -- Buckets are aligned to this origin, so every tier's buckets nest in the coarser ones.
 CREATE FUNCTION collect._bucket_origin() RETURNS timestamptz
-    IMMUTABLE PARALLEL SAFE LANGUAGE sql AS $$ SELECT '2000-01-03 00:00:00+00'::timestamptz $$;
+    IMMUTABLE PARALLEL SAFE LANGUAGE sql AS $$ SELECT '2000-01-03 00:00:00+00'::pg_catalog.timestamptz $$;
 
 -- The definition of rollup schema.name, checked against the catalogs.
 CREATE FUNCTION collect._rollup_def(schema name, name text) RETURNS collect.rollup_defs
@@ -200,7 +200,7 @@ DECLARE
 BEGIN
     IF TG_WHEN <> 'AFTER' OR TG_LEVEL <> 'STATEMENT' OR TG_OP <> 'INSERT' OR TG_NARGS <> 3 THEN
         RAISE EXCEPTION 'collect._rollup_ingest must be an AFTER INSERT statement trigger made by collect.create_rollup'
-            USING ERRCODE = 'E0000';
+            USING ERRCODE = 'trigger_protocol_violated';
     END IF;
     FOREACH stmt IN ARRAY collect._rollup_trigger_statements(TG_ARGV[0]::name, TG_ARGV[1], TG_ARGV[2]::integer, TG_RELID::regclass) LOOP
         EXECUTE stmt;
@@ -219,7 +219,7 @@ DECLARE
 BEGIN
     IF TG_WHEN <> 'AFTER' OR TG_LEVEL <> 'STATEMENT' OR TG_OP NOT IN ('UPDATE', 'DELETE', 'TRUNCATE') OR TG_NARGS < 2 THEN
         RAISE EXCEPTION 'collect._rollup_mark_stale must be an AFTER statement trigger made by collect.create_rollup'
-            USING ERRCODE = 'E0000';
+            USING ERRCODE = 'trigger_protocol_violated';
     END IF;
     def := collect._rollup_def(TG_ARGV[0]::name, TG_ARGV[1]);
     IF collect._rollup_source(def) IS DISTINCT FROM TG_RELID::regclass THEN

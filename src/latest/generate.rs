@@ -197,7 +197,7 @@ END",
     pg_collect_keys {key_type}[];
 BEGIN
     IF TG_WHEN <> 'AFTER' OR TG_LEVEL <> 'STATEMENT' THEN
-        RAISE EXCEPTION '% must be an AFTER statement trigger', TG_NAME USING ERRCODE = 'E0000';
+        RAISE EXCEPTION '% must be an AFTER statement trigger', TG_NAME USING ERRCODE = 'trigger_protocol_violated';
     END IF;
     IF TG_OP = 'INSERT' THEN
         pg_collect_keys := ARRAY({new} ORDER BY 1);

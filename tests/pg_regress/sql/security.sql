@@ -29,6 +29,17 @@ SELECT count(*) AS internal_functions,
   FROM pg_proc p WHERE p.pronamespace = 'collect'::regnamespace AND 'internal'::regtype = ANY (p.proargtypes::oid[]);
 RESET ROLE;
 
+-- No function is SECURITY DEFINER; every function pins search_path but those that must read
+-- the caller's (the name-resolving wrappers) or commit (procedures): all listed here.
+SELECT count(*) FILTER (WHERE p.prosecdef) AS security_definer
+  FROM pg_proc p WHERE p.pronamespace = 'collect'::regnamespace;
+SELECT p.proname, p.prokind, l.lanname
+  FROM pg_proc p JOIN pg_language l ON l.oid = p.prolang
+ WHERE p.pronamespace = 'collect'::regnamespace AND p.prokind IN ('f', 'p')
+   AND NOT coalesce('search_path=pg_catalog, pg_temp' = ANY (p.proconfig), false)
+   AND l.lanname NOT IN ('c', 'internal')
+ GROUP BY 1, 2, 3 ORDER BY 1;
+
 -- Alice's objects.
 SET ROLE collect_alice;
 SET search_path = alice, public;
@@ -132,6 +143,13 @@ INSERT INTO alice.clicks SELECT '2026-11-01 10:00', alice.noisy(g) FROM generate
 SELECT (SELECT sum(event_count) FROM alice.c1) AS c1_events, (SELECT sum(event_count) FROM alice.c2) AS c2_events;
 
 -- 12. Smaller defects.
+SELECT collect.create_collection('alice.huge', 'text', '[{"limit": 1e400}]');
+\echo :LAST_ERROR_SQLSTATE
+SELECT collect.create_collection('alice.huge', 'text', '[{"where": {"v": {"gt": 1e400}}}, {"expire": "1 hour", "at": "v"}]');
+SELECT collect.append_many('alice.huge', 'k', '[{"v": 1e401}, {"v": 1e399}, {"v": 1}]');
+SELECT collect.read('alice.huge', 'k') = '[{"v": 1e401}]'::jsonb AS only_the_larger_number;
+CALL collect.normalize_in_batches('alice.huge', NULL);
+\echo :LAST_ERROR_SQLSTATE
 SELECT collect.set_retention('alice.r_1h', '1 day') >= 0 AS tier_retention_set;
 SELECT collect.create_collection('alice.bad', 'text', '[{"expire": "-178956970 years 1 second"}]');
 \echo :LAST_ERROR_SQLSTATE
