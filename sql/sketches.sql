@@ -1,4 +1,4 @@
--- Mergeable sketches: collect.hll, collect.quantiles, collect.topk (src/rollup/).
+-- Mergeable sketches: collect.hll, collect.quantiles, collect.topk (src/sketches/).
 -- Build aggregates keep an internal state with combine, serialize and deserialize functions;
 -- the merge aggregates keep the sketch type itself as their state, so Citus can push partial
 -- aggregation to its workers.

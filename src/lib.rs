@@ -8,23 +8,24 @@ use pgrx::prelude::*;
 ::pgrx::pg_module_magic!(name, version);
 
 mod aggstate;
-pub mod collection;
+pub mod collections;
 mod errors;
 mod jsonb;
-pub mod lump;
 pub mod latest;
+pub mod lump;
 pub mod registry;
-pub mod rollup;
+pub mod rollups;
+pub mod sketches;
 mod typeio;
 #[cfg(test)]
 mod testing;
 
 extension_sql_file!("../sql/registry.sql", name = "registry");
-extension_sql_file!("../sql/collection.sql", name = "collection", requires = ["registry"]);
-extension_sql_file!("../sql/collections.sql", name = "collections", requires = ["collection"]);
-extension_sql_file!("../sql/sketches.sql", name = "sketches", requires = ["collection"]);
+extension_sql_file!("../sql/lump.sql", name = "lump", requires = ["registry"]);
+extension_sql_file!("../sql/collections.sql", name = "collections", requires = ["lump"]);
+extension_sql_file!("../sql/sketches.sql", name = "sketches", requires = ["registry"]);
 extension_sql_file!("../sql/rollups.sql", name = "rollups", requires = ["sketches"]);
-extension_sql_file!("../sql/latest.sql", name = "latest", requires = ["collection"]);
+extension_sql_file!("../sql/latest.sql", name = "latest", requires = ["registry"]);
 
 /// Required by `cargo pgrx test`.
 #[cfg(test)]

@@ -262,7 +262,7 @@ fn lump_of(entries: &[&[u8]]) -> Vec<u8> {
 
 #[test]
 fn binary_input_accepts_exactly_what_text_input_makes() {
-    use crate::collection::RawBinary;
+    use crate::lump::RawBinary;
     let db = fresh_database("recv_exact");
     let mut client = connect(&db);
     let recv = |client: &mut Client, bytes: Vec<u8>| -> Result<String, postgres::Error> {

@@ -271,7 +271,7 @@ fn ertl_estimate(regs: &[u8], precision: u8) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::rollup::wire::hash64;
+    use crate::sketches::wire::hash64;
     use crate::testing::XorShift;
 
     fn build(values: impl IntoIterator<Item = u64>) -> Hll {

@@ -1,4 +1,4 @@
-//! The `collect.collection` SQL type. Declarations live in `sql/collection.sql`; these are
+//! The `collect.collection` SQL type. Declarations live in `sql/lump.sql`; these are
 //! the C entry points it names. Lumps cross the boundary as their varlena bodies (`&[u8]`
 //! in, `Vec<u8>` out); `jsonb` crosses as Postgres' own datums (see `crate::jsonb`).
 

@@ -1,5 +1,5 @@
 -- collect.collection: an immutable, ordered lump of JSON entries, gzip-compressed behind a
--- small versioned header (see src/lump/format.rs). The C functions are in src/lump/collection_type.rs.
+-- small versioned header (see src/lump/format.rs). The C functions are in src/lump/sql.rs.
 
 CREATE TYPE collect.collection;
 

@@ -1,0 +1,90 @@
+//! Reads: a key's base and pending entries in one snapshot, through the read pipeline.
+
+use pgrx::prelude::*;
+
+use super::pipeline::Entry;
+use super::sql::{base_entries, definition, entries_json, parse_entry, parse_pipeline, run_pipeline, spi_error, Definition};
+use crate::jsonb::JsonbValue;
+
+/// Base and pending entries of some keys, read in one statement (one snapshot: a fold that
+/// commits meanwhile cannot make an entry appear twice or not at all).
+fn stored_entries(def: &Definition, keys: &[String]) -> Vec<(String, Vec<Entry>)> {
+    let query = format!(
+        "SELECT key::text, 0 AS part, NULL::xid8 AS txn, NULL::bigint AS seq, NULL::bigint AS at_us,
+                collect.collection_send(entries) AS lump, NULL::text AS entry
+           FROM {base} WHERE key = ANY($1::{kt}[])
+         UNION ALL
+         SELECT key::text, 1, txn, seq, (extract(epoch FROM at) * 1000000)::bigint, NULL, entry::text
+           FROM {pending} WHERE key = ANY($1::{kt}[])
+         ORDER BY 1, 2, 3, 4",
+        base = def.base,
+        pending = def.pending,
+        kt = def.key_type,
+    );
+    let mut out: Vec<(String, Vec<Entry>)> = Vec::new();
+    Spi::connect(|client| {
+        let rows = client
+            .select(&query, None, &[keys.to_vec().into()])
+            .unwrap_or_else(|e| spi_error(e));
+        for row in rows {
+            let key: String = row.get(1).ok().flatten().unwrap_or_default();
+            if out.last().map(|(k, _)| k != &key).unwrap_or(true) {
+                out.push((key.clone(), Vec::new()));
+            }
+            let list = &mut out.last_mut().unwrap().1;
+            let part: i32 = row.get(2).ok().flatten().unwrap_or(0);
+            if part == 0 {
+                let lump: Vec<u8> = row.get(6).ok().flatten().unwrap_or_default();
+                list.extend(base_entries(&lump));
+            } else {
+                let seq: i64 = row.get(4).ok().flatten().unwrap_or(0);
+                let at: i64 = row.get(5).ok().flatten().unwrap_or(0);
+                let entry: String = row.get(7).ok().flatten().unwrap_or_default();
+                list.push(Entry { seq, at, value: parse_entry(&entry) });
+            }
+        }
+    });
+    out
+}
+
+#[pg_extern(sql = false)]
+fn collection_read(schema: Option<&str>, collection: Option<&str>, key: Option<&str>) -> Option<JsonbValue> {
+    let def = definition(schema, collection);
+    let key = key?;
+    let read = parse_pipeline(&def.read, "read");
+    let entries = stored_entries(&def, &[key.to_string()]).pop().map(|(_, e)| e).unwrap_or_default();
+    Some(entries_json(&run_pipeline(&def, &read, entries)))
+}
+
+#[pg_extern(sql = false)]
+fn collection_read_many(
+    schema: Option<&str>,
+    collection: Option<&str>,
+    keys: Option<Vec<Option<String>>>,
+) -> TableIterator<'static, (name!(key, Option<String>), name!(entries, JsonbValue))> {
+    let def = definition(schema, collection);
+    let keys = keys.unwrap_or_default();
+    let read = parse_pipeline(&def.read, "read");
+    // Keys in their type's canonical text, as the stored rows print them.
+    let keys: Vec<Option<String>> = Spi::get_one_with_args::<Vec<Option<String>>>(
+        &format!(
+            "SELECT coalesce(array_agg(k::{kt}::text ORDER BY o), '{{}}') FROM unnest($1::text[]) WITH ORDINALITY AS u(k, o)",
+            kt = def.key_type
+        ),
+        &[keys.into()],
+    )
+    .unwrap_or_else(|e| spi_error(e))
+    .unwrap_or_default();
+    let wanted: Vec<String> = keys.iter().flatten().cloned().collect();
+    let found: std::collections::HashMap<String, Vec<Entry>> =
+        stored_entries(&def, &wanted).into_iter().collect();
+    // Keys keep the order asked for; a key never written reads as [].
+    let rows: Vec<_> = keys
+        .into_iter()
+        .map(|k| {
+            let entries = k.as_ref().and_then(|k| found.get(k).cloned()).unwrap_or_default();
+            (k, entries_json(&run_pipeline(&def, &read, entries)))
+        })
+        .collect();
+    TableIterator::new(rows)
+}

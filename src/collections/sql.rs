@@ -1,0 +1,299 @@
+//! The SQL layer of collections: what reads (`read`) and folds (`normalize`) share — the
+//! checked definition, pipelines parsed with Postgres' intervals, `sql` steps run as the
+//! owner, and the stored forms of entries. Declarations are in sql/collections.sql.
+//!
+//! Storage of a collection `c` in the creator's schema:
+//! - `c_pending(key, txn xid8, seq, at, entry)`: one small row per append.
+//! - `c_base(key, entries collect.collection, updated_at, levels)`: the folded lump per key;
+//!   its entries are `[seq, at_us, entry]` triples, in append order.
+//!
+//! Append order is (txn, seq): the appending transaction's id, then the sequence. A fold takes
+//! only rows of transactions older than every transaction running when it started, so every
+//! row left pending sorts after every folded one, and reads are `base ++ pending`.
+
+use pgrx::pg_sys::panic::CaughtError;
+use pgrx::prelude::*;
+use pgrx::pg_sys;
+use serde_json::value::RawValue;
+use serde_json::Value;
+
+use super::json;
+use super::pipeline::{Entry, IntervalParser, Pipeline};
+use crate::errors::{raise, raise_with_detail};
+use crate::jsonb::{JsonbArg, JsonbValue};
+use crate::lump::sql::decode_stored;
+use crate::lump::format::Builder;
+use crate::registry::{self, ident};
+
+/// Microseconds between the Unix epoch and Postgres' (2000-01-01).
+pub(super) const PG_EPOCH_OFFSET_US: i64 = 946_684_800_000_000;
+
+pub(super) fn spi_error(e: pgrx::spi::SpiError) -> ! {
+    raise(PgSqlErrorCode::ERRCODE_INTERNAL_ERROR, format!("SPI: {e}"), None)
+}
+
+/// Postgres' own interval parser; a bad interval becomes a pipeline error, not an abort.
+struct PgIntervals;
+
+impl IntervalParser for PgIntervals {
+    fn micros(&mut self, text: &str) -> Result<i64, String> {
+        let owned = text.to_string();
+        let owned_for_error = text.to_string();
+        PgTryBuilder::new(move || {
+            let c = std::ffi::CString::new(owned).map_err(|_| "interval contains a NUL byte".to_string())?;
+            // SAFETY: interval_in(cstring, oid, int4) returns a palloc'd Interval.
+            let datum = unsafe {
+                pgrx::direct_function_call_as_datum(
+                    pg_sys::interval_in,
+                    &[c.as_c_str().into_datum(), pg_sys::Oid::INVALID.into_datum(), (-1i32).into_datum()],
+                )
+            }
+            .ok_or("interval_in returned NULL")?;
+            let iv = unsafe { &*datum.cast_mut_ptr::<pg_sys::Interval>() };
+            const DAY_US: i64 = 86_400_000_000;
+            (iv.month as i64 * 30)
+                .checked_mul(DAY_US)
+                .and_then(|us| us.checked_add(iv.day as i64 * DAY_US))
+                .and_then(|us| us.checked_add(iv.time))
+                .ok_or_else(|| format!("interval \"{owned_for_error}\" is out of range"))
+        })
+        .catch_others(|e| match e {
+            CaughtError::PostgresError(r) | CaughtError::ErrorReport(r) => Err(r.message().to_string()),
+            CaughtError::RustPanic { ereport, .. } => Err(ereport.message().to_string()),
+        })
+        .execute()
+    }
+}
+
+pub(super) fn parse_pipeline(json: &Value, what: &str) -> Pipeline {
+    Pipeline::parse(json, &mut PgIntervals).unwrap_or_else(|e| {
+        raise_with_detail(
+            PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+            format!("invalid {what} pipeline: {e}"),
+            format!("The pipeline was: {json}"),
+            Some(
+                "Steps are objects such as {\"latest_by\": \"f\"}, {\"limit\": 10}, {\"limit\": 10, \"by\": \"f\"}, \
+                 {\"order_by\": \"f\", \"desc\": true}, {\"sum_by\": \"k\", \"value\": \"v\"}, \
+                 {\"expire\": \"1 hour\"}, {\"where\": {\"f\": 1}}, {\"sql\": \"schema.function\"}."
+                    .into(),
+            ),
+        )
+    })
+}
+
+/// A `sql` step's function, which must take and return jsonb: its qualified, quoted name and
+/// its OID. Resolved with search_path pinned (see sql/collections.sql), so a name that is not
+/// schema-qualified finds only built-in functions.
+fn resolve_sql_step(function: &str) -> (String, pg_sys::Oid) {
+    let found = Spi::connect(|client| {
+        let rows = client
+            .select(
+                "SELECT pg_catalog.format('%I.%I', n.nspname, p.proname), p.oid
+                   FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
+                  WHERE p.oid = pg_catalog.to_regprocedure($1 || '(pg_catalog.jsonb)')
+                    AND p.prorettype = 'pg_catalog.jsonb'::pg_catalog.regtype AND p.prokind = 'f'",
+                Some(1),
+                &[function.into()],
+            )
+            .unwrap_or_else(|e| spi_error(e));
+        rows.into_iter().next().map(|row| {
+            (row.get::<String>(1).ok().flatten().unwrap_or_default(), row.get::<pg_sys::Oid>(2).ok().flatten().unwrap_or_default())
+        })
+    });
+    found.unwrap_or_else(|| {
+        raise(
+            PgSqlErrorCode::ERRCODE_UNDEFINED_FUNCTION,
+            format!("sql step function {function}(jsonb) returning jsonb does not exist"),
+            Some(
+                "A sql step names a function, qualified with its schema (\"myschema.myfunc\"), that takes the entries \
+                 as a jsonb array and returns the new array."
+                    .into(),
+            ),
+        )
+    })
+}
+
+/// `steps` with each sql step's function replaced by its qualified name; checks that the
+/// caller, who will own the collection and whose privileges its steps run with, may call it.
+fn qualify_sql_steps(steps: &Value) -> Value {
+    let mut steps = steps.clone();
+    if let Some(array) = steps.as_array_mut() {
+        for step in array {
+            let Some(Value::String(function)) = step.get("sql") else { continue };
+            let (qualified, oid) = resolve_sql_step(function);
+            let allowed = Spi::get_one_with_args::<bool>("SELECT pg_catalog.has_function_privilege($1, 'EXECUTE')", &[oid.into()])
+                .unwrap_or_else(|e| spi_error(e))
+                .unwrap_or(false);
+            if !allowed {
+                raise(
+                    PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
+                    format!("permission denied for function {qualified}"),
+                    Some("sql steps run with the privileges of the collection's owner: its creator.".into()),
+                );
+            }
+            step["sql"] = Value::String(qualified);
+        }
+    }
+    steps
+}
+
+/// Validates a read pipeline and a map of level pipelines (raises 22023 / 42883 / 42501);
+/// returns them as `{"read": …, "normalize": …}` with sql steps' functions qualified.
+#[pg_extern(sql = false)]
+fn collection_validate(read: JsonbArg, normalize: Option<JsonbArg>) -> JsonbValue {
+    let read = json_of(&read);
+    parse_pipeline(&read, "read");
+    let mut checked = serde_json::Map::new();
+    checked.insert("read".into(), qualify_sql_steps(&read));
+    if let Some(levels) = normalize.as_ref().map(json_of) {
+        let Some(levels) = levels.as_object() else {
+            raise(
+                PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+                format!("invalid normalize levels: {levels}"),
+                Some("normalize maps level names to pipelines, as in {\"daily\": [...], \"weekly\": [...]}.".into()),
+            )
+        };
+        let mut qualified = serde_json::Map::new();
+        for (level, steps) in levels {
+            parse_pipeline(steps, &format!("\"{level}\" level"));
+            qualified.insert(level.clone(), qualify_sql_steps(steps));
+        }
+        checked.insert("normalize".into(), Value::Object(qualified));
+    }
+    JsonbValue::parse_bytes(Value::Object(checked).to_string().as_bytes())
+}
+
+/// A definition's JSON (pipelines, levels), which is small: as a serde value.
+fn json_of(value: &JsonbArg) -> Value {
+    serde_json::from_slice(value.to_text().to_bytes()).expect("jsonb output is JSON")
+}
+
+fn json_column(text: Option<String>) -> Value {
+    text.and_then(|t| serde_json::from_str(&t).ok()).unwrap_or_default()
+}
+
+/// What the registry says of a collection, checked against the catalogs by
+/// `collect._collection_def`.
+pub(super) struct Definition {
+    pub(super) schema: String,
+    pub(super) name: String,
+    pub(super) key_type: String,
+    pub(super) read: Value,
+    pub(super) levels: Value,
+    /// Whose privileges sql steps run with.
+    pub(super) owner: pg_sys::Oid,
+    pub(super) pending: String,
+    pub(super) base: String,
+}
+
+pub(super) fn definition(schema: Option<&str>, name: Option<&str>) -> Definition {
+    let Some(name) = name else {
+        raise(PgSqlErrorCode::ERRCODE_NULL_VALUE_NOT_ALLOWED, "collection name must not be NULL".into(), None)
+    };
+    let found = Spi::connect(|client| {
+        let rows = client
+            .select(
+                r#"SELECT d.key_type::pg_catalog.text, d.read::pg_catalog.text, coalesce(d."normalize", '{}')::pg_catalog.text,
+                          r.oid, d.schema::pg_catalog.text
+                     FROM collect._collection_def($1, $2) d JOIN pg_catalog.pg_roles r ON r.rolname = d.owner"#,
+                Some(1),
+                &[schema.into(), name.into()],
+            )
+            .unwrap_or_else(|e| spi_error(e));
+        rows.into_iter().next().map(|row| {
+            let schema: String = row.get(5).ok().flatten().unwrap_or_default();
+            Definition {
+                pending: format!("{}.{}", ident(&schema), ident(&format!("{name}_pending"))),
+                base: format!("{}.{}", ident(&schema), ident(&format!("{name}_base"))),
+                schema,
+                name: name.to_string(),
+                key_type: row.get(1).ok().flatten().unwrap_or_default(),
+                read: json_column(row.get(2).ok().flatten()),
+                levels: json_column(row.get(3).ok().flatten()),
+                owner: row.get(4).ok().flatten().unwrap_or_default(),
+            }
+        })
+    });
+    found.unwrap_or_else(|| {
+        raise(
+            PgSqlErrorCode::ERRCODE_UNDEFINED_OBJECT,
+            format!("collection \"{name}\" has no owner role"),
+            None,
+        )
+    })
+}
+
+pub(super) fn now_unix_us() -> i64 {
+    // SAFETY: reads the current transaction's start time.
+    (unsafe { pg_sys::GetCurrentTransactionStartTimestamp() }) + PG_EPOCH_OFFSET_US
+}
+
+pub(super) fn parse_entry(text: &str) -> Box<RawValue> {
+    json::raw(text).unwrap_or_else(|| {
+        raise(PgSqlErrorCode::ERRCODE_DATA_CORRUPTED, "a stored collection entry is not JSON".into(), None)
+    })
+}
+
+/// Base lump lines are `[seq, at_us, entry]`.
+pub(super) fn base_entries(lump: &[u8]) -> Vec<Entry> {
+    decode_stored(lump)
+        .entries()
+        .map(|line| {
+            let (seq, at, value): (i64, i64, Box<RawValue>) = serde_json::from_slice(line).unwrap_or_else(|e| {
+                raise(PgSqlErrorCode::ERRCODE_DATA_CORRUPTED, format!("collection base entry is malformed: {e}"), None)
+            });
+            Entry { seq, at, value }
+        })
+        .collect()
+}
+
+pub(super) fn base_lump(entries: &[Entry]) -> Vec<u8> {
+    let mut builder = Builder::new();
+    for e in entries {
+        let line = serde_json::to_vec(&(e.seq, e.at, &e.value)).expect("serializing JSON cannot fail");
+        builder.push(&line).unwrap_or_else(|e| {
+            raise(PgSqlErrorCode::ERRCODE_PROGRAM_LIMIT_EXCEEDED, format!("collection base too large: {e}"), None)
+        });
+    }
+    builder.finish()
+}
+
+/// Runs a pipeline. `sql` steps call the user's function with the privileges of the
+/// collection's owner, whoever reads or normalizes: a collection is like a view.
+pub(super) fn run_pipeline(def: &Definition, pipeline: &Pipeline, entries: Vec<Entry>) -> Vec<Entry> {
+    let mut call_sql = |function: &str, input: Vec<Entry>| -> Result<Vec<Entry>, String> {
+        let array = json::array_text(input.iter().map(|e| e.value.as_ref()));
+        let result = registry::as_owner(def.owner, || {
+            let (routine, _) = resolve_sql_step(function);
+            Spi::get_one_with_args::<String>(
+                &format!("SELECT {routine}($1::pg_catalog.jsonb)::pg_catalog.text"),
+                &[array.into()],
+            )
+        })
+        .map_err(|e| e.to_string())?;
+        let values: Vec<Box<RawValue>> = match result {
+            None => Vec::new(),
+            Some(t) if t == "null" => Vec::new(),
+            Some(t) => serde_json::from_str(&t).map_err(|_| {
+                format!("{function} returned {}, not a JSON array", t.chars().take(60).collect::<String>())
+            })?,
+        };
+        // Returned entries keep the order given; they take the newest input's time and seqs
+        // just below the newest input's, so they still sort before anything appended later.
+        let (top_seq, top_at) = input.iter().map(|e| (e.seq, e.at)).max().unwrap_or((0, 0));
+        let n = values.len() as i64;
+        Ok(values
+            .into_iter()
+            .enumerate()
+            .map(|(i, value)| Entry { seq: top_seq - (n - 1 - i as i64), at: top_at, value })
+            .collect())
+    };
+    pipeline.run(entries, now_unix_us(), &mut call_sql).unwrap_or_else(|e| {
+        raise(PgSqlErrorCode::ERRCODE_EXTERNAL_ROUTINE_EXCEPTION, format!("sql step failed: {e}"), None)
+    })
+}
+
+pub(super) fn entries_json(entries: &[Entry]) -> JsonbValue {
+    JsonbValue::parse_bytes(json::array_text(entries.iter().map(|e| e.value.as_ref())).as_bytes())
+}
+

@@ -1,0 +1,10 @@
+//! Mergeable sketches (sql/sketches.sql): `hll` (distinct counts), `quantiles` (DDSketch),
+//! `topk` (SpaceSaving) and their shared `wire` format are pure cores; `sql` makes them the
+//! types `collect.hll`, `collect.quantiles` and `collect.topk` with their aggregates. Rollups
+//! use them; so can anyone.
+
+pub mod hll;
+pub mod quantiles;
+pub mod sql;
+pub mod topk;
+pub mod wire;

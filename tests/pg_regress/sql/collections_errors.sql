@@ -1,0 +1,42 @@
+-- Collections: errors name the culprit, with the SQLSTATE shown after each. Uses the
+-- collections of the collections suite.
+\set SHOW_CONTEXT never
+SET timezone = 'UTC';
+-- Errors name the culprit, with the SQLSTATE shown after each.
+SELECT collect.create_collection('bad', read => '[{"limit": 0}]');
+\echo :LAST_ERROR_SQLSTATE
+SELECT collect.create_collection('bad', read => '[{"latest_by": "a"}, {"teleport": true}]');
+\echo :LAST_ERROR_SQLSTATE
+SELECT collect.create_collection('bad', read => '[{"expire": "fortnight-ish"}]');
+\echo :LAST_ERROR_SQLSTATE
+SELECT collect.create_collection('bad', read => '[{"order_by": "a"}, {"limit": 5}]');
+\echo :LAST_ERROR_SQLSTATE
+SELECT collect.create_collection('bad', "normalize" => '{"daily": [{"sum_by": "k"}]}');
+\echo :LAST_ERROR_SQLSTATE
+SELECT collect.create_collection('bad', read => '[{"sql": "public.no_such_function"}]');
+\echo :LAST_ERROR_SQLSTATE
+SELECT collect.create_collection('Bad Name');
+\echo :LAST_ERROR_SQLSTATE
+SELECT collect.create_collection('bad', 'numeric');
+\echo :LAST_ERROR_SQLSTATE
+SELECT collect.create_collection('segment_sets');
+\echo :LAST_ERROR_SQLSTATE
+SELECT collect.append('no_such_collection', 'k', '{}');
+\echo :LAST_ERROR_SQLSTATE
+SELECT collect.read('no_such_collection', 'k');
+\echo :LAST_ERROR_SQLSTATE
+SELECT collect.append('segment_sets', 'not a number', '{}');
+\echo :LAST_ERROR_SQLSTATE
+SELECT collect.append('segment_sets', 1, NULL);
+\echo :LAST_ERROR_SQLSTATE
+SELECT collect.append_many('segment_sets', 1, '{"not": "an array"}');
+\echo :LAST_ERROR_SQLSTATE
+SELECT collect.normalize('segment_sets', max_keys => 0);
+\echo :LAST_ERROR_SQLSTATE
+SELECT collect.normalize('segment_sets', NULL);
+\echo :LAST_ERROR_SQLSTATE
+CALL collect.normalize_in_batches('segment_sets', batch_size => 0);
+\echo :LAST_ERROR_SQLSTATE
+SELECT collect.drop_collection('no_such_collection');
+\echo :LAST_ERROR_SQLSTATE
+SELECT count(*) AS nothing_was_created FROM collect.collection_defs WHERE name = 'bad';

@@ -1,0 +1,78 @@
+-- Latest-version tracking: bad input, and what is left behind (nothing). Uses the tables of
+-- the latest suite.
+\set SHOW_CONTEXT never
+SET timezone = 'UTC';
+-- Bad input: errors name the culprit, with their SQLSTATE.
+SELECT collect.track_latest('nosuch', 'versions', 'file_id', 'created_at', '{size}');
+\echo :LAST_ERROR_SQLSTATE
+SELECT collect.track_latest('folders', 'versions', 'nosuch', 'created_at', '{size}');
+\echo :LAST_ERROR_SQLSTATE
+SELECT collect.track_latest('folders', 'versions', 'file_id', 'nosuch', '{size}');
+\echo :LAST_ERROR_SQLSTATE
+SELECT collect.track_latest('folders', 'versions', 'file_id', 'created_at', '{size, nosuch}');
+\echo :LAST_ERROR_SQLSTATE
+SELECT collect.track_latest('folders', 'versions', 'checksum', 'created_at', '{size}');
+\echo :LAST_ERROR_SQLSTATE
+CREATE TABLE no_key (id bigint);
+SELECT collect.track_latest('no_key', 'versions', 'file_id', 'created_at', '{size}');
+\echo :LAST_ERROR_SQLSTATE
+CREATE TABLE two_key (a bigint, b bigint, PRIMARY KEY (a, b));
+SELECT collect.track_latest('two_key', 'versions', 'file_id', 'created_at', '{size}');
+\echo :LAST_ERROR_SQLSTATE
+SELECT collect.track_latest('folders', 'versions', 'file_id', 'created_at', '{size}', filter => 'size + 1');
+\echo :LAST_ERROR_SQLSTATE
+SELECT collect.track_latest('folders', 'versions', 'file_id', 'created_at', '{size}', filter => 'nosuch > 0');
+\echo :LAST_ERROR_SQLSTATE
+SELECT collect.track_latest('folders', 'versions', 'file_id', 'created_at', '{size}', filter => 'file_id IN (SELECT id FROM folders)');
+\echo :LAST_ERROR_SQLSTATE
+SELECT collect.track_latest('folders', 'versions', 'file_id', 'created_at', '{size}', filter => 'true); DROP TABLE folders; SELECT (true');
+\echo :LAST_ERROR_SQLSTATE
+SELECT collect.track_latest('folders', 'versions', 'file_id', 'created_at', '{size}', filter => 'true) FROM pg_authid WHERE (true');
+\echo :LAST_ERROR_SQLSTATE
+SELECT collect.track_latest('folders', 'versions', 'file_id', 'created_at', '{size}', filter => 'name = ''x''');
+\echo :LAST_ERROR_SQLSTATE
+SELECT collect.track_latest('folders', 'versions', 'file_id', 'created_at', '{}');
+\echo :LAST_ERROR_SQLSTATE
+SELECT collect.track_latest('folders', 'versions', 'file_id', ' , ', '{size}');
+\echo :LAST_ERROR_SQLSTATE
+SELECT collect.track_latest('folders', 'folders', 'id', 'id', '{name}');
+\echo :LAST_ERROR_SQLSTATE
+SELECT collect.track_latest('files', 'versions', 'file_id', 'created_at', '{size}');
+\echo :LAST_ERROR_SQLSTATE
+SELECT collect.track_latest('folders', 'versions', 'file_id', 'created_at', '{size}', prefix => NULL);
+\echo :LAST_ERROR_SQLSTATE
+ALTER TABLE folders ADD COLUMN latest_size text;
+SELECT collect.track_latest('folders', 'versions', 'file_id', 'created_at', '{size}');
+\echo :LAST_ERROR_SQLSTATE
+SELECT collect.track_latest('folders', 'versions', 'file_id', 'created_at', '{size}', prefix => repeat('x', 60));
+\echo :LAST_ERROR_SQLSTATE
+SELECT collect.check_latest('folders');
+\echo :LAST_ERROR_SQLSTATE
+CALL collect.backfill_latest('files', 0);
+\echo :LAST_ERROR_SQLSTATE
+CREATE VIEW files_view AS SELECT * FROM files;
+SELECT collect.track_latest('files_view', 'versions', 'file_id', 'created_at', '{size}');
+\echo :LAST_ERROR_SQLSTATE
+SELECT collect.track_latest('folders', 'files_view', 'folder_id', 'id', '{name}');
+\echo :LAST_ERROR_SQLSTATE
+CREATE TABLE keyless_versions (folder_id bigint, at timestamptz);
+SELECT collect.track_latest('folders', 'keyless_versions', 'folder_id', 'at', '{at}');
+\echo :LAST_ERROR_SQLSTATE
+SELECT collect.track_latest('folders', 'files', 'folder_id', 'id', '{id}', prefix => '');
+\echo :LAST_ERROR_SQLSTATE
+SELECT collect.track_latest('folders', 'files', 'folder_id', 'id', '{name, name}');
+\echo :LAST_ERROR_SQLSTATE
+SELECT collect.track_latest('folders', 'files', 'folder_id', 'id', '{name}', filter => '  ');
+\echo :LAST_ERROR_SQLSTATE
+CREATE FUNCTION folders_latest_sync() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RETURN NULL; END $$;
+SELECT collect.track_latest('folders', 'files', 'folder_id', 'id', '{name}');
+\echo :LAST_ERROR_SQLSTATE
+DROP FUNCTION folders_latest_sync();
+-- Nothing was left behind by the failed calls.
+SELECT parent FROM collect.tracked_latest ORDER BY parent::text;
+SELECT count(*) AS folder_columns FROM pg_attribute WHERE attrelid = 'folders'::regclass AND attnum > 0 AND NOT attisdropped;
+
+-- A table without a (link, order_by) index gets a warning with the index to build.
+CREATE TABLE notes (id integer PRIMARY KEY);
+CREATE TABLE note_edits (id integer PRIMARY KEY, note_id integer, at timestamptz, body text);
+SELECT collect.track_latest('notes', 'note_edits', 'note_id', 'at', '{body}');
