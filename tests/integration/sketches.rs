@@ -1,5 +1,7 @@
 //! The sketch types across the binary protocol.
 
+use std::io::Read;
+
 use crate::lump::RawBinary;
 use crate::{connect, fresh_database, sqlstate};
 
