@@ -1,5 +1,5 @@
 # The two set-up commands are `make run` and `make test` (see README.md).
-.PHONY: run test stop bench setup
+.PHONY: run test stop bench setup test-citus
 
 run:
 	bash scripts/run.sh
@@ -15,3 +15,7 @@ bench:
 
 setup:
 	bash scripts/setup.sh
+
+# Needs Citus built into the PostgreSQL the project uses (README, "Citus").
+test-citus:
+	bash scripts/test-citus.sh

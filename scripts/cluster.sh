@@ -24,6 +24,8 @@ max_connections = 100
 shared_buffers = 256MB
 max_parallel_workers_per_gather = 2
 CONF
+    # Citus nodes (scripts/test-citus.sh) load it at start.
+    [ -z "${CLUSTER_PRELOAD:-}" ] || echo "shared_preload_libraries = '$CLUSTER_PRELOAD'" >>"$dir/postgresql.conf"
     # Test and bench clusters are rebuilt at will: durability only slows them down.
     [ "$name" = demo ] || echo 'fsync = off' >>"$dir/postgresql.conf"
   fi
