@@ -26,21 +26,16 @@ BEGIN
        AND collect._owned_relation(d.owner, d.schema, d.name || '_pending') IS NOT NULL
        AND collect._owned_relation(d.owner, d.schema, d.name || '_base') IS NOT NULL;
 END $$;
-SELECT collect._make_registry('collect.collection_defs', 'collect._collection_verify');
+SELECT collect._register_capability('collection', 'collect.collection_defs', 'collect._collection_verify', 'collect.collections');
 
 -- The definition of schema.name, checked against the catalogs: an error if there is none, or if
 -- its tables do not belong to its owner.
 CREATE FUNCTION collect._collection_def(schema name, name text) RETURNS collect.collection_defs
     STABLE LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
-    def collect.collection_defs;
+    def collect.collection_defs := (SELECT d FROM collect.collection_defs d WHERE (d.schema, d.name) = (_collection_def.schema, _collection_def.name));
 BEGIN
-    SELECT * INTO def FROM collect.collection_defs d WHERE d.schema = _collection_def.schema AND d.name = _collection_def.name;
-    IF NOT FOUND THEN
-        PERFORM collect._no_definition('collection', name,
-            'Create it with collect.create_collection(name); collect.collections lists those there are.');
-    END IF;
-    PERFORM collect._check_usable(collect._collection_verify(def), format('collection %I.%I', def.schema, def.name), def.owner);
+    PERFORM collect._check_definition(def.name IS NOT NULL, collect._collection_verify(def), 'collection', name, def.owner);
     RETURN def;
 END $$;
 
@@ -293,15 +288,12 @@ END $$;
 CREATE FUNCTION collect._drop_collection(schema name, name text) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
-    def collect.collection_defs;
+    def collect.collection_defs := (SELECT d FROM collect.collection_defs d WHERE (d.schema, d.name) = (_drop_collection.schema, _drop_collection.name));
 BEGIN
-    SELECT * INTO def FROM collect.collection_defs d WHERE d.schema = _drop_collection.schema AND d.name = _drop_collection.name;
-    IF NOT FOUND THEN
-        PERFORM collect._no_definition('collection', name, 'collect.collections lists the collections there are.');
-    END IF;
+    PERFORM collect._check_definition(def.name IS NOT NULL, true, 'collection', name, def.owner);
     PERFORM collect._check_owner(def.owner, format('collection %I.%I', def.schema, def.name));
     -- The definition's row lock first, then the tables, in the order every pass takes them.
-    PERFORM FROM collect.collection_defs d WHERE d.schema = def.schema AND d.name = def.name FOR UPDATE;
+    PERFORM collect._lock_definition('collection', def.schema, def.name);
     EXECUTE format('DROP TABLE IF EXISTS %s, %s',
                    collect._owned_relation(def.owner, def.schema, def.name || '_pending'),
                    collect._owned_relation(def.owner, def.schema, def.name || '_base'));
@@ -311,36 +303,30 @@ END $$;
 CREATE FUNCTION collect.drop_collection(name text) RETURNS void
     LANGUAGE sql AS $$ SELECT collect._drop_collection(r.schema, r.object_name) FROM collect._resolve('collection', name, '_pending') r $$;
 
--- Figures of the collections whose tables the caller may read; NULL for the others.
-CREATE FUNCTION collect._collection_figures(
-    OUT schema name, OUT name text, OUT keys bigint, OUT pending_entries bigint, OUT base_bytes bigint)
-    RETURNS SETOF record STABLE LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-    def collect.collection_defs;
-    pending regclass;
-    base regclass;
-BEGIN
-    FOR def IN SELECT * FROM collect.collection_defs ORDER BY 1, 2 LOOP
-        schema := def.schema;
-        name := def.name;
-        pending := collect._owned_relation(def.owner, def.schema, def.name || '_pending');
-        base := collect._owned_relation(def.owner, def.schema, def.name || '_base');
-        keys := NULL; pending_entries := NULL; base_bytes := NULL;
-        IF collect._readable(pending) AND collect._readable(base) THEN
-            EXECUTE format('SELECT (SELECT count(*) FROM (SELECT key FROM %1$s UNION SELECT key FROM %2$s) k),
-                                   (SELECT count(*) FROM %2$s),
-                                   (SELECT coalesce(sum(pg_column_size(entries)), 0) FROM %1$s)',
-                           base, pending)
-                INTO keys, pending_entries, base_bytes;
-        END IF;
-        RETURN NEXT;
-    END LOOP;
-END $$;
+-- Each collection's normalization levels, as periodic work (collect.maintenance): a level
+-- named hourly, daily or weekly runs that often; others are listed for you to schedule.
+CREATE FUNCTION collect._collection_maintenance() RETURNS SETOF collect.maintenance
+    STABLE LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
+    SELECT 'collection', format('%I.%I', d.schema, d.name), 'normalize ' || l.level,
+           format('CALL collect.normalize_in_batches(%L, %L)', format('%I.%I', d.schema, d.name), l.level),
+           CASE l.level WHEN 'hourly' THEN interval '1 hour' WHEN 'daily' THEN interval '1 day'
+                        WHEN 'weekly' THEN interval '7 days' END,
+           true
+      FROM collect.collection_defs d,
+           LATERAL (SELECT jsonb_object_keys(coalesce(d."normalize", '{"daily": []}')) AS level) l
+     ORDER BY 2, 3
+$$;
+UPDATE collect.capabilities SET maintenance = 'collect._collection_maintenance' WHERE kind = 'collection';
 
 CREATE VIEW collect.collections AS
-SELECT d.schema, d.name, d.key_type, d.read, d."normalize",
-       collect._owned_relation(d.owner, d.schema, d.name || '_pending') AS pending_table,
-       collect._owned_relation(d.owner, d.schema, d.name || '_base') AS base_table,
-       d.owner, f.keys, f.pending_entries, f.base_bytes, d.last_normalized
-  FROM collect.collection_defs d JOIN collect._collection_figures() f USING (schema, name);
+SELECT d.schema, d.name, d.key_type, d.read, d."normalize", t.pending AS pending_table, t.base AS base_table,
+       d.owner, (f->>'keys')::bigint AS keys, (f->>'pending_entries')::bigint AS pending_entries,
+       (f->>'base_bytes')::bigint AS base_bytes, d.last_normalized
+  FROM collect.collection_defs d,
+       LATERAL (SELECT collect._owned_relation(d.owner, d.schema, d.name || '_pending') AS pending,
+                       collect._owned_relation(d.owner, d.schema, d.name || '_base') AS base) t,
+       LATERAL collect._figures(ARRAY[t.base, t.pending],
+           'SELECT (SELECT count(*) FROM (SELECT key FROM %1$s UNION SELECT key FROM %2$s) k) AS keys,
+                   (SELECT count(*) FROM %2$s) AS pending_entries,
+                   (SELECT coalesce(sum(pg_column_size(entries)), 0) FROM %1$s) AS base_bytes') f;
 GRANT SELECT ON collect.collections TO PUBLIC;

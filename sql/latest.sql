@@ -6,6 +6,8 @@
 
 CREATE TABLE collect.latest_defs (
     parent regclass PRIMARY KEY,
+    schema name NOT NULL,             -- the parent's schema and name, as every registry has them;
+    name text NOT NULL,               -- the tracking is the parent's OID, and follows renames
     child regclass NOT NULL,
     parent_key text NOT NULL,
     key_type text NOT NULL,
@@ -22,7 +24,8 @@ CREATE TABLE collect.latest_defs (
     backfill_done bigint NOT NULL DEFAULT 0,
     backfilled_at timestamptz,
     owner name NOT NULL DEFAULT current_user,
-    created_at timestamptz NOT NULL DEFAULT now()
+    created_at timestamptz NOT NULL DEFAULT now(),
+    UNIQUE (schema, name)
 );
 COMMENT ON TABLE collect.latest_defs IS 'Parents kept by collect.track_latest';
 -- A function of the tracking: it exists and belongs to the tracking's owner.
@@ -43,7 +46,7 @@ BEGIN
        AND collect._latest_owned_function(d.owner, d.refresh_function, d.key_type || '[]')
        AND collect._latest_owned_function(d.owner, d.trigger_function, '');
 END $$;
-SELECT collect._make_registry('collect.latest_defs', 'collect._latest_verify');
+SELECT collect._register_capability('tracking', 'collect.latest_defs', 'collect._latest_verify', 'collect.tracked_latest');
 
 CREATE FUNCTION collect._latest_sql(spec jsonb) RETURNS text[]
     IMMUTABLE STRICT LANGUAGE c AS 'MODULE_PATHNAME', 'latest_sql_wrapper';
@@ -60,7 +63,7 @@ BEGIN
         RAISE EXCEPTION 'the latest version is not tracked on %', coalesce(parent::text, 'NULL')
             USING ERRCODE = 'undefined_object', HINT = 'collect.tracked_latest lists the tracked parents.';
     END IF;
-    PERFORM collect._check_usable(collect._latest_verify(def), format('the tracking on %s', parent), def.owner);
+    PERFORM collect._check_definition(true, collect._latest_verify(def), 'tracking', parent::text, def.owner);
     RETURN def;
 END $$;
 
@@ -268,9 +271,9 @@ BEGIN
                                 (SELECT string_agg(format('%I', x), ', ') FROM unnest(orders) x));
     END IF;
 
-    INSERT INTO collect.latest_defs (parent, child, parent_key, key_type, link, order_by, columns, prefix, filter,
+    INSERT INTO collect.latest_defs (parent, schema, name, child, parent_key, key_type, link, order_by, columns, prefix, filter,
                                      refresh_function, trigger_function, trigger_tables, key_eq)
-    VALUES (parent, child, key_col.attname, format_type(key_col.atttypid, key_col.atttypmod), link, orders, columns, prefix, filter,
+    VALUES (parent, parent_schema, parent_name, child, key_col.attname, format_type(key_col.atttypid, key_col.atttypmod), link, orders, columns, prefix, filter,
             format('%I.%I', parent_schema, refresh_name), format('%I.%I', parent_schema, trigger_name), tables, key_eq);
 END $$;
 COMMENT ON FUNCTION collect.track_latest(regclass, regclass, text, text, text[], text, text) IS
@@ -372,6 +375,11 @@ DECLARE
     colname text;
 BEGIN
     PERFORM collect._check_owner(def.owner, format('the latest-version tracking on %s', parent));
+    -- Catch up with a rename of the parent, and lock the definition for the drop.
+    UPDATE collect.latest_defs d SET schema = c.relnamespace::regnamespace::name, name = c.relname
+      FROM pg_class c WHERE c.oid = d.parent AND d.parent = def.parent;
+    PERFORM collect._lock_definition('tracking', c.relnamespace::regnamespace::name, c.relname::text)
+       FROM pg_class c WHERE c.oid = def.parent;
     -- The triggers are found by their function, so renamed tables and partitions added or
     -- dropped since do not matter.
     FOR tg IN SELECT t.tgname, t.tgrelid::regclass AS rel FROM pg_trigger t WHERE t.tgfoid = sync ORDER BY t.tgrelid, t.tgname LOOP
@@ -387,6 +395,15 @@ BEGIN
     DELETE FROM collect.latest_defs d WHERE d.parent = def.parent;
 END $$;
 COMMENT ON FUNCTION collect.untrack_latest(regclass, boolean) IS 'Removes the triggers (and with drop_columns, the copies)';
+
+-- Backfills not done yet, as one-off work (collect.maintenance).
+CREATE FUNCTION collect._latest_maintenance() RETURNS SETOF collect.maintenance
+    STABLE LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
+    SELECT 'tracking', d.parent::text, 'backfill', format('CALL collect.backfill_latest(%L)', d.parent::text), NULL::interval,
+           d.backfill_position IS NOT NULL OR d.backfilled_at IS NULL
+      FROM collect.latest_defs d ORDER BY 2
+$$;
+UPDATE collect.capabilities SET maintenance = 'collect._latest_maintenance' WHERE kind = 'tracking';
 
 CREATE VIEW collect.tracked_latest AS
 SELECT d.parent, d.child, d.link, d.order_by, d.columns,

@@ -48,23 +48,54 @@ BEGIN
                AND pg_has_role($1, c.relowner, 'USAGE'));
 END $$;
 
--- The error for a definition that is not there.
-CREATE FUNCTION collect._no_definition(kind text, name text, hint text) RETURNS void
-    IMMUTABLE LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+-- The one check every capability's definition lookup ends with: a definition that is not
+-- there is 42704, one whose row names objects its owner does not own (`verified` is the
+-- capability's verify function's answer for the row) is refused (42501), never followed.
+CREATE FUNCTION collect._check_definition(exists_ boolean, verified boolean, kind text, name text, owner name)
+    RETURNS void STABLE LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    capability collect.capabilities := (SELECT c FROM collect.capabilities c WHERE c.kind = _check_definition.kind);
 BEGIN
-    RAISE EXCEPTION '% "%" does not exist', kind, name USING ERRCODE = 'undefined_object', HINT = hint;
-END $$;
-
--- The error for a definition whose row names objects its owner does not own (`verified` is
--- the capability's verify function's answer): refused, never followed.
-CREATE FUNCTION collect._check_usable(verified boolean, what text, owner name) RETURNS void
-    STABLE LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
-BEGIN
+    IF NOT exists_ THEN
+        RAISE EXCEPTION '% "%" does not exist', kind, name
+            USING ERRCODE = 'undefined_object', HINT = format('%s lists the %ss there are.', capability.listed_in, kind);
+    END IF;
     IF NOT verified THEN
-        RAISE EXCEPTION '% is not usable: what it names does not exist or does not belong to %', what, quote_ident(owner)
+        RAISE EXCEPTION '% % is not usable: what it names does not exist or does not belong to %', kind, name, quote_ident(owner)
             USING ERRCODE = 'insufficient_privilege',
                   HINT = 'A definition only acts on objects its owner owns (and sources it may put triggers on); drop it and create it again.';
     END IF;
+END $$;
+
+-- Locks a definition's row (`mode`: UPDATE to drop or change it, NO KEY UPDATE to work under
+-- it), so that work on it and its drop queue in one order; false when it is gone.
+CREATE FUNCTION collect._lock_definition(kind text, schema name, name text, mode text DEFAULT 'UPDATE') RETURNS boolean
+    LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    locked boolean;
+BEGIN
+    IF mode NOT IN ('UPDATE', 'NO KEY UPDATE') THEN
+        RAISE EXCEPTION 'invalid lock mode %', mode USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    EXECUTE format('SELECT true FROM %s d WHERE d.schema = $1 AND d.name = $2 FOR %s',
+                   (SELECT c.registry FROM collect.capabilities c WHERE c.kind = _lock_definition.kind), mode)
+        INTO locked USING schema, name;
+    RETURN coalesce(locked, false);
+END $$;
+
+-- A definition's figures: `query` (with %s for each of `tables`) run only when the caller may
+-- read every table, as one row made jsonb; NULL otherwise, so views of definitions answer
+-- every role without an error.
+CREATE FUNCTION collect._figures(tables regclass[], query text) RETURNS jsonb
+    STABLE LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    figures jsonb;
+BEGIN
+    IF tables IS NULL OR EXISTS (SELECT FROM unnest(tables) t WHERE t IS NULL OR NOT has_table_privilege(t, 'SELECT')) THEN
+        RETURN NULL;
+    END IF;
+    EXECUTE format('SELECT to_jsonb(f) FROM (%s) f', format(query, VARIADIC tables::text[])) INTO figures;
+    RETURN figures;
 END $$;
 
 -- Finds a definition's schema by name, the way Postgres finds a table: a qualified name
@@ -99,15 +130,29 @@ BEGIN
      ORDER BY s.ord LIMIT 1;
 END $$;
 
--- Makes `registry` (a table of definitions with `schema`, `name` and `owner` columns) one the
--- extension's functions can write with the caller's privileges: dumped by pg_dump, readable by
--- everybody, and written only with rows that `verify(row)` accepts for their owner.
-CREATE FUNCTION collect._make_registry(registry regclass, verify regproc) RETURNS void
-    LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+-- What each capability declares, in one place: its registry, how a row is verified, where
+-- users list its definitions, and the periodic work it has (`maintenance`: a function
+-- returning rows of collect.maintenance). Written only by the extension script.
+CREATE TABLE collect.capabilities (
+    kind text PRIMARY KEY,
+    registry regclass NOT NULL UNIQUE,
+    verify regproc NOT NULL,
+    listed_in text NOT NULL,
+    maintenance regproc
+);
+GRANT SELECT ON collect.capabilities TO PUBLIC;
+
+-- Registers a capability and makes its registry (a table of definitions with `owner`,
+-- `schema` and `name` columns) one the extension's functions can write with the caller's
+-- privileges: dumped by pg_dump, readable by everybody, written only with rows that
+-- `verify(row)` accepts for their owner.
+CREATE FUNCTION collect._register_capability(kind text, registry regclass, verify regproc, listed_in text)
+    RETURNS void LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     row_name text := (SELECT relname FROM pg_class WHERE oid = registry);
     allowed text := format('pg_catalog.pg_has_role(owner, ''USAGE'') AND %s(%I)', verify, row_name);
 BEGIN
+    INSERT INTO collect.capabilities (kind, registry, verify, listed_in) VALUES (kind, registry, verify, listed_in);
     PERFORM pg_extension_config_dump(registry, '');
     EXECUTE format('GRANT SELECT, INSERT, UPDATE, DELETE ON %s TO PUBLIC', registry);
     EXECUTE format('ALTER TABLE %s ENABLE ROW LEVEL SECURITY', registry);
@@ -118,12 +163,22 @@ BEGIN
     EXECUTE format('CREATE POLICY owner_deletes ON %s FOR DELETE USING (pg_catalog.pg_has_role(owner, ''USAGE''))', registry);
 END $$;
 
--- A definition's figures are computed only from tables the caller may read; the others are
--- NULL. Returns whether `rel` may be read.
-CREATE FUNCTION collect._readable(rel regclass) RETURNS boolean
+-- Periodic work: each capability's `maintenance` function returns its rows. A scheduler runs
+-- `call` every `every` (NULL: once, when `due`).
+CREATE TYPE collect.maintenance AS (kind text, object text, job text, call text, every interval, due boolean);
+
+CREATE FUNCTION collect._maintenance() RETURNS SETOF collect.maintenance
     STABLE LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    c collect.capabilities;
 BEGIN
-    RETURN rel IS NOT NULL AND has_table_privilege(rel, 'SELECT');
+    FOR c IN SELECT * FROM collect.capabilities WHERE maintenance IS NOT NULL ORDER BY kind LOOP
+        RETURN QUERY EXECUTE format('SELECT * FROM %s()', c.maintenance);
+    END LOOP;
 END $$;
 
-REVOKE EXECUTE ON FUNCTION collect._make_registry(regclass, regproc) FROM PUBLIC;
+-- Every capability's periodic work, in one list: what a scheduler runs.
+CREATE VIEW collect.maintenance_jobs AS SELECT * FROM collect._maintenance();
+GRANT SELECT ON collect.maintenance_jobs TO PUBLIC;
+
+REVOKE EXECUTE ON FUNCTION collect._register_capability(text, regclass, regproc, text) FROM PUBLIC;

@@ -47,7 +47,7 @@ BEGIN
        AND NOT EXISTS (SELECT FROM jsonb_array_elements(d.tiers) t
                         WHERE collect._owned_relation(d.owner, d.schema, t->>'name') IS NULL);
 END $$;
-SELECT collect._make_registry('collect.rollup_defs', 'collect._rollup_verify');
+SELECT collect._register_capability('rollup', 'collect.rollup_defs', 'collect._rollup_verify', 'collect.rollups');
 
 -- Buckets are aligned to this origin, so every tier's buckets nest in the coarser ones.
 CREATE FUNCTION collect._bucket_origin() RETURNS timestamptz
@@ -57,13 +57,9 @@ CREATE FUNCTION collect._bucket_origin() RETURNS timestamptz
 CREATE FUNCTION collect._rollup_def(schema name, name text) RETURNS collect.rollup_defs
     STABLE LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
-    def collect.rollup_defs;
+    def collect.rollup_defs := (SELECT d FROM collect.rollup_defs d WHERE (d.schema, d.name) = (_rollup_def.schema, _rollup_def.name));
 BEGIN
-    SELECT * INTO def FROM collect.rollup_defs d WHERE d.schema = _rollup_def.schema AND d.name = _rollup_def.name;
-    IF NOT FOUND THEN
-        PERFORM collect._no_definition('rollup', name, 'collect.rollups lists the rollups there are.');
-    END IF;
-    PERFORM collect._check_usable(collect._rollup_verify(def), format('rollup %I.%I', def.schema, def.name), def.owner);
+    PERFORM collect._check_definition(def.name IS NOT NULL, collect._rollup_verify(def), 'rollup', name, def.owner);
     RETURN def;
 END $$;
 
@@ -489,7 +485,7 @@ BEGIN
         RAISE EXCEPTION 'tier granularity % must be a multiple of the rollup''s %', coalesce(granularity::text, 'NULL'), def.granularity
             USING ERRCODE = 'invalid_parameter_value', HINT = 'For a minute rollup: ''1 hour'', ''1 day''.';
     END IF;
-    PERFORM FROM collect.rollup_defs d WHERE d.schema = def.schema AND d.name = def.name FOR UPDATE;
+    PERFORM collect._lock_definition('rollup', def.schema, def.name);
     -- Lock out ingest while the tier is filled and the ingest trigger remade, so no statement
     -- is counted twice or missed.
     EXECUTE format('LOCK TABLE %s IN SHARE ROW EXCLUSIVE MODE', collect._rollup_source(def));
@@ -527,7 +523,7 @@ BEGIN
     IF keep IS NOT NULL AND keep <= interval '0' THEN
         RAISE EXCEPTION 'retention must be positive, not %', keep USING ERRCODE = 'invalid_parameter_value';
     END IF;
-    PERFORM FROM collect.rollup_defs d WHERE d.schema = def.schema AND d.name = def.name FOR UPDATE;
+    PERFORM collect._lock_definition('rollup', def.schema, def.name);
     IF rollup_table = collect._rollup_table(def)::regclass THEN
         UPDATE collect.rollup_defs d SET keep = set_retention.keep WHERE d.schema = def.schema AND d.name = def.name;
     ELSE
@@ -634,12 +630,10 @@ DECLARE
     t jsonb;
     suffix text;
 BEGIN
-    SELECT * INTO def FROM collect.rollup_defs d WHERE d.schema = _drop_rollup.schema AND d.name = rollup;
-    IF NOT FOUND THEN
-        PERFORM collect._no_definition('rollup', rollup, 'collect.rollups lists the rollups there are.');
-    END IF;
+    def := (SELECT d FROM collect.rollup_defs d WHERE (d.schema, d.name) = (_drop_rollup.schema, rollup));
+    PERFORM collect._check_definition(def.name IS NOT NULL, true, 'rollup', rollup, def.owner);
     PERFORM collect._check_owner(def.owner, format('rollup %I.%I', def.schema, def.name));
-    PERFORM FROM collect.rollup_defs d WHERE d.schema = def.schema AND d.name = def.name FOR UPDATE;
+    PERFORM collect._lock_definition('rollup', def.schema, def.name);
     source := format('%I.%I', def.source_schema, def.source_name);
     FOR suffix IN SELECT tgname FROM pg_trigger
                    WHERE tgrelid = to_regclass(source) AND NOT tgisinternal
@@ -657,37 +651,34 @@ END $$;
 CREATE FUNCTION collect.drop_rollup(rollup text) RETURNS void
     LANGUAGE sql AS $$ SELECT collect._drop_rollup(r.schema, r.object_name) FROM collect._resolve('rollup', rollup) r $$;
 
--- Figures of the rollups whose tables the caller may read; NULL for the others.
-CREATE FUNCTION collect._rollup_figures(OUT schema name, OUT name text, OUT rows_in numeric, OUT rollup_rows bigint,
-                                        OUT late_events numeric, OUT stale_buckets bigint)
-    RETURNS SETOF record STABLE LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-    def collect.rollup_defs;
-    rollup regclass;
-    stale regclass;
-BEGIN
-    FOR def IN SELECT * FROM collect.rollup_defs ORDER BY 1, 2 LOOP
-        schema := def.schema;
-        name := def.name;
-        rollup := collect._owned_relation(def.owner, def.schema, def.name);
-        stale := collect._owned_relation(def.owner, def.schema, def.name || '_stale');
-        rows_in := NULL; rollup_rows := NULL; late_events := NULL; stale_buckets := NULL;
-        IF collect._readable(rollup) AND collect._readable(stale) THEN
-            EXECUTE format('SELECT coalesce(sum(event_count), 0), count(*), coalesce(sum(late_events), 0), (SELECT count(*) FROM %s) FROM %s',
-                           stale, rollup)
-                INTO rows_in, rollup_rows, late_events, stale_buckets;
-        END IF;
-        RETURN NEXT;
-    END LOOP;
-END $$;
+-- Each rollup's retention and stale-bucket refresh, as periodic work (collect.maintenance).
+CREATE FUNCTION collect._rollup_maintenance() RETURNS SETOF collect.maintenance
+    STABLE LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
+    SELECT 'rollup', format('%I.%I', d.schema, d.name), j.job, j.call, j.every, true
+      FROM collect.rollup_defs d,
+           LATERAL (SELECT 'apply retention' AS job, format('SELECT collect.apply_retention(%L)', format('%I.%I', d.schema, d.name)) AS call,
+                           greatest(d.granularity, interval '1 minute') AS every
+                     WHERE d.keep IS NOT NULL OR EXISTS (SELECT FROM jsonb_array_elements(d.tiers) t WHERE t->>'keep' IS NOT NULL)
+                    UNION ALL
+                    SELECT 'refresh stale buckets', format('SELECT collect.refresh_rollup(%L)', format('%I.%I', d.schema, d.name)),
+                           greatest(d.granularity * 5, interval '5 minutes')
+                     WHERE d.keep_raw) j
+     ORDER BY 2, 3
+$$;
+UPDATE collect.capabilities SET maintenance = 'collect._rollup_maintenance' WHERE kind = 'rollup';
 
 CREATE VIEW collect.rollups AS
-SELECT d.schema, d.name, collect._owned_relation(d.owner, d.schema, d.name) AS rollup_table,
-       collect._rollup_source(d) AS source,
+SELECT d.schema, d.name, t.rollup AS rollup_table, collect._rollup_source(d) AS source,
        d.time_column, d.dimensions, d.granularity, d.keep_raw, d.keep,
-       (SELECT coalesce(jsonb_agg(t || jsonb_build_object('table', format('%I.%I', d.schema, t->>'name')) ORDER BY o), '[]')
-          FROM jsonb_array_elements(d.tiers) WITH ORDINALITY x(t, o)) AS tiers,
-       f.rows_in, f.rollup_rows, round(f.rows_in / nullif(f.rollup_rows, 0), 1) AS rollup_ratio,
-       f.late_events, f.stale_buckets
-  FROM collect.rollup_defs d JOIN collect._rollup_figures() f USING (schema, name);
+       (SELECT coalesce(jsonb_agg(x || jsonb_build_object('table', format('%I.%I', d.schema, x->>'name')) ORDER BY o), '[]')
+          FROM jsonb_array_elements(d.tiers) WITH ORDINALITY y(x, o)) AS tiers,
+       (f->>'rows_in')::numeric AS rows_in, (f->>'rollup_rows')::bigint AS rollup_rows,
+       round((f->>'rows_in')::numeric / nullif((f->>'rollup_rows')::bigint, 0), 1) AS rollup_ratio,
+       (f->>'late_events')::numeric AS late_events, (f->>'stale_buckets')::bigint AS stale_buckets
+  FROM collect.rollup_defs d,
+       LATERAL (SELECT collect._owned_relation(d.owner, d.schema, d.name) AS rollup,
+                       collect._owned_relation(d.owner, d.schema, d.name || '_stale') AS stale) t,
+       LATERAL collect._figures(ARRAY[t.rollup, t.stale],
+           'SELECT coalesce(sum(event_count), 0) AS rows_in, count(*) AS rollup_rows, coalesce(sum(late_events), 0) AS late_events,
+                   (SELECT count(*) FROM %2$s) AS stale_buckets FROM %1$s') f;
 GRANT SELECT ON collect.rollups TO PUBLIC;

@@ -138,7 +138,7 @@ fn collection_normalize(
     // The definition's row first, as drop_collection takes it: a drop waits for this pass
     // (and a pass that starts after a drop committed finds nothing) instead of deadlocking.
     let locked = Spi::get_one_with_args::<bool>(
-        "SELECT true FROM collect.collection_defs WHERE schema = $1 AND name = $2 FOR NO KEY UPDATE",
+        "SELECT collect._lock_definition('collection', $1, $2, 'NO KEY UPDATE')",
         &[def.schema.as_str().into(), collection.into()],
     );
     if !matches!(locked, Ok(Some(true))) {
