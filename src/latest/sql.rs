@@ -1,15 +1,16 @@
 use std::ffi::CString;
 
 use pgrx::prelude::*;
-use pgrx::{pg_sys, JsonB};
+use pgrx::pg_sys;
 
 use super::generate::Tracking;
 use crate::errors::raise;
+use crate::jsonb::JsonbArg;
 
 /// The generated SQL for a tracking: {refresh function, trigger function, check query}.
 #[pg_extern(sql = false)]
-fn latest_sql(spec: JsonB) -> Vec<String> {
-    let tracking: Tracking = serde_json::from_value(spec.0)
+fn latest_sql(spec: JsonbArg) -> Vec<String> {
+    let tracking: Tracking = serde_json::from_slice(spec.to_text().to_bytes())
         .unwrap_or_else(|e| raise(PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE, format!("invalid tracking spec: {e}"), None));
     vec![tracking.refresh_function_sql(), tracking.trigger_function_sql(), tracking.check_sql()]
 }
