@@ -10,6 +10,7 @@ use pgrx::prelude::*;
 mod aggstate;
 pub mod collections;
 mod errors;
+pub mod graphs;
 mod jsonb;
 pub mod latest;
 pub mod lump;
@@ -26,6 +27,7 @@ extension_sql_file!("../sql/collections.sql", name = "collections", requires = [
 extension_sql_file!("../sql/sketches.sql", name = "sketches", requires = ["registry"]);
 extension_sql_file!("../sql/rollups.sql", name = "rollups", requires = ["sketches"]);
 extension_sql_file!("../sql/latest.sql", name = "latest", requires = ["registry"]);
+extension_sql_file!("../sql/graphs.sql", name = "graphs", requires = ["registry"]);
 
 /// Required by `cargo pgrx test`.
 #[cfg(test)]

@@ -1,0 +1,356 @@
+-- Edge lists (Twitter's FlockDB): adjacency lists of 64-bit ids, each edge with a state and a
+-- position, kept forward (by source) and backward (by destination), with exact per-node counts.
+-- Writes are ordered by their `at`, not by arrival (src/graphs/edge.rs); storage is described
+-- in src/graphs/sql.rs.
+
+-- The registry. A graph `schema.name` owns the tables name_out, name_in and name_counts.
+CREATE TABLE collect.graph_defs (
+    schema name NOT NULL,
+    name text NOT NULL,
+    owner name NOT NULL DEFAULT current_user,
+    created_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (schema, name)
+);
+COMMENT ON TABLE collect.graph_defs IS 'Graphs made by collect.create_graph';
+
+CREATE FUNCTION collect._graph_verify(d collect.graph_defs) RETURNS boolean
+    STABLE LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    RETURN collect._owned_relation(d.owner, d.schema, d.name || '_out') IS NOT NULL
+       AND collect._owned_relation(d.owner, d.schema, d.name || '_in') IS NOT NULL
+       AND collect._owned_relation(d.owner, d.schema, d.name || '_counts') IS NOT NULL;
+END $$;
+SELECT collect._register_capability('graph', 'collect.graph_defs', 'collect._graph_verify', 'collect.graphs');
+
+CREATE FUNCTION collect._graph_def(schema name, name text) RETURNS collect.graph_defs
+    STABLE LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    def collect.graph_defs := (SELECT d FROM collect.graph_defs d WHERE (d.schema, d.name) = (_graph_def.schema, _graph_def.name));
+BEGIN
+    PERFORM collect._check_definition(def.name IS NOT NULL, collect._graph_verify(def), 'graph', name, def.owner);
+    RETURN def;
+END $$;
+
+-- The stored code of a state, or an error naming it.
+CREATE FUNCTION collect._edge_state_code(state text) RETURNS smallint
+    IMMUTABLE LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    RETURN CASE state WHEN 'normal' THEN 0 WHEN 'removed' THEN 1 WHEN 'archived' THEN 2 WHEN 'negative' THEN 3
+           ELSE collect._edge_bad_argument('state', state, 'States are normal, removed, archived and negative.')::smallint END;
+END $$;
+
+CREATE FUNCTION collect._edge_bad_argument(what text, value text, hint text) RETURNS integer
+    IMMUTABLE LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF value IS NULL THEN
+        RAISE EXCEPTION '% must not be NULL', what USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    RAISE EXCEPTION 'invalid %: %', what, quote_literal(value) USING ERRCODE = 'invalid_parameter_value', HINT = hint;
+END $$;
+
+-- The list a direction reads: (table, key column, other column).
+CREATE FUNCTION collect._edge_list(def collect.graph_defs, direction text, OUT tbl text, OUT key text, OUT other text)
+    IMMUTABLE LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    CASE direction
+    WHEN 'out' THEN tbl := format('%I.%I', def.schema, def.name || '_out'); key := 'source'; other := 'destination';
+    WHEN 'in' THEN tbl := format('%I.%I', def.schema, def.name || '_in'); key := 'destination'; other := 'source';
+    ELSE PERFORM collect._edge_bad_argument('direction', direction, 'Directions are out (a node''s destinations) and in (its sources).');
+    END CASE;
+END $$;
+
+CREATE FUNCTION collect._create_graph(schema name, name text) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    out_table text := format('%I.%I', schema, name || '_out');
+    in_table text := format('%I.%I', schema, name || '_in');
+    counts_table text := format('%I.%I', schema, name || '_counts');
+BEGIN
+    PERFORM collect._check_name('graph', name);
+    IF schema IS NULL THEN
+        RAISE EXCEPTION 'no schema to create graph "%" in', name
+            USING ERRCODE = 'invalid_schema_name', HINT = 'Set search_path to a schema you can create tables in.';
+    END IF;
+    PERFORM pg_advisory_xact_lock(hashtext('collect.graph:' || schema || '.' || name));
+    IF EXISTS (SELECT FROM collect.graph_defs d WHERE d.schema = _create_graph.schema AND d.name = _create_graph.name) THEN
+        RAISE EXCEPTION 'graph %.% already exists', quote_ident(schema), name
+            USING ERRCODE = 'duplicate_object', HINT = 'Drop it with collect.drop_graph(name), or pick another name.';
+    END IF;
+    -- Times are microseconds since the Unix epoch; positions order a node's list, newest first.
+    EXECUTE format('CREATE TABLE %s (
+        source bigint NOT NULL, destination bigint NOT NULL, state smallint NOT NULL, position bigint NOT NULL,
+        state_at bigint NOT NULL, position_at bigint, first_at bigint NOT NULL, first_add boolean NOT NULL,
+        archived_from smallint,
+        PRIMARY KEY (source, destination))', out_table);
+    EXECUTE format('CREATE INDEX ON %s (source, state, position, destination)', out_table);
+    EXECUTE format('CREATE TABLE %s (
+        destination bigint NOT NULL, source bigint NOT NULL, state smallint NOT NULL, position bigint NOT NULL,
+        PRIMARY KEY (destination, source))', in_table);
+    EXECUTE format('CREATE INDEX ON %s (destination, state, position, source)', in_table);
+    EXECUTE format('CREATE TABLE %s (
+        node bigint NOT NULL, direction "char" NOT NULL, state smallint NOT NULL, slot smallint NOT NULL, n bigint NOT NULL,
+        PRIMARY KEY (node, direction, state, slot))', counts_table);
+    EXECUTE format('COMMENT ON TABLE %s IS %L', out_table, 'Edges of graph ' || name || ' by source (pg_collect)');
+    EXECUTE format('COMMENT ON TABLE %s IS %L', in_table, 'Edges of graph ' || name || ' by destination (pg_collect)');
+    EXECUTE format('COMMENT ON TABLE %s IS %L', counts_table, 'Edges per node, direction and state of graph ' || name || ' (pg_collect)');
+    -- On Citus, FlockDB's partitioning: forward edges by source, backward by destination,
+    -- counts by node, all co-located, so a node's list and its counts live on one shard.
+    IF EXISTS (SELECT FROM pg_extension WHERE extname = 'citus') THEN
+        EXECUTE format('SELECT create_distributed_table(%L, %L)', out_table, 'source');
+        EXECUTE format('SELECT create_distributed_table(%L, %L, colocate_with => %L)', in_table, 'destination', out_table);
+        EXECUTE format('SELECT create_distributed_table(%L, %L, colocate_with => %L)', counts_table, 'node', out_table);
+    END IF;
+    INSERT INTO collect.graph_defs (schema, name) VALUES (schema, name);
+END $$;
+
+CREATE FUNCTION collect.create_graph(name text) RETURNS void
+LANGUAGE sql AS $$
+    SELECT collect._create_graph(
+               CASE WHEN pg_catalog.cardinality(pg_catalog.parse_ident(name)) OPERATOR(pg_catalog.=) 2 THEN r.schema
+                    ELSE pg_catalog.current_schema() END,
+               r.object_name)
+      FROM collect._resolve('graph', name, '_out') r
+$$;
+COMMENT ON FUNCTION collect.create_graph(text) IS
+    'Defines a graph; creates name_out, name_in and name_counts in the current schema (distributed when Citus is there)';
+
+CREATE FUNCTION collect._drop_graph(schema name, name text) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    def collect.graph_defs := (SELECT d FROM collect.graph_defs d WHERE (d.schema, d.name) = (_drop_graph.schema, _drop_graph.name));
+BEGIN
+    PERFORM collect._check_definition(def.name IS NOT NULL, true, 'graph', name, def.owner);
+    PERFORM collect._check_owner(def.owner, format('graph %I.%I', def.schema, def.name));
+    PERFORM collect._lock_definition('graph', def.schema, def.name);
+    EXECUTE format('DROP TABLE IF EXISTS %s, %s, %s',
+                   collect._owned_relation(def.owner, def.schema, def.name || '_out'),
+                   collect._owned_relation(def.owner, def.schema, def.name || '_in'),
+                   collect._owned_relation(def.owner, def.schema, def.name || '_counts'));
+    DELETE FROM collect.graph_defs d WHERE d.schema = def.schema AND d.name = def.name;
+END $$;
+
+CREATE FUNCTION collect.drop_graph(name text) RETURNS void
+    LANGUAGE sql AS $$ SELECT collect._drop_graph(r.schema, r.object_name) FROM collect._resolve('graph', name, '_out') r $$;
+
+-- ---- writes ----
+
+CREATE FUNCTION collect._graph_write(schema text, name text, sources bigint[], destinations bigint[], state smallint,
+                                     positions bigint[], at_us bigint) RETURNS bigint
+    LANGUAGE c SET search_path = pg_catalog, pg_temp AS 'MODULE_PATHNAME', 'graph_write_wrapper';
+CREATE FUNCTION collect._graph_archive(schema text, name text, node bigint, archive boolean, at_us bigint) RETURNS bigint
+    LANGUAGE c SET search_path = pg_catalog, pg_temp AS 'MODULE_PATHNAME', 'graph_archive_wrapper';
+
+-- Checks a write's arguments, then applies it; returns how many edges changed.
+CREATE FUNCTION collect._edge_write(schema name, name text, sources bigint[], destinations bigint[], state text,
+                                    positions bigint[], at timestamptz) RETURNS bigint
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    def collect.graph_defs := collect._graph_def(schema, name);
+BEGIN
+    IF sources IS NULL OR destinations IS NULL OR at IS NULL THEN
+        RAISE EXCEPTION 'an edge write needs its nodes and its time, not NULL' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    RETURN collect._graph_write(def.schema, def.name, sources, destinations, collect._edge_state_code(state), positions,
+                                (extract(epoch FROM at) * 1000000)::bigint);
+END $$;
+
+CREATE FUNCTION collect.edge_add(graph text, source bigint, destination bigint, "position" bigint DEFAULT NULL,
+                                 at timestamptz DEFAULT pg_catalog.clock_timestamp()) RETURNS bigint
+LANGUAGE sql AS $$
+    SELECT collect._edge_write(r.schema, r.object_name, ARRAY[source], ARRAY[destination], 'normal',
+                               CASE WHEN "position" IS NULL THEN NULL ELSE ARRAY["position"] END, at)
+      FROM collect._resolve('graph', graph, '_out') r
+$$;
+COMMENT ON FUNCTION collect.edge_add(text, bigint, bigint, bigint, timestamptz) IS
+    'Adds (or restores) an edge, if at is newer than its last write; returns 1 if it changed';
+
+CREATE FUNCTION collect.edge_remove(graph text, source bigint, destination bigint,
+                                    at timestamptz DEFAULT pg_catalog.clock_timestamp()) RETURNS bigint
+    LANGUAGE sql AS $$ SELECT collect._edge_write(r.schema, r.object_name, ARRAY[source], ARRAY[destination], 'removed', NULL, at)
+                         FROM collect._resolve('graph', graph, '_out') r $$;
+
+CREATE FUNCTION collect.edge_negate(graph text, source bigint, destination bigint,
+                                    at timestamptz DEFAULT pg_catalog.clock_timestamp()) RETURNS bigint
+    LANGUAGE sql AS $$ SELECT collect._edge_write(r.schema, r.object_name, ARRAY[source], ARRAY[destination], 'negative', NULL, at)
+                         FROM collect._resolve('graph', graph, '_out') r $$;
+
+-- Fan-out from one source, and pairs from parallel arrays: one call, edges locked in key order.
+CREATE FUNCTION collect.edge_add_many(graph text, source bigint, destinations bigint[], positions bigint[] DEFAULT NULL,
+                                      at timestamptz DEFAULT pg_catalog.clock_timestamp()) RETURNS bigint
+    LANGUAGE sql AS $$ SELECT collect._edge_write(r.schema, r.object_name, pg_catalog.array_fill(source, ARRAY[pg_catalog.cardinality(destinations)]),
+                                                  destinations, 'normal', positions, at)
+                         FROM collect._resolve('graph', graph, '_out') r $$;
+CREATE FUNCTION collect.edge_add_pairs(graph text, sources bigint[], destinations bigint[], positions bigint[] DEFAULT NULL,
+                                      at timestamptz DEFAULT pg_catalog.clock_timestamp()) RETURNS bigint
+    LANGUAGE sql AS $$ SELECT collect._edge_write(r.schema, r.object_name, sources, destinations, 'normal', positions, at)
+                         FROM collect._resolve('graph', graph, '_out') r $$;
+CREATE FUNCTION collect.edge_remove_pairs(graph text, sources bigint[], destinations bigint[],
+                                         at timestamptz DEFAULT pg_catalog.clock_timestamp()) RETURNS bigint
+    LANGUAGE sql AS $$ SELECT collect._edge_write(r.schema, r.object_name, sources, destinations, 'removed', NULL, at)
+                         FROM collect._resolve('graph', graph, '_out') r $$;
+
+CREATE FUNCTION collect._edge_archive(schema name, name text, node bigint, archive boolean, at timestamptz) RETURNS bigint
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    def collect.graph_defs := collect._graph_def(schema, name);
+BEGIN
+    IF node IS NULL OR at IS NULL THEN
+        RAISE EXCEPTION 'archiving needs a node and a time, not NULL' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    RETURN collect._graph_archive(def.schema, def.name, node, archive, (extract(epoch FROM at) * 1000000)::bigint);
+END $$;
+
+CREATE FUNCTION collect.edge_archive(graph text, node bigint, at timestamptz DEFAULT pg_catalog.clock_timestamp()) RETURNS bigint
+    LANGUAGE sql AS $$ SELECT collect._edge_archive(r.schema, r.object_name, node, true, at) FROM collect._resolve('graph', graph, '_out') r $$;
+COMMENT ON FUNCTION collect.edge_archive(text, bigint, timestamptz) IS
+    'Archives every normal or negative edge of a node, both directions (a suspended account), keeping positions';
+CREATE FUNCTION collect.edge_unarchive(graph text, node bigint, at timestamptz DEFAULT pg_catalog.clock_timestamp()) RETURNS bigint
+    LANGUAGE sql AS $$ SELECT collect._edge_archive(r.schema, r.object_name, node, false, at) FROM collect._resolve('graph', graph, '_out') r $$;
+
+-- ---- reads ----
+
+-- A page of a node's list, newest position first. `cursor` is the `cursor` of the last row of
+-- the previous page (the next page follows it); with `backward`, of the first row of the
+-- current page (the page before it). Each page is one index range, however deep.
+CREATE FUNCTION collect._edges(schema name, name text, of_node bigint, direction text, state text, page_size integer,
+                               after_cursor bigint, backward boolean)
+    RETURNS TABLE (node bigint, "position" bigint, cursor bigint)
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    def collect.graph_defs := collect._graph_def(schema, name);
+    list record := collect._edge_list(def, direction);
+    code smallint := collect._edge_state_code(state);
+    after_position bigint;
+BEGIN
+    IF of_node IS NULL THEN
+        PERFORM collect._edge_bad_argument('node', NULL, NULL);
+    END IF;
+    IF page_size IS NULL OR page_size < 1 OR page_size > 100000 THEN
+        RAISE EXCEPTION 'page_size must be between 1 and 100000, not %', coalesce(page_size::text, 'NULL')
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF coalesce(backward, false) AND after_cursor IS NULL THEN
+        RAISE EXCEPTION 'paging backward needs a cursor' USING ERRCODE = 'invalid_parameter_value',
+            HINT = 'Pass the cursor of the first row of the page you have; the page before it comes back.';
+    END IF;
+    IF after_cursor IS NOT NULL THEN
+        EXECUTE format('SELECT position FROM %s WHERE %I = $1 AND %I = $2', list.tbl, list.key, list.other)
+            INTO after_position USING of_node, after_cursor;
+        IF after_position IS NULL THEN
+            RAISE EXCEPTION 'cursor % is not an edge of node % (%)', after_cursor, of_node, direction
+                USING ERRCODE = 'invalid_parameter_value', HINT = 'Pass the cursor column of a row this function returned.';
+        END IF;
+    END IF;
+    IF NOT coalesce(backward, false) THEN
+        RETURN QUERY EXECUTE format(
+            'SELECT %2$I, position, %2$I FROM %3$s WHERE %1$I = $1 AND state = $2 AND ($3 IS NULL OR (position, %2$I) < ($3, $4))
+              ORDER BY position DESC, %2$I DESC LIMIT $5', list.key, list.other, list.tbl)
+            USING of_node, code, after_position, after_cursor, page_size;
+    ELSE
+        RETURN QUERY EXECUTE format(
+            'SELECT * FROM (SELECT %2$I, position, %2$I FROM %3$s WHERE %1$I = $1 AND state = $2 AND (position, %2$I) > ($3, $4)
+                             ORDER BY position, %2$I LIMIT $5) p ORDER BY 2 DESC, 1 DESC', list.key, list.other, list.tbl)
+            USING of_node, code, after_position, after_cursor, page_size;
+    END IF;
+END $$;
+
+CREATE FUNCTION collect.edges(graph text, node bigint, direction text DEFAULT 'out', state text DEFAULT 'normal',
+                              page_size integer DEFAULT 100, cursor bigint DEFAULT NULL, backward boolean DEFAULT false)
+    RETURNS TABLE (node bigint, "position" bigint, cursor bigint)
+    STABLE LANGUAGE sql AS $$
+    SELECT e.* FROM collect._resolve('graph', graph, '_out') r,
+                    collect._edges(r.schema, r.object_name, node, direction, state, page_size, cursor, backward) e
+$$;
+
+CREATE FUNCTION collect._edge_count(schema name, name text, node bigint, direction text, state text) RETURNS bigint
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    def collect.graph_defs := collect._graph_def(schema, name);
+    list record := collect._edge_list(def, direction);
+    counted bigint;
+BEGIN
+    IF node IS NULL THEN
+        PERFORM collect._edge_bad_argument('node', NULL, NULL);
+    END IF;
+    EXECUTE format('SELECT coalesce(sum(n), 0)::bigint FROM %I.%I WHERE node = $1 AND direction = $2 AND state = $3',
+                   def.schema, def.name || '_counts')
+        INTO counted USING node, left(direction, 1), collect._edge_state_code(state);
+    RETURN counted;
+END $$;
+
+CREATE FUNCTION collect.edge_count(graph text, node bigint, direction text DEFAULT 'out', state text DEFAULT 'normal') RETURNS bigint
+    STABLE LANGUAGE sql AS $$ SELECT collect._edge_count(r.schema, r.object_name, node, direction, state)
+                                FROM collect._resolve('graph', graph, '_out') r $$;
+
+CREATE FUNCTION collect._edge_state(schema name, name text, source bigint, destination bigint) RETURNS text
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    def collect.graph_defs := collect._graph_def(schema, name);
+    code smallint;
+BEGIN
+    IF source IS NULL OR destination IS NULL THEN
+        PERFORM collect._edge_bad_argument('node', NULL, NULL);
+    END IF;
+    EXECUTE format('SELECT state FROM %I.%I WHERE source = $1 AND destination = $2', def.schema, def.name || '_out')
+        INTO code USING source, destination;
+    RETURN CASE code WHEN 0 THEN 'normal' WHEN 1 THEN 'removed' WHEN 2 THEN 'archived' WHEN 3 THEN 'negative' END;
+END $$;
+
+CREATE FUNCTION collect.edge_state(graph text, source bigint, destination bigint) RETURNS text
+    STABLE LANGUAGE sql AS $$ SELECT collect._edge_state(r.schema, r.object_name, source, destination)
+                                FROM collect._resolve('graph', graph, '_out') r $$;
+CREATE FUNCTION collect.edge_exists(graph text, source bigint, destination bigint) RETURNS boolean
+    STABLE LANGUAGE sql AS $$ SELECT coalesce(collect.edge_state(graph, source, destination) OPERATOR(pg_catalog.=) 'normal', false) $$;
+
+-- Set operations over nodes' lists: exact, whatever their sizes and shards (src/graphs/sets.rs).
+CREATE FUNCTION collect._graph_sets(schema text, name text, op text, nodes bigint[], direction text, state smallint)
+    RETURNS SETOF bigint LANGUAGE c STABLE SET search_path = pg_catalog, pg_temp AS 'MODULE_PATHNAME', 'graph_sets_wrapper';
+CREATE FUNCTION collect._graph_sets_count(schema text, name text, op text, nodes bigint[], direction text, state smallint)
+    RETURNS bigint LANGUAGE c STABLE SET search_path = pg_catalog, pg_temp AS 'MODULE_PATHNAME', 'graph_sets_count_wrapper';
+
+CREATE FUNCTION collect._edge_sets(schema name, name text, op text, nodes bigint[], direction text, counting boolean)
+    RETURNS TABLE (node bigint, counted bigint)
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    def collect.graph_defs := collect._graph_def(schema, name);
+    list record := collect._edge_list(def, direction);
+BEGIN
+    IF nodes IS NULL OR array_position(nodes, NULL) IS NOT NULL THEN
+        PERFORM collect._edge_bad_argument('node', NULL, NULL);
+    END IF;
+    IF counting THEN
+        RETURN QUERY SELECT NULL::bigint, collect._graph_sets_count(def.schema, def.name, op, nodes, direction, 0::smallint);
+    ELSE
+        RETURN QUERY SELECT s, NULL::bigint FROM collect._graph_sets(def.schema, def.name, op, nodes, direction, 0::smallint) s;
+    END IF;
+END $$;
+
+CREATE FUNCTION collect.edge_intersect(graph text, nodes bigint[], direction text DEFAULT 'out') RETURNS SETOF bigint
+    STABLE LANGUAGE sql AS $$ SELECT s.node FROM collect._resolve('graph', graph, '_out') r,
+                                               collect._edge_sets(r.schema, r.object_name, 'intersect', nodes, direction, false) s $$;
+CREATE FUNCTION collect.edge_union(graph text, nodes bigint[], direction text DEFAULT 'out') RETURNS SETOF bigint
+    STABLE LANGUAGE sql AS $$ SELECT s.node FROM collect._resolve('graph', graph, '_out') r,
+                                               collect._edge_sets(r.schema, r.object_name, 'union', nodes, direction, false) s $$;
+CREATE FUNCTION collect.edge_difference(graph text, a bigint, b bigint, direction text DEFAULT 'out') RETURNS SETOF bigint
+    STABLE LANGUAGE sql AS $$ SELECT s.node FROM collect._resolve('graph', graph, '_out') r,
+                                               collect._edge_sets(r.schema, r.object_name, 'difference', ARRAY[a, b], direction, false) s $$;
+CREATE FUNCTION collect.edge_intersect_count(graph text, nodes bigint[], direction text DEFAULT 'out') RETURNS bigint
+    STABLE LANGUAGE sql AS $$ SELECT s.counted FROM collect._resolve('graph', graph, '_out') r,
+                                                  collect._edge_sets(r.schema, r.object_name, 'intersect', nodes, direction, true) s $$;
+CREATE FUNCTION collect.edge_union_count(graph text, nodes bigint[], direction text DEFAULT 'out') RETURNS bigint
+    STABLE LANGUAGE sql AS $$ SELECT s.counted FROM collect._resolve('graph', graph, '_out') r,
+                                                  collect._edge_sets(r.schema, r.object_name, 'union', nodes, direction, true) s $$;
+CREATE FUNCTION collect.edge_difference_count(graph text, a bigint, b bigint, direction text DEFAULT 'out') RETURNS bigint
+    STABLE LANGUAGE sql AS $$ SELECT s.counted FROM collect._resolve('graph', graph, '_out') r,
+                                                  collect._edge_sets(r.schema, r.object_name, 'difference', ARRAY[a, b], direction, true) s $$;
+
+CREATE VIEW collect.graphs AS
+SELECT d.schema, d.name, d.owner, f->'edges' AS edges, (f->>'nodes')::bigint AS nodes
+  FROM collect.graph_defs d,
+       LATERAL (SELECT collect._owned_relation(d.owner, d.schema, d.name || '_counts') AS counts) t,
+       LATERAL collect._figures(ARRAY[t.counts],
+           'SELECT (SELECT jsonb_object_agg(s, n) FROM (SELECT CASE state WHEN 0 THEN ''normal'' WHEN 1 THEN ''removed''
+                                                                         WHEN 2 THEN ''archived'' ELSE ''negative'' END AS s,
+                                                             sum(n) AS n FROM %1$s WHERE direction = ''o'' GROUP BY state) c) AS edges,
+                   (SELECT count(*) FROM (SELECT node FROM %1$s GROUP BY node HAVING sum(n) <> 0) x) AS nodes') f;
+GRANT SELECT ON collect.graphs TO PUBLIC;

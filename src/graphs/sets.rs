@@ -1,0 +1,216 @@
+//! Set operations over nodes' lists (FlockDB's "who follows both of these users"), exact
+//! whatever the lists' sizes: lists are read in node order through their primary keys and
+//! merged, never loaded whole; a list much shorter than the others is probed into them
+//! instead, one index lookup per element. Every read names one node, so on Citus each one
+//! goes to the one shard holding that node's list.
+
+use std::collections::VecDeque;
+
+use pgrx::prelude::*;
+use pgrx::spi::{SpiClient, SpiCursor};
+
+use super::sets_core::{plan, Op, Plan};
+use crate::errors::raise;
+use crate::registry::{ident, qualified};
+
+const FETCH: i64 = 10_000;
+
+fn spi_error(e: pgrx::spi::SpiError) -> ! {
+    raise(PgSqlErrorCode::ERRCODE_INTERNAL_ERROR, format!("SPI: {e}"), None)
+}
+
+struct List {
+    table: String,
+    key: &'static str,
+    other: &'static str,
+    counts: String,
+    direction: &'static str,
+}
+
+impl List {
+    fn of(schema: &str, name: &str, direction: &str) -> List {
+        let counts = qualified(schema, &format!("{name}_counts"));
+        match direction {
+            "out" => List { table: qualified(schema, &format!("{name}_out")), key: "source", other: "destination", counts, direction: "o" },
+            _ => List { table: qualified(schema, &format!("{name}_in")), key: "destination", other: "source", counts, direction: "i" },
+        }
+    }
+}
+
+/// One node's list in node order, fetched a batch at a time.
+struct Sorted<'conn> {
+    cursor: SpiCursor<'conn>,
+    buffer: VecDeque<i64>,
+    done: bool,
+}
+
+impl<'conn> Sorted<'conn> {
+    fn open(client: &SpiClient<'conn>, list: &List, node: i64, state: i16) -> Sorted<'conn> {
+        let query = format!(
+            "SELECT {other} FROM {table} WHERE {key} = $1 AND state = $2 ORDER BY {other}",
+            other = ident(list.other),
+            table = list.table,
+            key = ident(list.key)
+        );
+        let cursor = client.open_cursor(query.as_str(), &[node.into(), state.into()]);
+        Sorted { cursor, buffer: VecDeque::new(), done: false }
+    }
+
+    fn peek(&mut self) -> Option<i64> {
+        if self.buffer.is_empty() && !self.done {
+            let batch = self.cursor.fetch(FETCH).unwrap_or_else(|e| spi_error(e));
+            self.buffer.extend(batch.filter_map(|row| row.get::<i64>(1).ok().flatten()));
+            self.done = self.buffer.len() < FETCH as usize;
+            pgrx::check_for_interrupts!();
+        }
+        self.buffer.front().copied()
+    }
+
+    fn pop(&mut self) -> Option<i64> {
+        let v = self.peek();
+        self.buffer.pop_front();
+        v
+    }
+
+    /// Skips to the first element at least `target`.
+    fn seek(&mut self, target: i64) -> Option<i64> {
+        while let Some(v) = self.peek() {
+            if v >= target {
+                return Some(v);
+            }
+            self.buffer.pop_front();
+        }
+        None
+    }
+}
+
+fn list_sizes(list: &List, nodes: &[i64], state: i16) -> Vec<i64> {
+    Spi::get_one_with_args::<Vec<Option<i64>>>(
+        &format!(
+            "SELECT array_agg(coalesce((SELECT sum(n) FROM {counts} WHERE node = x AND direction = $2 AND state = $3), 0)::int8 ORDER BY o)
+               FROM unnest($1::int8[]) WITH ORDINALITY AS u(x, o)",
+            counts = list.counts
+        ),
+        &[nodes.to_vec().into(), list.direction.into(), state.into()],
+    )
+    .unwrap_or_else(|e| spi_error(e))
+    .unwrap_or_default()
+    .into_iter()
+    .map(|n| n.unwrap_or(0))
+    .collect()
+}
+
+/// Runs `op` over the lists of `nodes`, handing each result to `emit` in node order.
+fn run(schema: &str, name: &str, op: &str, nodes: Vec<i64>, direction: &str, state: i16, emit: &mut dyn FnMut(i64)) {
+    let op = Op::parse(op).unwrap_or_else(|| {
+        raise(PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE, format!("invalid set operation {op:?}"), None)
+    });
+    if nodes.is_empty() {
+        return;
+    }
+    let list = List::of(schema, name, direction);
+    let sizes = list_sizes(&list, &nodes, state);
+    Spi::connect(|client| match plan(op, &sizes) {
+        Plan::Empty => {}
+        Plan::Merge => {
+            let mut lists: Vec<Sorted> = nodes.iter().map(|n| Sorted::open(&client, &list, *n, state)).collect();
+            match op {
+                Op::Intersect => intersect(&mut lists, emit),
+                Op::Union => union(&mut lists, emit),
+                Op::Difference => difference(&mut lists, emit),
+            }
+        }
+        Plan::Probe { scan, into, keep_found } => {
+            let probe = client
+                .prepare(
+                    format!(
+                        "SELECT true FROM {table} WHERE {key} = $1 AND {other} = $2 AND state = $3",
+                        table = list.table,
+                        key = ident(list.key),
+                        other = ident(list.other)
+                    )
+                    .as_str(),
+                    &[pgrx::PgOid::from(pgrx::pg_sys::INT8OID), pgrx::PgOid::from(pgrx::pg_sys::INT8OID), pgrx::PgOid::from(pgrx::pg_sys::INT2OID)],
+                )
+                .unwrap_or_else(|e| spi_error(e));
+            let mut scanned = Sorted::open(&client, &list, nodes[scan], state);
+            while let Some(v) = scanned.pop() {
+                let found_in_all = into.iter().all(|&i| {
+                    client
+                        .select(&probe, Some(1), &[nodes[i].into(), v.into(), state.into()])
+                        .map(|rows| !rows.is_empty())
+                        .unwrap_or_else(|e| spi_error(e))
+                });
+                if found_in_all == keep_found {
+                    emit(v);
+                }
+            }
+        }
+    });
+}
+
+fn intersect(lists: &mut [Sorted], emit: &mut dyn FnMut(i64)) {
+    let Some(mut candidate) = lists[0].peek() else { return };
+    'outer: loop {
+        for l in lists.iter_mut() {
+            match l.seek(candidate) {
+                None => return,
+                Some(v) if v > candidate => {
+                    candidate = v;
+                    continue 'outer;
+                }
+                Some(_) => {}
+            }
+        }
+        emit(candidate);
+        lists[0].pop();
+        match lists[0].peek() {
+            Some(v) => candidate = v,
+            None => return,
+        }
+    }
+}
+
+fn union(lists: &mut [Sorted], emit: &mut dyn FnMut(i64)) {
+    loop {
+        let Some(smallest) = lists.iter_mut().filter_map(|l| l.peek()).min() else { return };
+        emit(smallest);
+        for l in lists.iter_mut() {
+            if l.peek() == Some(smallest) {
+                l.pop();
+            }
+        }
+    }
+}
+
+fn difference(lists: &mut [Sorted], emit: &mut dyn FnMut(i64)) {
+    let (a, rest) = lists.split_first_mut().expect("difference has two lists");
+    while let Some(v) = a.pop() {
+        if rest.iter_mut().all(|l| l.seek(v) != Some(v)) {
+            emit(v);
+        }
+    }
+}
+
+#[pg_extern(sql = false)]
+fn graph_sets(
+    schema: &str,
+    name: &str,
+    op: &str,
+    nodes: Vec<Option<i64>>,
+    direction: &str,
+    state: i16,
+) -> SetOfIterator<'static, i64> {
+    let nodes: Vec<i64> = nodes.into_iter().flatten().collect();
+    let mut out = Vec::new();
+    run(schema, name, op, nodes, direction, state, &mut |v| out.push(v));
+    SetOfIterator::new(out)
+}
+
+#[pg_extern(sql = false)]
+fn graph_sets_count(schema: &str, name: &str, op: &str, nodes: Vec<Option<i64>>, direction: &str, state: i16) -> i64 {
+    let nodes: Vec<i64> = nodes.into_iter().flatten().collect();
+    let mut n = 0;
+    run(schema, name, op, nodes, direction, state, &mut |_| n += 1);
+    n
+}

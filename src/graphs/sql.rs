@@ -1,0 +1,337 @@
+//! Writes to a graph's stored edges (sql/graphs.sql declares them): each edge is locked in
+//! (source, destination) order, its next state computed by `super::edge`, the forward and
+//! backward rows written, and the per-node counts moved by the difference — all in the
+//! caller's transaction.
+//!
+//! Storage of a graph `g` in its schema:
+//! - `g_out(source, destination, state, position, state_at, position_at, first_at,
+//!   archived_from)`: the edge as written, keyed by (source, destination);
+//! - `g_in(destination, source, state, position)`: the same edge seen from its destination;
+//! - `g_counts(node, direction, state, slot, n)`: edges per node, direction and state, spread
+//!   over slots so that writers to one popular node do not queue on one row.
+
+use std::collections::BTreeMap;
+
+use pgrx::prelude::*;
+use pgrx::{pg_sys, PgOid};
+
+use super::edge::{Edge, State, Write};
+use crate::errors::raise;
+use crate::registry::qualified;
+
+/// Counter slots per (node, direction, state): a writer adds to the slot of its backend.
+const SLOTS: i32 = 16;
+
+fn spi_error(e: pgrx::spi::SpiError) -> ! {
+    raise(PgSqlErrorCode::ERRCODE_INTERNAL_ERROR, format!("SPI: {e}"), None)
+}
+
+fn state_of(code: i16) -> State {
+    State::from_code(code).unwrap_or_else(|| {
+        raise(PgSqlErrorCode::ERRCODE_DATA_CORRUPTED, format!("stored edge state {code} is not a state"), None)
+    })
+}
+
+/// The tables of graph schema.name, quoted.
+struct Tables {
+    out: String,
+    inward: String,
+    counts: String,
+}
+
+impl Tables {
+    fn of(schema: &str, name: &str) -> Tables {
+        Tables {
+            out: qualified(schema, &format!("{name}_out")),
+            inward: qualified(schema, &format!("{name}_in")),
+            counts: qualified(schema, &format!("{name}_counts")),
+        }
+    }
+}
+
+/// Count changes of one write batch, applied at its end in key order.
+#[derive(Default)]
+struct CountDeltas(BTreeMap<(i64, &'static str, i16), i64>);
+
+impl CountDeltas {
+    fn moved(&mut self, source: i64, destination: i64, from: Option<State>, to: State) {
+        if from == Some(to) {
+            return;
+        }
+        for (node, direction) in [(source, "o"), (destination, "i")] {
+            if let Some(from) = from {
+                *self.0.entry((node, direction, from.code())).or_default() -= 1;
+            }
+            *self.0.entry((node, direction, to.code())).or_default() += 1;
+        }
+    }
+
+    fn apply(self, tables: &Tables) {
+        let slot = (unsafe { pg_sys::MyProcPid } % SLOTS) as i16;
+        let deltas: Vec<_> = self.0.into_iter().filter(|(_, n)| *n != 0).collect();
+        if deltas.is_empty() {
+            return;
+        }
+        let (nodes, rest): (Vec<i64>, Vec<_>) = deltas.iter().map(|((node, dir, state), n)| (*node, (*dir, *state, *n))).unzip();
+        let directions: Vec<String> = rest.iter().map(|(d, _, _)| d.to_string()).collect();
+        let states: Vec<i16> = rest.iter().map(|(_, s, _)| *s).collect();
+        let counts: Vec<i64> = rest.iter().map(|(_, _, n)| *n).collect();
+        Spi::run_with_args(
+            &format!(
+                "INSERT INTO {counts} AS c (node, direction, state, slot, n)
+                 SELECT node, direction::\"char\", state, $5, n FROM unnest($1::int8[], $2::text[], $3::int2[], $4::int8[]) AS d(node, direction, state, n)
+                 ORDER BY 1, 2, 3
+                 ON CONFLICT (node, direction, state, slot) DO UPDATE SET n = c.n + excluded.n",
+                counts = tables.counts
+            ),
+            &[nodes.into(), directions.into(), states.into(), counts.into(), slot.into()],
+        )
+        .unwrap_or_else(|e| spi_error(e));
+    }
+}
+
+/// The edge stored in a locked row (state, state_at, position, position_at, first_at,
+/// first_add, ...).
+fn stored_edge(row: &pgrx::spi::SpiTupleTable) -> Option<Edge> {
+    let get = |i: usize| row.get::<i64>(i).unwrap_or_else(|e| spi_error(e));
+    let state: i16 = row.get(1).ok().flatten()?;
+    let first_add: bool = row.get(6).ok().flatten()?;
+    Some(Edge { state: state_of(state), state_at: get(2)?, position: get(3)?, position_at: get(4), first_at: get(5)?, first_add })
+}
+
+/// Applies one write to each (source, destination) pair; returns how many edges changed.
+/// `positions` is empty or as long as the pairs.
+#[pg_extern(sql = false)]
+fn graph_write(
+    schema: &str,
+    name: &str,
+    sources: Vec<Option<i64>>,
+    destinations: Vec<Option<i64>>,
+    state: i16,
+    positions: Option<Vec<Option<i64>>>,
+    at_us: i64,
+) -> i64 {
+    let state = state_of(state);
+    let positions = positions.unwrap_or_default();
+    if sources.len() != destinations.len() || (!positions.is_empty() && positions.len() != sources.len()) {
+        raise(
+            PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+            format!(
+                "{} sources, {} destinations and {} positions do not pair up",
+                sources.len(),
+                destinations.len(),
+                positions.len()
+            ),
+            Some("Give one destination (and, if any, one position) per source.".into()),
+        );
+    }
+    // One write per pair, in key order: the locks of concurrent batches are taken in one order.
+    let mut writes: BTreeMap<(i64, i64), Write> = BTreeMap::new();
+    for (i, (s, d)) in sources.iter().zip(&destinations).enumerate() {
+        let (Some(s), Some(d)) = (s, d) else {
+            raise(PgSqlErrorCode::ERRCODE_NULL_VALUE_NOT_ALLOWED, format!("edge {} has a NULL node", i + 1), None)
+        };
+        let write = Write { at: at_us, state, position: positions.get(i).copied().flatten() };
+        // Two writes to one edge in one call share instant and state: the rule keeps the larger
+        // position given.
+        writes.entry((*s, *d)).and_modify(|w| w.position = w.position.max(write.position)).or_insert(write);
+    }
+    let tables = Tables::of(schema, name);
+    let mut deltas = CountDeltas::default();
+    let mut changed = 0;
+    Spi::connect_mut(|client| {
+        let int8 = PgOid::from(pg_sys::INT8OID);
+        let int2 = PgOid::from(pg_sys::INT2OID);
+        let boolean = PgOid::from(pg_sys::BOOLOID);
+        let lock = client
+            .prepare_mut(
+                format!(
+                    "SELECT state, state_at, position, position_at, first_at, first_add FROM {out}
+                      WHERE source = $1 AND destination = $2 FOR UPDATE",
+                    out = tables.out
+                )
+                .as_str(),
+                &[int8, int8],
+            )
+            .unwrap_or_else(|e| spi_error(e));
+        let insert = client
+            .prepare_mut(
+                format!(
+                    "INSERT INTO {out} (source, destination, state, state_at, position, position_at, first_at, first_add)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (source, destination) DO NOTHING",
+                    out = tables.out
+                )
+                .as_str(),
+                &[int8, int8, int2, int8, int8, int8, int8, boolean],
+            )
+            .unwrap_or_else(|e| spi_error(e));
+        let update = client
+            .prepare_mut(
+                format!(
+                    "UPDATE {out} SET state = $3, state_at = $4, position = $5, position_at = $6, first_at = $7,
+                            first_add = $8, archived_from = NULL
+                      WHERE source = $1 AND destination = $2",
+                    out = tables.out
+                )
+                .as_str(),
+                &[int8, int8, int2, int8, int8, int8, int8, boolean],
+            )
+            .unwrap_or_else(|e| spi_error(e));
+        let mirror = client
+            .prepare_mut(
+                format!(
+                    "INSERT INTO {inward} AS e (destination, source, state, position) VALUES ($2, $1, $3, $4)
+                     ON CONFLICT (destination, source) DO UPDATE SET state = excluded.state, position = excluded.position",
+                    inward = tables.inward
+                )
+                .as_str(),
+                &[int8, int8, int2, int8],
+            )
+            .unwrap_or_else(|e| spi_error(e));
+        for ((source, destination), write) in writes {
+            let (before, after) = loop {
+                let rows = client.update(&lock, None, &[source.into(), destination.into()]).unwrap_or_else(|e| spi_error(e));
+                if let Some(before) = stored_edge(&rows.first()) {
+                    break (Some(before), before.apply(write));
+                }
+                let new = Edge::new(write);
+                let inserted = client
+                    .update(
+                        &insert,
+                        None,
+                        &[
+                            source.into(),
+                            destination.into(),
+                            new.state.code().into(),
+                            new.state_at.into(),
+                            new.position.into(),
+                            new.position_at.into(),
+                            new.first_at.into(),
+                            new.first_add.into(),
+                        ],
+                    )
+                    .unwrap_or_else(|e| spi_error(e))
+                    .len();
+                if inserted == 1 {
+                    break (None, new);
+                }
+                // Inserted meanwhile by another transaction, now committed: lock that row.
+            };
+            if before == Some(after) {
+                continue;
+            }
+            if before.is_some() {
+                client
+                    .update(
+                        &update,
+                        None,
+                        &[
+                            source.into(),
+                            destination.into(),
+                            after.state.code().into(),
+                            after.state_at.into(),
+                            after.position.into(),
+                            after.position_at.into(),
+                            after.first_at.into(),
+                            after.first_add.into(),
+                        ],
+                    )
+                    .unwrap_or_else(|e| spi_error(e));
+            }
+            if before.map(|b| (b.state, b.position)) != Some((after.state, after.position)) {
+                client
+                    .update(&mirror, None, &[source.into(), destination.into(), after.state.code().into(), after.position.into()])
+                    .unwrap_or_else(|e| spi_error(e));
+            }
+            deltas.moved(source, destination, before.map(|b| b.state), after.state);
+            changed += 1;
+            pgrx::check_for_interrupts!();
+        }
+    });
+    deltas.apply(&tables);
+    changed
+}
+
+/// Archives every normal or negative edge of `node`, both directions (`archive`), or restores
+/// the edges an archive changed (`!archive`), if `at_us` is newer than their last write.
+/// Returns how many edges changed.
+#[pg_extern(sql = false)]
+fn graph_archive(schema: &str, name: &str, node: i64, archive: bool, at_us: i64) -> i64 {
+    let tables = Tables::of(schema, name);
+    // The node's edges, both directions, in key order.
+    let pairs: Vec<(i64, i64)> = Spi::connect(|client| {
+        client
+            .select(
+                &format!(
+                    "SELECT source, destination FROM {out} WHERE source = $1
+                     UNION SELECT source, destination FROM {inward} WHERE destination = $1
+                     ORDER BY 1, 2",
+                    out = tables.out,
+                    inward = tables.inward
+                ),
+                None,
+                &[node.into()],
+            )
+            .unwrap_or_else(|e| spi_error(e))
+            .map(|row| (row.get::<i64>(1).ok().flatten().unwrap_or(0), row.get::<i64>(2).ok().flatten().unwrap_or(0)))
+            .collect()
+    });
+    let mut deltas = CountDeltas::default();
+    let mut changed = 0;
+    Spi::connect_mut(|client| {
+        let int8 = PgOid::from(pg_sys::INT8OID);
+        let int2 = PgOid::from(pg_sys::INT2OID);
+        let lock = client
+            .prepare_mut(
+                format!(
+                    "SELECT state, state_at, position, position_at, first_at, first_add, archived_from FROM {out}
+                      WHERE source = $1 AND destination = $2 FOR UPDATE",
+                    out = tables.out
+                )
+                .as_str(),
+                &[int8, int8],
+            )
+            .unwrap_or_else(|e| spi_error(e));
+        let update = client
+            .prepare_mut(
+                format!(
+                    "UPDATE {out} SET state = $3, state_at = $4, archived_from = $5 WHERE source = $1 AND destination = $2",
+                    out = tables.out
+                )
+                .as_str(),
+                &[int8, int8, int2, int8, int2],
+            )
+            .unwrap_or_else(|e| spi_error(e));
+        let mirror = client
+            .prepare_mut(
+                format!("UPDATE {inward} SET state = $3 WHERE destination = $2 AND source = $1", inward = tables.inward).as_str(),
+                &[int8, int8, int2],
+            )
+            .unwrap_or_else(|e| spi_error(e));
+        for (source, destination) in pairs {
+            let rows = client.update(&lock, None, &[source.into(), destination.into()]).unwrap_or_else(|e| spi_error(e));
+            let row = rows.first();
+            let Some(before) = stored_edge(&row) else { continue };
+            let archived_from: Option<i16> = row.get(7).unwrap_or_else(|e| spi_error(e));
+            let (target, marker) = match (archive, before.state, archived_from) {
+                (true, State::Normal | State::Negative, _) => (State::Archived, Some(before.state.code())),
+                (false, State::Archived, Some(from)) => (state_of(from), None),
+                _ => continue,
+            };
+            let after = before.apply(Write { at: at_us, state: target, position: None });
+            if after.state != target {
+                continue; // an older archive or unarchive than the edge's last write
+            }
+            client
+                .update(&update, None, &[source.into(), destination.into(), after.state.code().into(), after.state_at.into(), marker.into()])
+                .unwrap_or_else(|e| spi_error(e));
+            client
+                .update(&mirror, None, &[source.into(), destination.into(), after.state.code().into()])
+                .unwrap_or_else(|e| spi_error(e));
+            deltas.moved(source, destination, Some(before.state), after.state);
+            changed += 1;
+        }
+    });
+    deltas.apply(&tables);
+    changed
+}
