@@ -84,20 +84,20 @@ impl<'conn> Sorted<'conn> {
     }
 }
 
+/// Each list's exact size, from the counts, one node at a time (on Citus, each on its shard).
 fn list_sizes(list: &List, nodes: &[i64], state: i16) -> Vec<i64> {
-    Spi::get_one_with_args::<Vec<Option<i64>>>(
-        &format!(
-            "SELECT array_agg(coalesce((SELECT sum(n) FROM {counts} WHERE node = x AND direction = $2 AND state = $3), 0)::int8 ORDER BY o)
-               FROM unnest($1::int8[]) WITH ORDINALITY AS u(x, o)",
-            counts = list.counts
-        ),
-        &[nodes.to_vec().into(), list.direction.into(), state.into()],
-    )
-    .unwrap_or_else(|e| spi_error(e))
-    .unwrap_or_default()
-    .into_iter()
-    .map(|n| n.unwrap_or(0))
-    .collect()
+    let query = format!(
+        "SELECT coalesce(sum(n), 0)::int8 FROM {counts} WHERE node = $1 AND direction = $2 AND state = $3",
+        counts = list.counts
+    );
+    nodes
+        .iter()
+        .map(|node| {
+            Spi::get_one_with_args::<i64>(&query, &[(*node).into(), list.direction.into(), state.into()])
+                .unwrap_or_else(|e| spi_error(e))
+                .unwrap_or(0)
+        })
+        .collect()
 }
 
 /// Runs `op` over the lists of `nodes`, handing each result to `emit` in node order.

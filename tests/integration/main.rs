@@ -2,6 +2,7 @@
 //! PG_COLLECT_TEST_PORT, PG_COLLECT_DB_USER and PG_BIN set; without them they fail, not skip.
 
 mod collections;
+mod graphs;
 mod latest;
 mod lump;
 mod rollups;
