@@ -14,6 +14,8 @@ use crate::errors::raise;
 use crate::registry::{ident, qualified};
 
 const FETCH: i64 = 10_000;
+/// Nodes looked up per index scan when probing.
+const PROBE_BATCH: usize = 1_000;
 
 fn spi_error(e: pgrx::spi::SpiError) -> ! {
     raise(PgSqlErrorCode::ERRCODE_INTERNAL_ERROR, format!("SPI: {e}"), None)
@@ -121,28 +123,37 @@ fn run(schema: &str, name: &str, op: &str, nodes: Vec<i64>, direction: &str, sta
             }
         }
         Plan::Probe { scan, into, keep_found } => {
-            let probe = client
-                .prepare(
-                    format!(
-                        "SELECT true FROM {table} WHERE {key} = $1 AND {other} = $2 AND state = $3",
-                        table = list.table,
-                        key = ident(list.key),
-                        other = ident(list.other)
-                    )
-                    .as_str(),
-                    &[pgrx::PgOid::from(pgrx::pg_sys::INT8OID), pgrx::PgOid::from(pgrx::pg_sys::INT8OID), pgrx::PgOid::from(pgrx::pg_sys::INT2OID)],
-                )
-                .unwrap_or_else(|e| spi_error(e));
+            // The scanned list a batch at a time; each batch looked up in each other list with
+            // one index scan (= ANY of the batch).
+            let probe = format!(
+                "SELECT {other} FROM {table} WHERE {key} = $1 AND {other} = ANY ($2) AND state = $3",
+                table = list.table,
+                key = ident(list.key),
+                other = ident(list.other)
+            );
             let mut scanned = Sorted::open(&client, &list, nodes[scan], state);
-            while let Some(v) = scanned.pop() {
-                let found_in_all = into.iter().all(|&i| {
-                    client
-                        .select(&probe, Some(1), &[nodes[i].into(), v.into(), state.into()])
-                        .map(|rows| !rows.is_empty())
+            loop {
+                let batch: Vec<i64> = std::iter::from_fn(|| scanned.pop()).take(PROBE_BATCH).collect();
+                if batch.is_empty() {
+                    break;
+                }
+                let mut hits = vec![0usize; batch.len()];
+                for &i in &into {
+                    let found: std::collections::HashSet<i64> = client
+                        .select(&probe, None, &[nodes[i].into(), batch.clone().into(), state.into()])
                         .unwrap_or_else(|e| spi_error(e))
-                });
-                if found_in_all == keep_found {
-                    emit(v);
+                        .filter_map(|row| row.get::<i64>(1).ok().flatten())
+                        .collect();
+                    for (h, v) in hits.iter_mut().zip(&batch) {
+                        *h += usize::from(found.contains(v));
+                    }
+                }
+                for (v, h) in batch.into_iter().zip(hits) {
+                    let in_all = h == into.len();
+                    let in_none = h == 0;
+                    if (keep_found && in_all) || (!keep_found && in_none) {
+                        emit(v);
+                    }
                 }
             }
         }

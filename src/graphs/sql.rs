@@ -10,9 +10,12 @@
 //! - `g_counts(node, direction, state, slot, n)`: edges per node, direction and state, spread
 //!   over slots so that writers to one popular node do not queue on one row.
 
-use std::collections::BTreeMap;
+use std::cell::RefCell;
+use std::collections::{BTreeMap, HashMap};
+use std::rc::Rc;
 
 use pgrx::prelude::*;
+use pgrx::spi::OwnedPreparedStatement;
 use pgrx::{pg_sys, PgOid};
 
 use super::edge::{Edge, State, Write};
@@ -99,6 +102,84 @@ fn stored_edge(row: &pgrx::spi::SpiTupleTable) -> Option<Edge> {
     Some(Edge { state: state_of(state), state_at: get(2)?, position: get(3)?, position_at: get(4), first_at: get(5)?, first_add })
 }
 
+/// The statements of a graph's edge writes, prepared once per session and graph (names are
+/// qualified and search_path is pinned, so a plan never resolves to another table; a table
+/// recreated under the same name is planned again by Postgres).
+struct WritePlans {
+    lock: OwnedPreparedStatement,
+    insert: OwnedPreparedStatement,
+    update: OwnedPreparedStatement,
+    mirror: OwnedPreparedStatement,
+}
+
+thread_local! {
+    static WRITE_PLANS: RefCell<HashMap<(String, String), Rc<WritePlans>>> = RefCell::new(HashMap::new());
+}
+
+fn write_plans(schema: &str, name: &str, tables: &Tables) -> Rc<WritePlans> {
+    let key = (schema.to_string(), name.to_string());
+    if let Some(plans) = WRITE_PLANS.with(|p| p.borrow().get(&key).cloned()) {
+        return plans;
+    }
+    let plans = Rc::new(Spi::connect_mut(|client| {
+        let int8 = PgOid::from(pg_sys::INT8OID);
+        let int2 = PgOid::from(pg_sys::INT2OID);
+        let boolean = PgOid::from(pg_sys::BOOLOID);
+        let lock = client
+            .prepare_mut(
+                format!(
+                    "SELECT state, state_at, position, position_at, first_at, first_add FROM {out}
+                      WHERE source = $1 AND destination = $2 FOR UPDATE",
+                    out = tables.out
+                )
+                .as_str(),
+                &[int8, int8],
+            )
+            .unwrap_or_else(|e| spi_error(e))
+            .keep();
+        let insert = client
+            .prepare_mut(
+                format!(
+                    "INSERT INTO {out} (source, destination, state, state_at, position, position_at, first_at, first_add)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (source, destination) DO NOTHING",
+                    out = tables.out
+                )
+                .as_str(),
+                &[int8, int8, int2, int8, int8, int8, int8, boolean],
+            )
+            .unwrap_or_else(|e| spi_error(e))
+            .keep();
+        let update = client
+            .prepare_mut(
+                format!(
+                    "UPDATE {out} SET state = $3, state_at = $4, position = $5, position_at = $6, first_at = $7,
+                            first_add = $8, archived_from = NULL
+                      WHERE source = $1 AND destination = $2",
+                    out = tables.out
+                )
+                .as_str(),
+                &[int8, int8, int2, int8, int8, int8, int8, boolean],
+            )
+            .unwrap_or_else(|e| spi_error(e))
+            .keep();
+        let mirror = client
+            .prepare_mut(
+                format!(
+                    "INSERT INTO {inward} AS e (destination, source, state, position) VALUES ($2, $1, $3, $4)
+                     ON CONFLICT (destination, source) DO UPDATE SET state = excluded.state, position = excluded.position",
+                    inward = tables.inward
+                )
+                .as_str(),
+                &[int8, int8, int2, int8],
+            )
+            .unwrap_or_else(|e| spi_error(e))
+            .keep();
+        WritePlans { lock, insert, update, mirror }
+    }));
+    WRITE_PLANS.with(|p| p.borrow_mut().insert(key, plans.clone()));
+    plans
+}
+
 /// Applies one write to each (source, destination) pair; returns how many edges changed.
 /// `positions` is empty or as long as the pairs.
 #[pg_extern(sql = false)]
@@ -139,65 +220,19 @@ fn graph_write(
     let tables = Tables::of(schema, name);
     let mut deltas = CountDeltas::default();
     let mut changed = 0;
+    let plans = write_plans(schema, name, &tables);
     Spi::connect_mut(|client| {
-        let int8 = PgOid::from(pg_sys::INT8OID);
-        let int2 = PgOid::from(pg_sys::INT2OID);
-        let boolean = PgOid::from(pg_sys::BOOLOID);
-        let lock = client
-            .prepare_mut(
-                format!(
-                    "SELECT state, state_at, position, position_at, first_at, first_add FROM {out}
-                      WHERE source = $1 AND destination = $2 FOR UPDATE",
-                    out = tables.out
-                )
-                .as_str(),
-                &[int8, int8],
-            )
-            .unwrap_or_else(|e| spi_error(e));
-        let insert = client
-            .prepare_mut(
-                format!(
-                    "INSERT INTO {out} (source, destination, state, state_at, position, position_at, first_at, first_add)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (source, destination) DO NOTHING",
-                    out = tables.out
-                )
-                .as_str(),
-                &[int8, int8, int2, int8, int8, int8, int8, boolean],
-            )
-            .unwrap_or_else(|e| spi_error(e));
-        let update = client
-            .prepare_mut(
-                format!(
-                    "UPDATE {out} SET state = $3, state_at = $4, position = $5, position_at = $6, first_at = $7,
-                            first_add = $8, archived_from = NULL
-                      WHERE source = $1 AND destination = $2",
-                    out = tables.out
-                )
-                .as_str(),
-                &[int8, int8, int2, int8, int8, int8, int8, boolean],
-            )
-            .unwrap_or_else(|e| spi_error(e));
-        let mirror = client
-            .prepare_mut(
-                format!(
-                    "INSERT INTO {inward} AS e (destination, source, state, position) VALUES ($2, $1, $3, $4)
-                     ON CONFLICT (destination, source) DO UPDATE SET state = excluded.state, position = excluded.position",
-                    inward = tables.inward
-                )
-                .as_str(),
-                &[int8, int8, int2, int8],
-            )
-            .unwrap_or_else(|e| spi_error(e));
+        let (lock, insert, update, mirror) = (&plans.lock, &plans.insert, &plans.update, &plans.mirror);
         for ((source, destination), write) in writes {
             let (before, after) = loop {
-                let rows = client.update(&lock, None, &[source.into(), destination.into()]).unwrap_or_else(|e| spi_error(e));
+                let rows = client.update(lock, None, &[source.into(), destination.into()]).unwrap_or_else(|e| spi_error(e));
                 if let Some(before) = stored_edge(&rows.first()) {
                     break (Some(before), before.apply(write));
                 }
                 let new = Edge::new(write);
                 let inserted = client
                     .update(
-                        &insert,
+                        insert,
                         None,
                         &[
                             source.into(),
@@ -223,7 +258,7 @@ fn graph_write(
             if before.is_some() {
                 client
                     .update(
-                        &update,
+                        update,
                         None,
                         &[
                             source.into(),
@@ -240,7 +275,7 @@ fn graph_write(
             }
             if before.map(|b| (b.state, b.position)) != Some((after.state, after.position)) {
                 client
-                    .update(&mirror, None, &[source.into(), destination.into(), after.state.code().into(), after.position.into()])
+                    .update(mirror, None, &[source.into(), destination.into(), after.state.code().into(), after.position.into()])
                     .unwrap_or_else(|e| spi_error(e));
             }
             deltas.moved(source, destination, before.map(|b| b.state), after.state);
