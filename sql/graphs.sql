@@ -144,13 +144,12 @@ CREATE FUNCTION collect._graph_archive(schema text, name text, node bigint, arch
 CREATE FUNCTION collect._edge_write(schema name, name text, sources bigint[], destinations bigint[], state text,
                                     positions bigint[], at timestamptz) RETURNS bigint
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-    def collect.graph_defs := collect._graph_def(schema, name);
 BEGIN
     IF sources IS NULL OR destinations IS NULL OR at IS NULL THEN
         RAISE EXCEPTION 'an edge write needs its nodes and its time, not NULL' USING ERRCODE = 'null_value_not_allowed';
     END IF;
-    RETURN collect._graph_write(def.schema, def.name, sources, destinations, collect._edge_state_code(state), positions,
+    -- _graph_write checks the graph's definition itself.
+    RETURN collect._graph_write(schema, name, sources, destinations, collect._edge_state_code(state), positions,
                                 (extract(epoch FROM at) * 1000000)::bigint);
 END $$;
 
@@ -191,13 +190,12 @@ CREATE FUNCTION collect.edge_remove_pairs(graph text, sources bigint[], destinat
 
 CREATE FUNCTION collect._edge_archive(schema name, name text, node bigint, archive boolean, at timestamptz) RETURNS bigint
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-    def collect.graph_defs := collect._graph_def(schema, name);
 BEGIN
     IF node IS NULL OR at IS NULL THEN
         RAISE EXCEPTION 'archiving needs a node and a time, not NULL' USING ERRCODE = 'null_value_not_allowed';
     END IF;
-    RETURN collect._graph_archive(def.schema, def.name, node, archive, (extract(epoch FROM at) * 1000000)::bigint);
+    -- _graph_archive checks the graph's definition itself.
+    RETURN collect._graph_archive(schema, name, node, archive, (extract(epoch FROM at) * 1000000)::bigint);
 END $$;
 
 CREATE FUNCTION collect.edge_archive(graph text, node bigint, at timestamptz DEFAULT pg_catalog.clock_timestamp()) RETURNS bigint

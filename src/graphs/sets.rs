@@ -10,6 +10,7 @@ use pgrx::prelude::*;
 use pgrx::spi::{SpiClient, SpiCursor};
 
 use super::sets_core::{plan, Op, Plan};
+use super::sql::{check_graph, required};
 use crate::errors::raise;
 use crate::registry::{ident, qualified};
 
@@ -103,12 +104,26 @@ fn list_sizes(list: &List, nodes: &[i64], state: i16) -> Vec<i64> {
 }
 
 /// Runs `op` over the lists of `nodes`, handing each result to `emit` in node order.
-fn run(schema: &str, name: &str, op: &str, nodes: Vec<i64>, direction: &str, state: i16, emit: &mut dyn FnMut(i64)) {
+fn run(
+    schema: Option<&str>,
+    name: Option<&str>,
+    op: Option<&str>,
+    nodes: Option<Vec<Option<i64>>>,
+    direction: Option<&str>,
+    state: Option<i16>,
+    emit: &mut dyn FnMut(i64),
+) {
+    let (schema, name) = check_graph(schema, name);
+    let (op, direction, state) = (required(op, "op"), required(direction, "direction"), required(state, "state"));
+    let nodes: Vec<i64> = required(nodes, "nodes").into_iter().map(|n| required(n, "node")).collect();
     let op = Op::parse(op).unwrap_or_else(|| {
         raise(PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE, format!("invalid set operation {op:?}"), None)
     });
     if nodes.is_empty() {
         return;
+    }
+    if direction != "out" && direction != "in" {
+        raise(PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE, format!("invalid direction: {direction:?}"), None);
     }
     let list = List::of(schema, name, direction);
     let sizes = list_sizes(&list, &nodes, state);
@@ -205,22 +220,27 @@ fn difference(lists: &mut [Sorted], emit: &mut dyn FnMut(i64)) {
 
 #[pg_extern(sql = false)]
 fn graph_sets(
-    schema: &str,
-    name: &str,
-    op: &str,
-    nodes: Vec<Option<i64>>,
-    direction: &str,
-    state: i16,
+    schema: Option<&str>,
+    name: Option<&str>,
+    op: Option<&str>,
+    nodes: Option<Vec<Option<i64>>>,
+    direction: Option<&str>,
+    state: Option<i16>,
 ) -> SetOfIterator<'static, i64> {
-    let nodes: Vec<i64> = nodes.into_iter().flatten().collect();
     let mut out = Vec::new();
     run(schema, name, op, nodes, direction, state, &mut |v| out.push(v));
     SetOfIterator::new(out)
 }
 
 #[pg_extern(sql = false)]
-fn graph_sets_count(schema: &str, name: &str, op: &str, nodes: Vec<Option<i64>>, direction: &str, state: i16) -> i64 {
-    let nodes: Vec<i64> = nodes.into_iter().flatten().collect();
+fn graph_sets_count(
+    schema: Option<&str>,
+    name: Option<&str>,
+    op: Option<&str>,
+    nodes: Option<Vec<Option<i64>>>,
+    direction: Option<&str>,
+    state: Option<i16>,
+) -> i64 {
     let mut n = 0;
     run(schema, name, op, nodes, direction, state, &mut |_| n += 1);
     n

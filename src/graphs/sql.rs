@@ -180,19 +180,37 @@ fn write_plans(schema: &str, name: &str, tables: &Tables) -> Rc<WritePlans> {
     plans
 }
 
+/// Raises unless schema.name is a graph whose tables belong to its owner (the same check the
+/// SQL functions make): these functions are reachable from SQL, so they check for themselves.
+/// A NULL graph (one no name resolved to) is looked up as such, to say it does not exist.
+pub(super) fn check_graph<'a>(schema: Option<&'a str>, name: Option<&'a str>) -> (&'a str, &'a str) {
+    Spi::run_with_args("SELECT collect._graph_def($1, $2)", &[schema.into(), name.into()]).unwrap_or_else(|e| spi_error(e));
+    match (schema, name) {
+        (Some(s), Some(n)) => (s, n),
+        _ => raise(PgSqlErrorCode::ERRCODE_NULL_VALUE_NOT_ALLOWED, "graph name must not be NULL".into(), None),
+    }
+}
+
+/// An argument the SQL wrappers never pass as NULL, checked for callers that do.
+pub(super) fn required<T>(value: Option<T>, what: &str) -> T {
+    value.unwrap_or_else(|| raise(PgSqlErrorCode::ERRCODE_NULL_VALUE_NOT_ALLOWED, format!("{what} must not be NULL"), None))
+}
+
 /// Applies one write to each (source, destination) pair; returns how many edges changed.
 /// `positions` is empty or as long as the pairs.
 #[pg_extern(sql = false)]
 fn graph_write(
-    schema: &str,
-    name: &str,
-    sources: Vec<Option<i64>>,
-    destinations: Vec<Option<i64>>,
-    state: i16,
+    schema: Option<&str>,
+    name: Option<&str>,
+    sources: Option<Vec<Option<i64>>>,
+    destinations: Option<Vec<Option<i64>>>,
+    state: Option<i16>,
     positions: Option<Vec<Option<i64>>>,
-    at_us: i64,
+    at_us: Option<i64>,
 ) -> i64 {
-    let state = state_of(state);
+    let (schema, name) = check_graph(schema, name);
+    let (sources, destinations) = (required(sources, "sources"), required(destinations, "destinations"));
+    let (state, at_us) = (state_of(required(state, "state")), required(at_us, "at"));
     let positions = positions.unwrap_or_default();
     if sources.len() != destinations.len() || (!positions.is_empty() && positions.len() != sources.len()) {
         raise(
@@ -291,7 +309,9 @@ fn graph_write(
 /// the edges an archive changed (`!archive`), if `at_us` is newer than their last write.
 /// Returns how many edges changed.
 #[pg_extern(sql = false)]
-fn graph_archive(schema: &str, name: &str, node: i64, archive: bool, at_us: i64) -> i64 {
+fn graph_archive(schema: Option<&str>, name: Option<&str>, node: Option<i64>, archive: Option<bool>, at_us: Option<i64>) -> i64 {
+    let (schema, name) = check_graph(schema, name);
+    let (node, archive, at_us) = (required(node, "node"), required(archive, "archive"), required(at_us, "at"));
     let tables = Tables::of(schema, name);
     // The node's edges, both directions, in key order.
     let pairs: Vec<(i64, i64)> = Spi::connect(|client| {

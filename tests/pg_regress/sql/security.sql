@@ -142,6 +142,20 @@ CREATE FUNCTION alice.noisy(g int) RETURNS text LANGUAGE plpgsql AS $$ BEGIN INS
 INSERT INTO alice.clicks SELECT '2026-11-01 10:00', alice.noisy(g) FROM generate_series(1, 10) g;
 SELECT (SELECT sum(event_count) FROM alice.c1) AS c1_events, (SELECT sum(event_count) FROM alice.c2) AS c2_events;
 
+-- Graphs: the C functions behind the SQL ones check the definition themselves.
+SELECT collect.create_graph('alice.g');
+SELECT collect.edge_add('alice.g', 1, 2) AS added;
+RESET ROLE;
+SET ROLE collect_mallory;
+SELECT collect._graph_write('alice', 'nope', '{1}', '{2}', 0::smallint, NULL, 0);
+\echo :LAST_ERROR_SQLSTATE
+SELECT collect._graph_write('alice', 'g', '{1}', '{3}', 0::smallint, NULL, 0);
+\echo :LAST_ERROR_SQLSTATE
+SELECT * FROM collect._graph_sets('alice', 'g', 'union', '{1}', 'out', 0::smallint);
+\echo :LAST_ERROR_SQLSTATE
+RESET ROLE;
+SET ROLE collect_alice;
+
 -- 12. Smaller defects.
 SELECT collect.create_collection('alice.huge', 'text', '[{"limit": 1e400}]');
 \echo :LAST_ERROR_SQLSTATE
@@ -186,6 +200,7 @@ DROP FUNCTION public.format(text, regclass, regtype);
 DROP FUNCTION public.cardinality(bigint[]);
 DELETE FROM collect.collection_defs WHERE schema IN ('alice', 'mallory');
 DELETE FROM collect.rollup_defs WHERE schema IN ('alice', 'mallory');
+DELETE FROM collect.graph_defs WHERE schema IN ('alice', 'mallory');
 DELETE FROM collect.latest_defs WHERE parent IS NULL;
 REVOKE CREATE ON SCHEMA public FROM collect_alice, collect_mallory;
 DROP ROLE collect_alice;
