@@ -180,6 +180,147 @@ fn write_plans(schema: &str, name: &str, tables: &Tables) -> Rc<WritePlans> {
     plans
 }
 
+/// From this many edges on, a write runs as a few set-based statements.
+const BULK: usize = 64;
+
+fn citus_present() -> bool {
+    Spi::get_one::<bool>("SELECT EXISTS (SELECT FROM pg_catalog.pg_extension WHERE extname = 'citus')")
+        .unwrap_or_else(|e| spi_error(e))
+        .unwrap_or(false)
+}
+
+/// Column arrays of edges, for statements over `unnest(...)`.
+#[derive(Default)]
+struct EdgeColumns {
+    source: Vec<i64>,
+    destination: Vec<i64>,
+    state: Vec<i16>,
+    state_at: Vec<i64>,
+    position: Vec<i64>,
+    position_at: Vec<Option<i64>>,
+    first_at: Vec<i64>,
+    first_add: Vec<bool>,
+}
+
+impl EdgeColumns {
+    fn push(&mut self, (source, destination): (i64, i64), e: &Edge) {
+        self.source.push(source);
+        self.destination.push(destination);
+        self.state.push(e.state.code());
+        self.state_at.push(e.state_at);
+        self.position.push(e.position);
+        self.position_at.push(e.position_at);
+        self.first_at.push(e.first_at);
+        self.first_add.push(e.first_add);
+    }
+
+    fn args(&self) -> Vec<pgrx::datum::DatumWithOid<'_>> {
+        vec![
+            self.source.clone().into(),
+            self.destination.clone().into(),
+            self.state.clone().into(),
+            self.state_at.clone().into(),
+            self.position.clone().into(),
+            self.position_at.clone().into(),
+            self.first_at.clone().into(),
+            self.first_add.clone().into(),
+        ]
+    }
+}
+
+const EDGE_COLUMNS: &str = "unnest($1::int8[], $2::int8[], $3::int2[], $4::int8[], $5::int8[], $6::int8[], $7::int8[], $8::bool[])
+    AS e(source, destination, state, state_at, position, position_at, first_at, first_add)";
+
+/// Applies `writes` with a few set-based statements. One statement, in key order, inserts
+/// each edge that is new and locks (and reads) each that exists — the order every writer takes
+/// edges in, so bulk and single writers never wait on each other in a cycle; the edges the rule
+/// changes are then updated together. Returns how many edges changed.
+fn write_in_bulk(tables: &Tables, writes: &BTreeMap<(i64, i64), Write>, deltas: &mut CountDeltas) -> i64 {
+    let mut proposed = EdgeColumns::default();
+    for (key, write) in writes {
+        proposed.push(*key, &Edge::new(*write));
+    }
+    let (mut updated, mut mirrored) = (EdgeColumns::default(), EdgeColumns::default());
+    let mut changed = 0;
+    Spi::connect_mut(|client| {
+        // A conflicting row is "updated" to itself: that locks it and returns what it holds.
+        let rows = client
+            .update(
+                format!(
+                    "INSERT INTO {out} AS o (source, destination, state, state_at, position, position_at, first_at, first_add)
+                     SELECT * FROM {EDGE_COLUMNS} ORDER BY 1, 2
+                     ON CONFLICT (source, destination) DO UPDATE SET state = o.state
+                     RETURNING o.source, o.destination, o.state, o.state_at, o.position, o.position_at, o.first_at, o.first_add,
+                               o.xmax = 0",
+                    out = tables.out
+                )
+                .as_str(),
+                None,
+                &proposed.args(),
+            )
+            .unwrap_or_else(|e| spi_error(e));
+        for row in rows {
+            let key: (i64, i64) = (row.get(1).ok().flatten().unwrap_or(0), row.get(2).ok().flatten().unwrap_or(0));
+            let stored = Edge {
+                state: state_of(row.get(3).ok().flatten().unwrap_or(0)),
+                state_at: row.get(4).ok().flatten().unwrap_or(0),
+                position: row.get(5).ok().flatten().unwrap_or(0),
+                position_at: row.get(6).ok().flatten(),
+                first_at: row.get(7).ok().flatten().unwrap_or(0),
+                first_add: row.get(8).ok().flatten().unwrap_or(false),
+            };
+            let inserted: bool = row.get(9).ok().flatten().unwrap_or(false);
+            if inserted {
+                mirrored.push(key, &stored);
+                deltas.moved(key.0, key.1, None, stored.state);
+                changed += 1;
+                continue;
+            }
+            let after = stored.apply(writes[&key]);
+            if after == stored {
+                continue;
+            }
+            updated.push(key, &after);
+            if (stored.state, stored.position) != (after.state, after.position) {
+                mirrored.push(key, &after);
+            }
+            deltas.moved(key.0, key.1, Some(stored.state), after.state);
+            changed += 1;
+        }
+        if !updated.source.is_empty() {
+            client
+                .update(
+                    format!(
+                        "UPDATE {out} o SET state = e.state, state_at = e.state_at, position = e.position, position_at = e.position_at,
+                                first_at = e.first_at, first_add = e.first_add, archived_from = NULL
+                           FROM {EDGE_COLUMNS} WHERE o.source = e.source AND o.destination = e.destination",
+                        out = tables.out
+                    )
+                    .as_str(),
+                    None,
+                    &updated.args(),
+                )
+                .unwrap_or_else(|e| spi_error(e));
+        }
+        if !mirrored.source.is_empty() {
+            client
+                .update(
+                    format!(
+                        "INSERT INTO {inward} AS i (destination, source, state, position)
+                         SELECT destination, source, state, position FROM {EDGE_COLUMNS} ORDER BY 1, 2
+                         ON CONFLICT (destination, source) DO UPDATE SET state = excluded.state, position = excluded.position",
+                        inward = tables.inward
+                    )
+                    .as_str(),
+                    None,
+                    &mirrored.args(),
+                )
+                .unwrap_or_else(|e| spi_error(e));
+        }
+    });
+    changed
+}
+
 /// Raises unless schema.name is a graph whose tables belong to its owner (the same check the
 /// SQL functions make): these functions are reachable from SQL, so they check for themselves.
 /// A NULL graph (one no name resolved to) is looked up as such, to say it does not exist.
@@ -238,6 +379,11 @@ fn graph_write(
     let tables = Tables::of(schema, name);
     let mut deltas = CountDeltas::default();
     let mut changed = 0;
+    if writes.len() >= BULK && !citus_present() {
+        let changed = write_in_bulk(&tables, &writes, &mut deltas);
+        deltas.apply(&tables);
+        return changed;
+    }
     let plans = write_plans(schema, name, &tables);
     Spi::connect_mut(|client| {
         let (lock, insert, update, mirror) = (&plans.lock, &plans.insert, &plans.update, &plans.mirror);
