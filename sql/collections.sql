@@ -286,19 +286,9 @@ BEGIN
 END $$;
 
 CREATE FUNCTION collect._drop_collection(schema name, name text) RETURNS void
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-    def collect.collection_defs := (SELECT d FROM collect.collection_defs d WHERE (d.schema, d.name) = (_drop_collection.schema, _drop_collection.name));
-BEGIN
-    PERFORM collect._check_definition(def.name IS NOT NULL, true, 'collection', name, def.owner);
-    PERFORM collect._check_owner(def.owner, format('collection %I.%I', def.schema, def.name));
-    -- The definition's row lock first, then the tables, in the order every pass takes them.
-    PERFORM collect._lock_definition('collection', def.schema, def.name);
-    EXECUTE format('DROP TABLE IF EXISTS %s, %s',
-                   collect._owned_relation(def.owner, def.schema, def.name || '_pending'),
-                   collect._owned_relation(def.owner, def.schema, def.name || '_base'));
-    DELETE FROM collect.collection_defs d WHERE d.schema = def.schema AND d.name = def.name;
-END $$;
+    LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
+    SELECT collect._drop_definition('collection', schema, name, '{_pending, _base}')
+$$;
 
 CREATE FUNCTION collect.drop_collection(name text) RETURNS void
     LANGUAGE sql AS $$ SELECT collect._drop_collection(r.schema, r.object_name) FROM collect._resolve('collection', name, '_pending') r $$;

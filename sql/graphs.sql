@@ -115,19 +115,9 @@ COMMENT ON FUNCTION collect.create_graph(text) IS
     'Defines a graph; creates name_out, name_in and name_counts in the current schema (distributed when Citus is there)';
 
 CREATE FUNCTION collect._drop_graph(schema name, name text) RETURNS void
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-    def collect.graph_defs := (SELECT d FROM collect.graph_defs d WHERE (d.schema, d.name) = (_drop_graph.schema, _drop_graph.name));
-BEGIN
-    PERFORM collect._check_definition(def.name IS NOT NULL, true, 'graph', name, def.owner);
-    PERFORM collect._check_owner(def.owner, format('graph %I.%I', def.schema, def.name));
-    PERFORM collect._lock_definition('graph', def.schema, def.name);
-    EXECUTE format('DROP TABLE IF EXISTS %s, %s, %s',
-                   collect._owned_relation(def.owner, def.schema, def.name || '_out'),
-                   collect._owned_relation(def.owner, def.schema, def.name || '_in'),
-                   collect._owned_relation(def.owner, def.schema, def.name || '_counts'));
-    DELETE FROM collect.graph_defs d WHERE d.schema = def.schema AND d.name = def.name;
-END $$;
+    LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
+    SELECT collect._drop_definition('graph', schema, name, '{_out, _in, _counts}')
+$$;
 
 CREATE FUNCTION collect.drop_graph(name text) RETURNS void
     LANGUAGE sql AS $$ SELECT collect._drop_graph(r.schema, r.object_name) FROM collect._resolve('graph', name, '_out') r $$;

@@ -83,6 +83,29 @@ BEGIN
     RETURN coalesce(locked, false);
 END $$;
 
+-- Drops a definition its caller owns: the row is locked, the tables `name || suffix` that
+-- belong to its owner are dropped, and the row goes.
+CREATE FUNCTION collect._drop_definition(kind text, schema name, name text, table_suffixes text[]) RETURNS void
+    LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    registry regclass := (SELECT c.registry FROM collect.capabilities c WHERE c.kind = _drop_definition.kind);
+    owner name;
+    tables text;
+BEGIN
+    EXECUTE format('SELECT d.owner FROM %s d WHERE d.schema = $1 AND d.name = $2', registry) INTO owner USING schema, name;
+    PERFORM collect._check_definition(owner IS NOT NULL, true, kind, name, owner);
+    PERFORM collect._check_owner(owner, format('%s %I.%I', kind, schema, name));
+    -- The definition's row lock first, then the tables, in the order work on it takes them.
+    PERFORM collect._lock_definition(kind, schema, name);
+    SELECT string_agg(t::text, ', ') INTO tables
+      FROM unnest(table_suffixes) s, LATERAL (SELECT collect._owned_relation(owner, schema, name || s) AS t) r
+     WHERE t IS NOT NULL;
+    IF tables IS NOT NULL THEN
+        EXECUTE 'DROP TABLE ' || tables;
+    END IF;
+    EXECUTE format('DELETE FROM %s d WHERE d.schema = $1 AND d.name = $2', registry) USING schema, name;
+END $$;
+
 -- A definition's figures: `query` (with %s for each of `tables`) run only when the caller may
 -- read every table, as one row made jsonb; NULL otherwise, so views of definitions answer
 -- every role without an error.
