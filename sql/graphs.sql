@@ -296,46 +296,32 @@ CREATE FUNCTION collect._graph_sets(schema text, name text, op text, nodes bigin
 CREATE FUNCTION collect._graph_sets_count(schema text, name text, op text, nodes bigint[], direction text, state smallint)
     RETURNS bigint LANGUAGE c STABLE SET search_path = pg_catalog, pg_temp AS 'MODULE_PATHNAME', 'graph_sets_count_wrapper';
 
--- Checks a set operation's arguments; returns the graph to run it on.
-CREATE FUNCTION collect._edge_sets_target(schema name, name text, nodes bigint[], direction text,
-                                          OUT graph_schema text, OUT graph_name text)
-LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-    def collect.graph_defs := collect._graph_def(schema, name);
-BEGIN
-    PERFORM collect._edge_list(def, direction);
-    IF nodes IS NULL OR array_position(nodes, NULL) IS NOT NULL THEN
-        PERFORM collect._edge_bad_argument('node', NULL, NULL);
-    END IF;
-    graph_schema := def.schema;
-    graph_name := def.name;
-END $$;
-
--- The result streams from the set operation to the caller, row by row.
+-- The set operations check their arguments and the graph themselves (src/graphs/sets.rs). Called
+-- in the select list, so these wrappers inline and the rows stream to the caller.
 CREATE FUNCTION collect.edge_intersect(graph text, nodes bigint[], direction text DEFAULT 'out') RETURNS SETOF bigint
     STABLE ROWS 1000 LANGUAGE sql AS $$
-    SELECT s FROM collect._resolve('graph', graph, '_out') r, collect._edge_sets_target(r.schema, r.object_name, nodes, direction) t,
-                  collect._graph_sets(t.graph_schema, t.graph_name, 'intersect', nodes, direction, 0::pg_catalog.int2) s $$;
+    SELECT collect._graph_sets(r.schema, r.object_name, 'intersect', nodes, direction, 0::pg_catalog.int2)
+      FROM collect._resolve('graph', graph, '_out') r $$;
 CREATE FUNCTION collect.edge_union(graph text, nodes bigint[], direction text DEFAULT 'out') RETURNS SETOF bigint
     STABLE ROWS 1000 LANGUAGE sql AS $$
-    SELECT s FROM collect._resolve('graph', graph, '_out') r, collect._edge_sets_target(r.schema, r.object_name, nodes, direction) t,
-                  collect._graph_sets(t.graph_schema, t.graph_name, 'union', nodes, direction, 0::pg_catalog.int2) s $$;
+    SELECT collect._graph_sets(r.schema, r.object_name, 'union', nodes, direction, 0::pg_catalog.int2)
+      FROM collect._resolve('graph', graph, '_out') r $$;
 CREATE FUNCTION collect.edge_difference(graph text, a bigint, b bigint, direction text DEFAULT 'out') RETURNS SETOF bigint
     STABLE ROWS 1000 LANGUAGE sql AS $$
-    SELECT s FROM collect._resolve('graph', graph, '_out') r, collect._edge_sets_target(r.schema, r.object_name, ARRAY[a, b], direction) t,
-                  collect._graph_sets(t.graph_schema, t.graph_name, 'difference', ARRAY[a, b], direction, 0::pg_catalog.int2) s $$;
+    SELECT collect._graph_sets(r.schema, r.object_name, 'difference', ARRAY[a, b], direction, 0::pg_catalog.int2)
+      FROM collect._resolve('graph', graph, '_out') r $$;
 CREATE FUNCTION collect.edge_intersect_count(graph text, nodes bigint[], direction text DEFAULT 'out') RETURNS bigint
     STABLE LANGUAGE sql AS $$
-    SELECT collect._graph_sets_count(t.graph_schema, t.graph_name, 'intersect', nodes, direction, 0::pg_catalog.int2)
-      FROM collect._resolve('graph', graph, '_out') r, collect._edge_sets_target(r.schema, r.object_name, nodes, direction) t $$;
+    SELECT collect._graph_sets_count(r.schema, r.object_name, 'intersect', nodes, direction, 0::pg_catalog.int2)
+      FROM collect._resolve('graph', graph, '_out') r $$;
 CREATE FUNCTION collect.edge_union_count(graph text, nodes bigint[], direction text DEFAULT 'out') RETURNS bigint
     STABLE LANGUAGE sql AS $$
-    SELECT collect._graph_sets_count(t.graph_schema, t.graph_name, 'union', nodes, direction, 0::pg_catalog.int2)
-      FROM collect._resolve('graph', graph, '_out') r, collect._edge_sets_target(r.schema, r.object_name, nodes, direction) t $$;
+    SELECT collect._graph_sets_count(r.schema, r.object_name, 'union', nodes, direction, 0::pg_catalog.int2)
+      FROM collect._resolve('graph', graph, '_out') r $$;
 CREATE FUNCTION collect.edge_difference_count(graph text, a bigint, b bigint, direction text DEFAULT 'out') RETURNS bigint
     STABLE LANGUAGE sql AS $$
-    SELECT collect._graph_sets_count(t.graph_schema, t.graph_name, 'difference', ARRAY[a, b], direction, 0::pg_catalog.int2)
-      FROM collect._resolve('graph', graph, '_out') r, collect._edge_sets_target(r.schema, r.object_name, ARRAY[a, b], direction) t $$;
+    SELECT collect._graph_sets_count(r.schema, r.object_name, 'difference', ARRAY[a, b], direction, 0::pg_catalog.int2)
+      FROM collect._resolve('graph', graph, '_out') r $$;
 
 CREATE VIEW collect.graphs AS
 SELECT d.schema, d.name, d.owner, f->'edges' AS edges, (f->>'nodes')::bigint AS nodes

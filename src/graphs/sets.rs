@@ -116,14 +116,18 @@ fn run(
     let (schema, name) = check_graph(schema, name);
     let (op, direction, state) = (required(op, "op"), required(direction, "direction"), required(state, "state"));
     let nodes: Vec<i64> = required(nodes, "nodes").into_iter().map(|n| required(n, "node")).collect();
+    if !matches!(direction, "out" | "in") {
+        raise(
+            PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+            format!("invalid direction: '{}'", direction.replace('\'', "''")),
+            Some("Directions are out (a node's destinations) and in (its sources).".into()),
+        );
+    }
     let op = Op::parse(op).unwrap_or_else(|| {
         raise(PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE, format!("invalid set operation {op:?}"), None)
     });
     if nodes.is_empty() {
         return;
-    }
-    if direction != "out" && direction != "in" {
-        raise(PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE, format!("invalid direction: {direction:?}"), None);
     }
     let list = List::of(schema, name, direction);
     let sizes = list_sizes(&list, &nodes, state);
