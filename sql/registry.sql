@@ -68,18 +68,28 @@ BEGIN
 END $$;
 
 -- Locks a definition's row (`mode`: UPDATE to drop or change it, NO KEY UPDATE to work under
--- it), so that work on it and its drop queue in one order; false when it is gone.
+-- it), so that work on it and its drop queue in one order; false when it is gone, 42501 when
+-- it is somebody else's.
 CREATE FUNCTION collect._lock_definition(kind text, schema name, name text, mode text DEFAULT 'UPDATE') RETURNS boolean
     LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
+    registry regclass := (SELECT c.registry FROM collect.capabilities c WHERE c.kind = _lock_definition.kind);
     locked boolean;
+    owner name;
 BEGIN
     IF mode NOT IN ('UPDATE', 'NO KEY UPDATE') THEN
         RAISE EXCEPTION 'invalid lock mode %', mode USING ERRCODE = 'invalid_parameter_value';
     END IF;
-    EXECUTE format('SELECT true FROM %s d WHERE d.schema = $1 AND d.name = $2 FOR %s',
-                   (SELECT c.registry FROM collect.capabilities c WHERE c.kind = _lock_definition.kind), mode)
+    EXECUTE format('SELECT true FROM %s d WHERE d.schema = $1 AND d.name = $2 FOR %s', registry, mode)
         INTO locked USING schema, name;
+    IF locked IS NULL THEN
+        -- Row level security lets only the owner lock the row: a definition everybody sees but
+        -- the caller cannot lock is not the caller's, and says so.
+        EXECUTE format('SELECT d.owner FROM %s d WHERE d.schema = $1 AND d.name = $2', registry) INTO owner USING schema, name;
+        IF owner IS NOT NULL THEN
+            PERFORM collect._check_owner(owner, format('%s %I.%I', kind, schema, name));
+        END IF;
+    END IF;
     RETURN coalesce(locked, false);
 END $$;
 
@@ -94,8 +104,8 @@ DECLARE
 BEGIN
     EXECUTE format('SELECT d.owner FROM %s d WHERE d.schema = $1 AND d.name = $2', registry) INTO owner USING schema, name;
     PERFORM collect._check_definition(owner IS NOT NULL, true, kind, name, owner);
-    PERFORM collect._check_owner(owner, format('%s %I.%I', kind, schema, name));
-    -- The definition's row lock first, then the tables, in the order work on it takes them.
+    -- The definition's row lock first (only its owner gets it), then the tables, in the order
+    -- work on it takes them.
     PERFORM collect._lock_definition(kind, schema, name);
     SELECT string_agg(t::text, ', ') INTO tables
       FROM unnest(table_suffixes) s, LATERAL (SELECT collect._owned_relation(owner, schema, name || s) AS t) r

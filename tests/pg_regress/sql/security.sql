@@ -156,6 +156,26 @@ SELECT * FROM collect._graph_sets('alice', 'g', 'union', '{1}', 'out', 0::smalli
 RESET ROLE;
 SET ROLE collect_alice;
 
+-- Work that changes a definition is its owner's: a role granted the tables still may not
+-- normalize another role's collection (it would change its definition's state).
+GRANT SELECT, INSERT, DELETE, UPDATE ON alice.feed_pending, alice.feed_base TO collect_mallory;
+SET ROLE collect_mallory;
+SELECT collect.normalize('alice.feed');
+\echo :LAST_ERROR_SQLSTATE
+SET ROLE collect_alice;
+-- A sql step's function must be one its owner-to-be may call.
+CREATE FUNCTION alice.secret(entries jsonb) RETURNS jsonb LANGUAGE sql AS $$ SELECT entries $$;
+REVOKE EXECUTE ON FUNCTION alice.secret(jsonb) FROM PUBLIC;
+SET ROLE collect_mallory;
+SELECT collect.create_collection('mallory.steal', 'text', '[{"sql": "alice.secret"}]');
+\echo :LAST_ERROR_SQLSTATE
+SET ROLE collect_alice;
+-- A rollup lives in its source's schema; events are JSON objects.
+SELECT collect.create_rollup('mallory.r', 'alice.events', 'at');
+\echo :LAST_ERROR_SQLSTATE
+SELECT collect.ingest('alice.r', '[{"at": "2026-11-01T10:00:00Z"}, 42]');
+\echo :LAST_ERROR_SQLSTATE
+
 -- 12. Smaller defects.
 SELECT collect.create_collection('alice.huge', 'text', '[{"limit": 1e400}]');
 \echo :LAST_ERROR_SQLSTATE
@@ -191,6 +211,16 @@ INSERT INTO alice.p VALUES (1, 0);
 INSERT INTO alice.k VALUES (1, 1, 5, false), (2, 1, 9, true);
 SELECT id, latest_at FROM alice.p;
 SELECT * FROM collect.check_latest('alice.p');
+
+-- A row written by a superuser (row level security does not apply to it) that names another
+-- role's tables is refused at every use, never followed.
+RESET ROLE;
+INSERT INTO collect.collection_defs (schema, name, key_type, read, owner)
+VALUES ('alice', 'feed', 'text', '[]', 'collect_mallory')
+ON CONFLICT (schema, name) DO UPDATE SET owner = excluded.owner;
+SET ROLE collect_mallory;
+SELECT collect.append('alice.feed', 'x', '{}');
+\echo :LAST_ERROR_SQLSTATE
 
 -- Clean up.
 RESET ROLE;
