@@ -3,12 +3,15 @@
 -- Writes are ordered by their `at`, not by arrival (src/graphs/edge.rs); storage is described
 -- in src/graphs/sql.rs.
 
--- The registry. A graph `schema.name` owns the tables name_out, name_in and name_counts.
+-- The registry. A graph `schema.name` owns the tables name_out, name_in, name_counts and
+-- name_lists.
 CREATE TABLE collect.graph_defs (
     schema name NOT NULL,
     name text NOT NULL,
     owner name NOT NULL DEFAULT current_user,
     created_at timestamptz NOT NULL DEFAULT now(),
+    -- Whether writes keep name_lists, from which set operations read.
+    compact_lists boolean NOT NULL DEFAULT true,
     PRIMARY KEY (schema, name)
 );
 COMMENT ON TABLE collect.graph_defs IS 'Graphs made by collect.create_graph';
@@ -18,7 +21,8 @@ CREATE FUNCTION collect._graph_verify(d collect.graph_defs) RETURNS boolean
 BEGIN
     RETURN collect._owned_relation(d.owner, d.schema, d.name || '_out') IS NOT NULL
        AND collect._owned_relation(d.owner, d.schema, d.name || '_in') IS NOT NULL
-       AND collect._owned_relation(d.owner, d.schema, d.name || '_counts') IS NOT NULL;
+       AND collect._owned_relation(d.owner, d.schema, d.name || '_counts') IS NOT NULL
+       AND collect._owned_relation(d.owner, d.schema, d.name || '_lists') IS NOT NULL;
 END $$;
 SELECT collect._register_capability('graph', 'collect.graph_defs', 'collect._graph_verify', 'collect.graphs');
 
@@ -59,12 +63,13 @@ BEGIN
     END CASE;
 END $$;
 
-CREATE FUNCTION collect._create_graph(schema name, name text) RETURNS void
+CREATE FUNCTION collect._create_graph(schema name, name text, compact_lists boolean) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     out_table text := format('%I.%I', schema, name || '_out');
     in_table text := format('%I.%I', schema, name || '_in');
     counts_table text := format('%I.%I', schema, name || '_counts');
+    lists_table text := format('%I.%I', schema, name || '_lists');
 BEGIN
     PERFORM collect._check_name('graph', name);
     IF schema IS NULL THEN
@@ -90,33 +95,46 @@ BEGIN
     EXECUTE format('CREATE TABLE %s (
         node bigint NOT NULL, direction "char" NOT NULL, state smallint NOT NULL, slot smallint NOT NULL, n bigint NOT NULL,
         PRIMARY KEY (node, direction, state, slot))', counts_table);
+    -- Each node's normal edges again, as sorted blocks of delta-encoded ids for set operations
+    -- (src/graphs/lists_core.rs): a stripe of a list holds the ids of one hash, each block
+    -- those from its lower bound `lo` up to the next block's.
+    EXECUTE format('CREATE TABLE %s (
+        node bigint NOT NULL, direction "char" NOT NULL, stripe smallint NOT NULL, lo bigint NOT NULL, ids bytea NOT NULL,
+        PRIMARY KEY (node, direction, stripe, lo))', lists_table);
+    EXECUTE format('ALTER TABLE %s ALTER COLUMN ids SET STORAGE MAIN', lists_table);
     EXECUTE format('COMMENT ON TABLE %s IS %L', out_table, 'Edges of graph ' || name || ' by source (pg_collect)');
     EXECUTE format('COMMENT ON TABLE %s IS %L', in_table, 'Edges of graph ' || name || ' by destination (pg_collect)');
     EXECUTE format('COMMENT ON TABLE %s IS %L', counts_table, 'Edges per node, direction and state of graph ' || name || ' (pg_collect)');
+    EXECUTE format('COMMENT ON TABLE %s IS %L', lists_table, 'Normal edges per node and direction of graph ' || name || ' as sorted blocks (pg_collect)');
     -- On Citus, FlockDB's partitioning: forward edges by source, backward by destination,
-    -- counts by node, all co-located, so a node's list and its counts live on one shard.
+    -- counts and compact lists by node, all co-located, so a node's list, its counts and its
+    -- blocks live on one shard.
     IF EXISTS (SELECT FROM pg_extension WHERE extname = 'citus') THEN
         EXECUTE format('SELECT create_distributed_table(%L, %L)', out_table, 'source');
         EXECUTE format('SELECT create_distributed_table(%L, %L, colocate_with => %L)', in_table, 'destination', out_table);
         EXECUTE format('SELECT create_distributed_table(%L, %L, colocate_with => %L)', counts_table, 'node', out_table);
+        EXECUTE format('SELECT create_distributed_table(%L, %L, colocate_with => %L)', lists_table, 'node', out_table);
     END IF;
-    INSERT INTO collect.graph_defs (schema, name) VALUES (schema, name);
+    IF compact_lists IS NULL THEN
+        RAISE EXCEPTION 'compact_lists must be true or false, not NULL' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    INSERT INTO collect.graph_defs (schema, name, compact_lists) VALUES (schema, name, compact_lists);
 END $$;
 
-CREATE FUNCTION collect.create_graph(name text) RETURNS void
+CREATE FUNCTION collect.create_graph(name text, compact_lists boolean DEFAULT true) RETURNS void
 LANGUAGE sql AS $$
     SELECT collect._create_graph(
                CASE WHEN pg_catalog.cardinality(pg_catalog.parse_ident(name)) OPERATOR(pg_catalog.=) 2 THEN r.schema
                     ELSE pg_catalog.current_schema() END,
-               r.object_name)
+               r.object_name, compact_lists)
       FROM collect._resolve('graph', name, '_out') r
 $$;
-COMMENT ON FUNCTION collect.create_graph(text) IS
-    'Defines a graph; creates name_out, name_in and name_counts in the current schema (distributed when Citus is there)';
+COMMENT ON FUNCTION collect.create_graph(text, boolean) IS
+    'Defines a graph; creates name_out, name_in, name_counts and name_lists in the current schema (distributed when Citus is there). Without compact_lists, writes are cheaper and set operations read the edge tables';
 
 CREATE FUNCTION collect._drop_graph(schema name, name text) RETURNS void
     LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
-    SELECT collect._drop_definition('graph', schema, name, '{_out, _in, _counts}')
+    SELECT collect._drop_definition('graph', schema, name, '{_out, _in, _counts, _lists}')
 $$;
 
 CREATE FUNCTION collect.drop_graph(name text) RETURNS void
@@ -126,9 +144,11 @@ CREATE FUNCTION collect.drop_graph(name text) RETURNS void
 
 CREATE FUNCTION collect._graph_write(schema text, name text, sources bigint[], destinations bigint[], state smallint,
                                      positions bigint[], at_us bigint) RETURNS bigint
-    LANGUAGE c SET search_path = pg_catalog, pg_temp AS 'MODULE_PATHNAME', 'graph_write_wrapper';
+    LANGUAGE c SET search_path = pg_catalog, pg_temp SET plan_cache_mode = force_generic_plan
+    AS 'MODULE_PATHNAME', 'graph_write_wrapper';
 CREATE FUNCTION collect._graph_archive(schema text, name text, node bigint, archive boolean, at_us bigint) RETURNS bigint
-    LANGUAGE c SET search_path = pg_catalog, pg_temp AS 'MODULE_PATHNAME', 'graph_archive_wrapper';
+    LANGUAGE c SET search_path = pg_catalog, pg_temp SET plan_cache_mode = force_generic_plan
+    AS 'MODULE_PATHNAME', 'graph_archive_wrapper';
 
 -- Checks a write's arguments, then applies it; returns how many edges changed.
 CREATE FUNCTION collect._edge_write(schema name, name text, sources bigint[], destinations bigint[], state text,
@@ -292,23 +312,24 @@ CREATE FUNCTION collect.edge_exists(graph text, source bigint, destination bigin
 
 -- Set operations over nodes' lists: exact, whatever their sizes and shards (src/graphs/sets.rs).
 CREATE FUNCTION collect._graph_sets(schema text, name text, op text, nodes bigint[], direction text, state smallint)
-    RETURNS SETOF bigint LANGUAGE c STABLE SET search_path = pg_catalog, pg_temp AS 'MODULE_PATHNAME', 'graph_sets_wrapper';
+    RETURNS bigint[] LANGUAGE c STABLE SET search_path = pg_catalog, pg_temp AS 'MODULE_PATHNAME', 'graph_sets_wrapper';
 CREATE FUNCTION collect._graph_sets_count(schema text, name text, op text, nodes bigint[], direction text, state smallint)
     RETURNS bigint LANGUAGE c STABLE SET search_path = pg_catalog, pg_temp AS 'MODULE_PATHNAME', 'graph_sets_count_wrapper';
 
--- The set operations check their arguments and the graph themselves (src/graphs/sets.rs). Called
--- in the select list, so these wrappers inline and the rows stream to the caller.
+-- The set operations check their arguments and the graph themselves (src/graphs/sets.rs). The
+-- result comes as one array, unnested in the select list (so these wrappers inline): half a
+-- million rows cost a fifth of what a set-returning C function's calls cost.
 CREATE FUNCTION collect.edge_intersect(graph text, nodes bigint[], direction text DEFAULT 'out') RETURNS SETOF bigint
     STABLE ROWS 1000 LANGUAGE sql AS $$
-    SELECT collect._graph_sets(r.schema, r.object_name, 'intersect', nodes, direction, 0::pg_catalog.int2)
+    SELECT pg_catalog.unnest(collect._graph_sets(r.schema, r.object_name, 'intersect', nodes, direction, 0::pg_catalog.int2))
       FROM collect._resolve('graph', graph, '_out') r $$;
 CREATE FUNCTION collect.edge_union(graph text, nodes bigint[], direction text DEFAULT 'out') RETURNS SETOF bigint
     STABLE ROWS 1000 LANGUAGE sql AS $$
-    SELECT collect._graph_sets(r.schema, r.object_name, 'union', nodes, direction, 0::pg_catalog.int2)
+    SELECT pg_catalog.unnest(collect._graph_sets(r.schema, r.object_name, 'union', nodes, direction, 0::pg_catalog.int2))
       FROM collect._resolve('graph', graph, '_out') r $$;
 CREATE FUNCTION collect.edge_difference(graph text, a bigint, b bigint, direction text DEFAULT 'out') RETURNS SETOF bigint
     STABLE ROWS 1000 LANGUAGE sql AS $$
-    SELECT collect._graph_sets(r.schema, r.object_name, 'difference', ARRAY[a, b], direction, 0::pg_catalog.int2)
+    SELECT pg_catalog.unnest(collect._graph_sets(r.schema, r.object_name, 'difference', ARRAY[a, b], direction, 0::pg_catalog.int2))
       FROM collect._resolve('graph', graph, '_out') r $$;
 CREATE FUNCTION collect.edge_intersect_count(graph text, nodes bigint[], direction text DEFAULT 'out') RETURNS bigint
     STABLE LANGUAGE sql AS $$
@@ -323,8 +344,53 @@ CREATE FUNCTION collect.edge_difference_count(graph text, a bigint, b bigint, di
     SELECT collect._graph_sets_count(r.schema, r.object_name, 'difference', ARRAY[a, b], direction, 0::pg_catalog.int2)
       FROM collect._resolve('graph', graph, '_out') r $$;
 
+-- ---- checking ----
+
+CREATE FUNCTION collect._graph_block_ids(ids bytea) RETURNS bigint[]
+    IMMUTABLE STRICT PARALLEL SAFE LANGUAGE c SET search_path = pg_catalog, pg_temp AS 'MODULE_PATHNAME', 'graph_block_ids_wrapper';
+COMMENT ON FUNCTION collect._graph_block_ids(bytea) IS 'The ids of a block of a graph''s name_lists table';
+
+CREATE FUNCTION collect._check_graph(schema name, name text) RETURNS TABLE (part text, mismatches bigint)
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    def collect.graph_defs := collect._graph_def(schema, name);
+    out_table text := format('%I.%I', def.schema, def.name || '_out');
+    in_table text := format('%I.%I', def.schema, def.name || '_in');
+    counts_table text := format('%I.%I', def.schema, def.name || '_counts');
+    lists_table text := format('%I.%I', def.schema, def.name || '_lists');
+BEGIN
+    RETURN QUERY EXECUTE format($q$
+        WITH listed AS (SELECT l.node, l.direction, l.stripe, l.lo, id FROM %4$s l, unnest(collect._graph_block_ids(l.ids)) id),
+             normal AS (SELECT source AS node, 'o'::"char" AS direction, destination AS id FROM %1$s WHERE state = 0 AND %6$L
+                        UNION ALL SELECT destination, 'i', source FROM %2$s WHERE state = 0 AND %6$L)
+        SELECT 'backward', (SELECT count(*) FROM %1$s o FULL JOIN %2$s i USING (source, destination)
+                             WHERE o.state IS DISTINCT FROM i.state OR o.position IS DISTINCT FROM i.position)
+        UNION ALL
+        SELECT 'counts', (SELECT count(*) FROM (SELECT node, direction, state, sum(n) AS n FROM %3$s GROUP BY 1, 2, 3) c
+                           WHERE n <> CASE direction
+                                     WHEN 'o' THEN (SELECT count(*) FROM %1$s o WHERE o.source = c.node AND o.state = c.state)
+                                     ELSE (SELECT count(*) FROM %2$s i WHERE i.destination = c.node AND i.state = c.state) END)
+                        + (SELECT count(*) FROM (SELECT source, state FROM %1$s GROUP BY 1, 2) e
+                            WHERE NOT EXISTS (SELECT FROM %3$s c WHERE c.node = e.source AND c.direction = 'o' AND c.state = e.state))
+        UNION ALL
+        SELECT 'lists', (SELECT count(*) FROM (SELECT node, direction, id FROM listed EXCEPT ALL SELECT * FROM normal) x)
+                        + (SELECT count(*) FROM (SELECT * FROM normal EXCEPT ALL SELECT node, direction, id FROM listed) y)
+        UNION ALL
+        SELECT 'blocks', (SELECT count(*) FROM listed x
+                           WHERE x.id < x.lo OR EXISTS (SELECT FROM %4$s n WHERE (n.node, n.direction, n.stripe) = (x.node, x.direction, x.stripe)
+                                                                       AND n.lo > x.lo AND n.lo <= x.id))
+                       + (SELECT count(*) FROM (SELECT node, direction, stripe FROM %4$s GROUP BY 1, 2, 3
+                                                HAVING min(lo) <> %5$s) f)
+        $q$, out_table, in_table, counts_table, lists_table, (-9223372036854775807 - 1)::text, def.compact_lists);
+END $$;
+
+CREATE FUNCTION collect.check_graph(graph text) RETURNS TABLE (part text, mismatches bigint)
+    STABLE LANGUAGE sql AS $$ SELECT c.* FROM collect._resolve('graph', graph, '_out') r, collect._check_graph(r.schema, r.object_name) c $$;
+COMMENT ON FUNCTION collect.check_graph(text) IS
+    'How many stored facts of a graph disagree: backward with forward edges, counts, compact lists, block bounds (all 0 when all is right)';
+
 CREATE VIEW collect.graphs AS
-SELECT d.schema, d.name, d.owner, f->'edges' AS edges, (f->>'nodes')::bigint AS nodes
+SELECT d.schema, d.name, d.owner, f->'edges' AS edges, (f->>'nodes')::bigint AS nodes, d.compact_lists
   FROM collect.graph_defs d,
        LATERAL (SELECT collect._owned_relation(d.owner, d.schema, d.name || '_counts') AS counts) t,
        LATERAL collect._figures(ARRAY[t.counts],

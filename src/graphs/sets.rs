@@ -9,6 +9,8 @@ use std::collections::VecDeque;
 use pgrx::prelude::*;
 use pgrx::spi::{SpiClient, SpiCursor};
 
+use super::lists::Stripes;
+use super::lists_core::{combine, STRIPES};
 use super::sets_core::{plan, Op, Plan};
 use super::sql::{check_graph, required};
 use crate::errors::raise;
@@ -113,7 +115,8 @@ fn run(
     state: Option<i16>,
     emit: &mut dyn FnMut(i64),
 ) {
-    let (schema, name) = check_graph(schema, name);
+    let graph = check_graph(schema, name);
+    let (schema, name) = (graph.schema, graph.name);
     let (op, direction, state) = (required(op, "op"), required(direction, "direction"), required(state, "state"));
     let nodes: Vec<i64> = required(nodes, "nodes").into_iter().map(|n| required(n, "node")).collect();
     if !matches!(direction, "out" | "in") {
@@ -133,6 +136,14 @@ fn run(
     let sizes = list_sizes(&list, &nodes, state);
     Spi::connect(|client| match plan(op, &sizes) {
         Plan::Empty => {}
+        // Normal lists merge from their compact blocks, a stripe of every list at a time.
+        Plan::Merge if state == 0 && graph.compact_lists => {
+            let lists = qualified(schema, &format!("{name}_lists"));
+            let mut readers: Vec<Stripes> = nodes.iter().map(|n| Stripes::open(&client, &lists, *n, list.direction)).collect();
+            for s in 0..STRIPES {
+                combine(op, readers.iter_mut().map(|r| r.stripe(s)).collect(), emit);
+            }
+        }
         Plan::Merge => {
             let mut lists: Vec<Sorted> = nodes.iter().map(|n| Sorted::open(&client, &list, *n, state)).collect();
             match op {
@@ -222,6 +233,8 @@ fn difference(lists: &mut [Sorted], emit: &mut dyn FnMut(i64)) {
     }
 }
 
+/// The result as one array, which the SQL wrappers unnest: returning half a million rows one
+/// call at a time costs more than finding them.
 #[pg_extern(sql = false)]
 fn graph_sets(
     schema: Option<&str>,
@@ -230,10 +243,10 @@ fn graph_sets(
     nodes: Option<Vec<Option<i64>>>,
     direction: Option<&str>,
     state: Option<i16>,
-) -> SetOfIterator<'static, i64> {
+) -> Vec<i64> {
     let mut out = Vec::new();
     run(schema, name, op, nodes, direction, state, &mut |v| out.push(v));
-    SetOfIterator::new(out)
+    out
 }
 
 #[pg_extern(sql = false)]

@@ -19,6 +19,7 @@ use pgrx::spi::OwnedPreparedStatement;
 use pgrx::{pg_sys, PgOid};
 
 use super::edge::{Edge, State, Write};
+use super::lists::{citus_present, ListChanges};
 use crate::errors::raise;
 use crate::registry::qualified;
 
@@ -40,6 +41,7 @@ struct Tables {
     out: String,
     inward: String,
     counts: String,
+    lists: String,
 }
 
 impl Tables {
@@ -48,30 +50,40 @@ impl Tables {
             out: qualified(schema, &format!("{name}_out")),
             inward: qualified(schema, &format!("{name}_in")),
             counts: qualified(schema, &format!("{name}_counts")),
+            lists: qualified(schema, &format!("{name}_lists")),
         }
     }
 }
 
-/// Count changes of one write batch, applied at its end in key order.
+/// What the state changes of one write batch do to the counts and the compact lists,
+/// applied at its end, each in key order.
 #[derive(Default)]
-struct CountDeltas(BTreeMap<(i64, &'static str, i16), i64>);
+struct Moves {
+    counts: BTreeMap<(i64, &'static str, i16), i64>,
+    lists: ListChanges,
+    compact_lists: bool,
+}
 
-impl CountDeltas {
+impl Moves {
     fn moved(&mut self, source: i64, destination: i64, from: Option<State>, to: State) {
         if from == Some(to) {
             return;
         }
+        if self.compact_lists {
+            self.lists.moved(source, destination, from, to);
+        }
         for (node, direction) in [(source, "o"), (destination, "i")] {
             if let Some(from) = from {
-                *self.0.entry((node, direction, from.code())).or_default() -= 1;
+                *self.counts.entry((node, direction, from.code())).or_default() -= 1;
             }
-            *self.0.entry((node, direction, to.code())).or_default() += 1;
+            *self.counts.entry((node, direction, to.code())).or_default() += 1;
         }
     }
 
     fn apply(self, tables: &Tables) {
+        self.lists.apply(&tables.lists);
         let slot = (unsafe { pg_sys::MyProcPid } % SLOTS) as i16;
-        let deltas: Vec<_> = self.0.into_iter().filter(|(_, n)| *n != 0).collect();
+        let deltas: Vec<_> = self.counts.into_iter().filter(|(_, n)| *n != 0).collect();
         if deltas.is_empty() {
             return;
         }
@@ -183,12 +195,6 @@ fn write_plans(schema: &str, name: &str, tables: &Tables) -> Rc<WritePlans> {
 /// From this many edges on, a write runs as a few set-based statements.
 const BULK: usize = 64;
 
-fn citus_present() -> bool {
-    Spi::get_one::<bool>("SELECT EXISTS (SELECT FROM pg_catalog.pg_extension WHERE extname = 'citus')")
-        .unwrap_or_else(|e| spi_error(e))
-        .unwrap_or(false)
-}
-
 /// Column arrays of edges, for statements over `unnest(...)`.
 #[derive(Default)]
 struct EdgeColumns {
@@ -235,7 +241,7 @@ const EDGE_COLUMNS: &str = "unnest($1::int8[], $2::int8[], $3::int2[], $4::int8[
 /// each edge that is new and locks (and reads) each that exists — the order every writer takes
 /// edges in, so bulk and single writers never wait on each other in a cycle; the edges the rule
 /// changes are then updated together. Returns how many edges changed.
-fn write_in_bulk(tables: &Tables, writes: &BTreeMap<(i64, i64), Write>, deltas: &mut CountDeltas) -> i64 {
+fn write_in_bulk(tables: &Tables, writes: &BTreeMap<(i64, i64), Write>, moves: &mut Moves) -> i64 {
     let mut proposed = EdgeColumns::default();
     for (key, write) in writes {
         proposed.push(*key, &Edge::new(*write));
@@ -272,7 +278,7 @@ fn write_in_bulk(tables: &Tables, writes: &BTreeMap<(i64, i64), Write>, deltas: 
             let inserted: bool = row.get(9).ok().flatten().unwrap_or(false);
             if inserted {
                 mirrored.push(key, &stored);
-                deltas.moved(key.0, key.1, None, stored.state);
+                moves.moved(key.0, key.1, None, stored.state);
                 changed += 1;
                 continue;
             }
@@ -284,7 +290,7 @@ fn write_in_bulk(tables: &Tables, writes: &BTreeMap<(i64, i64), Write>, deltas: 
             if (stored.state, stored.position) != (after.state, after.position) {
                 mirrored.push(key, &after);
             }
-            deltas.moved(key.0, key.1, Some(stored.state), after.state);
+            moves.moved(key.0, key.1, Some(stored.state), after.state);
             changed += 1;
         }
         if !updated.source.is_empty() {
@@ -321,13 +327,22 @@ fn write_in_bulk(tables: &Tables, writes: &BTreeMap<(i64, i64), Write>, deltas: 
     changed
 }
 
+/// A graph checked for use: its schema, name, and whether it keeps compact lists.
+pub(super) struct Graph<'a> {
+    pub schema: &'a str,
+    pub name: &'a str,
+    pub compact_lists: bool,
+}
+
 /// Raises unless schema.name is a graph whose tables belong to its owner (the same check the
 /// SQL functions make): these functions are reachable from SQL, so they check for themselves.
 /// A NULL graph (one no name resolved to) is looked up as such, to say it does not exist.
-pub(super) fn check_graph<'a>(schema: Option<&'a str>, name: Option<&'a str>) -> (&'a str, &'a str) {
-    Spi::run_with_args("SELECT collect._graph_def($1, $2)", &[schema.into(), name.into()]).unwrap_or_else(|e| spi_error(e));
+pub(super) fn check_graph<'a>(schema: Option<&'a str>, name: Option<&'a str>) -> Graph<'a> {
+    let compact_lists = Spi::get_one_with_args::<bool>("SELECT (collect._graph_def($1, $2)).compact_lists", &[schema.into(), name.into()])
+        .unwrap_or_else(|e| spi_error(e))
+        .unwrap_or(false);
     match (schema, name) {
-        (Some(s), Some(n)) => (s, n),
+        (Some(schema), Some(name)) => Graph { schema, name, compact_lists },
         _ => raise(PgSqlErrorCode::ERRCODE_NULL_VALUE_NOT_ALLOWED, "graph name must not be NULL".into(), None),
     }
 }
@@ -349,7 +364,8 @@ fn graph_write(
     positions: Option<Vec<Option<i64>>>,
     at_us: Option<i64>,
 ) -> i64 {
-    let (schema, name) = check_graph(schema, name);
+    let graph = check_graph(schema, name);
+    let (schema, name) = (graph.schema, graph.name);
     let (sources, destinations) = (required(sources, "sources"), required(destinations, "destinations"));
     let (state, at_us) = (state_of(required(state, "state")), required(at_us, "at"));
     let positions = positions.unwrap_or_default();
@@ -377,11 +393,11 @@ fn graph_write(
         writes.entry((*s, *d)).and_modify(|w| w.position = w.position.max(write.position)).or_insert(write);
     }
     let tables = Tables::of(schema, name);
-    let mut deltas = CountDeltas::default();
+    let mut moves = Moves { compact_lists: graph.compact_lists, ..Moves::default() };
     let mut changed = 0;
     if writes.len() >= BULK && !citus_present() {
-        let changed = write_in_bulk(&tables, &writes, &mut deltas);
-        deltas.apply(&tables);
+        let changed = write_in_bulk(&tables, &writes, &mut moves);
+        moves.apply(&tables);
         return changed;
     }
     let plans = write_plans(schema, name, &tables);
@@ -442,12 +458,12 @@ fn graph_write(
                     .update(mirror, None, &[source.into(), destination.into(), after.state.code().into(), after.position.into()])
                     .unwrap_or_else(|e| spi_error(e));
             }
-            deltas.moved(source, destination, before.map(|b| b.state), after.state);
+            moves.moved(source, destination, before.map(|b| b.state), after.state);
             changed += 1;
             pgrx::check_for_interrupts!();
         }
     });
-    deltas.apply(&tables);
+    moves.apply(&tables);
     changed
 }
 
@@ -456,7 +472,8 @@ fn graph_write(
 /// Returns how many edges changed.
 #[pg_extern(sql = false)]
 fn graph_archive(schema: Option<&str>, name: Option<&str>, node: Option<i64>, archive: Option<bool>, at_us: Option<i64>) -> i64 {
-    let (schema, name) = check_graph(schema, name);
+    let graph = check_graph(schema, name);
+    let (schema, name) = (graph.schema, graph.name);
     let (node, archive, at_us) = (required(node, "node"), required(archive, "archive"), required(at_us, "at"));
     let tables = Tables::of(schema, name);
     // The node's edges, both directions, in key order.
@@ -477,7 +494,7 @@ fn graph_archive(schema: Option<&str>, name: Option<&str>, node: Option<i64>, ar
             .map(|row| (row.get::<i64>(1).ok().flatten().unwrap_or(0), row.get::<i64>(2).ok().flatten().unwrap_or(0)))
             .collect()
     });
-    let mut deltas = CountDeltas::default();
+    let mut moves = Moves { compact_lists: graph.compact_lists, ..Moves::default() };
     let mut changed = 0;
     Spi::connect_mut(|client| {
         let int8 = PgOid::from(pg_sys::INT8OID);
@@ -529,10 +546,10 @@ fn graph_archive(schema: Option<&str>, name: Option<&str>, node: Option<i64>, ar
             client
                 .update(&mirror, None, &[source.into(), destination.into(), after.state.code().into()])
                 .unwrap_or_else(|e| spi_error(e));
-            deltas.moved(source, destination, Some(before.state), after.state);
+            moves.moved(source, destination, Some(before.state), after.state);
             changed += 1;
         }
     });
-    deltas.apply(&tables);
+    moves.apply(&tables);
     changed
 }

@@ -1,5 +1,5 @@
 -- Graphs on Citus: forward edges distributed by source, backward edges by destination,
--- counts by node, co-located (FlockDB's partitioning). Every single-node read and write goes
+-- counts and compact lists by node, co-located (FlockDB's partitioning). Every single-node read and write goes
 -- to one shard; set operations over nodes on different shards stay exact.
 \set SHOW_CONTEXT never
 SET timezone = 'UTC';

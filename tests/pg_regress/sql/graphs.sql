@@ -86,9 +86,51 @@ SELECT bool_and(collect.edge_count('random_graph', s, 'out', st) = (SELECT count
        bool_and(collect.edge_count('random_graph', d, 'in', st) = (SELECT count(*) FROM random_graph_in i
                  WHERE i.destination = d AND i.state = collect._edge_state_code(st))) AS in_counts_exact
   FROM generate_series(1, 6) s, generate_series(0, 2000, 97) d, unnest('{normal, removed}'::text[]) st;
--- Forward and backward lists hold the same edges.
-SELECT count(*) AS mismatched FROM random_graph_out o FULL JOIN random_graph_in i USING (source, destination)
- WHERE o.state IS DISTINCT FROM i.state OR o.position IS DISTINCT FROM i.position;
+-- Forward and backward edges, counts, compact lists and their blocks all agree.
+SELECT * FROM collect.check_graph('random_graph');
+
+-- Long lists of sparse 64-bit ids: blocks split as they fill, empty blocks go, and set
+-- operations read them exactly. Then every edge of the list leaves and comes back.
+SELECT collect.create_graph('wide');
+SELECT setseed(0.5);
+CREATE TABLE wide_ids AS SELECT DISTINCT (random() * 9e18)::bigint AS id FROM generate_series(1, 40000);
+SELECT collect.edge_add_many('wide', 1, ARRAY(SELECT id FROM wide_ids), at => '2026-11-01') = (SELECT count(*) FROM wide_ids) AS added;
+SELECT collect.edge_add_many('wide', 2, ARRAY(SELECT id FROM wide_ids WHERE id % 3 = 0), at => '2026-11-01') > 0 AS added;
+SELECT count(*) > 64 AS blocks_split, max(length(ids)) <= 1800 AS blocks_inline FROM wide_lists WHERE node = 1;
+SELECT collect.edge_intersect_count('wide', '{1, 2}') = (SELECT count(*) FROM wide_ids WHERE id % 3 = 0) AS intersect_ok,
+       collect.edge_difference_count('wide', 1, 2) = (SELECT count(*) FROM wide_ids WHERE id % 3 <> 0) AS difference_ok,
+       ARRAY(SELECT collect.edge_intersect('wide', '{2, 1}') ORDER BY 1) = ARRAY(SELECT id FROM wide_ids WHERE id % 3 = 0 ORDER BY 1) AS rows_ok;
+-- Single writes into full blocks, removals that empty blocks, archiving a node.
+SELECT sum(collect.edge_remove('wide', 1, id, at => '2026-11-02')) AS removed FROM (SELECT id FROM wide_ids ORDER BY id LIMIT 3000) r;
+SELECT sum(collect.edge_add('wide', 1, id + 1, at => '2026-11-02')) AS added FROM (SELECT id FROM wide_ids ORDER BY id DESC LIMIT 500) r;
+SELECT collect.edge_archive('wide', 2, at => '2026-11-03') > 0 AS archived;
+SELECT collect.edge_intersect_count('wide', '{1, 2}') AS intersect_archived;
+SELECT * FROM collect.check_graph('wide');
+SELECT collect.edge_remove_pairs('wide', array_fill(1::bigint, ARRAY[(SELECT count(*)::int FROM wide_ids)]), ARRAY(SELECT id FROM wide_ids),
+                                 at => '2026-11-04') > 0 AS removed_all;
+SELECT count(*) FILTER (WHERE length(ids) = 0 AND lo > -9223372036854775808) AS empty_blocks_kept,
+       count(*) FILTER (WHERE length(ids) = 0) <= 64 AS only_first_blocks_empty FROM wide_lists WHERE node = 1;
+SELECT collect.edge_unarchive('wide', 2, at => '2026-11-05') > 0 AS unarchived;
+SELECT collect.edge_intersect_count('wide', '{1, 2}') AS intersect_after, collect.edge_count('wide', 1) AS left_of_1;
+SELECT * FROM collect.check_graph('wide');
+SELECT collect.drop_graph('wide');
+DROP TABLE wide_ids;
+
+-- A graph without compact lists: cheaper writes, set operations read the edge tables, and
+-- the answers are the same.
+SELECT collect.create_graph('plain', compact_lists => false);
+SELECT collect.edge_add_pairs('plain', ARRAY(SELECT source FROM random_graph_out WHERE state = 0),
+                              ARRAY(SELECT destination FROM random_graph_out WHERE state = 0), at => '2026-11-01') > 0 AS copied;
+SELECT count(*) AS blocks FROM plain_lists;
+SELECT a, b, ARRAY(SELECT collect.edge_intersect('plain', ARRAY[a, b]) ORDER BY 1)
+               = ARRAY(SELECT collect.edge_intersect('random_graph', ARRAY[a, b]) ORDER BY 1) AS same_intersection,
+             collect.edge_union_count('plain', ARRAY[a, b]) = collect.edge_union_count('random_graph', ARRAY[a, b]) AS same_union
+  FROM (VALUES (1, 2), (3, 99), (5, 6)) AS p(a, b);
+SELECT * FROM collect.check_graph('plain');
+SELECT name, compact_lists FROM collect.graphs WHERE name IN ('plain', 'random_graph') ORDER BY name;
+SELECT collect.create_graph('plain_null', compact_lists => NULL);
+\echo :LAST_ERROR_SQLSTATE
+SELECT collect.drop_graph('plain');
 SELECT name, edges, nodes FROM collect.graphs ORDER BY name;
 
 -- Errors name the culprit.
