@@ -125,3 +125,14 @@ SELECT id, name, latest_size, latest_created_at FROM files WHERE id IN (2, 4) OR
 SELECT count(*) AS files_in_docs, sum(latest_size) AS bytes FROM files WHERE folder_id = 1;
 SELECT count(*) AS wrong_copies FROM collect.check_latest('files');
 SELECT parent, child, parent_columns, filter, backfill FROM collect.tracked_latest;
+
+-- 5. Edge lists (FlockDB): who follows whom, with states, cursor paging and exact set operations.
+SELECT collect.create_graph('follows');
+-- Users 1 and 2 each follow 100,000 accounts, half of them the same ones.
+SELECT collect.edge_add_many('follows', 1, ARRAY(SELECT g FROM generate_series(1, 100000) g)) AS followed_by_1;
+SELECT collect.edge_add_many('follows', 2, ARRAY(SELECT g FROM generate_series(50001, 150000) g)) AS followed_by_2;
+SELECT collect.edge_remove('follows', 1, 60000) AS unfollowed;
+SELECT collect.edge_count('follows', 1) AS follows_of_1, collect.edge_state('follows', 1, 60000) AS state;
+SELECT collect.edge_intersect_count('follows', '{1, 2}') AS followed_by_both;
+SELECT * FROM collect.edges('follows', 60001, 'in');
+SELECT * FROM collect.check_graph('follows');
