@@ -1,7 +1,8 @@
 //! Set operations over nodes' lists (FlockDB's "who follows both of these users"), exact
-//! whatever the lists' sizes: lists are read in node order through their primary keys and
-//! merged, never loaded whole; a list much shorter than the others is probed into them
-//! instead, one index lookup per element. Every read names one node, so on Citus each one
+//! whatever the lists' sizes. Normal lists are read from their compact blocks a stripe at a
+//! time (`lists`); other states, and graphs without compact lists, through the edge tables'
+//! primary keys in node order and merged. A list much shorter than the others is probed into
+//! them instead, one index lookup per element. Every read names one node, so on Citus each one
 //! goes to the one shard holding that node's list.
 
 use std::collections::VecDeque;
