@@ -24,8 +24,10 @@ max_connections = 100
 shared_buffers = 256MB
 max_parallel_workers_per_gather = 2
 CONF
-    # Citus nodes (scripts/test-citus.sh) load it at start.
+    # Citus nodes (scripts/test-citus.sh) and the test cluster (pg_cron, the maintenance worker)
+    # load libraries at start.
     [ -z "${CLUSTER_PRELOAD:-}" ] || echo "shared_preload_libraries = '$CLUSTER_PRELOAD'" >>"$dir/postgresql.conf"
+    [ -z "${CLUSTER_CONF:-}" ] || echo "$CLUSTER_CONF" >>"$dir/postgresql.conf"
     # Test and bench clusters are rebuilt at will: durability only slows them down.
     [ "$name" = demo ] || echo 'fsync = off' >>"$dir/postgresql.conf"
   fi

@@ -9,7 +9,8 @@ PG_CONFIG=/usr/lib/postgresql/$PG_MAJOR/bin/pg_config
 
 as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
 
-packages=(postgresql-$PG_MAJOR postgresql-server-dev-$PG_MAJOR postgresql-contrib
+# postgresql-N-cron: the integration tests run collect.maintain() from pg_cron.
+packages=(postgresql-$PG_MAJOR postgresql-server-dev-$PG_MAJOR postgresql-contrib postgresql-$PG_MAJOR-cron
           clang libclang-dev pkg-config sudo build-essential libssl-dev)
 missing=()
 for p in "${packages[@]}"; do

@@ -37,7 +37,11 @@ integration() {
 suite "unit and pg_test" unit_and_pg_tests
 # The pg_test build above carries test-only functions: install the plain build for the rest.
 suite "install" install_extension
-suite "test cluster" "$REPO/scripts/cluster.sh" fresh test "$TEST_PORT"
+# Preloaded: pg_cron (scheduling CALL collect.maintain() in the postgres database) and
+# pg_collect's maintenance worker (idle until collect.maintenance_databases is set).
+suite "test cluster" env CLUSTER_PRELOAD=pg_collect,pg_cron \
+  CLUSTER_CONF="cron.database_name = 'postgres'"$'\n'"cron.host = '127.0.0.1'"$'\n'"collect.maintenance_naptime = 1" \
+  "$REPO/scripts/cluster.sh" fresh test "$TEST_PORT"
 suite "pg_regress" regress
 suite "integration" integration
 "$REPO/scripts/cluster.sh" stop test "$TEST_PORT"

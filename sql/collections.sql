@@ -301,7 +301,8 @@ CREATE FUNCTION collect._collection_maintenance() RETURNS SETOF collect.maintena
            format('CALL collect.normalize_in_batches(%L, %L)', format('%I.%I', d.schema, d.name), l.level),
            CASE l.level WHEN 'hourly' THEN interval '1 hour' WHEN 'daily' THEN interval '1 day'
                         WHEN 'weekly' THEN interval '7 days' END,
-           true
+           true, d.owner,
+           format('SELECT (collect._normalize_batch(%L, %L, %L, false, 1000, pg_catalog.now(), 0)).complete', d.schema, d.name, l.level)
       FROM collect.collection_defs d,
            LATERAL (SELECT jsonb_object_keys(coalesce(d."normalize", '{"daily": []}')) AS level) l
      ORDER BY 2, 3

@@ -399,8 +399,9 @@ COMMENT ON FUNCTION collect.untrack_latest(regclass, boolean) IS 'Removes the tr
 -- Backfills not done yet, as one-off work (collect.maintenance).
 CREATE FUNCTION collect._latest_maintenance() RETURNS SETOF collect.maintenance
     STABLE LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
-    SELECT 'tracking', d.parent::text, 'backfill', format('CALL collect.backfill_latest(%L)', d.parent::text), NULL::interval,
-           d.backfill_position IS NOT NULL OR d.backfilled_at IS NULL
+    SELECT 'tracking', format('%I.%I', d.schema, d.name), 'backfill', format('CALL collect.backfill_latest(%L)', format('%I.%I', d.schema, d.name)),
+           NULL::interval, d.backfill_position IS NOT NULL OR d.backfilled_at IS NULL, d.owner,
+           format('SELECT collect._backfill_batch(%L, 10000, pg_catalog.now(), 0) OPERATOR(pg_catalog.=) 0', d.parent)
       FROM collect.latest_defs d ORDER BY 2
 $$;
 UPDATE collect.capabilities SET maintenance = 'collect._latest_maintenance' WHERE kind = 'tracking';

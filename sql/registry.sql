@@ -196,9 +196,12 @@ BEGIN
     EXECUTE format('CREATE POLICY owner_deletes ON %s FOR DELETE USING (pg_catalog.pg_has_role(owner, ''USAGE''))', registry);
 END $$;
 
--- Periodic work: each capability's `maintenance` function returns its rows. A scheduler runs
--- `call` every `every` (NULL: once, when `due`).
-CREATE TYPE collect.maintenance AS (kind text, object text, job text, call text, every interval, due boolean);
+-- Periodic work: each capability's `maintenance` function returns its rows. `call` is what a
+-- person or pg_cron runs, every `every` (NULL: once, when `due`); `step` is one bounded batch of
+-- it, a query returning true when nothing is left, which collect.maintain() runs as `owner`
+-- with a commit after each (sql/maintenance.sql).
+CREATE TYPE collect.maintenance AS (kind text, object text, job text, call text, every interval, due boolean,
+                                    owner name, step text);
 
 CREATE FUNCTION collect._maintenance() RETURNS SETOF collect.maintenance
     STABLE LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$

@@ -654,14 +654,16 @@ CREATE FUNCTION collect.drop_rollup(rollup text) RETURNS void
 -- Each rollup's retention and stale-bucket refresh, as periodic work (collect.maintenance).
 CREATE FUNCTION collect._rollup_maintenance() RETURNS SETOF collect.maintenance
     STABLE LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
-    SELECT 'rollup', format('%I.%I', d.schema, d.name), j.job, j.call, j.every, true
+    SELECT 'rollup', format('%I.%I', d.schema, d.name), j.job, j.call, j.every, true, d.owner, j.step
       FROM collect.rollup_defs d,
            LATERAL (SELECT 'apply retention' AS job, format('SELECT collect.apply_retention(%L)', format('%I.%I', d.schema, d.name)) AS call,
-                           greatest(d.granularity, interval '1 minute') AS every
+                           greatest(d.granularity, interval '1 minute') AS every,
+                           format('SELECT true FROM collect._apply_retention(%L, %L)', d.schema, d.name) AS step
                      WHERE d.keep IS NOT NULL OR EXISTS (SELECT FROM jsonb_array_elements(d.tiers) t WHERE t->>'keep' IS NOT NULL)
                     UNION ALL
                     SELECT 'refresh stale buckets', format('SELECT collect.refresh_rollup(%L)', format('%I.%I', d.schema, d.name)),
-                           greatest(d.granularity * 5, interval '5 minutes')
+                           greatest(d.granularity * 5, interval '5 minutes'),
+                           format('SELECT true FROM collect._refresh_rollup(%L, %L, NULL, NULL)', d.schema, d.name)
                      WHERE d.keep_raw) j
      ORDER BY 2, 3
 $$;

@@ -7,13 +7,20 @@ use pgrx::prelude::*;
 
 ::pgrx::pg_module_magic!(name, version);
 
+#[pg_guard]
+pub extern "C-unwind" fn _PG_init() {
+    maintenance::init();
+}
+
 mod aggstate;
+pub mod archives;
 pub mod collections;
 mod errors;
 pub mod graphs;
 mod jsonb;
 pub mod latest;
 pub mod lump;
+pub mod maintenance;
 pub mod registry;
 pub mod rollups;
 pub mod sketches;
@@ -28,6 +35,8 @@ extension_sql_file!("../sql/sketches.sql", name = "sketches", requires = ["regis
 extension_sql_file!("../sql/rollups.sql", name = "rollups", requires = ["sketches"]);
 extension_sql_file!("../sql/latest.sql", name = "latest", requires = ["registry"]);
 extension_sql_file!("../sql/graphs.sql", name = "graphs", requires = ["registry"]);
+extension_sql_file!("../sql/archives.sql", name = "archives", requires = ["lump"]);
+extension_sql_file!("../sql/maintenance.sql", name = "maintenance", requires = ["collections", "rollups", "latest", "graphs", "archives"]);
 
 /// Required by `cargo pgrx test`.
 #[cfg(test)]

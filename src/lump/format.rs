@@ -378,6 +378,147 @@ pub fn append(lump: &[u8], extra: &Builder) -> Result<Vec<u8>, ConcatError> {
     concat(lump, &extra.finish())
 }
 
+/// Where a lump written in members keeps its member directory: an empty first gzip member
+/// whose header carries it as an extra field (RFC 1952 §2.3.1.1, subfield `P` `C`). The value
+/// stays an ordinary lump (an empty member inflates to nothing); a reader of one entry fetches
+/// the directory, then only the member that holds the entry.
+///
+/// ```text
+/// directory data: member_rows u32 LE, then each member's byte offset in the lump, u32 LE
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Directory {
+    /// Entries per member; the last member may hold fewer.
+    pub member_rows: u32,
+    pub offsets: Vec<u32>,
+}
+
+/// Deflate looks back 32 KiB: members of about that much raw text compress nearly as well as
+/// one member of everything.
+pub const MEMBER_RAW_BYTES: usize = 32 * 1024;
+const DIRECTORY_ID: [u8; 2] = *b"PC";
+/// A gzip extra field holds at most 65,535 bytes: subfield header, member_rows, offsets.
+const MAX_MEMBERS: usize = (65_535 - 4 - 4) / 4;
+/// gzip header with FEXTRA: magic, method, flags, mtime, xfl, os (10), XLEN (2).
+const GZIP_FIXED_HEADER: usize = 12;
+
+fn directory_member(directory: &Directory) -> Vec<u8> {
+    let mut data = Vec::with_capacity(4 + 4 * directory.offsets.len());
+    data.extend_from_slice(&directory.member_rows.to_le_bytes());
+    for offset in &directory.offsets {
+        data.extend_from_slice(&offset.to_le_bytes());
+    }
+    let mut extra = Vec::with_capacity(4 + data.len());
+    extra.extend_from_slice(&DIRECTORY_ID);
+    extra.extend_from_slice(&(data.len() as u16).to_le_bytes());
+    extra.extend_from_slice(&data);
+    let encoder = flate2::GzBuilder::new().extra(extra).write(Vec::new(), Compression::default());
+    encoder.finish().expect("writing to a Vec cannot fail")
+}
+
+impl Builder {
+    /// Compresses the entries in members of about `member_raw_bytes` of raw text each (the
+    /// same number of entries in every member, judged from the average entry), behind a
+    /// directory of where each member starts.
+    pub fn finish_in_members(&self, member_raw_bytes: usize) -> Vec<u8> {
+        let count = self.count as usize;
+        let average = if count == 0 { 1 } else { (self.raw.len() / count).max(1) };
+        let mut member_rows = (member_raw_bytes / average).clamp(1, count.max(1));
+        member_rows = member_rows.max(count.div_ceil(MAX_MEMBERS));
+        let members_count = count.div_ceil(member_rows);
+        // The directory member's size depends only on how many offsets it holds.
+        let placeholder = Directory { member_rows: member_rows as u32, offsets: vec![0; members_count] };
+        let mut offset = HEADER_LEN + directory_member(&placeholder).len();
+        let mut members = Vec::with_capacity(members_count);
+        let mut offsets = Vec::with_capacity(members_count);
+        let mut start = 0usize;
+        let mut rows = 0usize;
+        for (end, byte) in self.raw.iter().enumerate() {
+            if *byte != b'\n' {
+                continue;
+            }
+            rows += 1;
+            if rows == member_rows || end + 1 == self.raw.len() {
+                let member = gzip(&self.raw[start..=end]);
+                offsets.push(offset as u32);
+                offset += member.len();
+                members.push(member);
+                start = end + 1;
+                rows = 0;
+            }
+        }
+        let mut lump = Vec::with_capacity(offset);
+        Header { entry_count: self.count, raw_len: self.raw.len() as u32 }.write(&mut lump);
+        lump.extend_from_slice(&directory_member(&Directory { member_rows: member_rows as u32, offsets }));
+        for member in members {
+            lump.extend_from_slice(&member);
+        }
+        debug_assert_eq!(lump.len(), offset);
+        lump
+    }
+}
+
+/// How many leading bytes of a lump hold its member directory, judged from its first
+/// [`DIRECTORY_PROBE`] bytes; `None` when it has none.
+pub fn directory_len(prefix: &[u8]) -> Option<usize> {
+    let gz = prefix.get(HEADER_LEN..HEADER_LEN + GZIP_FIXED_HEADER)?;
+    (gz[0..3] == [0x1f, 0x8b, 8] && gz[3] & 0x04 != 0)
+        .then(|| HEADER_LEN + GZIP_FIXED_HEADER + u16::from_le_bytes([gz[10], gz[11]]) as usize)
+}
+
+/// Enough bytes for [`directory_len`].
+pub const DIRECTORY_PROBE: usize = HEADER_LEN + GZIP_FIXED_HEADER;
+
+/// The member directory of a lump written by [`Builder::finish_in_members`], read from the
+/// lump's first bytes (`prefix`: at least its [`directory_len`] bytes). `None` for a lump written otherwise.
+pub fn directory(prefix: &[u8]) -> Option<Directory> {
+    let gz = prefix.get(HEADER_LEN..)?;
+    if gz.len() < GZIP_FIXED_HEADER || gz[0..3] != [0x1f, 0x8b, 8] || gz[3] & 0x04 == 0 {
+        return None;
+    }
+    let xlen = u16::from_le_bytes([gz[10], gz[11]]) as usize;
+    let extra = gz.get(GZIP_FIXED_HEADER..GZIP_FIXED_HEADER + xlen)?;
+    if extra.len() < 8 || extra[0..2] != DIRECTORY_ID {
+        return None;
+    }
+    let len = u16::from_le_bytes([extra[2], extra[3]]) as usize;
+    let data = extra.get(4..4 + len)?;
+    if len < 4 || len % 4 != 0 {
+        return None;
+    }
+    let mut words = data.chunks_exact(4).map(|w| u32::from_le_bytes(w.try_into().unwrap()));
+    let member_rows = words.next()?;
+    Some(Directory { member_rows, offsets: words.collect() })
+}
+
+impl Directory {
+    /// The member holding entry `place` and the entry's index in it, with the member's byte
+    /// range in a lump of `lump_len` bytes; `None` if the directory does not cover `place`.
+    pub fn locate(&self, place: usize, lump_len: usize) -> Option<(std::ops::Range<usize>, usize)> {
+        let rows = self.member_rows as usize;
+        if rows == 0 {
+            return None;
+        }
+        let member = place / rows;
+        let start = *self.offsets.get(member)? as usize;
+        let end = self.offsets.get(member + 1).map_or(lump_len, |&o| o as usize);
+        (start < end && end <= lump_len).then_some((start..end, place % rows))
+    }
+}
+
+/// The entries of one gzip member (the bytes of exactly one member), checked against its CRC.
+pub fn member_entries(member: &[u8]) -> Result<Vec<Vec<u8>>, DecodeError> {
+    let mut raw = Vec::with_capacity(member.len() * 4);
+    flate2::read::GzDecoder::new(member)
+        .take(MAX_RAW_LEN as u64)
+        .read_to_end(&mut raw)
+        .map_err(|e| DecodeError::Payload(e.to_string()))?;
+    if raw.last() != Some(&b'\n') {
+        return Err(DecodeError::Payload("member does not end with a whole entry".into()));
+    }
+    Ok(split_lines(&raw).map(<[u8]>::to_vec).collect())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -395,6 +536,58 @@ mod tests {
         lump.entries()
             .map(|e| String::from_utf8(e.to_vec()).unwrap())
             .collect()
+    }
+
+    #[test]
+    fn membered_lumps_read_whole_and_one_member_at_a_time() {
+        let entries: Vec<String> = (0..1000).map(|i| format!(r#"{{"id": {i}, "pad": "{}"}}"#, "x".repeat(i % 50))).collect();
+        let mut builder = Builder::new();
+        for e in &entries {
+            builder.push(e.as_bytes()).unwrap();
+        }
+        let lump = builder.finish_in_members(2048);
+        // The whole value is an ordinary lump.
+        assert_eq!(texts(&decode(&lump, Trust::Untrusted).unwrap()), entries);
+        let len = directory_len(&lump[..DIRECTORY_PROBE]).unwrap();
+        let dir = directory(&lump[..len]).unwrap();
+        assert_eq!(directory(&lump[..len - 1]), None);
+        assert!(dir.offsets.len() > 10, "{} members", dir.offsets.len());
+        // Every entry is found in its member alone.
+        for (place, entry) in entries.iter().enumerate() {
+            let (range, index) = dir.locate(place, lump.len()).unwrap();
+            let got = member_entries(&lump[range]).unwrap();
+            assert_eq!(got[index], entry.as_bytes());
+        }
+        assert!(dir.locate(entries.len() + dir.member_rows as usize, lump.len()).is_none());
+        // A damaged member is reported, as is a truncated one.
+        let (range, _) = dir.locate(dir.member_rows as usize, lump.len()).unwrap();
+        let mut damaged = lump[range.clone()].to_vec();
+        let mid = damaged.len() / 2;
+        damaged[mid] ^= 0x55;
+        assert!(member_entries(&damaged).is_err());
+        assert!(member_entries(&lump[range.start..range.start + 5]).is_err());
+        // A lump written in one member has no directory.
+        assert_eq!(directory(&builder.finish()), None);
+        assert_eq!(directory(&lump[..HEADER_LEN + 3]), None);
+    }
+
+    #[test]
+    fn membered_edge_cases() {
+        let empty = Builder::new().finish_in_members(MEMBER_RAW_BYTES);
+        assert!(decode(&empty, Trust::Untrusted).unwrap().is_empty());
+        assert_eq!(directory(&empty).unwrap().offsets, Vec::<u32>::new());
+        let one = build(&["1"]).finish_in_members(MEMBER_RAW_BYTES);
+        assert_eq!(directory(&one).unwrap().member_rows, 1);
+        let big = build(&[&"7".repeat(100_000), "8"]).finish_in_members(10);
+        let dir = directory(&big).unwrap();
+        assert_eq!((dir.member_rows, dir.offsets.len()), (1, 2));
+        // Past the extra field's capacity, members grow instead.
+        let many: Vec<String> = (0..40_000).map(|i| i.to_string()).collect();
+        let refs: Vec<&str> = many.iter().map(String::as_str).collect();
+        let lump = build(&refs).finish_in_members(1);
+        let dir = directory(&lump).unwrap();
+        assert!(dir.offsets.len() <= MAX_MEMBERS && dir.member_rows >= 3, "{}", dir.member_rows);
+        assert_eq!(decode(&lump, Trust::Untrusted).unwrap().len(), 40_000);
     }
 
     #[test]

@@ -1,10 +1,12 @@
 //! Multi-connection integration tests. `make test` starts a cluster and runs these with
 //! PG_COLLECT_TEST_PORT, PG_COLLECT_DB_USER and PG_BIN set; without them they fail, not skip.
 
+mod archives;
 mod collections;
 mod graphs;
 mod latest;
 mod lump;
+mod maintenance;
 mod rollups;
 mod security;
 mod sketches;

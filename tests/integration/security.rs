@@ -11,7 +11,7 @@ use crate::{connect, db_user, dump_and_restore, fresh_database, port, sqlstate};
 
 /// Two login roles, alice and mallory, with schemas of their own and CREATE on public (the
 /// pre-15 default), in a fresh database. Returns (database, alice, mallory).
-fn two_roles(prefix: &str) -> (String, String, String) {
+pub(crate) fn two_roles(prefix: &str) -> (String, String, String) {
     let db = fresh_database(prefix);
     let alice = format!("{db}_alice");
     let mallory = format!("{db}_mallory");
@@ -26,12 +26,12 @@ fn two_roles(prefix: &str) -> (String, String, String) {
     (db, alice, mallory)
 }
 
-fn connect_as(db: &str, role: &str) -> Client {
+pub(crate) fn connect_as(db: &str, role: &str) -> Client {
     let dsn = format!("host=127.0.0.1 port={} user={role} dbname={db}", port());
     Client::connect(&dsn, NoTls).unwrap_or_else(|e| panic!("connecting to {dsn}: {e}"))
 }
 
-fn drop_roles(db: &str, roles: &[&str]) {
+pub(crate) fn drop_roles(db: &str, roles: &[&str]) {
     let mut admin = connect("postgres");
     admin.batch_execute(&format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)")).unwrap();
     for role in roles {

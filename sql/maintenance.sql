@@ -1,0 +1,264 @@
+-- Scheduled maintenance: one scheduler for every capability's periodic work (the jobs listed in
+-- collect.maintenance_jobs). A schedule says how often a job runs; collect.maintain() runs the
+-- jobs that are due, a bounded batch per transaction, each as its object's owner. pg_cron (or
+-- the background worker of src/maintenance/) calls it; nothing else runs on its own.
+
+-- The schedules: one row per (object, job). `runs` keeps the last runs, newest first, never
+-- more than collect._job_history() of them.
+CREATE TABLE collect.schedules (
+    object text NOT NULL,
+    job text NOT NULL,
+    every interval NOT NULL CHECK (every >= interval '1 second'),
+    owner name NOT NULL,
+    next_run timestamptz NOT NULL,
+    last_started timestamptz,
+    last_finished timestamptz,
+    last_result text,
+    failures integer NOT NULL DEFAULT 0,
+    runs jsonb NOT NULL DEFAULT '[]',
+    PRIMARY KEY (object, job)
+);
+COMMENT ON TABLE collect.schedules IS 'Schedules of maintenance jobs, made by collect.schedule';
+
+CREATE FUNCTION collect._job_history() RETURNS integer IMMUTABLE LANGUAGE sql AS 'SELECT 10';
+
+-- A schedule may be written only for a job whose object belongs to its owner.
+CREATE FUNCTION collect._schedule_verify(s collect.schedules) RETURNS boolean
+    STABLE LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    RETURN EXISTS (SELECT FROM collect._maintenance() m WHERE m.object = s.object AND m.job = s.job AND m.owner = s.owner);
+END $$;
+SELECT collect._register_capability('schedule', 'collect.schedules', 'collect._schedule_verify', 'collect.jobs');
+
+-- The job `job` of `object` (a qualified name, or one found along the caller's search_path).
+CREATE FUNCTION collect._find_job(object text, job text) RETURNS collect.maintenance
+    STABLE LANGUAGE plpgsql AS $$
+DECLARE
+    found collect.maintenance;
+BEGIN
+    IF object IS NULL OR job IS NULL THEN
+        RAISE EXCEPTION 'a job is named by its object and its name, not NULL' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    SELECT m.* INTO found
+      FROM collect._maintenance() m
+      LEFT JOIN pg_catalog.unnest(pg_catalog.current_schemas(false)) WITH ORDINALITY AS s(nsp, ord)
+        ON m.object OPERATOR(pg_catalog.=) pg_catalog.format('%I.%I', s.nsp, _find_job.object)
+     WHERE m.job OPERATOR(pg_catalog.=) _find_job.job
+       AND (m.object OPERATOR(pg_catalog.=) _find_job.object OR s.nsp IS NOT NULL)
+     ORDER BY m.object OPERATOR(pg_catalog.=) _find_job.object DESC, s.ord
+     LIMIT 1;
+    IF found.object IS NULL THEN
+        RAISE EXCEPTION 'no job "%" for "%"', job, object
+            USING ERRCODE = 'undefined_object', HINT = 'collect.maintenance_jobs lists the jobs there are.';
+    END IF;
+    RETURN found;
+END $$;
+
+CREATE FUNCTION collect._schedule(found collect.maintenance, every interval, start_at timestamptz) RETURNS timestamptz
+    LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    next_run timestamptz := coalesce(start_at, now());
+BEGIN
+    PERFORM collect._check_owner(found.owner, format('%s %s', found.kind, found.object));
+    every := coalesce(every, found.every);
+    IF every IS NULL THEN
+        RAISE EXCEPTION 'job "%" of % has no usual interval: say how often it runs', found.job, found.object
+            USING ERRCODE = 'null_value_not_allowed', HINT = format('collect.schedule(%L, %L, ''1 day'')', found.object, found.job);
+    END IF;
+    IF every < interval '1 second' THEN
+        RAISE EXCEPTION 'a job runs at most every second, not every %', every USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    INSERT INTO collect.schedules AS s (object, job, every, owner, next_run)
+    VALUES (found.object, found.job, every, found.owner, next_run)
+    ON CONFLICT (object, job) DO UPDATE SET every = excluded.every, owner = excluded.owner, next_run = excluded.next_run, failures = 0;
+    RETURN next_run;
+END $$;
+
+CREATE FUNCTION collect.schedule(object text, job text, every interval DEFAULT NULL, start_at timestamptz DEFAULT NULL)
+    RETURNS timestamptz LANGUAGE sql AS $$ SELECT collect._schedule(collect._find_job(object, job), every, start_at) $$;
+COMMENT ON FUNCTION collect.schedule(text, text, interval, timestamptz) IS
+    'Runs a maintenance job every `every` (its usual interval if NULL) from start_at (now if NULL); returns its first run';
+
+CREATE FUNCTION collect._unschedule(object text, job text) RETURNS boolean
+    LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    owner name := (SELECT s.owner FROM collect.schedules s WHERE (s.object, s.job) = (_unschedule.object, _unschedule.job));
+BEGIN
+    IF owner IS NULL THEN
+        RETURN false;
+    END IF;
+    PERFORM collect._check_owner(owner, format('the schedule of %s', object));
+    DELETE FROM collect.schedules s WHERE (s.object, s.job) = (_unschedule.object, _unschedule.job);
+    RETURN true;
+END $$;
+
+CREATE FUNCTION collect.unschedule(object text, job text) RETURNS boolean
+    LANGUAGE sql AS $$
+    -- ($1, $2: in a SQL function, a bare name is a column before it is a parameter.)
+    SELECT collect._unschedule(COALESCE((SELECT s.object FROM collect.schedules s
+                                           LEFT JOIN pg_catalog.unnest(pg_catalog.current_schemas(false)) WITH ORDINALITY AS p(nsp, ord)
+                                             ON s.object OPERATOR(pg_catalog.=) pg_catalog.format('%I.%I', p.nsp, $1)
+                                          WHERE s.job OPERATOR(pg_catalog.=) $2 AND (s.object OPERATOR(pg_catalog.=) $1 OR p.nsp IS NOT NULL)
+                                          ORDER BY s.object OPERATOR(pg_catalog.=) $1 DESC, p.ord LIMIT 1), $1), $2)
+$$;
+COMMENT ON FUNCTION collect.unschedule(text, text) IS 'Stops running a maintenance job; false if it was not scheduled';
+
+-- ---- running ----
+
+-- A job runs under a session advisory lock of its own (held across the commits of its
+-- batches, let go at the end or when the session ends): a second caller skips the job. Two
+-- keys from hashes; a collision only makes one job wait for the next call.
+CREATE FUNCTION collect._job_lock_keys(object text, job text, OUT class integer, OUT id integer)
+    IMMUTABLE LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
+    SELECT hashtext('pg_collect maintenance'), hashtext(object || ' ' || job)
+$$;
+
+-- Locks this session holds on jobs it no longer runs (left by an error or a cancel mid-job).
+CREATE FUNCTION collect._release_job_locks() RETURNS void
+    LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    held record;
+BEGIN
+    FOR held IN SELECT l.classid, l.objid FROM pg_locks l
+                 WHERE l.locktype = 'advisory' AND l.pid = pg_backend_pid() AND l.objsubid = 2 AND l.granted
+                   AND l.classid = (collect._job_lock_keys('', '')).class::oid LOOP
+        WHILE pg_advisory_unlock(held.classid::integer, held.objid::integer) LOOP END LOOP;
+    END LOOP;
+END $$;
+
+-- Claims the next due job the caller may run as its owner (not one of `skip`), under its
+-- lock; NULL when none is due.
+CREATE FUNCTION collect._claim_job(skip text[], OUT object text, OUT job text, OUT started timestamptz)
+    LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    candidate record;
+    keys record;
+BEGIN
+    FOR candidate IN SELECT s.object, s.job FROM collect.schedules s
+                      WHERE s.next_run <= clock_timestamp() AND pg_has_role(s.owner, 'USAGE')
+                        AND NOT (s.object || ' ' || s.job) = ANY (coalesce(skip, '{}'))
+                      ORDER BY s.next_run LOOP
+        keys := collect._job_lock_keys(candidate.object, candidate.job);
+        CONTINUE WHEN NOT pg_try_advisory_lock(keys.class, keys.id);
+        -- Another caller may have run it between the query above and the lock: a new
+        -- statement sees its commit.
+        UPDATE collect.schedules s SET last_started = clock_timestamp()
+         WHERE (s.object, s.job) = (candidate.object, candidate.job) AND s.next_run <= clock_timestamp()
+        RETURNING s.object, s.job, s.last_started INTO object, job, started;
+        IF object IS NOT NULL THEN
+            RETURN;
+        END IF;
+        PERFORM pg_advisory_unlock(keys.class, keys.id);
+    END LOOP;
+END $$;
+
+-- One batch of a claimed job, as its owner: 'done', 'more', or 'failed: SQLSTATE message'. An
+-- error is caught (and the batch's work undone), so one failing job stops nothing else.
+CREATE FUNCTION collect._run_job_step(object text, job text) RETURNS text
+    LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    found collect.maintenance := (SELECT m FROM collect._maintenance() m WHERE (m.object, m.job) = (_run_job_step.object, _run_job_step.job));
+    done boolean;
+    saved_role text := current_setting('role');
+    state text;
+    message text;
+BEGIN
+    IF found.step IS NULL THEN
+        RETURN 'failed: 42704 the job no longer exists (its object was dropped?)';
+    END IF;
+    BEGIN
+        -- The job's code runs with its owner's privileges, never the caller's (a superuser's,
+        -- for pg_cron or the background worker); the subtransaction's end restores the role.
+        PERFORM set_config('role', found.owner, true);
+        EXECUTE found.step INTO done;
+        PERFORM set_config('role', saved_role, true);
+        RETURN CASE WHEN done THEN 'done' ELSE 'more' END;
+    EXCEPTION WHEN OTHERS THEN
+        GET STACKED DIAGNOSTICS state = RETURNED_SQLSTATE, message = MESSAGE_TEXT;
+        RETURN format('failed: %s %s', state, message);
+    END;
+END $$;
+
+-- Records a run and lets go of the job. The next run keeps to the schedule (the first slot
+-- after now, counted from the schedule's start, however long the run took); a failure is
+-- retried after 1, 2, 4, … minutes, never later than the next slot.
+CREATE FUNCTION collect._finish_job(object text, job text, started timestamptz, result text, batches integer) RETURNS void
+    LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    keys record := collect._job_lock_keys(object, job);
+    failed boolean := result LIKE 'failed:%';
+BEGIN
+    UPDATE collect.schedules s
+       SET last_finished = clock_timestamp(),
+           last_result = CASE WHEN result = 'more' THEN format('ok, %s batches, more left', batches)
+                              WHEN failed THEN result ELSE format('ok, %s batches', batches) END,
+           failures = CASE WHEN failed THEN s.failures + 1 ELSE 0 END,
+           next_run = CASE WHEN failed THEN least(clock_timestamp() + interval '1 minute' * 2 ^ least(s.failures, 20),
+                                                  collect._next_slot(s.next_run, s.every))
+                           ELSE collect._next_slot(s.next_run, s.every) END,
+           runs = (SELECT coalesce(jsonb_agg(r ORDER BY n), '[]') FROM jsonb_array_elements(
+                      jsonb_build_array(jsonb_build_object('started', started, 'finished', clock_timestamp(), 'batches', batches,
+                                                           'result', CASE WHEN failed THEN result ELSE 'ok' END))
+                      || s.runs) WITH ORDINALITY AS x(r, n)
+                   WHERE n <= collect._job_history())
+     WHERE (s.object, s.job) = (_finish_job.object, _finish_job.job);
+    PERFORM pg_advisory_unlock(keys.class, keys.id);
+END $$;
+
+-- The first time after now on the grid slot + k * every.
+CREATE FUNCTION collect._next_slot(slot timestamptz, every interval) RETURNS timestamptz
+    STABLE LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
+    SELECT slot + every * (floor(greatest(extract(epoch FROM clock_timestamp() - slot), 0) / extract(epoch FROM every)) + 1)
+$$;
+
+-- Runs every due job the caller may run, each to its end in batches of one transaction each
+-- (at most max_batches per job per call), as its owner. pg_cron: SELECT cron.schedule(
+-- 'pg_collect', '* * * * *', 'CALL collect.maintain()').
+CREATE PROCEDURE collect.maintain(max_batches integer DEFAULT 1000)
+LANGUAGE plpgsql AS $$
+DECLARE
+    claimed record;
+    ran text[] := '{}';
+    result text;
+    batches integer;
+BEGIN
+    IF max_batches IS NULL OR max_batches OPERATOR(pg_catalog.<) 1 THEN
+        RAISE EXCEPTION 'max_batches must be positive, not %', COALESCE(max_batches::text, 'NULL')
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    PERFORM collect._release_job_locks();
+    LOOP
+        claimed := collect._claim_job(ran);
+        EXIT WHEN claimed.object IS NULL;
+        COMMIT;
+        ran := ran OPERATOR(pg_catalog.||) (claimed.object OPERATOR(pg_catalog.||) ' ' OPERATOR(pg_catalog.||) claimed.job);
+        batches := 0;
+        LOOP
+            result := collect._run_job_step(claimed.object, claimed.job);
+            batches := batches OPERATOR(pg_catalog.+) 1;
+            COMMIT;
+            EXIT WHEN result OPERATOR(pg_catalog.<>) 'more' OR batches OPERATOR(pg_catalog.>=) max_batches;
+        END LOOP;
+        PERFORM collect._finish_job(claimed.object, claimed.job, claimed.started, result, batches);
+        COMMIT;
+    END LOOP;
+END $$;
+COMMENT ON PROCEDURE collect.maintain(integer) IS
+    'Runs the maintenance jobs that are due, each as its object''s owner, committing after every batch';
+
+CREATE VIEW collect.jobs AS
+SELECT s.object, s.job, m.kind, s.every, s.owner, s.next_run, s.last_started AS last_run, s.last_finished, s.last_result, s.failures,
+       EXISTS (SELECT FROM pg_locks l, collect._job_lock_keys(s.object, s.job) k
+                WHERE l.locktype = 'advisory' AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+                  AND l.classid = k.class::oid AND l.objid = k.id::oid AND l.objsubid = 2 AND l.granted) AS running,
+       m.call
+  FROM collect.schedules s LEFT JOIN collect._maintenance() m ON (m.object, m.job) = (s.object, s.job);
+GRANT SELECT ON collect.jobs TO PUBLIC;
+COMMENT ON VIEW collect.jobs IS 'Scheduled maintenance jobs: when they run next, how the last run went, whether one runs now';
+
+CREATE VIEW collect.job_runs AS
+SELECT s.object, s.job, (r->>'started')::timestamptz AS started, (r->>'finished')::timestamptz AS finished,
+       (r->>'batches')::integer AS batches, r->>'result' AS result
+  FROM collect.schedules s, jsonb_array_elements(s.runs) r;
+GRANT SELECT ON collect.job_runs TO PUBLIC;
+COMMENT ON VIEW collect.job_runs IS 'The last runs of each scheduled job (collect._job_history() of them), newest first';

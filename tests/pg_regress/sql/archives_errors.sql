@@ -1,0 +1,50 @@
+-- Archive errors: each names the offending value, with the SQLSTATE a client can act on.
+\set SHOW_CONTEXT never
+\set VERBOSITY default
+SET timezone = 'UTC';
+CREATE TABLE arch_logs (id integer PRIMARY KEY, at timestamptz NOT NULL, n integer, label text, body jsonb);
+CREATE UNIQUE INDEX ON arch_logs (label) WHERE label IS NOT NULL;
+\set ON_ERROR_STOP 0
+\set VERBOSITY verbose
+-- Unknown archive: 42704.
+SELECT collect.archive('nope', '1 day');
+SELECT collect.archived('nope', 1);
+-- Non-positive lump_rows: 22023.
+SELECT collect.create_archive('cold_logs', 'arch_logs', 'id', 'at', lump_rows => 0);
+SELECT collect.create_archive('cold_logs', 'arch_logs', 'id', 'at', lump_rows => -5);
+-- A key column that is not unique (or only partly): 22023.
+SELECT collect.create_archive('cold_logs', 'arch_logs', 'n', 'at');
+SELECT collect.create_archive('cold_logs', 'arch_logs', 'label', 'at');
+-- Columns that are not there, or not a time; a key type archives cannot compare.
+SELECT collect.create_archive('cold_logs', 'arch_logs', 'missing', 'at');
+SELECT collect.create_archive('cold_logs', 'arch_logs', 'id', 'n');
+CREATE TYPE arch_pair AS (a integer, b integer);
+CREATE TABLE arch_boxes (b arch_pair PRIMARY KEY, at timestamptz);
+SELECT collect.create_archive('cold_boxes', 'arch_boxes', 'b', 'at');
+-- Names.
+SELECT collect.create_archive('"BadName"', 'arch_logs', 'id', 'at');
+SELECT collect.create_archive('cold_logs', 'pg_class', 'oid', 'at');
+SELECT collect.create_archive('cold_logs', 'arch_logs', 'id', 'at', archive_after => '-1 day');
+\set VERBOSITY default
+SELECT collect.create_archive('cold_logs', 'arch_logs', 'id', 'at');
+SELECT collect.create_archive('cold_logs', 'arch_logs', 'id', 'at');
+\set VERBOSITY verbose
+-- A key of another type: 42804.
+SELECT collect.archived('cold_logs', 'one'::text);
+SELECT collect.archive_delete('cold_logs', now());
+-- NULLs and negative intervals.
+SELECT collect.archive('cold_logs', NULL);
+SELECT collect.archive('cold_logs', '-1 hour');
+SELECT collect.archived_range('cold_logs', NULL, now());
+SELECT collect.unarchive('cold_logs', now(), NULL);
+\set VERBOSITY default
+-- Nothing was written by any of these.
+SELECT count(*) AS lumps FROM cold_logs_lumps;
+SELECT name FROM collect.archives;
+-- A damaged lump is reported, not trusted.
+INSERT INTO arch_logs VALUES (1, '2020-01-01', 1, NULL, '{"a": 1}');
+SELECT collect.archive('cold_logs', '1 day');
+UPDATE cold_logs_lumps SET lump = collect.collection('[{"id": 1}]');
+SELECT collect.archived('cold_logs', 1) AS from_a_lump_without_directory;
+-- Places outside the lump are NULL, not a crash.
+SELECT collect._archive_record(lump, 1) AS past_the_end, collect._archive_record(lump, -1) AS negative FROM cold_logs_lumps;

@@ -1,0 +1,74 @@
+-- Scheduled maintenance: each capability lists its periodic work in collect.maintenance_jobs;
+-- collect.schedule says how often a job runs; CALL collect.maintain() runs what is due, a
+-- committed batch at a time, each job as its object's owner.
+\set SHOW_CONTEXT never
+SET timezone = 'UTC';
+SET client_min_messages = warning;
+CREATE TABLE maint_readings (id bigint PRIMARY KEY, at timestamptz NOT NULL, value numeric);
+INSERT INTO maint_readings SELECT i, now() - i * interval '1 hour', i FROM generate_series(1, 500) i;
+SELECT collect.create_archive('cold_readings', 'maint_readings', 'id', 'at', lump_rows => 100, archive_after => '7 days');
+SELECT collect.create_collection('maint_feed', 'bigint', "normalize" => '{"daily": [{"limit": 10}]}');
+SELECT collect.append('maint_feed', '1', '{"a": 1}');
+SELECT kind, object, job, call, every FROM collect.maintenance_jobs ORDER BY kind, object, job;
+
+-- Schedules: by the object's name as the caller sees it; the usual interval unless given.
+SELECT collect.schedule('cold_readings', 'archive') <= now() AS due_now;
+SELECT collect.schedule('public.maint_feed', 'normalize daily', '1 day', start_at => now() + interval '1 hour') > now() AS later;
+SELECT object, job, kind, every, owner = current_user AS mine, last_run, failures, running FROM collect.jobs ORDER BY object;
+
+-- maintain() runs only what is due: the archive, in batches of one lump, committed one by one.
+CALL collect.maintain();
+SELECT count(*) AS rows_left, min(at) > now() - interval '7 days' AS only_recent FROM maint_readings;
+SELECT count(*) AS lumps FROM cold_readings_lumps;
+SELECT object, last_result, failures, next_run > now() AS next_run_later,
+       next_run - last_run BETWEEN interval '59 minutes' AND interval '1 hour 1 minute' AS on_schedule
+  FROM collect.jobs ORDER BY object;
+SELECT object, job, batches, result FROM collect.job_runs ORDER BY object;
+-- Nothing is due now: a second call does nothing.
+CALL collect.maintain();
+SELECT count(*) AS runs FROM collect.job_runs;
+
+-- Schedules do not drift: the next run is the next slot of the schedule, not the end of the
+-- last run plus the interval.
+SELECT collect._next_slot('2026-01-01 00:00', '1 hour') = date_trunc('hour', now()) + interval '1 hour' AS next_whole_hour;
+
+-- A failing job is recorded, retried later with backoff, and does not stop the others.
+CREATE FUNCTION maint_explode() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'cannot archive this'; END $$;
+CREATE TRIGGER maint_explode BEFORE DELETE ON maint_readings FOR EACH ROW EXECUTE FUNCTION maint_explode();
+INSERT INTO maint_readings SELECT i, now() - interval '30 days' - i * interval '1 hour', i FROM generate_series(1001, 1010) i;
+UPDATE collect.schedules SET next_run = now() - interval '1 second';
+CALL collect.maintain();
+SELECT object, last_result, failures, next_run - last_finished BETWEEN interval '50 seconds' AND interval '61 seconds' AS retry_in_a_minute
+  FROM collect.jobs WHERE failures > 0;
+SELECT count(*) AS feed_normalized FROM maint_feed_base;
+-- The failed batch left nothing half done.
+SELECT count(*) AS old_rows_still_in_source FROM maint_readings WHERE id > 1000;
+DROP TRIGGER maint_explode ON maint_readings;
+UPDATE collect.schedules SET next_run = now() - interval '1 second' WHERE object = 'public.cold_readings';
+CALL collect.maintain();
+SELECT object, last_result, failures FROM collect.jobs ORDER BY object;
+SELECT count(*) AS old_rows_left FROM maint_readings WHERE id > 1000;
+
+-- The run history keeps the last collect._job_history() runs, no more.
+DO $$ BEGIN
+    FOR i IN 1..15 LOOP
+        UPDATE collect.schedules SET next_run = now() - interval '1 second' WHERE object = 'public.maint_feed';
+        PERFORM pg_advisory_lock(k.class, k.id) FROM collect._job_lock_keys('public.maint_feed', 'normalize daily') k;
+        PERFORM collect._finish_job('public.maint_feed', 'normalize daily', now(), 'done', 1);
+    END LOOP;
+END $$;
+SELECT count(*) AS runs_kept FROM collect.job_runs WHERE object = 'public.maint_feed';
+
+-- Unscheduling (by the name as the caller sees it).
+SELECT collect.unschedule('maint_feed', 'normalize daily'), collect.unschedule('maint_feed', 'normalize daily') AS again;
+SELECT collect.unschedule('cold_readings', 'archive');
+SELECT count(*) AS schedules_left FROM collect.schedules;
+
+-- Errors.
+\set VERBOSITY verbose
+SELECT collect.schedule('cold_readings', 'no such job');
+SELECT collect.schedule('nowhere', 'archive');
+SELECT collect.schedule('cold_readings', 'archive', '10 milliseconds');
+SELECT collect.schedule(NULL, 'archive');
+CALL collect.maintain(0);
+\set VERBOSITY default
