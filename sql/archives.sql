@@ -344,6 +344,14 @@ BEGIN
     END IF;
 END $$;
 
+-- The shard key value a read or erasure of `key` names on Citus ($2 of its statement); NULL
+-- on one node, where the statement has no $2.
+CREATE FUNCTION collect._archive_key_shard(def collect.archive_defs, spec jsonb, key text) RETURNS text
+    STABLE LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
+    SELECT CASE WHEN (spec->>'distributed')::boolean
+                THEN collect._archive_shard_key(format('%I.%I', def.source_schema, def.source_name)::regclass, def.key_type, key) END
+$$;
+
 CREATE FUNCTION collect._archived(schema name, name text, key anyelement) RETURNS jsonb
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -352,12 +360,7 @@ DECLARE
     record jsonb;
 BEGIN
     PERFORM collect._archive_key(def, pg_typeof(key), name);
-    IF (spec->>'distributed')::boolean THEN
-        EXECUTE (collect._archive_sql(spec))[3] INTO record
-            USING key, collect._archive_shard_key(format('%I.%I', def.source_schema, def.source_name)::regclass, def.key_type, key::text);
-    ELSE
-        EXECUTE (collect._archive_sql(spec))[3] INTO record USING key;
-    END IF;
+    EXECUTE (collect._archive_sql(spec))[3] INTO record USING key, collect._archive_key_shard(def, spec, key::text);
     RETURN record;
 END $$;
 
@@ -412,12 +415,7 @@ DECLARE
 BEGIN
     PERFORM collect._archive_key(def, pg_typeof(key), name);
     PERFORM collect._lock_definition('archive', schema, name, 'NO KEY UPDATE');
-    IF (spec->>'distributed')::boolean THEN
-        EXECUTE (collect._archive_sql(spec))[6] INTO removed, rewritten
-            USING key, collect._archive_shard_key(format('%I.%I', def.source_schema, def.source_name)::regclass, def.key_type, key::text);
-    ELSE
-        EXECUTE (collect._archive_sql(spec))[6] INTO removed, rewritten USING key;
-    END IF;
+    EXECUTE (collect._archive_sql(spec))[6] INTO removed, rewritten USING key, collect._archive_key_shard(def, spec, key::text);
     RETURN removed > 0;
 END $$;
 

@@ -152,6 +152,9 @@ BEGIN
     END LOOP;
 END $$;
 
+CREATE FUNCTION collect._run_as(owner name, step text) RETURNS boolean
+    LANGUAGE c SET search_path = pg_catalog, pg_temp AS 'MODULE_PATHNAME', 'maintenance_run_as_wrapper';
+
 -- One batch of a claimed job, as its owner: 'done', 'more', or 'failed: SQLSTATE message'. An
 -- error is caught (and the batch's work undone), so one failing job stops nothing else.
 CREATE FUNCTION collect._run_job_step(object text, job text) RETURNS text
@@ -159,7 +162,6 @@ CREATE FUNCTION collect._run_job_step(object text, job text) RETURNS text
 DECLARE
     found collect.maintenance := (SELECT m FROM collect._maintenance() m WHERE (m.object, m.job) = (_run_job_step.object, _run_job_step.job));
     done boolean;
-    saved_role text := current_setting('role');
     state text;
     message text;
 BEGIN
@@ -168,11 +170,9 @@ BEGIN
     END IF;
     BEGIN
         -- The job's code runs with its owner's privileges, never the caller's (a superuser's,
-        -- for pg_cron or the background worker); the subtransaction's end restores the role.
-        PERFORM set_config('role', found.owner, true);
-        EXECUTE found.step INTO done;
-        PERFORM set_config('role', saved_role, true);
-        RETURN CASE WHEN done THEN 'done' ELSE 'more' END;
+        -- for pg_cron or the background worker), and cannot RESET ROLE back to the caller.
+        done := collect._run_as(found.owner, found.step);
+        RETURN CASE WHEN done IS FALSE THEN 'more' ELSE 'done' END;
     EXCEPTION WHEN OTHERS THEN
         GET STACKED DIAGNOSTICS state = RETURNED_SQLSTATE, message = MESSAGE_TEXT;
         RETURN format('failed: %s %s', state, message);

@@ -16,19 +16,8 @@
 
 use serde::Deserialize;
 
-pub use crate::registry::names::{ident, literal};
+pub use crate::registry::names::{ident, literal, QualifiedName};
 
-#[derive(Debug, Clone, Deserialize)]
-pub struct QualifiedName {
-    pub schema: String,
-    pub name: String,
-}
-
-impl QualifiedName {
-    pub fn sql(&self) -> String {
-        crate::registry::names::qualified(&self.schema, &self.name)
-    }
-}
 
 /// An archive's definition, with names resolved and checked.
 #[derive(Debug, Clone, Deserialize)]

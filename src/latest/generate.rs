@@ -9,17 +9,6 @@
 
 use serde::Deserialize;
 
-#[derive(Debug, Clone, Deserialize)]
-pub struct QualifiedName {
-    pub schema: String,
-    pub name: String,
-}
-
-impl QualifiedName {
-    pub fn sql(&self) -> String {
-        format!("{}.{}", ident(&self.schema), ident(&self.name))
-    }
-}
 
 /// What `collect.track_latest` was asked for, with names resolved and validated.
 #[derive(Debug, Clone, Deserialize)]
@@ -47,7 +36,7 @@ pub struct Tracking {
     pub trigger_function: QualifiedName,
 }
 
-pub use crate::registry::names::{ident, literal};
+pub use crate::registry::names::{ident, literal, QualifiedName};
 
 fn builtin_equality() -> String {
     "pg_catalog.=".into()

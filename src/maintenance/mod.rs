@@ -176,3 +176,23 @@ pub extern "C-unwind" fn collect_maintenance_database(_arg: pg_sys::Datum) {
         log!("pg_collect maintenance: database {database}: {job} of {object}: {result} ({batches} batches)");
     }
 }
+
+/// `collect._run_as(owner, step)`: one batch of a job, run as the owner of its object, for a
+/// caller who may become that role (as SET ROLE would allow); the step's code cannot switch
+/// back to the caller's role. The step's one boolean (NULL: no rows) says whether the job is
+/// done.
+#[pg_extern(sql = false)]
+fn maintenance_run_as(owner: &std::ffi::CStr, step: &str) -> Option<bool> {
+    // SAFETY: looking up a role by name (an error if there is none) and the current user.
+    let (role, caller) = unsafe { (pg_sys::get_role_oid(owner.as_ptr(), false), pg_sys::GetUserId()) };
+    // SAFETY: a catalog check on two existing roles.
+    if !unsafe { pg_sys::is_member_of_role(caller, role) } {
+        crate::errors::raise(
+            PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
+            format!("permission denied to run a maintenance job of role {}", owner.to_string_lossy()),
+            Some("Only the job's owner, a member of it, or a superuser runs its jobs.".into()),
+        );
+    }
+    crate::registry::as_job_owner(role, || Spi::get_one::<bool>(step))
+        .unwrap_or_else(|e| crate::errors::raise(PgSqlErrorCode::ERRCODE_INTERNAL_ERROR, format!("running a maintenance step: {e}"), None))
+}

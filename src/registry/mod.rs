@@ -12,6 +12,17 @@ use pgrx::pg_sys;
 /// back, nor create temporary objects (a restricted operation). An error inside leaves the
 /// switch to transaction abort, which restores the caller, as it does for Postgres's own.
 pub fn as_owner<T>(owner: pg_sys::Oid, f: impl FnOnce() -> T) -> T {
+    as_role(owner, pg_sys::SECURITY_RESTRICTED_OPERATION as i32, f)
+}
+
+/// Runs `f` as `owner` the way a SECURITY DEFINER function runs: the code may not change the
+/// role back (SET ROLE and RESET ROLE are refused), but may create temporary objects, which
+/// scheduled maintenance jobs need (a rollup refresh uses a temporary table).
+pub fn as_job_owner<T>(owner: pg_sys::Oid, f: impl FnOnce() -> T) -> T {
+    as_role(owner, 0, f)
+}
+
+fn as_role<T>(owner: pg_sys::Oid, extra_context: i32, f: impl FnOnce() -> T) -> T {
     let mut saved_user = pg_sys::Oid::INVALID;
     let mut saved_context = 0;
     // SAFETY: reading and setting the backend's current user id, as SECURITY DEFINER and
@@ -20,9 +31,7 @@ pub fn as_owner<T>(owner: pg_sys::Oid, f: impl FnOnce() -> T) -> T {
         pg_sys::GetUserIdAndSecContext(&mut saved_user, &mut saved_context);
         pg_sys::SetUserIdAndSecContext(
             owner,
-            saved_context
-                | pg_sys::SECURITY_LOCAL_USERID_CHANGE as i32
-                | pg_sys::SECURITY_RESTRICTED_OPERATION as i32,
+            saved_context | pg_sys::SECURITY_LOCAL_USERID_CHANGE as i32 | extra_context,
         );
     }
     let result = f();

@@ -10,6 +10,20 @@ pub fn qualified(schema: &str, name: &str) -> String {
     format!("{}.{}", ident(schema), ident(name))
 }
 
+/// A relation or function by schema and name, as the SQL layer hands it to a generator.
+#[derive(Debug, Clone, serde::Deserialize)]
+pub struct QualifiedName {
+    pub schema: String,
+    pub name: String,
+}
+
+impl QualifiedName {
+    /// The name quoted and qualified.
+    pub fn sql(&self) -> String {
+        qualified(&self.schema, &self.name)
+    }
+}
+
 /// A string literal.
 pub fn literal(text: &str) -> String {
     format!("'{}'", text.replace('\'', "''"))

@@ -92,6 +92,26 @@ fn jobs_run_as_their_owner_and_only_for_callers_who_may() {
     assert_eq!(who, vec![alice.clone()]);
     let left: i64 = a.query_one("SELECT count(*) FROM alice.readings", &[]).unwrap().get(0);
     assert_eq!(left, 0);
+    // Nor does mallory run a step as alice directly.
+    let err = m.query_one("SELECT collect._run_as($1, 'SELECT true')", &[&alice]).unwrap_err();
+    assert_eq!(sqlstate(&err), "42501", "{err}");
+    // Alice's code, run by a superuser's maintain(), cannot switch back to the superuser: the
+    // job fails and alice stays what she was.
+    a.batch_execute(&format!(
+        "CREATE FUNCTION alice.escalate() RETURNS trigger LANGUAGE plpgsql AS $$
+             BEGIN RESET ROLE; ALTER ROLE {alice} SUPERUSER; RETURN NULL; END $$;
+         CREATE TRIGGER escalate AFTER DELETE ON alice.readings FOR EACH STATEMENT EXECUTE FUNCTION alice.escalate();
+         INSERT INTO alice.readings SELECT g, now() - interval '2 days', g FROM generate_series(1, 10) g;
+         UPDATE collect.schedules SET next_run = now() - interval '1 second';"
+    ))
+    .unwrap();
+    connect(&db).batch_execute("CALL collect.maintain()").unwrap();
+    let (result, superuser): (String, bool) = {
+        let row = a.query_one("SELECT last_result, (SELECT rolsuper FROM pg_roles WHERE rolname = current_user) FROM collect.jobs", &[]).unwrap();
+        (row.get(0), row.get(1))
+    };
+    assert!(!superuser, "alice's trigger made her a superuser");
+    assert!(result.starts_with("failed:") && result.contains("role"), "{result}");
     drop((a, m));
     drop_roles(&db, &[&alice, &mallory]);
 }

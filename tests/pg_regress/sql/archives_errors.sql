@@ -25,10 +25,26 @@ SELECT collect.create_archive('cold_boxes', 'arch_boxes', 'b', 'at');
 SELECT collect.create_archive('"BadName"', 'arch_logs', 'id', 'at');
 SELECT collect.create_archive('cold_logs', 'pg_class', 'oid', 'at');
 SELECT collect.create_archive('cold_logs', 'arch_logs', 'id', 'at', archive_after => '-1 day');
+-- Not a table: 42809. Somebody else's table: 42501, and nothing is created.
+CREATE VIEW arch_logs_view AS SELECT * FROM arch_logs;
+SELECT collect.create_archive('cold_view', 'arch_logs_view', 'id', 'at');
+SET client_min_messages = warning;
+DROP ROLE IF EXISTS collect_regress_archivist;
+RESET client_min_messages;
+CREATE ROLE collect_regress_archivist;
+GRANT CREATE ON SCHEMA public TO collect_regress_archivist;
+GRANT SELECT, DELETE ON arch_logs TO collect_regress_archivist;
+SET ROLE collect_regress_archivist;
+SELECT collect.create_archive('cold_theirs', 'arch_logs', 'id', 'at');
+RESET ROLE;
+SELECT to_regclass('cold_theirs_lumps') IS NULL AS nothing_created;
+REVOKE ALL ON arch_logs FROM collect_regress_archivist;
+REVOKE CREATE ON SCHEMA public FROM collect_regress_archivist;
+DROP ROLE collect_regress_archivist;
 \set VERBOSITY default
 SELECT collect.create_archive('cold_logs', 'arch_logs', 'id', 'at');
-SELECT collect.create_archive('cold_logs', 'arch_logs', 'id', 'at');
 \set VERBOSITY verbose
+SELECT collect.create_archive('cold_logs', 'arch_logs', 'id', 'at');
 -- A key of another type: 42804.
 SELECT collect.archived('cold_logs', 'one'::text);
 SELECT collect.archive_delete('cold_logs', now());

@@ -70,5 +70,9 @@ SELECT collect.schedule('cold_readings', 'no such job');
 SELECT collect.schedule('nowhere', 'archive');
 SELECT collect.schedule('cold_readings', 'archive', '10 milliseconds');
 SELECT collect.schedule(NULL, 'archive');
+-- A job with no usual interval (a normalization level of your own naming) needs one: 22004.
+SELECT collect.create_collection('maint_tidy', 'bigint', "normalize" => '{"tidy": [{"limit": 1}]}');
+SELECT collect.schedule('maint_tidy', 'normalize tidy');
+SELECT collect.schedule('maint_tidy', 'normalize tidy', '6 hours') IS NOT NULL AS scheduled_with_an_interval;
 CALL collect.maintain(0);
 \set VERBOSITY default
