@@ -2,7 +2,6 @@
 # 8 clients appending to one key, against read-modify-write of one jsonb array; and the
 # latency of appends while a normalization pass runs, against appends alone.
 
-db=pg_collect_bench
 psql_at "$BENCH_PORT" "$db" -c "SELECT collect.create_collection('tp_bench', 'bigint')" \
   -c "CREATE TABLE rmw (id int PRIMARY KEY, doc jsonb)" \
   -c "INSERT INTO rmw SELECT 1, jsonb_agg(jsonb_build_object('n', g)) FROM generate_series(1, 1000) g" >/dev/null
@@ -10,13 +9,6 @@ work=$(mktemp -d)
 echo "SELECT collect.append('tp_bench', 1, jsonb_build_object('client', :client_id, 'n', random()));" >"$work/append.sql"
 echo "UPDATE rmw SET doc = doc || jsonb_build_object('client', :client_id, 'n', random()) WHERE id = 1;" >"$work/rmw.sql"
 
-pgbench_tps() { # pgbench_tps SCRIPT CLIENTS SECONDS -> "tps latency_ms"
-  "$PG_BIN/pgbench" -n -h 127.0.0.1 -p "$BENCH_PORT" -U "$DB_USER" -c "$2" -j 2 -T "$3" -f "$1" "$db" 2>/dev/null |
-    awk '/^tps/ {tps=$3} /^latency average/ {lat=$4} END {print tps, lat}'
-}
-record() { # record BENCHMARK VARIANT IS_BASELINE VALUE UNIT
-  psql_at "$BENCH_PORT" "$db" -c "CALL bench.record('$1', '$2', $3, $4, '$5')" >/dev/null
-}
 
 for run in 1 2 3; do
   read -r tps _ < <(pgbench_tps "$work/rmw.sql" 8 5)

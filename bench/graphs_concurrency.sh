@@ -2,7 +2,6 @@
 # (pgbench), spread over many nodes and all onto one popular node, against the hand-written
 # FlockDB schema's transaction (both tables and the counts row).
 
-db=pg_collect_bench
 work=$(mktemp -d)
 cat >"$work/hand_spread.sql" <<'SQL'
 \set s random(1, 1000000)
@@ -24,21 +23,13 @@ printf '%s\n' '\set s random(1, 1000000)' "SELECT collect.edge_add('follows', :s
 sed "s/'follows'/'plain'/" "$work/collect_spread.sql" >"$work/plain_spread.sql"
 sed "s/'follows'/'plain'/" "$work/collect_hot.sql" >"$work/plain_hot.sql"
 
-pgbench_tps() { # pgbench_tps SCRIPT CLIENTS SECONDS -> tps
-  "$PG_BIN/pgbench" -n -h 127.0.0.1 -p "$BENCH_PORT" -U "$DB_USER" -c "$2" -j 2 -T "$3" -f "$1" "$db" 2>/dev/null |
-    awk '/^tps/ {print $3}'
-}
-record() { # record BENCHMARK VARIANT IS_BASELINE VALUE UNIT
-  psql_at "$BENCH_PORT" "$db" -c "INSERT INTO bench.results (benchmark, variant, is_baseline, run, value, unit)
-                                  VALUES ('$1', '$2', $3, 1, $4, '$5')" >/dev/null
-}
 for run in 1 2 3; do
-  record 'edge_add, 8 clients, random nodes' 'hand-written FlockDB transaction' true "$(pgbench_tps "$work/hand_spread.sql" 8 5)" tps
-  record 'edge_add, 8 clients, random nodes' 'collect.edge_add' false "$(pgbench_tps "$work/collect_spread.sql" 8 5)" tps
-  record 'edge_add, 8 clients, random nodes' 'collect.edge_add without compact lists' false "$(pgbench_tps "$work/plain_spread.sql" 8 5)" tps
-  record 'edge_add, 8 clients, all following one node' 'hand-written FlockDB transaction (one counts row)' true "$(pgbench_tps "$work/hand_hot.sql" 8 5)" tps
-  record 'edge_add, 8 clients, all following one node' 'collect.edge_add (striped counts)' false "$(pgbench_tps "$work/collect_hot.sql" 8 5)" tps
-  record 'edge_add, 8 clients, all following one node' 'collect.edge_add without compact lists' false "$(pgbench_tps "$work/plain_hot.sql" 8 5)" tps
+  record 'edge_add, 8 clients, random nodes' 'hand-written FlockDB transaction' true "$(pgbench_tps "$work/hand_spread.sql" 8 5 | cut -d" " -f1)" tps
+  record 'edge_add, 8 clients, random nodes' 'collect.edge_add' false "$(pgbench_tps "$work/collect_spread.sql" 8 5 | cut -d" " -f1)" tps
+  record 'edge_add, 8 clients, random nodes' 'collect.edge_add without compact lists' false "$(pgbench_tps "$work/plain_spread.sql" 8 5 | cut -d" " -f1)" tps
+  record 'edge_add, 8 clients, all following one node' 'hand-written FlockDB transaction (one counts row)' true "$(pgbench_tps "$work/hand_hot.sql" 8 5 | cut -d" " -f1)" tps
+  record 'edge_add, 8 clients, all following one node' 'collect.edge_add (striped counts)' false "$(pgbench_tps "$work/collect_hot.sql" 8 5 | cut -d" " -f1)" tps
+  record 'edge_add, 8 clients, all following one node' 'collect.edge_add without compact lists' false "$(pgbench_tps "$work/plain_hot.sql" 8 5 | cut -d" " -f1)" tps
 done
 psql_at "$BENCH_PORT" "$db" -tA -c "SELECT collect.edge_count('follows', 7, 'in') = (SELECT count(*) FROM follows_in WHERE destination = 7 AND state = 0)" |
   grep -qx t || echo "bench: the count of node 7 is wrong" >&2

@@ -2,25 +2,12 @@
 # with the trigger against no trigger and a hand-written row trigger; the backfill rate
 # against a one-statement UPDATE; insert latency while a backfill runs.
 
-db=pg_collect_bench
 work=$(mktemp -d)
 for t in ins_plain ins_collect ins_hand; do
   echo "INSERT INTO $t (file_id, created_at, size, checksum) VALUES (1 + (random() * 99999)::int8, clock_timestamp(), 1, 'x');" >"$work/$t.sql"
 done
 echo "INSERT INTO versions (file_id, created_at, size, checksum) VALUES (1 + (random() * 999999)::int8, clock_timestamp(), 1, 'x');" >"$work/app.sql"
 
-pgbench_tps() { # pgbench_tps SCRIPT CLIENTS SECONDS -> "tps latency_ms"
-  "$PG_BIN/pgbench" -n -h 127.0.0.1 -p "$BENCH_PORT" -U "$DB_USER" -c "$2" -j 2 -T "$3" -f "$1" "$db" 2>/dev/null |
-    awk '/^tps/ {tps=$3} /^latency average/ {lat=$4} END {print tps, lat}'
-}
-record() { # record BENCHMARK VARIANT IS_BASELINE VALUE UNIT [ITEMS]
-  psql_at "$BENCH_PORT" "$db" -c "INSERT INTO bench.results (benchmark, variant, is_baseline, run, value, unit, items)
-                                  VALUES ('$1', '$2', $3, 1, $4, '$5', ${6:-NULL})" >/dev/null
-}
-seconds() { # seconds SQL... -> wall-clock seconds of running the statements
-  local s e; s=$(date +%s.%N); psql_at "$BENCH_PORT" "$db" -c "SET client_min_messages = warning" "$@" >/dev/null; e=$(date +%s.%N)
-  awk -v s="$s" -v e="$e" 'BEGIN { print e - s }'
-}
 
 for run in 1 2 3; do
   read -r tps _ < <(pgbench_tps "$work/ins_plain.sql" 4 5)

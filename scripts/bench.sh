@@ -17,6 +17,21 @@ trap '"$REPO/scripts/cluster.sh" stop bench "$BENCH_PORT"' EXIT
 
 psql_at "$BENCH_PORT" postgres -c "CREATE DATABASE pg_collect_bench"
 psql_at "$BENCH_PORT" pg_collect_bench -c "CREATE EXTENSION pg_collect" -f bench/harness.sql
+# What the NAME_concurrency.sh files share: the database, pgbench runs and recording results.
+db=pg_collect_bench
+pgbench_tps() { # pgbench_tps SCRIPT CLIENTS SECONDS -> "tps latency_ms"
+  "$PG_BIN/pgbench" -n -h 127.0.0.1 -p "$BENCH_PORT" -U "$DB_USER" -c "$2" -j 2 -T "$3" -f "$1" "$db" 2>/dev/null |
+    awk '/^tps/ {tps=$3} /^latency average/ {lat=$4} END {print tps, lat}'
+}
+record() { # record BENCHMARK VARIANT IS_BASELINE VALUE UNIT [ITEMS]
+  psql_at "$BENCH_PORT" "$db" -c "INSERT INTO bench.results (benchmark, variant, is_baseline, run, value, unit, items)
+                                  VALUES ('$1', '$2', $3, 1, $4, '$5', ${6:-NULL})" >/dev/null
+}
+seconds() { # seconds SQL... -> wall-clock seconds of running the statements
+  local s e; s=$(date +%s.%N); psql_at "$BENCH_PORT" "$db" -c "SET client_min_messages = warning" "$@" >/dev/null; e=$(date +%s.%N)
+  awk -v s="$s" -v e="$e" 'BEGIN { print e - s }'
+}
+
 if [ $# -gt 0 ]; then files=("${@/#/bench/}"); files=("${files[@]/%/.sql}");
 else files=($(ls bench/*.sql | grep -v harness.sql | sort)); fi
 for f in "${files[@]}"; do

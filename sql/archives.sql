@@ -37,20 +37,6 @@ BEGIN
     RETURN def;
 END $$;
 
--- The distribution column of a Citus table, NULL for a local one.
-CREATE FUNCTION collect._distribution_column(t regclass) RETURNS text
-    STABLE LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-    column_name text;
-BEGIN
-    IF NOT EXISTS (SELECT FROM pg_extension WHERE extname = 'citus') THEN
-        RETURN NULL;
-    END IF;
-    EXECUTE 'SELECT column_to_column_name(logicalrelid, partkey) FROM pg_dist_partition WHERE logicalrelid = $1 AND partmethod = ''h'''
-        INTO column_name USING t;
-    RETURN column_name;
-END $$;
-
 -- What src/archives/generate.rs needs, with names as the catalogs have them now.
 CREATE FUNCTION collect._archive_spec(def collect.archive_defs) RETURNS jsonb
     STABLE LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
@@ -90,31 +76,45 @@ CREATE FUNCTION collect._archive_record(lump collect.collection, place integer) 
 -- co-located shard of the lumps table under one key value of that shard (its `shard_key`):
 -- the smallest of a fixed run of candidate values that hashes there. Any key finds its
 -- shard's value the same way, so reads and writes of one key go to one shard.
+CREATE FUNCTION collect._archive_shard_candidate(key_type regtype, i integer) RETURNS text
+    IMMUTABLE LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
+    SELECT CASE WHEN key_type = 'uuid'::regtype THEN lpad(to_hex(i), 32, '0') ELSE i::text END
+$$;
+
 CREATE FUNCTION collect._archive_shard_key(source regclass, key_type regtype, key text) RETURNS text
     STABLE LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
-    found text;
+    -- Citus reads a text value as the distribution column's type.
+    shard bigint := get_shard_id_for_distribution_column(source, key);
+    candidate text;
 BEGIN
-    EXECUTE format(
-        'SELECT s.candidate FROM pg_catalog.generate_series(0, 1000000) i,
-                LATERAL (SELECT CASE WHEN $3 THEN pg_catalog.lpad(pg_catalog.to_hex(i), 32, ''0'') ELSE i::text END AS candidate) s
-          WHERE get_shard_id_for_distribution_column($1, s.candidate::%1$s) = get_shard_id_for_distribution_column($1, $2::%1$s)
-          LIMIT 1', key_type)
-        INTO found USING source, key, key_type = 'uuid'::regtype;
-    RETURN found;
+    FOR i IN 0..1000000 LOOP
+        candidate := collect._archive_shard_candidate(key_type, i);
+        IF get_shard_id_for_distribution_column(source, candidate) = shard THEN
+            RETURN candidate;
+        END IF;
+    END LOOP;
+    RAISE EXCEPTION 'no shard key value found for key % of %', key, source;
 END $$;
 
 -- Each shard's key value (see _archive_shard_key): the lumps of a shard are stored under it.
 CREATE FUNCTION collect._archive_shard_keys(source regclass, key_type regtype) RETURNS SETOF text
     STABLE LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    shards bigint := (SELECT count(*) FROM pg_dist_shard d WHERE d.logicalrelid = source);
+    seen bigint[] := '{}';
+    shard bigint;
+    candidate text;
 BEGIN
-    RETURN QUERY EXECUTE format(
-        'SELECT DISTINCT ON (s.shard) s.candidate FROM pg_catalog.generate_series(0, 1000000) i,
-                LATERAL (SELECT CASE WHEN $2 THEN pg_catalog.lpad(pg_catalog.to_hex(i), 32, ''0'') ELSE i::text END AS candidate) c,
-                LATERAL (SELECT c.candidate, get_shard_id_for_distribution_column($1, c.candidate::%s) AS shard) s
-          WHERE i < (SELECT 64 * pg_catalog.count(*) FROM pg_dist_shard d WHERE d.logicalrelid = $1)
-          ORDER BY s.shard, i', key_type)
-        USING source, key_type = 'uuid'::regtype;
+    FOR i IN 0..1000000 LOOP
+        EXIT WHEN cardinality(seen) = shards;
+        candidate := collect._archive_shard_candidate(key_type, i);
+        shard := get_shard_id_for_distribution_column(source, candidate);
+        IF shard <> ALL (seen) THEN
+            seen := seen || shard;
+            RETURN NEXT candidate;
+        END IF;
+    END LOOP;
 END $$;
 
 CREATE FUNCTION collect._create_archive(target_schema name, name text, source regclass, key_column text, time_column text,
@@ -159,6 +159,18 @@ BEGIN
     IF key_attnum IS NULL THEN
         RAISE EXCEPTION 'column "%" of % does not exist', key_column, source USING ERRCODE = 'undefined_column';
     END IF;
+    -- On Citus a unique key includes the distribution column, so that check comes first.
+    source_key := collect._distribution_column(source);
+    IF source_key IS NOT NULL AND source_key <> key_column THEN
+        RAISE EXCEPTION 'archive key "%" is not the distribution column of %', key_column, source
+            USING ERRCODE = 'feature_not_supported',
+                  HINT = format('On Citus an archive keeps each shard''s rows with that shard: archive by %I.', source_key);
+    END IF;
+    IF source_key IS NOT NULL AND key_type NOT IN ('bigint'::regtype, 'integer'::regtype, 'smallint'::regtype, 'numeric'::regtype,
+                                                  'text'::regtype, 'character varying'::regtype, 'uuid'::regtype) THEN
+        RAISE EXCEPTION 'key column "%" has type %, which archives of distributed tables do not support', key_column, key_type
+            USING ERRCODE = 'feature_not_supported', HINT = 'On Citus, archive keys are integers, numeric, text or uuid.';
+    END IF;
     IF NOT EXISTS (SELECT FROM pg_index i WHERE i.indrelid = source AND i.indisunique AND i.indnatts = 1
                       AND i.indkey[0] = key_attnum AND i.indpred IS NULL AND i.indexprs IS NULL) THEN
         RAISE EXCEPTION 'key column "%" of % is not unique', key_column, source
@@ -181,17 +193,6 @@ BEGIN
         RAISE EXCEPTION 'time column "%" has type %, not a time', time_column, time_type
             USING ERRCODE = 'datatype_mismatch', HINT = 'The time column is timestamptz, timestamp or date.';
     END IF;
-    source_key := collect._distribution_column(source);
-    IF source_key IS NOT NULL AND key_type NOT IN ('bigint'::regtype, 'integer'::regtype, 'smallint'::regtype, 'numeric'::regtype,
-                                                  'text'::regtype, 'character varying'::regtype, 'uuid'::regtype) THEN
-        RAISE EXCEPTION 'key column "%" has type %, which archives of distributed tables do not support', key_column, key_type
-            USING ERRCODE = 'feature_not_supported', HINT = 'On Citus, archive keys are integers, numeric, text or uuid.';
-    END IF;
-    IF source_key IS NOT NULL AND source_key <> key_column THEN
-        RAISE EXCEPTION 'archive key "%" is not the distribution column of %', key_column, source
-            USING ERRCODE = 'feature_not_supported',
-                  HINT = format('On Citus an archive keeps each shard''s rows with that shard: archive by %I.', source_key);
-    END IF;
     PERFORM pg_advisory_xact_lock(hashtext('collect.archive:' || target_schema || '.' || name));
     IF EXISTS (SELECT FROM collect.archive_defs d WHERE d.schema = target_schema AND d.name = _create_archive.name) THEN
         RAISE EXCEPTION 'archive %.% already exists', quote_ident(target_schema), name
@@ -209,6 +210,8 @@ BEGIN
     EXECUTE format('COMMENT ON TABLE %s IS %L', lumps, format('Rows of %s archived as gzipped JSON lumps by archive %s (pg_collect)', source, name));
     IF source_key IS NOT NULL THEN
         EXECUTE format('SELECT create_distributed_table(%L, %L, colocate_with => %L)', lumps, 'shard_key', source);
+    ELSIF (collect._citus_table(source)).reference THEN
+        EXECUTE format('SELECT create_reference_table(%L)', lumps::text);
     END IF;
     RETURN lumps;
 END $$;

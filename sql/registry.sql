@@ -175,6 +175,25 @@ CREATE TABLE collect.capabilities (
 );
 GRANT SELECT ON collect.capabilities TO PUBLIC;
 
+-- Citus: how a table is held — its distribution column when hash-distributed, whether it is a
+-- reference table (a copy on every node); NULL and false for any other table and without
+-- Citus. Read with EXECUTE so that pg_collect installs without Citus.
+CREATE FUNCTION collect._citus_table(t regclass, OUT distribution_column text, OUT reference boolean)
+    STABLE LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    reference := false;
+    IF EXISTS (SELECT FROM pg_extension WHERE extname = 'citus') THEN
+        EXECUTE 'SELECT CASE WHEN partmethod = ''h'' THEN column_to_column_name(logicalrelid, partkey) END,
+                        partmethod = ''n'' AND repmodel = ''t''
+                   FROM pg_dist_partition WHERE logicalrelid = $1'
+            INTO distribution_column, reference USING t;
+        reference := coalesce(reference, false);
+    END IF;
+END $$;
+
+CREATE FUNCTION collect._distribution_column(t regclass) RETURNS text
+    STABLE LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$ SELECT (collect._citus_table(t)).distribution_column $$;
+
 -- Registers a capability and makes its registry (a table of definitions with `owner`,
 -- `schema` and `name` columns) one the extension's functions can write with the caller's
 -- privileges: dumped by pg_dump, readable by everybody, written only with rows that
