@@ -1,9 +1,7 @@
--- Minute rollups at ingest against plain COPY, a per-row trigger and raw queries; sketches
--- against the hll and tdigest extensions.
+-- Minute rollups at ingest against plain COPY, a per-row trigger and raw queries (the
+-- sketches themselves against the hll and tdigest extensions: sketches.sql).
 \set runs 3
 SET timezone = 'UTC';
-CREATE EXTENSION IF NOT EXISTS hll;
-CREATE EXTENSION IF NOT EXISTS tdigest;
 
 -- 1M events in a file, copied into each variant's table.
 COPY (
@@ -111,47 +109,3 @@ CALL bench.compare('Plumbr 2: top 3 root causes of failures, last 7 days', 10000
 CALL bench.compare('Plumbr 3: latency p50/p95/p99 of an operation, week against week', 10000000, :runs, ARRAY[
     ['raw: percentile_cont per week', 'SELECT at >= ''2026-11-08'', percentile_cont(ARRAY[0.5, 0.95, 0.99]) WITHIN GROUP (ORDER BY duration_ms) FROM interactions WHERE operation = ''op1'' GROUP BY 1'],
     ['rollup: quantiles(merge(latency)) per week', 'SELECT bucket >= ''2026-11-08'', collect.quantiles(collect.merge(latency), ''{0.5, 0.95, 0.99}'') FROM interactions_1m WHERE operation = ''op1'' GROUP BY 1']]);
-
--- Sketches against the hll and tdigest extensions, on the same 1M values.
-CREATE TABLE sketch_values AS SELECT (g * 7919) % 300000 AS user_id, ((g * 104729) % 100000) / 10.0 AS ms, g % 1440 AS minute
-FROM generate_series(1, 1000000::bigint) g;
-ANALYZE sketch_values;
-SET max_parallel_workers_per_gather = 0;
-CALL bench.compare('build a distinct-count sketch of 1M values', 1000000, :runs, ARRAY[
-    ['hll extension: hll_add_agg(hll_hash_bigint(x))', 'SELECT hll_cardinality(hll_add_agg(hll_hash_bigint(user_id))) FROM sketch_values'],
-    ['collect.hll_agg', 'SELECT collect.distinct_count(collect.hll_agg(user_id)) FROM sketch_values']]);
-CALL bench.compare('build a quantile sketch of 1M values', 1000000, :runs, ARRAY[
-    ['tdigest extension: tdigest_percentile(x, 100, q)', 'SELECT tdigest_percentile(ms, 100, 0.5) FROM sketch_values'],
-    ['collect.quantiles_agg', 'SELECT collect.quantile(collect.quantiles_agg(ms), 0.5) FROM sketch_values']]);
-CREATE TABLE minute_sketches AS
-SELECT minute, hll_add_agg(hll_hash_bigint(user_id)) AS h_ext, collect.hll_agg(user_id) AS h,
-       tdigest(ms, 100) AS t_ext, collect.quantiles_agg(ms) AS q
-FROM sketch_values GROUP BY minute;
-CALL bench.compare('merge 1,440 per-minute distinct-count sketches', 1440, :runs, ARRAY[
-    ['hll extension: hll_union_agg', 'SELECT hll_cardinality(hll_union_agg(h_ext)) FROM minute_sketches'],
-    ['collect.merge(hll)', 'SELECT collect.distinct_count(collect.merge(h)) FROM minute_sketches']]);
-CALL bench.compare('merge 1,440 per-minute quantile sketches', 1440, :runs, ARRAY[
-    ['tdigest extension: tdigest_percentile(tdigest, q)', 'SELECT tdigest_percentile(t_ext, 0.5) FROM minute_sketches'],
-    ['collect.merge(quantiles)', 'SELECT collect.quantile(collect.merge(q), 0.5) FROM minute_sketches']]);
-SELECT format('CALL bench.record(%L, %L, true, %s, %L); CALL bench.record(%L, %L, false, %s, %L);',
-    'distinct count of 1M values (300,000 distinct): relative error', 'hll extension',
-    abs((SELECT hll_cardinality(hll_union_agg(h_ext)) FROM minute_sketches) - e) / e * 100, '% error',
-    'distinct count of 1M values (300,000 distinct): relative error', 'collect.hll',
-    abs((SELECT collect.distinct_count(collect.merge(h)) FROM minute_sketches) - e) / e * 100, '% error')
-FROM (SELECT count(DISTINCT user_id)::float8 AS e FROM sketch_values) x \gexec
-SELECT format('CALL bench.record(%L, %L, true, %s, %L); CALL bench.record(%L, %L, false, %s, %L);',
-    'p' || (frac * 100)::int || ' of 1M values: relative error', 'tdigest extension',
-    abs((SELECT tdigest_percentile(m.t_ext, frac) FROM minute_sketches m) - e) / e * 100, '% error',
-    'p' || (frac * 100)::int || ' of 1M values: relative error', 'collect.quantiles',
-    abs(collect.quantile((SELECT collect.merge(m.q) FROM minute_sketches m), frac) - e) / e * 100, '% error')
-FROM (SELECT frac, percentile_disc(frac) WITHIN GROUP (ORDER BY ms) AS e
-        FROM sketch_values, unnest('{0.5, 0.99}'::float8[]) frac GROUP BY frac) x \gexec
-SELECT format('CALL bench.record(%L, %L, true, %s, %L); CALL bench.record(%L, %L, false, %s, %L);',
-    'sketch size, 1M values', 'hll extension', pg_column_size((SELECT hll_union_agg(h_ext) FROM minute_sketches)), 'bytes',
-    'sketch size, 1M values', 'collect.hll', pg_column_size((SELECT collect.merge(h) FROM minute_sketches)), 'bytes') \gexec
-SELECT format('CALL bench.record(%L, %L, true, %s, %L); CALL bench.record(%L, %L, false, %s, %L);',
-    'sketch size, one minute (~700 values)', 'hll extension', (SELECT avg(pg_column_size(h_ext)) FROM minute_sketches), 'bytes',
-    'sketch size, one minute (~700 values)', 'collect.hll', (SELECT avg(pg_column_size(h)) FROM minute_sketches), 'bytes') \gexec
-SELECT format('CALL bench.record(%L, %L, true, %s, %L); CALL bench.record(%L, %L, false, %s, %L);',
-    'quantile sketch size, 1M values', 'tdigest extension', pg_column_size((SELECT tdigest(t_ext) FROM minute_sketches)), 'bytes',
-    'quantile sketch size, 1M values', 'collect.quantiles', pg_column_size((SELECT collect.merge(q) FROM minute_sketches)), 'bytes') \gexec

@@ -1,7 +1,7 @@
 -- Mergeable sketches: collect.hll, collect.quantiles, collect.topk (src/sketches/).
--- Build aggregates keep an internal state with combine, serialize and deserialize functions;
--- the merge aggregates keep the sketch type itself as their state, so Citus can push partial
--- aggregation to its workers.
+-- Every aggregate keeps the sketch type itself as its state (changed in place as an expanded
+-- object, src/sketches/expanded.rs) with a combine function, so Postgres runs them in parallel
+-- workers and Citus pushes them down to its workers as partial aggregates.
 
 CREATE TYPE collect.hll;
 CREATE FUNCTION collect.hll_in(cstring) RETURNS collect.hll
@@ -31,17 +31,9 @@ CREATE FUNCTION collect._hll_merge_trans(collect.hll, collect.hll) RETURNS colle
     IMMUTABLE STRICT PARALLEL SAFE LANGUAGE c AS 'MODULE_PATHNAME', 'hll_merge_trans_wrapper';
 CREATE AGGREGATE collect.merge(collect.hll) (
     SFUNC = collect._hll_merge_trans, STYPE = collect.hll,
-    COMBINEFUNC = collect.hll_union, PARALLEL = SAFE
+    COMBINEFUNC = collect._hll_merge_trans, PARALLEL = SAFE
 );
 COMMENT ON AGGREGATE collect.merge(collect.hll) IS 'Merges hll sketches (re-aggregating rollup rows)';
-CREATE FUNCTION collect.hll_agg_combine(internal, internal) RETURNS internal
-    IMMUTABLE PARALLEL SAFE LANGUAGE c AS 'MODULE_PATHNAME', 'hll_agg_combine_wrapper';
-CREATE FUNCTION collect.hll_agg_serialize(internal) RETURNS bytea
-    IMMUTABLE STRICT PARALLEL SAFE LANGUAGE c AS 'MODULE_PATHNAME', 'hll_agg_serialize_wrapper';
-CREATE FUNCTION collect.hll_agg_deserialize(bytea, internal) RETURNS internal
-    IMMUTABLE STRICT PARALLEL SAFE LANGUAGE c AS 'MODULE_PATHNAME', 'hll_agg_deserialize_wrapper';
-CREATE FUNCTION collect.hll_agg_final(internal) RETURNS collect.hll
-    IMMUTABLE PARALLEL SAFE LANGUAGE c AS 'MODULE_PATHNAME', 'hll_agg_final_wrapper';
 
 CREATE TYPE collect.quantiles;
 CREATE FUNCTION collect.quantiles_in(cstring) RETURNS collect.quantiles
@@ -67,19 +59,13 @@ CREATE OPERATOR collect.= (
 CREATE FUNCTION collect.quantiles_union(collect.quantiles, collect.quantiles) RETURNS collect.quantiles
     IMMUTABLE STRICT PARALLEL SAFE LANGUAGE c AS 'MODULE_PATHNAME', 'quantiles_union_wrapper';
 COMMENT ON FUNCTION collect.quantiles_union(collect.quantiles, collect.quantiles) IS 'Both sketches merged into one';
+CREATE FUNCTION collect._quantiles_merge_trans(collect.quantiles, collect.quantiles) RETURNS collect.quantiles
+    IMMUTABLE STRICT PARALLEL SAFE LANGUAGE c AS 'MODULE_PATHNAME', 'quantiles_merge_trans_wrapper';
 CREATE AGGREGATE collect.merge(collect.quantiles) (
-    SFUNC = collect.quantiles_union, STYPE = collect.quantiles,
-    COMBINEFUNC = collect.quantiles_union, PARALLEL = SAFE
+    SFUNC = collect._quantiles_merge_trans, STYPE = collect.quantiles,
+    COMBINEFUNC = collect._quantiles_merge_trans, PARALLEL = SAFE
 );
 COMMENT ON AGGREGATE collect.merge(collect.quantiles) IS 'Merges quantiles sketches (re-aggregating rollup rows)';
-CREATE FUNCTION collect.quantiles_agg_combine(internal, internal) RETURNS internal
-    IMMUTABLE PARALLEL SAFE LANGUAGE c AS 'MODULE_PATHNAME', 'quantiles_agg_combine_wrapper';
-CREATE FUNCTION collect.quantiles_agg_serialize(internal) RETURNS bytea
-    IMMUTABLE STRICT PARALLEL SAFE LANGUAGE c AS 'MODULE_PATHNAME', 'quantiles_agg_serialize_wrapper';
-CREATE FUNCTION collect.quantiles_agg_deserialize(bytea, internal) RETURNS internal
-    IMMUTABLE STRICT PARALLEL SAFE LANGUAGE c AS 'MODULE_PATHNAME', 'quantiles_agg_deserialize_wrapper';
-CREATE FUNCTION collect.quantiles_agg_final(internal) RETURNS collect.quantiles
-    IMMUTABLE PARALLEL SAFE LANGUAGE c AS 'MODULE_PATHNAME', 'quantiles_agg_final_wrapper';
 
 CREATE TYPE collect.topk;
 CREATE FUNCTION collect.topk_in(cstring) RETURNS collect.topk
@@ -105,46 +91,47 @@ CREATE OPERATOR collect.= (
 CREATE FUNCTION collect.topk_union(collect.topk, collect.topk) RETURNS collect.topk
     IMMUTABLE STRICT PARALLEL SAFE LANGUAGE c AS 'MODULE_PATHNAME', 'topk_union_wrapper';
 COMMENT ON FUNCTION collect.topk_union(collect.topk, collect.topk) IS 'Both sketches merged into one';
+CREATE FUNCTION collect._topk_merge_trans(collect.topk, collect.topk) RETURNS collect.topk
+    IMMUTABLE STRICT PARALLEL SAFE LANGUAGE c AS 'MODULE_PATHNAME', 'topk_merge_trans_wrapper';
 CREATE AGGREGATE collect.merge(collect.topk) (
-    SFUNC = collect.topk_union, STYPE = collect.topk,
-    COMBINEFUNC = collect.topk_union, PARALLEL = SAFE
+    SFUNC = collect._topk_merge_trans, STYPE = collect.topk,
+    COMBINEFUNC = collect._topk_merge_trans, PARALLEL = SAFE
 );
 COMMENT ON AGGREGATE collect.merge(collect.topk) IS 'Merges topk sketches (re-aggregating rollup rows)';
-CREATE FUNCTION collect.topk_agg_combine(internal, internal) RETURNS internal
-    IMMUTABLE PARALLEL SAFE LANGUAGE c AS 'MODULE_PATHNAME', 'topk_agg_combine_wrapper';
-CREATE FUNCTION collect.topk_agg_serialize(internal) RETURNS bytea
-    IMMUTABLE STRICT PARALLEL SAFE LANGUAGE c AS 'MODULE_PATHNAME', 'topk_agg_serialize_wrapper';
-CREATE FUNCTION collect.topk_agg_deserialize(bytea, internal) RETURNS internal
-    IMMUTABLE STRICT PARALLEL SAFE LANGUAGE c AS 'MODULE_PATHNAME', 'topk_agg_deserialize_wrapper';
-CREATE FUNCTION collect.topk_agg_final(internal) RETURNS collect.topk
-    IMMUTABLE PARALLEL SAFE LANGUAGE c AS 'MODULE_PATHNAME', 'topk_agg_final_wrapper';
 
-CREATE FUNCTION collect.hll_agg_trans(internal, anyelement) RETURNS internal
-    IMMUTABLE PARALLEL SAFE LANGUAGE c AS 'MODULE_PATHNAME', 'hll_agg_trans_wrapper';
-CREATE AGGREGATE collect.hll_agg(anyelement) (
-    SFUNC = collect.hll_agg_trans, STYPE = internal, FINALFUNC = collect.hll_agg_final,
-    COMBINEFUNC = collect.hll_agg_combine, SERIALFUNC = collect.hll_agg_serialize,
-    DESERIALFUNC = collect.hll_agg_deserialize, PARALLEL = SAFE,
-    SSPACE = 1024  -- a typical sparse state; without it the planner assumes 8 kB and spills hash aggregates early
-);
-COMMENT ON AGGREGATE collect.hll_agg(anyelement) IS 'A distinct-count sketch of the non-NULL values';
+-- One hll_agg per common type besides anyelement: Citus pushes an aggregate down only when
+-- its declared argument type is the values' own type.
+DO $$
+DECLARE
+    value_type text;
+BEGIN
+    FOREACH value_type IN ARRAY ARRAY['anyelement', 'smallint', 'integer', 'bigint', 'text', 'uuid', 'numeric', 'date',
+                                      'timestamp', 'timestamptz'] LOOP
+        EXECUTE format($f$CREATE FUNCTION collect.hll_agg_trans(collect.hll, %1$s) RETURNS collect.hll
+                          IMMUTABLE PARALLEL SAFE LANGUAGE c AS 'MODULE_PATHNAME', 'hll_agg_trans_wrapper'$f$, value_type);
+        EXECUTE format($f$CREATE AGGREGATE collect.hll_agg(%1$s) (
+                          SFUNC = collect.hll_agg_trans, STYPE = collect.hll,
+                          COMBINEFUNC = collect._hll_merge_trans, PARALLEL = SAFE,
+                          -- a typical sparse state; without it the planner assumes 8 kB and spills hash aggregates early
+                          SSPACE = 1024)$f$, value_type);
+        EXECUTE format($f$COMMENT ON AGGREGATE collect.hll_agg(%1$s) IS 'A distinct-count sketch of the non-NULL values'$f$, value_type);
+    END LOOP;
+END $$;
 
-CREATE FUNCTION collect.quantiles_agg_trans(internal, float8) RETURNS internal
+CREATE FUNCTION collect.quantiles_agg_trans(collect.quantiles, float8) RETURNS collect.quantiles
     IMMUTABLE PARALLEL SAFE LANGUAGE c AS 'MODULE_PATHNAME', 'quantiles_agg_trans_wrapper';
 CREATE AGGREGATE collect.quantiles_agg(float8) (
-    SFUNC = collect.quantiles_agg_trans, STYPE = internal, FINALFUNC = collect.quantiles_agg_final,
-    COMBINEFUNC = collect.quantiles_agg_combine, SERIALFUNC = collect.quantiles_agg_serialize,
-    DESERIALFUNC = collect.quantiles_agg_deserialize, PARALLEL = SAFE,
+    SFUNC = collect.quantiles_agg_trans, STYPE = collect.quantiles,
+    COMBINEFUNC = collect._quantiles_merge_trans, PARALLEL = SAFE,
     SSPACE = 512
 );
 COMMENT ON AGGREGATE collect.quantiles_agg(float8) IS 'A quantile sketch of the non-NULL values (NaN and infinities are errors)';
 
-CREATE FUNCTION collect.topk_agg_trans(internal, text, integer) RETURNS internal
+CREATE FUNCTION collect.topk_agg_trans(collect.topk, text, integer) RETURNS collect.topk
     IMMUTABLE PARALLEL SAFE LANGUAGE c AS 'MODULE_PATHNAME', 'topk_agg_trans_wrapper';
 CREATE AGGREGATE collect.topk_agg(text, k integer) (
-    SFUNC = collect.topk_agg_trans, STYPE = internal, FINALFUNC = collect.topk_agg_final,
-    COMBINEFUNC = collect.topk_agg_combine, SERIALFUNC = collect.topk_agg_serialize,
-    DESERIALFUNC = collect.topk_agg_deserialize, PARALLEL = SAFE,
+    SFUNC = collect.topk_agg_trans, STYPE = collect.topk,
+    COMBINEFUNC = collect._topk_merge_trans, PARALLEL = SAFE,
     SSPACE = 4096
 );
 COMMENT ON AGGREGATE collect.topk_agg(text, integer) IS 'A heavy-hitters sketch for the k most frequent non-NULL values';
@@ -160,24 +147,9 @@ CREATE FUNCTION collect.value_count(sketch collect.quantiles) RETURNS bigint
 CREATE FUNCTION collect.top(sketch collect.topk, n integer) RETURNS TABLE (value text, count bigint, error bigint)
     IMMUTABLE STRICT PARALLEL SAFE ROWS 10 LANGUAGE c AS 'MODULE_PATHNAME', 'topk_top_wrapper';
 
--- Functions of `internal` arguments are for Postgres (type I/O, aggregates) to call, not SQL.
+-- Functions of `internal` arguments are for Postgres (type I/O) to call, not SQL.
 REVOKE EXECUTE ON FUNCTION
     collect.hll_recv(internal),
-    collect.hll_agg_combine(internal, internal),
-    collect.hll_agg_serialize(internal),
-    collect.hll_agg_deserialize(bytea, internal),
-    collect.hll_agg_final(internal),
     collect.quantiles_recv(internal),
-    collect.quantiles_agg_combine(internal, internal),
-    collect.quantiles_agg_serialize(internal),
-    collect.quantiles_agg_deserialize(bytea, internal),
-    collect.quantiles_agg_final(internal),
-    collect.topk_recv(internal),
-    collect.topk_agg_combine(internal, internal),
-    collect.topk_agg_serialize(internal),
-    collect.topk_agg_deserialize(bytea, internal),
-    collect.topk_agg_final(internal),
-    collect.hll_agg_trans(internal, anyelement),
-    collect.quantiles_agg_trans(internal, float8),
-    collect.topk_agg_trans(internal, text, integer)
+    collect.topk_recv(internal)
     FROM PUBLIC;

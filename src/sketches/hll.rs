@@ -107,6 +107,46 @@ impl Hll {
         Ok(())
     }
 
+    /// Adds everything the stored sketch `bytes` counted, reading it in one pass without
+    /// decoding it into a sketch of its own (what an aggregate merging many rows does per row).
+    pub fn merge_bytes(&mut self, bytes: &[u8]) -> Result<(), String> {
+        let mut r = Reader::versioned(bytes, FORMAT_VERSION, "hll")?;
+        let precision = r.u8()?;
+        if precision != self.precision {
+            return Err(format!("cannot merge hll sketches of precision {} and {precision}", self.precision));
+        }
+        match r.u8()? {
+            0 => {
+                let n = r.count(1)?;
+                if n > self.sparse_limit() {
+                    return Err(format!("sparse hll holds {n} hashes, more than {}", self.sparse_limit()));
+                }
+                let mut prev = 0u64;
+                for i in 0..n {
+                    let delta = r.varint()?;
+                    if i > 0 && delta == 0 {
+                        return Err("sparse hll hashes are not strictly increasing".into());
+                    }
+                    prev = prev.checked_add(delta).ok_or("sparse hll hash overflows")?;
+                    self.add_hash(prev);
+                }
+            }
+            1 => {
+                let theirs = r.bytes(self.registers())?;
+                let max_rank = 64 - precision + 1;
+                if let Some(bad) = theirs.iter().find(|&&v| v > max_rank) {
+                    return Err(format!("register value {bad} exceeds {max_rank}"));
+                }
+                self.densify();
+                if let Repr::Dense(ours) = &mut self.repr {
+                    ours.iter_mut().zip(theirs).for_each(|(a, b)| *a = (*a).max(*b));
+                }
+            }
+            mode => return Err(format!("unknown hll mode {mode}")),
+        }
+        r.finish()
+    }
+
     pub fn estimate(&self) -> f64 {
         match &self.repr {
             Repr::Sparse(set) => set.len() as f64,
@@ -135,77 +175,10 @@ impl Hll {
     }
 
     pub fn from_bytes(bytes: &[u8]) -> Result<Hll, String> {
-        let mut r = Reader::versioned(bytes, FORMAT_VERSION, "hll")?;
-        let mut hll = Hll::new(r.u8()?)?;
-        match r.u8()? {
-            0 => {
-                let n = r.count(1)?;
-                if n > hll.sparse_limit() {
-                    return Err(format!("sparse hll holds {n} hashes, more than {}", hll.sparse_limit()));
-                }
-                let mut set = BTreeSet::new();
-                let mut prev = 0u64;
-                for i in 0..n {
-                    let delta = r.varint()?;
-                    if i > 0 && delta == 0 {
-                        return Err("sparse hll hashes are not strictly increasing".into());
-                    }
-                    prev = prev.checked_add(delta).ok_or("sparse hll hash overflows")?;
-                    set.insert(prev);
-                }
-                hll.repr = Repr::Sparse(set);
-            }
-            1 => {
-                let regs = r.bytes(hll.registers())?.to_vec();
-                let max_rank = 64 - hll.precision + 1;
-                if let Some(bad) = regs.iter().find(|&&v| v > max_rank) {
-                    return Err(format!("register value {bad} exceeds {max_rank}"));
-                }
-                hll.repr = Repr::Dense(regs);
-            }
-            mode => return Err(format!("unknown hll mode {mode}")),
-        }
-        r.finish()?;
+        let mut hll = Hll::new(Reader::versioned(bytes, FORMAT_VERSION, "hll")?.u8()?)?;
+        hll.merge_bytes(bytes)?;
         Ok(hll)
     }
-}
-
-/// Merges the stored sketch `other` into `stored`, the stored bytes of a dense sketch, in
-/// place: an aggregate merging thousands of dense sketches then neither decodes nor
-/// re-encodes its 16 kB state per row. `Ok(false)` when `stored` is not dense (merge the usual
-/// way); the result is byte for byte what `merge` then `to_bytes` gives.
-pub fn merge_into_stored_dense(stored: &mut [u8], other: &[u8]) -> Result<bool, String> {
-    if stored.len() < 3 || stored[0] != FORMAT_VERSION || stored[2] != 1 {
-        return Ok(false);
-    }
-    let precision = stored[1];
-    if !(MIN_PRECISION..=MAX_PRECISION).contains(&precision) || stored.len() != 3 + (1usize << precision) {
-        return Ok(false);
-    }
-    let regs = &mut stored[3..];
-    if other.len() >= 3 && other[0] == FORMAT_VERSION && other[2] == 1 && other[1] == precision {
-        let theirs = &other[3..];
-        if theirs.len() != regs.len() {
-            return Err(format!("dense hll has {} registers, not {}", theirs.len(), regs.len()));
-        }
-        let max_rank = 64 - precision + 1;
-        if let Some(bad) = theirs.iter().find(|&&v| v > max_rank) {
-            return Err(format!("register value {bad} exceeds {max_rank}"));
-        }
-        for (a, b) in regs.iter_mut().zip(theirs) {
-            *a = (*a).max(*b);
-        }
-        return Ok(true);
-    }
-    let other = Hll::from_bytes(other)?;
-    if other.precision != precision {
-        return Err(format!("cannot merge hll sketches of precision {} and {}", precision, other.precision));
-    }
-    match &other.repr {
-        Repr::Sparse(set) => set.iter().for_each(|&h| set_register(regs, precision, h)),
-        Repr::Dense(theirs) => regs.iter_mut().zip(theirs).for_each(|(a, b)| *a = (*a).max(*b)),
-    }
-    Ok(true)
 }
 
 fn set_register(regs: &mut [u8], precision: u8, hash: u64) {
@@ -270,6 +243,31 @@ fn ertl_estimate(regs: &[u8], precision: u8) -> f64 {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn merging_stored_bytes_equals_merging_sketches() {
+        let mut sparse = Hll::default();
+        let mut dense = Hll::default();
+        for i in 0..100u64 {
+            sparse.add_hash(crate::sketches::wire::hash64(&i.to_le_bytes()));
+        }
+        for i in 0..50_000u64 {
+            dense.add_hash(crate::sketches::wire::hash64(&(i * 3).to_le_bytes()));
+        }
+        for (a, b) in [(&sparse, &dense), (&dense, &sparse), (&sparse, &sparse), (&dense, &dense)] {
+            let mut by_sketch = a.clone();
+            by_sketch.merge(b).unwrap();
+            let mut by_bytes = a.clone();
+            by_bytes.merge_bytes(&b.to_bytes()).unwrap();
+            assert_eq!(by_sketch, by_bytes);
+        }
+        let mut other_precision = Hll::new(12).unwrap();
+        other_precision.add_hash(1);
+        assert!(sparse.clone().merge_bytes(&other_precision.to_bytes()).unwrap_err().contains("precision"));
+        let mut damaged = dense.to_bytes();
+        damaged.truncate(100);
+        assert!(sparse.clone().merge_bytes(&damaged).is_err());
+    }
+
     use super::*;
     use crate::sketches::wire::hash64;
     use crate::testing::XorShift;
@@ -291,27 +289,22 @@ mod tests {
     }
 
     #[test]
-    fn merging_into_stored_dense_bytes_equals_merge_then_encode() {
+    fn merging_stored_bytes_equals_merging_random_sketches() {
         let mut rng = XorShift(0x1234_5678_9abc_def0);
         for case in 0..30 {
-            let dense = build((0..3000 + rng.below(20000)).map(|_| rng.next()));
-            assert!(!dense.is_sparse());
+            let state = build((0..rng.below(if case % 3 == 0 { 1500 } else { 20000 })).map(|_| rng.next()));
             let other = build((0..rng.below(if case % 2 == 0 { 1500 } else { 30000 })).map(|_| rng.next()));
-            let mut expected = dense.clone();
+            let mut expected = state.clone();
             expected.merge(&other).unwrap();
-            let mut stored = dense.to_bytes();
-            assert_eq!(merge_into_stored_dense(&mut stored, &other.to_bytes()), Ok(true), "case {case}");
-            assert_eq!(stored, expected.to_bytes(), "case {case}");
+            let mut merged = state.clone();
+            merged.merge_bytes(&other.to_bytes()).unwrap();
+            assert_eq!(merged, expected, "case {case}");
         }
-        // A sparse state is left to the usual merge; damaged or mismatched input is an error.
-        let mut sparse = build(0..10u64).to_bytes();
-        assert_eq!(merge_into_stored_dense(&mut sparse, &build(0..5u64).to_bytes()), Ok(false));
-        let mut stored = build((0..5000u64).map(|i| i.wrapping_mul(0x9e37_79b9_7f4a_7c15))).to_bytes();
-        let mut bad = stored.clone();
+        let mut state = build((0..5000u64).map(|i| i.wrapping_mul(0x9e37_79b9_7f4a_7c15)));
+        let mut bad = state.to_bytes();
         bad[10] = 200;
-        assert!(merge_into_stored_dense(&mut stored, &bad).is_err());
-        assert!(merge_into_stored_dense(&mut stored, &Hll::new(12).unwrap().to_bytes()).is_err());
-        assert!(merge_into_stored_dense(&mut stored, &[1, 14]).is_err());
+        assert!(state.merge_bytes(&bad).is_err());
+        assert!(state.merge_bytes(&[1, 14]).is_err());
     }
 
     #[test]

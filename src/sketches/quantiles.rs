@@ -4,13 +4,52 @@
 //! whatever order sketches are merged, and equals the sketch of all the values at once.
 //! Values whose magnitude is below 1e-9 count as zero.
 
-use std::collections::BTreeMap;
-
 use super::wire::{put_varint, unzigzag, zigzag, Reader};
 
 pub const RELATIVE_ACCURACY: f64 = 0.01;
 const MIN_MAGNITUDE: f64 = 1e-9;
 const FORMAT_VERSION: u8 = 1;
+
+/// Bucket counts by index, in one array from the smallest index used to the largest, so that
+/// adding and merging cost an array access per bucket. Indices stay within about ±36,000 (the
+/// range of finite floats), so an array is at most a few hundred kB, and usually a few kB.
+#[derive(Debug, Clone, Default)]
+struct Store {
+    offset: i32,
+    counts: Vec<u64>,
+}
+
+impl Store {
+    fn add(&mut self, index: i32, count: u64) {
+        if self.counts.is_empty() {
+            self.offset = index;
+        } else if index < self.offset {
+            let grow = (self.offset - index) as usize;
+            self.counts.splice(0..0, std::iter::repeat(0).take(grow));
+            self.offset = index;
+        }
+        let at = (index - self.offset) as usize;
+        if at >= self.counts.len() {
+            self.counts.resize(at + 1, 0);
+        }
+        self.counts[at] += count;
+    }
+
+    /// The buckets holding values, by increasing index.
+    fn iter(&self) -> impl DoubleEndedIterator<Item = (i32, u64)> + '_ {
+        self.counts.iter().enumerate().filter(|(_, &c)| c > 0).map(move |(i, &c)| (self.offset + i as i32, c))
+    }
+
+    fn buckets(&self) -> usize {
+        self.counts.iter().filter(|&&c| c > 0).count()
+    }
+}
+
+impl PartialEq for Store {
+    fn eq(&self, other: &Store) -> bool {
+        self.iter().eq(other.iter())
+    }
+}
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Quantiles {
@@ -18,8 +57,8 @@ pub struct Quantiles {
     zero: u64,
     min: f64,
     max: f64,
-    positive: BTreeMap<i32, u64>,
-    negative: BTreeMap<i32, u64>,
+    positive: Store,
+    negative: Store,
 }
 
 impl Default for Quantiles {
@@ -29,8 +68,8 @@ impl Default for Quantiles {
             zero: 0,
             min: f64::INFINITY,
             max: f64::NEG_INFINITY,
-            positive: BTreeMap::new(),
-            negative: BTreeMap::new(),
+            positive: Store::default(),
+            negative: Store::default(),
         }
     }
 }
@@ -63,9 +102,9 @@ impl Quantiles {
         if x.abs() < MIN_MAGNITUDE {
             self.zero += 1;
         } else if x > 0.0 {
-            *self.positive.entry(index_of(x)).or_default() += 1;
+            self.positive.add(index_of(x), 1);
         } else {
-            *self.negative.entry(index_of(-x)).or_default() += 1;
+            self.negative.add(index_of(-x), 1);
         }
         Ok(())
     }
@@ -75,11 +114,11 @@ impl Quantiles {
         self.zero += other.zero;
         self.min = self.min.min(other.min);
         self.max = self.max.max(other.max);
-        for (&i, &c) in &other.positive {
-            *self.positive.entry(i).or_default() += c;
+        for (i, c) in other.positive.iter() {
+            self.positive.add(i, c);
         }
-        for (&i, &c) in &other.negative {
-            *self.negative.entry(i).or_default() += c;
+        for (i, c) in other.negative.iter() {
+            self.negative.add(i, c);
         }
     }
 
@@ -97,7 +136,7 @@ impl Quantiles {
         let rank = (q * (self.count - 1) as f64).round() as u64;
         let mut seen = 0u64;
         // Most negative first: larger magnitude index means smaller value.
-        for (&i, &c) in self.negative.iter().rev() {
+        for (i, c) in self.negative.iter().rev() {
             seen += c;
             if seen > rank {
                 return Some((-value_of(i)).clamp(self.min, self.max));
@@ -107,7 +146,7 @@ impl Quantiles {
         if seen > rank {
             return Some(0.0f64.clamp(self.min, self.max));
         }
-        for (&i, &c) in &self.positive {
+        for (i, c) in self.positive.iter() {
             seen += c;
             if seen > rank {
                 return Some(value_of(i).clamp(self.min, self.max));
@@ -123,9 +162,9 @@ impl Quantiles {
         out.extend_from_slice(&self.min.to_le_bytes());
         out.extend_from_slice(&self.max.to_le_bytes());
         for store in [&self.positive, &self.negative] {
-            put_varint(&mut out, store.len() as u64);
+            put_varint(&mut out, store.buckets() as u64);
             let mut prev = 0i64;
-            for (&i, &c) in store {
+            for (i, c) in store.iter() {
                 put_varint(&mut out, zigzag(i as i64 - prev));
                 put_varint(&mut out, c);
                 prev = i as i64;
@@ -141,20 +180,24 @@ impl Quantiles {
         for negative in [false, true] {
             let n = r.count(2)?;
             let mut index = 0i64;
-            let mut store = BTreeMap::new();
+            let mut store = Store::default();
             for k in 0..n {
                 let delta = unzigzag(r.varint()?);
                 if k > 0 && delta <= 0 {
                     return Err("quantiles buckets are not in increasing order".into());
                 }
                 index += delta;
-                let i = i32::try_from(index).map_err(|_| "bucket index out of range")?;
+                // Indices of finite values only: a store is an array over the indices it spans.
+                let i = i32::try_from(index)
+                    .ok()
+                    .filter(|i| (index_of(MIN_MAGNITUDE)..=index_of(f64::MAX)).contains(i))
+                    .ok_or("bucket index out of range")?;
                 let c = r.varint()?;
                 if c == 0 {
                     return Err("empty quantiles bucket".into());
                 }
                 total = total.checked_add(c).ok_or("bucket counts overflow")?;
-                store.insert(i, c);
+                store.add(i, c);
             }
             if negative {
                 q.negative = store;
@@ -177,6 +220,18 @@ impl Quantiles {
 mod tests {
     use super::*;
     use crate::testing::XorShift;
+
+    #[test]
+    fn bucket_indices_beyond_finite_values_are_refused() {
+        let mut q = Quantiles::default();
+        q.add(1.0).unwrap();
+        let mut bytes = q.to_bytes();
+        // One positive bucket: replace its index delta with one far beyond any float's.
+        let at = bytes.len() - 3;
+        assert_eq!(&bytes[at..], &[zigzag(index_of(1.0) as i64) as u8, 1, 0]);
+        bytes.splice(at..at + 1, { let mut v = Vec::new(); put_varint(&mut v, zigzag(2_000_000_000)); v });
+        assert_eq!(Quantiles::from_bytes(&bytes).unwrap_err(), "bucket index out of range");
+    }
 
     fn build(values: &[f64]) -> Quantiles {
         let mut q = Quantiles::default();

@@ -11,8 +11,8 @@ use pgrx::{pg_sys, Internal};
 use super::hll::Hll;
 use super::quantiles::Quantiles;
 use super::topk::TopK;
+use super::expanded::{self, expanded_sketch};
 use super::wire::hash64;
-use crate::aggstate;
 use crate::errors::raise;
 use crate::typeio;
 
@@ -22,6 +22,10 @@ pub trait Sketch: Sized + Clone {
     fn to_bytes(&self) -> Vec<u8>;
     fn from_bytes(bytes: &[u8]) -> Result<Self, String>;
     fn merge_from(&mut self, other: &Self) -> Result<(), String>;
+    /// Merges a stored sketch; types that can read one without decoding it override this.
+    fn merge_bytes(&mut self, bytes: &[u8]) -> Result<(), String> {
+        self.merge_from(&Self::from_bytes(bytes)?)
+    }
 }
 
 impl Sketch for Hll {
@@ -34,6 +38,9 @@ impl Sketch for Hll {
     }
     fn merge_from(&mut self, other: &Self) -> Result<(), String> {
         self.merge(other)
+    }
+    fn merge_bytes(&mut self, bytes: &[u8]) -> Result<(), String> {
+        Hll::merge_bytes(self, bytes)
     }
 }
 
@@ -71,7 +78,7 @@ pub fn stored<S: Sketch>(bytes: &[u8]) -> S {
     })
 }
 
-fn merge_or_raise<S: Sketch>(into: &mut S, other: &S) {
+pub(crate) fn merge_or_raise<S: Sketch>(into: &mut S, other: &S) {
     into.merge_from(other).unwrap_or_else(|e| raise(PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE, e, None))
 }
 
@@ -139,81 +146,54 @@ sketch_sql_functions!(Hll, hll_in, hll_out, hll_recv, hll_send, hll_eq, hll_unio
 sketch_sql_functions!(Quantiles, quantiles_in, quantiles_out, quantiles_recv, quantiles_send, quantiles_eq, quantiles_union);
 sketch_sql_functions!(TopK, topk_in, topk_out, topk_recv, topk_send, topk_eq, topk_union);
 
-// ---- aggregates that build sketches: internal states, parallel safe ----
+// ---- aggregates: the sketch type is the state (see expanded.rs) ----
 
-fn combine_sketches<S: Sketch>(left: Internal, right: Internal, fcinfo: pg_sys::FunctionCallInfo) -> Internal {
-    aggstate::combine(left, right, fcinfo, S::SQL_NAME, |l: &mut S, r| merge_or_raise(l, r))
+expanded_sketch!(Hll);
+expanded_sketch!(Quantiles);
+expanded_sketch!(TopK);
+
+fn datum_result(datum: Option<pg_sys::Datum>) -> Internal {
+    Internal::from(datum)
 }
 
-fn serialize_sketch<S: Sketch>(state: Internal) -> Vec<u8> {
-    aggstate::state_ref::<S>(&state).expect("serialize is strict").to_bytes()
-}
-
-fn deserialize_sketch<S: Sketch>(bytes: &[u8]) -> Internal {
-    let sketch = S::from_bytes(bytes).unwrap_or_else(|e| {
-        raise(PgSqlErrorCode::ERRCODE_INVALID_BINARY_REPRESENTATION, format!("invalid {} partial state: {e}", S::SQL_NAME), None)
-    });
-    aggstate::state_here(sketch)
-}
-
-fn final_sketch<S: Sketch>(state: Internal) -> Option<Vec<u8>> {
-    aggstate::state_ref::<S>(&state).map(S::to_bytes)
-}
-
-macro_rules! sketch_aggregate_support {
-    ($rust:ty, $combine:ident, $serialize:ident, $deserialize:ident, $final:ident) => {
-        #[pg_extern(sql = false)]
-        fn $combine(left: Internal, right: Internal, fcinfo: pg_sys::FunctionCallInfo) -> Internal {
-            combine_sketches::<$rust>(left, right, fcinfo)
-        }
-        // Every function taking `internal` checks it is called by an aggregate: called from
-        // SQL, its argument could be any pointer (see aggstate::aggregate_context).
-        #[pg_extern(sql = false)]
-        fn $serialize(state: Internal, fcinfo: pg_sys::FunctionCallInfo) -> Vec<u8> {
-            aggstate::aggregate_context(fcinfo, stringify!($serialize));
-            serialize_sketch::<$rust>(state)
-        }
-        #[pg_extern(sql = false)]
-        fn $deserialize(bytes: &[u8], _unused: Internal, fcinfo: pg_sys::FunctionCallInfo) -> Internal {
-            aggstate::aggregate_context(fcinfo, stringify!($deserialize));
-            deserialize_sketch::<$rust>(bytes)
-        }
-        #[pg_extern(sql = false)]
-        fn $final(state: Internal, fcinfo: pg_sys::FunctionCallInfo) -> Option<Vec<u8>> {
-            aggstate::aggregate_context(fcinfo, stringify!($final));
-            final_sketch::<$rust>(state)
-        }
-    };
-}
-
-sketch_aggregate_support!(Hll, hll_agg_combine, hll_agg_serialize, hll_agg_deserialize, hll_agg_final);
-sketch_aggregate_support!(Quantiles, quantiles_agg_combine, quantiles_agg_serialize, quantiles_agg_deserialize, quantiles_agg_final);
-sketch_aggregate_support!(TopK, topk_agg_combine, topk_agg_serialize, topk_agg_deserialize, topk_agg_final);
-
-/// The transition function of `collect.merge(hll)`. Called by an aggregate on a dense state,
-/// it merges in place (the state belongs to the aggregate); otherwise it is `hll_union`.
+/// `collect.merge(hll)`'s transition and every hll aggregate's combine function.
 #[pg_extern(sql = false)]
 fn hll_merge_trans(fcinfo: pg_sys::FunctionCallInfo) -> Internal {
-    // SAFETY: a STRICT function of two collect.hll arguments; the state is detoasted into a
-    // plain 4-byte-header varlena (the same pointer when it already is one, as an aggregate's
-    // own state is), and only modified in place when an aggregate owns it.
+    datum_result(expanded::merge_transition::<Hll>(fcinfo))
+}
+
+#[pg_extern(sql = false)]
+fn quantiles_merge_trans(fcinfo: pg_sys::FunctionCallInfo) -> Internal {
+    datum_result(expanded::merge_transition::<Quantiles>(fcinfo))
+}
+
+#[pg_extern(sql = false)]
+fn topk_merge_trans(fcinfo: pg_sys::FunctionCallInfo) -> Internal {
+    datum_result(expanded::merge_transition::<TopK>(fcinfo))
+}
+
+/// The type of argument `arg`: from the call expression, or, when the caller gives none (Citus
+/// calls a pushed-down aggregate's transition function so), as the function declares it.
+fn argument_type(fcinfo: pg_sys::FunctionCallInfo, arg: usize) -> pg_sys::Oid {
+    // SAFETY: fcinfo is this call's; get_func_signature reads the catalog entry of the
+    // function being called and returns its argument types.
     unsafe {
-        let state = pg_sys::pg_detoast_datum(pgrx::fcinfo::pg_getarg_datum_raw(fcinfo, 0).cast_mut_ptr());
-        let other = <&[u8]>::from_datum(pgrx::fcinfo::pg_getarg_datum_raw(fcinfo, 1), false).unwrap_or_default();
-        // Plain aggregates only: a window aggregate may still hand out the state it returned.
-        let in_aggregate = pg_sys::AggCheckCallContext(fcinfo, std::ptr::null_mut()) == pg_sys::AGG_CONTEXT_AGGREGATE as i32;
-        if in_aggregate {
-            let len = pgrx::varsize_any_exhdr(state);
-            let bytes = std::slice::from_raw_parts_mut(pgrx::vardata_any(state) as *mut u8, len);
-            match super::hll::merge_into_stored_dense(bytes, other) {
-                Ok(true) => return Internal::from(Some(pg_sys::Datum::from(state))),
-                // Not dense, or an input the usual path reports with the right SQLSTATE.
-                Ok(false) | Err(_) => {}
-            }
+        let oid = pgrx::fcinfo::pg_getarg_type(fcinfo, arg);
+        if oid != pg_sys::Oid::INVALID {
+            return oid;
         }
-        let state_bytes = std::slice::from_raw_parts(pgrx::vardata_any(state) as *const u8, pgrx::varsize_any_exhdr(state));
-        let merged = union::<Hll>(state_bytes, other);
-        Internal::from(merged.into_datum())
+        let mut types: *mut pg_sys::Oid = std::ptr::null_mut();
+        let mut count = 0;
+        pg_sys::get_func_signature((*(*fcinfo).flinfo).fn_oid, &mut types, &mut count);
+        let declared = if (arg as i32) < count { *types.add(arg) } else { pg_sys::Oid::INVALID };
+        if declared == pg_sys::Oid::INVALID || declared == pg_sys::ANYELEMENTOID {
+            raise(
+                PgSqlErrorCode::ERRCODE_FEATURE_NOT_SUPPORTED,
+                "hll_agg: the type of the values is not known in this call".into(),
+                Some("Cast the values to bigint, integer, text, uuid, numeric, date or a timestamp, which hll_agg takes as such.".into()),
+            );
+        }
+        declared
     }
 }
 
@@ -227,7 +207,7 @@ fn hash_of(fcinfo: pg_sys::FunctionCallInfo, arg: usize) -> Option<u64> {
             return None;
         }
         let datum = nullable.value;
-        let oid = pgrx::fcinfo::pg_getarg_type(fcinfo, arg);
+        let oid = argument_type(fcinfo, arg);
         let int = match oid {
             pg_sys::INT2OID => Some(i16::from_datum(datum, false).unwrap_or(0) as i64),
             pg_sys::INT4OID => Some(i32::from_datum(datum, false).unwrap_or(0) as i64),
@@ -250,32 +230,36 @@ fn hash_of(fcinfo: pg_sys::FunctionCallInfo, arg: usize) -> Option<u64> {
 }
 
 #[pg_extern(sql = false)]
-fn hll_agg_trans(mut state: Internal, fcinfo: pg_sys::FunctionCallInfo) -> Internal {
+fn hll_agg_trans(fcinfo: pg_sys::FunctionCallInfo) -> Internal {
     let hash = hash_of(fcinfo, 1);
-    let hll = aggstate::state_or_init(&mut state, fcinfo, "hll_agg", Hll::default);
-    if let Some(h) = hash {
-        hll.add_hash(h);
-    }
-    state
+    datum_result(Some(expanded::transition(fcinfo, Hll::default, |hll: &mut Hll| {
+        if let Some(h) = hash {
+            hll.add_hash(h);
+        }
+    })))
 }
 
 #[pg_extern(sql = false)]
-fn quantiles_agg_trans(mut state: Internal, value: Option<f64>, fcinfo: pg_sys::FunctionCallInfo) -> Internal {
-    let q = aggstate::state_or_init(&mut state, fcinfo, "quantiles_agg", Quantiles::default);
-    if let Some(v) = value {
-        q.add(v).unwrap_or_else(|e| {
-            raise(
-                PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
-                format!("quantiles_agg: {e}"),
-                Some("Filter out NaN and infinite values, or map them to a finite value.".into()),
-            )
-        });
-    }
-    state
+fn quantiles_agg_trans(fcinfo: pg_sys::FunctionCallInfo) -> Internal {
+    // SAFETY: argument 1 is a float8 (or NULL), as the aggregate declares.
+    let value = unsafe { pgrx::fcinfo::pg_getarg::<f64>(fcinfo, 1) };
+    datum_result(Some(expanded::transition(fcinfo, Quantiles::default, |q: &mut Quantiles| {
+        if let Some(v) = value {
+            q.add(v).unwrap_or_else(|e| {
+                raise(
+                    PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+                    format!("quantiles_agg: {e}"),
+                    Some("Filter out NaN and infinite values, or map them to a finite value.".into()),
+                )
+            });
+        }
+    })))
 }
 
 #[pg_extern(sql = false)]
-fn topk_agg_trans(mut state: Internal, value: Option<&str>, k: Option<i32>, fcinfo: pg_sys::FunctionCallInfo) -> Internal {
+fn topk_agg_trans(fcinfo: pg_sys::FunctionCallInfo) -> Internal {
+    // SAFETY: arguments 1 and 2 are text and integer (or NULL), as the aggregate declares.
+    let (value, k) = unsafe { (pgrx::fcinfo::pg_getarg::<&str>(fcinfo, 1), pgrx::fcinfo::pg_getarg::<i32>(fcinfo, 2)) };
     let k = match k {
         Some(k) if k >= 1 && k as u32 <= super::topk::MAX_K => k as u32,
         other => raise(
@@ -284,14 +268,18 @@ fn topk_agg_trans(mut state: Internal, value: Option<&str>, k: Option<i32>, fcin
             None,
         ),
     };
-    let sketch = aggstate::state_or_init(&mut state, fcinfo, "topk_agg", || TopK::new(k).expect("k was checked"));
-    if sketch.k() != k {
-        raise(PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE, "topk_agg: k must be the same on every row".into(), None);
-    }
-    if let Some(v) = value {
-        sketch.add(v, 1);
-    }
-    state
+    datum_result(Some(expanded::transition(
+        fcinfo,
+        || TopK::new(k).expect("k was checked"),
+        |sketch: &mut TopK| {
+            if sketch.k() != k {
+                raise(PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE, "topk_agg: k must be the same on every row".into(), None);
+            }
+            if let Some(v) = value {
+                sketch.add(v, 1);
+            }
+        },
+    )))
 }
 
 // ---- accessors ----

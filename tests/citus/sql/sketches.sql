@@ -1,5 +1,5 @@
 -- Sketches on Citus: per-minute sketch columns in a distributed table, merged across shards.
--- The merge aggregates keep the sketch type as their state, so Citus computes partial merges
+-- Every sketch aggregate keeps the sketch type as its state, so Citus computes partial aggregates
 -- on the workers and combines them on the coordinator; results equal a local table's.
 \set SHOW_CONTEXT never
 SET timezone = 'UTC';
@@ -25,7 +25,31 @@ BEGIN
     END LOOP;
 END $$;
 SELECT plan_of('SELECT date_trunc(''hour'', minute) AS hour, collect.merge(users) FROM minutes GROUP BY 1');
+-- The build aggregates too: their state is the sketch type, so raw rows stay on the workers.
+CREATE TABLE requests (page text, at timestamptz, user_id bigint, latency_ms float8, cause text);
+SELECT create_distributed_table('requests', 'page');
+INSERT INTO requests
+SELECT 'page' || (g % 8), '2026-11-01'::timestamptz + (g % 180) * interval '1 minute', g % 5000, (g % 997) * 1.5, 'cause' || (g % 11)
+  FROM generate_series(1, 30000) g;
+CREATE TABLE requests_local AS SELECT * FROM requests;
+SELECT plan_of('SELECT date_trunc(''hour'', at), collect.hll_agg(user_id), collect.quantiles_agg(latency_ms), collect.topk_agg(cause, 3) FROM requests GROUP BY 1');
+SELECT plan_of('SELECT collect.hll_agg(user_id) FROM requests');
 DROP FUNCTION plan_of(text);
+WITH d AS (SELECT date_trunc('hour', at) AS hour, collect.hll_agg(user_id) AS h, collect.quantiles_agg(latency_ms) AS q,
+                  collect.topk_agg(cause, 3) AS t FROM requests GROUP BY 1),
+     l AS (SELECT date_trunc('hour', at) AS hour, collect.hll_agg(user_id) AS h, collect.quantiles_agg(latency_ms) AS q,
+                  collect.topk_agg(cause, 3) AS t FROM requests_local GROUP BY 1)
+SELECT count(*) AS hours, bool_and(d.h OPERATOR(collect.=) l.h AND d.q OPERATOR(collect.=) l.q) AS same_sketches,
+       bool_and((SELECT array_agg(value ORDER BY count DESC, value) FROM collect.top(d.t, 3))
+              = (SELECT array_agg(value ORDER BY count DESC, value) FROM collect.top(l.t, 3))) AS same_top
+  FROM d JOIN l USING (hour);
+-- Without GROUP BY as well, for every type hll_agg takes as such.
+SELECT (SELECT collect.distinct_count(collect.hll_agg(user_id)) FROM requests) AS distributed,
+       (SELECT collect.distinct_count(collect.hll_agg(user_id)) FROM requests_local) AS local,
+       (SELECT collect.distinct_count(collect.hll_agg(user_id::integer)) FROM requests) AS integers,
+       (SELECT collect.distinct_count(collect.hll_agg(cause)) FROM requests) AS texts,
+       (SELECT collect.distinct_count(collect.hll_agg(at)) FROM requests) AS times;
+DROP TABLE requests, requests_local;
 SELECT (SELECT collect.distinct_count(collect.merge(users)) FROM minutes) AS distributed,
        (SELECT collect.distinct_count(collect.merge(users)) FROM minutes_local) AS local;
 SELECT d.hour, d.q = l.q AS same_quantiles

@@ -79,6 +79,26 @@ FROM parallel_answers p,
      (SELECT collect.hll_agg(user_id) AS h, collect.quantiles_agg(latency_ms) AS q FROM requests) s;
 RESET max_parallel_workers_per_gather;
 
+-- Aggregate states are the sketch types, changed in place: a running (window) aggregate
+-- keeps every row's own answer, hash and sorted grouping agree, and the transition functions
+-- called as plain functions leave their arguments alone.
+SELECT bool_and(collect.distinct_count(h) = n) AS running_counts_are_exact,
+       bool_and(collect.value_count(q) = n) AS running_quantiles_are_whole
+FROM (SELECT g AS n, collect.hll_agg(g) OVER w AS h, collect.quantiles_agg(g) OVER w AS q
+        FROM generate_series(1, 300) g WINDOW w AS (ORDER BY g)) s;
+CREATE TABLE grouped_answers AS
+SELECT g % 3000 AS k, collect.hll_agg(g) AS h, collect.quantiles_agg(g) AS q, collect.topk_agg((g % 7)::text, 3) AS t
+  FROM generate_series(1, 60000) g GROUP BY 1;
+SET enable_hashagg = off;
+SELECT count(*) AS groups, bool_and(a.h OPERATOR(collect.=) s.h AND a.q OPERATOR(collect.=) s.q AND a.t OPERATOR(collect.=) s.t) AS same
+FROM grouped_answers a JOIN (
+    SELECT g % 3000 AS k, collect.hll_agg(g) AS h, collect.quantiles_agg(g) AS q, collect.topk_agg((g % 7)::text, 3) AS t
+      FROM generate_series(1, 60000) g GROUP BY 1) s USING (k);
+RESET enable_hashagg;
+SELECT collect._hll_merge_trans(a.h, b.h) OPERATOR(collect.=) collect.hll_union(a.h, b.h) AS same_as_union,
+       a.h OPERATOR(collect.=) (SELECT h FROM grouped_answers WHERE k = 1) AS argument_unchanged
+FROM grouped_answers a, grouped_answers b WHERE a.k = 1 AND b.k = 2;
+
 -- Text form round-trips (pg_dump relies on it).
 SELECT collect.hll_agg(x)::text::collect.hll OPERATOR(collect.=) collect.hll_agg(x) AS round_trips
 FROM generate_series(1, 3000) x;

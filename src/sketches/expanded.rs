@@ -1,0 +1,200 @@
+//! Sketches as aggregate states of their own SQL type, changed in place.
+//!
+//! An aggregate whose state is `collect.hll` (not `internal`) can be split by Citus into
+//! partial aggregates on the workers and a combine on the coordinator, and by Postgres into
+//! parallel workers without serialize functions. To keep such a state from being decoded and
+//! encoded again on every row, it is a Postgres expanded object: the decoded sketch lives in a
+//! memory context of its own under the aggregate's, each transition changes it through the
+//! read-write pointer the aggregate hands back, and Postgres asks for the flat bytes only when
+//! the value leaves the aggregate (stored, sent, or read by a function that wants bytes).
+
+use std::ffi::c_void;
+
+use pgrx::prelude::*;
+use pgrx::{pg_sys, PgMemoryContexts};
+
+use super::sql::{merge_or_raise, stored, Sketch};
+use crate::errors::raise;
+
+/// A sketch type's expanded-object methods, one static per type.
+pub trait ExpandedSketch: Sketch + 'static {
+    fn methods() -> &'static pg_sys::ExpandedObjectMethods;
+}
+
+/// The expanded object: Postgres's header first, then the Rust sketch (dropped when the
+/// object's memory context is deleted or reset).
+#[repr(C)]
+struct Expanded<S> {
+    header: pg_sys::ExpandedObjectHeader,
+    sketch: S,
+    /// The bytes `get_flat_size` encoded, kept for the `flatten_into` that follows it.
+    flat: Option<Vec<u8>>,
+}
+
+pub unsafe extern "C-unwind" fn get_flat_size<S: Sketch>(eoh: *mut pg_sys::ExpandedObjectHeader) -> pg_sys::Size {
+    // SAFETY: Postgres calls the methods of an object made by `new_state::<S>`.
+    let object = unsafe { &mut *(eoh as *mut Expanded<S>) };
+    let bytes = object.sketch.to_bytes();
+    let size = bytes.len() + pg_sys::VARHDRSZ;
+    object.flat = Some(bytes);
+    size
+}
+
+pub unsafe extern "C-unwind" fn flatten_into<S: Sketch>(
+    eoh: *mut pg_sys::ExpandedObjectHeader,
+    result: *mut c_void,
+    allocated_size: pg_sys::Size,
+) {
+    // SAFETY: as above; `result` has `allocated_size` bytes, the size get_flat_size returned.
+    unsafe {
+        let object = &mut *(eoh as *mut Expanded<S>);
+        let bytes = object.flat.take().unwrap_or_else(|| object.sketch.to_bytes());
+        if bytes.len() + pg_sys::VARHDRSZ != allocated_size {
+            raise(PgSqlErrorCode::ERRCODE_INTERNAL_ERROR, format!("{} changed while being flattened", S::SQL_NAME), None);
+        }
+        pgrx::set_varsize_4b(result as *mut pg_sys::varlena, allocated_size as i32);
+        std::ptr::copy_nonoverlapping(bytes.as_ptr(), (result as *mut u8).add(pg_sys::VARHDRSZ), bytes.len());
+    }
+}
+
+/// The methods of `$rust`'s expanded objects.
+macro_rules! expanded_sketch {
+    ($rust:ty) => {
+        impl $crate::sketches::expanded::ExpandedSketch for $rust {
+            fn methods() -> &'static pgrx::pg_sys::ExpandedObjectMethods {
+                static METHODS: pgrx::pg_sys::ExpandedObjectMethods = pgrx::pg_sys::ExpandedObjectMethods {
+                    get_flat_size: Some($crate::sketches::expanded::get_flat_size::<$rust>),
+                    flatten_into: Some($crate::sketches::expanded::flatten_into::<$rust>),
+                };
+                &METHODS
+            }
+        }
+    };
+}
+pub(crate) use expanded_sketch;
+
+/// `datum` as one of our expanded `S` objects, when it is one (read-write only if asked).
+unsafe fn as_expanded<S: ExpandedSketch>(datum: pg_sys::Datum, read_write_only: bool) -> Option<*mut Expanded<S>> {
+    // SAFETY: `datum` is a non-NULL varlena; an external one-byte header is 0x01 and its tag
+    // follows (VARATT_IS_EXTERNAL_EXPANDED).
+    unsafe {
+        let pointer = datum.cast_mut_ptr::<u8>();
+        if *pointer != 0x01 {
+            return None;
+        }
+        let tag = *pointer.add(1) as u32;
+        let read_write = tag == pg_sys::vartag_external::VARTAG_EXPANDED_RW as u32;
+        let read_only = tag == pg_sys::vartag_external::VARTAG_EXPANDED_RO as u32;
+        if !(read_write || (read_only && !read_write_only)) {
+            return None;
+        }
+        let eoh = pg_sys::DatumGetEOHP(datum);
+        ((*eoh).eoh_methods == S::methods() as *const _).then_some(eoh as *mut Expanded<S>)
+    }
+}
+
+/// A new expanded object holding `sketch`, in a context of its own under `parent`; the
+/// read-write datum that stands for it.
+unsafe fn new_state<S: ExpandedSketch>(parent: pg_sys::MemoryContext, sketch: S) -> pg_sys::Datum {
+    // SAFETY: the object lives in its own context, which Postgres deletes with the object (or
+    // with `parent`); the Rust sketch is dropped then.
+    unsafe {
+        let context = pg_sys::AllocSetContextCreateInternal(
+            parent,
+            c"collect sketch".as_ptr(),
+            0,
+            pg_sys::ALLOCSET_SMALL_INITSIZE as usize,
+            pg_sys::ALLOCSET_SMALL_MAXSIZE as usize,
+        );
+        let object = PgMemoryContexts::For(context).leak_and_drop_on_delete(Expanded {
+            header: pg_sys::ExpandedObjectHeader::default(),
+            sketch,
+            flat: None,
+        });
+        pg_sys::EOH_init_header(&mut (*object).header, S::methods(), context);
+        pg_sys::Datum::from((*object).header.eoh_rw_ptr.as_mut_ptr())
+    }
+}
+
+/// A sketch argument decoded, whatever form it arrives in.
+unsafe fn decoded<S: ExpandedSketch>(datum: pg_sys::Datum) -> S {
+    // SAFETY: a non-NULL argument of S's SQL type.
+    unsafe {
+        match as_expanded::<S>(datum, false) {
+            Some(object) => (*object).sketch.clone(),
+            None => stored(<&[u8]>::from_datum(datum, false).unwrap_or_default()),
+        }
+    }
+}
+
+/// The body of a transition or combine function whose state (argument 0) is the sketch type:
+/// `update` changes the state, which is created by `init` on the first row. Called by a plain
+/// aggregate, the state is changed in place and returned as the same read-write object;
+/// called otherwise (a window aggregate, which may still hold earlier results, or plain SQL),
+/// a new value is returned and the argument is left alone.
+pub fn transition<S: ExpandedSketch>(
+    fcinfo: pg_sys::FunctionCallInfo,
+    init: impl FnOnce() -> S,
+    update: impl FnOnce(&mut S),
+) -> pg_sys::Datum {
+    // SAFETY: argument 0 is NULL or a value of S's SQL type; a read-write object of ours is
+    // handed to us only by the aggregate that owns it.
+    unsafe {
+        let mut context: pg_sys::MemoryContext = std::ptr::null_mut();
+        let kind = pg_sys::AggCheckCallContext(fcinfo, &mut context);
+        let state = pgrx::fcinfo::pg_get_nullable_datum(fcinfo, 0);
+        if kind == pg_sys::AGG_CONTEXT_AGGREGATE as i32 {
+            if !state.isnull {
+                if let Some(object) = as_expanded::<S>(state.value, true) {
+                    update(&mut (*object).sketch);
+                    return state.value;
+                }
+            }
+            let mut sketch = if state.isnull { init() } else { decoded::<S>(state.value) };
+            update(&mut sketch);
+            return new_state(context, sketch);
+        }
+        let mut sketch = if state.isnull { init() } else { decoded::<S>(state.value) };
+        update(&mut sketch);
+        sketch.to_bytes().into_datum().expect("bytes are a value")
+    }
+}
+
+/// The body of a merge transition and of every sketch aggregate's combine function:
+/// argument 1, a sketch, merged into the state. A NULL sketch adds nothing.
+pub fn merge_transition<S: ExpandedSketch>(fcinfo: pg_sys::FunctionCallInfo) -> Option<pg_sys::Datum> {
+    // SAFETY: reading the call's arguments, both of S's SQL type.
+    unsafe {
+        let state = pgrx::fcinfo::pg_get_nullable_datum(fcinfo, 0);
+        let other = pgrx::fcinfo::pg_get_nullable_datum(fcinfo, 1);
+        if other.isnull {
+            return (!state.isnull).then_some(state.value);
+        }
+        if state.isnull {
+            // The first sketch becomes the state: one decode, then merges in place.
+            let first = decoded::<S>(other.value);
+            return Some(transition(fcinfo, || first, |_| {}));
+        }
+        Some(transition(
+            fcinfo,
+            || unreachable!("the state is not NULL"),
+            |sketch: &mut S| match as_expanded::<S>(other.value, false) {
+                Some(object) => merge_or_raise(sketch, &(*object).sketch),
+                None => merge_bytes_or_raise(sketch, <&[u8]>::from_datum(other.value, false).unwrap_or_default()),
+            },
+        ))
+    }
+}
+
+fn merge_bytes_or_raise<S: Sketch>(into: &mut S, bytes: &[u8]) {
+    if let Err(e) = into.merge_bytes(bytes) {
+        // Precision mismatches are the caller's; anything else is a damaged stored value.
+        let code = if e.starts_with("cannot merge") {
+            PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE
+        } else {
+            PgSqlErrorCode::ERRCODE_DATA_CORRUPTED
+        };
+        let message = if e.starts_with("cannot merge") { e } else { format!("{} value is corrupted: {e}", S::SQL_NAME) };
+        raise(code, message, None)
+    }
+}
