@@ -16,11 +16,13 @@ CALL bench.compare('build a quantile sketch of 1M values', 1000000, :runs, ARRAY
     ['collect.quantiles_agg', 'SELECT collect.quantile(collect.quantiles_agg(ms), 0.5) FROM sketch_values']]);
 CREATE TABLE minute_sketches AS
 SELECT minute, hll_add_agg(hll_hash_bigint(user_id)) AS h_ext, collect.hll_agg(user_id) AS h,
+       collect.hll_agg(user_id, 11) AS h11,
        tdigest(ms, 100) AS t_ext, collect.quantiles_agg(ms) AS q
 FROM sketch_values GROUP BY minute;
 CALL bench.compare('merge 1,440 per-minute distinct-count sketches', 1440, :runs, ARRAY[
     ['hll extension: hll_union_agg', 'SELECT hll_cardinality(hll_union_agg(h_ext)) FROM minute_sketches'],
-    ['collect.merge(hll)', 'SELECT collect.distinct_count(collect.merge(h)) FROM minute_sketches']]);
+    ['collect.merge(hll)', 'SELECT collect.distinct_count(collect.merge(h)) FROM minute_sketches'],
+    ['collect.merge(hll) at precision 11 (the hll extension''s standard error)', 'SELECT collect.distinct_count(collect.merge(h11)) FROM minute_sketches']]);
 CALL bench.compare('merge 1,440 per-minute quantile sketches', 1440, :runs, ARRAY[
     ['tdigest extension: tdigest_percentile(tdigest, q)', 'SELECT tdigest_percentile(t_ext, 0.5) FROM minute_sketches'],
     ['collect.merge(quantiles)', 'SELECT collect.quantile(collect.merge(q), 0.5) FROM minute_sketches']]);
@@ -29,6 +31,10 @@ SELECT format('CALL bench.record(%L, %L, true, %s, %L); CALL bench.record(%L, %L
     abs((SELECT hll_cardinality(hll_union_agg(h_ext)) FROM minute_sketches) - e) / e * 100, '% error',
     'distinct count of 1M values (300,000 distinct): relative error', 'collect.hll',
     abs((SELECT collect.distinct_count(collect.merge(h)) FROM minute_sketches) - e) / e * 100, '% error')
+FROM (SELECT count(DISTINCT user_id)::float8 AS e FROM sketch_values) x \gexec
+SELECT format('CALL bench.record(%L, %L, false, %s, %L);',
+    'distinct count of 1M values (300,000 distinct): relative error', 'collect.hll at precision 11',
+    abs((SELECT collect.distinct_count(collect.merge(h11)) FROM minute_sketches) - e) / e * 100, '% error')
 FROM (SELECT count(DISTINCT user_id)::float8 AS e FROM sketch_values) x \gexec
 SELECT format('CALL bench.record(%L, %L, true, %s, %L); CALL bench.record(%L, %L, false, %s, %L);',
     'p' || (frac * 100)::int || ' of 1M values: relative error', 'tdigest extension',
@@ -40,9 +46,13 @@ FROM (SELECT frac, percentile_disc(frac) WITHIN GROUP (ORDER BY ms) AS e
 SELECT format('CALL bench.record(%L, %L, true, %s, %L); CALL bench.record(%L, %L, false, %s, %L);',
     'sketch size, 1M values', 'hll extension', pg_column_size((SELECT hll_union_agg(h_ext) FROM minute_sketches)), 'bytes',
     'sketch size, 1M values', 'collect.hll', pg_column_size((SELECT collect.merge(h) FROM minute_sketches)), 'bytes') \gexec
+SELECT format('CALL bench.record(%L, %L, false, %s, %L);',
+    'sketch size, 1M values', 'collect.hll at precision 11', pg_column_size((SELECT collect.merge(h11) FROM minute_sketches)), 'bytes') \gexec
 SELECT format('CALL bench.record(%L, %L, true, %s, %L); CALL bench.record(%L, %L, false, %s, %L);',
     'sketch size, one minute (~700 values)', 'hll extension', (SELECT avg(pg_column_size(h_ext)) FROM minute_sketches), 'bytes',
     'sketch size, one minute (~700 values)', 'collect.hll', (SELECT avg(pg_column_size(h)) FROM minute_sketches), 'bytes') \gexec
+SELECT format('CALL bench.record(%L, %L, false, %s, %L);',
+    'sketch size, one minute (~700 values)', 'collect.hll at precision 11', (SELECT avg(pg_column_size(h11)) FROM minute_sketches), 'bytes') \gexec
 SELECT format('CALL bench.record(%L, %L, true, %s, %L); CALL bench.record(%L, %L, false, %s, %L);',
     'quantile sketch size, 1M values', 'tdigest extension', pg_column_size((SELECT tdigest(t_ext) FROM minute_sketches)), 'bytes',
     'quantile sketch size, 1M values', 'collect.quantiles', pg_column_size((SELECT collect.merge(q) FROM minute_sketches)), 'bytes') \gexec

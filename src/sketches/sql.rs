@@ -229,14 +229,42 @@ fn hash_of(fcinfo: pg_sys::FunctionCallInfo, arg: usize) -> Option<u64> {
     }
 }
 
+/// `hll_agg(value)` and `hll_agg(value, precision)`.
 #[pg_extern(sql = false)]
 fn hll_agg_trans(fcinfo: pg_sys::FunctionCallInfo) -> Internal {
     let hash = hash_of(fcinfo, 1);
-    datum_result(Some(expanded::transition(fcinfo, Hll::default, |hll: &mut Hll| {
-        if let Some(h) = hash {
-            hll.add_hash(h);
+    // SAFETY: a third argument, when declared, is an integer (or NULL).
+    let precision = unsafe {
+        if (*fcinfo).nargs > 2 {
+            match pgrx::fcinfo::pg_getarg::<i32>(fcinfo, 2) {
+                Some(p) if (super::hll::MIN_PRECISION as i32..=super::hll::MAX_PRECISION as i32).contains(&p) => p as u8,
+                other => raise(
+                    PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+                    format!(
+                        "hll_agg: precision must be between {} and {}, not {}",
+                        super::hll::MIN_PRECISION,
+                        super::hll::MAX_PRECISION,
+                        other.map_or("NULL".into(), |p| p.to_string())
+                    ),
+                    Some("The standard error is 1.04/sqrt(2^precision): 2.3% at 11, 0.81% at 14 (the default), 0.41% at 16.".into()),
+                ),
+            }
+        } else {
+            super::hll::DEFAULT_PRECISION
         }
-    })))
+    };
+    datum_result(Some(expanded::transition(
+        fcinfo,
+        || Hll::new(precision).expect("precision was checked"),
+        |hll: &mut Hll| {
+            if hll.precision() != precision {
+                raise(PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE, "hll_agg: precision must be the same on every row".into(), None);
+            }
+            if let Some(h) = hash {
+                hll.add_hash(h);
+            }
+        },
+    )))
 }
 
 #[pg_extern(sql = false)]

@@ -90,3 +90,16 @@ SELECT event_count, total_ms FROM interactions_1m WHERE bucket = '2026-11-03 00:
 -- Retention per table: minutes expire, hours keep the history.
 SELECT collect.set_retention('interactions_1m', '1 day') > 0 AS dropped_old_minutes;
 SELECT (SELECT count(*) FROM interactions_1m) AS minute_rows, (SELECT count(*) > 0 FROM interactions_1h) AS hours_kept;
+
+-- A distinct count of a precision you choose: distinct(col, 11) keeps sketches of 2^11
+-- registers (2.3% standard error, 1.3 kB at most) instead of the default 14 (0.81%, 10 kB).
+CREATE TABLE visits (at timestamptz, site text, visitor bigint);
+SELECT collect.create_rollup('visits_1h', 'visits', 'at', '{site}',
+    '{"visitors": "distinct(visitor, 11)", "precise": "distinct(visitor)"}', '1 hour');
+INSERT INTO visits SELECT '2026-11-01'::timestamptz + (g % 3600) * interval '1 second', 'site' || g % 2, g % 50000
+  FROM generate_series(1, 200000) g;
+SELECT site, pg_column_size(visitors) AS bytes, pg_column_size(precise) AS precise_bytes,
+       abs(collect.distinct_count(visitors) - 25000) < 3 * 0.023 * 25000 AS within_three_errors
+  FROM visits_1h ORDER BY site;
+SELECT collect.drop_rollup('visits_1h');
+DROP TABLE visits;

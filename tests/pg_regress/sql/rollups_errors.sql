@@ -33,3 +33,7 @@ SELECT collect.set_retention('interactions', '1 day');
 SELECT collect.add_tier('interactions_1m', 'Bad Tier', '1 day');
 \echo :LAST_ERROR_SQLSTATE
 SELECT to_regclass('bad') IS NULL AS nothing_created;
+SELECT collect.create_rollup('bad', 'interactions', 'started', metrics => '{"x": "distinct(user_id, 30)"}');
+\echo :LAST_ERROR_SQLSTATE
+SELECT collect.create_rollup('bad', 'interactions', 'started', metrics => '{"x": "sum(duration_ms, 3)"}');
+\echo :LAST_ERROR_SQLSTATE

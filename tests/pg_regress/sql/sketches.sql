@@ -99,6 +99,15 @@ SELECT collect._hll_merge_trans(a.h, b.h) OPERATOR(collect.=) collect.hll_union(
        a.h OPERATOR(collect.=) (SELECT h FROM grouped_answers WHERE k = 1) AS argument_unchanged
 FROM grouped_answers a, grouped_answers b WHERE a.k = 1 AND b.k = 2;
 
+-- A precision of your choosing: 2^p registers of 5 bits, standard error 1.04/sqrt(2^p).
+SELECT p, pg_column_size(collect.hll_agg(g, p)) AS bytes,
+       abs(collect.distinct_count(collect.hll_agg(g, p)) - 200000) / 200000.0 < 3 * 1.04 / sqrt(2 ^ p) AS within_three_errors
+  FROM generate_series(1, 200000) g, (VALUES (11), (14), (16)) v(p) GROUP BY p ORDER BY p;
+SELECT collect.hll_agg(g, 3) FROM generate_series(1, 10) g;
+\echo :LAST_ERROR_SQLSTATE
+SELECT collect.hll_agg(g, CASE WHEN g < 5 THEN 11 ELSE 12 END) FROM generate_series(1, 10) g;
+\echo :LAST_ERROR_SQLSTATE
+
 -- Text form round-trips (pg_dump relies on it).
 SELECT collect.hll_agg(x)::text::collect.hll OPERATOR(collect.=) collect.hll_agg(x) AS round_trips
 FROM generate_series(1, 3000) x;
