@@ -229,37 +229,44 @@ fn hash_of(fcinfo: pg_sys::FunctionCallInfo, arg: usize) -> Option<u64> {
     }
 }
 
+/// An aggregate's parameter (an hll's precision, a topk's k): within `range`, else 22023.
+fn parameter_in(aggregate: &str, name: &str, value: Option<i32>, range: std::ops::RangeInclusive<i32>, hint: Option<&str>) -> i32 {
+    match value {
+        Some(v) if range.contains(&v) => v,
+        other => raise(
+            PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+            format!("{aggregate}: {name} must be between {} and {}, not {}", range.start(), range.end(),
+                    other.map_or("NULL".into(), |v| v.to_string())),
+            hint.map(str::to_string),
+        ),
+    }
+}
+
+/// A parameter is the sketch's shape: every row must give the one the state was made with.
+fn same_parameter(aggregate: &str, name: &str, state: u32, row: u32) {
+    if state != row {
+        raise(PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE, format!("{aggregate}: {name} must be the same on every row"), None);
+    }
+}
+
 /// `hll_agg(value)` and `hll_agg(value, precision)`.
 #[pg_extern(sql = false)]
 fn hll_agg_trans(fcinfo: pg_sys::FunctionCallInfo) -> Internal {
     let hash = hash_of(fcinfo, 1);
     // SAFETY: a third argument, when declared, is an integer (or NULL).
-    let precision = unsafe {
-        if (*fcinfo).nargs > 2 {
-            match pgrx::fcinfo::pg_getarg::<i32>(fcinfo, 2) {
-                Some(p) if (super::hll::MIN_PRECISION as i32..=super::hll::MAX_PRECISION as i32).contains(&p) => p as u8,
-                other => raise(
-                    PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
-                    format!(
-                        "hll_agg: precision must be between {} and {}, not {}",
-                        super::hll::MIN_PRECISION,
-                        super::hll::MAX_PRECISION,
-                        other.map_or("NULL".into(), |p| p.to_string())
-                    ),
-                    Some("The standard error is 1.04/sqrt(2^precision): 2.3% at 11, 0.81% at 14 (the default), 0.41% at 16.".into()),
-                ),
-            }
-        } else {
-            super::hll::DEFAULT_PRECISION
-        }
+    let precision = if unsafe { (*fcinfo).nargs } > 2 {
+        let given = unsafe { pgrx::fcinfo::pg_getarg::<i32>(fcinfo, 2) };
+        parameter_in("hll_agg", "precision", given, super::hll::MIN_PRECISION as i32..=super::hll::MAX_PRECISION as i32,
+                     Some("The standard error is 1.04/sqrt(2^precision): 2.3% at 11, 0.81% at 14 (the default), 0.41% at 16."))
+            as u8
+    } else {
+        super::hll::DEFAULT_PRECISION
     };
     datum_result(Some(expanded::transition(
         fcinfo,
         || Hll::new(precision).expect("precision was checked"),
         |hll: &mut Hll| {
-            if hll.precision() != precision {
-                raise(PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE, "hll_agg: precision must be the same on every row".into(), None);
-            }
+            same_parameter("hll_agg", "precision", hll.precision() as u32, precision as u32);
             if let Some(h) = hash {
                 hll.add_hash(h);
             }
@@ -288,21 +295,12 @@ fn quantiles_agg_trans(fcinfo: pg_sys::FunctionCallInfo) -> Internal {
 fn topk_agg_trans(fcinfo: pg_sys::FunctionCallInfo) -> Internal {
     // SAFETY: arguments 1 and 2 are text and integer (or NULL), as the aggregate declares.
     let (value, k) = unsafe { (pgrx::fcinfo::pg_getarg::<&str>(fcinfo, 1), pgrx::fcinfo::pg_getarg::<i32>(fcinfo, 2)) };
-    let k = match k {
-        Some(k) if k >= 1 && k as u32 <= super::topk::MAX_K => k as u32,
-        other => raise(
-            PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
-            format!("topk_agg: k must be between 1 and {}, not {}", super::topk::MAX_K, other.map_or("NULL".into(), |k| k.to_string())),
-            None,
-        ),
-    };
+    let k = parameter_in("topk_agg", "k", k, 1..=super::topk::MAX_K as i32, None) as u32;
     datum_result(Some(expanded::transition(
         fcinfo,
         || TopK::new(k).expect("k was checked"),
         |sketch: &mut TopK| {
-            if sketch.k() != k {
-                raise(PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE, "topk_agg: k must be the same on every row".into(), None);
-            }
+            same_parameter("topk_agg", "k", sketch.k(), k);
             if let Some(v) = value {
                 sketch.add(v, 1);
             }
