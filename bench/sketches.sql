@@ -56,3 +56,35 @@ SELECT format('CALL bench.record(%L, %L, false, %s, %L);',
 SELECT format('CALL bench.record(%L, %L, true, %s, %L); CALL bench.record(%L, %L, false, %s, %L);',
     'quantile sketch size, 1M values', 'tdigest extension', pg_column_size((SELECT tdigest(t_ext) FROM minute_sketches)), 'bytes',
     'quantile sketch size, 1M values', 'collect.quantiles', pg_column_size((SELECT collect.merge(q) FROM minute_sketches)), 'bytes') \gexec
+
+-- The Plumbr question, "daily distinct users and p99 latency per operation", over 2M events in
+-- 7 days and 4 operations (40,320 minute rows), from a hand-built minute table of hll and
+-- tdigest sketches against a collect rollup of the same events.
+RESET max_parallel_workers_per_gather;
+CREATE TABLE plumbr_events (at timestamptz NOT NULL, operation text NOT NULL, user_id bigint NOT NULL, duration_ms float8 NOT NULL);
+SELECT collect.create_rollup('plumbr_1m', 'plumbr_events', 'at', '{operation}',
+    '{"users": "distinct(user_id)", "users11": "distinct(user_id, 11)", "latency": "quantiles(duration_ms)"}');
+INSERT INTO plumbr_events
+SELECT timestamptz '2026-11-01' + (g % 604800) * interval '1 second', 'op' || (g * 13 % 4), (g * 7919) % 50000,
+       ((g * 104729) % 100000) / 10.0
+  FROM generate_series(1, 2000000::bigint) g;
+CREATE TABLE plumbr_peer_1m AS
+SELECT date_bin('1 minute', at, timestamptz '2000-01-01') AS bucket, operation, count(*) AS events,
+       hll_add_agg(hll_hash_bigint(user_id)) AS users, tdigest(duration_ms, 100) AS latency
+  FROM plumbr_events GROUP BY 1, 2;
+VACUUM ANALYZE plumbr_1m, plumbr_peer_1m;
+CALL bench.compare('Plumbr: daily distinct users and p99 latency per operation (40,320 minute rows)', 40320, :runs, ARRAY[
+    ['hand-built minute table: hll_union_agg + tdigest_percentile', $q$
+        SELECT date_trunc('day', bucket), operation, hll_cardinality(hll_union_agg(users)), tdigest_percentile(latency, 0.99)
+          FROM plumbr_peer_1m GROUP BY 1, 2 $q$],
+    ['collect rollup: merge(users) + quantile(merge(latency))', $q$
+        SELECT date_trunc('day', bucket), operation, collect.distinct_count(collect.merge(users)),
+               collect.quantile(collect.merge(latency), 0.99)
+          FROM plumbr_1m GROUP BY 1, 2 $q$],
+    ['collect rollup, distinct at precision 11 (the hll extension''s error)', $q$
+        SELECT date_trunc('day', bucket), operation, collect.distinct_count(collect.merge(users11)),
+               collect.quantile(collect.merge(latency), 0.99)
+          FROM plumbr_1m GROUP BY 1, 2 $q$]]);
+SELECT format('CALL bench.record(%L, %L, true, %s, %L); CALL bench.record(%L, %L, false, %s, %L);',
+    'Plumbr minute table size', 'hand-built: hll + tdigest', pg_total_relation_size('plumbr_peer_1m'), 'bytes',
+    'Plumbr minute table size', 'collect rollup (users at 14 and 11, latency)', pg_total_relation_size('plumbr_1m'), 'bytes') \gexec

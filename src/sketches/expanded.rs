@@ -88,8 +88,20 @@ unsafe fn as_expanded<S: ExpandedSketch>(datum: pg_sys::Datum, read_write_only: 
         if !(read_write || (read_only && !read_write_only)) {
             return None;
         }
-        let eoh = pg_sys::DatumGetEOHP(datum);
+        // varatt_expanded: the object's header pointer, unaligned, after the two header bytes
+        // (DatumGetEOHP, read here rather than called: this runs on every row).
+        let eoh = std::ptr::read_unaligned(pointer.add(2) as *const *mut pg_sys::ExpandedObjectHeader);
         ((*eoh).eoh_methods == S::methods() as *const _).then_some(eoh as *mut Expanded<S>)
+    }
+}
+
+/// Whether the caller is a plain aggregate (what AggCheckCallContext answers
+/// AGG_CONTEXT_AGGREGATE for), read from the call's context node on every row.
+unsafe fn in_plain_aggregate(fcinfo: pg_sys::FunctionCallInfo) -> bool {
+    // SAFETY: fcinfo->context is NULL or a Node.
+    unsafe {
+        let context = (*fcinfo).context;
+        !context.is_null() && (*context).type_ == pg_sys::NodeTag::T_AggState
     }
 }
 
@@ -140,22 +152,20 @@ pub fn transition<S: ExpandedSketch>(
     // SAFETY: argument 0 is NULL or a value of S's SQL type; a read-write object of ours is
     // handed to us only by the aggregate that owns it.
     unsafe {
+        let state = pgrx::fcinfo::pg_get_nullable_datum(fcinfo, 0);
+        if !state.isnull && in_plain_aggregate(fcinfo) {
+            if let Some(object) = as_expanded::<S>(state.value, true) {
+                update(&mut (*object).sketch);
+                return state.value;
+            }
+        }
         let mut context: pg_sys::MemoryContext = std::ptr::null_mut();
         let kind = pg_sys::AggCheckCallContext(fcinfo, &mut context);
-        let state = pgrx::fcinfo::pg_get_nullable_datum(fcinfo, 0);
-        if kind == pg_sys::AGG_CONTEXT_AGGREGATE as i32 {
-            if !state.isnull {
-                if let Some(object) = as_expanded::<S>(state.value, true) {
-                    update(&mut (*object).sketch);
-                    return state.value;
-                }
-            }
-            let mut sketch = if state.isnull { init() } else { decoded::<S>(state.value) };
-            update(&mut sketch);
-            return new_state(context, sketch);
-        }
         let mut sketch = if state.isnull { init() } else { decoded::<S>(state.value) };
         update(&mut sketch);
+        if kind == pg_sys::AGG_CONTEXT_AGGREGATE as i32 {
+            return new_state(context, sketch);
+        }
         sketch.to_bytes().into_datum().expect("bytes are a value")
     }
 }

@@ -207,8 +207,8 @@ fn hash_of(fcinfo: pg_sys::FunctionCallInfo, arg: usize) -> Option<u64> {
             return None;
         }
         let datum = nullable.value;
-        let oid = argument_type(fcinfo, arg);
-        let int = match oid {
+        let value_type = value_type(fcinfo, arg);
+        let int = match (*value_type).oid {
             pg_sys::INT2OID => Some(i16::from_datum(datum, false).unwrap_or(0) as i64),
             pg_sys::INT4OID => Some(i32::from_datum(datum, false).unwrap_or(0) as i64),
             pg_sys::INT8OID => Some(i64::from_datum(datum, false).unwrap_or(0)),
@@ -217,15 +217,42 @@ fn hash_of(fcinfo: pg_sys::FunctionCallInfo, arg: usize) -> Option<u64> {
         if let Some(i) = int {
             return Some(hash64(&i.to_le_bytes()));
         }
-        if oid == pg_sys::TEXTOID || oid == pg_sys::VARCHAROID {
+        if matches!((*value_type).oid, pg_sys::TEXTOID | pg_sys::VARCHAROID) {
             let text = <&[u8]>::from_datum(datum, false).unwrap_or_default();
             return Some(hash64(text));
         }
-        let mut output: pg_sys::Oid = pg_sys::Oid::INVALID;
-        let mut varlena = false;
-        pg_sys::getTypeOutputInfo(oid, &mut output, &mut varlena);
-        let text = pg_sys::OidOutputFunctionCall(output, datum);
+        let text = pg_sys::OutputFunctionCall(&mut (*value_type).output, datum);
         Some(hash64(CStr::from_ptr(text).to_bytes()))
+    }
+}
+
+/// The type of a call's values and its output function, looked up on the call's first row
+/// and kept with the call (in `fn_extra`, which only this function uses).
+#[repr(C)]
+struct ValueType {
+    oid: pg_sys::Oid,
+    output: pg_sys::FmgrInfo,
+}
+
+unsafe fn value_type(fcinfo: pg_sys::FunctionCallInfo, arg: usize) -> *mut ValueType {
+    // SAFETY: fn_extra of this function's FmgrInfo is ours; what we keep there lives in the
+    // FmgrInfo's own memory context.
+    unsafe {
+        let flinfo = (*fcinfo).flinfo;
+        if !(*flinfo).fn_extra.is_null() {
+            return (*flinfo).fn_extra as *mut ValueType;
+        }
+        let oid = argument_type(fcinfo, arg);
+        let kept = pg_sys::MemoryContextAllocZero((*flinfo).fn_mcxt, std::mem::size_of::<ValueType>()) as *mut ValueType;
+        (*kept).oid = oid;
+        if !matches!(oid, pg_sys::INT2OID | pg_sys::INT4OID | pg_sys::INT8OID | pg_sys::TEXTOID | pg_sys::VARCHAROID) {
+            let mut output = pg_sys::Oid::INVALID;
+            let mut varlena = false;
+            pg_sys::getTypeOutputInfo(oid, &mut output, &mut varlena);
+            pg_sys::fmgr_info_cxt(output, &mut (*kept).output, (*flinfo).fn_mcxt);
+        }
+        (*flinfo).fn_extra = kept as *mut std::ffi::c_void;
+        kept
     }
 }
 
