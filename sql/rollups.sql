@@ -476,6 +476,48 @@ END $$;
 CREATE FUNCTION collect.ingest(rollup text, events jsonb) RETURNS bigint
     LANGUAGE sql AS $$ SELECT collect._ingest(r.schema, r.object_name, events) FROM collect._resolve('rollup', rollup) r $$;
 
+-- Events as a lump of newline-delimited JSON, gzip-compressed or not (what a client writes
+-- with gzip alone): one JSON object a line; blank lines are skipped.
+CREATE FUNCTION collect._ndjson_lines(lump bytea) RETURNS text[]
+    IMMUTABLE STRICT PARALLEL SAFE LANGUAGE c AS 'MODULE_PATHNAME', 'ndjson_lines_wrapper';
+CREATE FUNCTION collect._ndjson_events(lump bytea) RETURNS jsonb
+LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    lines text[] := collect._ndjson_lines(lump);
+    events jsonb;
+BEGIN
+    IF lump IS NULL THEN
+        RAISE EXCEPTION 'collect.ingest takes events, not NULL' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    BEGIN
+        SELECT coalesce(jsonb_agg(l.line::jsonb ORDER BY l.n), '[]') INTO events
+          FROM unnest(lines) WITH ORDINALITY l(line, n) WHERE l.line <> '';
+    EXCEPTION WHEN invalid_text_representation OR untranslatable_character OR program_limit_exceeded THEN
+        -- Name the line: found again one line at a time, on this error path only.
+        FOR i IN 1 .. cardinality(lines) LOOP
+            BEGIN
+                PERFORM lines[i]::jsonb;
+            EXCEPTION WHEN invalid_text_representation OR untranslatable_character OR program_limit_exceeded THEN
+                RAISE EXCEPTION 'line % of the events is not JSON: %', i, left(lines[i], 60)
+                    USING ERRCODE = 'invalid_text_representation', HINT = 'Each line is one event, a JSON object.';
+            END;
+        END LOOP;
+        RAISE;
+    END;
+    RETURN events;
+END $$;
+
+CREATE FUNCTION collect.ingest(rollup text, events bytea) RETURNS bigint
+    LANGUAGE sql AS $$
+    SELECT collect._ingest(r.schema, r.object_name, collect._ndjson_events(events)) FROM collect._resolve('rollup', rollup) r
+$$;
+COMMENT ON FUNCTION collect.ingest(text, bytea) IS
+    'Inserts events given as newline-delimited JSON (gzip-compressed or not) into the rollup''s source; returns how many';
+-- A JSON array written as a string literal: without this, such a call could be either of the two above.
+CREATE FUNCTION collect.ingest(rollup text, events text) RETURNS bigint
+    LANGUAGE sql AS $$ SELECT collect.ingest(rollup, events::pg_catalog.jsonb) $$;
+COMMENT ON FUNCTION collect.ingest(text, text) IS 'Inserts events given as the text of a JSON array into the rollup''s source';
+
 -- A coarser table fed by the same ingest; filled from the rollup when added.
 CREATE FUNCTION collect._add_tier(schema name, rollup text, name text, granularity interval) RETURNS regclass
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$

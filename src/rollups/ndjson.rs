@@ -1,0 +1,90 @@
+//! Events as a lump of newline-delimited JSON, gzip-compressed as a client's gzip writes it
+//! (one member or several concatenated) or not compressed at all: split into lines, one
+//! event each. Pure: the SQL layer parses each line as jsonb, so numbers stay exact.
+
+use std::io::Read;
+
+use flate2::read::MultiGzDecoder;
+
+#[derive(Debug, PartialEq)]
+pub enum LumpError {
+    /// Starts like gzip but does not inflate.
+    NotGzip(String),
+    /// Inflates beyond what one text value may hold.
+    TooLarge(usize),
+    /// A line that is not UTF-8 (1-based).
+    NotUtf8 { line: usize },
+}
+
+const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
+
+/// The lump's lines, blank ones kept as empty strings so that a line's index is its number
+/// minus one. A final newline ends the last line; `\r\n` ends a line too.
+pub fn lines(lump: &[u8], limit: usize) -> Result<Vec<String>, LumpError> {
+    let inflated;
+    let text = if lump.starts_with(&GZIP_MAGIC) {
+        let mut out = Vec::new();
+        let read = MultiGzDecoder::new(lump)
+            .take(limit as u64 + 1)
+            .read_to_end(&mut out)
+            .map_err(|e| LumpError::NotGzip(e.to_string()))?;
+        if read > limit {
+            return Err(LumpError::TooLarge(limit));
+        }
+        inflated = out;
+        &inflated[..]
+    } else {
+        lump
+    };
+    let mut body = text;
+    if body.last() == Some(&b'\n') {
+        body = &body[..body.len() - 1];
+    }
+    if body.is_empty() {
+        return Ok(Vec::new());
+    }
+    body.split(|&b| b == b'\n')
+        .enumerate()
+        .map(|(i, line)| {
+            let line = line.strip_suffix(b"\r").unwrap_or(line);
+            String::from_utf8(line.to_vec()).map_err(|_| LumpError::NotUtf8 { line: i + 1 })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    fn gzip(data: &[u8]) -> Vec<u8> {
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        e.write_all(data).unwrap();
+        e.finish().unwrap()
+    }
+
+    #[test]
+    fn gzip_and_plain_lumps_split_into_lines() {
+        let text = b"{\"a\": 1}\r\n\n{\"a\": 1e400}\n";
+        let expected = vec!["{\"a\": 1}".to_string(), String::new(), "{\"a\": 1e400}".to_string()];
+        assert_eq!(lines(text, 1 << 20).unwrap(), expected);
+        assert_eq!(lines(&gzip(text), 1 << 20).unwrap(), expected);
+        // Members concatenated, as `cat a.gz b.gz` makes.
+        let mut two = gzip(b"{\"a\": 1}\n");
+        two.extend(gzip(b"{\"a\": 2}\n"));
+        assert_eq!(lines(&two, 1 << 20).unwrap(), vec!["{\"a\": 1}", "{\"a\": 2}"]);
+        assert_eq!(lines(b"", 10).unwrap(), Vec::<String>::new());
+        assert_eq!(lines(&gzip(b""), 10).unwrap(), Vec::<String>::new());
+        assert_eq!(lines(b"{}", 10).unwrap(), vec!["{}"]);
+    }
+
+    #[test]
+    fn damage_size_and_encoding_are_errors() {
+        let mut cut = gzip(b"{\"a\": 1}\n");
+        cut.truncate(cut.len() - 6);
+        assert!(matches!(lines(&cut, 1 << 20), Err(LumpError::NotGzip(_))));
+        assert_eq!(lines(&gzip(&[b'x'; 1000]), 999), Err(LumpError::TooLarge(999)));
+        assert_eq!(lines(&gzip(&[b'x'; 1000]), 1000).unwrap().len(), 1);
+        assert_eq!(lines(b"{}\n\xff\n", 100), Err(LumpError::NotUtf8 { line: 2 }));
+    }
+}
