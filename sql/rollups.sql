@@ -283,6 +283,13 @@ BEGIN
         RAISE EXCEPTION 'invalid rollup granularity: %', coalesce(granularity::text, 'NULL')
             USING ERRCODE = 'invalid_parameter_value', HINT = 'Use a positive interval of days or less, such as ''1 minute''.';
     END IF;
+    -- On Citus, INSERT and COPY into a distributed table run on its shards, where this rollup's
+    -- triggers and registry are not: it would count nothing. Refused until it is built (#13).
+    IF (collect._citus_table(source)).distribution_column IS NOT NULL OR (collect._citus_table(source)).reference THEN
+        RAISE EXCEPTION 'rollups of Citus tables are not supported yet: % is a distributed or reference table', source
+            USING ERRCODE = 'feature_not_supported',
+                  HINT = 'Roll up a local table, or aggregate the distributed table with collect.hll_agg, collect.quantiles_agg and collect.topk_agg, which Citus pushes down to its workers.';
+    END IF;
     SELECT n.nspname, c.relname INTO target_schema, source_name FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = source;
 
     SELECT atttypid::regtype INTO col_type FROM pg_attribute
