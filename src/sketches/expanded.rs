@@ -8,6 +8,8 @@
 //! read-write pointer the aggregate hands back, and Postgres asks for the flat bytes only when
 //! the value leaves the aggregate (stored, sent, or read by a function that wants bytes).
 
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::ffi::c_void;
 
 use pgrx::prelude::*;
@@ -105,19 +107,53 @@ unsafe fn in_plain_aggregate(fcinfo: pg_sys::FunctionCallInfo) -> bool {
     }
 }
 
-/// A new expanded object holding `sketch`, in a context of its own under `parent`; the
-/// read-write datum that stands for it.
-unsafe fn new_state<S: ExpandedSketch>(parent: pg_sys::MemoryContext, sketch: S) -> pg_sys::Datum {
-    // SAFETY: the object lives in its own context, which Postgres deletes with the object (or
-    // with `parent`); the Rust sketch is dropped then.
+thread_local! {
+    /// The context the expanded sketches of one aggregate context live in, by that context.
+    static SHARED: RefCell<HashMap<usize, pg_sys::MemoryContext>> = RefCell::new(HashMap::new());
+}
+
+#[pg_guard]
+unsafe extern "C-unwind" fn forget_shared(parent: *mut c_void) {
+    SHARED.with(|shared| shared.borrow_mut().remove(&(parent as usize)));
+}
+
+/// One context under `parent` for all the sketches an aggregate keeps there. Postgres keeps a
+/// read-write state in place only when its context's parent is the aggregate's, so the
+/// sketches cannot live in `parent` itself; and a context per group would make hash
+/// aggregation, which sums its contexts' memory at every new group, quadratic in the groups.
+/// Deleted (or reset) with `parent`, when it is also forgotten here.
+unsafe fn shared_context(parent: pg_sys::MemoryContext) -> pg_sys::MemoryContext {
+    if let Some(context) = SHARED.with(|shared| shared.borrow().get(&(parent as usize)).copied()) {
+        return context;
+    }
+    // SAFETY: a child of a live context; the callback runs when it goes.
     unsafe {
         let context = pg_sys::AllocSetContextCreateInternal(
             parent,
-            c"collect sketch".as_ptr(),
+            c"collect sketches".as_ptr(),
             0,
-            pg_sys::ALLOCSET_SMALL_INITSIZE as usize,
-            pg_sys::ALLOCSET_SMALL_MAXSIZE as usize,
+            pg_sys::ALLOCSET_DEFAULT_INITSIZE as usize,
+            pg_sys::ALLOCSET_DEFAULT_MAXSIZE as usize,
         );
+        let callback = pg_sys::MemoryContextAllocZero(context, std::mem::size_of::<pg_sys::MemoryContextCallback>())
+            as *mut pg_sys::MemoryContextCallback;
+        (*callback).func = Some(forget_shared);
+        (*callback).arg = parent as *mut c_void;
+        pg_sys::MemoryContextRegisterResetCallback(context, callback);
+        SHARED.with(|shared| shared.borrow_mut().insert(parent as usize, context));
+        context
+    }
+}
+
+/// A new expanded object holding `sketch`, under the aggregate context `parent`; the
+/// read-write datum that stands for it.
+unsafe fn new_state<S: ExpandedSketch>(parent: pg_sys::MemoryContext, sketch: S) -> pg_sys::Datum {
+    // SAFETY: the object lives in the shared context, which Postgres deletes with `parent`;
+    // the Rust sketch is dropped then. Postgres never deletes a state it keeps in place (it
+    // deletes a read-write state only when the transition returns another, and ours return
+    // the state they were given).
+    unsafe {
+        let context = shared_context(parent);
         let object = PgMemoryContexts::For(context).leak_and_drop_on_delete(Expanded {
             header: pg_sys::ExpandedObjectHeader::default(),
             sketch,
