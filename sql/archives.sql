@@ -127,6 +127,7 @@ DECLARE
     key_type regtype;
     time_type regtype;
     source_key text;
+    source_reference boolean;
     def collect.archive_defs;
     lumps regclass;
     statement text;
@@ -160,7 +161,7 @@ BEGIN
         RAISE EXCEPTION 'column "%" of % does not exist', key_column, source USING ERRCODE = 'undefined_column';
     END IF;
     -- On Citus a unique key includes the distribution column, so that check comes first.
-    source_key := collect._distribution_column(source);
+    SELECT c.distribution_column, c.reference INTO source_key, source_reference FROM collect._citus_table(source) c;
     IF source_key IS NOT NULL AND source_key <> key_column THEN
         RAISE EXCEPTION 'archive key "%" is not the distribution column of %', key_column, source
             USING ERRCODE = 'feature_not_supported',
@@ -210,7 +211,7 @@ BEGIN
     EXECUTE format('COMMENT ON TABLE %s IS %L', lumps, format('Rows of %s archived as gzipped JSON lumps by archive %s (pg_collect)', source, name));
     IF source_key IS NOT NULL THEN
         EXECUTE format('SELECT create_distributed_table(%L, %L, colocate_with => %L)', lumps, 'shard_key', source);
-    ELSIF (collect._citus_table(source)).reference THEN
+    ELSIF source_reference THEN
         EXECUTE format('SELECT create_reference_table(%L)', lumps::text);
     END IF;
     RETURN lumps;

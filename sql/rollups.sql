@@ -285,7 +285,7 @@ BEGIN
     END IF;
     -- On Citus, INSERT and COPY into a distributed table run on its shards, where this rollup's
     -- triggers and registry are not: it would count nothing. Refused until it is built (#13).
-    IF (collect._citus_table(source)).distribution_column IS NOT NULL OR (collect._citus_table(source)).reference THEN
+    IF (SELECT c.distribution_column IS NOT NULL OR c.reference FROM collect._citus_table(source) c) THEN
         RAISE EXCEPTION 'rollups of Citus tables are not supported yet: % is a distributed or reference table', source
             USING ERRCODE = 'feature_not_supported',
                   HINT = 'Roll up a local table, or aggregate the distributed table with collect.hll_agg, collect.quantiles_agg and collect.topk_agg, which Citus pushes down to its workers.';

@@ -191,6 +191,8 @@ pub fn transition<S: ExpandedSketch>(
         let state = pgrx::fcinfo::pg_get_nullable_datum(fcinfo, 0);
         if !state.isnull && in_plain_aggregate(fcinfo) {
             if let Some(object) = as_expanded::<S>(state.value, true) {
+                // Bytes encoded before this change are no longer the sketch's.
+                (*object).flat = None;
                 update(&mut (*object).sketch);
                 return state.value;
             }

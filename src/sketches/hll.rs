@@ -184,7 +184,7 @@ impl Hll {
     pub fn estimate(&self) -> f64 {
         match &self.repr {
             Repr::Sparse(set) => set.len() as f64,
-            Repr::Dense(regs) => ertl_estimate(regs, self.precision),
+            Repr::Dense(regs) => ertl_estimate(regs),
         }
     }
 
@@ -269,9 +269,8 @@ fn tau(mut x: f64) -> f64 {
     }
 }
 
-fn ertl_estimate(regs: &[u8], precision: u8) -> f64 {
+fn ertl_estimate(regs: &[u8]) -> f64 {
     let m = regs.len() as f64;
-    let _ = precision;
     let q = Q as usize;
     let mut counts = vec![0u32; q + 2];
     for &r in regs {

@@ -125,8 +125,14 @@ SELECT collect.archive('cold_countries_archive', '1 day'), collect.archived('col
 CREATE TABLE cold_orders (id bigint, account integer, at timestamptz NOT NULL, PRIMARY KEY (account, id));
 SELECT create_distributed_table('cold_orders', 'account');
 SELECT collect.create_archive('cold_orders_archive', 'cold_orders', 'id', 'at');
+\echo :LAST_ERROR_SQLSTATE
+-- ... of a type whose shard key values archives can name.
+CREATE TABLE cold_days (day date PRIMARY KEY, at timestamptz NOT NULL);
+SELECT create_distributed_table('cold_days', 'day');
+SELECT collect.create_archive('cold_days_archive', 'cold_days', 'day', 'at');
+\echo :LAST_ERROR_SQLSTATE
 
 SELECT collect.unschedule('cold', 'archive');
 SELECT collect.drop_archive(name) FROM (VALUES ('cold'), ('cold_sessions_archive'), ('cold_devices_archive'), ('cold_countries_archive')) a(name);
-DROP TABLE cold_events, cold_originals, cold_sessions, cold_devices, cold_countries, cold_orders;
+DROP TABLE cold_events, cold_originals, cold_sessions, cold_devices, cold_countries, cold_orders, cold_days;
 DROP FUNCTION cold_tasks(text, bigint);

@@ -26,6 +26,8 @@ SELECT collect.ingest('clicks_1m', '\x1f8b08000000000002030000'::bytea);
 \echo :LAST_ERROR_SQLSTATE
 SELECT collect.ingest('clicks_1m', '\x7b7d0aff0a'::bytea);
 \echo :LAST_ERROR_SQLSTATE
+SELECT collect.ingest('clicks_1m', NULL::bytea);
+\echo :LAST_ERROR_SQLSTATE
 SELECT sum(event_count) AS events_after_refused_lumps FROM clicks_1m WHERE bucket = '2026-11-04 00:01';
 -- A failed statement or a rolled-back transaction rolls up nothing.
 INSERT INTO clicks VALUES ('2026-11-04 00:00:04', 'p0', 1), (NULL, 'p0', 2);
