@@ -210,7 +210,7 @@ BEGIN
     lumps := format('%I.%I', target_schema, name || '_lumps')::regclass;
     EXECUTE format('COMMENT ON TABLE %s IS %L', lumps, format('Rows of %s archived as gzipped JSON lumps by archive %s (pg_collect)', source, name));
     IF source_key IS NOT NULL THEN
-        EXECUTE format('SELECT create_distributed_table(%L, %L, colocate_with => %L)', lumps, 'shard_key', source);
+        PERFORM collect._citus_distribute(lumps, 'shard_key', source);
     ELSIF source_reference THEN
         EXECUTE format('SELECT create_reference_table(%L)', lumps::text);
     END IF;

@@ -194,6 +194,50 @@ END $$;
 CREATE FUNCTION collect._distribution_column(t regclass) RETURNS text
     STABLE LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$ SELECT (collect._citus_table(t)).distribution_column $$;
 
+-- Distributes table t on `column`, co-located with `colocate_with` (Citus).
+CREATE FUNCTION collect._citus_distribute(t regclass, column_name text, colocate_with regclass) RETURNS void
+    LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    EXECUTE 'SELECT pg_catalog.create_distributed_table($1, $2, colocate_with => $3::text)' USING t, column_name, colocate_with;
+END $$;
+
+-- The shard id of relation `shard` when it is a shard of a Citus table on this node (a
+-- trigger on a distributed table fires there), else NULL.
+CREATE FUNCTION collect._citus_shard_id(shard regclass) RETURNS bigint
+    STABLE LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    id bigint := substring((SELECT relname FROM pg_class WHERE oid = shard) FROM '_([0-9]{1,18})$')::bigint;
+    found bigint;
+BEGIN
+    IF id IS NULL OR NOT EXISTS (SELECT FROM pg_extension WHERE extname = 'citus') THEN
+        RETURN NULL;
+    END IF;
+    EXECUTE 'SELECT shardid FROM pg_catalog.pg_dist_shard
+              WHERE shardid = $1 AND pg_catalog.to_regclass(pg_catalog.shard_name(logicalrelid, shardid, false)) = $2'
+        INTO found USING id, shard;
+    RETURN found;
+END $$;
+
+-- The shard of `target` co-located with shard `shard` (same co-location group, same hash
+-- range), quoted and qualified; NULL when `target` is not co-located with it.
+CREATE FUNCTION collect._citus_colocated_shard(shard bigint, target regclass) RETURNS text
+    STABLE LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    found text;
+BEGIN
+    IF shard IS NULL OR target IS NULL THEN
+        RETURN NULL;
+    END IF;
+    EXECUTE 'SELECT pg_catalog.shard_name(t.logicalrelid, t.shardid, false)
+               FROM pg_catalog.pg_dist_shard s
+               JOIN pg_catalog.pg_dist_partition sp ON sp.logicalrelid = s.logicalrelid
+               JOIN pg_catalog.pg_dist_partition tp ON tp.colocationid = sp.colocationid AND tp.logicalrelid = $2
+               JOIN pg_catalog.pg_dist_shard t ON t.logicalrelid = tp.logicalrelid AND t.shardminvalue = s.shardminvalue
+              WHERE s.shardid = $1'
+        INTO found USING shard, target;
+    RETURN found;
+END $$;
+
 -- Registers a capability and makes its registry (a table of definitions with `owner`,
 -- `schema` and `name` columns) one the extension's functions can write with the caller's
 -- privileges: dumped by pg_dump, readable by everybody, written only with rows that

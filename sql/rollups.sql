@@ -13,9 +13,13 @@ CREATE TABLE collect.rollup_defs (
     source_name name NOT NULL,
     time_column text NOT NULL,
     dimensions text[] NOT NULL,
-    metrics jsonb NOT NULL,          -- [{"name", "kind", "column", "k", "type"}]
+    metrics jsonb NOT NULL,          -- [{"name", "kind", "column", "k", "precision", "type"}] (src/rollups/generate.rs)
     granularity interval NOT NULL,
     keep_raw boolean NOT NULL DEFAULT true,
+    time_type text NOT NULL,         -- the time column's type, as format_type writes it
+    -- On Citus, the source's distribution column (one of the dimensions): the rollup's tables
+    -- are distributed on it, co-located with the source.
+    distribution_column text,
     keep interval,                   -- retention of the rollup table itself
     tiers jsonb NOT NULL DEFAULT '[]', -- [{"name", "granularity", "keep"}]: tables schema.name
     -- Bumped when tiers change. The ingest trigger carries the version it was made for: a
@@ -89,76 +93,47 @@ CREATE FUNCTION collect._rollup_table(def collect.rollup_defs, suffix text DEFAU
     SELECT format('%I.%I', def.schema, def.name || suffix)
 $$;
 
--- The rollup table and each tier, finest first: (table, granularity, retention).
-CREATE FUNCTION collect._rollup_tiers(def collect.rollup_defs, OUT tbl text, OUT g interval, OUT keep interval)
-    RETURNS SETOF record IMMUTABLE LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
-    SELECT collect._rollup_table(def), def.granularity, def.keep
-    UNION ALL
-    (SELECT format('%I.%I', def.schema, x->>'name'), (x->>'granularity')::interval, (x->>'keep')::interval
-       FROM jsonb_array_elements(def.tiers) x ORDER BY 2)
+-- An interval as (months, days, microseconds): generated SQL writes it in units every
+-- IntervalStyle reads back alike.
+CREATE FUNCTION collect._interval_parts(i interval) RETURNS jsonb
+    IMMUTABLE STRICT LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
+    SELECT jsonb_build_object('months', (extract(year FROM i) * 12 + extract(month FROM i))::integer,
+                              'days', extract(day FROM i)::integer,
+                              'micros', (extract(hour FROM i) * 3600000000 + extract(minute FROM i) * 60000000
+                                         + extract(microseconds FROM i))::bigint)
 $$;
 
--- The upsert that merges one statement's rows (transition table new_rows) into `target` at
--- `granularity`, skipping buckets older than `keep`. A rebuild from raw rows does not count
--- late events (`count_late => false`): nothing arrives then.
-CREATE FUNCTION collect._rollup_upsert(def collect.rollup_defs, target text, granularity interval, keep interval,
-                                       count_late boolean DEFAULT true)
-    RETURNS text IMMUTABLE LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-    bucket text := format('date_bin(%L::interval, %I, collect._bucket_origin())', granularity, def.time_column);
-    dims text := coalesce((SELECT string_agg(format('%I', d), ', ' ORDER BY o) FROM unnest(def.dimensions) WITH ORDINALITY u(d, o)), '');
-    group_cols text := (SELECT string_agg(g::text, ', ') FROM generate_series(1, 1 + cardinality(def.dimensions)) g);
-    select_metrics text := '';
-    merge_metrics text := '';
-    m jsonb;
-BEGIN
-    FOR m IN SELECT * FROM jsonb_array_elements(def.metrics) LOOP
-        select_metrics := select_metrics || ', ' || CASE m->>'kind'
-            WHEN 'sum' THEN format('sum(%I)', m->>'column')
-            WHEN 'min' THEN format('min(%I)', m->>'column')
-            WHEN 'max' THEN format('max(%I)', m->>'column')
-            WHEN 'distinct' THEN format('collect.hll_agg(%I, %s)', m->>'column', coalesce((m->>'precision')::int, 14))
-            WHEN 'quantiles' THEN format('collect.quantiles_agg(%I::float8)', m->>'column')
-            WHEN 'top' THEN format('collect.topk_agg(%I::text, %s)', m->>'column', (m->>'k')::int)
-        END;
-        merge_metrics := merge_metrics || format(', %1$I = ', m->>'name') || CASE m->>'kind'
-            WHEN 'sum' THEN format('coalesce(r.%1$I + excluded.%1$I, r.%1$I, excluded.%1$I)', m->>'name')
-            WHEN 'min' THEN format('least(r.%1$I, excluded.%1$I)', m->>'name')
-            WHEN 'max' THEN format('greatest(r.%1$I, excluded.%1$I)', m->>'name')
-            WHEN 'distinct' THEN format('coalesce(collect.hll_union(r.%1$I, excluded.%1$I), r.%1$I, excluded.%1$I)', m->>'name')
-            WHEN 'quantiles' THEN format('coalesce(collect.quantiles_union(r.%1$I, excluded.%1$I), r.%1$I, excluded.%1$I)', m->>'name')
-            WHEN 'top' THEN format('coalesce(collect.topk_union(r.%1$I, excluded.%1$I), r.%1$I, excluded.%1$I)', m->>'name')
-        END;
-    END LOOP;
-    RETURN format(
-        'INSERT INTO %1$s AS r (bucket%2$s, event_count, late_events%3$s)
-         SELECT %4$s AS bucket%2$s, count(*),
-                %10$s%6$s
-           FROM new_rows %7$s
-          GROUP BY %8$s ORDER BY %8$s
-         ON CONFLICT (bucket%2$s) DO UPDATE SET
-                event_count = r.event_count + excluded.event_count,
-                late_events = r.late_events + excluded.late_events%9$s',
-        target,
-        CASE WHEN dims = '' THEN '' ELSE ', ' || dims END,
-        coalesce((SELECT string_agg(format(', %I', x->>'name'), '') FROM jsonb_array_elements(def.metrics) x), ''),
-        bucket, granularity, select_metrics,
-        CASE WHEN keep IS NULL THEN '' ELSE format('WHERE %s >= date_bin(%L::interval, now(), collect._bucket_origin()) - %L::interval', bucket, granularity, keep) END,
-        group_cols, merge_metrics,
-        CASE WHEN count_late
-             THEN format('count(*) FILTER (WHERE %s < date_bin(%L::interval, now(), collect._bucket_origin()) - %L::interval)',
-                         bucket, granularity, granularity)
-             ELSE '0' END);
-END $$;
-
--- What one statement's rows (new_rows) do: a check that no row lacks a time, then one upsert
--- per table, the rollup's first and then its tiers, coarsest last.
-CREATE FUNCTION collect._rollup_statements(def collect.rollup_defs) RETURNS text[]
-    IMMUTABLE LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
-    SELECT ARRAY[format('SELECT collect._rollup_no_null_times(count(*), %L, %L) FROM new_rows WHERE %I IS NULL',
-                        format('%I.%I', def.source_schema, def.source_name), def.time_column, def.time_column)]
-        || ARRAY(SELECT collect._rollup_upsert(def, t.tbl, t.g, t.keep) FROM collect._rollup_tiers(def) t)
+-- What the generator (src/rollups/generate.rs) needs to know of a rollup. Its tables are
+-- the rollup table first, then its tiers, finest first.
+CREATE FUNCTION collect._rollup_spec(def collect.rollup_defs) RETURNS jsonb
+    STABLE LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
+    SELECT jsonb_build_object(
+        'source', jsonb_build_object('schema', def.source_schema, 'name', def.source_name),
+        'time_column', def.time_column,
+        'time_type', def.time_type,
+        'dimensions', to_jsonb(def.dimensions),
+        'metrics', def.metrics,
+        'tables', (SELECT jsonb_agg(jsonb_build_object('table', jsonb_build_object('schema', def.schema, 'name', t.name),
+                                                       'granularity', collect._interval_parts(t.g),
+                                                       'keep', collect._interval_parts(t.keep)) ORDER BY t.first DESC, t.g)
+                     FROM (SELECT def.name, def.granularity AS g, def.keep, true AS first
+                           UNION ALL
+                           SELECT x->>'name', (x->>'granularity')::interval, (x->>'keep')::interval, false
+                             FROM jsonb_array_elements(def.tiers) x) t),
+        'stale', jsonb_build_object('schema', def.schema, 'name', def.name || '_stale'),
+        'stale_key', def.distribution_column)
 $$;
+
+-- The statements of one kind a rollup runs, generated in Rust (see rollup_sql there).
+CREATE FUNCTION collect._rollup_sql(spec jsonb, kind text, index integer, tables text[], stale text) RETURNS text[]
+    IMMUTABLE PARALLEL SAFE LANGUAGE c AS 'MODULE_PATHNAME', 'rollup_sql_wrapper';
+-- The metrics of create_rollup checked against the source's columns, as rollup_defs keeps them.
+CREATE FUNCTION collect._rollup_metrics(source text, metrics jsonb, dimensions text[], columns jsonb) RETURNS text
+    IMMUTABLE PARALLEL SAFE LANGUAGE c AS 'MODULE_PATHNAME', 'rollup_metrics_wrapper';
+
+-- The number of tables a rollup writes (the rollup table and its tiers).
+CREATE FUNCTION collect._rollup_table_count(spec jsonb) RETURNS integer
+    IMMUTABLE LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$ SELECT jsonb_array_length(spec->'tables') $$;
 
 CREATE FUNCTION collect._rollup_no_null_times(nulls bigint, source text, time_column text) RETURNS void
     IMMUTABLE LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
@@ -169,36 +144,59 @@ BEGIN
     END IF;
 END $$;
 
--- The definition an ingest trigger fired for, checked: it must be the trigger pg_collect made
--- on this rollup's source, and the statement must see the definition the trigger was made
--- for. Returns the statements to run over new_rows.
-CREATE FUNCTION collect._rollup_trigger_statements(schema name, name text, version integer, source regclass)
+-- The statements a trigger runs over its statement's rows (`kind`: ingest, update, delete or
+-- truncate). On the coordinator, or without Citus, the trigger must be one pg_collect made on
+-- this rollup's source, and an ingest trigger must see the definition it was made for
+-- (`version`). On a Citus worker the trigger fired on a shard, and the registry is on the
+-- coordinator: the trigger carries the rollup's description (`spec`) and writes only the
+-- shards co-located with its own, which must all belong to one role that may put triggers on
+-- it, as the registry demands on the coordinator.
+CREATE FUNCTION collect._rollup_trigger_statements(schema name, name text, version integer, source regclass, spec jsonb, kind text)
     RETURNS text[] STABLE LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
-    def collect.rollup_defs := collect._rollup_def(schema, name);
+    shard bigint := collect._citus_shard_id(source);
+    def collect.rollup_defs;
+    tables text[];
+    stale text;
+    owners oid[];
 BEGIN
+    IF shard IS NOT NULL THEN
+        tables := ARRAY(SELECT collect._citus_colocated_shard(shard, to_regclass(format('%I.%I', t->'table'->>'schema', t->'table'->>'name')))
+                          FROM jsonb_array_elements(spec->'tables') WITH ORDINALITY x(t, o) ORDER BY o);
+        stale := collect._citus_colocated_shard(shard, to_regclass(format('%I.%I', spec->'stale'->>'schema', spec->'stale'->>'name')));
+        owners := ARRAY(SELECT DISTINCT c.relowner FROM pg_class c
+                         WHERE c.oid IN (SELECT to_regclass(x) FROM unnest(tables || stale) x));
+        IF spec IS NULL OR stale IS NULL OR cardinality(tables) = 0 OR array_position(tables, NULL) IS NOT NULL
+           OR cardinality(owners) <> 1 OR NOT has_table_privilege(owners[1], source, 'TRIGGER') THEN
+            RAISE EXCEPTION 'trigger on shard % does not belong to rollup %.%', source, quote_ident(schema), quote_ident(name)
+                USING ERRCODE = 'triggered_action_exception', HINT = 'Only collect.create_rollup makes these triggers.';
+        END IF;
+        RETURN collect._rollup_sql(spec, kind, 0, tables, stale);
+    END IF;
+    def := collect._rollup_def(schema, name);
     IF collect._rollup_source(def) IS DISTINCT FROM source THEN
         RAISE EXCEPTION 'trigger on % does not belong to rollup %.%', source, quote_ident(schema), quote_ident(name)
             USING ERRCODE = 'triggered_action_exception', HINT = 'Only collect.create_rollup makes these triggers.';
     END IF;
-    IF def.version <> version THEN
+    IF kind = 'ingest' AND def.version <> version THEN
         RAISE EXCEPTION 'rollup %.% changed since this transaction''s snapshot was taken', quote_ident(schema), quote_ident(name)
             USING ERRCODE = 'serialization_failure', HINT = 'Retry the transaction.';
     END IF;
-    RETURN collect._rollup_statements(def);
+    RETURN collect._rollup_sql(collect._rollup_spec(def), kind, 0, NULL, NULL);
 END $$;
 
--- Trigger functions: TG_ARGV is (schema, name, version) of the rollup.
+-- Trigger functions: TG_ARGV is (schema, name, version, spec) of the rollup.
 CREATE FUNCTION collect._rollup_ingest() RETURNS trigger
     LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     stmt text;
 BEGIN
-    IF TG_WHEN <> 'AFTER' OR TG_LEVEL <> 'STATEMENT' OR TG_OP <> 'INSERT' OR TG_NARGS <> 3 THEN
+    IF TG_WHEN <> 'AFTER' OR TG_LEVEL <> 'STATEMENT' OR TG_OP <> 'INSERT' OR TG_NARGS <> 4 THEN
         RAISE EXCEPTION 'collect._rollup_ingest must be an AFTER INSERT statement trigger made by collect.create_rollup'
             USING ERRCODE = 'trigger_protocol_violated';
     END IF;
-    FOREACH stmt IN ARRAY collect._rollup_trigger_statements(TG_ARGV[0]::name, TG_ARGV[1], TG_ARGV[2]::integer, TG_RELID::regclass) LOOP
+    FOREACH stmt IN ARRAY collect._rollup_trigger_statements(TG_ARGV[0]::name, TG_ARGV[1], TG_ARGV[2]::integer, TG_RELID::regclass,
+                                                             TG_ARGV[3]::jsonb, 'ingest') LOOP
         EXECUTE stmt;
     END LOOP;
     RETURN NULL;
@@ -209,30 +207,16 @@ END $$;
 CREATE FUNCTION collect._rollup_mark_stale() RETURNS trigger
     LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
-    def collect.rollup_defs;
-    stale text;
-    bucket text;
+    stmt text;
 BEGIN
-    IF TG_WHEN <> 'AFTER' OR TG_LEVEL <> 'STATEMENT' OR TG_OP NOT IN ('UPDATE', 'DELETE', 'TRUNCATE') OR TG_NARGS < 2 THEN
+    IF TG_WHEN <> 'AFTER' OR TG_LEVEL <> 'STATEMENT' OR TG_OP NOT IN ('UPDATE', 'DELETE', 'TRUNCATE') OR TG_NARGS <> 4 THEN
         RAISE EXCEPTION 'collect._rollup_mark_stale must be an AFTER statement trigger made by collect.create_rollup'
             USING ERRCODE = 'trigger_protocol_violated';
     END IF;
-    def := collect._rollup_def(TG_ARGV[0]::name, TG_ARGV[1]);
-    IF collect._rollup_source(def) IS DISTINCT FROM TG_RELID::regclass THEN
-        RAISE EXCEPTION 'trigger on % does not belong to rollup %.%', TG_RELID::regclass, quote_ident(def.schema), quote_ident(def.name)
-            USING ERRCODE = 'triggered_action_exception';
-    END IF;
-    stale := collect._rollup_table(def, '_stale');
-    bucket := format('date_bin(%L::interval, %I, collect._bucket_origin())', def.granularity, def.time_column);
-    IF TG_OP = 'TRUNCATE' THEN
-        EXECUTE format('INSERT INTO %s (bucket) SELECT DISTINCT bucket FROM %s ON CONFLICT DO NOTHING', stale, collect._rollup_table(def));
-    ELSIF TG_OP = 'DELETE' THEN
-        EXECUTE format('INSERT INTO %s (bucket) SELECT DISTINCT %s FROM old_rows WHERE %I IS NOT NULL ON CONFLICT DO NOTHING',
-                       stale, bucket, def.time_column);
-    ELSE
-        EXECUTE format('INSERT INTO %1$s (bucket) SELECT b FROM (SELECT %2$s AS b FROM old_rows UNION SELECT %2$s FROM new_rows) s
-                        WHERE b IS NOT NULL ON CONFLICT DO NOTHING', stale, bucket);
-    END IF;
+    FOREACH stmt IN ARRAY collect._rollup_trigger_statements(TG_ARGV[0]::name, TG_ARGV[1], TG_ARGV[2]::integer, TG_RELID::regclass,
+                                                             TG_ARGV[3]::jsonb, lower(TG_OP)) LOOP
+        EXECUTE stmt;
+    END LOOP;
     RETURN NULL;
 END $$;
 
@@ -251,10 +235,10 @@ DECLARE
     source_name name;
     col_type regtype;
     dim text;
-    metric record;
-    parsed text[];
-    kind text;
-    metric_defs jsonb := '[]';
+    time_type text;
+    distribution_column text;
+    reference boolean;
+    metric_defs jsonb;
     columns text := '';
     rollup regclass;
     def collect.rollup_defs;
@@ -283,13 +267,6 @@ BEGIN
         RAISE EXCEPTION 'invalid rollup granularity: %', coalesce(granularity::text, 'NULL')
             USING ERRCODE = 'invalid_parameter_value', HINT = 'Use a positive interval of days or less, such as ''1 minute''.';
     END IF;
-    -- On Citus, INSERT and COPY into a distributed table run on its shards, where this rollup's
-    -- triggers and registry are not: it would count nothing. Refused until it is built (#13).
-    IF (SELECT c.distribution_column IS NOT NULL OR c.reference FROM collect._citus_table(source) c) THEN
-        RAISE EXCEPTION 'rollups of Citus tables are not supported yet: % is a distributed or reference table', source
-            USING ERRCODE = 'feature_not_supported',
-                  HINT = 'Roll up a local table, or aggregate the distributed table with collect.hll_agg, collect.quantiles_agg and collect.topk_agg, which Citus pushes down to its workers.';
-    END IF;
     SELECT n.nspname, c.relname INTO target_schema, source_name FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = source;
 
     SELECT atttypid::regtype INTO col_type FROM pg_attribute
@@ -301,6 +278,7 @@ BEGIN
         RAISE EXCEPTION 'time_column "%" of % is %, not a timestamp', time_column, source, col_type
             USING ERRCODE = 'datatype_mismatch', HINT = 'Buckets are cut from timestamptz or timestamp columns.';
     END IF;
+    time_type := format_type(col_type, NULL);
     columns := format('bucket %s NOT NULL', col_type);
 
     FOREACH dim IN ARRAY coalesce(dimensions, '{}') LOOP
@@ -320,57 +298,26 @@ BEGIN
         RAISE EXCEPTION 'metrics must be a JSON object of column name to metric, not %', coalesce(metrics::text, 'NULL')
             USING ERRCODE = 'invalid_parameter_value', HINT = 'For example {"total_ms": "sum(duration_ms)", "users": "distinct(user_id)"}.';
     END IF;
-    FOR metric IN SELECT key, value FROM jsonb_each(metrics) ORDER BY key LOOP
-        parsed := regexp_match(metric.value #>> '{}',
-            '^\s*(sum|min|max|distinct|quantiles|top)\s*\(\s*([A-Za-z_][A-Za-z0-9_]*)\s*(?:,\s*([0-9]+)\s*)?\)\s*$');
-        IF jsonb_typeof(metric.value) <> 'string' OR parsed IS NULL
-           OR (parsed[1] = 'top' AND parsed[3] IS NULL) OR (parsed[1] NOT IN ('top', 'distinct') AND parsed[3] IS NOT NULL) THEN
-            RAISE EXCEPTION 'invalid metric "%": %', metric.key, metric.value
-                USING ERRCODE = 'invalid_parameter_value',
-                      HINT = 'Metrics are sum(col), min(col), max(col), distinct(col) or distinct(col, precision), quantiles(col) or top(col, k).';
-        END IF;
-        IF metric.key = '' OR octet_length(metric.key) > 63 THEN
-            RAISE EXCEPTION 'invalid metric name %', quote_literal(metric.key)
-                USING ERRCODE = 'invalid_parameter_value', HINT = 'A metric''s name is its column''s name: 1 to 63 bytes.';
-        END IF;
-        IF metric.key IN ('bucket', 'event_count', 'late_events') OR metric.key = ANY (coalesce(dimensions, '{}')) THEN
-            RAISE EXCEPTION 'metric name "%" clashes with another rollup column', metric.key USING ERRCODE = 'duplicate_column';
-        END IF;
-        kind := parsed[1];
-        SELECT atttypid::regtype INTO col_type FROM pg_attribute
-         WHERE attrelid = source AND attname = parsed[2] AND attnum > 0 AND NOT attisdropped;
-        IF NOT FOUND THEN
-            RAISE EXCEPTION 'column "%" of metric "%" does not exist in %', parsed[2], metric.key, source
-                USING ERRCODE = 'undefined_column';
-        END IF;
-        IF kind IN ('sum', 'quantiles') AND col_type NOT IN ('smallint'::regtype, 'integer'::regtype, 'bigint'::regtype,
-                                                           'numeric'::regtype, 'real'::regtype, 'double precision'::regtype) THEN
-            RAISE EXCEPTION 'metric "%" needs a number, but column "%" is %', metric.key, parsed[2], col_type
-                USING ERRCODE = 'datatype_mismatch';
-        END IF;
-        IF kind = 'distinct' AND parsed[3] IS NOT NULL AND (length(parsed[3]) > 2 OR parsed[3]::int NOT BETWEEN 4 AND 18) THEN
-            RAISE EXCEPTION 'metric "%": precision must be between 4 and 18, not %', metric.key, parsed[3]
-                USING ERRCODE = 'invalid_parameter_value',
-                      HINT = 'The standard error is 1.04/sqrt(2^precision): 2.3% at 11, 0.81% at 14 (the default), 0.41% at 16.';
-        END IF;
-        IF kind = 'top' AND (length(parsed[3]) > 5 OR parsed[3]::int < 1 OR parsed[3]::int > 10000) THEN
-            RAISE EXCEPTION 'metric "%": k must be between 1 and 10000, not %', metric.key, parsed[3]
-                USING ERRCODE = 'invalid_parameter_value';
-        END IF;
-        col_type := CASE kind
-            WHEN 'sum' THEN CASE WHEN col_type IN ('smallint'::regtype, 'integer'::regtype) THEN 'bigint'::regtype
-                                 WHEN col_type = 'bigint'::regtype THEN 'numeric'::regtype
-                                 WHEN col_type = 'real'::regtype THEN 'double precision'::regtype ELSE col_type END
-            WHEN 'distinct' THEN 'collect.hll'::regtype
-            WHEN 'quantiles' THEN 'collect.quantiles'::regtype
-            WHEN 'top' THEN 'collect.topk'::regtype
-            ELSE col_type END;
-        columns := columns || format(', %I %s', metric.key, col_type);
-        metric_defs := metric_defs || jsonb_build_object('name', metric.key, 'kind', kind, 'column', parsed[2],
-                                                         'k', CASE WHEN kind = 'top' THEN parsed[3]::int END,
-                                                         'precision', CASE WHEN kind = 'distinct' THEN parsed[3]::int END,
-                                                         'type', col_type::text);
-    END LOOP;
+    metric_defs := collect._rollup_metrics(source::text, metrics, coalesce(dimensions, '{}'),
+        (SELECT coalesce(jsonb_object_agg(attname, format_type(atttypid, NULL)), '{}') FROM pg_attribute
+          WHERE attrelid = source AND attnum > 0 AND NOT attisdropped))::jsonb;
+    columns := columns || coalesce((SELECT string_agg(format(', %I %s', m->>'name', m->>'type'), '' ORDER BY o)
+                                      FROM jsonb_array_elements(metric_defs) WITH ORDINALITY x(m, o)), '');
+
+    -- On Citus, each shard's rows are rolled up on its worker into the co-located shard of the
+    -- rollup table: a rollup row must hold rows of one shard only, so the source's
+    -- distribution column must be a dimension.
+    SELECT c.distribution_column, c.reference INTO distribution_column, reference FROM collect._citus_table(source) c;
+    IF reference THEN
+        RAISE EXCEPTION 'rollups of Citus reference tables are not supported: % is a reference table', source
+            USING ERRCODE = 'feature_not_supported',
+                  HINT = 'Roll up a distributed or local table, or aggregate the reference table with collect.hll_agg, collect.quantiles_agg and collect.topk_agg.';
+    END IF;
+    IF distribution_column IS NOT NULL AND NOT distribution_column = ANY (coalesce(dimensions, '{}')) THEN
+        RAISE EXCEPTION 'the distribution column "%" of % is not a dimension of rollup "%"', distribution_column, source, name
+            USING ERRCODE = 'feature_not_supported',
+                  HINT = format('Add %s to the dimensions: each worker then rolls up its own shards into co-located rows. Rolled up across all values, it would be a query: aggregate with collect.merge over the rollup.', quote_literal(distribution_column));
+    END IF;
 
     PERFORM pg_advisory_xact_lock(hashtext('collect.rollup:' || target_schema || '.' || name));
     IF EXISTS (SELECT FROM collect.rollup_defs d WHERE d.schema = target_schema AND d.name = create_rollup.name) THEN
@@ -380,36 +327,40 @@ BEGIN
     rollup := format('%I.%I', target_schema, name)::regclass;
     EXECUTE format('CREATE UNIQUE INDEX ON %s (bucket%s) NULLS NOT DISTINCT', rollup,
                    coalesce((SELECT string_agg(format(', %I', d), '' ORDER BY o) FROM unnest(dimensions) WITH ORDINALITY u(d, o)), ''));
-    EXECUTE format('CREATE TABLE %I.%I (bucket %s PRIMARY KEY, marked_at timestamptz NOT NULL DEFAULT now())',
-                   target_schema, name || '_stale', (SELECT atttypid::regtype FROM pg_attribute WHERE attrelid = rollup AND attname = 'bucket'));
+    EXECUTE format('CREATE TABLE %I.%I (bucket %s, %s marked_at timestamptz NOT NULL DEFAULT now(), PRIMARY KEY (bucket%s))',
+                   target_schema, name || '_stale', (SELECT atttypid::regtype FROM pg_attribute WHERE attrelid = rollup AND attname = 'bucket'),
+                   CASE WHEN distribution_column IS NULL THEN ''
+                        ELSE format('%I %s,', distribution_column, (SELECT atttypid::regtype FROM pg_attribute WHERE attrelid = rollup AND attname = distribution_column)) END,
+                   CASE WHEN distribution_column IS NULL THEN '' ELSE format(', %I', distribution_column) END);
     EXECUTE format('COMMENT ON TABLE %s IS %L', rollup,
                    format('Rollup of %s per %s (pg_collect)', source, granularity));
-
-    INSERT INTO collect.rollup_defs (schema, name, source_schema, source_name, time_column, dimensions, metrics, granularity, keep_raw)
-    VALUES (target_schema, name, target_schema, source_name, time_column, coalesce(dimensions, '{}'), metric_defs, granularity, keep_raw)
-    RETURNING * INTO def;
-    PERFORM collect._rollup_make_ingest_triggers(def);
-    IF keep_raw THEN
-        EXECUTE format('CREATE TRIGGER %I AFTER UPDATE ON %s REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
-                        FOR EACH STATEMENT EXECUTE FUNCTION collect._rollup_mark_stale(%L, %L)', name || '_update', source, target_schema, name);
-        EXECUTE format('CREATE TRIGGER %I AFTER DELETE ON %s REFERENCING OLD TABLE AS old_rows
-                        FOR EACH STATEMENT EXECUTE FUNCTION collect._rollup_mark_stale(%L, %L)', name || '_delete', source, target_schema, name);
-        EXECUTE format('CREATE TRIGGER %I AFTER TRUNCATE ON %s
-                        FOR EACH STATEMENT EXECUTE FUNCTION collect._rollup_mark_stale(%L, %L)', name || '_truncate', source, target_schema, name);
+    IF distribution_column IS NOT NULL THEN
+        PERFORM collect._citus_distribute(rollup, distribution_column, source);
+        PERFORM collect._citus_distribute(format('%I.%I', target_schema, name || '_stale')::regclass, distribution_column, source);
     END IF;
+
+    INSERT INTO collect.rollup_defs (schema, name, source_schema, source_name, time_column, dimensions, metrics, granularity,
+                                     keep_raw, time_type, distribution_column)
+    VALUES (target_schema, name, target_schema, source_name, time_column, coalesce(dimensions, '{}'), metric_defs, granularity,
+            keep_raw, time_type, distribution_column)
+    RETURNING * INTO def;
+    PERFORM collect._rollup_make_triggers(def);
     RETURN rollup;
 END $$;
 
--- The triggers that feed a rollup at ingest, made for its current version (dropped first
--- when they exist: add_tier remakes them).
-CREATE FUNCTION collect._rollup_make_ingest_triggers(def collect.rollup_defs) RETURNS void
-    LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+-- The triggers that keep a rollup, made for its current definition (dropped first when they
+-- exist: add_tier remakes them). Each carries the rollup's description, which a Citus worker
+-- needs (see _rollup_trigger_statements). On Citus, triggers on distributed tables need
+-- citus.enable_unsafe_triggers: these touch only the co-located shards of their own shard.
+CREATE FUNCTION collect._rollup_make_triggers(def collect.rollup_defs) RETURNS void
+    LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET citus.enable_unsafe_triggers = on AS $$
 DECLARE
     source text := format('%I.%I', def.source_schema, def.source_name);
+    spec text := collect._rollup_spec(def)::text;
     old text;
 BEGIN
-    FOR old IN SELECT tgname FROM pg_trigger WHERE tgrelid = source::regclass
-                  AND tgname IN (def.name || '_ingest', def.name || '_begin', def.name || '_buffer') LOOP
+    FOR old IN SELECT tgname FROM pg_trigger WHERE tgrelid = source::regclass AND NOT tgisinternal
+                  AND tgname IN (SELECT def.name || s FROM unnest(ARRAY['_ingest', '_begin', '_buffer', '_update', '_delete', '_truncate']) s) LOOP
         EXECUTE format('DROP TRIGGER %I ON %s', old, source);
     END LOOP;
     IF NOT def.keep_raw THEN
@@ -420,11 +371,20 @@ BEGIN
                        def.name || '_buffer', source, def.schema, def.name);
         EXECUTE format('CREATE TRIGGER %I AFTER INSERT ON %s FOR EACH STATEMENT EXECUTE FUNCTION collect._rollup_flush(%L, %L, %L)',
                        def.name || '_ingest', source, def.schema, def.name, def.version);
-    ELSE
-        EXECUTE format('CREATE TRIGGER %I AFTER INSERT ON %s REFERENCING NEW TABLE AS new_rows
-                        FOR EACH STATEMENT EXECUTE FUNCTION collect._rollup_ingest(%L, %L, %L)',
-                       def.name || '_ingest', source, def.schema, def.name, def.version);
+        RETURN;
     END IF;
+    EXECUTE format('CREATE TRIGGER %I AFTER INSERT ON %s REFERENCING NEW TABLE AS new_rows
+                    FOR EACH STATEMENT EXECUTE FUNCTION collect._rollup_ingest(%L, %L, %L, %L)',
+                   def.name || '_ingest', source, def.schema, def.name, def.version, spec);
+    EXECUTE format('CREATE TRIGGER %I AFTER UPDATE ON %s REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
+                    FOR EACH STATEMENT EXECUTE FUNCTION collect._rollup_mark_stale(%L, %L, %L, %L)',
+                   def.name || '_update', source, def.schema, def.name, def.version, spec);
+    EXECUTE format('CREATE TRIGGER %I AFTER DELETE ON %s REFERENCING OLD TABLE AS old_rows
+                    FOR EACH STATEMENT EXECUTE FUNCTION collect._rollup_mark_stale(%L, %L, %L, %L)',
+                   def.name || '_delete', source, def.schema, def.name, def.version, spec);
+    EXECUTE format('CREATE TRIGGER %I AFTER TRUNCATE ON %s
+                    FOR EACH STATEMENT EXECUTE FUNCTION collect._rollup_mark_stale(%L, %L, %L, %L)',
+                   def.name || '_truncate', source, def.schema, def.name, def.version, spec);
 END $$;
 CREATE FUNCTION collect._rollup_begin() RETURNS trigger
     LANGUAGE c AS 'MODULE_PATHNAME', 'rollup_begin_wrapper';
@@ -531,8 +491,7 @@ LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     def collect.rollup_defs := collect._rollup_def(schema, rollup);
     tier regclass;
-    dims text := coalesce((SELECT string_agg(format(', %I', d), '' ORDER BY o) FROM unnest(def.dimensions) WITH ORDINALITY u(d, o)), '');
-    merged text;
+    spec jsonb;
 BEGIN
     PERFORM collect._check_owner(def.owner, format('rollup %I.%I', def.schema, def.name));
     PERFORM collect._check_name('tier', name);
@@ -548,21 +507,20 @@ BEGIN
     def := collect._rollup_def(schema, rollup);
     EXECUTE format('CREATE TABLE %I.%I (LIKE %s)', def.schema, name, collect._rollup_table(def));
     tier := format('%I.%I', def.schema, name)::regclass;
-    EXECUTE format('CREATE UNIQUE INDEX ON %s (bucket%s) NULLS NOT DISTINCT', tier, dims);
-    SELECT string_agg(', ' || CASE m->>'kind'
-            WHEN 'sum' THEN format('sum(%I)', m->>'name') WHEN 'min' THEN format('min(%I)', m->>'name')
-            WHEN 'max' THEN format('max(%I)', m->>'name') ELSE format('collect.merge(%I)', m->>'name') END, '')
-      INTO merged FROM jsonb_array_elements(def.metrics) m;
-    EXECUTE format('INSERT INTO %s SELECT date_bin(%L::interval, bucket, collect._bucket_origin())%s, sum(event_count), sum(late_events)%s
-                      FROM %s GROUP BY 1%s',
-                   tier, granularity, dims, coalesce(merged, ''), collect._rollup_table(def),
-                   (SELECT string_agg(', ' || g, '') FROM generate_series(2, 1 + cardinality(def.dimensions)) g));
+    EXECUTE format('CREATE UNIQUE INDEX ON %s (bucket%s) NULLS NOT DISTINCT', tier,
+                   coalesce((SELECT string_agg(format(', %I', d), '' ORDER BY o) FROM unnest(def.dimensions) WITH ORDINALITY u(d, o)), ''));
+    IF def.distribution_column IS NOT NULL THEN
+        PERFORM collect._citus_distribute(tier, def.distribution_column, collect._rollup_table(def)::regclass);
+    END IF;
     UPDATE collect.rollup_defs d
        SET tiers = d.tiers || jsonb_build_object('name', _add_tier.name, 'granularity', _add_tier.granularity, 'keep', NULL),
            version = d.version + 1
      WHERE d.schema = def.schema AND d.name = def.name
     RETURNING * INTO def;
-    PERFORM collect._rollup_make_ingest_triggers(def);
+    spec := collect._rollup_spec(def);
+    EXECUTE (collect._rollup_sql(spec, 'fill', (SELECT o::integer - 1 FROM jsonb_array_elements(spec->'tables') WITH ORDINALITY x(t, o)
+                                                 WHERE t->'table'->>'name' = _add_tier.name), NULL, NULL))[1];
+    PERFORM collect._rollup_make_triggers(def);
     RETURN tier;
 END $$;
 
@@ -598,7 +556,8 @@ CREATE FUNCTION collect._apply_retention(schema name, rollup text) RETURNS bigin
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     def collect.rollup_defs;
-    t record;
+    spec jsonb;
+    stmt text;
     n bigint;
     total bigint := 0;
 BEGIN
@@ -608,12 +567,13 @@ BEGIN
          ORDER BY d.schema, d.name
     LOOP
         def := collect._rollup_def(def.schema, def.name);
-        FOR t IN SELECT * FROM collect._rollup_tiers(def) LOOP
-            CONTINUE WHEN t.keep IS NULL;
-            EXECUTE format('DELETE FROM %s WHERE bucket < date_bin(%L::interval, now(), collect._bucket_origin()) - %L::interval',
-                           t.tbl, t.g, t.keep);
-            GET DIAGNOSTICS n = ROW_COUNT;
-            total := total + n;
+        spec := collect._rollup_spec(def);
+        FOR i IN 0 .. collect._rollup_table_count(spec) - 1 LOOP
+            FOREACH stmt IN ARRAY collect._rollup_sql(spec, 'retention', i, NULL, NULL) LOOP
+                EXECUTE stmt;
+                GET DIAGNOSTICS n = ROW_COUNT;
+                total := total + n;
+            END LOOP;
         END LOOP;
     END LOOP;
     IF rollup IS NOT NULL AND def IS NULL THEN
@@ -633,11 +593,10 @@ CREATE FUNCTION collect._refresh_rollup(schema name, rollup text, "from" timesta
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     def collect.rollup_defs := collect._rollup_def(schema, rollup);
-    source regclass := collect._rollup_source(def);
+    spec jsonb := collect._rollup_spec(def);
     stale text := collect._rollup_table(def, '_stale');
-    t record;
-    bucket_expr text := format('date_bin(%L::interval, %I, collect._bucket_origin())', def.granularity, def.time_column);
-    refreshed bigint;
+    buckets text[];
+    stmt text;
 BEGIN
     IF NOT def.keep_raw THEN
         RAISE EXCEPTION 'rollup "%" keeps no raw rows to recompute buckets from', def.name
@@ -647,30 +606,25 @@ BEGIN
         RAISE EXCEPTION 'give both "from" and "to", or neither' USING ERRCODE = 'invalid_parameter_value';
     END IF;
     -- Ingest waits while buckets are rebuilt, so none is counted twice or missed.
-    EXECUTE format('LOCK TABLE %s IN SHARE MODE', source);
-    CREATE TEMP TABLE IF NOT EXISTS pg_collect_refresh (bucket timestamptz PRIMARY KEY) ON COMMIT DROP;
-    TRUNCATE pg_temp.pg_collect_refresh;
+    EXECUTE format('LOCK TABLE %s IN SHARE MODE', collect._rollup_source(def));
+    -- The base buckets to rebuild, as text: the generated statements cast them back to the
+    -- bucket's type.
     IF "from" IS NULL THEN
-        EXECUTE format('INSERT INTO pg_temp.pg_collect_refresh SELECT bucket FROM %s', stale);
+        EXECUTE format('SELECT array_agg(DISTINCT bucket::text) FROM %s', stale) INTO buckets;
     ELSE
-        EXECUTE format('INSERT INTO pg_temp.pg_collect_refresh SELECT DISTINCT %s FROM %s WHERE %I >= $1 AND %I < $2
-                        UNION SELECT bucket FROM %s WHERE bucket >= date_bin(%L::interval, $1, collect._bucket_origin()) AND bucket < $2',
-                       bucket_expr, source, def.time_column, def.time_column, collect._rollup_table(def), def.granularity)
-            USING "from", "to";
+        EXECUTE (collect._rollup_sql(spec, 'range', 0, NULL, NULL))[1] INTO buckets USING "from", "to";
     END IF;
-    SELECT count(*) INTO refreshed FROM pg_temp.pg_collect_refresh;
-    FOR t IN SELECT * FROM collect._rollup_tiers(def) LOOP
-        -- Every bucket of this table that holds a refreshed base bucket is rebuilt whole.
-        EXECUTE format('DELETE FROM %s WHERE bucket IN (SELECT DISTINCT date_bin(%L::interval, bucket, collect._bucket_origin()) FROM pg_temp.pg_collect_refresh)',
-                       t.tbl, t.g);
-        EXECUTE format('CREATE TEMP VIEW new_rows AS SELECT * FROM %s WHERE date_bin(%L::interval, %I, collect._bucket_origin())
-                          IN (SELECT DISTINCT date_bin(%L::interval, bucket, collect._bucket_origin()) FROM pg_temp.pg_collect_refresh)',
-                       source, t.g, def.time_column, t.g);
-        EXECUTE collect._rollup_upsert(def, t.tbl, t.g, t.keep, count_late => false);
-        DROP VIEW pg_temp.new_rows;
+    IF coalesce(cardinality(buckets), 0) = 0 THEN
+        RETURN 0;
+    END IF;
+    -- Every bucket of each table that holds a rebuilt base bucket is rebuilt whole.
+    FOR i IN 0 .. collect._rollup_table_count(spec) - 1 LOOP
+        FOREACH stmt IN ARRAY collect._rollup_sql(spec, 'refresh', i, NULL, NULL) LOOP
+            EXECUTE stmt USING buckets;
+        END LOOP;
     END LOOP;
-    EXECUTE format('DELETE FROM %s WHERE bucket IN (SELECT bucket FROM pg_temp.pg_collect_refresh)', stale);
-    RETURN refreshed;
+    EXECUTE format('DELETE FROM %s WHERE bucket = ANY ($1::%s[])', stale, def.time_type) USING buckets;
+    RETURN cardinality(buckets);
 END $$;
 
 CREATE FUNCTION collect.refresh_rollup(rollup text, "from" timestamptz DEFAULT NULL, "to" timestamptz DEFAULT NULL)
@@ -679,7 +633,7 @@ CREATE FUNCTION collect.refresh_rollup(rollup text, "from" timestamptz DEFAULT N
 $$;
 
 CREATE FUNCTION collect._drop_rollup(schema name, rollup text) RETURNS void
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET citus.enable_unsafe_triggers = on AS $$
 DECLARE
     def collect.rollup_defs;
     source text;
@@ -737,6 +691,7 @@ SELECT d.schema, d.name, t.rollup AS rollup_table, collect._rollup_source(d) AS 
        LATERAL (SELECT collect._owned_relation(d.owner, d.schema, d.name) AS rollup,
                        collect._owned_relation(d.owner, d.schema, d.name || '_stale') AS stale) t,
        LATERAL collect._figures(ARRAY[t.rollup, t.stale],
-           'SELECT coalesce(sum(event_count), 0) AS rows_in, count(*) AS rollup_rows, coalesce(sum(late_events), 0) AS late_events,
-                   (SELECT count(*) FROM %2$s) AS stale_buckets FROM %1$s') f;
+           'SELECT * FROM (SELECT coalesce(sum(event_count), 0) AS rows_in, count(*) AS rollup_rows,
+                                  coalesce(sum(late_events), 0) AS late_events FROM %1$s) r,
+                          (SELECT count(DISTINCT bucket) AS stale_buckets FROM %2$s) s') f;
 GRANT SELECT ON collect.rollups TO PUBLIC;

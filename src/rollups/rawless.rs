@@ -194,7 +194,7 @@ fn rollup_flush(fcinfo: pg_sys::FunctionCallInfo) -> Internal {
         return Internal::from(Some(pg_sys::Datum::from(0usize)));
     }
     let statements: Vec<String> = Spi::get_one_with_args::<Vec<String>>(
-        "SELECT collect._rollup_trigger_statements($1, $2, $3, $4)",
+        "SELECT collect._rollup_trigger_statements($1, $2, $3, $4, NULL, 'ingest')",
         &[rollup.0.as_str().into(), rollup.1.as_str().into(), version.into(), view.into()],
     )
     .ok()

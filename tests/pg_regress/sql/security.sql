@@ -72,7 +72,7 @@ SELECT count(*) AS sql_text_columns FROM information_schema.columns
 -- A trigger of mallory's own that names alice's rollup does not run it.
 CREATE TABLE mallory.events (at timestamptz, page text, n int);
 CREATE TRIGGER steal AFTER INSERT ON mallory.events REFERENCING NEW TABLE AS new_rows
-    FOR EACH STATEMENT EXECUTE FUNCTION collect._rollup_ingest('alice', 'r', '2');
+    FOR EACH STATEMENT EXECUTE FUNCTION collect._rollup_ingest('alice', 'r', '2', '{}');
 INSERT INTO mallory.events VALUES ('2026-11-01 10:00', 'home', 100);
 \echo :LAST_ERROR_SQLSTATE
 -- Names live in schemas: mallory's own collection "feed" is not alice's.
