@@ -149,8 +149,9 @@ END $$;
 -- this rollup's source, and an ingest trigger must see the definition it was made for
 -- (`version`). On a Citus worker the trigger fired on a shard, and the registry is on the
 -- coordinator: the trigger carries the rollup's description (`spec`) and writes only the
--- shards co-located with its own, which must all belong to one role that may put triggers on
--- it, as the registry demands on the coordinator.
+-- shards co-located with its own, which must all belong to the role that owns its own shard
+-- (on Citus a rollup's owner owns its source): a trigger planted on another role's table
+-- cannot write into a rollup of yours, whoever inserts.
 CREATE FUNCTION collect._rollup_trigger_statements(schema name, name text, version integer, source regclass, spec jsonb, kind text)
     RETURNS text[] STABLE LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -165,10 +166,11 @@ BEGIN
                           FROM jsonb_array_elements(spec->'tables') WITH ORDINALITY x(t, o) ORDER BY o);
         stale := collect._citus_colocated_shard(shard, to_regclass(format('%I.%I', spec->'stale'->>'schema', spec->'stale'->>'name')));
         owners := ARRAY(SELECT DISTINCT c.relowner FROM pg_class c
-                         WHERE c.oid IN (SELECT to_regclass(x) FROM unnest(tables || stale) x));
+                         WHERE c.oid IN (SELECT to_regclass(x) FROM unnest(tables || stale) x) OR c.oid = source);
         IF spec IS NULL OR stale IS NULL OR cardinality(tables) = 0 OR array_position(tables, NULL) IS NOT NULL
-           OR cardinality(owners) <> 1 OR NOT has_table_privilege(owners[1], source, 'TRIGGER') THEN
-            RAISE EXCEPTION 'trigger on shard % does not belong to rollup %.%', source, quote_ident(schema), quote_ident(name)
+           OR cardinality(owners) <> 1 THEN
+            RAISE EXCEPTION 'trigger on a shard of % does not belong to rollup %.%',
+                            (SELECT logicalrelid FROM pg_catalog.pg_dist_shard WHERE shardid = shard), quote_ident(schema), quote_ident(name)
                 USING ERRCODE = 'triggered_action_exception', HINT = 'Only collect.create_rollup makes these triggers.';
         END IF;
         RETURN collect._rollup_sql(spec, kind, 0, tables, stale);
@@ -316,9 +318,14 @@ BEGIN
     IF distribution_column IS NOT NULL AND NOT distribution_column = ANY (coalesce(dimensions, '{}')) THEN
         RAISE EXCEPTION 'the distribution column "%" of % is not a dimension of rollup "%"', distribution_column, source, name
             USING ERRCODE = 'feature_not_supported',
-                  HINT = format('Add %s to the dimensions: each worker then rolls up its own shards into co-located rows. Rolled up across all values, it would be a query: aggregate with collect.merge over the rollup.', quote_literal(distribution_column));
+                  HINT = format('Add %s to the dimensions: each worker then rolls up its own shards into co-located rows, and a query merges them across its values (collect.merge).', quote_ident(distribution_column));
     END IF;
 
+    IF distribution_column IS NOT NULL AND NOT pg_has_role((SELECT relowner FROM pg_class WHERE oid = source), 'USAGE') THEN
+        RAISE EXCEPTION 'a rollup of distributed table % must be made by its owner', source
+            USING ERRCODE = 'insufficient_privilege',
+                  HINT = 'On Citus the workers trust a rollup''s triggers only when one role owns the source and the rollup.';
+    END IF;
     PERFORM pg_advisory_xact_lock(hashtext('collect.rollup:' || target_schema || '.' || name));
     IF EXISTS (SELECT FROM collect.rollup_defs d WHERE d.schema = target_schema AND d.name = create_rollup.name) THEN
         RAISE EXCEPTION 'rollup %.% already exists', quote_ident(target_schema), name USING ERRCODE = 'duplicate_object';

@@ -103,3 +103,16 @@ SELECT site, pg_column_size(visitors) AS bytes, pg_column_size(precise) AS preci
   FROM visits_1h ORDER BY site;
 SELECT collect.drop_rollup('visits_1h');
 DROP TABLE visits;
+
+-- A timestamp (without time zone) column is binned in its own terms: the session's time zone
+-- moves no bucket boundary, even for a zone half an hour off UTC.
+CREATE TABLE readings (at timestamp, sensor text, value int);
+SELECT collect.create_rollup('readings_1h', 'readings', 'at', '{sensor}', '{"total": "sum(value)"}', '1 hour');
+SET timezone = 'Asia/Kolkata';
+INSERT INTO readings VALUES ('2026-11-01 10:10', 's', 1), ('2026-11-01 10:50', 's', 2);
+SET timezone = 'America/New_York';
+INSERT INTO readings VALUES ('2026-11-01 10:59:59', 's', 4), ('2026-11-01 11:00', 's', 8);
+SET timezone = 'UTC';
+SELECT bucket, event_count, total FROM readings_1h ORDER BY bucket;
+SELECT collect.drop_rollup('readings_1h');
+DROP TABLE readings;
