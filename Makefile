@@ -1,5 +1,5 @@
 # The two set-up commands are `make run` and `make test` (see README.md).
-.PHONY: run test stop bench setup test-citus
+.PHONY: run test stop bench setup test-citus bench-citus
 
 run:
 	bash scripts/run.sh
@@ -19,3 +19,7 @@ setup:
 # Needs Citus built into the PostgreSQL the project uses (README, "Citus").
 test-citus:
 	bash scripts/test-citus.sh
+
+# Needs Citus, as test-citus does.
+bench-citus:
+	bash scripts/bench-citus.sh

@@ -42,3 +42,76 @@ psql_at() { # psql_at PORT [DB] [psql args...]
 install_extension() { # install_extension [--release]
   (cd "$REPO" && cargo pgrx install --pg-config "$PG_CONFIG" "$@")
 }
+
+# A Citus cluster of its own: a coordinator on PORT and two workers on PORT+1 and PORT+2, each
+# fresh, with database DB on each and pg_collect created on the coordinator. Citus must be
+# installed into the PostgreSQL the project uses (README, "Citus"); it is not installed here.
+CITUS_NODES=()
+citus_installed() { # says what to do when it is not
+  [ -f "$("$PG_CONFIG" --pkglibdir)/citus.so" ] && return 0
+  echo "citus: Citus is not installed into $("$PG_CONFIG" --bindir)/.. (no citus.so in $("$PG_CONFIG" --pkglibdir))." >&2
+  echo "citus: build Citus 13.x for PostgreSQL $PG_MAJOR from its source and install it there, then run this again." >&2
+  return 1
+}
+citus_cluster_fresh() { # citus_cluster_fresh PORT DB
+  local port=$1 db=$2 name n p
+  citus_installed || return 1
+  CITUS_NODES=(citus-coordinator:$port citus-worker1:$((port + 1)) citus-worker2:$((port + 2)))
+  for n in "${CITUS_NODES[@]}"; do
+    name=${n%%:*} p=${n##*:}
+    CLUSTER_PRELOAD=citus "$REPO/scripts/cluster.sh" fresh "$name" "$p" || return 1
+    psql_at "$p" postgres -c "CREATE DATABASE $db" >/dev/null || return 1
+    psql_at "$p" "$db" -c "CREATE EXTENSION citus" >/dev/null || return 1
+  done
+  psql_at "$port" "$db" >/dev/null <<SQL || return 1
+SELECT citus_set_coordinator_host('127.0.0.1', $port);
+SELECT citus_add_node('127.0.0.1', $((port + 1)));
+SELECT citus_add_node('127.0.0.1', $((port + 2)));
+CREATE EXTENSION pg_collect;
+SQL
+  echo "citus: Citus $(psql_at "$port" "$db" -Atc "SELECT extversion FROM pg_extension WHERE extname = 'citus'"), coordinator 127.0.0.1:$port, workers $((port + 1)) $((port + 2))"
+}
+citus_cluster_stop() {
+  local n
+  for n in "${CITUS_NODES[@]}"; do "$REPO/scripts/cluster.sh" stop "${n%%:*}" "${n##*:}"; done
+}
+
+# The report of the bench harness (bench/harness.sql) in database DB at PORT, as markdown.
+bench_report() { # bench_report PORT DB TITLE FILE
+  local port=$1 db=$2 title=$3 out=$4
+  mkdir -p "$(dirname "$out")"
+  {
+    echo "# $title"
+    echo
+    echo "$(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores, PostgreSQL $("$PG_CONFIG" --version | cut -d' ' -f2), release build."
+    echo "Each row is the median of its runs; ratio = median / the baseline's median (the first row of each benchmark):"
+    echo "below 1 means less time, fewer bytes or lower latency than the baseline; for tps, above 1 means more throughput."
+    echo
+    echo "| benchmark | variant | runs | median | per second | ratio to baseline |"
+    echo "|---|---|---:|---:|---:|---:|"
+    psql_at "$port" "$db" -At -F '|' -c "
+      SELECT '', benchmark, replace(variant, '|', '\\|') || CASE WHEN is_baseline THEN ' (baseline)' ELSE '' END, runs,
+             CASE unit WHEN 'ms' THEN round(median::numeric, 2) || ' ms' WHEN 'ms latency' THEN round(median::numeric, 3) || ' ms' WHEN '% error' THEN round(median::numeric, 3) || '%' ELSE round(median) || ' ' || unit END,
+             CASE WHEN unit = 'ms' AND items IS NOT NULL
+                  THEN to_char(items / (median / 1000), 'FM999,999,999,990') || '/s' ELSE '' END,
+             round(ratio_to_baseline::numeric, 3), ''
+      FROM bench.report ORDER BY ord, NOT is_baseline, variant"
+  } > "$out"
+  cat "$out"
+}
+
+# What the bench/NAME_concurrency.sh files share: pgbench runs and recording results, in
+# database $db of the cluster at $BENCH_PORT.
+pgbench_tps() { # pgbench_tps SCRIPT CLIENTS SECONDS -> "tps latency_ms"
+  "$PG_BIN/pgbench" -n -h 127.0.0.1 -p "$BENCH_PORT" -U "$DB_USER" -c "$2" -j 2 -T "$3" -f "$1" "$db" 2>/dev/null |
+    awk '/^tps/ {tps=$3} /^latency average/ {lat=$4} END {print tps, lat}'
+}
+record() { # record BENCHMARK VARIANT IS_BASELINE VALUE UNIT [ITEMS]
+  psql_at "$BENCH_PORT" "$db" -c "INSERT INTO bench.results (benchmark, variant, is_baseline, run, value, unit, items)
+                                  VALUES ('$1', '$2', $3, 1, $4, '$5', ${6:-NULL})" >/dev/null
+}
+seconds() { # seconds SQL... -> wall-clock seconds of running the statements
+  local s e; s=$(date +%s.%N); psql_at "$BENCH_PORT" "$db" -c "SET client_min_messages = warning" "$@" >/dev/null; e=$(date +%s.%N)
+  awk -v s="$s" -v e="$e" 'BEGIN { print e - s }'
+}
+

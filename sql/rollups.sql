@@ -481,9 +481,50 @@ BEGIN
     RETURN events;
 END $$;
 
+-- What rolling up a lump without rows needs (src/rollups/lumps.rs): the rollup's description
+-- with its dimensions' types, its source's column types, and per table the buckets before
+-- which rows are late or past retention. NULL for a rollup that keeps raw rows, and for a
+-- view with more to it than its rollup (other triggers, column defaults): such lumps are
+-- inserted as rows. Locks the view as an INSERT would, so add_tier waits for the lump.
+CREATE FUNCTION collect._rollup_lump_plan(schema name, rollup text) RETURNS jsonb
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    def collect.rollup_defs := collect._rollup_def(schema, rollup);
+    source regclass := collect._rollup_source(def);
+    spec jsonb;
+    late bigint[];
+    keep bigint[];
+BEGIN
+    IF def.keep_raw OR NOT has_table_privilege(source, 'INSERT') THEN
+        RETURN NULL;
+    END IF;
+    EXECUTE format('LOCK TABLE %s IN ROW EXCLUSIVE MODE', source);
+    def := collect._rollup_def(schema, rollup);
+    IF (SELECT count(*) FROM pg_trigger WHERE tgrelid = source AND NOT tgisinternal) <> 3
+       OR EXISTS (SELECT FROM pg_attrdef WHERE adrelid = source)
+       OR EXISTS (SELECT FROM pg_attribute a JOIN pg_collation c ON c.oid = a.attcollation
+                   WHERE a.attrelid = source AND a.attnum > 0 AND NOT c.collisdeterministic) THEN
+        RETURN NULL;
+    END IF;
+    spec := collect._rollup_spec(def) || jsonb_build_object('dimension_types',
+        (SELECT coalesce(jsonb_agg(format_type(a.atttypid, NULL) ORDER BY d.o), '[]')
+           FROM unnest(def.dimensions) WITH ORDINALITY d(name, o) JOIN pg_attribute a ON a.attrelid = source AND a.attname = d.name));
+    EXECUTE (collect._rollup_sql(spec, 'thresholds', 0, NULL, NULL))[1] INTO late, keep;
+    RETURN jsonb_build_object('spec', spec, 'late', to_jsonb(late), 'keep', to_jsonb(keep),
+        'column_types', (SELECT jsonb_object_agg(attname, format_type(atttypid, atttypmod)) FROM pg_attribute
+                          WHERE attrelid = source AND attnum > 0 AND NOT attisdropped));
+END $$;
+CREATE FUNCTION collect._ingest_lump(schema text, rollup text, lump bytea) RETURNS bigint
+    LANGUAGE c SET search_path = pg_catalog, pg_temp AS 'MODULE_PATHNAME', 'rollup_ingest_lump_wrapper';
+
+-- A rollup that keeps no raw rows takes a lump without making rows when it can (every column
+-- it reads of a type, and every value of a form, whose meaning is beyond doubt); otherwise,
+-- and for rollups of tables, its events are inserted as rows.
 CREATE FUNCTION collect.ingest(rollup text, events bytea) RETURNS bigint
     LANGUAGE sql AS $$
-    SELECT collect._ingest(r.schema, r.object_name, collect._ndjson_events(events)) FROM collect._resolve('rollup', rollup) r
+    SELECT coalesce(collect._ingest_lump(r.schema, r.object_name, events),
+                    collect._ingest(r.schema, r.object_name, collect._ndjson_events(events)))
+      FROM collect._resolve('rollup', rollup) r
 $$;
 COMMENT ON FUNCTION collect.ingest(text, bytea) IS
     'Inserts events given as newline-delimited JSON (gzip-compressed or not) into the rollup''s source; returns how many';

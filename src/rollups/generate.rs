@@ -297,6 +297,9 @@ pub struct Rollup {
     /// co-located with the source.
     #[serde(default)]
     pub stale_key: Option<String>,
+    /// The dimensions' types, as `format_type` writes them (only for `upsert_partials`).
+    #[serde(default)]
+    pub dimension_types: Vec<String>,
 }
 
 /// The tables a statement writes, quoted and qualified: the rollup's own, or on a Citus
@@ -480,6 +483,61 @@ impl Rollup {
         )
     }
 
+    /// Merges partial rows, given column by column as text arrays `$1`, `$2`, … (bucket,
+    /// dimensions, event_count, late_events, metrics; see `lumps`), into table `index`.
+    pub fn upsert_partials(&self, index: usize) -> String {
+        let types: Vec<String> = std::iter::once(self.time_type.clone())
+            .chain(self.dimension_types.iter().cloned())
+            .chain(["bigint".to_string(), "bigint".to_string()])
+            .chain(self.metrics.iter().map(|m| m.column_type.clone()))
+            .collect();
+        let params: Vec<String> = (1..=types.len()).map(|i| format!("pg_catalog.unnest(${i}::pg_catalog.text[])")).collect();
+        let names: Vec<String> = (0..types.len()).map(|i| format!("c{i}")).collect();
+        let casts: Vec<String> = names.iter().zip(&types).map(|(n, t)| format!("g.{n}::{t}")).collect();
+        let merges: String = self
+            .metrics
+            .iter()
+            .map(|m| format!(",\n       {} = {}", ident(&m.name), m.kind().merge_on_conflict(&m.name)))
+            .collect();
+        let groups = self.group_positions();
+        format!(
+            "INSERT INTO {} AS r (bucket{dims}, event_count, late_events{names_})\n\
+             SELECT {}\n  FROM ROWS FROM ({}) AS g({})\n \
+             ORDER BY {groups}\n\
+             ON CONFLICT (bucket{dims}) DO UPDATE SET\n       \
+             event_count = r.event_count + excluded.event_count,\n       \
+             late_events = r.late_events + excluded.late_events{merges}",
+            self.tables[index].table.sql(),
+            casts.join(", "),
+            params.join(", "),
+            names.join(", "),
+            dims = self.dimension_list(", "),
+            names_ = self.metric_names(),
+        )
+    }
+
+    /// Per table, as microseconds from 2000-01-01 in the time column's terms: before which
+    /// bucket a row is late, and (NULL without retention) from which bucket rows are kept.
+    pub fn thresholds(&self) -> String {
+        let base = if self.time_type == "timestamp without time zone" {
+            "'2000-01-01 00:00:00'::pg_catalog.timestamp"
+        } else {
+            "'2000-01-01 00:00:00+00'::pg_catalog.timestamptz"
+        };
+        let micros = |at: String| format!("(extract(epoch FROM {at} - {base}) * 1000000)::pg_catalog.int8");
+        let late: Vec<String> =
+            self.tables.iter().map(|t| micros(format!("{} - {}", self.now_bucket(&t.granularity), t.granularity.sql()))).collect();
+        let keep: Vec<String> = self
+            .tables
+            .iter()
+            .map(|t| match &t.keep {
+                Some(k) => micros(format!("{} - {}", self.now_bucket(&t.granularity), k.sql())),
+                None => "NULL::pg_catalog.int8".into(),
+            })
+            .collect();
+        format!("SELECT ARRAY[{}], ARRAY[{}]", late.join(", "), keep.join(", "))
+    }
+
     /// Deletes rows of table `index` past its retention.
     pub fn retention(&self, index: usize) -> Option<String> {
         let table = &self.tables[index];
@@ -526,6 +584,7 @@ mod tests {
             ],
             stale: name("per_minute_stale"),
             stale_key: stale_key.map(str::to_string),
+            dimension_types: vec![],
         }
     }
 
@@ -612,6 +671,14 @@ mod tests {
         let [delete, rebuild] = r.refresh(1);
         assert!(delete.contains("pg_catalog.unnest($1::timestamp with time zone[])"), "{delete}");
         assert!(rebuild.contains("FROM \"app\".\"events\"") && rebuild.contains(", 0, "), "{rebuild}");
+        let mut r = r;
+        r.dimension_types = vec!["text".into()];
+        let partials = r.upsert_partials(1);
+        assert!(partials.contains("FROM ROWS FROM (pg_catalog.unnest($1::pg_catalog.text[]), pg_catalog.unnest($2::pg_catalog.text[]), pg_catalog.unnest($3::pg_catalog.text[]), pg_catalog.unnest($4::pg_catalog.text[]), pg_catalog.unnest($5::pg_catalog.text[]), pg_catalog.unnest($6::pg_catalog.text[]), pg_catalog.unnest($7::pg_catalog.text[])) AS g(c0, c1, c2, c3, c4, c5, c6)"), "{partials}");
+        assert!(partials.contains("g.c0::timestamp with time zone, g.c1::text, g.c2::bigint, g.c3::bigint, g.c4::collect.topk"), "{partials}");
+        assert!(partials.starts_with("INSERT INTO \"app\".\"per_hour\" AS r") && partials.contains("ORDER BY 1, 2"));
+        let thresholds = r.thresholds();
+        assert!(thresholds.contains("NULL::pg_catalog.int8") && thresholds.contains("'1 mons 0 days 0 microseconds'"), "{thresholds}");
         let range = r.buckets_between();
         assert!(range.contains("FROM \"app\".\"events\" WHERE \"at\" >= $1 AND \"at\" < $2") && range.contains("FROM \"app\".\"per_minute\" WHERE bucket >="), "{range}");
         assert_eq!(r.retention(0), None);

@@ -4,10 +4,11 @@
 //! splits a lump of events (gzip-compressed NDJSON) for `collect.ingest`.
 
 pub mod generate;
+pub mod lumps;
 pub mod ndjson;
 pub mod rawless;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use pgrx::prelude::*;
 
@@ -53,8 +54,9 @@ fn rollup_metrics(source: &str, metrics: JsonbArg, dimensions: Vec<String>, colu
 
 /// The statements of one kind for a rollup described by `spec` (`collect._rollup_spec`):
 /// `ingest`, `update` / `delete` / `truncate` (marking buckets stale), `fill` (tier `index`),
-/// `refresh` (table `index`), `range` (the base buckets in a time range) or `retention`
-/// (table `index`). `tables` and `stale` replace the
+/// `refresh` (table `index`), `range` (the base buckets in a time range), `retention`
+/// (table `index`), `thresholds` (lateness and retention per table, for `lumps`) or
+/// `partials` (table `index`, merging the partial rows `lumps` makes). `tables` and `stale` replace the
 /// rollup's own table names (a Citus worker writes the shards co-located with its own).
 #[pg_extern(sql = false)]
 fn rollup_sql(spec: JsonbArg, kind: &str, index: i32, tables: Option<Vec<String>>, stale: Option<String>) -> Vec<String> {
@@ -77,6 +79,8 @@ fn rollup_sql(spec: JsonbArg, kind: &str, index: i32, tables: Option<Vec<String>
         "fill" => vec![rollup.tier_fill(index)],
         "refresh" => rollup.refresh(index).to_vec(),
         "range" => vec![rollup.buckets_between()],
+        "thresholds" => vec![rollup.thresholds()],
+        "partials" => vec![rollup.upsert_partials(index)],
         "retention" => rollup.retention(index).into_iter().collect(),
         other => raise(PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE, format!("unknown rollup statement kind {other:?}"), None),
     }
@@ -85,6 +89,10 @@ fn rollup_sql(spec: JsonbArg, kind: &str, index: i32, tables: Option<Vec<String>
 /// The lines of a lump of events for `collect.ingest` (see `ndjson`).
 #[pg_extern(sql = false)]
 fn ndjson_lines(lump: &[u8]) -> Vec<String> {
+    lump_lines(lump)
+}
+
+fn lump_lines(lump: &[u8]) -> Vec<String> {
     // A text value holds at most 1 GB.
     const LIMIT: usize = (1 << 30) - 1;
     ndjson::lines(lump, LIMIT).unwrap_or_else(|e| match e {
@@ -104,4 +112,42 @@ fn ndjson_lines(lump: &[u8]) -> Vec<String> {
             None,
         ),
     })
+}
+
+/// The plan of `collect._rollup_lump_plan`: NULL when the rollup keeps raw rows or its view
+/// has more to it than this path knows (other triggers, column defaults).
+#[derive(serde::Deserialize)]
+struct LumpPlan {
+    spec: Rollup,
+    column_types: HashMap<String, String>,
+    late: Vec<i64>,
+    keep: Vec<Option<i64>>,
+}
+
+/// A lump of events rolled up without making rows (`lumps`); NULL when the lump is one for
+/// the row path (`collect._ingest`), which then takes it whole.
+#[pg_extern(sql = false)]
+fn rollup_ingest_lump(schema: &str, rollup: &str, lump: Option<&[u8]>) -> Option<i64> {
+    let lines = lump_lines(lump?);
+    let plan: Option<String> = Spi::get_one_with_args("SELECT collect._rollup_lump_plan($1, $2)::text", &[schema.into(), rollup.into()])
+        .unwrap_or_else(|e| raise(PgSqlErrorCode::ERRCODE_INTERNAL_ERROR, format!("rollup lump plan: {e}"), None));
+    let plan: LumpPlan = serde_json::from_str(&plan?)
+        .unwrap_or_else(|e| raise(PgSqlErrorCode::ERRCODE_INTERNAL_ERROR, format!("rollup lump plan: {e}"), None));
+    let thresholds: Vec<lumps::Thresholds> =
+        plan.late.iter().zip(&plan.keep).map(|(late, keep)| lumps::Thresholds { late_before: *late, keep_from: *keep }).collect();
+    let path = lumps::Plan::new(&plan.spec, &plan.column_types, &thresholds)?;
+    let (tables, events) = lumps::aggregate(&path, &lines)?;
+    Spi::connect_mut(|client| {
+        for (index, columns) in tables.into_iter().enumerate() {
+            if columns[0].is_empty() {
+                continue;
+            }
+            let statement = plan.spec.upsert_partials(index);
+            let args: Vec<pgrx::datum::DatumWithOid> = columns.into_iter().map(|c| c.into()).collect();
+            client
+                .update(statement.as_str(), None, &args)
+                .unwrap_or_else(|e| raise(PgSqlErrorCode::ERRCODE_INTERNAL_ERROR, format!("rollup upsert: {e}"), None));
+        }
+    });
+    Some(events)
 }

@@ -29,6 +29,56 @@ SELECT collect.ingest('clicks_1m', '\x7b7d0aff0a'::bytea);
 SELECT collect.ingest('clicks_1m', NULL::bytea);
 \echo :LAST_ERROR_SQLSTATE
 SELECT sum(event_count) AS events_after_refused_lumps FROM clicks_1m WHERE bucket = '2026-11-04 00:01';
+-- A lump into a rollup that keeps no raw rows is rolled up without making rows: parsed for
+-- the columns the rollup reads and aggregated in one pass. Every row it writes equals what the
+-- same events make as rows: here against a rollup of a table, fed the same lumps, through a
+-- tier, late events, NULLs, every metric kind and integers, floats and text. (Every line has
+-- the same keys: inserted as rows, a lump is one INSERT per set of keys, and sums of floats
+-- depend on how rows are split between statements.)
+CREATE VIEW calls AS SELECT NULL::timestamptz AS at, NULL::text AS route, NULL::integer AS status, NULL::bigint AS caller,
+                            NULL::integer AS ms, NULL::real AS kb, NULL::float8 AS cost, NULL::integer AS unused WHERE false;
+CREATE TABLE calls_kept (at timestamptz, route text, status integer, caller bigint, ms integer, kb real, cost float8, unused integer);
+CREATE FUNCTION call_lump(n integer, seed integer) RETURNS bytea LANGUAGE sql AS $$
+    SELECT convert_to(string_agg(jsonb_build_object(
+               'at', to_char(timestamptz '2026-11-04' + ((g * 7919 + seed) % 7200) * interval '1 second', 'YYYY-MM-DD"T"HH24:MI:SS"Z"'),
+               'route', CASE WHEN g % 11 = 0 THEN NULL ELSE '/r' || g % 5 END, 'status', 200 + (g % 3) * 100,
+               'caller', (g * 31 + seed) % 400, 'ms', CASE WHEN g % 13 = 0 THEN NULL ELSE (g * 17) % 900 END,
+               'kb', round(((g % 97) / 7.0)::numeric, 3), 'cost', (g % 89) * 0.1, 'ignored', jsonb_build_array(g))::text, E'\n'), 'UTF8')
+      FROM generate_series(1, n) g
+$$;
+SELECT collect.create_rollup('calls_1m', 'calls', 'at', '{route, status}',
+    '{"users": "distinct(caller)", "p": "quantiles(ms)", "top": "top(route, 3)", "total": "sum(ms)", "slowest": "max(ms)",
+      "kb": "sum(kb)", "cost": "sum(cost)", "cheapest": "min(cost)", "callers": "top(caller, 2)", "big": "sum(caller)"}', keep_raw => false);
+SELECT collect.create_rollup('kept_1m', 'calls_kept', 'at', '{route, status}',
+    '{"users": "distinct(caller)", "p": "quantiles(ms)", "top": "top(route, 3)", "total": "sum(ms)", "slowest": "max(ms)",
+      "kb": "sum(kb)", "cost": "sum(cost)", "cheapest": "min(cost)", "callers": "top(caller, 2)", "big": "sum(caller)"}');
+SELECT collect.add_tier('calls_1m', 'calls_1h', '1 hour'), collect.add_tier('kept_1m', 'kept_1h', '1 hour');
+SELECT collect.ingest('calls_1m', call_lump(3000, 1)) AS rolled, collect.ingest('kept_1m', call_lump(3000, 1)) AS inserted;
+SELECT collect.ingest('calls_1m', call_lump(500, 2)) AS rolled, collect.ingest('kept_1m', call_lump(500, 2)) AS inserted;
+CREATE FUNCTION rollup_rows(t regclass) RETURNS SETOF text LANGUAGE plpgsql AS $$
+BEGIN
+    RETURN QUERY EXECUTE format('SELECT row(bucket, route, status, event_count, late_events, users, p, top, total, slowest, kb, cost, cheapest, callers, big)::text FROM %s', t);
+END $$;
+SELECT (SELECT count(*) FROM rollup_rows('calls_1m')) AS minute_rows,
+       (SELECT count(*) FROM (SELECT * FROM rollup_rows('calls_1m') EXCEPT ALL SELECT * FROM rollup_rows('kept_1m')) d)
+     + (SELECT count(*) FROM (SELECT * FROM rollup_rows('kept_1m') EXCEPT ALL SELECT * FROM rollup_rows('calls_1m')) d) AS minute_rows_differing,
+       (SELECT count(*) FROM (SELECT * FROM rollup_rows('calls_1h') EXCEPT ALL SELECT * FROM rollup_rows('kept_1h')) d)
+     + (SELECT count(*) FROM (SELECT * FROM rollup_rows('kept_1h') EXCEPT ALL SELECT * FROM rollup_rows('calls_1h')) d) AS hour_rows_differing;
+-- Columns the rollup does not read are not read: a value the view's column type would refuse
+-- there does not stop the lump (inserted as rows, it would).
+SELECT collect.ingest('calls_1m', convert_to('{"at": "2026-11-04T00:00:00Z", "route": "/r1", "status": 200, "unused": "not a number"}', 'UTF8'));
+-- Values whose meaning Postgres' own input functions decide (a number as a string, a time
+-- without a zone, an exponent) send the whole lump the way of rows, with the same result.
+SELECT collect.ingest('calls_1m', convert_to(E'{"at": "2026-11-04 00:00:01", "route": "/r1", "status": "200", "ms": 5e0, "kb": "1.5"}\n', 'UTF8'));
+SELECT event_count, total FROM calls_1m WHERE bucket = '2026-11-04 00:00' AND route = '/r1' AND status = 200;
+-- A missing time is named, as for rows.
+SELECT collect.ingest('calls_1m', convert_to(E'{"route": "/r1"}\n', 'UTF8'));
+\echo :LAST_ERROR_SQLSTATE
+SELECT collect.drop_rollup('calls_1m'), collect.drop_rollup('kept_1m');
+DROP VIEW calls;
+DROP TABLE calls_kept;
+DROP FUNCTION call_lump, rollup_rows;
+
 -- A failed statement or a rolled-back transaction rolls up nothing.
 INSERT INTO clicks VALUES ('2026-11-04 00:00:04', 'p0', 1), (NULL, 'p0', 2);
 BEGIN;
