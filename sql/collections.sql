@@ -71,7 +71,7 @@ BEGIN
         'CREATE TABLE %I.%I (
              key %s NOT NULL,
              txn pg_catalog.xid8 NOT NULL DEFAULT pg_catalog.pg_current_xact_id(),
-             seq bigint GENERATED ALWAYS AS IDENTITY,
+             seq bigserial,
              at timestamptz NOT NULL DEFAULT pg_catalog.now(),
              entry jsonb NOT NULL,
              PRIMARY KEY (key, seq))',
@@ -292,6 +292,36 @@ $$;
 
 CREATE FUNCTION collect.drop_collection(name text) RETURNS void
     LANGUAGE sql AS $$ SELECT collect._drop_collection(r.schema, r.object_name) FROM collect._resolve('collection', name, '_pending') r $$;
+
+-- On Citus: distributes both tables of a collection on their key, co-located, so that every
+-- append, read and fold of a key runs on the worker holding it.
+CREATE FUNCTION collect._distribute_collection(schema name, collection text, shard_count integer) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    def collect.collection_defs := collect._collection_def(schema, collection);
+    pending regclass := format('%I.%I', def.schema, def.name || '_pending')::regclass;
+    base regclass := format('%I.%I', def.schema, def.name || '_base')::regclass;
+BEGIN
+    PERFORM collect._check_owner(def.owner, format('collection %I.%I', def.schema, def.name));
+    IF NOT EXISTS (SELECT FROM pg_extension WHERE extname = 'citus') THEN
+        RAISE EXCEPTION 'collect.distribute_collection needs Citus, which is not installed in this database'
+            USING ERRCODE = 'feature_not_supported', HINT = 'CREATE EXTENSION citus on the coordinator first.';
+    END IF;
+    IF shard_count IS NOT NULL AND shard_count < 1 THEN
+        RAISE EXCEPTION 'shard_count must be positive, not %', shard_count USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF collect._distribution_column(pending) IS NULL THEN
+        EXECUTE 'SELECT pg_catalog.create_distributed_table($1, ''key'', shard_count => coalesce($2, current_setting(''citus.shard_count'')::integer))'
+            USING pending, shard_count;
+    END IF;
+    IF collect._distribution_column(base) IS NULL THEN
+        PERFORM collect._citus_distribute(base, 'key', pending);
+    END IF;
+END $$;
+CREATE FUNCTION collect.distribute_collection(name text, shard_count integer DEFAULT NULL) RETURNS void
+    LANGUAGE sql AS $$ SELECT collect._distribute_collection(r.schema, r.object_name, shard_count) FROM collect._resolve('collection', name, '_pending') r $$;
+COMMENT ON FUNCTION collect.distribute_collection(text, integer) IS
+    'On Citus: distributes the collection''s two tables on their key, co-located';
 
 -- Each collection's normalization levels, as periodic work (collect.maintenance): a level
 -- named hourly, daily or weekly runs that often; others are listed for you to schedule.

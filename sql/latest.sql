@@ -140,6 +140,14 @@ BEGIN
     IF NOT FOUND THEN
         RAISE EXCEPTION 'child % is not a table', child USING ERRCODE = 'wrong_object_type';
     END IF;
+    -- The generated statements join parent and child across shards, which Citus refuses (or,
+    -- with its unsafe settings, runs on a worker that lacks the registry). Refused until they
+    -- are routed per shard (#14).
+    IF EXISTS (SELECT FROM unnest(ARRAY[parent, child]) u(rel), collect._citus_table(u.rel) c WHERE c.distribution_column IS NOT NULL OR c.reference) THEN
+        RAISE EXCEPTION 'collect.track_latest does not support Citus distributed or reference tables yet: % or % is one', parent, child
+            USING ERRCODE = 'feature_not_supported',
+                  HINT = 'Track local tables; distributing tracked tables is not supported either (the triggers would fail on the workers).';
+    END IF;
     IF parent = child THEN
         RAISE EXCEPTION 'parent and child must be different tables, not both %', parent USING ERRCODE = 'invalid_parameter_value';
     END IF;

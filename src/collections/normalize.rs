@@ -5,7 +5,7 @@ use pgrx::prelude::*;
 use pgrx::{pg_sys, PgOid};
 
 use super::pipeline::{Entry, Pipeline};
-use super::sql::{base_entries, base_lump, definition, parse_entry, parse_pipeline, run_pipeline, spi_error, Definition};
+use super::sql::{PG_EPOCH_OFFSET_US, base_entries, base_lump, definition, parse_entry, parse_pipeline, run_pipeline, spi_error, Definition};
 use crate::errors::raise;
 use crate::jsonb::JsonbValue;
 
@@ -33,6 +33,9 @@ fn fold_keys(def: &Definition, pipeline: &Pipeline, keys: &[String], horizon: &s
     let (base, pending, kt) = (&def.base, &def.pending, &def.key_type);
     let text = PgOid::from(pg_sys::TEXTOID);
     let lump_oid = collection_type_oid();
+    // SAFETY: reads the transaction's start time (what now() returns); it is passed below
+    // as the timestamptz it is.
+    let now = unsafe { pg_sys::GetCurrentTransactionStartTimestamp() };
     Spi::connect_mut(|client| {
         fn prepare<'c>(client: &pgrx::spi::SpiClient<'c>, sql: String, args: &[PgOid]) -> pgrx::spi::PreparedStatement<'c> {
             client.prepare_mut(sql.as_str(), args).unwrap_or_else(|e| spi_error(e))
@@ -51,7 +54,7 @@ fn fold_keys(def: &Definition, pipeline: &Pipeline, keys: &[String], horizon: &s
             client,
             format!(
                 "DELETE FROM {pending} WHERE key = $1::{kt} AND txn < $2::xid8
-                 RETURNING txn::text, seq, (extract(epoch FROM at) * 1000000)::bigint, entry::text"
+                 RETURNING txn::text, seq, at, entry::text"
             ),
             &[text, text],
         );
@@ -59,11 +62,13 @@ fn fold_keys(def: &Definition, pipeline: &Pipeline, keys: &[String], horizon: &s
             client,
             format!(
                 "UPDATE {base} SET entries = $2,
-                    updated_at = CASE WHEN $3 THEN now() ELSE updated_at END,
-                    levels = levels || jsonb_build_object($4::text, now())
+                    updated_at = CASE WHEN $3 THEN $5 ELSE updated_at END,
+                    levels = levels || jsonb_build_object($4::text, $5)
                   WHERE key = $1::{kt}"
             ),
-            &[text, PgOid::from(lump_oid), PgOid::from(pg_sys::BOOLOID), text],
+            // The time is a parameter ($5, the transaction's start, as now()): Citus refuses
+            // functions that are not immutable inside CASE.
+            &[text, PgOid::from(lump_oid), PgOid::from(pg_sys::BOOLOID), text, PgOid::from(pg_sys::TIMESTAMPTZOID)],
         );
         let remove = prepare(client, format!("DELETE FROM {base} WHERE key = $1::{kt}"), &[text]);
 
@@ -84,7 +89,13 @@ fn fold_keys(def: &Definition, pipeline: &Pipeline, keys: &[String], horizon: &s
             for row in rows {
                 let txn: u64 = row.get::<String>(1).ok().flatten().and_then(|t| t.parse().ok()).unwrap_or(0);
                 let seq: i64 = row.get(2).ok().flatten().unwrap_or(0);
-                let at: i64 = row.get(3).ok().flatten().unwrap_or(0);
+                // Unix microseconds, computed here: Citus refuses a RETURNING clause that calls
+                // anything not immutable, and extract() on a timestamptz is only stable.
+                let at: i64 = row
+                    .get::<TimestampWithTimeZone>(3)
+                    .ok()
+                    .flatten()
+                    .map_or(0, |t| pg_sys::TimestampTz::from(t) + PG_EPOCH_OFFSET_US);
                 let text: String = row.get(4).ok().flatten().unwrap_or_default();
                 folded.push((txn, Entry { seq, at, value: parse_entry(&text) }, text.len()));
             }
@@ -107,7 +118,7 @@ fn fold_keys(def: &Definition, pipeline: &Pipeline, keys: &[String], horizon: &s
                 // SAFETY: the bytes are a lump, the varlena body of a collect.collection.
                 let lump_arg = unsafe { DatumWithOid::new(new_lump, lump_oid) };
                 client
-                    .update(&store, None, &[key.as_str().into(), lump_arg, changed.into(), level.into()])
+                    .update(&store, None, &[key.as_str().into(), lump_arg, changed.into(), level.into(), unsafe { DatumWithOid::new(now, pg_sys::TIMESTAMPTZOID) }])
                     .unwrap_or_else(|e| spi_error(e));
             }
             pgrx::check_for_interrupts!();

@@ -7,8 +7,13 @@ use super::sql::{base_entries, definition, entries_json, parse_entry, parse_pipe
 use crate::jsonb::JsonbValue;
 
 /// Base and pending entries of some keys, read in one statement (one snapshot: a fold that
-/// commits meanwhile cannot make an entry appear twice or not at all).
+/// commits meanwhile cannot make an entry appear twice or not at all). On Citus a statement
+/// over keys of several shards runs as several queries, each with its own snapshot, so each
+/// key is read on its own there: one query routed to the shard holding it.
 fn stored_entries(def: &Definition, keys: &[String]) -> Vec<(String, Vec<Entry>)> {
+    if def.distributed && keys.len() > 1 {
+        return keys.iter().flat_map(|k| stored_entries(def, std::slice::from_ref(k))).collect();
+    }
     let query = format!(
         "SELECT key::text, 0 AS part, NULL::xid8 AS txn, NULL::bigint AS seq, NULL::bigint AS at_us,
                 collect.collection_send(entries) AS lump, NULL::text AS entry

@@ -40,3 +40,8 @@ CALL collect.normalize_in_batches('segment_sets', batch_size => 0);
 SELECT collect.drop_collection('no_such_collection');
 \echo :LAST_ERROR_SQLSTATE
 SELECT count(*) AS nothing_was_created FROM collect.collection_defs WHERE name = 'bad';
+-- Distributing a collection needs Citus (make test-citus, suite collections, does it there).
+SELECT collect.distribute_collection('segment_sets');
+\echo :LAST_ERROR_SQLSTATE
+SELECT collect.distribute_collection('no_such_collection');
+\echo :LAST_ERROR_SQLSTATE
