@@ -83,6 +83,34 @@ CREATE FUNCTION collect._latest_spec(def collect.latest_defs) RETURNS jsonb
         'trigger_function', jsonb_build_object('schema', (parse_ident(def.trigger_function))[1], 'name', (parse_ident(def.trigger_function))[2]))
 $$;
 
+-- What collect._latest_insert (src/latest/insert.rs) prepares for the child or partition
+-- `rel` a statement inserted into, for the tracking whose refresh function is `refresh` (the
+-- trigger's argument: a name, which pg_dump keeps): the tracking's spec, whether the ordering
+-- columns compare with pg_catalog's operators, and the key type with its array type. An
+-- error for a table that tracking has no triggers on, so the function cannot be aimed at
+-- anything else.
+CREATE FUNCTION collect._latest_insert_plan(rel regclass, refresh text) RETURNS text
+    STABLE LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    def collect.latest_defs := (SELECT d FROM collect.latest_defs d WHERE d.refresh_function = refresh AND rel = ANY (d.trigger_tables));
+BEGIN
+    IF def.parent IS NULL THEN
+        RAISE EXCEPTION 'collect._latest_insert fired on %, which no tracking has triggers on', coalesce(rel::text, 'NULL')
+            USING ERRCODE = 'triggered_action_exception', HINT = 'Only collect.track_latest makes these triggers.';
+    END IF;
+    def := collect._latest_def(def.parent);
+    RETURN (collect._latest_spec(def) || jsonb_build_object(
+        'order_ops_builtin', NOT EXISTS (
+            SELECT FROM unnest(def.order_by) o JOIN pg_attribute a ON a.attrelid = def.child AND a.attname = o
+             WHERE NOT EXISTS (SELECT FROM pg_operator op WHERE op.oprname IN ('>', '=') AND op.oprleft = a.atttypid
+                                  AND op.oprright = a.atttypid AND op.oprnamespace = 'pg_catalog'::regnamespace
+                                GROUP BY op.oprleft HAVING count(*) = 2)),
+        'key_type_oid', to_regtype(def.key_type)::oid::bigint,
+        'key_array_oid', (SELECT typarray::bigint FROM pg_type WHERE oid = to_regtype(def.key_type))))::text;
+END $$;
+CREATE FUNCTION collect._latest_insert() RETURNS trigger
+    LANGUAGE c AS 'MODULE_PATHNAME', 'latest_insert_wrapper';
+
 -- The column of `rel` named `col`, or an error naming both.
 CREATE FUNCTION collect._latest_column(rel regclass, col text, role text) RETURNS pg_attribute
     STABLE LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
@@ -262,8 +290,8 @@ BEGIN
     -- it, and each leaf partition for writes aimed at that partition.
     tables := ARRAY[child] || ARRAY(SELECT relid FROM pg_partition_tree(child) WHERE isleaf AND relid <> child ORDER BY relid);
     FOREACH t IN ARRAY tables LOOP
-        EXECUTE format('CREATE TRIGGER %I AFTER INSERT ON %s REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION %I.%I()',
-                       base || '_latest_insert', t, parent_schema, trigger_name);
+        EXECUTE format('CREATE TRIGGER %I AFTER INSERT ON %s REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION collect._latest_insert(%L)',
+                       base || '_latest_insert', t, format('%I.%I', parent_schema, refresh_name));
         EXECUTE format('CREATE TRIGGER %I AFTER UPDATE ON %s REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION %I.%I()',
                        base || '_latest_update', t, parent_schema, trigger_name);
         EXECUTE format('CREATE TRIGGER %I AFTER DELETE ON %s REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION %I.%I()',
@@ -390,7 +418,11 @@ BEGIN
        FROM pg_class c WHERE c.oid = def.parent;
     -- The triggers are found by their function, so renamed tables and partitions added or
     -- dropped since do not matter.
-    FOR tg IN SELECT t.tgname, t.tgrelid::regclass AS rel FROM pg_trigger t WHERE t.tgfoid = sync ORDER BY t.tgrelid, t.tgname LOOP
+    FOR tg IN SELECT t.tgname, t.tgrelid::regclass AS rel FROM pg_trigger t
+               WHERE t.tgfoid = sync
+                  OR (t.tgfoid = 'collect._latest_insert()'::regprocedure AND t.tgrelid = ANY (def.trigger_tables)
+                      AND t.tgargs = convert_to(def.refresh_function, 'UTF8') || '\x00'::bytea)
+               ORDER BY t.tgrelid, t.tgname LOOP
         EXECUTE format('DROP TRIGGER %I ON %s', tg.tgname, tg.rel);
     END LOOP;
     EXECUTE format('DROP FUNCTION IF EXISTS %s()', def.trigger_function);

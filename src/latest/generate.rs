@@ -34,6 +34,30 @@ pub struct Tracking {
     /// The generated functions: `<refresh>(keys)` and `<trigger>()`.
     pub refresh_function: QualifiedName,
     pub trigger_function: QualifiedName,
+    /// The ordering columns' `>` and `=` are pg_catalog's (see `single_insert`).
+    #[serde(default)]
+    pub order_ops_builtin: bool,
+}
+
+/// See `Tracking::insert_statements`.
+#[derive(Debug, Clone)]
+pub struct InsertStatements {
+    pub keys: String,
+    pub lock: String,
+    pub recompute: String,
+    pub single: Option<SingleInsert>,
+}
+
+/// The path of one inserted row: `update` ($1 the row's link, $2… its copied columns, in
+/// `params` order); when it changes nothing, `check` on the locked parent says whether the row
+/// is newer after all (update again) or tied (recompute the parent).
+#[derive(Debug, Clone)]
+pub struct SingleInsert {
+    pub update: String,
+    pub check: String,
+    pub params: Vec<String>,
+    /// Which params are ordering values: a row with a NULL one is never latest.
+    pub order_params: Vec<usize>,
 }
 
 pub use crate::registry::names::{ident, literal, QualifiedName};
@@ -218,6 +242,68 @@ END",
         )
     }
 
+    /// The statements `collect._latest_insert` (an AFTER INSERT statement trigger in Rust)
+    /// prepares once per session: the inserted parents (over the transition table
+    /// `new_rows`), their lock and recompute with keys `$1` (as the generated trigger does),
+    /// and, where it can be exact, the path of a single inserted row.
+    pub fn insert_statements(&self) -> InsertStatements {
+        let link = ident(&self.link);
+        InsertStatements {
+            keys: format!(
+                "SELECT pg_catalog.array_agg(DISTINCT {link} ORDER BY {link}) FROM new_rows WHERE {link} IS NOT NULL AND {}",
+                self.eligible()
+            ),
+            lock: self.lock_parents().replace("PERFORM FROM", "SELECT FROM").replace("ANY (pg_collect_keys)", "ANY ($1)").trim_end_matches(';').to_string(),
+            recompute: self.recompute_locked().replace("pg_collect_keys", "$1").trim_end_matches(';').to_string(),
+            single: self.single_insert(),
+        }
+    }
+
+    /// One inserted row ($1 its link, then $2… its `columns`) is the parent's latest when its
+    /// ordering values exceed the stored copy's: one UPDATE, whose row lock and recheck of a
+    /// concurrently changed parent keep it exact. Possible when the copy holds the ordering
+    /// columns and no filter applies (`order_ops_builtin`: their `>` and `=` are
+    /// pg_catalog's, so the generated SQL can name them).
+    fn single_insert(&self) -> Option<SingleInsert> {
+        if self.filter.is_some() || !self.order_ops_builtin || !self.order_by.iter().all(|o| self.columns.contains(o)) {
+            return None;
+        }
+        let param = |column: &str| format!("${}", 2 + self.columns.iter().position(|c| c == column).expect("ordering columns are copied"));
+        let new_order = self.order_by.iter().map(|o| param(o)).collect::<Vec<_>>().join(", ");
+        let stored_order = self.order_by.iter().map(|o| ident(&self.parent_column(o))).collect::<Vec<_>>().join(", ");
+        let first_stored = ident(&self.parent_column(&self.order_by[0]));
+        let newer = format!("({first_stored} IS NULL OR ROW({new_order}) OPERATOR(pg_catalog.>) ROW({stored_order}))");
+        let sets = self
+            .columns
+            .iter()
+            .map(|c| format!("{} = {}", ident(&self.parent_column(c)), param(c)))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let key = ident(&self.parent_key);
+        Some(SingleInsert {
+            update: format!(
+                "UPDATE {parent} SET {sets} WHERE {key} OPERATOR({eq}) $1 AND {newer}",
+                parent = self.parent.sql(),
+                eq = self.key_eq,
+            ),
+            // On the parent's current version, locked: is the row newer (a concurrent change
+            // since the UPDATE's snapshot), or tied on every ordering value (the child key
+            // breaks the tie, and the copy does not hold it)?
+            check: format!(
+                "SELECT {newer}, ROW({stored_order}) OPERATOR(pg_catalog.=) ROW({new_order}) FROM {parent}
+                  WHERE {key} OPERATOR({eq}) $1 FOR NO KEY UPDATE",
+                parent = self.parent.sql(),
+                eq = self.key_eq,
+            ),
+            params: std::iter::once(self.link.clone()).chain(self.columns.iter().cloned()).collect(),
+            order_params: self
+                .order_by
+                .iter()
+                .map(|o| 1 + self.columns.iter().position(|c| c == o).expect("ordering columns are copied"))
+                .collect(),
+        })
+    }
+
     /// Rows whose stored copy differs from the truth: (parent_key text, stored jsonb, expected jsonb).
     pub fn check_sql(&self) -> String {
         let object = |alias: &str, parent_side: bool| {
@@ -268,7 +354,33 @@ mod tests {
             refresh_function: QualifiedName { schema: "public".into(), name: "files_latest_refresh".into() },
             trigger_function: QualifiedName { schema: "public".into(), name: "files_latest_sync".into() },
             key_eq: builtin_equality(),
+            order_ops_builtin: true,
         }
+    }
+
+    #[test]
+    fn inserts_take_one_update_when_they_can() {
+        let mut t = files();
+        assert!(t.insert_statements().single.is_none(), "a filter needs the general path");
+        t.filter = None;
+        let s = t.insert_statements();
+        assert_eq!(s.lock, "SELECT FROM \"public\".\"files\" WHERE \"id\" OPERATOR(pg_catalog.=) ANY ($1) ORDER BY \"id\" FOR NO KEY UPDATE");
+        assert!(s.recompute.contains("pg_catalog.unnest($1) AS pg_collect_key_list") && !s.recompute.ends_with(';'));
+        assert!(s.keys.starts_with("SELECT pg_catalog.array_agg(DISTINCT \"file_id\" ORDER BY \"file_id\") FROM new_rows"));
+        let single = s.single.expect("ordering column copied, no filter");
+        assert_eq!(single.params, ["file_id", "size", "created_at"]);
+        assert_eq!(single.order_params, [2]);
+        assert_eq!(
+            single.update,
+            "UPDATE \"public\".\"files\" SET \"latest_size\" = $2, \"latest_created_at\" = $3 WHERE \"id\" OPERATOR(pg_catalog.=) $1 \
+             AND (\"latest_created_at\" IS NULL OR ROW($3) OPERATOR(pg_catalog.>) ROW(\"latest_created_at\"))"
+        );
+        assert!(single.check.contains("ROW(\"latest_created_at\") OPERATOR(pg_catalog.=) ROW($3)") && single.check.ends_with("FOR NO KEY UPDATE"));
+        t.order_by = vec!["version".into()];
+        assert!(t.insert_statements().single.is_none(), "the ordering column is not copied");
+        t.order_by = vec!["created_at".into()];
+        t.order_ops_builtin = false;
+        assert!(t.insert_statements().single.is_none());
     }
 
     #[test]

@@ -1,5 +1,7 @@
 //! The denormalized latest version (a file row carrying its newest version): `generate` writes
-//! the SQL that keeps the copy exact, `sql` is the thin layer `sql/latest.sql` calls.
+//! the SQL that keeps the copy exact, `sql` is the thin layer `sql/latest.sql` calls, `insert`
+//! the AFTER INSERT trigger with plans prepared once per session.
 
 pub mod generate;
+mod insert;
 mod sql;

@@ -118,6 +118,86 @@ fn concurrent_inserts_and_deletes_on_the_same_parents_stay_exact() {
     assert!(equals_distinct_on(&mut checker), "every parent agrees with DISTINCT ON");
 }
 
+/// The single-row path of the insert trigger (one UPDATE when the row is newer than the copy;
+/// a lock and a second look when it is not; a recompute on a tie) beside deletes and moves
+/// of other clients' versions of the same parents.
+#[test]
+fn single_row_inserts_beside_deletes_and_moves_stay_exact() {
+    let db = fresh_database("latest_single_rows");
+    let mut setup = connect(&db);
+    setup.batch_execute(SCHEMA).unwrap();
+    setup
+        .batch_execute(
+            "SELECT collect.track_latest('files', 'versions', 'file_id', 'created_at', '{size, created_at}');
+             INSERT INTO files SELECT g, 'f' || g FROM generate_series(1, 6) g;",
+        )
+        .unwrap();
+    const CLIENTS: usize = 8;
+    const ROUNDS: i64 = 80;
+    let barrier = Arc::new(Barrier::new(CLIENTS + 1));
+    let handles: Vec<_> = (0..CLIENTS as i64)
+        .map(|c| {
+            let db = db.clone();
+            let barrier = barrier.clone();
+            thread::spawn(move || {
+                let mut client = connect(&db);
+                for r in 0..ROUNDS {
+                    let seed = c * 1000 + r;
+                    barrier.wait();
+                    let result = match r % 4 {
+                        // One version at a time, each parent in a client's own order; times
+                        // from a narrow range, so that clients tie and arrive out of order.
+                        0 | 1 => (0..6i64).try_for_each(|i| {
+                            client
+                                .execute(
+                                    "INSERT INTO versions (file_id, created_at, size)
+                                     VALUES (1 + ($1::int8 * 5 + $2::int8) % 6,
+                                             '2026-01-01'::timestamptz + (($1::int8 * 7 + $2::int8 * 3) % 12) * interval '1 minute',
+                                             $3::int8 * 100000 + $1::int8)",
+                                    &[&seed, &i, &c],
+                                )
+                                .map(|_| ())
+                        }),
+                        2 => client
+                            .execute(
+                                "DELETE FROM versions WHERE id IN (
+                                     SELECT DISTINCT ON (file_id) id FROM versions WHERE size / 100000 = $1::int8
+                                      ORDER BY file_id, created_at DESC, id DESC)",
+                                &[&c],
+                            )
+                            .map(|_| ()),
+                        _ => client.batch_execute(&format!(
+                            "BEGIN;
+                             UPDATE versions SET file_id = 1 + (file_id + {seed}) % 6
+                              WHERE id IN (SELECT id FROM versions WHERE size / 100000 = {c} ORDER BY id DESC LIMIT 3);
+                             COMMIT;"
+                        )),
+                    };
+                    result.unwrap_or_else(|e| panic!("client {c} round {r}: {e} ({})", sqlstate(&e)));
+                    barrier.wait();
+                }
+            })
+        })
+        .collect();
+    let mut checker = connect(&db);
+    let mut wrong_rounds = Vec::new();
+    for r in 0..ROUNDS {
+        barrier.wait();
+        barrier.wait();
+        if wrong_copies(&mut checker) > 0 {
+            wrong_rounds.push(r);
+            checker.batch_execute("SELECT collect.repair_latest('files')").unwrap();
+        }
+    }
+    for h in handles {
+        h.join().expect("a writer failed (a deadlock would show here as 40P01)");
+    }
+    assert!(wrong_rounds.is_empty(), "copies were wrong after rounds {wrong_rounds:?}");
+    let versions: i64 = checker.query_one("SELECT count(*) FROM versions", &[]).unwrap().get(0);
+    assert!(versions > 500, "the writers wrote: {versions} versions");
+    assert!(equals_distinct_on(&mut checker), "every parent agrees with DISTINCT ON");
+}
+
 #[test]
 fn backfill_beside_writers_is_exact_reports_progress_and_resumes_after_a_cancel() {
     let db = fresh_database("latest_backfill");

@@ -1,0 +1,258 @@
+//! The AFTER INSERT statement trigger of a tracked child, in Rust with plans prepared once per
+//! session: applications mostly insert one version at a time, and a PL/pgSQL trigger pays
+//! for its interpreter and a transition-table query on every statement.
+//!
+//! One inserted row (when `Tracking::insert_statements` has a single-row path) costs one
+//! UPDATE of its parent, made only if the row is newer than the copy; the row lock and the
+//! recheck Postgres does on a concurrently changed parent keep it exact. When that UPDATE
+//! changes nothing, the parent is locked and looked at again: newer after all (a concurrent
+//! change since the UPDATE's snapshot) means update again, a tie on the ordering values means
+//! the general path for that parent. Several rows take the general path: the inserted
+//! parents, locked in key order, recomputed — what the generated trigger does.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::ffi::{CStr, CString};
+
+use pgrx::pg_sys;
+use pgrx::prelude::*;
+use pgrx::Internal;
+
+use super::generate::Tracking;
+use crate::errors::raise;
+
+struct Single {
+    update: pg_sys::SPIPlanPtr,
+    check: pg_sys::SPIPlanPtr,
+    attnums: Vec<i32>,
+    order_params: Vec<usize>,
+}
+
+struct Plans {
+    keys: CString,
+    lock: pg_sys::SPIPlanPtr,
+    recompute: pg_sys::SPIPlanPtr,
+    lock_one: pg_sys::SPIPlanPtr,
+    recompute_one: pg_sys::SPIPlanPtr,
+    /// The single-row path: its two plans and the attribute numbers of its parameters in the
+    /// relation the trigger fired on (a partition's may differ from its parent's).
+    single: Option<Single>,
+}
+
+thread_local! {
+    /// Plans kept for the session (SPI_keepplan), per trigger and relation. A tracking made
+    /// again has new triggers; plans of dropped ones are small and stay until the session ends.
+    static PLANS: RefCell<HashMap<(pg_sys::Oid, pg_sys::Oid), Plans>> = RefCell::new(HashMap::new());
+}
+
+fn protocol_violation() -> ! {
+    raise(
+        PgSqlErrorCode::ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED,
+        "collect._latest_insert must be an AFTER INSERT statement trigger with a transition table, made by collect.track_latest".into(),
+        Some("Only collect.track_latest makes these triggers.".into()),
+    )
+}
+
+fn spi_failed(what: &str, rc: i32) -> ! {
+    raise(PgSqlErrorCode::ERRCODE_INTERNAL_ERROR, format!("collect._latest_insert: {what} failed ({rc})"), None)
+}
+
+/// Prepares `sql` with `types` and keeps it for the session.
+unsafe fn keep(sql: &str, types: &mut [pg_sys::Oid]) -> pg_sys::SPIPlanPtr {
+    let text = CString::new(sql).expect("generated SQL has no NUL");
+    // SAFETY: inside SPI; the plan is moved out of the SPI context by SPI_keepplan.
+    unsafe {
+        let plan = pg_sys::SPI_prepare(text.as_ptr(), types.len() as i32, types.as_mut_ptr());
+        if plan.is_null() {
+            spi_failed("SPI_prepare", pg_sys::SPI_result);
+        }
+        let rc = pg_sys::SPI_keepplan(plan);
+        if rc != 0 {
+            spi_failed("SPI_keepplan", rc);
+        }
+        plan
+    }
+}
+
+/// The plans for the tracking whose refresh function is `refresh`, on relation `relation`.
+unsafe fn prepare(relation: pg_sys::Relation, refresh: &str) -> Plans {
+    // SAFETY: inside SPI, on the trigger's open relation.
+    unsafe {
+        let relid = (*relation).rd_id;
+        let plan: String = Spi::get_one_with_args::<String>(
+            "SELECT collect._latest_insert_plan($1::pg_catalog.oid::pg_catalog.regclass, $2)",
+            &[relid.into(), refresh.into()],
+        )
+        .unwrap_or_else(|e| raise(PgSqlErrorCode::ERRCODE_INTERNAL_ERROR, format!("collect._latest_insert: {e}"), None))
+        .unwrap_or_else(|| protocol_violation());
+        let invalid = |why: String| -> ! {
+            raise(PgSqlErrorCode::ERRCODE_INTERNAL_ERROR, format!("collect._latest_insert: invalid plan: {why}"), None)
+        };
+        let spec: serde_json::Value = serde_json::from_str(&plan).unwrap_or_else(|e| invalid(e.to_string()));
+        let oid = |field: &str| pg_sys::Oid::from(spec[field].as_u64().unwrap_or_else(|| invalid(format!("no {field}"))) as u32);
+        let (key_type, key_array) = (oid("key_type_oid"), oid("key_array_oid"));
+        let tracking: Tracking = serde_json::from_value(spec).unwrap_or_else(|e| invalid(e.to_string()));
+        let statements = tracking.insert_statements();
+        let one = |sql: &str| sql.replace("$1", "ARRAY[$1]");
+        let tupdesc = (*relation).rd_att;
+        let single = statements.single.as_ref().map(|single| {
+            let attnums: Vec<i32> = single
+                .params
+                .iter()
+                .map(|column| {
+                    let name = CString::new(column.as_str()).expect("column names have no NUL");
+                    let attnum = pg_sys::SPI_fnumber(tupdesc, name.as_ptr());
+                    if attnum <= 0 {
+                        protocol_violation();
+                    }
+                    attnum
+                })
+                .collect();
+            let mut types: Vec<pg_sys::Oid> = attnums.iter().map(|a| pg_sys::SPI_gettypeid(tupdesc, *a)).collect();
+            Single {
+                update: keep(&single.update, &mut types),
+                check: keep(&single.check, &mut types.clone()),
+                attnums,
+                order_params: single.order_params.clone(),
+            }
+        });
+        Plans {
+            keys: CString::new(statements.keys.as_str()).expect("generated SQL has no NUL"),
+            lock: keep(&statements.lock, &mut [key_array]),
+            recompute: keep(&statements.recompute, &mut [key_array]),
+            lock_one: keep(&one(&statements.lock), &mut [key_type]),
+            recompute_one: keep(&one(&statements.recompute), &mut [key_type]),
+            single,
+        }
+    }
+}
+
+unsafe fn execute(plan: pg_sys::SPIPlanPtr, values: &mut [pg_sys::Datum], nulls: &[u8], read_only: bool) -> u64 {
+    // SAFETY: inside SPI, with as many values as the plan has parameters.
+    unsafe {
+        let rc = pg_sys::SPI_execute_plan(plan, values.as_mut_ptr(), nulls.as_ptr() as *const std::ffi::c_char, read_only, 0);
+        if rc < 0 {
+            spi_failed("SPI_execute_plan", rc);
+        }
+        pg_sys::SPI_processed
+    }
+}
+
+/// The parent of one inserted row (its values, in `params` order), made exact.
+unsafe fn single_row(plans: &Plans, update: pg_sys::SPIPlanPtr, check: pg_sys::SPIPlanPtr, values: &mut [pg_sys::Datum], nulls: &[u8]) {
+    // SAFETY: inside SPI; the plans take these parameters.
+    unsafe {
+        if execute(update, values, nulls, false) > 0 {
+            return;
+        }
+        if execute(check, values, nulls, false) == 0 {
+            return; // no such parent: nothing holds a copy
+        }
+        let table = pg_sys::SPI_tuptable;
+        let row = *(*table).vals;
+        let mut isnull = false;
+        let newer = pg_sys::SPI_getbinval(row, (*table).tupdesc, 1, &mut isnull);
+        let newer = !isnull && bool::from_datum(newer, false).unwrap_or(false);
+        let tied = pg_sys::SPI_getbinval(row, (*table).tupdesc, 2, &mut isnull);
+        let tied = !isnull && bool::from_datum(tied, false).unwrap_or(false);
+        if newer {
+            execute(update, values, nulls, false);
+        } else if tied {
+            // The child key breaks the tie, and the copy does not hold it: recompute.
+            execute(plans.lock_one, &mut values[..1], &nulls[..1], false);
+            execute(plans.recompute_one, &mut values[..1], &nulls[..1], false);
+        }
+    }
+}
+
+/// AFTER INSERT, FOR EACH STATEMENT, REFERENCING NEW TABLE on a tracked child; its one
+/// argument names the tracking's refresh function.
+#[pg_extern(sql = false)]
+fn latest_insert(fcinfo: pg_sys::FunctionCallInfo) -> Internal {
+    // SAFETY: the call's context is checked to be trigger data before anything is read.
+    unsafe {
+        let context = (*fcinfo).context;
+        if context.is_null() || (*context).type_ != pg_sys::NodeTag::T_TriggerData {
+            protocol_violation();
+        }
+        let td = context.cast::<pg_sys::TriggerData>();
+        let event = (*td).tg_event;
+        let trigger = (*td).tg_trigger;
+        let relation = (*td).tg_relation;
+        if event & pg_sys::TRIGGER_EVENT_OPMASK != pg_sys::TRIGGER_EVENT_INSERT
+            || event & pg_sys::TRIGGER_EVENT_ROW != 0
+            || event & pg_sys::TRIGGER_EVENT_TIMINGMASK != pg_sys::TRIGGER_EVENT_AFTER
+            || (*td).tg_newtable.is_null()
+            || trigger.is_null()
+            || relation.is_null()
+            || (*trigger).tgnargs != 1
+        {
+            protocol_violation();
+        }
+        let store = (*td).tg_newtable;
+        let rows = pg_sys::tuplestore_tuple_count(store);
+        if rows == 0 {
+            return Internal::from(Some(pg_sys::Datum::from(0usize)));
+        }
+        let refresh = CStr::from_ptr(*(*trigger).tgargs).to_string_lossy().into_owned();
+        let key = ((*trigger).tgoid, (*relation).rd_id);
+        if pg_sys::SPI_connect() < 0 {
+            spi_failed("SPI_connect", 0);
+        }
+        let known = PLANS.with(|p| p.borrow().contains_key(&key));
+        if !known {
+            let plans = prepare(relation, &refresh);
+            PLANS.with(|p| p.borrow_mut().insert(key, plans));
+        }
+        PLANS.with(|p| {
+            let plans = p.borrow();
+            let plans = plans.get(&key).expect("prepared above");
+            match &plans.single {
+                Some(single) if rows == 1 => {
+                    let attnums = &single.attnums;
+                    // The one row, read from the transition table through a read pointer
+                    // of our own, as a scan of it would.
+                    let tupdesc = (*relation).rd_att;
+                    let slot = pg_sys::MakeSingleTupleTableSlot(tupdesc, &pg_sys::TTSOpsMinimalTuple);
+                    let pointer = pg_sys::tuplestore_alloc_read_pointer(store, pg_sys::EXEC_FLAG_REWIND as i32);
+                    pg_sys::tuplestore_select_read_pointer(store, pointer);
+                    pg_sys::tuplestore_rescan(store);
+                    if !pg_sys::tuplestore_gettupleslot(store, true, false, slot) {
+                        protocol_violation();
+                    }
+                    pg_sys::slot_getsomeattrs_int(slot, (*tupdesc).natts);
+                    let mut values: Vec<pg_sys::Datum> = attnums.iter().map(|a| *(*slot).tts_values.add(*a as usize - 1)).collect();
+                    let nulls: Vec<u8> = attnums
+                        .iter()
+                        .map(|a| if *(*slot).tts_isnull.add(*a as usize - 1) { b'n' } else { b' ' })
+                        .collect();
+                    // A row without a parent or with a NULL ordering value is never latest.
+                    if nulls[0] != b'n' && single.order_params.iter().all(|p| nulls[*p] != b'n') {
+                        single_row(plans, single.update, single.check, &mut values, &nulls);
+                    }
+                    pg_sys::ExecDropSingleTupleTableSlot(slot);
+                }
+                _ => {
+                    // SAFETY: makes the transition table visible to SPI as new_rows.
+                    if pg_sys::SPI_register_trigger_data(td) < 0 {
+                        spi_failed("SPI_register_trigger_data", 0);
+                    }
+                    let rc = pg_sys::SPI_execute(plans.keys.as_ptr(), true, 1);
+                    if rc < 0 {
+                        spi_failed("SPI_execute", rc);
+                    }
+                    let table = pg_sys::SPI_tuptable;
+                    let mut isnull = false;
+                    let keys = pg_sys::SPI_getbinval(*(*table).vals, (*table).tupdesc, 1, &mut isnull);
+                    if !isnull {
+                        let mut values = [keys];
+                        execute(plans.lock, &mut values, b" ", false);
+                        execute(plans.recompute, &mut values, b" ", false);
+                    }
+                }
+            }
+        });
+        pg_sys::SPI_finish();
+        Internal::from(Some(pg_sys::Datum::from(0usize)))
+    }
+}
