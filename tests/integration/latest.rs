@@ -33,6 +33,60 @@ fn equals_distinct_on(client: &mut postgres::Client) -> bool {
         .get(0)
 }
 
+
+/// Rounds in lockstep: in each, every client runs `write(client, c, r)` on the same parents at
+/// the same moment, then the copies are checked. Whoever commits last must still see what the
+/// others committed while it waited: a stale read shows up as a wrong copy. Returns the
+/// rounds after which copies were wrong (repaired each time, so each round is judged alone).
+fn rounds_in_lockstep(
+    db: &str,
+    clients: usize,
+    rounds: i64,
+    write: fn(&mut postgres::Client, i64, i64) -> Result<(), postgres::Error>,
+    on_wrong: fn(&mut postgres::Client, i64),
+) -> Vec<i64> {
+    let barrier = Arc::new(Barrier::new(clients + 1));
+    let handles: Vec<_> = (0..clients as i64)
+        .map(|c| {
+            let db = db.to_string();
+            let barrier = barrier.clone();
+            thread::spawn(move || {
+                let mut client = connect(&db);
+                for r in 0..rounds {
+                    barrier.wait();
+                    write(&mut client, c, r).unwrap_or_else(|e| panic!("client {c} round {r}: {e} ({})", sqlstate(&e)));
+                    barrier.wait();
+                }
+            })
+        })
+        .collect();
+    let mut checker = connect(db);
+    let mut wrong_rounds = Vec::new();
+    for r in 0..rounds {
+        barrier.wait();
+        barrier.wait();
+        if wrong_copies(&mut checker) > 0 {
+            on_wrong(&mut checker, r);
+            wrong_rounds.push(r);
+            checker.batch_execute("SELECT collect.repair_latest('files')").unwrap();
+        }
+    }
+    for h in handles {
+        h.join().expect("a writer failed (a deadlock would show here as 40P01)");
+    }
+    wrong_rounds
+}
+
+/// Moves a few of client `c`'s versions to other parents, in an explicit transaction.
+fn move_versions(client: &mut postgres::Client, c: i64, seed: i64) -> Result<(), postgres::Error> {
+    client.batch_execute(&format!(
+        "BEGIN;
+         UPDATE versions SET file_id = 1 + (file_id + {seed}) % 6
+          WHERE id IN (SELECT id FROM versions WHERE size / 100000 = {c} ORDER BY id DESC LIMIT 3);
+         COMMIT;"
+    ))
+}
+
 #[test]
 fn concurrent_inserts_and_deletes_on_the_same_parents_stay_exact() {
     let db = fresh_database("latest_concurrent");
@@ -44,75 +98,46 @@ fn concurrent_inserts_and_deletes_on_the_same_parents_stay_exact() {
              INSERT INTO files SELECT g, 'f' || g FROM generate_series(1, 6) g;",
         )
         .unwrap();
-    // Rounds in lockstep: in each, every client writes versions of the same six parents at
-    // the same moment, then the copies are checked. Whoever commits last must still see what
-    // the others committed while it waited: a stale read shows up as a wrong copy.
-    const CLIENTS: usize = 8;
-    const ROUNDS: i64 = 80;
-    let barrier = Arc::new(Barrier::new(CLIENTS + 1));
-    let handles: Vec<_> = (0..CLIENTS as i64)
-        .map(|c| {
-            let db = db.clone();
-            let barrier = barrier.clone();
-            thread::spawn(move || {
-                let mut client = connect(&db);
-                for r in 0..ROUNDS {
-                    let seed = c * 1000 + r;
-                    barrier.wait();
-                    match r % 4 {
-                        // Versions of every parent, out of order, in key orders that differ per client.
-                        0 | 1 => client
-                            .execute(
-                                "INSERT INTO versions (file_id, created_at, size, deleted)
-                                 SELECT 1 + (g * 5 + $1::int8) % 6,
-                                        '2026-01-01'::timestamptz + ((g * 7919 + $1::int8 * 31) % 5000) * interval '1 minute',
-                                        $1::int8 * 100 + g, (g + $1::int8) % 9 = 0  -- size / 100000 = client
-                                   FROM generate_series(1, 12) g",
-                                &[&seed],
-                            )
-                            .map(|_| ()),
-                        // Delete this client's newest version of every parent (each client changes
-                        // only its own versions: the parents are what is shared).
-                        2 => client
-                            .execute(
-                                "DELETE FROM versions WHERE id IN (
-                                     SELECT DISTINCT ON (file_id) id FROM versions WHERE size / 100000 = $1::int8 AND NOT deleted
-                                      ORDER BY file_id, created_at DESC, id DESC)",
-                                &[&c],
-                            )
-                            .map(|_| ()),
-                        // Move a few of its versions to other parents, in an explicit transaction.
-                        _ => client.batch_execute(&format!(
-                            "BEGIN;
-                             UPDATE versions SET file_id = 1 + (file_id + {seed}) % 6
-                              WHERE id IN (SELECT id FROM versions WHERE size / 100000 = {c} ORDER BY id DESC LIMIT 3);
-                             COMMIT;"
-                        )),
-                    }
-                    .unwrap_or_else(|e| panic!("client {c} round {r}: {e} ({})", sqlstate(&e)));
-                    barrier.wait();
-                }
-            })
-        })
-        .collect();
-    let mut checker = connect(&db);
-    let mut wrong_rounds = Vec::new();
-    for r in 0..ROUNDS {
-        barrier.wait();
-        barrier.wait();
-        if wrong_copies(&mut checker) > 0 {
+    let wrong_rounds = rounds_in_lockstep(
+        &db,
+        8,
+        80,
+        |client, c, r| {
+            let seed = c * 1000 + r;
+            match r % 4 {
+                // Versions of every parent, out of order, in key orders that differ per client.
+                0 | 1 => client
+                    .execute(
+                        "INSERT INTO versions (file_id, created_at, size, deleted)
+                         SELECT 1 + (g * 5 + $1::int8) % 6,
+                                '2026-01-01'::timestamptz + ((g * 7919 + $1::int8 * 31) % 5000) * interval '1 minute',
+                                $1::int8 * 100 + g, (g + $1::int8) % 9 = 0  -- size / 100000 = client
+                           FROM generate_series(1, 12) g",
+                        &[&seed],
+                    )
+                    .map(|_| ()),
+                // Delete this client's newest version of every parent (each client changes
+                // only its own versions: the parents are what is shared).
+                2 => client
+                    .execute(
+                        "DELETE FROM versions WHERE id IN (
+                             SELECT DISTINCT ON (file_id) id FROM versions WHERE size / 100000 = $1::int8 AND NOT deleted
+                              ORDER BY file_id, created_at DESC, id DESC)",
+                        &[&c],
+                    )
+                    .map(|_| ()),
+                _ => move_versions(client, c, seed),
+            }
+        },
+        |checker, r| {
             for row in checker.query("SELECT parent_key, stored::text, expected::text FROM collect.check_latest('files')", &[]).unwrap() {
                 let (k, s, e): (String, String, Option<String>) = (row.get(0), row.get(1), row.get(2));
                 eprintln!("after round {r}, parent {k}: stored {s}, expected {e:?}");
             }
-            wrong_rounds.push(r);
-            checker.batch_execute("SELECT collect.repair_latest('files')").unwrap();
-        }
-    }
-    for h in handles {
-        h.join().expect("a writer failed (a deadlock would show here as 40P01)");
-    }
+        },
+    );
     assert!(wrong_rounds.is_empty(), "copies were wrong after rounds {wrong_rounds:?}");
+    let mut checker = connect(&db);
     let versions: i64 = checker.query_one("SELECT count(*) FROM versions", &[]).unwrap().get(0);
     assert!(versions > 1000, "the writers wrote: {versions} versions");
     assert!(equals_distinct_on(&mut checker), "every parent agrees with DISTINCT ON");
@@ -132,67 +157,41 @@ fn single_row_inserts_beside_deletes_and_moves_stay_exact() {
              INSERT INTO files SELECT g, 'f' || g FROM generate_series(1, 6) g;",
         )
         .unwrap();
-    const CLIENTS: usize = 8;
-    const ROUNDS: i64 = 80;
-    let barrier = Arc::new(Barrier::new(CLIENTS + 1));
-    let handles: Vec<_> = (0..CLIENTS as i64)
-        .map(|c| {
-            let db = db.clone();
-            let barrier = barrier.clone();
-            thread::spawn(move || {
-                let mut client = connect(&db);
-                for r in 0..ROUNDS {
-                    let seed = c * 1000 + r;
-                    barrier.wait();
-                    let result = match r % 4 {
-                        // One version at a time, each parent in a client's own order; times
-                        // from a narrow range, so that clients tie and arrive out of order.
-                        0 | 1 => (0..6i64).try_for_each(|i| {
-                            client
-                                .execute(
-                                    "INSERT INTO versions (file_id, created_at, size)
-                                     VALUES (1 + ($1::int8 * 5 + $2::int8) % 6,
-                                             '2026-01-01'::timestamptz + (($1::int8 * 7 + $2::int8 * 3) % 12) * interval '1 minute',
-                                             $3::int8 * 100000 + $1::int8)",
-                                    &[&seed, &i, &c],
-                                )
-                                .map(|_| ())
-                        }),
-                        2 => client
-                            .execute(
-                                "DELETE FROM versions WHERE id IN (
-                                     SELECT DISTINCT ON (file_id) id FROM versions WHERE size / 100000 = $1::int8
-                                      ORDER BY file_id, created_at DESC, id DESC)",
-                                &[&c],
-                            )
-                            .map(|_| ()),
-                        _ => client.batch_execute(&format!(
-                            "BEGIN;
-                             UPDATE versions SET file_id = 1 + (file_id + {seed}) % 6
-                              WHERE id IN (SELECT id FROM versions WHERE size / 100000 = {c} ORDER BY id DESC LIMIT 3);
-                             COMMIT;"
-                        )),
-                    };
-                    result.unwrap_or_else(|e| panic!("client {c} round {r}: {e} ({})", sqlstate(&e)));
-                    barrier.wait();
-                }
-            })
-        })
-        .collect();
-    let mut checker = connect(&db);
-    let mut wrong_rounds = Vec::new();
-    for r in 0..ROUNDS {
-        barrier.wait();
-        barrier.wait();
-        if wrong_copies(&mut checker) > 0 {
-            wrong_rounds.push(r);
-            checker.batch_execute("SELECT collect.repair_latest('files')").unwrap();
-        }
-    }
-    for h in handles {
-        h.join().expect("a writer failed (a deadlock would show here as 40P01)");
-    }
+    let wrong_rounds = rounds_in_lockstep(
+        &db,
+        8,
+        80,
+        |client, c, r| {
+            let seed = c * 1000 + r;
+            match r % 4 {
+                // One version at a time, each parent in a client's own order; times from a
+                // narrow range, so that clients tie and arrive out of order.
+                0 | 1 => (0..6i64).try_for_each(|i| {
+                    client
+                        .execute(
+                            "INSERT INTO versions (file_id, created_at, size)
+                             VALUES (1 + ($1::int8 * 5 + $2::int8) % 6,
+                                     '2026-01-01'::timestamptz + (($1::int8 * 7 + $2::int8 * 3) % 12) * interval '1 minute',
+                                     $3::int8 * 100000 + $1::int8)",
+                            &[&seed, &i, &c],
+                        )
+                        .map(|_| ())
+                }),
+                2 => client
+                    .execute(
+                        "DELETE FROM versions WHERE id IN (
+                             SELECT DISTINCT ON (file_id) id FROM versions WHERE size / 100000 = $1::int8
+                              ORDER BY file_id, created_at DESC, id DESC)",
+                        &[&c],
+                    )
+                    .map(|_| ()),
+                _ => move_versions(client, c, seed),
+            }
+        },
+        |_, _| {},
+    );
     assert!(wrong_rounds.is_empty(), "copies were wrong after rounds {wrong_rounds:?}");
+    let mut checker = connect(&db);
     let versions: i64 = checker.query_one("SELECT count(*) FROM versions", &[]).unwrap().get(0);
     assert!(versions > 500, "the writers wrote: {versions} versions");
     assert!(equals_distinct_on(&mut checker), "every parent agrees with DISTINCT ON");
