@@ -77,6 +77,20 @@ fn rounds_in_lockstep(
     wrong_rounds
 }
 
+/// A fresh database with six files whose latest version is tracked (`more`: further
+/// arguments of track_latest).
+fn six_tracked_files(name: &str, more: &str) -> String {
+    let db = fresh_database(name);
+    connect(&db)
+        .batch_execute(&format!(
+            "{SCHEMA}
+             SELECT collect.track_latest('files', 'versions', 'file_id', 'created_at', '{{size, created_at}}'{more});
+             INSERT INTO files SELECT g, 'f' || g FROM generate_series(1, 6) g;"
+        ))
+        .unwrap();
+    db
+}
+
 /// Moves a few of client `c`'s versions to other parents, in an explicit transaction.
 fn move_versions(client: &mut postgres::Client, c: i64, seed: i64) -> Result<(), postgres::Error> {
     client.batch_execute(&format!(
@@ -89,15 +103,7 @@ fn move_versions(client: &mut postgres::Client, c: i64, seed: i64) -> Result<(),
 
 #[test]
 fn concurrent_inserts_and_deletes_on_the_same_parents_stay_exact() {
-    let db = fresh_database("latest_concurrent");
-    let mut setup = connect(&db);
-    setup.batch_execute(SCHEMA).unwrap();
-    setup
-        .batch_execute(
-            "SELECT collect.track_latest('files', 'versions', 'file_id', 'created_at', '{size, created_at}', filter => 'NOT deleted');
-             INSERT INTO files SELECT g, 'f' || g FROM generate_series(1, 6) g;",
-        )
-        .unwrap();
+    let db = six_tracked_files("latest_concurrent", ", filter => 'NOT deleted'");
     let wrong_rounds = rounds_in_lockstep(
         &db,
         8,
@@ -148,15 +154,7 @@ fn concurrent_inserts_and_deletes_on_the_same_parents_stay_exact() {
 /// of other clients' versions of the same parents.
 #[test]
 fn single_row_inserts_beside_deletes_and_moves_stay_exact() {
-    let db = fresh_database("latest_single_rows");
-    let mut setup = connect(&db);
-    setup.batch_execute(SCHEMA).unwrap();
-    setup
-        .batch_execute(
-            "SELECT collect.track_latest('files', 'versions', 'file_id', 'created_at', '{size, created_at}');
-             INSERT INTO files SELECT g, 'f' || g FROM generate_series(1, 6) g;",
-        )
-        .unwrap();
+    let db = six_tracked_files("latest_single_rows", "");
     let wrong_rounds = rounds_in_lockstep(
         &db,
         8,
