@@ -46,6 +46,15 @@ pub struct InsertStatements {
     pub lock: String,
     pub recompute: String,
     pub single: Option<SingleInsert>,
+    pub bulk: Option<BulkInsert>,
+}
+
+/// Several inserted rows, their parents locked: `ties` (the parents whose newest inserted row
+/// ties with the copy, to recompute) before `update` (the parents it is newer than).
+#[derive(Debug, Clone)]
+pub struct BulkInsert {
+    pub ties: String,
+    pub update: String,
 }
 
 /// The path of one inserted row: `update` ($1 the row's link, $2… its copied columns, in
@@ -256,7 +265,55 @@ END",
             lock: self.lock_parents().replace("PERFORM FROM", "SELECT FROM").replace("ANY (pg_collect_keys)", "ANY ($1)").trim_end_matches(';').to_string(),
             recompute: self.recompute_locked().replace("pg_collect_keys", "$1").trim_end_matches(';').to_string(),
             single: self.single_insert(),
+            bulk: self.bulk_insert(),
         }
+    }
+
+    /// Inserted rows can only raise a parent's latest: with the parents locked, each parent's
+    /// newest inserted row replaces the copy where it is newer, in one UPDATE, without a probe
+    /// of the child per parent; parents where it ties with the copy are recomputed. Possible
+    /// when the copy holds the ordering columns (and `order_ops_builtin`).
+    fn bulk_insert(&self) -> Option<BulkInsert> {
+        if !self.order_ops_builtin || !self.order_by.iter().all(|o| self.columns.contains(o)) {
+            return None;
+        }
+        let link = ident(&self.link);
+        let order = self
+            .order_by
+            .iter()
+            .chain(self.child_key.iter())
+            .map(|c| format!("{} DESC", ident(c)))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let newest = format!(
+            "(SELECT DISTINCT ON ({link}) {link} AS pg_collect_link, {columns} FROM new_rows
+               WHERE {link} IS NOT NULL AND {eligible} ORDER BY {link}, {order}) AS pg_collect_new",
+            columns = self.columns.iter().map(|c| ident(c)).collect::<Vec<_>>().join(", "),
+            eligible = self.eligible(),
+        );
+        let stored_order = self.order_by.iter().map(|o| format!("p.{}", ident(&self.parent_column(o)))).collect::<Vec<_>>().join(", ");
+        let new_order = self.order_by.iter().map(|o| format!("pg_collect_new.{}", ident(o))).collect::<Vec<_>>().join(", ");
+        let key = format!("p.{} OPERATOR({}) pg_collect_new.pg_collect_link", ident(&self.parent_key), self.key_eq);
+        let sets = self
+            .columns
+            .iter()
+            .map(|c| format!("{} = pg_collect_new.{}", ident(&self.parent_column(c)), ident(c)))
+            .collect::<Vec<_>>()
+            .join(", ");
+        Some(BulkInsert {
+            ties: format!(
+                "SELECT pg_catalog.array_agg(p.{pk} ORDER BY p.{pk}) FROM {parent} AS p JOIN {newest} ON {key}
+                  WHERE ROW({stored_order}) OPERATOR(pg_catalog.=) ROW({new_order})",
+                pk = ident(&self.parent_key),
+                parent = self.parent.sql(),
+            ),
+            update: format!(
+                "UPDATE {parent} AS p SET {sets} FROM {newest}
+                  WHERE {key} AND (p.{first} IS NULL OR ROW({new_order}) OPERATOR(pg_catalog.>) ROW({stored_order}))",
+                parent = self.parent.sql(),
+                first = ident(&self.parent_column(&self.order_by[0])),
+            ),
+        })
     }
 
     /// One inserted row ($1 its link, then $2… its `columns`) is the parent's latest when its
@@ -376,8 +433,17 @@ mod tests {
              AND (\"latest_created_at\" IS NULL OR ROW($3) OPERATOR(pg_catalog.>) ROW(\"latest_created_at\"))"
         );
         assert!(single.check.contains("ROW(\"latest_created_at\") OPERATOR(pg_catalog.=) ROW($3)") && single.check.ends_with("FOR NO KEY UPDATE"));
+        let bulk = t.insert_statements().bulk.expect("ordering column copied");
+        assert!(bulk.update.contains("SELECT DISTINCT ON (\"file_id\") \"file_id\" AS pg_collect_link, \"size\", \"created_at\" FROM new_rows"), "{}", bulk.update);
+        assert!(bulk.update.contains("ORDER BY \"file_id\", \"created_at\" DESC, \"id\" DESC)"));
+        assert!(bulk.update.ends_with("ROW(pg_collect_new.\"created_at\") OPERATOR(pg_catalog.>) ROW(p.\"latest_created_at\"))"), "{}", bulk.update);
+        assert!(bulk.ties.contains("ROW(p.\"latest_created_at\") OPERATOR(pg_catalog.=) ROW(pg_collect_new.\"created_at\")"));
+        t.filter = Some("NOT deleted".into());
+        assert!(t.insert_statements().bulk.expect("a filter applies to the inserted rows").update.contains("NOT deleted"));
+        t.filter = None;
         t.order_by = vec!["version".into()];
         assert!(t.insert_statements().single.is_none(), "the ordering column is not copied");
+        assert!(t.insert_statements().bulk.is_none());
         t.order_by = vec!["created_at".into()];
         t.order_ops_builtin = false;
         assert!(t.insert_statements().single.is_none());

@@ -7,8 +7,10 @@
 //! recheck Postgres does on a concurrently changed parent keep it exact. When that UPDATE
 //! changes nothing, the parent is locked and looked at again: newer after all (a concurrent
 //! change since the UPDATE's snapshot) means update again, a tie on the ordering values means
-//! the general path for that parent. Several rows take the general path: the inserted
-//! parents, locked in key order, recomputed — what the generated trigger does.
+//! the general path for that parent. Several rows lock their parents in key order; then each
+//! parent's newest inserted row replaces the copy where it is newer (one UPDATE), and parents
+//! where it ties are recomputed, or, where the copy does not hold the ordering columns, every
+//! parent is recomputed, as the generated trigger does.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -30,6 +32,8 @@ struct Single {
 
 struct Plans {
     keys: CString,
+    /// The several-rows path (`BulkInsert`): ties, then the update.
+    bulk: Option<(CString, CString)>,
     lock: pg_sys::SPIPlanPtr,
     recompute: pg_sys::SPIPlanPtr,
     lock_one: pg_sys::SPIPlanPtr,
@@ -118,6 +122,9 @@ unsafe fn prepare(relation: pg_sys::Relation, refresh: &str) -> Plans {
         });
         Plans {
             keys: CString::new(statements.keys.as_str()).expect("generated SQL has no NUL"),
+            bulk: statements.bulk.as_ref().map(|b| {
+                (CString::new(b.ties.as_str()).expect("no NUL"), CString::new(b.update.as_str()).expect("no NUL"))
+            }),
             lock: keep(&statements.lock, &mut [key_array]),
             recompute: keep(&statements.recompute, &mut [key_array]),
             lock_one: keep(&one(&statements.lock), &mut [key_type]),
@@ -247,7 +254,28 @@ fn latest_insert(fcinfo: pg_sys::FunctionCallInfo) -> Internal {
                     if !isnull {
                         let mut values = [keys];
                         execute(plans.lock, &mut values, b" ", false);
-                        execute(plans.recompute, &mut values, b" ", false);
+                        match &plans.bulk {
+                            Some((ties, update)) => {
+                                // Each statement a snapshot of its own, taken with the parents locked.
+                                let rc = pg_sys::SPI_execute(ties.as_ptr(), false, 1);
+                                if rc < 0 {
+                                    spi_failed("SPI_execute", rc);
+                                }
+                                let table = pg_sys::SPI_tuptable;
+                                let tied = pg_sys::SPI_getbinval(*(*table).vals, (*table).tupdesc, 1, &mut isnull);
+                                let tied = (!isnull).then_some(tied);
+                                let rc = pg_sys::SPI_execute(update.as_ptr(), false, 0);
+                                if rc < 0 {
+                                    spi_failed("SPI_execute", rc);
+                                }
+                                if let Some(tied) = tied {
+                                    execute(plans.recompute, &mut [tied], b" ", false);
+                                }
+                            }
+                            None => {
+                                execute(plans.recompute, &mut values, b" ", false);
+                            }
+                        }
                     }
                 }
             }
