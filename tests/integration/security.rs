@@ -100,7 +100,16 @@ fn planted_registry_rows_and_forged_triggers_never_act_on_another_roles_tables()
     m.batch_execute(
         "CREATE TABLE mallory.events (at timestamptz, page text, n int);
          CREATE TRIGGER steal AFTER INSERT ON mallory.events REFERENCING NEW TABLE AS new_rows
-             FOR EACH STATEMENT EXECUTE FUNCTION collect._rollup_ingest('alice', 'r', '2');",
+             FOR EACH STATEMENT EXECUTE FUNCTION collect._rollup_ingest('alice', 'r', '2', '{}');",
+    )
+    .unwrap();
+    let err = m.batch_execute("INSERT INTO mallory.events VALUES ('2026-11-01 10:00', 'home', 1000)").unwrap_err();
+    assert_eq!(sqlstate(&err), "09000", "{err}");
+    // Nor does a forged version-insert trigger naming a tracking of alice's.
+    m.batch_execute(
+        "DROP TRIGGER steal ON mallory.events;
+         CREATE TRIGGER steal AFTER INSERT ON mallory.events REFERENCING NEW TABLE AS new_rows
+             FOR EACH STATEMENT EXECUTE FUNCTION collect._latest_insert('alice.files_latest_refresh');",
     )
     .unwrap();
     let err = m.batch_execute("INSERT INTO mallory.events VALUES ('2026-11-01 10:00', 'home', 1000)").unwrap_err();
