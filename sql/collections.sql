@@ -303,12 +303,12 @@ DECLARE
     base regclass := format('%I.%I', def.schema, def.name || '_base')::regclass;
 BEGIN
     PERFORM collect._check_owner(def.owner, format('collection %I.%I', def.schema, def.name));
+    IF shard_count IS NOT NULL AND shard_count < 1 THEN
+        RAISE EXCEPTION 'shard_count must be positive, not %', shard_count USING ERRCODE = 'invalid_parameter_value';
+    END IF;
     IF NOT EXISTS (SELECT FROM pg_extension WHERE extname = 'citus') THEN
         RAISE EXCEPTION 'collect.distribute_collection needs Citus, which is not installed in this database'
             USING ERRCODE = 'feature_not_supported', HINT = 'CREATE EXTENSION citus on the coordinator first.';
-    END IF;
-    IF shard_count IS NOT NULL AND shard_count < 1 THEN
-        RAISE EXCEPTION 'shard_count must be positive, not %', shard_count USING ERRCODE = 'invalid_parameter_value';
     END IF;
     IF collect._distribution_column(pending) IS NULL THEN
         EXECUTE 'SELECT pg_catalog.create_distributed_table($1, ''key'', shard_count => coalesce($2, current_setting(''citus.shard_count'')::integer))'

@@ -108,8 +108,9 @@ BEGIN
         'key_type_oid', to_regtype(def.key_type)::oid::bigint,
         'key_array_oid', (SELECT typarray::bigint FROM pg_type WHERE oid = to_regtype(def.key_type))))::text;
 END $$;
+-- Pinned like the generated functions: a tracking's filter is read with pg_catalog only.
 CREATE FUNCTION collect._latest_insert() RETURNS trigger
-    LANGUAGE c AS 'MODULE_PATHNAME', 'latest_insert_wrapper';
+    LANGUAGE c SET search_path = pg_catalog, pg_temp AS 'MODULE_PATHNAME', 'latest_insert_wrapper';
 
 -- The column of `rel` named `col`, or an error naming both.
 CREATE FUNCTION collect._latest_column(rel regclass, col text, role text) RETURNS pg_attribute

@@ -11,7 +11,7 @@ use crate::jsonb::JsonbValue;
 /// over keys of several shards runs as several queries, each with its own snapshot, so each
 /// key is read on its own there: one query routed to the shard holding it.
 fn stored_entries(def: &Definition, keys: &[String]) -> Vec<(String, Vec<Entry>)> {
-    if def.distributed && keys.len() > 1 {
+    if keys.len() > 1 && distributed(def) {
         return keys.iter().flat_map(|k| stored_entries(def, std::slice::from_ref(k))).collect();
     }
     let query = format!(
@@ -50,6 +50,17 @@ fn stored_entries(def: &Definition, keys: &[String]) -> Vec<(String, Vec<Entry>)
         }
     });
     out
+}
+
+/// On Citus, whether the collection's tables are distributed (asked only by reads of several
+/// keys, which need to know).
+fn distributed(def: &Definition) -> bool {
+    Spi::get_one_with_args::<bool>(
+        "SELECT collect._distribution_column(pg_catalog.format('%I.%I', $1, $2)::pg_catalog.regclass) IS NOT NULL",
+        &[def.schema.as_str().into(), format!("{}_pending", def.name).into()],
+    )
+    .unwrap_or_else(|e| spi_error(e))
+    .unwrap_or(false)
 }
 
 #[pg_extern(sql = false)]

@@ -184,8 +184,6 @@ pub(super) struct Definition {
     pub(super) owner: pg_sys::Oid,
     pub(super) pending: String,
     pub(super) base: String,
-    /// On Citus, distributed: a statement over keys of several shards is not one snapshot.
-    pub(super) distributed: bool,
 }
 
 pub(super) fn definition(schema: Option<&str>, name: Option<&str>) -> Definition {
@@ -196,8 +194,7 @@ pub(super) fn definition(schema: Option<&str>, name: Option<&str>) -> Definition
         let rows = client
             .select(
                 r#"SELECT d.key_type::pg_catalog.text, d.read::pg_catalog.text, coalesce(d."normalize", '{}')::pg_catalog.text,
-                          r.oid, d.schema::pg_catalog.text,
-                          collect._distribution_column(pg_catalog.format('%I.%I', d.schema, d.name OPERATOR(pg_catalog.||) '_pending')::pg_catalog.regclass) IS NOT NULL
+                          r.oid, d.schema::pg_catalog.text
                      FROM collect._collection_def($1, $2) d JOIN pg_catalog.pg_roles r ON r.rolname = d.owner"#,
                 Some(1),
                 &[schema.into(), name.into()],
@@ -214,7 +211,6 @@ pub(super) fn definition(schema: Option<&str>, name: Option<&str>) -> Definition
                 read: json_column(row.get(2).ok().flatten()),
                 levels: json_column(row.get(3).ok().flatten()),
                 owner: row.get(4).ok().flatten().unwrap_or_default(),
-                distributed: row.get(6).ok().flatten().unwrap_or(false),
             }
         })
     });

@@ -114,19 +114,28 @@ impl Tracking {
         conditions.join(" AND ")
     }
 
-    /// The latest eligible child of the parent whose key is `key`, as a one-row subquery.
-    fn latest_of(&self, key: &str) -> String {
-        let order = self
-            .order_by
+    /// Children newest first: by `order_by`, ties to the larger child key.
+    fn newest_first(&self) -> String {
+        self.order_by
             .iter()
             .chain(self.child_key.iter())
             .map(|c| format!("{} DESC", ident(c)))
             .collect::<Vec<_>>()
-            .join(", ");
+            .join(", ")
+    }
+
+    /// The copied columns, as the child names them.
+    fn child_columns(&self) -> String {
+        self.columns.iter().map(|c| ident(c)).collect::<Vec<_>>().join(", ")
+    }
+
+    /// The latest eligible child of the parent whose key is `key`, as a one-row subquery.
+    fn latest_of(&self, key: &str) -> String {
         format!(
             "SELECT {columns} FROM {child} WHERE {link} OPERATOR({eq}) {key} AND {eligible} ORDER BY {order} LIMIT 1",
             eq = self.key_eq,
-            columns = self.columns.iter().map(|c| ident(c)).collect::<Vec<_>>().join(", "),
+            order = self.newest_first(),
+            columns = self.child_columns(),
             child = self.child.sql(),
             link = ident(&self.link),
             eligible = self.eligible(),
@@ -278,17 +287,11 @@ END",
             return None;
         }
         let link = ident(&self.link);
-        let order = self
-            .order_by
-            .iter()
-            .chain(self.child_key.iter())
-            .map(|c| format!("{} DESC", ident(c)))
-            .collect::<Vec<_>>()
-            .join(", ");
         let newest = format!(
             "(SELECT DISTINCT ON ({link}) {link} AS pg_collect_link, {columns} FROM new_rows
                WHERE {link} IS NOT NULL AND {eligible} ORDER BY {link}, {order}) AS pg_collect_new",
-            columns = self.columns.iter().map(|c| ident(c)).collect::<Vec<_>>().join(", "),
+            columns = self.child_columns(),
+            order = self.newest_first(),
             eligible = self.eligible(),
         );
         let stored_order = self.order_by.iter().map(|o| format!("p.{}", ident(&self.parent_column(o)))).collect::<Vec<_>>().join(", ");

@@ -351,6 +351,14 @@ impl Rollup {
         self.metrics.iter().map(|m| format!(", {}", ident(&m.name))).collect()
     }
 
+    /// What ON CONFLICT sets besides the counts: each metric merged.
+    fn conflict_merges(&self) -> String {
+        self.metrics
+            .iter()
+            .map(|m| format!(",\n       {} = {}", ident(&m.name), m.kind().merge_on_conflict(&m.name)))
+            .collect()
+    }
+
     /// `1, 2, …`: the bucket and every dimension.
     fn group_positions(&self) -> String {
         (1..=1 + self.dimensions.len()).map(|g| g.to_string()).collect::<Vec<_>>().join(", ")
@@ -375,11 +383,7 @@ impl Rollup {
             "0".into()
         };
         let aggregates: String = self.metrics.iter().map(|m| format!(", {}", m.kind().aggregate(&m.column))).collect();
-        let merges: String = self
-            .metrics
-            .iter()
-            .map(|m| format!(",\n       {} = {}", ident(&m.name), m.kind().merge_on_conflict(&m.name)))
-            .collect();
+        let merges = self.conflict_merges();
         let groups = self.group_positions();
         format!(
             "INSERT INTO {target} AS r (bucket{dims}, event_count, late_events{names})\n\
@@ -494,11 +498,7 @@ impl Rollup {
         let params: Vec<String> = (1..=types.len()).map(|i| format!("pg_catalog.unnest(${i}::pg_catalog.text[])")).collect();
         let names: Vec<String> = (0..types.len()).map(|i| format!("c{i}")).collect();
         let casts: Vec<String> = names.iter().zip(&types).map(|(n, t)| format!("g.{n}::{t}")).collect();
-        let merges: String = self
-            .metrics
-            .iter()
-            .map(|m| format!(",\n       {} = {}", ident(&m.name), m.kind().merge_on_conflict(&m.name)))
-            .collect();
+        let merges = self.conflict_merges();
         let groups = self.group_positions();
         format!(
             "INSERT INTO {} AS r (bucket{dims}, event_count, late_events{names_})\n\

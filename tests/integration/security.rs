@@ -53,6 +53,8 @@ fn a_login_role_cannot_crash_the_server_through_trigger_entry_points() {
         ("collect._rollup_flush('alice', 'r', '1')", "AFTER INSERT ON mallory.t FOR EACH STATEMENT"),
         ("collect._rollup_ingest('alice', 'r', '1')", "AFTER INSERT ON mallory.t FOR EACH ROW"),
         ("collect._rollup_mark_stale('alice', 'r')", "BEFORE INSERT ON mallory.t FOR EACH ROW"),
+        ("collect._latest_insert('alice.files_latest_refresh')", "AFTER INSERT ON mallory.t FOR EACH ROW"),
+        ("collect._latest_insert()", "AFTER INSERT ON mallory.t REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT"),
     ] {
         attacker.batch_execute(&format!("CREATE TRIGGER z {trigger} EXECUTE FUNCTION {function}")).unwrap();
         let err = attacker.batch_execute("INSERT INTO mallory.t VALUES (1)").expect_err(function);

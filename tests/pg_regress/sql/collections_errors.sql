@@ -45,3 +45,5 @@ SELECT collect.distribute_collection('segment_sets');
 \echo :LAST_ERROR_SQLSTATE
 SELECT collect.distribute_collection('no_such_collection');
 \echo :LAST_ERROR_SQLSTATE
+SELECT collect.distribute_collection('segment_sets', shard_count => 0);
+\echo :LAST_ERROR_SQLSTATE
