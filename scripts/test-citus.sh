@@ -25,4 +25,12 @@ rc=${PIPESTATUS[0]}
 passed=$(grep -c '\.\.\. ok' "$out/summary")
 failed=$(grep -c 'FAILED' "$out/summary")
 echo "citus suites: $passed passed, $failed failed"
+
+# The multi-connection tests marked for Citus (ignored by make test), on the same cluster.
+PG_COLLECT_TEST_PORT="$COORDINATOR_PORT" PG_COLLECT_CITUS_WORKER_PORTS="$((COORDINATOR_PORT + 1)) $((COORDINATOR_PORT + 2))" \
+PG_COLLECT_DB_USER="$DB_USER" PG_BIN="$PG_BIN" \
+  cargo test --features integration --test integration -- --ignored --test-threads=1 --nocapture citus
+it=$?
+echo "citus integration tests: $([ $it -eq 0 ] && echo passed || echo FAILED)"
+[ $rc -eq 0 ] && exit $it
 exit $rc

@@ -53,13 +53,47 @@ CREATE FUNCTION collect._latest_sql(spec jsonb) RETURNS text[]
 CREATE FUNCTION collect._latest_check_filter(filter text) RETURNS text
     IMMUTABLE STRICT LANGUAGE c AS 'MODULE_PATHNAME', 'latest_check_filter_wrapper';
 
+-- Citus rebuilds a table under the same name for alter_distributed_table and
+-- undistribute_table, and a restore can leave the numbers of dropped tables in the registry:
+-- a tracking whose parent or child is gone is found again by the parent's name and by the
+-- child that carries its insert trigger (one table of the tracking's owner, not a shard),
+-- and its row is updated (by its owner, as every registry row is written).
+CREATE FUNCTION collect._latest_reattach(def collect.latest_defs) RETURNS collect.latest_defs
+    LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    tables regclass[] := ARRAY(
+        SELECT t.tgrelid::regclass FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid
+         WHERE t.tgfoid = 'collect._latest_insert()'::regprocedure
+           AND position(convert_to(def.refresh_function, 'UTF8') || '\x00'::bytea IN t.tgargs) = 1
+           AND pg_has_role(def.owner, c.relowner, 'USAGE') AND collect._citus_shard_id(c.oid) IS NULL
+         ORDER BY c.relispartition, c.oid);
+    found_parent regclass := to_regclass(quote_ident(def.schema) || '.' || quote_ident(def.name));
+BEGIN
+    IF EXISTS (SELECT FROM pg_class WHERE oid = def.parent) AND EXISTS (SELECT FROM pg_class WHERE oid = def.child) THEN
+        RETURN def;
+    END IF;
+    IF found_parent IS NULL OR cardinality(tables) = 0
+       OR (SELECT count(*) FROM pg_class WHERE oid = ANY (tables) AND NOT relispartition) <> 1 THEN
+        RETURN def;
+    END IF;
+    UPDATE collect.latest_defs d SET parent = found_parent, child = tables[1], trigger_tables = tables
+     WHERE d.parent = def.parent RETURNING * INTO def;
+    RETURN def;
+END $$;
+
 CREATE FUNCTION collect._latest_def(parent regclass) RETURNS collect.latest_defs
-    STABLE LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+    VOLATILE LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     def collect.latest_defs;
 BEGIN
     SELECT * INTO def FROM collect.latest_defs d WHERE d.parent = _latest_def.parent;
     IF NOT FOUND THEN
+        SELECT * INTO def FROM collect.latest_defs d
+         WHERE (d.schema, d.name) = (SELECT n.nspname, c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = _latest_def.parent)
+           AND NOT EXISTS (SELECT FROM pg_class c WHERE c.oid = d.parent);
+    END IF;
+    def := collect._latest_reattach(def);
+    IF def.parent IS DISTINCT FROM _latest_def.parent THEN
         RAISE EXCEPTION 'the latest version is not tracked on %', coalesce(parent::text, 'NULL')
             USING ERRCODE = 'undefined_object', HINT = 'collect.tracked_latest lists the tracked parents.';
     END IF;
@@ -83,34 +117,162 @@ CREATE FUNCTION collect._latest_spec(def collect.latest_defs) RETURNS jsonb
         'trigger_function', jsonb_build_object('schema', (parse_ident(def.trigger_function))[1], 'name', (parse_ident(def.trigger_function))[2]))
 $$;
 
--- What collect._latest_insert (src/latest/insert.rs) prepares for the child or partition
--- `rel` a statement inserted into, for the tracking whose refresh function is `refresh` (the
--- trigger's argument: a name, which pg_dump keeps): the tracking's spec, whether the ordering
--- columns compare with pg_catalog's operators, and the key type with its array type. An
--- error for a table that tracking has no triggers on, so the function cannot be aimed at
--- anything else.
-CREATE FUNCTION collect._latest_insert_plan(rel regclass, refresh text) RETURNS text
-    STABLE LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+CREATE FUNCTION collect._latest_shard_sql(spec jsonb) RETURNS text[]
+    IMMUTABLE STRICT LANGUAGE c AS 'MODULE_PATHNAME', 'latest_shard_sql_wrapper';
+
+-- What a trigger of the tracking whose refresh function is `refresh` (the triggers' first
+-- argument: a name, which pg_dump keeps) works from when it fires on `rel`.
+-- * On one node, `rel` is the child or a leaf partition the tracking has triggers on, and the
+--   spec comes from the registry.
+-- * On Citus the triggers fire on the child's shards, on the workers, where the registry is
+--   not: they carry the spec (`spec`), and it is mapped to the shards of parent and child
+--   co-located with `rel`, which must belong to one role, so that a trigger planted on a
+--   table of one role cannot write another's. The jobs of check_latest, repair_latest and
+--   backfill_latest (collect._latest_on_shard) come the same way with a shard of the parent.
+-- An error for anything else, so the trigger functions cannot be aimed elsewhere.
+CREATE FUNCTION collect._latest_trigger_spec(rel regclass, refresh text, spec jsonb) RETURNS jsonb
+    VOLATILE LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
-    def collect.latest_defs := (SELECT d FROM collect.latest_defs d WHERE d.refresh_function = refresh AND rel = ANY (d.trigger_tables));
+    shard bigint := collect._citus_shard_id(rel);
+    def collect.latest_defs;
+    parent regclass;
+    child regclass;
+    logical regclass;
+    parent_shard regclass;
+    child_shard regclass;
 BEGIN
-    IF def.parent IS NULL THEN
-        RAISE EXCEPTION 'collect._latest_insert fired on %, which no tracking has triggers on', coalesce(rel::text, 'NULL')
-            USING ERRCODE = 'triggered_action_exception', HINT = 'Only collect.track_latest makes these triggers.';
+    IF shard IS NULL THEN
+        def := (SELECT d FROM collect.latest_defs d WHERE d.refresh_function = refresh AND rel = ANY (d.trigger_tables));
+        IF def.parent IS NULL THEN
+            def := collect._latest_reattach((SELECT d FROM collect.latest_defs d WHERE d.refresh_function = refresh));
+        END IF;
+        IF def.parent IS NULL OR rel <> ALL (def.trigger_tables) THEN
+            RAISE EXCEPTION 'a trigger of collect.track_latest fired on %, which no tracking has triggers on', coalesce(rel::text, 'NULL')
+                USING ERRCODE = 'triggered_action_exception', HINT = 'Only collect.track_latest makes these triggers.';
+        END IF;
+        RETURN collect._latest_spec(collect._latest_def(def.parent));
     END IF;
-    def := collect._latest_def(def.parent);
-    RETURN (collect._latest_spec(def) || jsonb_build_object(
+    EXECUTE 'SELECT logicalrelid FROM pg_catalog.pg_dist_shard WHERE shardid = $1' INTO logical USING shard;
+    parent := to_regclass(quote_ident(spec->'parent'->>'schema') || '.' || quote_ident(spec->'parent'->>'name'));
+    child := to_regclass(quote_ident(spec->'child'->>'schema') || '.' || quote_ident(spec->'child'->>'name'));
+    IF logical = child THEN
+        child_shard := rel;
+        parent_shard := to_regclass(collect._citus_colocated_shard(shard, parent));
+    ELSIF logical = parent THEN
+        parent_shard := rel;
+        child_shard := to_regclass(collect._citus_colocated_shard(shard, child));
+    END IF;
+    IF parent_shard IS NULL OR child_shard IS NULL OR parent_shard = child_shard OR spec->>'refresh_function' IS NULL
+       OR quote_ident(spec->'refresh_function'->>'schema') || '.' || quote_ident(spec->'refresh_function'->>'name') IS DISTINCT FROM refresh
+       OR (SELECT count(DISTINCT relowner) FROM pg_class WHERE oid IN (parent_shard, child_shard)) <> 1 THEN
+        RAISE EXCEPTION 'a shard of % is not one of the tracking % names, or not its owner''s', coalesce(logical::text, rel::text), refresh
+            USING ERRCODE = 'triggered_action_exception',
+                  HINT = CASE WHEN spec IS NULL THEN 'The tables were distributed after collect.track_latest: untrack them, then track them again.'
+                              ELSE 'Only collect.track_latest makes these triggers.' END;
+    END IF;
+    IF spec->>'filter' IS NOT NULL THEN
+        PERFORM collect._latest_check_filter(spec->>'filter');
+    END IF;
+    RETURN spec || jsonb_build_object(
+        'parent', (SELECT jsonb_build_object('schema', n.nspname, 'name', c.relname) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = parent_shard),
+        'child', (SELECT jsonb_build_object('schema', n.nspname, 'name', c.relname) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = child_shard));
+END $$;
+
+-- What collect._latest_insert (src/latest/insert.rs) prepares for the child, partition or
+-- shard `rel` a statement inserted into (see collect._latest_trigger_spec): the tracking's
+-- spec, whether the ordering columns compare with pg_catalog's operators, and the key type
+-- with its array type.
+CREATE FUNCTION collect._latest_insert_plan(rel regclass, refresh text, spec jsonb) RETURNS text
+    VOLATILE LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    tracked jsonb := collect._latest_trigger_spec(rel, refresh, spec);
+BEGIN
+    RETURN (tracked || jsonb_build_object(
         'order_ops_builtin', NOT EXISTS (
-            SELECT FROM unnest(def.order_by) o JOIN pg_attribute a ON a.attrelid = def.child AND a.attname = o
+            SELECT FROM jsonb_array_elements_text(tracked->'order_by') o JOIN pg_attribute a ON a.attrelid = rel AND a.attname = o
              WHERE NOT EXISTS (SELECT FROM pg_operator op WHERE op.oprname IN ('>', '=') AND op.oprleft = a.atttypid
                                   AND op.oprright = a.atttypid AND op.oprnamespace = 'pg_catalog'::regnamespace
                                 GROUP BY op.oprleft HAVING count(*) = 2)),
-        'key_type_oid', to_regtype(def.key_type)::oid::bigint,
-        'key_array_oid', (SELECT typarray::bigint FROM pg_type WHERE oid = to_regtype(def.key_type))))::text;
+        'key_type_oid', to_regtype(tracked->>'key_type')::oid::bigint,
+        'key_array_oid', (SELECT typarray::bigint FROM pg_type WHERE oid = to_regtype(tracked->>'key_type'))))::text;
 END $$;
 -- Pinned like the generated functions: a tracking's filter is read with pg_catalog only.
 CREATE FUNCTION collect._latest_insert() RETURNS trigger
     LANGUAGE c SET search_path = pg_catalog, pg_temp AS 'MODULE_PATHNAME', 'latest_insert_wrapper';
+
+-- UPDATE, DELETE and TRUNCATE on a shard of a tracked child on Citus: what the generated
+-- trigger function does, with statements made for the shards (collect._latest_trigger_spec).
+-- TG_ARGV is (refresh function, spec) of the tracking.
+CREATE FUNCTION collect._latest_shard_sync() RETURNS trigger
+    LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    statements text[];
+    keys text;
+BEGIN
+    IF TG_WHEN <> 'AFTER' OR TG_LEVEL <> 'STATEMENT' OR TG_OP NOT IN ('UPDATE', 'DELETE', 'TRUNCATE') OR TG_NARGS <> 2 THEN
+        RAISE EXCEPTION 'collect._latest_shard_sync must be an AFTER UPDATE, DELETE or TRUNCATE statement trigger made by collect.track_latest'
+            USING ERRCODE = 'trigger_protocol_violated';
+    END IF;
+    statements := collect._latest_shard_sql(collect._latest_trigger_spec(TG_RELID, TG_ARGV[0], TG_ARGV[1]::jsonb));
+    -- Citus fires TRUNCATE triggers on the distributed table (on the coordinator, from the
+    -- registry), not on its shards, and before it truncates them: nothing is left, so every
+    -- copy is cleared, in the same distributed transaction.
+    IF collect._citus_shard_id(TG_RELID) IS NULL AND collect._distribution_column(TG_RELID) IS NOT NULL THEN
+        IF TG_OP = 'TRUNCATE' THEN
+            EXECUTE statements[8];
+        END IF;
+        RETURN NULL;
+    END IF;
+    EXECUTE statements[CASE TG_OP WHEN 'DELETE' THEN 2 WHEN 'UPDATE' THEN 3 ELSE 4 END] INTO keys;
+    IF keys <> '{}' THEN
+        EXECUTE statements[5] USING keys;
+        EXECUTE statements[6] USING keys;
+    END IF;
+    RETURN NULL;
+END $$;
+
+-- One job of check_latest, repair_latest or backfill_latest on the shard `parent_shard` of a
+-- tracked parent on Citus and the child's co-located shard, run on its worker by
+-- collect._citus_on_shards with the caller's privileges. `job` is {spec, job, keys}: 'check'
+-- returns the rows check_latest reports, as a JSON array of [key, stored, expected];
+-- 'refresh' recomputes the parents `keys` (the text of an array; those on other shards are
+-- not found here) and 'repair' those the check reports, each returning how many changed.
+CREATE FUNCTION collect._latest_on_shard(parent_shard regclass, job jsonb) RETURNS text
+    LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    spec jsonb := job->'spec';
+    statements text[] := collect._latest_shard_sql(collect._latest_trigger_spec(
+        parent_shard, quote_ident(spec->'refresh_function'->>'schema') || '.' || quote_ident(spec->'refresh_function'->>'name'), spec));
+    keys text := job->>'keys';
+    found text;
+    changed bigint;
+BEGIN
+    IF job->>'job' = 'check' THEN
+        EXECUTE format($q$SELECT coalesce(jsonb_agg(jsonb_build_array(k, s, e)), '[]')::text FROM (%s) c(k, s, e)$q$, statements[7]) INTO found;
+        RETURN found;
+    ELSIF job->>'job' = 'repair' THEN
+        EXECUTE format('SELECT ARRAY(SELECT k FROM (%s) c(k, s, e))::text', statements[7]) INTO keys;
+    ELSIF job->>'job' IS DISTINCT FROM 'refresh' OR keys IS NULL THEN
+        RAISE EXCEPTION 'unknown job %', job->>'job' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    EXECUTE statements[5] USING keys;
+    EXECUTE statements[6] USING keys;
+    GET DIAGNOSTICS changed = ROW_COUNT;
+    RETURN changed::text;
+END $$;
+
+-- A tracking of distributed tables (track_latest allows no other Citus tables).
+CREATE FUNCTION collect._latest_distributed(def collect.latest_defs) RETURNS boolean
+    STABLE LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
+    SELECT collect._distribution_column(def.parent) IS NOT NULL
+$$;
+
+-- A job of collect._latest_on_shard on every shard of the parent: their answers.
+CREATE FUNCTION collect._latest_on_shards(def collect.latest_defs, job text, keys text) RETURNS SETOF text
+    LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
+    SELECT collect._citus_on_shards(def.parent, 'collect._latest_on_shard',
+                                    jsonb_build_object('spec', collect._latest_spec(def), 'job', job, 'keys', keys))
+$$;
 
 -- The column of `rel` named `col`, or an error naming both.
 CREATE FUNCTION collect._latest_column(rel regclass, col text, role text) RETURNS pg_attribute
@@ -123,6 +285,47 @@ BEGIN
         RAISE EXCEPTION 'column "%" (%) does not exist in %', col, role, rel USING ERRCODE = 'undefined_column';
     END IF;
     RETURN a;
+END $$;
+
+-- The triggers of a tracking on its child `tables`: on one node, collect._latest_insert and the
+-- generated function `sync`; on Citus, where they fire on the shards, collect._latest_insert
+-- and collect._latest_shard_sync, carrying the tracking's `spec` (triggers on distributed tables
+-- need citus.enable_unsafe_triggers: these touch only co-located shards of their own).
+CREATE FUNCTION collect._latest_make_triggers(tables regclass[], base text, refresh text, sync text, spec jsonb) RETURNS void
+    LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET citus.enable_unsafe_triggers = on AS $$
+DECLARE
+    t regclass;
+    insert_args text := CASE WHEN spec IS NULL THEN quote_literal(refresh) ELSE format('%L, %L', refresh, spec) END;
+    others text := CASE WHEN spec IS NULL THEN sync || '()' ELSE format('collect._latest_shard_sync(%L, %L)', refresh, spec) END;
+BEGIN
+    FOREACH t IN ARRAY tables LOOP
+        EXECUTE format('CREATE TRIGGER %I AFTER INSERT ON %s REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION collect._latest_insert(%s)',
+                       base || '_latest_insert', t, insert_args);
+        EXECUTE format('CREATE TRIGGER %I AFTER UPDATE ON %s REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION %s',
+                       base || '_latest_update', t, others);
+        EXECUTE format('CREATE TRIGGER %I AFTER DELETE ON %s REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION %s',
+                       base || '_latest_delete', t, others);
+        EXECUTE format('CREATE TRIGGER %I AFTER TRUNCATE ON %s FOR EACH STATEMENT EXECUTE FUNCTION %s',
+                       base || '_latest_truncate', t, others);
+    END LOOP;
+END $$;
+
+-- The generated functions (`statements`), executable by their owner only (`signatures`). They
+-- run on the node that holds the registry only: Citus would otherwise create them on every
+-- node over one connection each, which it refuses after a parallel command (such as
+-- create_distributed_table) in the same transaction; on the workers the triggers run
+-- pg_collect's own functions.
+CREATE FUNCTION collect._latest_create_functions(statements text[], signatures text[]) RETURNS void
+    LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET citus.enable_ddl_propagation = off AS $$
+DECLARE
+    statement text;
+BEGIN
+    FOREACH statement IN ARRAY statements LOOP
+        EXECUTE statement;
+    END LOOP;
+    FOREACH statement IN ARRAY signatures LOOP
+        EXECUTE format('REVOKE EXECUTE ON FUNCTION %s FROM PUBLIC', statement);
+    END LOOP;
 END $$;
 
 CREATE FUNCTION collect.track_latest(
@@ -154,7 +357,8 @@ DECLARE
     trigger_name text;
     generated text[];
     tables regclass[];
-    t regclass;
+    distributed boolean;
+    spec jsonb;
 BEGIN
     IF parent IS NULL OR child IS NULL OR link IS NULL OR order_by IS NULL OR columns IS NULL OR prefix IS NULL THEN
         RAISE EXCEPTION 'collect.track_latest: only filter may be NULL' USING ERRCODE = 'null_value_not_allowed';
@@ -169,13 +373,10 @@ BEGIN
     IF NOT FOUND THEN
         RAISE EXCEPTION 'child % is not a table', child USING ERRCODE = 'wrong_object_type';
     END IF;
-    -- The generated statements join parent and child across shards, which Citus refuses (or,
-    -- with its unsafe settings, runs on a worker that lacks the registry). Refused until they
-    -- are routed per shard (#14).
-    IF EXISTS (SELECT FROM unnest(ARRAY[parent, child]) u(rel), collect._citus_table(u.rel) c WHERE c.distribution_column IS NOT NULL OR c.reference) THEN
-        RAISE EXCEPTION 'collect.track_latest does not support Citus distributed or reference tables yet: % or % is one', parent, child
+    IF EXISTS (SELECT FROM unnest(ARRAY[parent, child]) u(rel), collect._citus_table(u.rel) c WHERE c.reference) THEN
+        RAISE EXCEPTION 'collect.track_latest does not support Citus reference tables: % or % is one', parent, child
             USING ERRCODE = 'feature_not_supported',
-                  HINT = 'Track local tables; distributing tracked tables is not supported either (the triggers would fail on the workers).';
+                  HINT = 'Distribute the parent on its key and the child on the link, co-located, or keep both local.';
     END IF;
     IF parent = child THEN
         RAISE EXCEPTION 'parent and child must be different tables, not both %', parent USING ERRCODE = 'invalid_parameter_value';
@@ -197,6 +398,20 @@ BEGIN
     END IF;
 
     link_col := collect._latest_column(child, link, 'link');
+    -- On Citus every statement of the tracking keeps to a parent shard and the child's shard
+    -- co-located with it (collect._latest_trigger_spec).
+    distributed := collect._distribution_column(parent) IS NOT NULL OR collect._distribution_column(child) IS NOT NULL;
+    IF distributed AND EXISTS (SELECT FROM pg_class WHERE oid = child AND relkind = 'p') THEN
+        RAISE EXCEPTION 'collect.track_latest does not support a partitioned child on Citus: % is one', child
+            USING ERRCODE = 'feature_not_supported', HINT = 'Distribute a child that is not partitioned, or keep both tables local.';
+    END IF;
+    IF distributed AND (collect._distribution_column(parent) IS DISTINCT FROM key_col.attname::text
+                        OR collect._distribution_column(child) IS DISTINCT FROM link OR NOT collect._citus_colocated(parent, child)) THEN
+        RAISE EXCEPTION 'on Citus, % must be distributed on its key "%" and % on "%", co-located with it', parent, key_col.attname, child, link
+            USING ERRCODE = 'feature_not_supported',
+                  HINT = format('SELECT create_distributed_table(%L, %L); SELECT create_distributed_table(%L, %L, colocate_with => %L);',
+                                parent::text, key_col.attname, child::text, link, parent::text);
+    END IF;
     IF link_col.atttypid <> key_col.atttypid THEN
         RAISE EXCEPTION 'link column "%" of % is %, but the key "%" of % is %', link, child, format_type(link_col.atttypid, link_col.atttypmod),
                         key_col.attname, parent, format_type(key_col.atttypid, key_col.atttypmod)
@@ -258,12 +473,6 @@ BEGIN
                         quote_ident(parent_schema), quote_ident(trigger_name) USING ERRCODE = 'duplicate_function';
     END IF;
 
-    FOREACH colname IN ARRAY columns LOOP
-        child_col := collect._latest_column(child, colname, 'columns');
-        CONTINUE WHEN EXISTS (SELECT FROM pg_attribute WHERE attrelid = parent AND attname = prefix || colname AND NOT attisdropped);
-        EXECUTE format('ALTER TABLE %s ADD COLUMN %I %s', parent, prefix || colname, format_type(child_col.atttypid, child_col.atttypmod));
-    END LOOP;
-
     -- The key type's own equality operator (its default btree class), named in the generated
     -- SQL, which pins search_path.
     SELECT format('%I.%s', n.nspname, o.oprname) INTO key_eq
@@ -274,32 +483,28 @@ BEGIN
       JOIN pg_namespace n ON n.oid = o.oprnamespace
      WHERE c.opcdefault AND c.opcintype = key_col.atttypid;
     key_eq := coalesce(key_eq, 'pg_catalog.=');
-    generated := collect._latest_sql(jsonb_build_object(
+    spec := jsonb_build_object(
         'parent', jsonb_build_object('schema', parent_schema, 'name', parent_name), 'key_eq', key_eq,
         'parent_key', key_col.attname, 'key_type', format_type(key_col.atttypid, key_col.atttypmod),
         'child', jsonb_build_object('schema', child_schema, 'name', child_name),
         'child_key', child_key, 'link', link, 'order_by', orders, 'columns', columns, 'prefix', prefix, 'filter', filter,
         'refresh_function', jsonb_build_object('schema', parent_schema, 'name', refresh_name),
-        'trigger_function', jsonb_build_object('schema', parent_schema, 'name', trigger_name)));
-    EXECUTE generated[1];
-    EXECUTE generated[2];
-    -- Only the triggers and the owner run them.
-    EXECUTE format('REVOKE EXECUTE ON FUNCTION %I.%I(%s[]) FROM PUBLIC', parent_schema, refresh_name, format_type(key_col.atttypid, key_col.atttypmod));
-    EXECUTE format('REVOKE EXECUTE ON FUNCTION %I.%I() FROM PUBLIC', parent_schema, trigger_name);
+        'trigger_function', jsonb_build_object('schema', parent_schema, 'name', trigger_name));
+    generated := collect._latest_sql(spec);
+    PERFORM collect._latest_create_functions(generated[1:2], ARRAY[format('%I.%I(%s[])', parent_schema, refresh_name, format_type(key_col.atttypid, key_col.atttypmod)),
+                                                                format('%I.%I()', parent_schema, trigger_name)]);
+
+    FOREACH colname IN ARRAY columns LOOP
+        child_col := collect._latest_column(child, colname, 'columns');
+        CONTINUE WHEN EXISTS (SELECT FROM pg_attribute WHERE attrelid = parent AND attname = prefix || colname AND NOT attisdropped);
+        EXECUTE format('ALTER TABLE %s ADD COLUMN %I %s', parent, prefix || colname, format_type(child_col.atttypid, child_col.atttypmod));
+    END LOOP;
 
     -- Statement triggers fire for the table a statement names: the child for writes through
     -- it, and each leaf partition for writes aimed at that partition.
     tables := ARRAY[child] || ARRAY(SELECT relid FROM pg_partition_tree(child) WHERE isleaf AND relid <> child ORDER BY relid);
-    FOREACH t IN ARRAY tables LOOP
-        EXECUTE format('CREATE TRIGGER %I AFTER INSERT ON %s REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION collect._latest_insert(%L)',
-                       base || '_latest_insert', t, format('%I.%I', parent_schema, refresh_name));
-        EXECUTE format('CREATE TRIGGER %I AFTER UPDATE ON %s REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION %I.%I()',
-                       base || '_latest_update', t, parent_schema, trigger_name);
-        EXECUTE format('CREATE TRIGGER %I AFTER DELETE ON %s REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION %I.%I()',
-                       base || '_latest_delete', t, parent_schema, trigger_name);
-        EXECUTE format('CREATE TRIGGER %I AFTER TRUNCATE ON %s FOR EACH STATEMENT EXECUTE FUNCTION %I.%I()',
-                       base || '_latest_truncate', t, parent_schema, trigger_name);
-    END LOOP;
+    PERFORM collect._latest_make_triggers(tables, base, format('%I.%I', parent_schema, refresh_name), format('%I.%I', parent_schema, trigger_name),
+                                          CASE WHEN distributed THEN spec END);
 
     IF NOT EXISTS (SELECT FROM pg_index i WHERE i.indrelid = child AND i.indkey[0] = link_col.attnum
                       AND i.indkey[1] = (collect._latest_column(child, orders[1], 'order_by')).attnum) THEN
@@ -347,7 +552,11 @@ BEGIN
         RAISE NOTICE 'backfill_latest %: done, % parents', parent, done;
         RETURN 0;
     END IF;
-    EXECUTE format('SELECT %s($1::%s[])', def.refresh_function, def.key_type) INTO batch_changed USING keys;
+    IF collect._latest_distributed(def) THEN
+        batch_changed := (SELECT sum(changed::bigint) FROM collect._latest_on_shards(def, 'refresh', keys) changed);
+    ELSE
+        EXECUTE format('SELECT %s($1::%s[])', def.refresh_function, def.key_type) INTO batch_changed USING keys;
+    END IF;
     done := done + n;
     UPDATE collect.latest_defs d SET backfill_position = last, backfill_done = done WHERE d.parent = def.parent;
     -- The planner's estimate; a table never analyzed has none, and is counted once.
@@ -385,8 +594,15 @@ COMMENT ON PROCEDURE collect.backfill_latest(regclass, integer) IS
 
 CREATE FUNCTION collect.check_latest(parent regclass) RETURNS TABLE(parent_key text, stored jsonb, expected jsonb)
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    def collect.latest_defs := collect._latest_def(parent);
 BEGIN
-    RETURN QUERY EXECUTE (collect._latest_sql(collect._latest_spec(collect._latest_def(parent))))[3];
+    IF collect._latest_distributed(def) THEN
+        RETURN QUERY EXECUTE format('SELECT r->>0, r->1, r->2 FROM collect._latest_on_shards($1, ''check'', NULL) found,
+                                            jsonb_array_elements(found::jsonb) r ORDER BY (r->>0)::%s', def.key_type) USING def;
+        RETURN;
+    END IF;
+    RETURN QUERY EXECUTE (collect._latest_sql(collect._latest_spec(def)))[3];
 END $$;
 COMMENT ON FUNCTION collect.check_latest(regclass) IS 'Parents whose stored latest-version copy differs from their versions';
 
@@ -396,6 +612,9 @@ DECLARE
     def collect.latest_defs := collect._latest_def(parent);
     changed bigint;
 BEGIN
+    IF collect._latest_distributed(def) THEN
+        RETURN (SELECT sum(n::bigint) FROM collect._latest_on_shards(def, 'repair', NULL) n);
+    END IF;
     EXECUTE format('SELECT %s(ARRAY(SELECT k::%s FROM (%s) AS c(k, s, e)))', def.refresh_function, def.key_type,
                    (collect._latest_sql(collect._latest_spec(def)))[3])
         INTO changed;
@@ -403,8 +622,11 @@ BEGIN
 END $$;
 COMMENT ON FUNCTION collect.repair_latest(regclass) IS 'Rewrites the copies collect.check_latest reports; returns how many changed';
 
+-- On Citus, the generated functions may have been created on every node (for the triggers of
+-- tables distributed after tracking), and Citus drops them only in sequential mode.
 CREATE FUNCTION collect.untrack_latest(parent regclass, drop_columns boolean DEFAULT false) RETURNS void
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET citus.enable_unsafe_triggers = on
+    SET citus.multi_shard_modify_mode = 'sequential' AS $$
 DECLARE
     def collect.latest_defs := collect._latest_def(parent);
     sync regprocedure := to_regprocedure(def.trigger_function || '()');
@@ -418,16 +640,22 @@ BEGIN
     PERFORM collect._lock_definition('tracking', c.relnamespace::regnamespace::name, c.relname::text)
        FROM pg_class c WHERE c.oid = def.parent;
     -- The triggers are found by their function, so renamed tables and partitions added or
-    -- dropped since do not matter.
+    -- dropped since do not matter: those of the generated function first, which is then
+    -- dropped, and then pg_collect's.
+    FOR tg IN SELECT t.tgname, t.tgrelid::regclass AS rel FROM pg_trigger t WHERE t.tgfoid = sync ORDER BY t.tgrelid, t.tgname LOOP
+        EXECUTE format('DROP TRIGGER %I ON %s', tg.tgname, tg.rel);
+    END LOOP;
+    -- CASCADE: on Citus, the shards of a table distributed after tracking keep TRUNCATE
+    -- triggers of the generated function that dropping the table's triggers leaves behind.
+    EXECUTE format('DROP FUNCTION IF EXISTS %s() CASCADE', def.trigger_function);
+    EXECUTE format('DROP FUNCTION IF EXISTS %s(%s[])', def.refresh_function, def.key_type);
     FOR tg IN SELECT t.tgname, t.tgrelid::regclass AS rel FROM pg_trigger t
-               WHERE t.tgfoid = sync
-                  OR (t.tgfoid = 'collect._latest_insert()'::regprocedure AND t.tgrelid = ANY (def.trigger_tables)
-                      AND t.tgargs = convert_to(def.refresh_function, 'UTF8') || '\x00'::bytea)
+               WHERE t.tgfoid IN ('collect._latest_insert()'::regprocedure, 'collect._latest_shard_sync()'::regprocedure)
+                 AND t.tgrelid = ANY (def.trigger_tables)
+                 AND position(convert_to(def.refresh_function, 'UTF8') || '\x00'::bytea IN t.tgargs) = 1
                ORDER BY t.tgrelid, t.tgname LOOP
         EXECUTE format('DROP TRIGGER %I ON %s', tg.tgname, tg.rel);
     END LOOP;
-    EXECUTE format('DROP FUNCTION IF EXISTS %s()', def.trigger_function);
-    EXECUTE format('DROP FUNCTION IF EXISTS %s(%s[])', def.refresh_function, def.key_type);
     IF drop_columns THEN
         FOREACH colname IN ARRAY def.columns LOOP
             EXECUTE format('ALTER TABLE %s DROP COLUMN IF EXISTS %I', parent, def.prefix || colname);

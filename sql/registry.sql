@@ -238,6 +238,39 @@ BEGIN
     RETURN found;
 END $$;
 
+-- Runs `fn(shard regclass, args jsonb)` on every shard of table t, each on its worker in a
+-- transaction of its own (Citus's run_command_on_shards, as the current user): their answers,
+-- or the first failure as an error. `fn` is one of pg_collect's functions, qualified.
+CREATE FUNCTION collect._citus_on_shards(t regclass, fn text, args jsonb) RETURNS SETOF text
+    LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    -- run_command_on_shards passes the command through format() with the shard's name.
+    command text := format('SELECT %s(%%L::pg_catalog.regclass, %s::pg_catalog.jsonb)', fn, replace(quote_literal(args::text), '%', '%%'));
+    answer record;
+BEGIN
+    FOR answer IN EXECUTE 'SELECT shardid, success, result FROM pg_catalog.run_command_on_shards($1, $2) ORDER BY shardid' USING t, command LOOP
+        IF NOT answer.success THEN
+            RAISE EXCEPTION '% failed on shard % of %: %', fn, answer.shardid, t, answer.result
+                USING ERRCODE = 'external_routine_exception';
+        END IF;
+        RETURN NEXT answer.result;
+    END LOOP;
+END $$;
+
+-- Tables a and b are hash-distributed and co-located (Citus).
+CREATE FUNCTION collect._citus_colocated(a regclass, b regclass) RETURNS boolean
+    STABLE LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    together boolean;
+BEGIN
+    IF NOT EXISTS (SELECT FROM pg_extension WHERE extname = 'citus') THEN
+        RETURN false;
+    END IF;
+    EXECUTE $q$SELECT count(DISTINCT colocationid) = 1 AND count(*) = 2 FROM pg_catalog.pg_dist_partition
+                WHERE logicalrelid IN ($1, $2) AND partmethod = 'h'$q$ INTO together USING a, b;
+    RETURN together;
+END $$;
+
 -- Registers a capability and makes its registry (a table of definitions with `owner`,
 -- `schema` and `name` columns) one the extension's functions can write with the caller's
 -- privileges: dumped by pg_dump, readable by everybody, written only with rows that
