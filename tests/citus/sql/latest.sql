@@ -7,7 +7,7 @@ SET citus.shard_count = 4;
 CREATE TABLE files (id bigint PRIMARY KEY, name text);
 CREATE TABLE versions (file_id bigint, version int, size bigint, note text, deleted boolean NOT NULL DEFAULT false,
                        PRIMARY KEY (file_id, version));
-SELECT create_distributed_table('files', 'id');
+SELECT create_distributed_table('files', 'id', colocate_with => 'none');  -- a group of its own
 
 -- The child must be distributed on the link, co-located with the parent.
 SELECT collect.track_latest('files', 'versions', 'file_id', 'version', '{size}');
