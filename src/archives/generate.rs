@@ -18,6 +18,7 @@ use serde::Deserialize;
 
 pub use crate::registry::names::{ident, literal, QualifiedName};
 
+
 /// An archive's definition, with names resolved and checked.
 #[derive(Debug, Clone, Deserialize)]
 pub struct Archive {
@@ -52,18 +53,11 @@ impl Archive {
 
     /// A record's time, from its JSON (the text `to_jsonb` wrote, read back exactly).
     fn record_time(&self, record: &str) -> String {
-        format!(
-            "({record} OPERATOR(pg_catalog.->>) {})::pg_catalog.timestamptz",
-            literal(&self.time)
-        )
+        format!("({record} OPERATOR(pg_catalog.->>) {})::pg_catalog.timestamptz", literal(&self.time))
     }
 
     fn record_key(&self, record: &str) -> String {
-        format!(
-            "({record} OPERATOR(pg_catalog.->>) {})::{}",
-            literal(&self.key),
-            self.key_type
-        )
+        format!("({record} OPERATOR(pg_catalog.->>) {})::{}", literal(&self.key), self.key_type)
     }
 
     /// The DDL of the lumps table and its indexes.
@@ -111,11 +105,7 @@ impl Archive {
         } else {
             format!("DELETE FROM {source} s WHERE s.ctid OPERATOR(pg_catalog.=) ANY (ARRAY({chosen})) RETURNING s.*")
         };
-        let shard_key = if self.distributed {
-            format!("$3::{}", self.key_type)
-        } else {
-            "p.sorted_keys[1]".to_string()
-        };
+        let shard_key = if self.distributed { format!("$3::{}", self.key_type) } else { "p.sorted_keys[1]".to_string() };
         format!(
             "WITH moved AS ({moved}),\n\
              packed AS (\n    SELECT collect._archive_pack(pg_catalog.to_jsonb(m) ORDER BY {order}) AS lump,\n           \
@@ -151,24 +141,16 @@ impl Archive {
     /// Lumps whose key bounds take in key `$1` (on Citus, in the shard of `$2`).
     fn lumps_bounding_key(&self) -> String {
         let shard = if self.distributed {
-            format!(
-                "l.shard_key OPERATOR(pg_catalog.=) $2::{} AND ",
-                self.key_type
-            )
+            format!("l.shard_key OPERATOR(pg_catalog.=) $2::{} AND ", self.key_type)
         } else {
             String::new()
         };
-        format!(
-            "{shard}l.min_key OPERATOR(pg_catalog.<=) $1 AND l.max_key OPERATOR(pg_catalog.>=) $1"
-        )
+        format!("{shard}l.min_key OPERATOR(pg_catalog.<=) $1 AND l.max_key OPERATOR(pg_catalog.>=) $1")
     }
 
     /// Lumps that hold key `$1` (on Citus, in the shard of `$2`).
     fn lumps_holding_key(&self) -> String {
-        format!(
-            "{} AND $1 OPERATOR(pg_catalog.=) ANY (l.keys)",
-            self.lumps_bounding_key()
-        )
+        format!("{} AND $1 OPERATOR(pg_catalog.=) ANY (l.keys)", self.lumps_bounding_key())
     }
 
     /// The record with key `$1`: only its member of its lump is fetched and inflated. A lump's
@@ -210,18 +192,8 @@ impl Archive {
     fn rewrite_sql(&self, lump_filter: &str, record_filter: &str, restore: bool) -> String {
         let lumps = self.lumps.sql();
         let restored = if restore {
-            let columns = self
-                .columns
-                .iter()
-                .map(|c| ident(c))
-                .collect::<Vec<_>>()
-                .join(", ");
-            let values = self
-                .columns
-                .iter()
-                .map(|c| format!("r.{}", ident(c)))
-                .collect::<Vec<_>>()
-                .join(", ");
+            let columns = self.columns.iter().map(|c| ident(c)).collect::<Vec<_>>().join(", ");
+            let values = self.columns.iter().map(|c| format!("r.{}", ident(c))).collect::<Vec<_>>().join(", ");
             format!(
                 ",\nrestored AS (\n    INSERT INTO {source} ({columns}) OVERRIDING SYSTEM VALUE\n    \
                  SELECT {values} FROM records x, LATERAL pg_catalog.jsonb_populate_record(NULL::{source}, x.record) r\n     \
@@ -266,14 +238,8 @@ mod tests {
 
     fn archive(distributed: bool) -> Archive {
         Archive {
-            source: QualifiedName {
-                schema: "app".into(),
-                name: "Events".into(),
-            },
-            lumps: QualifiedName {
-                schema: "app".into(),
-                name: "events_archive_lumps".into(),
-            },
+            source: QualifiedName { schema: "app".into(), name: "Events".into() },
+            lumps: QualifiedName { schema: "app".into(), name: "events_archive_lumps".into() },
             key: "id".into(),
             key_type: "bigint".into(),
             time: "at".into(),
@@ -285,33 +251,15 @@ mod tests {
     #[test]
     fn names_are_quoted_and_qualified() {
         let a = archive(false);
-        for sql in [
-            a.archive_batch_sql(),
-            a.point_read_sql(),
-            a.range_read_sql(),
-            a.unarchive_sql(),
-            a.delete_sql(),
-        ] {
+        for sql in [a.archive_batch_sql(), a.point_read_sql(), a.range_read_sql(), a.unarchive_sql(), a.delete_sql()] {
             assert!(!sql.contains("app.Events"), "{sql}");
-            assert!(
-                !sql.contains(" < ") && !sql.contains(" = "),
-                "unqualified operator in {sql}"
-            );
+            assert!(!sql.contains(" < ") && !sql.contains(" = "), "unqualified operator in {sql}");
         }
-        assert!(a
-            .archive_batch_sql()
-            .contains("DELETE FROM \"app\".\"Events\" s WHERE s.ctid"));
+        assert!(a.archive_batch_sql().contains("DELETE FROM \"app\".\"Events\" s WHERE s.ctid"));
         assert!(a.archive_batch_sql().contains("FOR UPDATE SKIP LOCKED"));
-        assert!(a
-            .point_read_sql()
-            .contains("FROM \"app\".\"events_archive_lumps\" l"));
-        assert!(a.unarchive_sql().contains(
-            "INSERT INTO \"app\".\"Events\" (\"id\", \"at\", \"body\") OVERRIDING SYSTEM VALUE"
-        ));
-        assert!(
-            !a.delete_sql().contains("INSERT INTO \"app\".\"Events\""),
-            "a delete restores nothing"
-        );
+        assert!(a.point_read_sql().contains("FROM \"app\".\"events_archive_lumps\" l"));
+        assert!(a.unarchive_sql().contains("INSERT INTO \"app\".\"Events\" (\"id\", \"at\", \"body\") OVERRIDING SYSTEM VALUE"));
+        assert!(!a.delete_sql().contains("INSERT INTO \"app\".\"Events\""), "a delete restores nothing");
         assert!(a.create_sql()[0].contains("keys bigint[] NOT NULL"));
     }
 
@@ -320,24 +268,13 @@ mod tests {
         let local = archive(false);
         assert!(!local.archive_batch_sql().contains("$3"));
         assert!(local.point_read_sql().contains("WHERE l.min_key"));
-        assert_eq!(
-            local.point_read_sql().matches("l.keys").count(),
-            1,
-            "the keys are fetched once"
-        );
+        assert_eq!(local.point_read_sql().matches("l.keys").count(), 1, "the keys are fetched once");
         let citus = archive(true);
         let batch = citus.archive_batch_sql();
-        assert!(
-            batch.contains("ANY ($4::bigint[])") && !batch.contains("ctid"),
-            "{batch}"
-        );
+        assert!(batch.contains("ANY ($4::bigint[])") && !batch.contains("ctid"), "{batch}");
         assert!(batch.contains("SELECT $3::bigint, p.sorted_keys[1]"));
-        assert!(citus
-            .point_read_sql()
-            .contains("l.shard_key OPERATOR(pg_catalog.=) $2::bigint AND"));
-        assert!(citus
-            .delete_sql()
-            .contains("l.shard_key OPERATOR(pg_catalog.=) $2::bigint AND"));
+        assert!(citus.point_read_sql().contains("l.shard_key OPERATOR(pg_catalog.=) $2::bigint AND"));
+        assert!(citus.delete_sql().contains("l.shard_key OPERATOR(pg_catalog.=) $2::bigint AND"));
         assert!(citus.shard_batch_keys_sql().contains("LIMIT $2"));
     }
 
@@ -345,8 +282,6 @@ mod tests {
     fn record_fields_are_literals() {
         let mut a = archive(false);
         a.time = "it's".into();
-        assert!(a
-            .range_read_sql()
-            .contains("->>) 'it''s')::pg_catalog.timestamptz"));
+        assert!(a.range_read_sql().contains("->>) 'it''s')::pg_catalog.timestamptz"));
     }
 }

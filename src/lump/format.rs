@@ -37,27 +37,16 @@ pub const MAX_RAW_LEN: usize = 0x3fff_fffe;
 /// What went wrong reading a lump. The SQL layer chooses the SQLSTATE.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DecodeError {
-    TooShort {
-        len: usize,
-    },
+    TooShort { len: usize },
     UnsupportedVersion(u8),
     ReservedBitsSet,
     RawLengthTooLarge(u64),
     /// The payload did not inflate: bad gzip framing, CRC mismatch, truncation.
     Payload(String),
-    RawLengthMismatch {
-        header: usize,
-        actual: usize,
-    },
-    EntryCountMismatch {
-        header: u32,
-        actual: usize,
-    },
+    RawLengthMismatch { header: usize, actual: usize },
+    EntryCountMismatch { header: u32, actual: usize },
     /// An entry line is empty or holds something other than one JSON value.
-    BadEntry {
-        index: usize,
-        reason: String,
-    },
+    BadEntry { index: usize, reason: String },
     EmptyPayloadWithEntries,
 }
 
@@ -65,10 +54,7 @@ impl fmt::Display for DecodeError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             DecodeError::TooShort { len } => {
-                write!(
-                    f,
-                    "value is {len} bytes, shorter than the {HEADER_LEN}-byte header"
-                )
+                write!(f, "value is {len} bytes, shorter than the {HEADER_LEN}-byte header")
             }
             DecodeError::UnsupportedVersion(v) => write!(f, "unsupported format version {v}"),
             DecodeError::ReservedBitsSet => write!(f, "reserved header bits are set"),
@@ -129,10 +115,7 @@ impl Header {
         if raw_len as usize > MAX_RAW_LEN {
             return Err(DecodeError::RawLengthTooLarge(raw_len as u64));
         }
-        Ok(Header {
-            entry_count,
-            raw_len,
-        })
+        Ok(Header { entry_count, raw_len })
     }
 
     fn write(&self, out: &mut Vec<u8>) {
@@ -229,10 +212,7 @@ impl Builder {
 }
 
 fn gzip(raw: &[u8]) -> Vec<u8> {
-    let mut encoder = GzEncoder::new(
-        Vec::with_capacity(raw.len() / 4 + 32),
-        Compression::default(),
-    );
+    let mut encoder = GzEncoder::new(Vec::with_capacity(raw.len() / 4 + 32), Compression::default());
     encoder
         .write_all(raw)
         .expect("writing to a Vec cannot fail");
@@ -432,9 +412,7 @@ fn directory_member(directory: &Directory) -> Vec<u8> {
     extra.extend_from_slice(&DIRECTORY_ID);
     extra.extend_from_slice(&(data.len() as u16).to_le_bytes());
     extra.extend_from_slice(&data);
-    let encoder = flate2::GzBuilder::new()
-        .extra(extra)
-        .write(Vec::new(), Compression::default());
+    let encoder = flate2::GzBuilder::new().extra(extra).write(Vec::new(), Compression::default());
     encoder.finish().expect("writing to a Vec cannot fail")
 }
 
@@ -444,19 +422,12 @@ impl Builder {
     /// directory of where each member starts.
     pub fn finish_in_members(&self, member_raw_bytes: usize) -> Vec<u8> {
         let count = self.count as usize;
-        let average = if count == 0 {
-            1
-        } else {
-            (self.raw.len() / count).max(1)
-        };
+        let average = if count == 0 { 1 } else { (self.raw.len() / count).max(1) };
         let mut member_rows = (member_raw_bytes / average).clamp(1, count.max(1));
         member_rows = member_rows.max(count.div_ceil(MAX_MEMBERS));
         let members_count = count.div_ceil(member_rows);
         // The directory member's size depends only on how many offsets it holds.
-        let placeholder = Directory {
-            member_rows: member_rows as u32,
-            offsets: vec![0; members_count],
-        };
+        let placeholder = Directory { member_rows: member_rows as u32, offsets: vec![0; members_count] };
         let mut offset = HEADER_LEN + directory_member(&placeholder).len();
         let mut members = Vec::with_capacity(members_count);
         let mut offsets = Vec::with_capacity(members_count);
@@ -477,15 +448,8 @@ impl Builder {
             }
         }
         let mut lump = Vec::with_capacity(offset);
-        Header {
-            entry_count: self.count,
-            raw_len: self.raw.len() as u32,
-        }
-        .write(&mut lump);
-        lump.extend_from_slice(&directory_member(&Directory {
-            member_rows: member_rows as u32,
-            offsets,
-        }));
+        Header { entry_count: self.count, raw_len: self.raw.len() as u32 }.write(&mut lump);
+        lump.extend_from_slice(&directory_member(&Directory { member_rows: member_rows as u32, offsets }));
         for member in members {
             lump.extend_from_slice(&member);
         }
@@ -522,14 +486,9 @@ pub fn directory(prefix: &[u8]) -> Option<Directory> {
     if len < 4 || len % 4 != 0 {
         return None;
     }
-    let mut words = data
-        .chunks_exact(4)
-        .map(|w| u32::from_le_bytes(w.try_into().unwrap()));
+    let mut words = data.chunks_exact(4).map(|w| u32::from_le_bytes(w.try_into().unwrap()));
     let member_rows = words.next()?;
-    Some(Directory {
-        member_rows,
-        offsets: words.collect(),
-    })
+    Some(Directory { member_rows, offsets: words.collect() })
 }
 
 impl Directory {
@@ -542,10 +501,7 @@ impl Directory {
         }
         let member = place / rows;
         let start = *self.offsets.get(member)? as usize;
-        let end = self
-            .offsets
-            .get(member + 1)
-            .map_or(lump_len, |&o| o as usize);
+        let end = self.offsets.get(member + 1).map_or(lump_len, |&o| o as usize);
         (start < end && end <= lump_len).then_some((start..end, place % rows))
     }
 }
@@ -558,9 +514,7 @@ pub fn member_entries(member: &[u8]) -> Result<Vec<Vec<u8>>, DecodeError> {
         .read_to_end(&mut raw)
         .map_err(|e| DecodeError::Payload(e.to_string()))?;
     if raw.last() != Some(&b'\n') {
-        return Err(DecodeError::Payload(
-            "member does not end with a whole entry".into(),
-        ));
+        return Err(DecodeError::Payload("member does not end with a whole entry".into()));
     }
     Ok(split_lines(&raw).map(<[u8]>::to_vec).collect())
 }
@@ -586,9 +540,7 @@ mod tests {
 
     #[test]
     fn membered_lumps_read_whole_and_one_member_at_a_time() {
-        let entries: Vec<String> = (0..1000)
-            .map(|i| format!(r#"{{"id": {i}, "pad": "{}"}}"#, "x".repeat(i % 50)))
-            .collect();
+        let entries: Vec<String> = (0..1000).map(|i| format!(r#"{{"id": {i}, "pad": "{}"}}"#, "x".repeat(i % 50))).collect();
         let mut builder = Builder::new();
         for e in &entries {
             builder.push(e.as_bytes()).unwrap();
@@ -606,9 +558,7 @@ mod tests {
             let got = member_entries(&lump[range]).unwrap();
             assert_eq!(got[index], entry.as_bytes());
         }
-        assert!(dir
-            .locate(entries.len() + dir.member_rows as usize, lump.len())
-            .is_none());
+        assert!(dir.locate(entries.len() + dir.member_rows as usize, lump.len()).is_none());
         // A damaged member is reported, as is a truncated one.
         let (range, _) = dir.locate(dir.member_rows as usize, lump.len()).unwrap();
         let mut damaged = lump[range.clone()].to_vec();
@@ -636,11 +586,7 @@ mod tests {
         let refs: Vec<&str> = many.iter().map(String::as_str).collect();
         let lump = build(&refs).finish_in_members(1);
         let dir = directory(&lump).unwrap();
-        assert!(
-            dir.offsets.len() <= MAX_MEMBERS && dir.member_rows >= 3,
-            "{}",
-            dir.member_rows
-        );
+        assert!(dir.offsets.len() <= MAX_MEMBERS && dir.member_rows >= 3, "{}", dir.member_rows);
         assert_eq!(decode(&lump, Trust::Untrusted).unwrap().len(), 40_000);
     }
 
@@ -678,15 +624,9 @@ mod tests {
         let b = build(&["3"]).finish();
         let empty = Builder::new().finish();
         let ab = concat(&a, &b).unwrap();
-        assert_eq!(
-            texts(&decode(&ab, Trust::Untrusted).unwrap()),
-            ["1", "2", "3"]
-        );
+        assert_eq!(texts(&decode(&ab, Trust::Untrusted).unwrap()), ["1", "2", "3"]);
         // The compressed bytes of both sides are carried over untouched.
-        assert_eq!(
-            &ab[HEADER_LEN..HEADER_LEN + a.len() - HEADER_LEN],
-            &a[HEADER_LEN..]
-        );
+        assert_eq!(&ab[HEADER_LEN..HEADER_LEN + a.len() - HEADER_LEN], &a[HEADER_LEN..]);
         assert_eq!(concat(&empty, &a).unwrap(), a);
         assert_eq!(concat(&a, &empty).unwrap(), a);
         let abc = append(&ab, &build(&["4", "5"])).unwrap();
@@ -714,16 +654,10 @@ mod tests {
     #[test]
     fn header_is_checked() {
         let good = build(&["1"]).finish();
-        assert_eq!(
-            decode(&good[..5], Trust::Stored),
-            Err(DecodeError::TooShort { len: 5 })
-        );
+        assert_eq!(decode(&good[..5], Trust::Stored), Err(DecodeError::TooShort { len: 5 }));
         let mut v = good.clone();
         v[0] = 9;
-        assert_eq!(
-            decode(&v, Trust::Stored),
-            Err(DecodeError::UnsupportedVersion(9))
-        );
+        assert_eq!(decode(&v, Trust::Stored), Err(DecodeError::UnsupportedVersion(9)));
         let mut v = good.clone();
         v[2] = 1;
         assert_eq!(decode(&v, Trust::Stored), Err(DecodeError::ReservedBitsSet));
@@ -731,10 +665,7 @@ mod tests {
         v[4] = 7; // entry count 7
         assert!(matches!(
             decode(&v, Trust::Stored),
-            Err(DecodeError::EntryCountMismatch {
-                header: 7,
-                actual: 1
-            })
+            Err(DecodeError::EntryCountMismatch { header: 7, actual: 1 })
         ));
         let mut v = good.clone();
         v[8] += 1; // raw length one more than the payload holds
@@ -756,10 +687,7 @@ mod tests {
         ));
         let mut v = Builder::new().finish();
         v[4] = 1;
-        assert_eq!(
-            decode(&v, Trust::Stored),
-            Err(DecodeError::EmptyPayloadWithEntries)
-        );
+        assert_eq!(decode(&v, Trust::Stored), Err(DecodeError::EmptyPayloadWithEntries));
     }
 
     #[test]
@@ -772,10 +700,7 @@ mod tests {
         let mut v = good.clone();
         let crc_at = v.len() - 8;
         v[crc_at] ^= 1;
-        assert!(matches!(
-            decode(&v, Trust::Stored),
-            Err(DecodeError::Payload(_))
-        ));
+        assert!(matches!(decode(&v, Trust::Stored), Err(DecodeError::Payload(_))));
         // Trailing garbage after the last member.
         let mut v = good;
         v.extend_from_slice(b"garbage");

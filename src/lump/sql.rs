@@ -9,9 +9,9 @@ use pgrx::{pg_sys, Internal};
 use serde_json::value::RawValue;
 
 use super::format::{self, Builder, ConcatError, DecodeError, Lump, TooLarge, Trust};
+use crate::{aggstate, typeio};
 use crate::errors::{raise, raise_with_detail};
 use crate::jsonb::{JsonbArg, JsonbValue};
-use crate::{aggstate, typeio};
 
 const TYPE_NAME: &str = "collect.collection";
 
@@ -131,8 +131,7 @@ fn invalid_binary(why: String) -> ! {
 #[pg_extern(sql = false)]
 fn collection_recv(buf: Internal) -> Vec<u8> {
     let bytes = typeio::recv_bytes(buf);
-    let lump =
-        format::decode(bytes, Trust::Untrusted).unwrap_or_else(|e| invalid_binary(e.to_string()));
+    let lump = format::decode(bytes, Trust::Untrusted).unwrap_or_else(|e| invalid_binary(e.to_string()));
     for (i, entry) in lump.entries().enumerate() {
         let Ok(text) = std::str::from_utf8(entry) else {
             invalid_binary(format!("entry {} is not valid UTF-8", i + 1))
@@ -143,16 +142,13 @@ fn collection_recv(buf: Internal) -> Vec<u8> {
             Ok(parsed.as_arg().to_text().to_bytes().to_vec())
         })
         .catch_others(|e| match e {
-            pgrx::pg_sys::panic::CaughtError::PostgresError(r)
-            | pgrx::pg_sys::panic::CaughtError::ErrorReport(r) => Err(r.message().to_string()),
-            pgrx::pg_sys::panic::CaughtError::RustPanic { ereport, .. } => {
-                Err(ereport.message().to_string())
+            pgrx::pg_sys::panic::CaughtError::PostgresError(r) | pgrx::pg_sys::panic::CaughtError::ErrorReport(r) => {
+                Err(r.message().to_string())
             }
+            pgrx::pg_sys::panic::CaughtError::RustPanic { ereport, .. } => Err(ereport.message().to_string()),
         })
         .execute()
-        .unwrap_or_else(|why| {
-            invalid_binary(format!("entry {} is not a jsonb value: {why}", i + 1))
-        });
+        .unwrap_or_else(|why| invalid_binary(format!("entry {} is not a jsonb value: {why}", i + 1)));
         if canonical != entry {
             invalid_binary(format!("entry {} is not in jsonb's canonical form", i + 1));
         }
@@ -210,8 +206,11 @@ fn collection_entry_count(fcinfo: pg_sys::FunctionCallInfo) -> i64 {
     // SAFETY: declared STRICT with one collection argument.
     let header = unsafe {
         let datum = pgrx::fcinfo::pg_getarg_datum_raw(fcinfo, 0);
-        let slice =
-            pg_sys::pg_detoast_datum_slice(datum.cast_mut_ptr(), 0, format::HEADER_LEN as i32);
+        let slice = pg_sys::pg_detoast_datum_slice(
+            datum.cast_mut_ptr(),
+            0,
+            format::HEADER_LEN as i32,
+        );
         let len = pgrx::varlena::varsize_any_exhdr(slice);
         let data = pgrx::varlena::vardata_any(slice).cast::<u8>();
         std::slice::from_raw_parts(data, len).to_vec()
@@ -237,11 +236,7 @@ fn collection_merge(a: &[u8], b: &[u8]) -> Vec<u8> {
 // ---- collection_agg(jsonb): a parallel aggregate with an `internal` Builder state ----
 
 #[pg_extern(sql = false)]
-fn collection_agg_trans(
-    mut state: Internal,
-    value: Option<JsonbArg>,
-    fcinfo: pg_sys::FunctionCallInfo,
-) -> Internal {
+fn collection_agg_trans(mut state: Internal, value: Option<JsonbArg>, fcinfo: pg_sys::FunctionCallInfo) -> Internal {
     let builder = aggstate::state_or_init(&mut state, fcinfo, "collection_agg_trans", Builder::new);
     match value {
         // Like jsonb_agg: a SQL NULL becomes a JSON null entry, so no row goes missing.
@@ -252,34 +247,20 @@ fn collection_agg_trans(
 }
 
 #[pg_extern(sql = false)]
-fn collection_agg_combine(
-    left: Internal,
-    right: Internal,
-    fcinfo: pg_sys::FunctionCallInfo,
-) -> Internal {
-    aggstate::combine(
-        left,
-        right,
-        fcinfo,
-        "collection_agg_combine",
-        |l: &mut Builder, r| l.append(r).unwrap_or_else(|e| too_large(e)),
-    )
+fn collection_agg_combine(left: Internal, right: Internal, fcinfo: pg_sys::FunctionCallInfo) -> Internal {
+    aggstate::combine(left, right, fcinfo, "collection_agg_combine", |l: &mut Builder, r| {
+        l.append(r).unwrap_or_else(|e| too_large(e))
+    })
 }
 
 #[pg_extern(sql = false)]
 fn collection_agg_serialize(state: Internal, fcinfo: pg_sys::FunctionCallInfo) -> Vec<u8> {
     aggstate::aggregate_context(fcinfo, "collection_agg_serialize");
-    aggstate::state_ref::<Builder>(&state)
-        .expect("serialize is strict")
-        .to_state_bytes()
+    aggstate::state_ref::<Builder>(&state).expect("serialize is strict").to_state_bytes()
 }
 
 #[pg_extern(sql = false)]
-fn collection_agg_deserialize(
-    bytes: &[u8],
-    _unused: Internal,
-    fcinfo: pg_sys::FunctionCallInfo,
-) -> Internal {
+fn collection_agg_deserialize(bytes: &[u8], _unused: Internal, fcinfo: pg_sys::FunctionCallInfo) -> Internal {
     aggstate::aggregate_context(fcinfo, "collection_agg_deserialize");
     let builder = Builder::from_state_bytes(bytes).unwrap_or_else(|e| {
         raise(
@@ -352,10 +333,7 @@ mod tests {
                 let b = bad.clone();
                 let (code, message) = error_of(move || reader(b));
                 assert_eq!(code, PgSqlErrorCode::ERRCODE_DATA_CORRUPTED, "{message}");
-                assert!(
-                    message.starts_with("collect.collection value is corrupted"),
-                    "{message}"
-                );
+                assert!(message.starts_with("collect.collection value is corrupted"), "{message}");
             }
         }
         let (code, _) = error_of(|| drop(collection_merge(&good[..5], &good)));

@@ -14,16 +14,12 @@ pub mod databases;
 use std::ffi::CStr;
 use std::time::Duration;
 
-use pgrx::bgworkers::{
-    BackgroundWorker, BackgroundWorkerBuilder, BackgroundWorkerStatus, BgWorkerStartTime,
-    SignalWakeFlags,
-};
+use pgrx::bgworkers::{BackgroundWorker, BackgroundWorkerBuilder, BackgroundWorkerStatus, BgWorkerStartTime, SignalWakeFlags};
 use pgrx::guc::{GucContext, GucFlags, GucRegistry, GucSetting};
-use pgrx::pg_sys;
 use pgrx::prelude::*;
+use pgrx::pg_sys;
 
-static DATABASES: GucSetting<Option<std::ffi::CString>> =
-    GucSetting::<Option<std::ffi::CString>>::new(None);
+static DATABASES: GucSetting<Option<std::ffi::CString>> = GucSetting::<Option<std::ffi::CString>>::new(None);
 static NAPTIME: GucSetting<i32> = GucSetting::<i32>::new(60);
 /// Batches one job may run per visit, as `collect.maintain(max_batches)`.
 const MAX_BATCHES: i32 = 1000;
@@ -63,13 +59,7 @@ pub fn init() {
 
 fn configured_databases() -> Vec<String> {
     let setting = DATABASES.get();
-    databases::parse(
-        setting
-            .as_deref()
-            .map(CStr::to_string_lossy)
-            .as_deref()
-            .unwrap_or(""),
-    )
+    databases::parse(setting.as_deref().map(CStr::to_string_lossy).as_deref().unwrap_or(""))
 }
 
 #[pg_guard]
@@ -117,9 +107,7 @@ fn visit(database: &str) -> bool {
     };
     loop {
         match worker.pid() {
-            Err(BackgroundWorkerStatus::Stopped) | Err(BackgroundWorkerStatus::PostmasterDied) => {
-                return true
-            }
+            Err(BackgroundWorkerStatus::Stopped) | Err(BackgroundWorkerStatus::PostmasterDied) => return true,
             _ => {}
         }
         if !BackgroundWorker::wait_latch(Some(Duration::from_millis(500))) {
@@ -147,9 +135,7 @@ pub extern "C-unwind" fn collect_maintenance_database(_arg: pg_sys::Datum) {
     let database = BackgroundWorker::get_extra().to_string();
     BackgroundWorker::connect_worker_to_spi(Some(&database), None);
     let installed = BackgroundWorker::transaction(|| {
-        Spi::get_one::<bool>(
-            "SELECT EXISTS (SELECT FROM pg_catalog.pg_extension WHERE extname = 'pg_collect')",
-        )
+        Spi::get_one::<bool>("SELECT EXISTS (SELECT FROM pg_catalog.pg_extension WHERE extname = 'pg_collect')")
     });
     if installed != Ok(Some(true)) {
         log!("pg_collect maintenance: database {database} does not have the pg_collect extension; nothing to do");
@@ -170,10 +156,7 @@ pub extern "C-unwind" fn collect_maintenance_database(_arg: pg_sys::Datum) {
         let mut batches = 0;
         let result = loop {
             let result = BackgroundWorker::transaction(|| {
-                Spi::get_one_with_args::<String>(
-                    "SELECT collect._run_job_step($1, $2)",
-                    &[object.clone().into(), job.clone().into()],
-                )
+                Spi::get_one_with_args::<String>("SELECT collect._run_job_step($1, $2)", &[object.clone().into(), job.clone().into()])
             })
             .ok()
             .flatten()
@@ -186,13 +169,7 @@ pub extern "C-unwind" fn collect_maintenance_database(_arg: pg_sys::Datum) {
         BackgroundWorker::transaction(|| {
             Spi::run_with_args(
                 "SELECT collect._finish_job($1, $2, $3, $4, $5)",
-                &[
-                    object.clone().into(),
-                    job.clone().into(),
-                    started.into(),
-                    result.clone().into(),
-                    batches.into(),
-                ],
+                &[object.clone().into(), job.clone().into(), started.into(), result.clone().into(), batches.into()],
             )
         })
         .unwrap_or_else(|e| panic!("recording the run of {job} of {object}: {e}"));
@@ -207,28 +184,15 @@ pub extern "C-unwind" fn collect_maintenance_database(_arg: pg_sys::Datum) {
 #[pg_extern(sql = false)]
 fn maintenance_run_as(owner: &std::ffi::CStr, step: &str) -> Option<bool> {
     // SAFETY: looking up a role by name (an error if there is none) and the current user.
-    let (role, caller) = unsafe {
-        (
-            pg_sys::get_role_oid(owner.as_ptr(), false),
-            pg_sys::GetUserId(),
-        )
-    };
+    let (role, caller) = unsafe { (pg_sys::get_role_oid(owner.as_ptr(), false), pg_sys::GetUserId()) };
     // SAFETY: a catalog check on two existing roles.
     if !unsafe { pg_sys::is_member_of_role(caller, role) } {
         crate::errors::raise(
             PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
-            format!(
-                "permission denied to run a maintenance job of role {}",
-                owner.to_string_lossy()
-            ),
+            format!("permission denied to run a maintenance job of role {}", owner.to_string_lossy()),
             Some("Only the job's owner, a member of it, or a superuser runs its jobs.".into()),
         );
     }
-    crate::registry::as_job_owner(role, || Spi::get_one::<bool>(step)).unwrap_or_else(|e| {
-        crate::errors::raise(
-            PgSqlErrorCode::ERRCODE_INTERNAL_ERROR,
-            format!("running a maintenance step: {e}"),
-            None,
-        )
-    })
+    crate::registry::as_job_owner(role, || Spi::get_one::<bool>(step))
+        .unwrap_or_else(|e| crate::errors::raise(PgSqlErrorCode::ERRCODE_INTERNAL_ERROR, format!("running a maintenance step: {e}"), None))
 }

@@ -68,11 +68,7 @@ pub struct Plan {
 
 impl Plan {
     /// None when some column of the rollup is of a type or metric this path does not take.
-    pub fn new(
-        rollup: &Rollup,
-        column_types: &HashMap<String, String>,
-        thresholds: &[Thresholds],
-    ) -> Option<Plan> {
+    pub fn new(rollup: &Rollup, column_types: &HashMap<String, String>, thresholds: &[Thresholds]) -> Option<Plan> {
         let with_zone = match rollup.time_type.as_str() {
             "timestamp with time zone" => true,
             "timestamp without time zone" => false,
@@ -91,12 +87,8 @@ impl Plan {
                 let kind = kind_of(&m.column)?;
                 let metric = m.kind();
                 let taken = match metric {
-                    MetricKind::Sum | MetricKind::Min | MetricKind::Max | MetricKind::Quantiles => {
-                        kind != Kind::Text
-                    }
-                    MetricKind::Distinct(_) | MetricKind::Top(_) => {
-                        matches!(kind, Kind::Int(..) | Kind::Text)
-                    }
+                    MetricKind::Sum | MetricKind::Min | MetricKind::Max | MetricKind::Quantiles => kind != Kind::Text,
+                    MetricKind::Distinct(_) | MetricKind::Top(_) => matches!(kind, Kind::Int(..) | Kind::Text),
                 };
                 taken.then(|| (metric, m.column.clone(), kind))
             })
@@ -110,13 +102,7 @@ impl Plan {
             .zip(thresholds)
             .map(|(t, th)| Some((stride(&t.granularity)?, *th)))
             .collect::<Option<Vec<_>>>()?;
-        Some(Plan {
-            time: rollup.time_column.clone(),
-            with_zone,
-            dimensions,
-            metrics,
-            tables,
-        })
+        Some(Plan { time: rollup.time_column.clone(), with_zone, dimensions, metrics, tables })
     }
 }
 
@@ -124,9 +110,7 @@ fn stride(granularity: &Interval) -> Option<i64> {
     if granularity.months != 0 {
         return None;
     }
-    let micros = i64::from(granularity.days)
-        .checked_mul(86_400_000_000)?
-        .checked_add(granularity.micros)?;
+    let micros = i64::from(granularity.days).checked_mul(86_400_000_000)?.checked_add(granularity.micros)?;
     (micros > 0).then_some(micros)
 }
 
@@ -183,9 +167,7 @@ impl Partial {
             MetricKind::Max if int => Partial::MaxInt(None),
             MetricKind::Min => Partial::MinFloat(None),
             MetricKind::Max => Partial::MaxFloat(None),
-            MetricKind::Distinct(p) => {
-                Partial::Distinct(Hll::new(p).expect("precision was checked"))
-            }
+            MetricKind::Distinct(p) => Partial::Distinct(Hll::new(p).expect("precision was checked")),
             MetricKind::Quantiles => Partial::Quantiles(Quantiles::default()),
             MetricKind::Top(k) => Partial::Top(TopK::new(k).expect("k was checked")),
         }
@@ -232,9 +214,7 @@ impl Partial {
             },
             // sum(real) adds in real; the rollup's column is double precision.
             Partial::SumFloat4(s) => s.map(|v| float8_text(f64::from(v))),
-            Partial::SumFloat8(s) | Partial::MinFloat(s) | Partial::MaxFloat(s) => {
-                s.map(float8_text)
-            }
+            Partial::SumFloat8(s) | Partial::MinFloat(s) | Partial::MaxFloat(s) => s.map(float8_text),
             Partial::MinInt(m) | Partial::MaxInt(m) => m.map(|v| v.to_string()),
             Partial::Distinct(h) => Some(hex(h.to_bytes())),
             Partial::Quantiles(q) => Some(hex(q.to_bytes())),
@@ -245,11 +225,7 @@ impl Partial {
 
 fn float8_text(v: f64) -> String {
     if v.is_infinite() {
-        return if v > 0.0 {
-            "Infinity".into()
-        } else {
-            "-Infinity".into()
-        };
+        return if v > 0.0 { "Infinity".into() } else { "-Infinity".into() };
     }
     format!("{v:e}")
 }
@@ -268,8 +244,7 @@ pub type Columns = Vec<Vec<Option<String>>>;
 /// The partial rows of every table the rollup writes, and how many events the lump held;
 /// None when the lump is not for this path (see the module's comment).
 pub fn aggregate<S: AsRef<str>>(plan: &Plan, lines: &[S]) -> Option<(Vec<Columns>, i64)> {
-    let mut groups: Vec<HashMap<(i64, Vec<KeyPart>), Group>> =
-        vec![HashMap::new(); plan.tables.len()];
+    let mut groups: Vec<HashMap<(i64, Vec<KeyPart>), Group>> = vec![HashMap::new(); plan.tables.len()];
     let mut events = 0i64;
     for line in lines {
         let line = line.as_ref();
@@ -281,9 +256,7 @@ pub fn aggregate<S: AsRef<str>>(plan: &Plan, lines: &[S]) -> Option<(Vec<Columns
         let dims = plan
             .dimensions
             .iter()
-            .map(|(name, kind)| {
-                value(object.get(name.as_str()).copied(), *kind).map(|v| key_part(&v))
-            })
+            .map(|(name, kind)| value(object.get(name.as_str()).copied(), *kind).map(|v| key_part(&v)))
             .collect::<Option<Vec<_>>>()?;
         let values = plan
             .metrics
@@ -296,17 +269,11 @@ pub fn aggregate<S: AsRef<str>>(plan: &Plan, lines: &[S]) -> Option<(Vec<Columns
             if thresholds.keep_from.is_some_and(|from| bucket < from) {
                 continue;
             }
-            let group = table
-                .entry((bucket, dims.clone()))
-                .or_insert_with(|| Group {
-                    events: 0,
-                    late: 0,
-                    partials: plan
-                        .metrics
-                        .iter()
-                        .map(|(m, _, k)| Partial::new(*m, *k))
-                        .collect(),
-                });
+            let group = table.entry((bucket, dims.clone())).or_insert_with(|| Group {
+                events: 0,
+                late: 0,
+                partials: plan.metrics.iter().map(|(m, _, k)| Partial::new(*m, *k)).collect(),
+            });
             group.events += 1;
             if bucket < thresholds.late_before {
                 group.late += 1;
@@ -361,9 +328,7 @@ fn key_text(part: &KeyPart) -> Option<String> {
 
 /// A column's value from its JSON, or None where only Postgres' input function may decide.
 fn value<'a>(raw: Option<&'a RawValue>, kind: Kind) -> Option<Value<'a>> {
-    let Some(raw) = raw else {
-        return Some(Value::Null);
-    };
+    let Some(raw) = raw else { return Some(Value::Null) };
     let text = raw.get();
     if text == "null" {
         return Some(Value::Null);
@@ -403,13 +368,7 @@ fn time_text(micros: i64, with_zone: bool) -> String {
     let (s, us) = (of_day / 1_000_000, of_day % 1_000_000);
     let era = if year < 1 { " BC" } else { "" };
     let year = if year < 1 { 1 - year } else { year };
-    format!(
-        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02}.{us:06}{}{era}",
-        s / 3600,
-        s / 60 % 60,
-        s % 60,
-        if with_zone { "+00" } else { "" }
-    )
+    format!("{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02}.{us:06}{}{era}", s / 3600, s / 60 % 60, s % 60, if with_zone { "+00" } else { "" })
 }
 
 /// The proleptic Gregorian date of a day counted from 1970-01-01.
@@ -443,15 +402,10 @@ fn parse_time(raw: &RawValue, with_zone: bool) -> Option<i64> {
     let b = text.as_bytes();
     let num = |from: usize, len: usize| -> Option<i64> {
         let part = b.get(from..from + len)?;
-        part.iter()
-            .all(u8::is_ascii_digit)
-            .then(|| part.iter().fold(0i64, |n, d| n * 10 + i64::from(d - b'0')))
+        part.iter().all(u8::is_ascii_digit).then(|| part.iter().fold(0i64, |n, d| n * 10 + i64::from(d - b'0')))
     };
     let (year, month, day) = (num(0, 4)?, num(5, 2)?, num(8, 2)?);
-    if b.get(4) != Some(&b'-')
-        || b.get(7) != Some(&b'-')
-        || !matches!(b.get(10), Some(b'T' | b't' | b' '))
-    {
+    if b.get(4) != Some(&b'-') || b.get(7) != Some(&b'-') || !matches!(b.get(10), Some(b'T' | b't' | b' ')) {
         return None;
     }
     let (hour, minute) = (num(11, 2)?, num(14, 2)?);
@@ -465,10 +419,7 @@ fn parse_time(raw: &RawValue, with_zone: bool) -> Option<i64> {
         second = num(at + 1, 2)?;
         at += 3;
         if b.get(at) == Some(&b'.') {
-            let digits = b[at + 1..]
-                .iter()
-                .take_while(|c| c.is_ascii_digit())
-                .count();
+            let digits = b[at + 1..].iter().take_while(|c| c.is_ascii_digit()).count();
             if digits == 0 || digits > 6 {
                 return None;
             }
@@ -524,11 +475,7 @@ mod tests {
     use crate::rollups::generate::{parse_metrics, Table};
     use std::collections::BTreeMap;
 
-    const MINUTE: Interval = Interval {
-        months: 0,
-        days: 0,
-        micros: 60_000_000,
-    };
+    const MINUTE: Interval = Interval { months: 0, days: 0, micros: 60_000_000 };
 
     fn raw(json: &str) -> Box<RawValue> {
         RawValue::from_string(json.to_string()).unwrap()
@@ -542,21 +489,10 @@ mod tests {
         assert_eq!(t("2000-01-01T01:30:00+01:30", true), Some(0));
         assert_eq!(t("2000-01-01T00:00:00.5Z", true), Some(500_000));
         assert_eq!(t("1999-12-31T23:59:59.999999Z", true), Some(-1));
-        assert_eq!(
-            t("2026-11-01 10:00", false),
-            Some((days_from_civil(2026, 11, 1) - 10957) * 86_400_000_000 + 36_000_000_000)
-        );
+        assert_eq!(t("2026-11-01 10:00", false), Some((days_from_civil(2026, 11, 1) - 10957) * 86_400_000_000 + 36_000_000_000));
         assert_eq!(t("2024-02-29T00:00:00Z", true).is_some(), true);
-        for declined in [
-            "2023-02-29T00:00:00Z",
-            "2026-11-01T24:00:00Z",
-            "2026-11-01T00:00:00",
-            "2026-11-01",
-            "now",
-            "2026-11-01T00:00:00.1234567Z",
-            "2026-11-01T00:00:60Z",
-            "2026-11-01 10:00+01",
-        ] {
+        for declined in ["2023-02-29T00:00:00Z", "2026-11-01T24:00:00Z", "2026-11-01T00:00:00", "2026-11-01", "now",
+                         "2026-11-01T00:00:00.1234567Z", "2026-11-01T00:00:60Z", "2026-11-01 10:00+01"] {
             let zone = !declined.ends_with("+01");
             assert_eq!(t(declined, zone), None, "{declined}");
         }
@@ -601,28 +537,15 @@ mod tests {
     }
 
     fn plan() -> (Rollup, Plan) {
-        let columns: BTreeMap<String, String> = [
-            ("at", "timestamp with time zone"),
-            ("page", "text"),
-            ("ms", "integer"),
-            ("user_id", "bigint"),
-        ]
-        .into_iter()
-        .map(|(a, b)| (a.into(), b.into()))
-        .collect();
-        let metrics: BTreeMap<String, String> = [
-            ("total", "sum(ms)"),
-            ("users", "distinct(user_id)"),
-            ("p", "quantiles(ms)"),
-            ("top", "top(page, 2)"),
-        ]
-        .into_iter()
-        .map(|(a, b)| (a.into(), b.into()))
-        .collect();
-        let name = |n: &str| QualifiedName {
-            schema: "s".into(),
-            name: n.into(),
-        };
+        let columns: BTreeMap<String, String> = [("at", "timestamp with time zone"), ("page", "text"), ("ms", "integer"), ("user_id", "bigint")]
+            .into_iter()
+            .map(|(a, b)| (a.into(), b.into()))
+            .collect();
+        let metrics: BTreeMap<String, String> = [("total", "sum(ms)"), ("users", "distinct(user_id)"), ("p", "quantiles(ms)"), ("top", "top(page, 2)")]
+            .into_iter()
+            .map(|(a, b)| (a.into(), b.into()))
+            .collect();
+        let name = |n: &str| QualifiedName { schema: "s".into(), name: n.into() };
         let rollup = Rollup {
             source: name("v"),
             time_column: "at".into(),
@@ -630,30 +553,15 @@ mod tests {
             dimensions: vec!["page".into()],
             metrics: parse_metrics("s.v", &metrics, &["page".into()], &columns).unwrap(),
             tables: vec![
-                Table {
-                    table: name("m"),
-                    granularity: MINUTE,
-                    keep: None,
-                },
-                Table {
-                    table: name("h"),
-                    granularity: Interval {
-                        months: 0,
-                        days: 0,
-                        micros: 3_600_000_000,
-                    },
-                    keep: None,
-                },
+                Table { table: name("m"), granularity: MINUTE, keep: None },
+                Table { table: name("h"), granularity: Interval { months: 0, days: 0, micros: 3_600_000_000 }, keep: None },
             ],
             stale: name("m_stale"),
             stale_key: None,
             dimension_types: vec!["text".into()],
         };
         let types: HashMap<String, String> = columns.into_iter().collect();
-        let th = Thresholds {
-            late_before: 0,
-            keep_from: None,
-        };
+        let th = Thresholds { late_before: 0, keep_from: None };
         let plan = Plan::new(&rollup, &types, &[th, th]).unwrap();
         (rollup, plan)
     }
@@ -675,48 +583,26 @@ mod tests {
         let hours = &tables[1];
         assert_eq!(hours[0].len(), 2, "page a and page NULL in one hour");
         // Columns: bucket, page, event_count, late_events, then metrics in name order (p, top, total, users).
-        let row = (0..hours[0].len())
-            .find(|&i| hours[1][i].as_deref() == Some("a"))
-            .unwrap();
+        let row = (0..hours[0].len()).find(|&i| hours[1][i].as_deref() == Some("a")).unwrap();
         assert_eq!(hours[2][row].as_deref(), Some("3"));
-        assert_eq!(
-            hours[6][row].as_deref(),
-            Some("12"),
-            "sum of 5 and 7, the missing ms counted as NULL"
-        );
+        assert_eq!(hours[6][row].as_deref(), Some("12"), "sum of 5 and 7, the missing ms counted as NULL");
         let null_page = 1 - row;
         assert_eq!(hours[1][null_page], None);
-        assert_eq!(
-            hours[7][null_page].as_deref().map(|s| s.starts_with("\\x")),
-            Some(true),
-            "an empty sketch, as hll_agg makes"
-        );
+        assert_eq!(hours[7][null_page].as_deref().map(|s| s.starts_with("\\x")), Some(true), "an empty sketch, as hll_agg makes");
     }
 
     #[test]
     fn doubtful_lumps_are_declined() {
         let (rollup, plan) = plan();
-        for line in [
-            r#"{"at": null, "page": "a"}"#,
-            r#"{"page": "a"}"#,
-            r#"[1]"#,
-            r#"{"at": "2026-11-01T00:00:00Z", "ms": "5"}"#,
-            "not json",
-        ] {
+        for line in [r#"{"at": null, "page": "a"}"#, r#"{"page": "a"}"#, r#"[1]"#, r#"{"at": "2026-11-01T00:00:00Z", "ms": "5"}"#, "not json"] {
             assert!(aggregate(&plan, &[line]).is_none(), "{line}");
         }
         let mut types: HashMap<String, String> = HashMap::new();
         types.insert("page".into(), "text".into());
         types.insert("ms".into(), "numeric".into());
         types.insert("user_id".into(), "bigint".into());
-        let th = Thresholds {
-            late_before: 0,
-            keep_from: None,
-        };
-        assert!(
-            Plan::new(&rollup, &types, &[th, th]).is_none(),
-            "sum(numeric) is Postgres' to compute"
-        );
+        let th = Thresholds { late_before: 0, keep_from: None };
+        assert!(Plan::new(&rollup, &types, &[th, th]).is_none(), "sum(numeric) is Postgres' to compute");
     }
 
     #[test]
@@ -724,27 +610,12 @@ mod tests {
         let (rollup, _) = plan();
         let at = parse_time(&raw("\"2026-11-01T00:30:00Z\""), true).unwrap();
         let types: HashMap<String, String> =
-            [("page", "text"), ("ms", "integer"), ("user_id", "bigint")]
-                .into_iter()
-                .map(|(a, b)| (a.into(), b.into()))
-                .collect();
-        let plan = Plan::new(
-            &rollup,
-            &types,
-            &[
-                Thresholds {
-                    late_before: at + 1,
-                    keep_from: Some(at + 1),
-                },
-                Thresholds {
-                    late_before: at + 1,
-                    keep_from: None,
-                },
-            ],
-        )
-        .unwrap();
-        let (tables, events) =
-            aggregate(&plan, &[r#"{"at": "2026-11-01T00:30:00Z", "page": "a"}"#]).unwrap();
+            [("page", "text"), ("ms", "integer"), ("user_id", "bigint")].into_iter().map(|(a, b)| (a.into(), b.into())).collect();
+        let plan = Plan::new(&rollup, &types, &[
+            Thresholds { late_before: at + 1, keep_from: Some(at + 1) },
+            Thresholds { late_before: at + 1, keep_from: None },
+        ]).unwrap();
+        let (tables, events) = aggregate(&plan, &[r#"{"at": "2026-11-01T00:30:00Z", "page": "a"}"#]).unwrap();
         assert_eq!(events, 1);
         assert_eq!(tables[0][0].len(), 0, "past the minutes' retention");
         assert_eq!(tables[1][3][0].as_deref(), Some("1"), "late in the hours");

@@ -17,24 +17,14 @@ use crate::jsonb::JsonbArg;
 use generate::{Correction, MetricError, Rollup, Targets};
 
 fn from_jsonb<T: serde::de::DeserializeOwned>(value: &JsonbArg, what: &str) -> T {
-    serde_json::from_slice(value.to_text().to_bytes()).unwrap_or_else(|e| {
-        raise(
-            PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
-            format!("invalid {what}: {e}"),
-            None,
-        )
-    })
+    serde_json::from_slice(value.to_text().to_bytes())
+        .unwrap_or_else(|e| raise(PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE, format!("invalid {what}: {e}"), None))
 }
 
 /// The metrics a user asked for (`{"name": "kind(column)"}`), checked against the source's
 /// columns (`{"column": "type"}`), as `collect.rollup_defs.metrics` stores them.
 #[pg_extern(sql = false)]
-fn rollup_metrics(
-    source: &str,
-    metrics: JsonbArg,
-    dimensions: Vec<String>,
-    columns: JsonbArg,
-) -> String {
+fn rollup_metrics(source: &str, metrics: JsonbArg, dimensions: Vec<String>, columns: JsonbArg) -> String {
     let written: BTreeMap<String, serde_json::Value> = from_jsonb(&metrics, "metrics");
     let mut definitions = BTreeMap::new();
     for (name, value) in written {
@@ -52,15 +42,10 @@ fn rollup_metrics(
         Ok(parsed) => serde_json::to_string(&parsed).expect("metrics serialize"),
         Err(e) => {
             let (code, hint) = match &e {
-                MetricError::Invalid { hint, .. } => (
-                    PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
-                    hint.clone(),
-                ),
+                MetricError::Invalid { hint, .. } => (PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE, hint.clone()),
                 MetricError::UndefinedColumn(_) => (PgSqlErrorCode::ERRCODE_UNDEFINED_COLUMN, None),
                 MetricError::DuplicateColumn(_) => (PgSqlErrorCode::ERRCODE_DUPLICATE_COLUMN, None),
-                MetricError::DatatypeMismatch(_) => {
-                    (PgSqlErrorCode::ERRCODE_DATATYPE_MISMATCH, None)
-                }
+                MetricError::DatatypeMismatch(_) => (PgSqlErrorCode::ERRCODE_DATATYPE_MISMATCH, None),
             };
             raise(code, e.to_string(), hint)
         }
@@ -74,42 +59,18 @@ fn rollup_metrics(
 /// `partials` (table `index`, merging the partial rows `lumps` makes). `tables` and `stale` replace the
 /// rollup's own table names (a Citus worker writes the shards co-located with its own).
 #[pg_extern(sql = false)]
-fn rollup_sql(
-    spec: JsonbArg,
-    kind: &str,
-    index: i32,
-    tables: Option<Vec<String>>,
-    stale: Option<String>,
-) -> Vec<String> {
+fn rollup_sql(spec: JsonbArg, kind: &str, index: i32, tables: Option<Vec<String>>, stale: Option<String>) -> Vec<String> {
     let rollup: Rollup = from_jsonb(&spec, "rollup spec");
     let mut targets = rollup.own_targets();
     if let Some(tables) = tables {
         if tables.len() != targets.tables.len() {
-            raise(
-                PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
-                format!(
-                    "{} tables for a rollup of {}",
-                    tables.len(),
-                    targets.tables.len()
-                ),
-                None,
-            );
+            raise(PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE, format!("{} tables for a rollup of {}", tables.len(), targets.tables.len()), None);
         }
-        targets = Targets {
-            tables,
-            stale: stale.unwrap_or(targets.stale),
-        };
+        targets = Targets { tables, stale: stale.unwrap_or(targets.stale) };
     }
-    let index = usize::try_from(index)
-        .ok()
-        .filter(|i| *i < rollup.tables.len())
-        .unwrap_or_else(|| {
-            raise(
-                PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
-                format!("rollup table index {index} out of range"),
-                None,
-            )
-        });
+    let index = usize::try_from(index).ok().filter(|i| *i < rollup.tables.len()).unwrap_or_else(|| {
+        raise(PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE, format!("rollup table index {index} out of range"), None)
+    });
     match kind {
         "ingest" => rollup.ingest_statements(&targets),
         "update" => vec![rollup.mark_stale(Correction::Update, &targets)],
@@ -121,11 +82,7 @@ fn rollup_sql(
         "thresholds" => vec![rollup.thresholds()],
         "partials" => vec![rollup.upsert_partials(index)],
         "retention" => rollup.retention(index).into_iter().collect(),
-        other => raise(
-            PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
-            format!("unknown rollup statement kind {other:?}"),
-            None,
-        ),
+        other => raise(PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE, format!("unknown rollup statement kind {other:?}"), None),
     }
 }
 
@@ -172,33 +129,12 @@ struct LumpPlan {
 #[pg_extern(sql = false)]
 fn rollup_ingest_lump(schema: &str, rollup: &str, lump: Option<&[u8]>) -> Option<i64> {
     let lines = lump_lines(lump?);
-    let plan: Option<String> = Spi::get_one_with_args(
-        "SELECT collect._rollup_lump_plan($1, $2)::text",
-        &[schema.into(), rollup.into()],
-    )
-    .unwrap_or_else(|e| {
-        raise(
-            PgSqlErrorCode::ERRCODE_INTERNAL_ERROR,
-            format!("rollup lump plan: {e}"),
-            None,
-        )
-    });
-    let plan: LumpPlan = serde_json::from_str(&plan?).unwrap_or_else(|e| {
-        raise(
-            PgSqlErrorCode::ERRCODE_INTERNAL_ERROR,
-            format!("rollup lump plan: {e}"),
-            None,
-        )
-    });
-    let thresholds: Vec<lumps::Thresholds> = plan
-        .late
-        .iter()
-        .zip(&plan.keep)
-        .map(|(late, keep)| lumps::Thresholds {
-            late_before: *late,
-            keep_from: *keep,
-        })
-        .collect();
+    let plan: Option<String> = Spi::get_one_with_args("SELECT collect._rollup_lump_plan($1, $2)::text", &[schema.into(), rollup.into()])
+        .unwrap_or_else(|e| raise(PgSqlErrorCode::ERRCODE_INTERNAL_ERROR, format!("rollup lump plan: {e}"), None));
+    let plan: LumpPlan = serde_json::from_str(&plan?)
+        .unwrap_or_else(|e| raise(PgSqlErrorCode::ERRCODE_INTERNAL_ERROR, format!("rollup lump plan: {e}"), None));
+    let thresholds: Vec<lumps::Thresholds> =
+        plan.late.iter().zip(&plan.keep).map(|(late, keep)| lumps::Thresholds { late_before: *late, keep_from: *keep }).collect();
     let path = lumps::Plan::new(&plan.spec, &plan.column_types, &thresholds)?;
     let (tables, events) = lumps::aggregate(&path, &lines)?;
     Spi::connect_mut(|client| {
@@ -207,17 +143,10 @@ fn rollup_ingest_lump(schema: &str, rollup: &str, lump: Option<&[u8]>) -> Option
                 continue;
             }
             let statement = plan.spec.upsert_partials(index);
-            let args: Vec<pgrx::datum::DatumWithOid> =
-                columns.into_iter().map(|c| c.into()).collect();
+            let args: Vec<pgrx::datum::DatumWithOid> = columns.into_iter().map(|c| c.into()).collect();
             client
                 .update(statement.as_str(), None, &args)
-                .unwrap_or_else(|e| {
-                    raise(
-                        PgSqlErrorCode::ERRCODE_INTERNAL_ERROR,
-                        format!("rollup upsert: {e}"),
-                        None,
-                    )
-                });
+                .unwrap_or_else(|e| raise(PgSqlErrorCode::ERRCODE_INTERNAL_ERROR, format!("rollup upsert: {e}"), None));
         }
     });
     Some(events)

@@ -66,20 +66,13 @@ mod tests {
     #[test]
     fn gzip_and_plain_lumps_split_into_lines() {
         let text = b"{\"a\": 1}\r\n\n{\"a\": 1e400}\n";
-        let expected = vec![
-            "{\"a\": 1}".to_string(),
-            String::new(),
-            "{\"a\": 1e400}".to_string(),
-        ];
+        let expected = vec!["{\"a\": 1}".to_string(), String::new(), "{\"a\": 1e400}".to_string()];
         assert_eq!(lines(text, 1 << 20).unwrap(), expected);
         assert_eq!(lines(&gzip(text), 1 << 20).unwrap(), expected);
         // Members concatenated, as `cat a.gz b.gz` makes.
         let mut two = gzip(b"{\"a\": 1}\n");
         two.extend(gzip(b"{\"a\": 2}\n"));
-        assert_eq!(
-            lines(&two, 1 << 20).unwrap(),
-            vec!["{\"a\": 1}", "{\"a\": 2}"]
-        );
+        assert_eq!(lines(&two, 1 << 20).unwrap(), vec!["{\"a\": 1}", "{\"a\": 2}"]);
         assert_eq!(lines(b"", 10).unwrap(), Vec::<String>::new());
         assert_eq!(lines(&gzip(b""), 10).unwrap(), Vec::<String>::new());
         assert_eq!(lines(b"{}", 10).unwrap(), vec!["{}"]);
@@ -90,14 +83,8 @@ mod tests {
         let mut cut = gzip(b"{\"a\": 1}\n");
         cut.truncate(cut.len() - 6);
         assert!(matches!(lines(&cut, 1 << 20), Err(LumpError::NotGzip(_))));
-        assert_eq!(
-            lines(&gzip(&[b'x'; 1000]), 999),
-            Err(LumpError::TooLarge(999))
-        );
+        assert_eq!(lines(&gzip(&[b'x'; 1000]), 999), Err(LumpError::TooLarge(999)));
         assert_eq!(lines(&gzip(&[b'x'; 1000]), 1000).unwrap().len(), 1);
-        assert_eq!(
-            lines(b"{}\n\xff\n", 100),
-            Err(LumpError::NotUtf8 { line: 2 })
-        );
+        assert_eq!(lines(b"{}\n\xff\n", 100), Err(LumpError::NotUtf8 { line: 2 }));
     }
 }

@@ -37,11 +37,7 @@ impl Store {
 
     /// The buckets holding values, by increasing index.
     fn iter(&self) -> impl DoubleEndedIterator<Item = (i32, u64)> + '_ {
-        self.counts
-            .iter()
-            .enumerate()
-            .filter(|(_, &c)| c > 0)
-            .map(move |(i, &c)| (self.offset + i as i32, c))
+        self.counts.iter().enumerate().filter(|(_, &c)| c > 0).map(move |(i, &c)| (self.offset + i as i32, c))
     }
 
     fn buckets(&self) -> usize {
@@ -179,13 +175,7 @@ impl Quantiles {
 
     pub fn from_bytes(bytes: &[u8]) -> Result<Quantiles, String> {
         let mut r = Reader::versioned(bytes, FORMAT_VERSION, "quantiles")?;
-        let mut q = Quantiles {
-            count: r.varint()?,
-            zero: r.varint()?,
-            min: r.f64()?,
-            max: r.f64()?,
-            ..Default::default()
-        };
+        let mut q = Quantiles { count: r.varint()?, zero: r.varint()?, min: r.f64()?, max: r.f64()?, ..Default::default() };
         let mut total = q.zero;
         for negative in [false, true] {
             let n = r.count(2)?;
@@ -217,10 +207,7 @@ impl Quantiles {
         }
         r.finish()?;
         if total != q.count {
-            return Err(format!(
-                "buckets hold {total} values, the header says {}",
-                q.count
-            ));
+            return Err(format!("buckets hold {total} values, the header says {}", q.count));
         }
         if q.count > 0 && !(q.min.is_finite() && q.max.is_finite() && q.min <= q.max) {
             return Err("min and max are inconsistent".into());
@@ -242,15 +229,8 @@ mod tests {
         // One positive bucket: replace its index delta with one far beyond any float's.
         let at = bytes.len() - 3;
         assert_eq!(&bytes[at..], &[zigzag(index_of(1.0) as i64) as u8, 1, 0]);
-        bytes.splice(at..at + 1, {
-            let mut v = Vec::new();
-            put_varint(&mut v, zigzag(2_000_000_000));
-            v
-        });
-        assert_eq!(
-            Quantiles::from_bytes(&bytes).unwrap_err(),
-            "bucket index out of range"
-        );
+        bytes.splice(at..at + 1, { let mut v = Vec::new(); put_varint(&mut v, zigzag(2_000_000_000)); v });
+        assert_eq!(Quantiles::from_bytes(&bytes).unwrap_err(), "bucket index out of range");
     }
 
     fn build(values: &[f64]) -> Quantiles {
@@ -291,10 +271,7 @@ mod tests {
             for &q in &[0.0, 0.01, 0.1, 0.25, 0.5, 0.75, 0.9, 0.95, 0.99, 0.999, 1.0] {
                 let (got, want) = (sketch.quantile(q).unwrap(), exact(&values, q));
                 let tolerance = RELATIVE_ACCURACY * want.abs() + 1e-9;
-                assert!(
-                    (got - want).abs() <= tolerance,
-                    "q {q}: got {got}, want {want}"
-                );
+                assert!((got - want).abs() <= tolerance, "q {q}: got {got}, want {want}");
             }
         }
         assert_eq!(Quantiles::default().quantile(0.5), None);
@@ -335,11 +312,7 @@ mod tests {
     #[test]
     fn bytes_round_trip_and_damage_is_an_error() {
         let mut rng = XorShift(5);
-        for sketch in [
-            Quantiles::default(),
-            build(&[0.0]),
-            build(&random_values(&mut rng, 2000)),
-        ] {
+        for sketch in [Quantiles::default(), build(&[0.0]), build(&random_values(&mut rng, 2000))] {
             let bytes = sketch.to_bytes();
             assert_eq!(Quantiles::from_bytes(&bytes).unwrap(), sketch);
             for cut in 0..bytes.len() {

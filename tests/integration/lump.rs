@@ -14,11 +14,7 @@ use crate::{connect, db_user, fresh_database, pg_bin, port, sqlstate};
 pub struct RawBinary(pub Vec<u8>);
 
 impl ToSql for RawBinary {
-    fn to_sql(
-        &self,
-        _: &Type,
-        out: &mut postgres::types::private::BytesMut,
-    ) -> Result<IsNull, Box<dyn Error + Sync + Send>> {
+    fn to_sql(&self, _: &Type, out: &mut postgres::types::private::BytesMut) -> Result<IsNull, Box<dyn Error + Sync + Send>> {
         out.extend_from_slice(&self.0);
         Ok(IsNull::No)
     }
@@ -63,36 +59,12 @@ fn pg_dump_and_pg_restore_round_trip_collections() {
     .unwrap();
     let dump = format!("{}/target/it-{source}.dump", env!("CARGO_MANIFEST_DIR"));
     let status = Command::new(pg_bin("pg_dump"))
-        .args([
-            "-h",
-            "127.0.0.1",
-            "-p",
-            &port(),
-            "-U",
-            &db_user(),
-            "-Fc",
-            "-t",
-            "lumps",
-            "-f",
-            &dump,
-            &source,
-        ])
+        .args(["-h", "127.0.0.1", "-p", &port(), "-U", &db_user(), "-Fc", "-t", "lumps", "-f", &dump, &source])
         .status()
         .unwrap();
     assert!(status.success(), "pg_dump failed");
     let status = Command::new(pg_bin("pg_restore"))
-        .args([
-            "-h",
-            "127.0.0.1",
-            "-p",
-            &port(),
-            "-U",
-            &db_user(),
-            "-d",
-            &target,
-            "--exit-on-error",
-            &dump,
-        ])
+        .args(["-h", "127.0.0.1", "-p", &port(), "-U", &db_user(), "-d", &target, "--exit-on-error", &dump])
         .status()
         .unwrap();
     assert!(status.success(), "pg_restore failed");
@@ -154,10 +126,7 @@ fn copy_binary_round_trips_without_reencoding() {
         )
         .unwrap()
         .get(0);
-    assert!(
-        same_bytes,
-        "binary COPY must carry the stored lump unchanged"
-    );
+    assert!(same_bytes, "binary COPY must carry the stored lump unchanged");
 }
 
 #[test]
@@ -166,10 +135,7 @@ fn binary_input_is_validated_and_never_crashes() {
     let mut client = connect(&db);
     let good = binary_of(&mut client, r#"[{"a": 1}, {"a": 2}, {"a": 3}]"#);
     let count: i64 = client
-        .query_one(
-            "SELECT collect.entry_count($1::collect.collection)",
-            &[&RawBinary(good.clone())],
-        )
+        .query_one("SELECT collect.entry_count($1::collect.collection)", &[&RawBinary(good.clone())])
         .unwrap()
         .get(0);
     assert_eq!(count, 3);
@@ -200,10 +166,7 @@ fn binary_input_is_validated_and_never_crashes() {
 
     for (what, bytes) in bad_cases {
         let err = client
-            .query_one(
-                "SELECT collect.entry_count($1::collect.collection)",
-                &[&RawBinary(bytes)],
-            )
+            .query_one("SELECT collect.entry_count($1::collect.collection)", &[&RawBinary(bytes)])
             .expect_err(what);
         assert_eq!(sqlstate(&err), "22P03", "{what}: {err}");
         // The backend survived and the connection is usable.
