@@ -196,9 +196,12 @@ BEGIN
         'key_type_oid', to_regtype(tracked->>'key_type')::oid::bigint,
         'key_array_oid', (SELECT typarray::bigint FROM pg_type WHERE oid = to_regtype(tracked->>'key_type'))))::text;
 END $$;
--- Pinned like the generated functions: a tracking's filter is read with pg_catalog only.
+-- Its statements are read with search_path = pg_catalog, pg_temp, like the generated
+-- functions' (a tracking's filter is read with pg_catalog only), but the function sets it
+-- itself around what it prepares and runs (src/latest/insert.rs, with_pinned_search_path)
+-- instead of through a SET clause, which would cost every single-row INSERT a GUC change.
 CREATE FUNCTION collect._latest_insert() RETURNS trigger
-    LANGUAGE c SET search_path = pg_catalog, pg_temp AS 'MODULE_PATHNAME', 'latest_insert_wrapper';
+    LANGUAGE c AS 'MODULE_PATHNAME', 'latest_insert_wrapper';
 
 -- UPDATE, DELETE and TRUNCATE on a shard of a tracked child on Citus: what the generated
 -- trigger function does, with statements made for the shards (collect._latest_trigger_spec).

@@ -145,6 +145,31 @@ unsafe fn execute(plan: pg_sys::SPIPlanPtr, values: &mut [pg_sys::Datum], nulls:
     }
 }
 
+/// Runs `f` with `search_path = pg_catalog, pg_temp`, as a function's SET clause would, but
+/// only around what needs it: the statements prepared here are analyzed with that path, and
+/// Postgres analyzes a kept plan again with the path it was made with, so the single-row path
+/// runs its kept plans without paying for a SET clause on every call. (An error unwinds the
+/// setting with the transaction.)
+unsafe fn with_pinned_search_path<T>(f: impl FnOnce() -> T) -> T {
+    // SAFETY: a GUC nest level of our own, closed before returning.
+    unsafe {
+        let level = pg_sys::NewGUCNestLevel();
+        pg_sys::set_config_option(
+            c"search_path".as_ptr(),
+            c"pg_catalog, pg_temp".as_ptr(),
+            pg_sys::GucContext::PGC_USERSET,
+            pg_sys::GucSource::PGC_S_SESSION,
+            pg_sys::GucAction::GUC_ACTION_SAVE,
+            true,
+            0,
+            false,
+        );
+        let result = f();
+        pg_sys::AtEOXact_GUC(true, level);
+        result
+    }
+}
+
 /// The parent of one inserted row (its values, in `params` order), made exact.
 unsafe fn single_row(plans: &Plans, update: pg_sys::SPIPlanPtr, check: pg_sys::SPIPlanPtr, values: &mut [pg_sys::Datum], nulls: &[u8]) {
     // SAFETY: inside SPI; the plans take these parameters.
@@ -211,7 +236,7 @@ fn latest_insert(fcinfo: pg_sys::FunctionCallInfo) -> Internal {
             // On a Citus shard, where the registry is not, the tracking's spec (see
             // collect._latest_trigger_spec).
             let shard_spec = ((*trigger).tgnargs == 2).then(|| CStr::from_ptr(*(*trigger).tgargs.add(1)).to_string_lossy().into_owned());
-            let plans = prepare(relation, &refresh, shard_spec);
+            let plans = with_pinned_search_path(|| prepare(relation, &refresh, shard_spec));
             PLANS.with(|p| p.borrow_mut().insert(key, plans));
         }
         PLANS.with(|p| {
@@ -242,7 +267,7 @@ fn latest_insert(fcinfo: pg_sys::FunctionCallInfo) -> Internal {
                     }
                     pg_sys::ExecDropSingleTupleTableSlot(slot);
                 }
-                _ => {
+                _ => with_pinned_search_path(|| {
                     // SAFETY: makes the transition table visible to SPI as new_rows.
                     if pg_sys::SPI_register_trigger_data(td) < 0 {
                         spi_failed("SPI_register_trigger_data", 0);
@@ -280,7 +305,7 @@ fn latest_insert(fcinfo: pg_sys::FunctionCallInfo) -> Internal {
                             }
                         }
                     }
-                }
+                }),
             }
         });
         pg_sys::SPI_finish();

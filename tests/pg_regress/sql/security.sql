@@ -212,6 +212,29 @@ INSERT INTO alice.k VALUES (1, 1, 5, false), (2, 1, 9, true);
 SELECT id, latest_at FROM alice.p;
 SELECT * FROM collect.check_latest('alice.p');
 
+-- 12. A tracking's filter is read with pg_catalog only, whatever search_path the writer has:
+-- an operator planted ahead of pg_catalog's is not the filter's.
+RESET ROLE;
+SET ROLE collect_mallory;
+CREATE FUNCTION public.planted_gt(int, int) RETURNS boolean LANGUAGE sql AS $$ SELECT false $$;
+CREATE OPERATOR public.> (LEFTARG = int, RIGHTARG = int, FUNCTION = public.planted_gt);
+RESET ROLE;
+SET ROLE collect_alice;
+CREATE TABLE alice.p2 (id bigint PRIMARY KEY);
+CREATE TABLE alice.k2 (id bigint PRIMARY KEY, key bigint, at int);
+SELECT collect.track_latest('alice.p2', 'alice.k2', 'key', 'at', '{at}', filter => 'at > 0');
+INSERT INTO alice.p2 VALUES (1), (2);
+SET search_path = public, pg_catalog;
+SELECT 1 > 0 AS planted_operator_answers;
+INSERT INTO alice.k2 VALUES (1, 1, 5), (2, 1, 7);
+INSERT INTO alice.k2 VALUES (3, 2, 4);
+RESET search_path;
+SELECT id, latest_at FROM alice.p2 ORDER BY id;
+RESET ROLE;
+DROP OPERATOR public.> (int, int);
+DROP FUNCTION public.planted_gt(int, int);
+SET ROLE collect_alice;
+
 -- A row written by a superuser (row level security does not apply to it) that names another
 -- role's tables is refused at every use, never followed.
 RESET ROLE;
