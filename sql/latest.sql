@@ -196,10 +196,10 @@ BEGIN
         'key_type_oid', to_regtype(tracked->>'key_type')::oid::bigint,
         'key_array_oid', (SELECT typarray::bigint FROM pg_type WHERE oid = to_regtype(tracked->>'key_type'))))::text;
 END $$;
--- Its statements are read with search_path = pg_catalog, pg_temp, like the generated
--- functions' (a tracking's filter is read with pg_catalog only), but the function sets it
--- itself around what it prepares and runs (src/latest/insert.rs, with_pinned_search_path)
--- instead of through a SET clause, which would cost every single-row INSERT a GUC change.
+-- Its statements that carry a tracking's filter run with search_path = pg_catalog, pg_temp,
+-- like the generated functions (a filter is read with pg_catalog only); the function sets it
+-- itself around them (src/latest/insert.rs, with_pinned_search_path) instead of through a
+-- SET clause, which would cost every single-row INSERT a GUC change.
 CREATE FUNCTION collect._latest_insert() RETURNS trigger
     LANGUAGE c AS 'MODULE_PATHNAME', 'latest_insert_wrapper';
 

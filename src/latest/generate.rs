@@ -477,6 +477,9 @@ mod tests {
         assert!(bulk.ties.contains("ROW(p.\"latest_created_at\") OPERATOR(pg_catalog.=) ROW(pg_collect_new.\"created_at\")"));
         t.filter = Some("NOT deleted".into());
         assert!(t.insert_statements().bulk.expect("a filter applies to the inserted rows").update.contains("NOT deleted"));
+        // The single-row path runs with the writer's search_path (src/latest/insert.rs): it
+        // must never carry a filter, which is read with pg_catalog only.
+        assert!(t.insert_statements().single.is_none());
         t.filter = None;
         t.order_by = vec!["version".into()];
         assert!(t.insert_statements().single.is_none(), "the ordering column is not copied");

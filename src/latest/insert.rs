@@ -146,10 +146,12 @@ unsafe fn execute(plan: pg_sys::SPIPlanPtr, values: &mut [pg_sys::Datum], nulls:
 }
 
 /// Runs `f` with `search_path = pg_catalog, pg_temp`, as a function's SET clause would, but
-/// only around what needs it: the statements prepared here are analyzed with that path, and
-/// Postgres analyzes a kept plan again with the path it was made with, so the single-row path
-/// runs its kept plans without paying for a SET clause on every call. (An error unwinds the
-/// setting with the transaction.)
+/// only around what needs it: preparing, and the several-rows path, whose statements carry
+/// the tracking's filter. The single-row path runs without it, so that a single-row INSERT
+/// does not pay for a GUC change: its statements qualify every name and never carry a filter
+/// (a tracking with one has no single-row path), so they mean the same under any search_path
+/// (Postgres analyzes a kept plan again under the current one when it changes). An error
+/// unwinds the setting with the transaction.
 unsafe fn with_pinned_search_path<T>(f: impl FnOnce() -> T) -> T {
     // SAFETY: a GUC nest level of our own, closed before returning.
     unsafe {
