@@ -362,6 +362,7 @@ DECLARE
     tables regclass[];
     distributed boolean;
     spec jsonb;
+    stale collect.latest_defs;
 BEGIN
     IF parent IS NULL OR child IS NULL OR link IS NULL OR order_by IS NULL OR columns IS NULL OR prefix IS NULL THEN
         RAISE EXCEPTION 'collect.track_latest: only filter may be NULL' USING ERRCODE = 'null_value_not_allowed';
@@ -463,6 +464,17 @@ BEGIN
 
     -- One tracking per parent; parent before child, like the triggers.
     PERFORM pg_advisory_xact_lock(hashtext('collect.latest'), parent::oid::int);
+    -- A tracking whose parent of this name was dropped (the registry keeps its number): one
+    -- Citus rebuilt is found again (collect._latest_reattach), and is already tracked; of one
+    -- dropped for good, with its child, what is left (functions, row) goes.
+    SELECT * INTO stale FROM collect.latest_defs d
+     WHERE d.schema = parent_schema AND d.name = parent_name AND NOT EXISTS (SELECT FROM pg_class c WHERE c.oid = d.parent);
+    IF FOUND THEN
+        stale := collect._latest_reattach(stale);
+        IF NOT EXISTS (SELECT FROM pg_class c WHERE c.oid = stale.parent) THEN
+            PERFORM collect._latest_untrack(stale, false);
+        END IF;
+    END IF;
     IF EXISTS (SELECT FROM collect.latest_defs d WHERE d.parent = track_latest.parent) THEN
         RAISE EXCEPTION 'the latest version is already tracked on %', parent
             USING ERRCODE = 'duplicate_object', HINT = 'collect.untrack_latest removes the tracking.';
@@ -625,23 +637,27 @@ BEGIN
 END $$;
 COMMENT ON FUNCTION collect.repair_latest(regclass) IS 'Rewrites the copies collect.check_latest reports; returns how many changed';
 
--- On Citus, the generated functions may have been created on every node (for the triggers of
--- tables distributed after tracking), and Citus drops them only in sequential mode.
-CREATE FUNCTION collect.untrack_latest(parent regclass, drop_columns boolean DEFAULT false) RETURNS void
+-- Removes tracking `def`: its triggers, its generated functions and its row (and with
+-- drop_columns, the copies). On Citus, the generated functions may have been created on every
+-- node (for the triggers of tables distributed after tracking), and Citus drops them only in
+-- sequential mode.
+CREATE FUNCTION collect._latest_untrack(def collect.latest_defs, drop_columns boolean) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET citus.enable_unsafe_triggers = on
     SET citus.multi_shard_modify_mode = 'sequential' AS $$
 DECLARE
-    def collect.latest_defs := collect._latest_def(parent);
+    parent regclass := (SELECT c.oid FROM pg_class c WHERE c.oid = def.parent);
     sync regprocedure := to_regprocedure(def.trigger_function || '()');
+    current_schema name;
+    current_name text;
     tg record;
     colname text;
 BEGIN
-    PERFORM collect._check_owner(def.owner, format('the latest-version tracking on %s', parent));
+    PERFORM collect._check_owner(def.owner, format('the latest-version tracking on %I.%I', def.schema, def.name));
     -- Catch up with a rename of the parent, and lock the definition for the drop.
     UPDATE collect.latest_defs d SET schema = c.relnamespace::regnamespace::name, name = c.relname
-      FROM pg_class c WHERE c.oid = d.parent AND d.parent = def.parent;
-    PERFORM collect._lock_definition('tracking', c.relnamespace::regnamespace::name, c.relname::text)
-       FROM pg_class c WHERE c.oid = def.parent;
+      FROM pg_class c WHERE c.oid = d.parent AND d.parent = def.parent
+    RETURNING d.schema, d.name INTO current_schema, current_name;
+    PERFORM collect._lock_definition('tracking', coalesce(current_schema, def.schema), coalesce(current_name, def.name));
     -- The triggers are found by their function, so renamed tables and partitions added or
     -- dropped since do not matter: those of the generated function first, which is then
     -- dropped, and then pg_collect's.
@@ -659,13 +675,18 @@ BEGIN
                ORDER BY t.tgrelid, t.tgname LOOP
         EXECUTE format('DROP TRIGGER %I ON %s', tg.tgname, tg.rel);
     END LOOP;
-    IF drop_columns THEN
+    IF drop_columns AND parent IS NOT NULL THEN
         FOREACH colname IN ARRAY def.columns LOOP
             EXECUTE format('ALTER TABLE %s DROP COLUMN IF EXISTS %I', parent, def.prefix || colname);
         END LOOP;
     END IF;
     DELETE FROM collect.latest_defs d WHERE d.parent = def.parent;
 END $$;
+
+CREATE FUNCTION collect.untrack_latest(parent regclass, drop_columns boolean DEFAULT false) RETURNS void
+    LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
+    SELECT collect._latest_untrack(collect._latest_def(parent), drop_columns)
+$$;
 COMMENT ON FUNCTION collect.untrack_latest(regclass, boolean) IS 'Removes the triggers (and with drop_columns, the copies)';
 
 -- Backfills not done yet, as one-off work (collect.maintenance).

@@ -76,3 +76,30 @@ SELECT count(*) AS folder_columns FROM pg_attribute WHERE attrelid = 'folders'::
 CREATE TABLE notes (id integer PRIMARY KEY);
 CREATE TABLE note_edits (id integer PRIMARY KEY, note_id integer, at timestamptz, body text);
 SELECT collect.track_latest('notes', 'note_edits', 'note_id', 'at', '{body}');
+
+-- A parent dropped for good, with its child, leaves the registry's row and the generated
+-- functions behind; tracking a new table of that name clears them first.
+CREATE TABLE gone_files (id bigint PRIMARY KEY);
+CREATE TABLE gone_versions (id bigint PRIMARY KEY, file_id bigint, v int);
+SELECT collect.track_latest('gone_files', 'gone_versions', 'file_id', 'v', '{v}');
+DROP TABLE gone_versions, gone_files;
+CREATE TABLE gone_files (id bigint PRIMARY KEY);
+CREATE TABLE gone_versions (id bigint PRIMARY KEY, file_id bigint, v int);
+SELECT collect.track_latest('gone_files', 'gone_versions', 'file_id', 'v', '{v}');
+INSERT INTO gone_files VALUES (1);
+INSERT INTO gone_versions VALUES (1, 1, 3), (2, 1, 5);
+SELECT id, latest_v FROM gone_files;
+-- A parent dropped alone, its child still carrying the triggers: the new table of that name
+-- takes the tracking over (as after a Citus rebuild), so it is already tracked; untracking
+-- and tracking again starts afresh.
+DROP TABLE gone_files;
+CREATE TABLE gone_files (id bigint PRIMARY KEY);
+SELECT collect.track_latest('gone_files', 'gone_versions', 'file_id', 'v', '{v}');
+\echo :LAST_ERROR_SQLSTATE
+SELECT collect.untrack_latest('gone_files');
+SELECT collect.track_latest('gone_files', 'gone_versions', 'file_id', 'v', '{v}');
+INSERT INTO gone_files VALUES (1);
+INSERT INTO gone_versions VALUES (3, 1, 9);
+SELECT id, latest_v FROM gone_files;
+SELECT collect.untrack_latest('gone_files', drop_columns => true);
+DROP TABLE gone_versions, gone_files;
