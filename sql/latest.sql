@@ -61,17 +61,20 @@ CREATE FUNCTION collect._latest_check_filter(filter text) RETURNS text
 CREATE FUNCTION collect._latest_reattach(def collect.latest_defs) RETURNS collect.latest_defs
     LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
-    tables regclass[] := ARRAY(
+    tables regclass[];
+    found_parent regclass;
+BEGIN
+    -- Every lookup of a tracking comes here: the common case costs two probes of pg_class.
+    IF def.parent IS NULL OR (EXISTS (SELECT FROM pg_class WHERE oid = def.parent) AND EXISTS (SELECT FROM pg_class WHERE oid = def.child)) THEN
+        RETURN def;
+    END IF;
+    found_parent := to_regclass(quote_ident(def.schema) || '.' || quote_ident(def.name));
+    tables := ARRAY(
         SELECT t.tgrelid::regclass FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid
          WHERE t.tgfoid = 'collect._latest_insert()'::regprocedure
            AND position(convert_to(def.refresh_function, 'UTF8') || '\x00'::bytea IN t.tgargs) = 1
            AND pg_has_role(def.owner, c.relowner, 'USAGE') AND collect._citus_shard_id(c.oid) IS NULL
          ORDER BY c.relispartition, c.oid);
-    found_parent regclass := to_regclass(quote_ident(def.schema) || '.' || quote_ident(def.name));
-BEGIN
-    IF EXISTS (SELECT FROM pg_class WHERE oid = def.parent) AND EXISTS (SELECT FROM pg_class WHERE oid = def.child) THEN
-        RETURN def;
-    END IF;
     IF found_parent IS NULL OR cardinality(tables) = 0
        OR (SELECT count(*) FROM pg_class WHERE oid = ANY (tables) AND NOT relispartition) <> 1 THEN
         RETURN def;
@@ -147,7 +150,7 @@ BEGIN
             def := collect._latest_reattach((SELECT d FROM collect.latest_defs d WHERE d.refresh_function = refresh));
         END IF;
         IF def.parent IS NULL OR rel <> ALL (def.trigger_tables) THEN
-            RAISE EXCEPTION 'a trigger of collect.track_latest fired on %, which no tracking has triggers on', coalesce(rel::text, 'NULL')
+            RAISE EXCEPTION 'no tracking has triggers on %: a trigger or shard job of collect.track_latest was aimed at it', coalesce(rel::text, 'NULL')
                 USING ERRCODE = 'triggered_action_exception', HINT = 'Only collect.track_latest makes these triggers.';
         END IF;
         RETURN collect._latest_spec(collect._latest_def(def.parent));

@@ -119,6 +119,16 @@ fn one_version_at_a_time(client: &mut postgres::Client, c: i64, seed: i64) -> Re
     })
 }
 
+/// No round left a wrong copy, the writers wrote more than `at_least` versions, and every
+/// parent agrees with a DISTINCT ON over them.
+fn assert_exact_after_the_rounds(db: &str, wrong_rounds: &[i64], at_least: i64) {
+    assert!(wrong_rounds.is_empty(), "copies were wrong after rounds {wrong_rounds:?}");
+    let mut checker = connect(db);
+    let versions: i64 = checker.query_one("SELECT count(*) FROM versions", &[]).unwrap().get(0);
+    assert!(versions > at_least, "the writers wrote: {versions} versions");
+    assert!(equals_distinct_on(&mut checker), "every parent agrees with DISTINCT ON");
+}
+
 fn report_wrong_copies(checker: &mut postgres::Client, r: i64) {
     for row in checker.query("SELECT parent_key, stored::text, expected::text FROM collect.check_latest('files')", &[]).unwrap() {
         let (k, s, e): (String, String, Option<String>) = (row.get(0), row.get(1), row.get(2));
@@ -172,11 +182,7 @@ fn concurrent_inserts_and_deletes_on_the_same_parents_stay_exact() {
         },
         report_wrong_copies,
     );
-    assert!(wrong_rounds.is_empty(), "copies were wrong after rounds {wrong_rounds:?}");
-    let mut checker = connect(&db);
-    let versions: i64 = checker.query_one("SELECT count(*) FROM versions", &[]).unwrap().get(0);
-    assert!(versions > 1000, "the writers wrote: {versions} versions");
-    assert!(equals_distinct_on(&mut checker), "every parent agrees with DISTINCT ON");
+    assert_exact_after_the_rounds(&db, &wrong_rounds, 1000);
 }
 
 /// The single-row path of the insert trigger (one UPDATE when the row is newer than the copy;
@@ -206,11 +212,7 @@ fn single_row_inserts_beside_deletes_and_moves_stay_exact() {
         },
         |_, _| {},
     );
-    assert!(wrong_rounds.is_empty(), "copies were wrong after rounds {wrong_rounds:?}");
-    let mut checker = connect(&db);
-    let versions: i64 = checker.query_one("SELECT count(*) FROM versions", &[]).unwrap().get(0);
-    assert!(versions > 500, "the writers wrote: {versions} versions");
-    assert!(equals_distinct_on(&mut checker), "every parent agrees with DISTINCT ON");
+    assert_exact_after_the_rounds(&db, &wrong_rounds, 500);
 }
 
 /// The same lockstep rounds on Citus: files and versions distributed and co-located, each
@@ -281,11 +283,7 @@ fn citus_concurrent_writers_on_the_same_parents_stay_exact() {
         },
         report_wrong_copies,
     );
-    assert!(wrong_rounds.is_empty(), "copies were wrong after rounds {wrong_rounds:?}");
-    let mut checker = connect(&db);
-    let versions: i64 = checker.query_one("SELECT count(*) FROM versions", &[]).unwrap().get(0);
-    assert!(versions > 500, "the writers wrote: {versions} versions");
-    assert!(equals_distinct_on(&mut checker), "every parent agrees with DISTINCT ON");
+    assert_exact_after_the_rounds(&db, &wrong_rounds, 500);
     eprintln!("deadlocks detected by Citus and retried: {}", CITUS_DEADLOCKS_RETRIED.load(std::sync::atomic::Ordering::Relaxed));
 }
 

@@ -17,6 +17,13 @@ SELECT collect.track_latest('files', 'versions', 'file_id', 'version', '{size}')
 \echo :LAST_ERROR_SQLSTATE
 SELECT undistribute_table('versions');
 SELECT create_distributed_table('versions', 'file_id', colocate_with => 'files');
+-- A partitioned child is refused on Citus.
+CREATE TABLE parted_versions (file_id bigint, version int, size bigint, PRIMARY KEY (file_id, version)) PARTITION BY RANGE (version);
+CREATE TABLE parted_versions_low PARTITION OF parted_versions FOR VALUES FROM (0) TO (1000000);
+SELECT create_distributed_table('parted_versions', 'file_id', colocate_with => 'files');
+SELECT collect.track_latest('files', 'parted_versions', 'file_id', 'version', '{size}');
+\echo :LAST_ERROR_SQLSTATE
+DROP TABLE parted_versions;
 -- Reference tables are refused.
 CREATE TABLE countries (code text PRIMARY KEY);
 CREATE TABLE country_names (code text, at timestamptz, name text, PRIMARY KEY (code, at));
@@ -113,6 +120,21 @@ SELECT latest_size FROM files WHERE id = 1;
 DROP TABLE planted;
 DROP OWNED BY citus_mallory;
 DROP ROLE citus_mallory;
+
+-- A job the shards do not know fails on each (22023 there), and the coordinator says which
+-- shard failed and why (38000; the shard's number varies, so only the SQLSTATE is shown).
+\set VERBOSITY sqlstate
+SELECT collect._citus_on_shards('files', 'collect._latest_on_shard',
+                                jsonb_build_object('spec', collect._latest_spec(d), 'job', 'nope'))
+  FROM collect.latest_defs d;
+\set VERBOSITY default
+DO $$
+BEGIN
+    PERFORM collect._citus_on_shards('files', 'collect._latest_on_shard', jsonb_build_object('spec', collect._latest_spec(d), 'job', 'nope'))
+       FROM collect.latest_defs d;
+EXCEPTION WHEN external_routine_exception THEN
+    RAISE NOTICE 'the worker''s error is passed on: %', SQLERRM LIKE '%ERROR:  unknown job nope%';
+END $$;
 
 -- TRUNCATE (which Citus fires on the distributed table only) clears every copy.
 TRUNCATE versions;

@@ -103,3 +103,10 @@ INSERT INTO gone_versions VALUES (3, 1, 9);
 SELECT id, latest_v FROM gone_files;
 SELECT collect.untrack_latest('gone_files', drop_columns => true);
 DROP TABLE gone_versions, gone_files;
+
+-- The per-shard job of check/repair/backfill on Citus (collect._latest_on_shard), aimed at a
+-- table that is no shard of a tracking, is refused.
+CREATE TABLE not_a_shard (id bigint PRIMARY KEY);
+SELECT collect._latest_on_shard('not_a_shard', '{"job": "check", "spec": {"refresh_function": {"schema": "public", "name": "x"}}}');
+\echo :LAST_ERROR_SQLSTATE
+DROP TABLE not_a_shard;
