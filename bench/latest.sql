@@ -99,7 +99,7 @@ DECLARE
     started timestamptz;
     i int;
 BEGIN
-    EXECUTE format($c$COPY (SELECT g, '2030-01-01'::timestamptz + %s * interval '1 day' + g * interval '1 ms', g %% 1000, md5(g::text)
+    EXECUTE format($c$COPY (SELECT g, '2020-01-01'::timestamptz + %s * interval '1 day' + g * interval '1 ms', g %% 1000, md5(g::text)
                              FROM generate_series(1, 100000) g) TO '/tmp/pg_collect_bench_versions.csv' (FORMAT csv)$c$, run);
     FOREACH variant IN ARRAY ARRAY['ins_plain', 'ins_collect', 'ins_hand'] LOOP
         COMMIT;
@@ -127,3 +127,38 @@ SELECT (SELECT count(*) FROM collect.check_latest('collect_files')) = 0
   \echo 'the insert benchmark left wrong copies'
   \quit
 \endif
+
+-- Single-row INSERTs from one session, each committed on its own: the server's share of what
+-- pgbench measures (latest_concurrency.sh), without pgbench on the same cores. New versions
+-- (the common case: one UPDATE of the parent), and versions older than the copy arriving
+-- late (the trigger then also locks the parent and looks again, which keeps it exact under
+-- concurrent deletes; the hand-written trigger does not).
+CREATE PROCEDURE bench_single_row_inserts(run int, n int) LANGUAGE plpgsql AS $$
+DECLARE
+    variants text[] := ARRAY['ins_plain', 'ins_collect', 'ins_hand'];
+    variant text;
+    kind text;
+    started timestamptz;
+BEGIN
+    FOREACH kind IN ARRAY ARRAY['new versions', 'older versions arriving late'] LOOP
+        FOR v IN 0..2 LOOP
+            variant := variants[1 + (run + v) % 3];
+            COMMIT;
+            started := clock_timestamp();
+            FOR i IN 1..n LOOP
+                EXECUTE format('INSERT INTO %I (file_id, created_at, size, checksum) VALUES ($1, $2, 1, ''x'')', variant)
+                  USING 1 + (i * 7919) % 100000, CASE kind WHEN 'new versions' THEN clock_timestamp() ELSE '2000-01-01' END;
+                COMMIT;
+            END LOOP;
+            INSERT INTO bench.results (benchmark, variant, is_baseline, run, value, unit, items)
+            VALUES ('single-row version INSERTs, one session, one transaction each: ' || kind,
+                    CASE variant WHEN 'ins_plain' THEN 'no trigger' WHEN 'ins_collect' THEN 'collect.track_latest'
+                         ELSE 'hand-written PL/pgSQL row trigger (inserts only)' END,
+                    variant = 'ins_plain', run, extract(epoch FROM clock_timestamp() - started) * 1000, 'ms', n);
+            COMMIT;
+        END LOOP;
+    END LOOP;
+END $$;
+CALL bench_single_row_inserts(0, 30000);
+CALL bench_single_row_inserts(1, 30000);
+CALL bench_single_row_inserts(2, 30000);

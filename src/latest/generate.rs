@@ -49,8 +49,9 @@ pub struct InsertStatements {
     pub bulk: Option<BulkInsert>,
 }
 
-/// Several inserted rows, their parents locked: `ties` (the parents whose newest inserted row
-/// ties with the copy, to recompute) before `update` (the parents it is newer than).
+/// Several inserted rows, their parents locked: `update` (the parents their newest inserted
+/// row is newer than), then, only when it updated fewer parents than were locked, `ties`
+/// (the parents left to recompute).
 #[derive(Debug, Clone)]
 pub struct BulkInsert {
     pub ties: String,
@@ -314,7 +315,12 @@ END",
 
     /// Inserted rows can only raise a parent's latest: with the parents locked, each parent's
     /// newest inserted row replaces the copy where it is newer, in one UPDATE, without a probe
-    /// of the child per parent; parents where it ties with the copy are recomputed. Possible
+    /// of the child per parent. Where it ties with the copy on the ordering values, the child
+    /// key decides, which the copy does not hold: such parents are recomputed, unless the copy
+    /// already equals that row byte for byte (then it is right whichever row is latest).
+    /// `ties` runs after `update` and only when the update changed fewer parents than were
+    /// locked (a row older than or tied with its copy): an updated parent's copy equals its
+    /// newest row, so that comparison also leaves out the parents just updated. Possible
     /// when the copy holds the ordering columns (and `order_ops_builtin`).
     fn bulk_insert(&self) -> Option<BulkInsert> {
         if !self.order_ops_builtin || !self.order_by.iter().all(|o| self.columns.contains(o)) {
@@ -340,8 +346,10 @@ END",
         Some(BulkInsert {
             ties: format!(
                 "SELECT pg_catalog.array_agg(p.{pk} ORDER BY p.{pk}) FROM {parent} AS p JOIN {newest} ON {key}
-                  WHERE ROW({stored_order}) OPERATOR(pg_catalog.=) ROW({new_order})",
+                  WHERE ROW({stored_order}) OPERATOR(pg_catalog.=) ROW({new_order})
+                    AND {differs}",
                 pk = ident(&self.parent_key),
+                differs = self.differs("p", "pg_collect_new"),
                 parent = self.parent.sql(),
             ),
             update: format!(
@@ -475,6 +483,14 @@ mod tests {
         assert!(bulk.update.contains("ORDER BY \"file_id\", \"created_at\" DESC, \"id\" DESC)"));
         assert!(bulk.update.ends_with("ROW(pg_collect_new.\"created_at\") OPERATOR(pg_catalog.>) ROW(p.\"latest_created_at\"))"), "{}", bulk.update);
         assert!(bulk.ties.contains("ROW(p.\"latest_created_at\") OPERATOR(pg_catalog.=) ROW(pg_collect_new.\"created_at\")"));
+        assert!(
+            bulk.ties.ends_with(
+                "AND ROW(p.\"latest_size\", p.\"latest_created_at\")::pg_catalog.record OPERATOR(pg_catalog.*<>) \
+                 ROW(pg_collect_new.\"size\", pg_collect_new.\"created_at\")::pg_catalog.record"
+            ),
+            "an updated parent's copy equals its newest row: {}",
+            bulk.ties
+        );
         t.filter = Some("NOT deleted".into());
         assert!(t.insert_statements().bulk.expect("a filter applies to the inserted rows").update.contains("NOT deleted"));
         // The single-row path runs with the writer's search_path (src/latest/insert.rs): it

@@ -8,9 +8,10 @@
 //! changes nothing, the parent is locked and looked at again: newer after all (a concurrent
 //! change since the UPDATE's snapshot) means update again, a tie on the ordering values means
 //! the general path for that parent. Several rows lock their parents in key order; then each
-//! parent's newest inserted row replaces the copy where it is newer (one UPDATE), and parents
-//! where it ties are recomputed, or, where the copy does not hold the ordering columns, every
-//! parent is recomputed, as the generated trigger does.
+//! parent's newest inserted row replaces the copy where it is newer (one UPDATE), and, only
+//! when that left some locked parent alone, parents where it ties are recomputed; where the
+//! copy does not hold the ordering columns, every parent is recomputed, as the generated
+//! trigger does.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -32,7 +33,7 @@ struct Single {
 
 struct Plans {
     keys: CString,
-    /// The several-rows path (`BulkInsert`): ties, then the update.
+    /// The several-rows path (`BulkInsert`): its ties and update statements; the update runs first.
     bulk: Option<(CString, CString)>,
     lock: pg_sys::SPIPlanPtr,
     recompute: pg_sys::SPIPlanPtr,
@@ -283,23 +284,25 @@ fn latest_insert(fcinfo: pg_sys::FunctionCallInfo) -> Internal {
                     let keys = pg_sys::SPI_getbinval(*(*table).vals, (*table).tupdesc, 1, &mut isnull);
                     if !isnull {
                         let mut values = [keys];
-                        execute(plans.lock, &mut values, b" ", false);
+                        let locked = execute(plans.lock, &mut values, b" ", false);
                         match &plans.bulk {
                             Some((ties, update)) => {
-                                // Each statement a snapshot of its own, taken with the parents locked.
-                                let rc = pg_sys::SPI_execute(ties.as_ptr(), false, 1);
-                                if rc < 0 {
-                                    spi_failed("SPI_execute", rc);
-                                }
-                                let table = pg_sys::SPI_tuptable;
-                                let tied = pg_sys::SPI_getbinval(*(*table).vals, (*table).tupdesc, 1, &mut isnull);
-                                let tied = (!isnull).then_some(tied);
+                                // Each statement a snapshot of its own, taken with the parents
+                                // locked; ties only when some locked parent was not updated.
                                 let rc = pg_sys::SPI_execute(update.as_ptr(), false, 0);
                                 if rc < 0 {
                                     spi_failed("SPI_execute", rc);
                                 }
-                                if let Some(tied) = tied {
-                                    execute(plans.recompute, &mut [tied], b" ", false);
+                                if pg_sys::SPI_processed < locked {
+                                    let rc = pg_sys::SPI_execute(ties.as_ptr(), false, 1);
+                                    if rc < 0 {
+                                        spi_failed("SPI_execute", rc);
+                                    }
+                                    let table = pg_sys::SPI_tuptable;
+                                    let tied = pg_sys::SPI_getbinval(*(*table).vals, (*table).tupdesc, 1, &mut isnull);
+                                    if !isnull {
+                                        execute(plans.recompute, &mut [tied], b" ", false);
+                                    }
                                 }
                             }
                             None => {

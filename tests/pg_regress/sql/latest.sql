@@ -65,6 +65,21 @@ COPY versions (file_id, created_at, size, checksum) FROM stdin;
 5	2020-01-01 00:00:00+00	5000	c5-old
 \.
 SELECT id, latest_size, latest_checksum FROM files WHERE id IN (4, 5) ORDER BY id;
+-- One statement of several rows, some tying with their file's copy on created_at: the larger
+-- version id wins a tie, so a tied row with other values becomes the latest (file 5), and one
+-- with the copy's own values changes nothing (file 1); beside them a newer row (file 4) and
+-- an older one (file 3).
+INSERT INTO versions (file_id, created_at, size, checksum)
+SELECT id, latest_created_at, latest_size + 1, 'tie-' || id FROM files WHERE id = 5
+UNION ALL SELECT id, latest_created_at, latest_size, latest_checksum FROM files WHERE id = 1
+UNION ALL SELECT 4, '2027-02-01', 4100, 'c4-new'
+UNION ALL SELECT 3, '2000-01-01', 1, 'older';
+SELECT id, latest_size, latest_checksum FROM files WHERE id BETWEEN 1 AND 5 ORDER BY id;
+-- Rows that all tie, none newer.
+INSERT INTO versions (file_id, created_at, size, checksum)
+SELECT id, latest_created_at, latest_size + 1, 'tie-again-' || id FROM files WHERE id IN (4, 5);
+SELECT id, latest_size, latest_checksum FROM files WHERE id IN (4, 5) ORDER BY id;
+SELECT count(*) AS wrong_after_ties FROM collect.check_latest('files');
 
 -- The snapshot query reads files alone; it equals the normalized DISTINCT ON query.
 SELECT f.name, f.latest_size, f.latest_checksum FROM folders d JOIN files f ON f.folder_id = d.id WHERE d.name = 'docs' ORDER BY f.name;
