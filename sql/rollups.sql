@@ -144,16 +144,17 @@ BEGIN
     END IF;
 END $$;
 
--- The statements a trigger runs over its statement's rows (`kind`: ingest, update, delete or
--- truncate). On the coordinator, or without Citus, the trigger must be one pg_collect made on
--- this rollup's source, and an ingest trigger must see the definition it was made for
--- (`version`). On a Citus worker the trigger fired on a shard, and the registry is on the
--- coordinator: the trigger carries the rollup's description (`spec`) and writes only the
--- shards co-located with its own, which must all belong to the role that owns its own shard
--- (on Citus a rollup's owner owns its source): a trigger planted on another role's table
--- cannot write into a rollup of yours, whoever inserts.
-CREATE FUNCTION collect._rollup_trigger_statements(schema name, name text, version integer, source regclass, spec jsonb, kind text)
-    RETURNS text[] STABLE LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+-- What a trigger writes (`kind`: ingest, update, delete or truncate): {"spec": the rollup's
+-- description, "tables" and "stale": on a Citus worker, the shards it writes}. On the
+-- coordinator, or without Citus, the trigger must be one pg_collect made on this rollup's
+-- source, and an ingest trigger must see the definition it was made for (`version`). On a
+-- Citus worker the trigger fired on a shard, and the registry is on the coordinator: the
+-- trigger carries the rollup's description (`spec`) and writes only the shards co-located
+-- with its own, which must all belong to the role that owns its own shard (on Citus a
+-- rollup's owner owns its source): a trigger planted on another role's table cannot write
+-- into a rollup of yours, whoever inserts.
+CREATE FUNCTION collect._rollup_trigger_targets(schema name, name text, version integer, source regclass, spec jsonb, kind text)
+    RETURNS jsonb STABLE LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     shard bigint := collect._citus_shard_id(source);
     def collect.rollup_defs;
@@ -173,7 +174,7 @@ BEGIN
                             (SELECT logicalrelid FROM pg_catalog.pg_dist_shard WHERE shardid = shard), quote_ident(schema), quote_ident(name)
                 USING ERRCODE = 'triggered_action_exception', HINT = 'Only collect.create_rollup makes these triggers.';
         END IF;
-        RETURN collect._rollup_sql(spec, kind, 0, tables, stale);
+        RETURN jsonb_build_object('spec', spec, 'tables', to_jsonb(tables), 'stale', stale);
     END IF;
     def := collect._rollup_def(schema, name);
     IF collect._rollup_source(def) IS DISTINCT FROM source THEN
@@ -184,25 +185,22 @@ BEGIN
         RAISE EXCEPTION 'rollup %.% changed since this transaction''s snapshot was taken', quote_ident(schema), quote_ident(name)
             USING ERRCODE = 'serialization_failure', HINT = 'Retry the transaction.';
     END IF;
-    RETURN collect._rollup_sql(collect._rollup_spec(def), kind, 0, NULL, NULL);
+    RETURN jsonb_build_object('spec', collect._rollup_spec(def));
 END $$;
 
--- Trigger functions: TG_ARGV is (schema, name, version, spec) of the rollup.
+-- The statements a trigger runs over its statement's rows (see _rollup_trigger_targets).
+CREATE FUNCTION collect._rollup_trigger_statements(schema name, name text, version integer, source regclass, spec jsonb, kind text)
+    RETURNS text[] STABLE LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
+    SELECT collect._rollup_sql(t->'spec', kind, 0,
+                               CASE WHEN t ? 'tables' THEN ARRAY(SELECT jsonb_array_elements_text(t->'tables')) END, t->>'stale')
+      FROM collect._rollup_trigger_targets(schema, name, version, source, spec, kind) t
+$$;
+
+-- The ingest trigger of a table source (src/rollups/statement.rs): TG_ARGV is (schema, name,
+-- version, spec) of the rollup; the statement's rows are rolled up in memory where the
+-- rollup's columns allow, else by the statements of _rollup_trigger_statements.
 CREATE FUNCTION collect._rollup_ingest() RETURNS trigger
-    LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-    stmt text;
-BEGIN
-    IF TG_WHEN <> 'AFTER' OR TG_LEVEL <> 'STATEMENT' OR TG_OP <> 'INSERT' OR TG_NARGS <> 4 THEN
-        RAISE EXCEPTION 'collect._rollup_ingest must be an AFTER INSERT statement trigger made by collect.create_rollup'
-            USING ERRCODE = 'trigger_protocol_violated';
-    END IF;
-    FOREACH stmt IN ARRAY collect._rollup_trigger_statements(TG_ARGV[0]::name, TG_ARGV[1], TG_ARGV[2]::integer, TG_RELID::regclass,
-                                                             TG_ARGV[3]::jsonb, 'ingest') LOOP
-        EXECUTE stmt;
-    END LOOP;
-    RETURN NULL;
-END $$;
+    LANGUAGE c SET search_path = pg_catalog, pg_temp AS 'MODULE_PATHNAME', 'rollup_ingest_wrapper';
 
 -- Sums and sketches cannot be un-added: changed or removed raw rows mark their buckets stale
 -- for collect.refresh_rollup.
@@ -482,18 +480,15 @@ BEGIN
 END $$;
 
 -- What rolling up a lump without rows needs (src/rollups/lumps.rs): the rollup's description
--- with its dimensions' types, its source's column types, and per table the buckets before
--- which rows are late or past retention. NULL for a rollup that keeps raw rows, and for a
--- view with more to it than its rollup (other triggers, column defaults): such lumps are
--- inserted as rows. Locks the view as an INSERT would, so add_tier waits for the lump.
+-- and its source's column types. NULL for a rollup that keeps raw rows, and for a view with
+-- more to it than its rollup (other triggers, column defaults, nondeterministic collations):
+-- such lumps are inserted as rows. Locks the view as an INSERT would, so add_tier waits for
+-- the lump.
 CREATE FUNCTION collect._rollup_lump_plan(schema name, rollup text) RETURNS jsonb
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     def collect.rollup_defs := collect._rollup_def(schema, rollup);
     source regclass := collect._rollup_source(def);
-    spec jsonb;
-    late bigint[];
-    keep bigint[];
 BEGIN
     IF def.keep_raw OR NOT has_table_privilege(source, 'INSERT') THEN
         RETURN NULL;
@@ -506,11 +501,7 @@ BEGIN
                    WHERE a.attrelid = source AND a.attnum > 0 AND NOT c.collisdeterministic) THEN
         RETURN NULL;
     END IF;
-    spec := collect._rollup_spec(def) || jsonb_build_object('dimension_types',
-        (SELECT coalesce(jsonb_agg(format_type(a.atttypid, NULL) ORDER BY d.o), '[]')
-           FROM unnest(def.dimensions) WITH ORDINALITY d(name, o) JOIN pg_attribute a ON a.attrelid = source AND a.attname = d.name));
-    EXECUTE (collect._rollup_sql(spec, 'thresholds', 0, NULL, NULL))[1] INTO late, keep;
-    RETURN jsonb_build_object('spec', spec, 'late', to_jsonb(late), 'keep', to_jsonb(keep),
+    RETURN jsonb_build_object('spec', collect._rollup_spec(def),
         'column_types', (SELECT jsonb_object_agg(attname, format_type(atttypid, atttypmod)) FROM pg_attribute
                           WHERE attrelid = source AND attnum > 0 AND NOT attisdropped));
 END $$;

@@ -10,6 +10,7 @@ use pgrx::prelude::*;
 #[pg_guard]
 pub extern "C-unwind" fn _PG_init() {
     maintenance::init();
+    rollups::init();
 }
 
 mod aggstate;

@@ -206,24 +206,9 @@ unsafe fn single_row(plans: &Plans, update: pg_sys::SPIPlanPtr, check: pg_sys::S
 fn latest_insert(fcinfo: pg_sys::FunctionCallInfo) -> Internal {
     // SAFETY: the call's context is checked to be trigger data before anything is read.
     unsafe {
-        let context = (*fcinfo).context;
-        if context.is_null() || (*context).type_ != pg_sys::NodeTag::T_TriggerData {
-            protocol_violation();
-        }
-        let td = context.cast::<pg_sys::TriggerData>();
-        let event = (*td).tg_event;
+        let td = crate::registry::after_insert_statement_trigger(fcinfo, 1..=2).unwrap_or_else(|| protocol_violation());
         let trigger = (*td).tg_trigger;
         let relation = (*td).tg_relation;
-        if event & pg_sys::TRIGGER_EVENT_OPMASK != pg_sys::TRIGGER_EVENT_INSERT
-            || event & pg_sys::TRIGGER_EVENT_ROW != 0
-            || event & pg_sys::TRIGGER_EVENT_TIMINGMASK != pg_sys::TRIGGER_EVENT_AFTER
-            || (*td).tg_newtable.is_null()
-            || trigger.is_null()
-            || relation.is_null()
-            || !(1..=2).contains(&(*trigger).tgnargs)
-        {
-            protocol_violation();
-        }
         let store = (*td).tg_newtable;
         let rows = pg_sys::tuplestore_tuple_count(store);
         if rows == 0 {

@@ -7,6 +7,36 @@ pub use names::{ident, literal, qualified};
 
 use pgrx::pg_sys;
 
+/// The trigger data of a call made as an AFTER INSERT statement trigger with a transition
+/// table of new rows and `args` arguments (what pg_collect's ingest triggers are); None for
+/// any other call, which the caller refuses as a protocol violation.
+///
+/// # Safety
+/// `fcinfo` must be the call's own.
+pub unsafe fn after_insert_statement_trigger(
+    fcinfo: pg_sys::FunctionCallInfo,
+    args: std::ops::RangeInclusive<i16>,
+) -> Option<*mut pg_sys::TriggerData> {
+    // SAFETY: the context is checked to be trigger data before its fields are read.
+    unsafe {
+        let context = (*fcinfo).context;
+        if context.is_null() || (*context).type_ != pg_sys::NodeTag::T_TriggerData {
+            return None;
+        }
+        let td = context.cast::<pg_sys::TriggerData>();
+        let event = (*td).tg_event;
+        let trigger = (*td).tg_trigger;
+        (event & pg_sys::TRIGGER_EVENT_OPMASK == pg_sys::TRIGGER_EVENT_INSERT
+            && event & pg_sys::TRIGGER_EVENT_ROW == 0
+            && event & pg_sys::TRIGGER_EVENT_TIMINGMASK == pg_sys::TRIGGER_EVENT_AFTER
+            && !(*td).tg_newtable.is_null()
+            && !trigger.is_null()
+            && !(*td).tg_relation.is_null()
+            && args.contains(&(*trigger).tgnargs))
+            .then_some(td)
+    }
+}
+
 /// Runs `f` as `owner`, as Postgres runs a view's or an index expression's code: the user id
 /// is switched for the duration (not the session's role), and the code may not change it
 /// back, nor create temporary objects (a restricted operation). An error inside leaves the

@@ -297,9 +297,6 @@ pub struct Rollup {
     /// co-located with the source.
     #[serde(default)]
     pub stale_key: Option<String>,
-    /// The dimensions' types, as `format_type` writes them (only for `upsert_partials`).
-    #[serde(default)]
-    pub dimension_types: Vec<String>,
 }
 
 /// The tables a statement writes, quoted and qualified: the rollup's own, or on a Citus
@@ -321,6 +318,17 @@ pub enum Correction {
 impl Rollup {
     pub fn own_targets(&self) -> Targets {
         Targets { tables: self.tables.iter().map(|t| t.table.sql()).collect(), stale: self.stale.sql() }
+    }
+
+    /// The tables a statement writes: the rollup's own, or (on a Citus worker) `tables` and
+    /// `stale`, one for each of the rollup's; None when their number is not the rollup's.
+    pub fn targets(&self, tables: Option<Vec<String>>, stale: Option<String>) -> Option<Targets> {
+        let own = self.own_targets();
+        match tables {
+            None => Some(own),
+            Some(tables) if tables.len() == own.tables.len() => Some(Targets { tables, stale: stale.unwrap_or(own.stale) }),
+            Some(_) => None,
+        }
     }
 
     /// Buckets are aligned to one origin, so every tier's buckets nest in the coarser ones.
@@ -487,15 +495,17 @@ impl Rollup {
         )
     }
 
-    /// Merges partial rows, given column by column as text arrays `$1`, `$2`, … (bucket,
-    /// dimensions, event_count, late_events, metrics; see `lumps`), into table `index`.
-    pub fn upsert_partials(&self, index: usize) -> String {
+    /// Merges partial rows, given column by column as arrays `$1`, `$2`, … of element types
+    /// `wires` (bucket, dimensions, event_count, late_events, metrics; see `partials`), into
+    /// `target` (one of the rollup's tables), each cast to its column's type (the dimensions'
+    /// are `dimension_types`).
+    pub fn upsert_partials(&self, target: &str, dimension_types: &[&str], wires: &[&str]) -> String {
         let types: Vec<String> = std::iter::once(self.time_type.clone())
-            .chain(self.dimension_types.iter().cloned())
+            .chain(dimension_types.iter().map(|t| t.to_string()))
             .chain(["bigint".to_string(), "bigint".to_string()])
             .chain(self.metrics.iter().map(|m| m.column_type.clone()))
             .collect();
-        let params: Vec<String> = (1..=types.len()).map(|i| format!("pg_catalog.unnest(${i}::pg_catalog.text[])")).collect();
+        let params: Vec<String> = wires.iter().enumerate().map(|(i, w)| format!("pg_catalog.unnest(${}::{w}[])", i + 1)).collect();
         let names: Vec<String> = (0..types.len()).map(|i| format!("c{i}")).collect();
         let casts: Vec<String> = names.iter().zip(&types).map(|(n, t)| format!("g.{n}::{t}")).collect();
         let merges = self.conflict_merges();
@@ -507,7 +517,7 @@ impl Rollup {
              ON CONFLICT (bucket{dims}) DO UPDATE SET\n       \
              event_count = r.event_count + excluded.event_count,\n       \
              late_events = r.late_events + excluded.late_events{merges}",
-            self.tables[index].table.sql(),
+            target,
             casts.join(", "),
             params.join(", "),
             names.join(", "),
@@ -584,7 +594,6 @@ mod tests {
             ],
             stale: name("per_minute_stale"),
             stale_key: stale_key.map(str::to_string),
-            dimension_types: vec![],
         }
     }
 
@@ -671,11 +680,10 @@ mod tests {
         let [delete, rebuild] = r.refresh(1);
         assert!(delete.contains("pg_catalog.unnest($1::timestamp with time zone[])"), "{delete}");
         assert!(rebuild.contains("FROM \"app\".\"events\"") && rebuild.contains(", 0, "), "{rebuild}");
-        let mut r = r;
-        r.dimension_types = vec!["text".into()];
-        let partials = r.upsert_partials(1);
-        assert!(partials.contains("FROM ROWS FROM (pg_catalog.unnest($1::pg_catalog.text[]), pg_catalog.unnest($2::pg_catalog.text[]), pg_catalog.unnest($3::pg_catalog.text[]), pg_catalog.unnest($4::pg_catalog.text[]), pg_catalog.unnest($5::pg_catalog.text[]), pg_catalog.unnest($6::pg_catalog.text[]), pg_catalog.unnest($7::pg_catalog.text[])) AS g(c0, c1, c2, c3, c4, c5, c6)"), "{partials}");
-        assert!(partials.contains("g.c0::timestamp with time zone, g.c1::text, g.c2::bigint, g.c3::bigint, g.c4::collect.topk"), "{partials}");
+        let wires = ["timestamp with time zone", "pg_catalog.text", "pg_catalog.int8", "pg_catalog.int8", "collect.topk", "pg_catalog.int8", "collect.hll"];
+        let partials = r.upsert_partials(&r.tables[1].table.sql(), &["pg_catalog.text"], &wires);
+        assert!(partials.contains("FROM ROWS FROM (pg_catalog.unnest($1::timestamp with time zone[]), pg_catalog.unnest($2::pg_catalog.text[]), pg_catalog.unnest($3::pg_catalog.int8[]), pg_catalog.unnest($4::pg_catalog.int8[]), pg_catalog.unnest($5::collect.topk[]), pg_catalog.unnest($6::pg_catalog.int8[]), pg_catalog.unnest($7::collect.hll[])) AS g(c0, c1, c2, c3, c4, c5, c6)"), "{partials}");
+        assert!(partials.contains("g.c0::timestamp with time zone, g.c1::pg_catalog.text, g.c2::bigint, g.c3::bigint, g.c4::collect.topk"), "{partials}");
         assert!(partials.starts_with("INSERT INTO \"app\".\"per_hour\" AS r") && partials.contains("ORDER BY 1, 2"));
         let thresholds = r.thresholds();
         assert!(thresholds.contains("NULL::pg_catalog.int8") && thresholds.contains("'1 mons 0 days 0 microseconds'"), "{thresholds}");

@@ -1,12 +1,16 @@
 //! Minute rollups kept at ingest (Druid, as Plumbr used it), declared in sql/rollups.sql with
 //! metrics from `crate::sketches`. `generate` owns the metric kinds and writes every statement
-//! a rollup runs; `rawless` is the in-memory path for rollups that keep no raw rows; `ndjson`
-//! splits a lump of events (gzip-compressed NDJSON) for `collect.ingest`.
+//! a rollup runs; `partials` aggregates events in memory, fed by `statement` (the rows a
+//! statement inserted) and `lumps` (the lines of a lump); `rawless` buffers the rows of a
+//! rollup that keeps none; `ndjson` splits a lump of events (gzip-compressed NDJSON) for
+//! `collect.ingest`.
 
 pub mod generate;
 pub mod lumps;
 pub mod ndjson;
+pub mod partials;
 pub mod rawless;
+pub mod statement;
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -14,7 +18,12 @@ use pgrx::prelude::*;
 
 use crate::errors::raise;
 use crate::jsonb::JsonbArg;
-use generate::{Correction, MetricError, Rollup, Targets};
+use generate::{Correction, MetricError, Rollup};
+use partials::{Kind, Plan};
+
+pub fn init() {
+    statement::init();
+}
 
 fn from_jsonb<T: serde::de::DeserializeOwned>(value: &JsonbArg, what: &str) -> T {
     serde_json::from_slice(value.to_text().to_bytes())
@@ -54,20 +63,16 @@ fn rollup_metrics(source: &str, metrics: JsonbArg, dimensions: Vec<String>, colu
 
 /// The statements of one kind for a rollup described by `spec` (`collect._rollup_spec`):
 /// `ingest`, `update` / `delete` / `truncate` (marking buckets stale), `fill` (tier `index`),
-/// `refresh` (table `index`), `range` (the base buckets in a time range), `retention`
-/// (table `index`), `thresholds` (lateness and retention per table, for `lumps`) or
-/// `partials` (table `index`, merging the partial rows `lumps` makes). `tables` and `stale` replace the
+/// `refresh` (table `index`), `range` (the base buckets in a time range) or `retention`
+/// (table `index`). `tables` and `stale` replace the
 /// rollup's own table names (a Citus worker writes the shards co-located with its own).
 #[pg_extern(sql = false)]
 fn rollup_sql(spec: JsonbArg, kind: &str, index: i32, tables: Option<Vec<String>>, stale: Option<String>) -> Vec<String> {
     let rollup: Rollup = from_jsonb(&spec, "rollup spec");
-    let mut targets = rollup.own_targets();
-    if let Some(tables) = tables {
-        if tables.len() != targets.tables.len() {
-            raise(PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE, format!("{} tables for a rollup of {}", tables.len(), targets.tables.len()), None);
-        }
-        targets = Targets { tables, stale: stale.unwrap_or(targets.stale) };
-    }
+    let given = tables.as_ref().map(Vec::len);
+    let targets = rollup.targets(tables, stale).unwrap_or_else(|| {
+        raise(PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE, format!("{} tables for a rollup of {}", given.unwrap_or(0), rollup.tables.len()), None)
+    });
     let index = usize::try_from(index).ok().filter(|i| *i < rollup.tables.len()).unwrap_or_else(|| {
         raise(PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE, format!("rollup table index {index} out of range"), None)
     });
@@ -79,8 +84,6 @@ fn rollup_sql(spec: JsonbArg, kind: &str, index: i32, tables: Option<Vec<String>
         "fill" => vec![rollup.tier_fill(index)],
         "refresh" => rollup.refresh(index).to_vec(),
         "range" => vec![rollup.buckets_between()],
-        "thresholds" => vec![rollup.thresholds()],
-        "partials" => vec![rollup.upsert_partials(index)],
         "retention" => rollup.retention(index).into_iter().collect(),
         other => raise(PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE, format!("unknown rollup statement kind {other:?}"), None),
     }
@@ -92,10 +95,15 @@ fn ndjson_lines(lump: &[u8]) -> Vec<String> {
     lump_lines(lump)
 }
 
+/// A text value holds at most 1 GB.
+const LUMP_LIMIT: usize = (1 << 30) - 1;
+
 fn lump_lines(lump: &[u8]) -> Vec<String> {
-    // A text value holds at most 1 GB.
-    const LIMIT: usize = (1 << 30) - 1;
-    ndjson::lines(lump, LIMIT).unwrap_or_else(|e| match e {
+    ndjson::lines(lump, LUMP_LIMIT).unwrap_or_else(|e| lump_error(e))
+}
+
+fn lump_error(e: ndjson::LumpError) -> ! {
+    match e {
         ndjson::LumpError::NotGzip(why) => raise(
             PgSqlErrorCode::ERRCODE_INVALID_BINARY_REPRESENTATION,
             format!("events are not a valid gzip lump: {why}"),
@@ -111,43 +119,41 @@ fn lump_lines(lump: &[u8]) -> Vec<String> {
             format!("line {line} of the events is not UTF-8"),
             None,
         ),
-    })
+    }
 }
 
-/// The plan of `collect._rollup_lump_plan`: NULL when the rollup keeps raw rows or its view
-/// has more to it than this path knows (other triggers, column defaults).
+/// What `collect._rollup_lump_plan` says of a rollup that keeps no raw rows: its description
+/// and its view's column types.
 #[derive(serde::Deserialize)]
 struct LumpPlan {
     spec: Rollup,
     column_types: HashMap<String, String>,
-    late: Vec<i64>,
-    keep: Vec<Option<i64>>,
 }
 
 /// A lump of events rolled up without making rows (`lumps`); NULL when the lump is one for
 /// the row path (`collect._ingest`), which then takes it whole.
 #[pg_extern(sql = false)]
 fn rollup_ingest_lump(schema: &str, rollup: &str, lump: Option<&[u8]>) -> Option<i64> {
-    let lines = lump_lines(lump?);
-    let plan: Option<String> = Spi::get_one_with_args("SELECT collect._rollup_lump_plan($1, $2)::text", &[schema.into(), rollup.into()])
+    let lump = lump?;
+    let text = ndjson::inflate(lump, LUMP_LIMIT).unwrap_or_else(|e| lump_error(e));
+    let plan: Option<pgrx::JsonB> = Spi::get_one_with_args("SELECT collect._rollup_lump_plan($1, $2)", &[schema.into(), rollup.into()])
         .unwrap_or_else(|e| raise(PgSqlErrorCode::ERRCODE_INTERNAL_ERROR, format!("rollup lump plan: {e}"), None));
-    let plan: LumpPlan = serde_json::from_str(&plan?)
+    let plan: LumpPlan = serde_json::from_value(plan?.0)
         .unwrap_or_else(|e| raise(PgSqlErrorCode::ERRCODE_INTERNAL_ERROR, format!("rollup lump plan: {e}"), None));
-    let thresholds: Vec<lumps::Thresholds> =
-        plan.late.iter().zip(&plan.keep).map(|(late, keep)| lumps::Thresholds { late_before: *late, keep_from: *keep }).collect();
-    let path = lumps::Plan::new(&plan.spec, &plan.column_types, &thresholds)?;
-    let (tables, events) = lumps::aggregate(&path, &lines)?;
-    Spi::connect_mut(|client| {
-        for (index, columns) in tables.into_iter().enumerate() {
-            if columns[0].is_empty() {
-                continue;
-            }
-            let statement = plan.spec.upsert_partials(index);
-            let args: Vec<pgrx::datum::DatumWithOid> = columns.into_iter().map(|c| c.into()).collect();
-            client
-                .update(statement.as_str(), None, &args)
-                .unwrap_or_else(|e| raise(PgSqlErrorCode::ERRCODE_INTERNAL_ERROR, format!("rollup upsert: {e}"), None));
-        }
+    let utf8 = statement::text_is_utf8();
+    let kind_of = |column: &str| Kind::of(plan.column_types.get(column)?).filter(|k| utf8 || *k != Kind::Text);
+    let lines = ndjson::split(&*text).map(|line| {
+        // A line that is not UTF-8 is named as the row path names it.
+        std::str::from_utf8(line).unwrap_or_else(|_| {
+            lump_lines(lump);
+            unreachable!("lump_lines names the line that is not UTF-8")
+        })
     });
-    Some(events)
+    Spi::connect_mut(|client| {
+        let thresholds = statement::thresholds(client, &plan.spec);
+        let path = Plan::new(&plan.spec, kind_of, &thresholds)?;
+        let (tables, events) = lumps::aggregate(&path, lines, statement::work_mem())?;
+        statement::merge_partials(&plan.spec, &plan.spec.own_targets(), &path, tables);
+        Some(events)
+    })
 }

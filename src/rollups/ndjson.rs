@@ -2,6 +2,7 @@
 //! (one member or several concatenated) or not compressed at all: split into lines, one
 //! event each. Pure: the SQL layer parses each line as jsonb, so numbers stay exact.
 
+use std::borrow::Cow;
 use std::io::Read;
 
 use flate2::read::MultiGzDecoder;
@@ -18,37 +19,39 @@ pub enum LumpError {
 
 const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
 
-/// The lump's lines, blank ones kept as empty strings so that a line's index is its number
-/// minus one. A final newline ends the last line; `\r\n` ends a line too.
-pub fn lines(lump: &[u8], limit: usize) -> Result<Vec<String>, LumpError> {
-    let inflated;
-    let text = if lump.starts_with(&GZIP_MAGIC) {
-        let mut out = Vec::new();
-        let read = MultiGzDecoder::new(lump)
-            .take(limit as u64 + 1)
-            .read_to_end(&mut out)
-            .map_err(|e| LumpError::NotGzip(e.to_string()))?;
-        if read > limit {
-            return Err(LumpError::TooLarge(limit));
-        }
-        inflated = out;
-        &inflated[..]
-    } else {
-        lump
-    };
-    let mut body = text;
+/// The lump's text: inflated when it is gzip, else the lump itself.
+pub fn inflate(lump: &[u8], limit: usize) -> Result<Cow<'_, [u8]>, LumpError> {
+    if !lump.starts_with(&GZIP_MAGIC) {
+        return Ok(Cow::Borrowed(lump));
+    }
+    let mut out = Vec::new();
+    let read = MultiGzDecoder::new(lump)
+        .take(limit as u64 + 1)
+        .read_to_end(&mut out)
+        .map_err(|e| LumpError::NotGzip(e.to_string()))?;
+    if read > limit {
+        return Err(LumpError::TooLarge(limit));
+    }
+    Ok(Cow::Owned(out))
+}
+
+/// The lines of a lump's text, blank ones kept as empty lines so that a line's index is its
+/// number minus one. A final newline ends the last line; `\r\n` ends a line too.
+pub fn split<T: AsRef<[u8]> + ?Sized>(text: &T) -> impl Iterator<Item = &[u8]> {
+    let mut body = text.as_ref();
     if body.last() == Some(&b'\n') {
         body = &body[..body.len() - 1];
     }
-    if body.is_empty() {
-        return Ok(Vec::new());
-    }
-    body.split(|&b| b == b'\n')
+    let none = body.is_empty();
+    body.split(|&b| b == b'\n').filter(move |_| !none).map(|line| line.strip_suffix(b"\r").unwrap_or(line))
+}
+
+/// The lump's lines as text (see `split`).
+pub fn lines(lump: &[u8], limit: usize) -> Result<Vec<String>, LumpError> {
+    let text = inflate(lump, limit)?;
+    split(&*text)
         .enumerate()
-        .map(|(i, line)| {
-            let line = line.strip_suffix(b"\r").unwrap_or(line);
-            String::from_utf8(line.to_vec()).map_err(|_| LumpError::NotUtf8 { line: i + 1 })
-        })
+        .map(|(i, line)| String::from_utf8(line.to_vec()).map_err(|_| LumpError::NotUtf8 { line: i + 1 }))
         .collect()
 }
 

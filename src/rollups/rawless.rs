@@ -1,8 +1,8 @@
 //! Rollups that keep no raw rows (`keep_raw => false`, Druid's mode). The source is a view:
 //! a BEFORE statement trigger opens a buffer for the statement, an INSTEAD OF row trigger
 //! appends each inserted row to it (an in-memory tuplestore: no heap, no WAL), and the AFTER
-//! statement trigger exposes it as the ephemeral relation `new_rows` — as Postgres does for
-//! transition tables — and runs the same upserts as a table source's trigger.
+//! statement trigger rolls it up as a table source's trigger rolls up its transition table
+//! (`statement`), exposing it as the ephemeral relation `new_rows` where SQL does the work.
 //!
 //! Buffers form a stack per rollup: a statement nested inside another (a function called by
 //! the outer INSERT that inserts into the same view) opens and flushes its own, and a row
@@ -193,17 +193,13 @@ fn rollup_flush(fcinfo: pg_sys::FunctionCallInfo) -> Internal {
         unsafe { pg_sys::tuplestore_end(buffer.store) };
         return Internal::from(Some(pg_sys::Datum::from(0usize)));
     }
-    let statements: Vec<String> = Spi::get_one_with_args::<Vec<String>>(
-        "SELECT collect._rollup_trigger_statements($1, $2, $3, $4, NULL, 'ingest')",
-        &[rollup.0.as_str().into(), rollup.1.as_str().into(), version.into(), view.into()],
-    )
-    .ok()
-    .flatten()
-    .unwrap_or_else(|| raise(PgSqlErrorCode::ERRCODE_UNDEFINED_OBJECT, format!("rollup \"{}\" does not exist", rollup.1), None));
-    Spi::connect_mut(|client| {
-        // SAFETY: the ENR and its name live in the SPI procedure context until SPI_finish;
-        // the tuplestore lives in TopTransactionContext.
-        unsafe {
+    let args = [rollup.0, rollup.1, version.to_string()];
+    let (spec, targets) = super::statement::trigger_targets(&args, view, None);
+    // SAFETY: the buffer holds rows of the view, as its descriptor lays them out; the ENR and
+    // its name live in the SPI procedure context until SPI_finish, the store in
+    // TopTransactionContext.
+    unsafe {
+        super::statement::roll_up(&spec, &targets, buffer.store, (*(*td).tg_relation).rd_att, || {
             let enr = pg_sys::palloc0(std::mem::size_of::<pg_sys::EphemeralNamedRelationData>())
                 .cast::<pg_sys::EphemeralNamedRelationData>();
             (*enr).md.name = pg_sys::pstrdup(c"new_rows".as_ptr());
@@ -216,13 +212,8 @@ fn rollup_flush(fcinfo: pg_sys::FunctionCallInfo) -> Internal {
             if rc != pg_sys::SPI_OK_REL_REGISTER as i32 {
                 raise(PgSqlErrorCode::ERRCODE_INTERNAL_ERROR, format!("SPI_register_relation failed: {rc}"), None);
             }
-        }
-        for statement in &statements {
-            client
-                .update(statement.as_str(), None, &[])
-                .unwrap_or_else(|e| raise(PgSqlErrorCode::ERRCODE_INTERNAL_ERROR, format!("rollup upsert: {e}"), None));
-        }
-    });
+        });
+    }
     // SAFETY: nothing refers to the store any more.
     unsafe { pg_sys::tuplestore_end(buffer.store) };
     Internal::from(Some(pg_sys::Datum::from(0usize)))

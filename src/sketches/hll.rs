@@ -74,6 +74,14 @@ impl Hll {
         matches!(self.repr, Repr::Sparse(_))
     }
 
+    /// About how much memory the sketch holds besides itself (a B-tree costs some 16 bytes a hash).
+    pub fn heap_bytes(&self) -> usize {
+        match &self.repr {
+            Repr::Sparse(set) => set.len() * 16,
+            Repr::Dense(regs) => regs.capacity(),
+        }
+    }
+
     pub fn add_hash(&mut self, hash: u64) {
         match &mut self.repr {
             Repr::Sparse(set) => {

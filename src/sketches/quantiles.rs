@@ -10,38 +10,103 @@ pub const RELATIVE_ACCURACY: f64 = 0.01;
 const MIN_MAGNITUDE: f64 = 1e-9;
 const FORMAT_VERSION: u8 = 1;
 
-/// Bucket counts by index, in one array from the smallest index used to the largest, so that
-/// adding and merging cost an array access per bucket. Indices stay within about ±36,000 (the
-/// range of finite floats), so an array is at most a few hundred kB, and usually a few kB.
-#[derive(Debug, Clone, Default)]
-struct Store {
-    offset: i32,
-    counts: Vec<u64>,
+/// Buckets kept as (index, count) pairs before a store turns into an array: a minute's
+/// sketch of a few values would otherwise hold an array over the hundreds of buckets between
+/// them.
+const SPARSE_BUCKETS: usize = 64;
+
+/// Bucket counts by index: few buckets as pairs in index order; more in one array from the
+/// smallest index used to the largest, so that adding and merging cost an array access per
+/// bucket. Indices stay within about ±36,000 (the range of finite floats), so an array is at
+/// most a few hundred kB, and usually a few kB.
+#[derive(Debug, Clone)]
+enum Store {
+    Sparse(Vec<(i32, u64)>),
+    Dense { offset: i32, counts: Vec<u64> },
+}
+
+impl Default for Store {
+    fn default() -> Store {
+        Store::Sparse(Vec::new())
+    }
 }
 
 impl Store {
     fn add(&mut self, index: i32, count: u64) {
-        if self.counts.is_empty() {
-            self.offset = index;
-        } else if index < self.offset {
-            let grow = (self.offset - index) as usize;
-            self.counts.splice(0..0, std::iter::repeat(0).take(grow));
-            self.offset = index;
+        match self {
+            Store::Sparse(pairs) => match pairs.binary_search_by_key(&index, |p| p.0) {
+                Ok(at) => pairs[at].1 += count,
+                Err(at) if pairs.len() < SPARSE_BUCKETS => pairs.insert(at, (index, count)),
+                Err(_) => {
+                    let (first, last) = (pairs[0].0.min(index), pairs[pairs.len() - 1].0.max(index));
+                    let mut counts = vec![0; (last - first) as usize + 1];
+                    for &(i, c) in pairs.iter() {
+                        counts[(i - first) as usize] = c;
+                    }
+                    counts[(index - first) as usize] = count;
+                    *self = Store::Dense { offset: first, counts };
+                }
+            },
+            Store::Dense { offset, counts } => {
+                if index < *offset {
+                    let grow = (*offset - index) as usize;
+                    counts.splice(0..0, std::iter::repeat(0).take(grow));
+                    *offset = index;
+                }
+                let at = (index - *offset) as usize;
+                if at >= counts.len() {
+                    counts.resize(at + 1, 0);
+                }
+                counts[at] += count;
+            }
         }
-        let at = (index - self.offset) as usize;
-        if at >= self.counts.len() {
-            self.counts.resize(at + 1, 0);
-        }
-        self.counts[at] += count;
     }
 
     /// The buckets holding values, by increasing index.
-    fn iter(&self) -> impl DoubleEndedIterator<Item = (i32, u64)> + '_ {
-        self.counts.iter().enumerate().filter(|(_, &c)| c > 0).map(move |(i, &c)| (self.offset + i as i32, c))
+    fn iter(&self) -> Buckets<'_> {
+        match self {
+            Store::Sparse(pairs) => Buckets::Sparse(pairs.iter()),
+            Store::Dense { offset, counts } => Buckets::Dense(*offset, counts.iter().enumerate()),
+        }
     }
 
     fn buckets(&self) -> usize {
-        self.counts.iter().filter(|&&c| c > 0).count()
+        match self {
+            Store::Sparse(pairs) => pairs.len(),
+            Store::Dense { counts, .. } => counts.iter().filter(|&&c| c > 0).count(),
+        }
+    }
+
+    fn heap_bytes(&self) -> usize {
+        match self {
+            Store::Sparse(pairs) => pairs.capacity() * 16,
+            Store::Dense { counts, .. } => counts.capacity() * 8,
+        }
+    }
+}
+
+enum Buckets<'a> {
+    Sparse(std::slice::Iter<'a, (i32, u64)>),
+    Dense(i32, std::iter::Enumerate<std::slice::Iter<'a, u64>>),
+}
+
+impl Iterator for Buckets<'_> {
+    type Item = (i32, u64);
+
+    fn next(&mut self) -> Option<(i32, u64)> {
+        match self {
+            Buckets::Sparse(pairs) => pairs.next().copied(),
+            Buckets::Dense(offset, counts) => counts.find(|(_, &c)| c > 0).map(|(i, &c)| (*offset + i as i32, c)),
+        }
+    }
+}
+
+impl DoubleEndedIterator for Buckets<'_> {
+    fn next_back(&mut self) -> Option<(i32, u64)> {
+        match self {
+            Buckets::Sparse(pairs) => pairs.next_back().copied(),
+            Buckets::Dense(offset, counts) => counts.rfind(|(_, &c)| c > 0).map(|(i, &c)| (*offset + i as i32, c)),
+        }
     }
 }
 
@@ -89,6 +154,11 @@ fn value_of(index: i32) -> f64 {
 impl Quantiles {
     pub fn count(&self) -> u64 {
         self.count
+    }
+
+    /// About how much memory the sketch holds besides itself.
+    pub fn heap_bytes(&self) -> usize {
+        self.positive.heap_bytes() + self.negative.heap_bytes()
     }
 
     /// Adds a finite value; NaN and infinities are refused.
@@ -306,7 +376,13 @@ mod tests {
             assert_eq!(forward, direct);
             assert_eq!(backward, direct);
             assert_eq!(tree, direct);
+            // Stores of pairs and of arrays write the same bytes.
+            assert_eq!(forward.to_bytes(), direct.to_bytes());
+            assert_eq!(Quantiles::from_bytes(&tree.to_bytes()).unwrap().to_bytes(), direct.to_bytes());
         }
+        // A few values spread over decades keep a few pairs, not an array across them.
+        let few = build(&[1.0, 1e5, -1e-3]);
+        assert!(few.heap_bytes() <= 2 * 4 * 16, "{}", few.heap_bytes());
     }
 
     #[test]

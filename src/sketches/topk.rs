@@ -37,6 +37,11 @@ impl TopK {
         self.total
     }
 
+    /// About how much memory the sketch holds besides itself.
+    pub fn heap_bytes(&self) -> usize {
+        self.counters.keys().map(|v| v.capacity() + 48).sum()
+    }
+
     fn smallest(&self) -> Option<(&String, u64)> {
         self.counters
             .iter()
