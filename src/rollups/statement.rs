@@ -326,7 +326,8 @@ pub fn trigger_targets(args: &[String], source: pg_sys::Oid, spec: Option<&str>)
         &[args[0].as_str().into(), args[1].as_str().into(), version.into(), source.into(), spec.into()],
     )
     .unwrap_or_else(|e| spi_error("lookup", e));
-    let described = described.unwrap_or_else(|| raise(PgSqlErrorCode::ERRCODE_UNDEFINED_OBJECT, format!("rollup \"{}\" does not exist", args[1]), None));
+    // The lookup raises an error for a trigger that is not the rollup's; it never answers NULL.
+    let described = described.unwrap_or_else(|| spi_error("lookup", "no answer"));
     let described: TriggerTargets = serde_json::from_value(described.0).unwrap_or_else(|e| spi_error("lookup", e));
     let targets = described.spec.targets(described.tables, described.stale).unwrap_or_else(|| spi_error("lookup", "shards do not match the rollup's tables"));
     (described.spec, targets)

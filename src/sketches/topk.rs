@@ -17,6 +17,8 @@ pub struct TopK {
     capacity: u32,
     total: u64,
     counters: HashMap<String, (u64, u64)>,
+    /// The counted values' bytes, kept as they change: `heap_bytes` is asked after every row.
+    value_bytes: usize,
 }
 
 impl TopK {
@@ -26,7 +28,7 @@ impl TopK {
         if k == 0 || k > MAX_K {
             return Err(format!("k must be between 1 and {MAX_K}, not {k}"));
         }
-        Ok(TopK { k, capacity: (k * 4).max(64), total: 0, counters: HashMap::new() })
+        Ok(TopK { k, capacity: (k * 4).max(64), total: 0, counters: HashMap::new(), value_bytes: 0 })
     }
 
     pub fn k(&self) -> u32 {
@@ -39,7 +41,7 @@ impl TopK {
 
     /// About how much memory the sketch holds besides itself.
     pub fn heap_bytes(&self) -> usize {
-        self.counters.keys().map(|v| v.capacity() + 48).sum()
+        self.value_bytes + self.counters.len() * 48
     }
 
     fn smallest(&self) -> Option<(&String, u64)> {
@@ -59,11 +61,13 @@ impl TopK {
             slot.0 = slot.0.saturating_add(weight);
             return;
         }
+        self.value_bytes += value.len();
         if !self.full() {
             self.counters.insert(value.to_string(), (weight, 0));
             return;
         }
         let (victim, min) = self.smallest().map(|(v, c)| (v.clone(), c)).expect("full means non-empty");
+        self.value_bytes -= victim.len();
         self.counters.remove(&victim);
         self.counters.insert(value.to_string(), (min.saturating_add(weight), min));
     }
@@ -92,6 +96,7 @@ impl TopK {
         ranked.sort_by(|a, b| b.1 .0.cmp(&a.1 .0).then_with(|| a.0.cmp(&b.0)));
         ranked.truncate(self.capacity as usize);
         self.counters = ranked.into_iter().collect();
+        self.value_bytes = self.counters.keys().map(String::len).sum();
         self.total = total;
         Ok(())
     }
@@ -144,6 +149,7 @@ impl TopK {
             if t.counters.insert(v.to_string(), (c, e)).is_some() {
                 return Err(format!("topk value {v:?} appears twice"));
             }
+            t.value_bytes += v.len();
         }
         r.finish()?;
         if counted > t.total {
@@ -212,6 +218,22 @@ mod tests {
         assert!(a.clone().merge(&b).unwrap_err().contains("2^64"));
         let bytes = a.to_bytes();
         assert_eq!(TopK::from_bytes(&bytes).unwrap().top(1), a.top(1));
+    }
+
+    #[test]
+    fn the_memory_kept_follows_the_values_through_evictions_merges_and_decoding() {
+        let held = |t: &TopK| t.counters.keys().map(String::len).sum::<usize>() + t.counters.len() * 48;
+        let mut a = TopK::new(1).unwrap();
+        for i in 0..500u32 {
+            a.add(&"v".repeat(1 + (i * 7919 % 97) as usize), 1);
+            assert_eq!(a.heap_bytes(), held(&a));
+        }
+        let mut b = TopK::new(1).unwrap();
+        b.add("other", 3);
+        b.merge(&a).unwrap();
+        assert_eq!(b.heap_bytes(), held(&b));
+        let decoded = TopK::from_bytes(&b.to_bytes()).unwrap();
+        assert_eq!(decoded.heap_bytes(), held(&decoded));
     }
 
     #[test]

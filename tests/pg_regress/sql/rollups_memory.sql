@@ -106,13 +106,18 @@ INSERT INTO shapes (at, host, weight) VALUES ('2026-11-04 00:00', 'h6', 'Infinit
 \echo :LAST_ERROR_SQLSTATE
 SELECT sum(event_count) = (SELECT count(*) FROM shapes) AS every_row_counted_once FROM shapes_1m;
 
--- A forged ingest trigger (no transition table, a row trigger, missing arguments) is refused.
+-- A forged ingest trigger (no transition table, missing arguments, a version that is not a
+-- number, another rollup's) is refused.
 CREATE TABLE forged (at timestamptz);
 CREATE TRIGGER forged AFTER INSERT ON forged FOR EACH STATEMENT EXECUTE FUNCTION collect._rollup_ingest('public', 'shapes_1m', '1', '{}');
 INSERT INTO forged VALUES (now());
 \echo :LAST_ERROR_SQLSTATE
 DROP TRIGGER forged ON forged;
 CREATE TRIGGER forged AFTER INSERT ON forged REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION collect._rollup_ingest('public', 'shapes_1m');
+INSERT INTO forged VALUES (now());
+\echo :LAST_ERROR_SQLSTATE
+DROP TRIGGER forged ON forged;
+CREATE TRIGGER forged AFTER INSERT ON forged REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION collect._rollup_ingest('public', 'shapes_1m', 'one', '{}');
 INSERT INTO forged VALUES (now());
 \echo :LAST_ERROR_SQLSTATE
 DROP TRIGGER forged ON forged;
