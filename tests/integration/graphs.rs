@@ -184,6 +184,11 @@ fn paging_while_the_list_changes_never_repeats_an_edge() {
         }
         cursor = Some(rows.last().unwrap().get(1));
         pages += 1;
+        // The list changes between every two pages, however fast this machine pages.
+        let before = written.load(std::sync::atomic::Ordering::Relaxed);
+        while written.load(std::sync::atomic::Ordering::Relaxed) == before && !writer.is_finished() {
+            thread::sleep(std::time::Duration::from_millis(1));
+        }
     }
     let written_while_paging = written.load(std::sync::atomic::Ordering::Relaxed);
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
