@@ -8,42 +8,46 @@
 //! decide (and name the line that fails).
 
 use std::borrow::Cow;
-use std::fmt;
 
-use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visitor};
-use serde_json::value::RawValue;
-
+use super::json_fields::{line, Field};
 use super::partials::{days_from_civil, Aggregator, Columns, Kind, Plan, Value};
 
-/// The partial rows of every table the rollup writes, and how many events the lump held;
-/// None when the lump is not for this path (see the module's comment), or when its groups
-/// would hold more than `memory` bytes.
-pub fn aggregate<'l>(plan: &Plan, lines: impl IntoIterator<Item = &'l str>, memory: usize) -> Option<(Vec<Columns>, i64)> {
+/// The partial rows of every table the rollup writes, and how many events the lump's text
+/// held (one a line; blank lines skipped, as `ndjson::split` skips them); None when the lump
+/// is not for this path (see the module's comment), or when its groups would hold more than
+/// `memory` bytes.
+pub fn aggregate(plan: &Plan, text: &str, memory: usize) -> Option<(Vec<Columns>, i64)> {
     let wanted: Vec<&str> = std::iter::once(plan.time.as_str())
         .chain(plan.dimensions.iter().map(|(name, _)| name.as_str()))
         .chain(plan.metrics.iter().map(|(_, column, _)| column.as_str()))
         .collect();
     let mut aggregator = Aggregator::new(plan);
-    let mut raw: Vec<Option<&RawValue>> = vec![None; wanted.len()];
+    let mut found: Vec<Option<Field>> = vec![None; wanted.len()];
     let mut dimensions: Vec<Value> = Vec::with_capacity(plan.dimensions.len());
     let mut metrics: Vec<Value> = Vec::with_capacity(plan.metrics.len());
-    for line in lines {
-        if line.is_empty() {
+    let mut at = 0;
+    while at < text.len() {
+        let rest = &text.as_bytes()[at..];
+        let blank = match rest {
+            [b'\n', ..] | [b'\r'] => 1,
+            [b'\r', b'\n', ..] => 2,
+            _ => 0,
+        };
+        if blank > 0 {
+            at += blank;
             continue;
         }
-        raw.iter_mut().for_each(|r| *r = None);
-        let mut parser = serde_json::Deserializer::from_str(line);
-        parser.deserialize_map(WantedKeys { wanted: &wanted, found: &mut raw }).ok()?;
-        parser.end().ok()?;
-        let time = parse_time(raw[0]?, plan.with_zone)?;
-        let (dims, rest) = raw[1..].split_at(plan.dimensions.len());
+        found.iter_mut().for_each(|f| *f = None);
+        at = line(text, at, &wanted, &mut found)?;
+        let time = parse_time(found[0]?, plan.with_zone)?;
+        let (dims, rest) = found[1..].split_at(plan.dimensions.len());
         dimensions.clear();
-        for (r, (_, kind)) in dims.iter().zip(&plan.dimensions) {
-            dimensions.push(value(*r, *kind)?);
+        for (field, (_, kind)) in dims.iter().zip(&plan.dimensions) {
+            dimensions.push(value(*field, *kind)?);
         }
         metrics.clear();
-        for (r, (_, _, kind)) in rest.iter().zip(&plan.metrics) {
-            metrics.push(value(*r, *kind)?);
+        for (field, (_, _, kind)) in rest.iter().zip(&plan.metrics) {
+            metrics.push(value(*field, *kind)?);
         }
         aggregator.add(time, &dimensions, &metrics)?;
         if aggregator.heap_bytes() > memory {
@@ -54,72 +58,10 @@ pub fn aggregate<'l>(plan: &Plan, lines: impl IntoIterator<Item = &'l str>, memo
     Some((aggregator.finish()?, events))
 }
 
-/// Reads one line's object, keeping the raw JSON of the wanted keys (the last of duplicates,
-/// as jsonb keeps it) and checking the rest only for being JSON.
-struct WantedKeys<'w, 'f, 'de> {
-    wanted: &'w [&'w str],
-    found: &'f mut [Option<&'de RawValue>],
-}
-
-impl<'de> Visitor<'de> for WantedKeys<'_, '_, 'de> {
-    type Value = ();
-
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("a JSON object")
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
-        while let Some(key) = map.next_key_seed(Key)? {
-            // A column may be read more than once (a dimension that a metric counts too).
-            match self.wanted.iter().position(|w| *w == key) {
-                Some(first) => {
-                    let raw: &RawValue = map.next_value()?;
-                    for (found, wanted) in self.found.iter_mut().zip(self.wanted).skip(first) {
-                        if *wanted == key {
-                            *found = Some(raw);
-                        }
-                    }
-                }
-                None => {
-                    map.next_value::<IgnoredAny>()?;
-                }
-            }
-        }
-        Ok(())
-    }
-}
-
-/// A key, borrowed from the line unless it has escapes.
-struct Key;
-
-impl<'de> DeserializeSeed<'de> for Key {
-    type Value = Cow<'de, str>;
-
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
-        d.deserialize_str(self)
-    }
-}
-
-impl<'de> Visitor<'de> for Key {
-    type Value = Cow<'de, str>;
-
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("a key")
-    }
-
-    fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Self::Value, E> {
-        Ok(Cow::Borrowed(v))
-    }
-
-    fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
-        Ok(Cow::Owned(v.to_string()))
-    }
-}
-
 /// A column's value from its JSON, or None where only Postgres' input function may decide.
-fn value<'a>(raw: Option<&'a RawValue>, kind: Kind) -> Option<Value<'a>> {
-    let Some(raw) = raw else { return Some(Value::Null) };
-    let text = raw.get();
+fn value(field: Option<Field<'_>>, kind: Kind) -> Option<Value<'_>> {
+    let Some(field) = field else { return Some(Value::Null) };
+    let text = field.text;
     if text == "null" {
         return Some(Value::Null);
     }
@@ -142,14 +84,11 @@ fn value<'a>(raw: Option<&'a RawValue>, kind: Kind) -> Option<Value<'a>> {
             let v: f64 = text.parse().ok()?;
             v.is_finite().then_some(Value::Float(v))
         }
-        Kind::Text if first == b'"' => {
-            let s: Cow<'a, str> = serde_json::from_str(text).ok()?;
-            let bytes = match s {
-                Cow::Borrowed(s) => Cow::Borrowed(s.as_bytes()),
-                Cow::Owned(s) => Cow::Owned(s.into_bytes()),
-            };
-            (!bytes.contains(&0)).then_some(Value::Text(bytes))
-        }
+        // No NUL: `fields` refuses `\u0000` as jsonb does.
+        Kind::Text => Some(Value::Text(match field.string()? {
+            Cow::Borrowed(s) => Cow::Borrowed(s.as_bytes()),
+            Cow::Owned(s) => Cow::Owned(s.into_bytes()),
+        })),
         _ => None,
     }
 }
@@ -157,8 +96,8 @@ fn value<'a>(raw: Option<&'a RawValue>, kind: Kind) -> Option<Value<'a>> {
 /// `YYYY-MM-DD[T ]HH:MM[:SS[.ffffff]]`, then for a timestamptz column a zone (`Z` or
 /// `±HH[[:]MM]`) and for a timestamp column none: microseconds from 2000-01-01 (UTC, or
 /// local for a timestamp). Anything else is left to Postgres.
-fn parse_time(raw: &RawValue, with_zone: bool) -> Option<i64> {
-    let text: &str = serde_json::from_str(raw.get()).ok()?;
+fn parse_time(field: Field, with_zone: bool) -> Option<i64> {
+    let text = field.string()?;
     let b = text.as_bytes();
     let num = |from: usize, len: usize| -> Option<i64> {
         let part = b.get(from..from + len)?;
@@ -238,13 +177,13 @@ mod tests {
 
     const MINUTE: Interval = Interval { months: 0, days: 0, micros: 60_000_000 };
 
-    fn raw(json: &str) -> Box<RawValue> {
-        RawValue::from_string(json.to_string()).unwrap()
+    fn raw(json: &str) -> Field<'_> {
+        Field { text: json, escaped: json.contains('\\') }
     }
 
     #[test]
     fn times_parse_as_postgres_reads_them() {
-        let t = |s: &str, zone| parse_time(&raw(&format!("\"{s}\"")), zone);
+        let t = |s: &str, zone| parse_time(raw(&format!("\"{s}\"")), zone);
         assert_eq!(t("2000-01-01T00:00:00Z", true), Some(0));
         assert_eq!(t("2000-01-01 00:00:00+00", true), Some(0));
         assert_eq!(t("2000-01-01T01:30:00+01:30", true), Some(0));
@@ -257,12 +196,12 @@ mod tests {
             let zone = !declined.ends_with("+01");
             assert_eq!(t(declined, zone), None, "{declined}");
         }
-        assert_eq!(parse_time(&raw("12"), true), None);
+        assert_eq!(parse_time(raw("12"), true), None);
     }
 
     #[test]
     fn values_are_taken_only_where_their_meaning_is_certain() {
-        let v = |json: &str, kind| format!("{:?}", value(Some(&raw(json)), kind));
+        let v = |json: &str, kind| format!("{:?}", value(Some(raw(json)), kind));
         let int = Kind::of("integer").unwrap();
         assert_eq!(v("42", int), "Some(Int(42))");
         assert_eq!(v("-0", int), "Some(Int(0))");
@@ -272,8 +211,7 @@ mod tests {
         assert_eq!(v("null", int), "Some(Null)");
         assert_eq!(v("1e400", Kind::Float8), "None");
         assert_eq!(v("0.1", Kind::Float8), "Some(Float(0.1))");
-        assert_eq!(value(Some(&raw("\"a\\u00e9\"")), Kind::Text), Some(Value::Text(Cow::Borrowed("aé".as_bytes()))));
-        assert_eq!(v("\"a\\u0000\"", Kind::Text), "None");
+        assert_eq!(value(Some(raw("\"a\\u00e9\"")), Kind::Text), Some(Value::Text(Cow::Owned("aé".as_bytes().to_vec()))));
         assert_eq!(v("12", Kind::Text), "None");
         assert!(Kind::of("numeric").is_none() && Kind::of("character varying(10)").is_none());
     }
@@ -317,7 +255,7 @@ mod tests {
             r#"{"at": "2026-11-01T00:01:00Z", "page": "a", "user_id": 2}"#,
             r#"{"at": "2026-11-01T00:02:00Z", "page": null, "ms": 1}"#,
         ];
-        let (tables, events) = aggregate(&plan, lines, usize::MAX).unwrap();
+        let (tables, events) = aggregate(&plan, &lines.join("\n"), usize::MAX).unwrap();
         assert_eq!(events, 4);
         let minutes = &tables[0];
         assert_eq!(minutes[0].len(), 3, "three minute groups");
@@ -335,8 +273,9 @@ mod tests {
     #[test]
     fn doubtful_lumps_are_declined() {
         let (rollup, plan) = plan();
-        for line in [r#"{"at": null, "page": "a"}"#, r#"{"page": "a"}"#, r#"[1]"#, r#"{"at": "2026-11-01T00:00:00Z", "ms": "5"}"#, "not json"] {
-            assert!(aggregate(&plan, [line], usize::MAX).is_none(), "{line}");
+        for line in [r#"{"at": null, "page": "a"}"#, r#"{"page": "a"}"#, r#"[1]"#, r#"{"at": "2026-11-01T00:00:00Z", "ms": "5"}"#, "not json",
+                     r#"{"at": "2026-11-01T00:00:00Z", "note": "\u0000"}"#] {
+            assert!(aggregate(&plan, line, usize::MAX).is_none(), "{line}");
         }
         let mut types: HashMap<String, String> = HashMap::new();
         types.insert("page".into(), "text".into());
@@ -349,14 +288,14 @@ mod tests {
     #[test]
     fn retention_and_lateness_per_table() {
         let (rollup, _) = plan();
-        let at = parse_time(&raw("\"2026-11-01T00:30:00Z\""), true).unwrap();
+        let at = parse_time(raw("\"2026-11-01T00:30:00Z\""), true).unwrap();
         let types: HashMap<String, String> =
             [("page", "text"), ("ms", "integer"), ("user_id", "bigint")].into_iter().map(|(a, b)| (a.into(), b.into())).collect();
         let plan = Plan::new(&rollup, |c| Kind::of(types.get(c)?), &[
             Thresholds { late_before: at + 1, keep_from: Some(at + 1) },
             Thresholds { late_before: at + 1, keep_from: None },
         ]).unwrap();
-        let (tables, events) = aggregate(&plan, [r#"{"at": "2026-11-01T00:30:00Z", "page": "a"}"#], usize::MAX).unwrap();
+        let (tables, events) = aggregate(&plan, r#"{"at": "2026-11-01T00:30:00Z", "page": "a"}"#, usize::MAX).unwrap();
         assert_eq!(events, 1);
         assert_eq!(tables[0][0].len(), 0, "past the minutes' retention");
         assert_eq!(tables[1][3][0], Cell::Int(1), "late in the hours");

@@ -1,11 +1,12 @@
 //! Minute rollups kept at ingest (Druid, as Plumbr used it), declared in sql/rollups.sql with
 //! metrics from `crate::sketches`. `generate` owns the metric kinds and writes every statement
 //! a rollup runs; `partials` aggregates events in memory, fed by `statement` (the rows a
-//! statement inserted) and `lumps` (the lines of a lump); `rawless` buffers the rows of a
+//! statement inserted) and `lumps` (the lines of a lump, read by `json_fields`); `rawless` buffers the rows of a
 //! rollup that keeps none; `ndjson` splits a lump of events (gzip-compressed NDJSON) for
 //! `collect.ingest`.
 
 pub mod generate;
+pub mod json_fields;
 pub mod lumps;
 pub mod ndjson;
 pub mod partials;
@@ -130,30 +131,84 @@ struct LumpPlan {
     column_types: HashMap<String, String>,
 }
 
+/// A lump plan and its thresholds, kept for the next lump while nothing can have changed
+/// them: the same role and rollup, in the same transaction and subtransaction (so the lock the
+/// plan took on the view is still held, and no other session can alter it), with no command
+/// run since (every DDL, and every write, moves the command counter). What a statement
+/// ingesting many lumps (`SELECT collect.ingest(r, lump) FROM lumps`) would otherwise ask for
+/// again at every lump.
+struct LastLumpPlan {
+    key: LumpPlanKey,
+    plan: std::rc::Rc<(LumpPlan, Vec<partials::Thresholds>)>,
+}
+
+#[derive(PartialEq)]
+struct LumpPlanKey {
+    user: pg_sys::Oid,
+    transaction: u32,
+    subtransaction: pg_sys::SubTransactionId,
+    command: pg_sys::CommandId,
+    schema: String,
+    rollup: String,
+}
+
+impl LumpPlanKey {
+    fn now(schema: &str, rollup: &str) -> LumpPlanKey {
+        // SAFETY: a backend's own state, read in a transaction.
+        unsafe {
+            LumpPlanKey {
+                user: pg_sys::GetUserId(),
+                transaction: (*pg_sys::MyProc).lxid,
+                subtransaction: pg_sys::GetCurrentSubTransactionId(),
+                command: pg_sys::GetCurrentCommandId(false),
+                schema: schema.into(),
+                rollup: rollup.into(),
+            }
+        }
+    }
+}
+
+thread_local! {
+    static LAST_LUMP_PLAN: std::cell::RefCell<Option<LastLumpPlan>> = const { std::cell::RefCell::new(None) };
+}
+
 /// A lump of events rolled up without making rows (`lumps`); NULL when the lump is one for
 /// the row path (`collect._ingest`), which then takes it whole.
 #[pg_extern(sql = false)]
 fn rollup_ingest_lump(schema: &str, rollup: &str, lump: Option<&[u8]>) -> Option<i64> {
     let lump = lump?;
     let text = ndjson::inflate(lump, LUMP_LIMIT).unwrap_or_else(|e| lump_error(e));
-    let plan: Option<pgrx::JsonB> = Spi::get_one_with_args("SELECT collect._rollup_lump_plan($1, $2)", &[schema.into(), rollup.into()])
-        .unwrap_or_else(|e| raise(PgSqlErrorCode::ERRCODE_INTERNAL_ERROR, format!("rollup lump plan: {e}"), None));
-    let plan: LumpPlan = serde_json::from_value(plan?.0)
-        .unwrap_or_else(|e| raise(PgSqlErrorCode::ERRCODE_INTERNAL_ERROR, format!("rollup lump plan: {e}"), None));
-    let utf8 = statement::text_is_utf8();
-    let kind_of = |column: &str| Kind::of(plan.column_types.get(column)?).filter(|k| utf8 || *k != Kind::Text);
-    let lines = ndjson::split(&*text).map(|line| {
-        // A line that is not UTF-8 is named as the row path names it.
-        std::str::from_utf8(line).unwrap_or_else(|_| {
-            lump_lines(lump);
-            unreachable!("lump_lines names the line that is not UTF-8")
-        })
+    // A line that is not UTF-8 is named as the row path names it.
+    let text = std::str::from_utf8(&text).unwrap_or_else(|_| {
+        lump_lines(lump);
+        unreachable!("lump_lines names the line that is not UTF-8")
     });
-    Spi::connect_mut(|client| {
-        let thresholds = statement::thresholds(client, &plan.spec);
-        let path = Plan::new(&plan.spec, kind_of, &thresholds)?;
-        let (tables, events) = lumps::aggregate(&path, lines, statement::work_mem())?;
+    let key = LumpPlanKey::now(schema, rollup);
+    let cached = LAST_LUMP_PLAN.with_borrow_mut(|last| last.take().filter(|last| last.key == key).map(|last| last.plan));
+    let events = Spi::connect_mut(|client| {
+        let planned = match cached {
+            Some(planned) => planned,
+            None => {
+                let plan: Option<pgrx::JsonB> = client
+                    .select("SELECT collect._rollup_lump_plan($1, $2)", Some(1), &[schema.into(), rollup.into()])
+                    .and_then(|rows| rows.first().get_one())
+                    .unwrap_or_else(|e| raise(PgSqlErrorCode::ERRCODE_INTERNAL_ERROR, format!("rollup lump plan: {e}"), None));
+                let plan: LumpPlan = serde_json::from_value(plan?.0)
+                    .unwrap_or_else(|e| raise(PgSqlErrorCode::ERRCODE_INTERNAL_ERROR, format!("rollup lump plan: {e}"), None));
+                let thresholds = statement::thresholds(client, &plan.spec);
+                std::rc::Rc::new((plan, thresholds))
+            }
+        };
+        let (plan, thresholds) = &*planned;
+        let utf8 = statement::text_is_utf8();
+        let kind_of = |column: &str| Kind::of(plan.column_types.get(column)?).filter(|k| utf8 || *k != Kind::Text);
+        let path = Plan::new(&plan.spec, kind_of, thresholds)?;
+        let (tables, events) = lumps::aggregate(&path, text, statement::work_mem())?;
         statement::merge_partials(&plan.spec, &plan.spec.own_targets(), &path, tables);
-        Some(events)
-    })
+        Some((events, planned.clone()))
+    });
+    let (events, planned) = events?;
+    // Kept only once the lump is in: an error leaves nothing behind.
+    LAST_LUMP_PLAN.with_borrow_mut(|last| *last = Some(LastLumpPlan { key: LumpPlanKey::now(schema, rollup), plan: planned }));
+    Some(events)
 }

@@ -74,6 +74,23 @@ SELECT event_count, total FROM calls_1m WHERE bucket = '2026-11-04 00:00' AND ro
 -- A missing time is named, as for rows.
 SELECT collect.ingest('calls_1m', convert_to(E'{"route": "/r1"}\n', 'UTF8'));
 \echo :LAST_ERROR_SQLSTATE
+-- A line jsonb refuses, even in a key the rollup does not read, refuses the lump as rows would.
+SELECT collect.ingest('calls_1m', convert_to(E'{"at": "2026-11-04T00:00:00Z", "route": "/r1", "status": 200, "note": "\\u0000"}\n', 'UTF8'));
+\echo :LAST_ERROR_SQLSTATE
+SELECT collect.ingest('calls_1m', convert_to(E'{"at": "2026-11-04T00:00:00Z", "route": "/r1", "status": 200, "note": "\\ud800"}\n', 'UTF8'));
+\echo :LAST_ERROR_SQLSTATE
+-- Many lumps in one statement plan the rollup once; what changes between two lumps is seen
+-- by the next: here a tier added in the same transaction, then a role that may not insert.
+BEGIN;
+SELECT sum(collect.ingest('calls_1m', call_lump(50, s))) AS rolled FROM generate_series(3, 5) s;
+SELECT collect.add_tier('calls_1m', 'calls_1d', '1 day');
+SELECT collect.ingest('calls_1m', call_lump(50, 6)) AS rolled;
+SELECT (SELECT sum(event_count) FROM calls_1m) AS minute_events, (SELECT sum(event_count) FROM calls_1d) AS day_events;
+CREATE ROLE collect_lump_other;
+SET LOCAL ROLE collect_lump_other;
+SELECT collect.ingest('calls_1m', call_lump(50, 7));
+\echo :LAST_ERROR_SQLSTATE
+ROLLBACK;
 SELECT collect.drop_rollup('calls_1m'), collect.drop_rollup('kept_1m');
 DROP VIEW calls;
 DROP TABLE calls_kept;
