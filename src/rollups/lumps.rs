@@ -69,11 +69,20 @@ fn value(field: Option<Field<'_>>, kind: Kind) -> Option<Value<'_>> {
     let is_number = first == b'-' || first.is_ascii_digit();
     match kind {
         Kind::Int(min, max) => {
-            let digits = text.strip_prefix('-').unwrap_or(text);
-            if !is_number || digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+            // Digits only (no fraction, no exponent), accumulated negative so i64::MIN fits.
+            let negative = first == b'-';
+            let digits = &text.as_bytes()[usize::from(negative)..];
+            if digits.is_empty() {
                 return None;
             }
-            let v: i64 = text.parse().ok()?;
+            let mut v: i64 = 0;
+            for &d in digits {
+                if !d.is_ascii_digit() {
+                    return None;
+                }
+                v = v.checked_mul(10)?.checked_sub(i64::from(d - b'0'))?;
+            }
+            let v = if negative { v } else { v.checked_neg()? };
             (min..=max).contains(&v).then_some(Value::Int(v))
         }
         Kind::Float4 if is_number => {
@@ -205,6 +214,12 @@ mod tests {
         let int = Kind::of("integer").unwrap();
         assert_eq!(v("42", int), "Some(Int(42))");
         assert_eq!(v("-0", int), "Some(Int(0))");
+        let big = Kind::of("bigint").unwrap();
+        assert_eq!(v("-9223372036854775808", big), "Some(Int(-9223372036854775808))");
+        assert_eq!(v("9223372036854775807", big), "Some(Int(9223372036854775807))");
+        for declined in ["9223372036854775808", "-9223372036854775809", "-", "1-"] {
+            assert_eq!(v(declined, big), "None", "{declined}");
+        }
         for declined in ["4.0", "1e2", "\"42\"", "2147483648", "true"] {
             assert_eq!(v(declined, int), "None", "{declined}");
         }
