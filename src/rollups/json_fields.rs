@@ -279,7 +279,8 @@ impl Scanner<'_> {
     }
 }
 
-/// A string's content with its escapes decoded (checked already by `Scanner::string`).
+/// A string's content with its escapes decoded (checked already by `Scanner::string`); None
+/// for what jsonb refuses.
 fn unescape(inner: &str) -> Option<String> {
     let mut out = String::with_capacity(inner.len());
     let mut rest = inner;
@@ -299,6 +300,9 @@ fn unescape(inner: &str) -> Option<String> {
             b'u' => {
                 let unit = u32::from_str_radix(rest.get(..4)?, 16).ok()?;
                 rest = &rest[4..];
+                if unit == 0 {
+                    return None;
+                }
                 if (0xD800..0xDC00).contains(&unit) {
                     let low = u32::from_str_radix(rest.strip_prefix("\\u")?.get(..4)?, 16).ok()?;
                     rest = &rest[6..];

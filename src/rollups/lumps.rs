@@ -93,7 +93,7 @@ fn value(field: Option<Field<'_>>, kind: Kind) -> Option<Value<'_>> {
             let v: f64 = text.parse().ok()?;
             v.is_finite().then_some(Value::Float(v))
         }
-        // No NUL: `fields` refuses `\u0000` as jsonb does.
+        // No NUL: `json_fields` refuses `\u0000` as jsonb does.
         Kind::Text => Some(Value::Text(match field.string()? {
             Cow::Borrowed(s) => Cow::Borrowed(s.as_bytes()),
             Cow::Owned(s) => Cow::Owned(s.into_bytes()),
@@ -227,6 +227,7 @@ mod tests {
         assert_eq!(v("1e400", Kind::Float8), "None");
         assert_eq!(v("0.1", Kind::Float8), "Some(Float(0.1))");
         assert_eq!(value(Some(raw("\"a\\u00e9\"")), Kind::Text), Some(Value::Text(Cow::Owned("aé".as_bytes().to_vec()))));
+        assert_eq!(v("\"a\\u0000\"", Kind::Text), "None");
         assert_eq!(v("12", Kind::Text), "None");
         assert!(Kind::of("numeric").is_none() && Kind::of("character varying(10)").is_none());
     }
@@ -283,6 +284,16 @@ mod tests {
         let null_page = 1 - row;
         assert_eq!(hours[1][null_page], Cell::Null);
         assert!(matches!(hours[7][null_page], Cell::Bytes(_)), "an empty sketch, as hll_agg makes");
+    }
+
+    #[test]
+    fn lines_are_the_lines_ndjson_splits() {
+        let (_, plan) = plan();
+        let event = r#"{"at": "2026-11-01T00:00:10Z", "page": "a"}"#;
+        for text in [format!("{event}\n\n{event}\r\n\r\n{event}\n"), format!("\r\n{event}\r\n{event}\r"), format!("{event} \r")] {
+            let lines = super::super::ndjson::split(&text).filter(|l| !l.is_empty()).count() as i64;
+            assert_eq!(aggregate(&plan, &text, usize::MAX).map(|(_, events)| events), Some(lines), "{text:?}");
+        }
     }
 
     #[test]
