@@ -505,22 +505,21 @@ impl Rollup {
             .chain(["bigint".to_string(), "bigint".to_string()])
             .chain(self.metrics.iter().map(|m| m.column_type.clone()))
             .collect();
-        let params: Vec<String> = wires.iter().enumerate().map(|(i, w)| format!("pg_catalog.unnest(${}::{w}[])", i + 1)).collect();
-        let names: Vec<String> = (0..types.len()).map(|i| format!("c{i}")).collect();
-        let casts: Vec<String> = names.iter().zip(&types).map(|(n, t)| format!("g.{n}::{t}")).collect();
+        // Unnested in the select list, where the arrays are read in step as ROWS FROM would,
+        // without first copying every row into a tuplestore (a fifth of the upsert).
+        let columns: Vec<String> =
+            wires.iter().zip(&types).enumerate().map(|(i, (w, t))| format!("pg_catalog.unnest(${}::{w}[])::{t}", i + 1)).collect();
         let merges = self.conflict_merges();
         let groups = self.group_positions();
         format!(
             "INSERT INTO {} AS r (bucket{dims}, event_count, late_events{names_})\n\
-             SELECT {}\n  FROM ROWS FROM ({}) AS g({})\n \
+             SELECT {}\n \
              ORDER BY {groups}\n\
              ON CONFLICT (bucket{dims}) DO UPDATE SET\n       \
              event_count = r.event_count + excluded.event_count,\n       \
              late_events = r.late_events + excluded.late_events{merges}",
             target,
-            casts.join(", "),
-            params.join(", "),
-            names.join(", "),
+            columns.join(",\n       "),
             dims = self.dimension_list(", "),
             names_ = self.metric_names(),
         )
@@ -682,8 +681,8 @@ mod tests {
         assert!(rebuild.contains("FROM \"app\".\"events\"") && rebuild.contains(", 0, "), "{rebuild}");
         let wires = ["timestamp with time zone", "pg_catalog.text", "pg_catalog.int8", "pg_catalog.int8", "collect.topk", "pg_catalog.int8", "collect.hll"];
         let partials = r.upsert_partials(&r.tables[1].table.sql(), &["pg_catalog.text"], &wires);
-        assert!(partials.contains("FROM ROWS FROM (pg_catalog.unnest($1::timestamp with time zone[]), pg_catalog.unnest($2::pg_catalog.text[]), pg_catalog.unnest($3::pg_catalog.int8[]), pg_catalog.unnest($4::pg_catalog.int8[]), pg_catalog.unnest($5::collect.topk[]), pg_catalog.unnest($6::pg_catalog.int8[]), pg_catalog.unnest($7::collect.hll[])) AS g(c0, c1, c2, c3, c4, c5, c6)"), "{partials}");
-        assert!(partials.contains("g.c0::timestamp with time zone, g.c1::pg_catalog.text, g.c2::bigint, g.c3::bigint, g.c4::collect.topk"), "{partials}");
+        assert!(!partials.contains("ROWS FROM"), "{partials}");
+        assert!(partials.contains("SELECT pg_catalog.unnest($1::timestamp with time zone[])::timestamp with time zone,\n       pg_catalog.unnest($2::pg_catalog.text[])::pg_catalog.text,\n       pg_catalog.unnest($3::pg_catalog.int8[])::bigint,\n       pg_catalog.unnest($4::pg_catalog.int8[])::bigint,\n       pg_catalog.unnest($5::collect.topk[])::collect.topk,\n       pg_catalog.unnest($6::pg_catalog.int8[])::bigint,\n       pg_catalog.unnest($7::collect.hll[])::collect.hll\n ORDER BY 1, 2\n"), "{partials}");
         assert!(partials.starts_with("INSERT INTO \"app\".\"per_hour\" AS r") && partials.contains("ORDER BY 1, 2"));
         let thresholds = r.thresholds();
         assert!(thresholds.contains("NULL::pg_catalog.int8") && thresholds.contains("'1 mons 0 days 0 microseconds'"), "{thresholds}");

@@ -44,6 +44,26 @@ const ENDS_PLAIN_TEXT: [bool; 256] = {
     ends
 };
 
+/// How many bytes of `bytes` are plain text before the first byte that ends it
+/// (`ENDS_PLAIN_TEXT`); None when none does. Eight bytes are looked at a time: in each word,
+/// the lowest byte that a test flags is one that matches (a borrow only flags bytes above a
+/// match), so the lowest flag of the three tests is the first byte that ends the text.
+fn plain_text(bytes: &[u8]) -> Option<usize> {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    let mut at = 0;
+    while let Some(word) = bytes.get(at..at + 8) {
+        let word = u64::from_le_bytes(word.try_into().expect("eight bytes"));
+        let zero = |x: u64| x.wrapping_sub(ONES) & !x & HIGHS;
+        let ends = zero(word ^ (ONES * u64::from(b'"'))) | zero(word ^ (ONES * u64::from(b'\\'))) | (word.wrapping_sub(ONES * 0x20) & !word & HIGHS);
+        if ends != 0 {
+            return Some(at + ends.trailing_zeros() as usize / 8);
+        }
+        at += 8;
+    }
+    bytes[at..].iter().position(|&c| ENDS_PLAIN_TEXT[usize::from(c)]).map(|p| at + p)
+}
+
 /// Objects and arrays nested deeper than this are left to jsonb.
 const DEPTH: usize = 256;
 
@@ -176,7 +196,7 @@ impl Scanner<'_> {
         loop {
             // Bytes past ASCII belong to UTF-8 the caller has checked.
             let rest = &self.b[self.at..];
-            let plain = rest.iter().position(|&c| ENDS_PLAIN_TEXT[usize::from(c)])?;
+            let plain = plain_text(rest)?;
             self.at += plain + 1;
             match rest[plain] {
                 b'"' => return Some(escaped),
@@ -397,6 +417,22 @@ mod tests {
         }
         for line in REFUSED_BY_JSONB {
             assert!(scan(line, &[]).is_none(), "refuses {line}");
+        }
+    }
+
+    #[test]
+    fn plain_text_ends_where_the_byte_table_says() {
+        // Every byte at every position of a word and of the tail, after plain bytes that are
+        // next to those that end text (0x1f, 0x20, 0x21, 0x22, 0x5b..0x5d, 0x7f, 0x80, 0xff).
+        for end in 0..=255u8 {
+            for len in 0..20 {
+                let mut bytes: Vec<u8> = (0..len).map(|i| [0x20, 0x21, 0x23, 0x5b, 0x5d, 0x7f, 0x80, 0xff][i % 8]).collect();
+                bytes.push(end);
+                bytes.extend_from_slice(b"\"\\\x00abc");
+                let expected = bytes.iter().position(|&c| ENDS_PLAIN_TEXT[usize::from(c)]);
+                assert_eq!(plain_text(&bytes), expected, "{bytes:?}");
+                assert_eq!(plain_text(&bytes[..len]), None);
+            }
         }
     }
 

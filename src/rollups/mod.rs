@@ -170,16 +170,32 @@ impl LumpPlanKey {
 
 thread_local! {
     static LAST_LUMP_PLAN: std::cell::RefCell<Option<LastLumpPlan>> = const { std::cell::RefCell::new(None) };
+    /// The last lump's inflated text, kept for the next lump's (see `ndjson::inflate`).
+    static LUMP_TEXT: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
 }
+
+/// A text buffer larger than this is not kept between lumps: a backend should not hold on to
+/// the memory of one huge lump.
+const KEPT_LUMP_TEXT: usize = 64 << 20;
 
 /// A lump of events rolled up without making rows (`lumps`); NULL when the lump is one for
 /// the row path (`collect._ingest`), which then takes it whole.
 #[pg_extern(sql = false)]
 fn rollup_ingest_lump(schema: &str, rollup: &str, lump: Option<&[u8]>) -> Option<i64> {
     let lump = lump?;
-    let text = ndjson::inflate(lump, LUMP_LIMIT).unwrap_or_else(|e| lump_error(e));
+    // Taken out while in use: an error drops it, and the next lump starts a new one.
+    let mut buffer = LUMP_TEXT.take();
+    let events = ingest_lump(schema, rollup, lump, &mut buffer);
+    if buffer.capacity() <= KEPT_LUMP_TEXT {
+        LUMP_TEXT.set(buffer);
+    }
+    events
+}
+
+fn ingest_lump(schema: &str, rollup: &str, lump: &[u8], buffer: &mut Vec<u8>) -> Option<i64> {
+    let text = ndjson::inflate(lump, LUMP_LIMIT, buffer).unwrap_or_else(|e| lump_error(e));
     // A line that is not UTF-8 is named as the row path names it.
-    let text = std::str::from_utf8(&text).unwrap_or_else(|_| {
+    let text = std::str::from_utf8(text).unwrap_or_else(|_| {
         lump_lines(lump);
         unreachable!("lump_lines names the line that is not UTF-8")
     });

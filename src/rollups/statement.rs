@@ -5,6 +5,7 @@
 //! groups than `collect.rollup_work_mem` allows), the generated SQL statements roll the rows
 //! up instead, over the same rows exposed as `new_rows`.
 
+use std::collections::HashMap;
 use std::ffi::CStr;
 
 use pgrx::guc::{GucContext, GucFlags, GucRegistry, GucSetting};
@@ -70,16 +71,58 @@ pub fn merge_partials(rollup: &Rollup, targets: &Targets, plan: &Plan, tables: V
         if columns[0].is_empty() {
             continue;
         }
-        let statement = std::ffi::CString::new(rollup.upsert_partials(target, &dimension_types, &wire_names)).expect("generated SQL has no NUL");
+        let statement = rollup.upsert_partials(target, &dimension_types, &wire_names);
         // SAFETY: inside SPI; the arrays are made in the SPI procedure's memory context.
         unsafe {
-            let mut types: Vec<pg_sys::Oid> = elements.iter().map(|(_, oid)| pg_sys::get_array_type(*oid)).collect();
+            let types: Vec<pg_sys::Oid> = elements.iter().map(|(_, oid)| pg_sys::get_array_type(*oid)).collect();
+            let plan = kept_plan(statement, types);
             let mut values: Vec<pg_sys::Datum> = columns.iter().zip(&elements).map(|(cells, (_, oid))| array(cells, *oid)).collect();
-            let rc = pg_sys::SPI_execute_with_args(statement.as_ptr(), types.len() as i32, types.as_mut_ptr(), values.as_mut_ptr(), std::ptr::null(), false, 0);
+            let rc = pg_sys::SPI_execute_plan(plan, values.as_mut_ptr(), std::ptr::null(), false, 0);
             if rc < 0 {
                 spi_error("upsert", rc);
             }
         }
+    }
+}
+
+thread_local! {
+    /// The session's upsert plans, by statement and parameter types (a type's oid changes
+    /// when the extension is made again). Postgres' plan cache replans one when a table it
+    /// names changes, and privileges are checked at each execution, so a plan serves every
+    /// role. Planning an upsert costs as much as running it for a lump's few hundred rows.
+    static UPSERT_PLANS: std::cell::RefCell<HashMap<(String, Vec<pg_sys::Oid>), pg_sys::SPIPlanPtr>> =
+        std::cell::RefCell::new(HashMap::new());
+}
+
+/// Plans kept per session at most; past it a statement's plan lasts as long as its SPI call.
+const KEPT_UPSERT_PLANS: usize = 64;
+
+/// The plan of `statement`, prepared on first use (generic, since its parameters are arrays
+/// whose contents do not change the plan) and kept while there is room.
+///
+/// # Safety
+/// Inside SPI.
+unsafe fn kept_plan(statement: String, mut types: Vec<pg_sys::Oid>) -> pg_sys::SPIPlanPtr {
+    let key = (statement, types.clone());
+    if let Some(plan) = UPSERT_PLANS.with_borrow(|plans| plans.get(&key).copied()) {
+        return plan;
+    }
+    let text = std::ffi::CString::new(key.0.as_str()).expect("generated SQL has no NUL");
+    // SAFETY: inside SPI; a kept plan lives in the cache memory context until freed here.
+    unsafe {
+        let plan = pg_sys::SPI_prepare_cursor(text.as_ptr(), types.len() as i32, types.as_mut_ptr(), pg_sys::CURSOR_OPT_GENERIC_PLAN as i32);
+        if plan.is_null() {
+            spi_error("upsert plan", pg_sys::SPI_result);
+        }
+        // Never freed: an upsert may run inside another (a trigger on a rollup table writing
+        // a source), and freeing a plan under a running execution would pull it away.
+        if UPSERT_PLANS.with_borrow(|plans| plans.len()) < KEPT_UPSERT_PLANS {
+            if pg_sys::SPI_keepplan(plan) != 0 {
+                spi_error("upsert plan", "SPI_keepplan failed");
+            }
+            UPSERT_PLANS.with_borrow_mut(|plans| plans.insert(key, plan));
+        }
+        plan
     }
 }
 

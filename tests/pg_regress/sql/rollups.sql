@@ -116,3 +116,24 @@ SET timezone = 'UTC';
 SELECT bucket, event_count, total FROM readings_1h ORDER BY bucket;
 SELECT collect.drop_rollup('readings_1h');
 DROP TABLE readings;
+
+-- A session keeps the plan of each rollup's upsert. Privileges are still checked at every
+-- statement: a role that may insert into the source but not into the rollup is refused.
+-- A rollup dropped and made again under the same name gets a plan of the new table.
+CREATE TABLE taps (at timestamptz, pad text);
+SELECT collect.create_rollup('taps_1m', 'taps', 'at', '{pad}') IS NOT NULL AS created;
+INSERT INTO taps VALUES ('2026-11-01 10:00', 'a'), ('2026-11-01 10:00:30', 'a');
+DROP ROLE IF EXISTS collect_tap_writer;
+CREATE ROLE collect_tap_writer;
+GRANT INSERT ON taps TO collect_tap_writer;
+SET ROLE collect_tap_writer;
+INSERT INTO taps VALUES ('2026-11-01 10:01', 'b');
+\echo :LAST_ERROR_SQLSTATE
+RESET ROLE;
+SELECT collect.drop_rollup('taps_1m');
+SELECT collect.create_rollup('taps_1m', 'taps', 'at', '{pad}') IS NOT NULL AS created_again;
+INSERT INTO taps VALUES ('2026-11-01 10:02', 'c');
+SELECT bucket, pad, event_count FROM taps_1m ORDER BY bucket;
+SELECT collect.drop_rollup('taps_1m');
+DROP TABLE taps;
+DROP ROLE collect_tap_writer;
