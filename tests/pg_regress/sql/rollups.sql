@@ -137,3 +137,20 @@ SELECT bucket, pad, event_count FROM taps_1m ORDER BY bucket;
 SELECT collect.drop_rollup('taps_1m');
 DROP TABLE taps;
 DROP ROLE collect_tap_writer;
+
+-- The extension made again in the same session: its sketch types get new oids, and a kept
+-- plan of the same statement text must not be used with the old ones.
+CREATE TABLE taps (at timestamptz, pad text, who bigint);
+SELECT collect.create_rollup('taps_1m', 'taps', 'at', '{pad}', '{"who": "distinct(who)"}') IS NOT NULL AS created;
+INSERT INTO taps VALUES ('2026-11-01 10:00', 'a', 1);
+BEGIN;
+SET LOCAL client_min_messages = warning;
+DROP EXTENSION pg_collect CASCADE;
+DROP TABLE taps_1m, taps_1m_stale;
+CREATE EXTENSION pg_collect;
+SELECT collect.create_rollup('taps_1m', 'taps', 'at', '{pad}', '{"who": "distinct(who)"}') IS NOT NULL AS created_again;
+INSERT INTO taps VALUES ('2026-11-01 10:00', 'a', 1), ('2026-11-01 10:00', 'a', 2);
+SELECT pad, event_count, collect.distinct_count(who) AS who FROM taps_1m;
+ROLLBACK;
+SELECT collect.drop_rollup('taps_1m');
+DROP TABLE taps;
