@@ -49,6 +49,12 @@ BEGIN
         'key', def.key_column, 'key_type', format_type(def.key_type, NULL), 'time', def.time_column,
         'columns', (SELECT jsonb_agg(a.attname ORDER BY a.attnum) FROM pg_attribute a
                      WHERE a.attrelid = source AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = ''),
+        -- What to_jsonb of the row would not give back exactly (src/archives/generate.rs).
+        'column_kinds', (SELECT jsonb_agg(CASE WHEN a.atttypid = 'json'::regtype THEN 'json'
+                                               WHEN a.atttypid = 'jsonb'::regtype THEN 'jsonb'
+                                               WHEN a.atttypid IN ('real'::regtype, 'double precision'::regtype) THEN 'float'
+                                               ELSE 'plain' END ORDER BY a.attnum) FROM pg_attribute a
+                          WHERE a.attrelid = source AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = ''),
         'distributed', collect._distribution_column(source) IS NOT NULL);
 END $$;
 
@@ -243,8 +249,11 @@ COMMENT ON FUNCTION collect.drop_archive(text) IS 'Drops an archive and its lump
 
 -- One lump per shard (one lump on a single node) of up to lump_rows rows older than `before`,
 -- each its own statement; returns how many rows moved (0: nothing left).
+-- Records are written and read back under fixed settings: floats in their shortest exact form,
+-- intervals in the style that reads back under any other (a session's own choice of either
+-- would otherwise decide what is stored).
 CREATE FUNCTION collect._archive_batch(schema name, name text, before timestamptz) RETURNS bigint
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET extra_float_digits = 1 SET IntervalStyle = postgres AS $$
 DECLARE
     def collect.archive_defs := collect._archive_def(schema, name);
     spec jsonb := collect._archive_spec(def);
@@ -257,6 +266,10 @@ DECLARE
 BEGIN
     IF before IS NULL THEN
         RAISE EXCEPTION 'archive % needs a time to archive rows older than, not NULL', name USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    IF NOT collect._acting_as(def.owner) THEN
+        RETURN collect._owner_run(def.owner, format('archive %I.%I', schema, name),
+                                  format('SELECT collect._archive_batch(%L, %L, %L)', schema, name, before))::bigint;
     END IF;
     -- Work under the definition queues behind a drop (and a drop behind the work).
     PERFORM collect._lock_definition('archive', schema, name, 'NO KEY UPDATE');
@@ -390,16 +403,21 @@ COMMENT ON FUNCTION collect.archived_range(text, timestamptz, timestamptz) IS
 -- ---- late edits ----
 
 CREATE FUNCTION collect._unarchive(schema name, name text, "from" timestamptz, "to" timestamptz) RETURNS bigint
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET IntervalStyle = postgres AS $$
 DECLARE
+    def collect.archive_defs := collect._archive_def(schema, name);
     removed bigint;
     rewritten bigint;
 BEGIN
     IF "from" IS NULL OR "to" IS NULL THEN
         RAISE EXCEPTION 'unarchive needs both ends of the range, not NULL' USING ERRCODE = 'null_value_not_allowed';
     END IF;
+    IF NOT collect._acting_as(def.owner) THEN
+        RETURN collect._owner_run(def.owner, format('archive %I.%I', schema, name),
+                                  format('SELECT collect._unarchive(%L, %L, %L, %L)', schema, name, "from", "to"))::bigint;
+    END IF;
     PERFORM collect._lock_definition('archive', schema, name, 'NO KEY UPDATE');
-    EXECUTE (collect._archive_sql(collect._archive_spec(collect._archive_def(schema, name))))[5]
+    EXECUTE (collect._archive_sql(collect._archive_spec(def)))[5]
         INTO removed, rewritten USING "from", "to";
     RETURN removed;
 END $$;
@@ -418,6 +436,10 @@ DECLARE
     rewritten bigint;
 BEGIN
     PERFORM collect._archive_key(def, pg_typeof(key), name);
+    IF NOT collect._acting_as(def.owner) THEN
+        RETURN collect._owner_run(def.owner, format('archive %I.%I', schema, name),
+                                  format('SELECT collect._archive_delete(%L, %L, %L::%s)', schema, name, key, pg_typeof(key)))::boolean;
+    END IF;
     PERFORM collect._lock_definition('archive', schema, name, 'NO KEY UPDATE');
     EXECUTE (collect._archive_sql(spec))[6] INTO removed, rewritten USING key, collect._archive_key_shard(def, spec, key::text);
     RETURN removed > 0;

@@ -29,6 +29,17 @@ BEGIN
     RETURN EXISTS (SELECT FROM collect._maintenance() m WHERE m.object = s.object AND m.job = s.job AND m.owner = s.owner);
 END $$;
 SELECT collect._register_capability('schedule', 'collect.schedules', 'collect._schedule_verify', 'collect.jobs');
+-- A failed run's message can carry the owner's values (an error of its own code): a role reads
+-- only its own schedules' rows; collect.jobs and collect.job_runs list every job, with the
+-- message of others' failures cut to its SQLSTATE.
+ALTER POLICY readable ON collect.schedules USING (pg_catalog.pg_has_role(owner, 'USAGE'));
+
+-- A run's result as `reader` may see it: whole for the owner's members, else its SQLSTATE.
+CREATE FUNCTION collect._job_result(owner name, result text) RETURNS text
+    STABLE LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
+    SELECT CASE WHEN result IS NULL OR pg_has_role(owner, 'USAGE') OR result NOT LIKE 'failed:%' THEN result
+                ELSE substring(result FROM '^failed: [0-9A-Z]{5}') || ' (the message is for the job''s owner)' END
+$$;
 
 -- The job `job` of `object` (a qualified name, or one found along the caller's search_path).
 CREATE FUNCTION collect._find_job(object text, job text) RETURNS collect.maintenance
@@ -152,9 +163,6 @@ BEGIN
     END LOOP;
 END $$;
 
-CREATE FUNCTION collect._run_as(owner name, step text) RETURNS boolean
-    LANGUAGE c SET search_path = pg_catalog, pg_temp AS 'MODULE_PATHNAME', 'maintenance_run_as_wrapper';
-
 -- One batch of a claimed job, as its owner: 'done', 'more', or 'failed: SQLSTATE message'. An
 -- error is caught (and the batch's work undone), so one failing job stops nothing else.
 CREATE FUNCTION collect._run_job_step(object text, job text) RETURNS text
@@ -169,9 +177,9 @@ BEGIN
         RETURN 'failed: 42704 the job no longer exists (its object was dropped?)';
     END IF;
     BEGIN
-        -- The job's code runs with its owner's privileges, never the caller's (a superuser's,
-        -- for pg_cron or the background worker), and cannot RESET ROLE back to the caller.
-        done := collect._run_as(found.owner, found.step);
+        -- The job's code runs as its owner, never as the caller (a superuser, for pg_cron or
+        -- the background worker), in a restricted operation whose settings are unwound.
+        done := collect._as_owner(found.owner, found.step)::boolean;
         RETURN CASE WHEN done IS FALSE THEN 'more' ELSE 'done' END;
     EXCEPTION WHEN OTHERS THEN
         GET STACKED DIAGNOSTICS state = RETURNED_SQLSTATE, message = MESSAGE_TEXT;
@@ -247,7 +255,8 @@ COMMENT ON PROCEDURE collect.maintain(integer) IS
     'Runs the maintenance jobs that are due, each as its object''s owner, committing after every batch';
 
 CREATE VIEW collect.jobs AS
-SELECT s.object, s.job, m.kind, s.every, s.owner, s.next_run, s.last_started AS last_run, s.last_finished, s.last_result, s.failures,
+SELECT s.object, s.job, m.kind, s.every, s.owner, s.next_run, s.last_started AS last_run, s.last_finished,
+       collect._job_result(s.owner, s.last_result) AS last_result, s.failures,
        EXISTS (SELECT FROM pg_locks l, collect._job_lock_keys(s.object, s.job) k
                 WHERE l.locktype = 'advisory' AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
                   AND l.classid = k.class::oid AND l.objid = k.id::oid AND l.objsubid = 2 AND l.granted) AS running,
@@ -258,7 +267,7 @@ COMMENT ON VIEW collect.jobs IS 'Scheduled maintenance jobs: when they run next,
 
 CREATE VIEW collect.job_runs AS
 SELECT s.object, s.job, (r->>'started')::timestamptz AS started, (r->>'finished')::timestamptz AS finished,
-       (r->>'batches')::integer AS batches, r->>'result' AS result
+       (r->>'batches')::integer AS batches, collect._job_result(s.owner, r->>'result') AS result
   FROM collect.schedules s, jsonb_array_elements(s.runs) r;
 GRANT SELECT ON collect.job_runs TO PUBLIC;
 COMMENT ON VIEW collect.job_runs IS 'The last runs of each scheduled job (collect._job_history() of them), newest first';

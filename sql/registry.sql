@@ -116,6 +116,27 @@ BEGIN
     EXECUTE format('DELETE FROM %s d WHERE d.schema = $1 AND d.name = $2', registry) USING schema, name;
 END $$;
 
+-- Another role's code runs as that role, whoever triggers it: `_as_owner(owner, query)` runs
+-- `query` (one row of one column, answered as text) as `owner` inside a security-restricted
+-- operation with a GUC nest level of its own (src/registry/mod.rs, `as_owner`), for a caller
+-- who may become `owner`. An owner-run call (normalize, archive, refresh, …) starts with
+--     IF NOT collect._acting_as(owner) THEN RETURN collect._as_owner(owner, <itself>); END IF;
+-- so that whatever it sets off (triggers on the owner's tables, their defaults, the owner's
+-- functions) runs as the owner and leaves nothing behind in the caller's session.
+CREATE FUNCTION collect._as_owner(owner name, query text) RETURNS text
+    STRICT LANGUAGE c SET search_path = pg_catalog, pg_temp AS 'MODULE_PATHNAME', 'registry_as_owner_wrapper';
+CREATE FUNCTION collect._acting_as(owner name) RETURNS boolean
+    STABLE STRICT LANGUAGE c AS 'MODULE_PATHNAME', 'registry_acting_as_wrapper';
+
+-- The owner-run call's door: the caller must own `what` (42501 otherwise), and `query` then
+-- runs as the owner.
+CREATE FUNCTION collect._owner_run(owner name, what text, query text) RETURNS text
+    LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    PERFORM collect._check_owner(owner, what);
+    RETURN collect._as_owner(owner, query);
+END $$;
+
 -- A definition's figures: `query` (with %s for each of `tables`) run only when the caller may
 -- read every table, as one row made jsonb; NULL otherwise, so views of definitions answer
 -- every role without an error.

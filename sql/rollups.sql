@@ -600,24 +600,26 @@ DECLARE
     n bigint;
     total bigint := 0;
 BEGIN
-    FOR def IN
-        SELECT * FROM collect.rollup_defs d
-         WHERE (rollup IS NULL AND pg_has_role(d.owner, 'USAGE')) OR (d.schema = _apply_retention.schema AND d.name = rollup)
-         ORDER BY d.schema, d.name
-    LOOP
-        def := collect._rollup_def(def.schema, def.name);
-        spec := collect._rollup_spec(def);
-        FOR i IN 0 .. collect._rollup_table_count(spec) - 1 LOOP
-            FOREACH stmt IN ARRAY collect._rollup_sql(spec, 'retention', i, NULL, NULL) LOOP
-                EXECUTE stmt;
-                GET DIAGNOSTICS n = ROW_COUNT;
-                total := total + n;
-            END LOOP;
+    IF rollup IS NULL THEN
+        -- Every rollup the caller owns, each as its owner.
+        FOR def IN SELECT * FROM collect.rollup_defs d WHERE pg_has_role(d.owner, 'USAGE') ORDER BY d.schema, d.name LOOP
+            total := total + collect._apply_retention(def.schema, def.name);
+        END LOOP;
+        RETURN total;
+    END IF;
+    def := collect._rollup_def(schema, rollup);
+    IF NOT collect._acting_as(def.owner) THEN
+        RETURN collect._owner_run(def.owner, format('rollup %I.%I', def.schema, def.name),
+                                  format('SELECT collect._apply_retention(%L, %L)', schema, rollup))::bigint;
+    END IF;
+    spec := collect._rollup_spec(def);
+    FOR i IN 0 .. collect._rollup_table_count(spec) - 1 LOOP
+        FOREACH stmt IN ARRAY collect._rollup_sql(spec, 'retention', i, NULL, NULL) LOOP
+            EXECUTE stmt;
+            GET DIAGNOSTICS n = ROW_COUNT;
+            total := total + n;
         END LOOP;
     END LOOP;
-    IF rollup IS NOT NULL AND def IS NULL THEN
-        PERFORM collect._rollup_def(schema, rollup);
-    END IF;
     RETURN total;
 END $$;
 
@@ -643,6 +645,10 @@ BEGIN
     END IF;
     IF ("from" IS NULL) <> ("to" IS NULL) THEN
         RAISE EXCEPTION 'give both "from" and "to", or neither' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF NOT collect._acting_as(def.owner) THEN
+        RETURN collect._owner_run(def.owner, format('rollup %I.%I', def.schema, def.name),
+                                  format('SELECT collect._refresh_rollup(%L, %L, %L, %L)', schema, rollup, "from", "to"))::bigint;
     END IF;
     -- Ingest waits while buckets are rebuilt, so none is counted twice or missed.
     EXECUTE format('LOCK TABLE %s IN SHARE MODE', collect._rollup_source(def));

@@ -32,10 +32,31 @@ pub struct Archive {
     /// The source's columns that an INSERT may name (generated columns are left out), for
     /// putting records back.
     pub columns: Vec<String>,
+    /// Per column of `columns`, what its value needs to come back exactly (`ColumnKind`).
+    #[serde(default)]
+    pub column_kinds: Vec<ColumnKind>,
     /// On Citus: every lump holds rows of one shard and is stored with them (`shard_key` is a
     /// value of that shard), and reads and writes name the shard.
     #[serde(default)]
     pub distributed: bool,
+}
+
+/// Columns whose values `to_jsonb` of the row would not give back exactly, and how a record
+/// keeps them instead.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum ColumnKind {
+    /// Kept as `to_jsonb` writes it.
+    #[default]
+    #[serde(alias = "")]
+    Plain,
+    /// `json`: its text exactly (whitespace, key order, duplicate keys), as a JSON string.
+    Json,
+    /// `jsonb`: a JSON `null` stays a `null`; SQL NULL leaves the field out of the record.
+    Jsonb,
+    /// `real`, `double precision`: `-0` is kept as the string `"-0"` (a JSON number has no
+    /// negative zero once it is `numeric`).
+    Float,
 }
 
 /// The lumps table's columns after `lump_id`, in the order the statements write them.
@@ -54,6 +75,51 @@ impl Archive {
     /// A record's time, from its JSON (the text `to_jsonb` wrote, read back exactly).
     fn record_time(&self, record: &str) -> String {
         format!("({record} OPERATOR(pg_catalog.->>) {})::pg_catalog.timestamptz", literal(&self.time))
+    }
+
+    fn kinds(&self) -> impl Iterator<Item = (&String, ColumnKind)> {
+        self.columns.iter().zip(self.column_kinds.iter().copied().chain(std::iter::repeat(ColumnKind::Plain)))
+    }
+
+    /// The record of row `alias` (a table alias: `alias.*` is its whole row, whatever columns
+    /// the table has): `to_jsonb` of the row, with the columns it would not give back exactly
+    /// kept as `ColumnKind` says.
+    fn record(&self, alias: &str) -> String {
+        let mut record = format!("pg_catalog.to_jsonb({alias}.*)");
+        let mut sql_nulls = Vec::new();
+        for (column, kind) in self.kinds() {
+            let value = format!("{alias}.{}", ident(column));
+            let name = literal(column);
+            match kind {
+                ColumnKind::Plain => {}
+                ColumnKind::Json => record = format!(
+                    "{record} OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object({name}, {value}::pg_catalog.text)"
+                ),
+                ColumnKind::Jsonb => sql_nulls.push(format!("CASE WHEN {value} IS NULL THEN {name} END")),
+                ColumnKind::Float => record = format!(
+                    "{record} OPERATOR(pg_catalog.||) CASE WHEN {value} OPERATOR(pg_catalog.=) 0 \
+                     AND pg_catalog.starts_with({value}::pg_catalog.text, '-') \
+                     THEN pg_catalog.jsonb_build_object({name}, '-0') ELSE '{{}}'::pg_catalog.jsonb END"
+                ),
+            }
+        }
+        if !sql_nulls.is_empty() {
+            record = format!(
+                "({record}) OPERATOR(pg_catalog.-) pg_catalog.array_remove(ARRAY[{}]::pg_catalog.text[], NULL)",
+                sql_nulls.join(", ")
+            );
+        }
+        record
+    }
+
+    /// Column `column` of the source, from record `record` (`populated`: the row
+    /// `jsonb_populate_record` made of it).
+    fn restored(&self, column: &str, kind: ColumnKind, record: &str, populated: &str) -> String {
+        match kind {
+            ColumnKind::Json => format!("({record} OPERATOR(pg_catalog.->>) {})::pg_catalog.json", literal(column)),
+            ColumnKind::Jsonb => format!("{record} OPERATOR(pg_catalog.->) {}", literal(column)),
+            ColumnKind::Plain | ColumnKind::Float => format!("{populated}.{}", ident(column)),
+        }
     }
 
     fn record_key(&self, record: &str) -> String {
@@ -108,7 +174,7 @@ impl Archive {
         let shard_key = if self.distributed { format!("$3::{}", self.key_type) } else { "p.sorted_keys[1]".to_string() };
         format!(
             "WITH moved AS ({moved}),\n\
-             packed AS (\n    SELECT collect._archive_pack(pg_catalog.to_jsonb(m) ORDER BY {order}) AS lump,\n           \
+             packed AS (\n    SELECT collect._archive_pack({record} ORDER BY {order}) AS lump,\n           \
              pg_catalog.array_agg({mk} ORDER BY {order}) AS keys,\n           \
              pg_catalog.array_agg({mk} ORDER BY {mk}) AS sorted_keys,\n           \
              pg_catalog.min({mt})::pg_catalog.timestamptz AS min_time, pg_catalog.max({mt})::pg_catalog.timestamptz AS max_time,\n           \
@@ -119,6 +185,7 @@ impl Archive {
              FROM packed p WHERE p.records OPERATOR(pg_catalog.>) 0\nRETURNING records",
             mk = self.key("m"),
             mt = self.time("m"),
+            record = self.record("m"),
             lumps = self.lumps.sql(),
         )
     }
@@ -193,7 +260,7 @@ impl Archive {
         let lumps = self.lumps.sql();
         let restored = if restore {
             let columns = self.columns.iter().map(|c| ident(c)).collect::<Vec<_>>().join(", ");
-            let values = self.columns.iter().map(|c| format!("r.{}", ident(c))).collect::<Vec<_>>().join(", ");
+            let values = self.kinds().map(|(c, kind)| self.restored(c, kind, "x.record", "r")).collect::<Vec<_>>().join(", ");
             format!(
                 ",\nrestored AS (\n    INSERT INTO {source} ({columns}) OVERRIDING SYSTEM VALUE\n    \
                  SELECT {values} FROM records x, LATERAL pg_catalog.jsonb_populate_record(NULL::{source}, x.record) r\n     \
@@ -243,7 +310,8 @@ mod tests {
             key: "id".into(),
             key_type: "bigint".into(),
             time: "at".into(),
-            columns: vec!["id".into(), "at".into(), "body".into()],
+            columns: vec!["id".into(), "at".into(), "body".into(), "doc".into(), "tree".into(), "ratio".into()],
+            column_kinds: vec![ColumnKind::Plain, ColumnKind::Plain, ColumnKind::Plain, ColumnKind::Json, ColumnKind::Jsonb, ColumnKind::Float],
             distributed,
         }
     }
@@ -258,7 +326,7 @@ mod tests {
         assert!(a.archive_batch_sql().contains("DELETE FROM \"app\".\"Events\" s WHERE s.ctid"));
         assert!(a.archive_batch_sql().contains("FOR UPDATE SKIP LOCKED"));
         assert!(a.point_read_sql().contains("FROM \"app\".\"events_archive_lumps\" l"));
-        assert!(a.unarchive_sql().contains("INSERT INTO \"app\".\"Events\" (\"id\", \"at\", \"body\") OVERRIDING SYSTEM VALUE"));
+        assert!(a.unarchive_sql().contains("INSERT INTO \"app\".\"Events\" (\"id\", \"at\", \"body\", \"doc\", \"tree\", \"ratio\") OVERRIDING SYSTEM VALUE"));
         assert!(!a.delete_sql().contains("INSERT INTO \"app\".\"Events\""), "a delete restores nothing");
         assert!(a.create_sql()[0].contains("keys bigint[] NOT NULL"));
     }
@@ -283,5 +351,23 @@ mod tests {
         let mut a = archive(false);
         a.time = "it's".into();
         assert!(a.range_read_sql().contains("->>) 'it''s')::pg_catalog.timestamptz"));
+    }
+
+    #[test]
+    fn records_keep_what_to_jsonb_alone_would_not() {
+        let a = archive(false);
+        let batch = a.archive_batch_sql();
+        // The whole row is `m.*`: a source column named `m` is not the row.
+        assert!(batch.contains("collect._archive_pack((pg_catalog.to_jsonb(m.*)"), "{batch}");
+        assert!(batch.contains("pg_catalog.jsonb_build_object('doc', m.\"doc\"::pg_catalog.text)"), "json as its text: {batch}");
+        assert!(batch.contains("CASE WHEN m.\"tree\" IS NULL THEN 'tree' END"), "a SQL NULL jsonb leaves its field out: {batch}");
+        assert!(batch.contains("pg_catalog.jsonb_build_object('ratio', '-0')"), "-0 as a string: {batch}");
+        let restore = a.unarchive_sql();
+        assert!(restore.contains("(x.record OPERATOR(pg_catalog.->>) 'doc')::pg_catalog.json"), "{restore}");
+        assert!(restore.contains("x.record OPERATOR(pg_catalog.->) 'tree'"), "{restore}");
+        assert!(restore.contains("r.\"ratio\""), "{restore}");
+        let mut plain = archive(false);
+        plain.column_kinds.clear();
+        assert!(plain.archive_batch_sql().contains("collect._archive_pack(pg_catalog.to_jsonb(m.*) ORDER BY"));
     }
 }

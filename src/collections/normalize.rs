@@ -8,6 +8,7 @@ use super::pipeline::{Entry, Pipeline};
 use super::sql::{PG_EPOCH_OFFSET_US, base_entries, base_lump, definition, parse_entry, parse_pipeline, run_pipeline, spi_error, Definition};
 use crate::errors::raise;
 use crate::jsonb::JsonbValue;
+use crate::registry;
 
 /// The OID of `collect.collection`, to pass lumps to SPI as that type without a cast.
 fn collection_type_oid() -> pg_sys::Oid {
@@ -155,65 +156,70 @@ fn collection_normalize(
     if !matches!(locked, Ok(Some(true))) {
         raise(PgSqlErrorCode::ERRCODE_UNDEFINED_OBJECT, format!("collection \"{collection}\" does not exist"), None);
     }
-    let pipeline = match def.levels.get(level) {
-        Some(steps) => parse_pipeline(steps, &format!("\"{level}\" level")),
-        None => parse_pipeline(&def.read, "read").foldable_prefix(),
-    };
-    let horizon = Spi::get_one::<String>("SELECT pg_snapshot_xmin(pg_current_snapshot())::text")
-        .unwrap_or_else(|e| spi_error(e))
-        .expect("a snapshot has an xmin");
-    let (base, pending) = (&def.base, &def.pending);
-    // Keys in key order, so concurrent passes lock base rows in the same order.
-    let keys_query = if all_keys {
-        format!(
-            "SELECT k FROM (SELECT key::text AS k, key FROM {base}
-                             WHERE coalesce((levels->>$1)::timestamptz, '-infinity') < coalesce($3, now())
-                            UNION
-                            SELECT key::text, key FROM {pending} WHERE txn < $2::xid8) s
-              ORDER BY key LIMIT $4"
-        )
-    } else {
-        format!(
-            "SELECT k FROM (SELECT key::text AS k, key FROM {base}
-                             WHERE updated_at > coalesce((levels->>$1)::timestamptz, '-infinity')
-                            UNION
-                            SELECT key::text, key FROM {pending} WHERE txn < $2::xid8) s
-              ORDER BY key LIMIT $4"
-        )
-    };
-    let keys: Vec<String> = Spi::connect(|client| {
-        client
-            .select(
-                &keys_query,
-                None,
-                &[level.into(), horizon.clone().into(), pass_started.into(), max_keys.into()],
-            )
+    // Folding writes the owner's tables (their triggers fire) and runs the owner's sql
+    // steps: all of it as the owner, in a restricted operation, whoever asked for the pass.
+    let summary = registry::as_owner(def.owner, || {
+        let pipeline = match def.levels.get(level) {
+            Some(steps) => parse_pipeline(steps, &format!("\"{level}\" level")),
+            None => parse_pipeline(&def.read, "read").foldable_prefix(),
+        };
+        let horizon = Spi::get_one::<String>("SELECT pg_snapshot_xmin(pg_current_snapshot())::text")
             .unwrap_or_else(|e| spi_error(e))
-            .filter_map(|row| row.get::<String>(1).ok().flatten())
-            .collect()
+            .expect("a snapshot has an xmin");
+        let (base, pending) = (&def.base, &def.pending);
+        // Keys in key order, so concurrent passes lock base rows in the same order.
+        let keys_query = if all_keys {
+            format!(
+                "SELECT k FROM (SELECT key::text AS k, key FROM {base}
+                                 WHERE coalesce((levels->>$1)::timestamptz, '-infinity') < coalesce($3, now())
+                                UNION
+                                SELECT key::text, key FROM {pending} WHERE txn < $2::xid8) s
+                  ORDER BY key LIMIT $4"
+            )
+        } else {
+            format!(
+                "SELECT k FROM (SELECT key::text AS k, key FROM {base}
+                                 WHERE updated_at > coalesce((levels->>$1)::timestamptz, '-infinity')
+                                UNION
+                                SELECT key::text, key FROM {pending} WHERE txn < $2::xid8) s
+                  ORDER BY key LIMIT $4"
+            )
+        };
+        let keys: Vec<String> = Spi::connect(|client| {
+            client
+                .select(
+                    &keys_query,
+                    None,
+                    &[level.into(), horizon.clone().into(), pass_started.into(), max_keys.into()],
+                )
+                .unwrap_or_else(|e| spi_error(e))
+                .filter_map(|row| row.get::<String>(1).ok().flatten())
+                .collect()
+        });
+        let mut stats = FoldStats::default();
+        fold_keys(&def, &pipeline, &keys, &horizon, level, &mut stats);
+        let summary = serde_json::json!({
+            "collection": def.name,
+            "level": level,
+            "all_keys": all_keys,
+            "keys_visited": stats.keys,
+            "keys_emptied": stats.keys_emptied,
+            "entries_in": stats.entries_in,
+            "entries_out": stats.entries_out,
+            "bytes_before": stats.bytes_before,
+            "bytes_after": stats.bytes_after,
+            "complete": max_keys.is_none_or(|m| (keys.len() as i64) < m),
+            "ms": (started.elapsed().as_secs_f64() * 1000.0 * 1000.0).round() / 1000.0,
+        });
+        Spi::run_with_args(
+            "UPDATE collect.collection_defs
+                SET last_normalized = last_normalized || jsonb_build_object($2::text, $3::jsonb || jsonb_build_object('at', now()))
+              WHERE schema = $4 AND name = $1",
+            &[collection.into(), level.into(), summary.to_string().into(), def.schema.as_str().into()],
+        )
+        .unwrap_or_else(|e| spi_error(e));
+        summary
     });
-    let mut stats = FoldStats::default();
-    fold_keys(&def, &pipeline, &keys, &horizon, level, &mut stats);
-    let summary = serde_json::json!({
-        "collection": def.name,
-        "level": level,
-        "all_keys": all_keys,
-        "keys_visited": stats.keys,
-        "keys_emptied": stats.keys_emptied,
-        "entries_in": stats.entries_in,
-        "entries_out": stats.entries_out,
-        "bytes_before": stats.bytes_before,
-        "bytes_after": stats.bytes_after,
-        "complete": max_keys.is_none_or(|m| (keys.len() as i64) < m),
-        "ms": (started.elapsed().as_secs_f64() * 1000.0 * 1000.0).round() / 1000.0,
-    });
-    Spi::run_with_args(
-        "UPDATE collect.collection_defs
-            SET last_normalized = last_normalized || jsonb_build_object($2::text, $3::jsonb || jsonb_build_object('at', now()))
-          WHERE schema = $4 AND name = $1",
-        &[collection.into(), level.into(), summary.to_string().into(), def.schema.as_str().into()],
-    )
-    .unwrap_or_else(|e| spi_error(e));
     JsonbValue::parse_bytes(summary.to_string().as_bytes())
 }
 

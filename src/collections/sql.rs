@@ -140,8 +140,8 @@ fn qualify_sql_steps(steps: &Value) -> Value {
 /// Validates a read pipeline and a map of level pipelines (raises 22023 / 42883 / 42501);
 /// returns them as `{"read": …, "normalize": …}` with sql steps' functions qualified.
 #[pg_extern(sql = false)]
-fn collection_validate(read: JsonbArg, normalize: Option<JsonbArg>) -> JsonbValue {
-    let read = json_of(&read);
+fn collection_validate(read: Option<JsonbArg>, normalize: Option<JsonbArg>) -> JsonbValue {
+    let read = json_of(&crate::errors::required(read, "read pipeline"));
     parse_pipeline(&read, "read");
     let mut checked = serde_json::Map::new();
     checked.insert("read".into(), qualify_sql_steps(&read));
@@ -163,9 +163,16 @@ fn collection_validate(read: JsonbArg, normalize: Option<JsonbArg>) -> JsonbValu
     JsonbValue::parse_bytes(Value::Object(checked).to_string().as_bytes())
 }
 
-/// A definition's JSON (pipelines, levels), which is small: as a serde value.
+/// A definition's JSON (pipelines, levels), which is small: as a serde value. jsonb's output
+/// is JSON, so the one way this fails is nesting deeper than a pipeline ever needs.
 fn json_of(value: &JsonbArg) -> Value {
-    serde_json::from_slice(value.to_text().to_bytes()).expect("jsonb output is JSON")
+    serde_json::from_slice(value.to_text().to_bytes()).unwrap_or_else(|e| {
+        raise(
+            PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+            format!("invalid pipeline: {e}"),
+            Some("A pipeline is an array of steps such as {\"latest_by\": \"id\"}; it nests at most 127 levels.".into()),
+        )
+    })
 }
 
 fn json_column(text: Option<String>) -> Value {

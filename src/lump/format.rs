@@ -340,6 +340,70 @@ pub fn decode(bytes: &[u8], trust: Trust) -> Result<Lump, DecodeError> {
     })
 }
 
+/// How much inflated text an untrusted lump is read in at a time: between two pieces the
+/// caller may check for a cancel or timeout.
+pub const INFLATE_PIECE: usize = 64 * 1024;
+
+/// Checks a lump from outside (binary input) without holding its inflated text: the payload
+/// is inflated `INFLATE_PIECE` bytes at a time (`between_pieces` runs after each, so a caller
+/// can honour a cancel or `statement_timeout`), never past the header's stated length, and
+/// each entry is handed to `entry` (with its index) as soon as its line is whole. Memory is
+/// one piece plus the longest entry, whatever the payload inflates to.
+pub fn check_streaming(
+    bytes: &[u8],
+    between_pieces: &mut dyn FnMut(),
+    entry: &mut dyn FnMut(usize, &[u8]) -> Result<(), String>,
+) -> Result<(), DecodeError> {
+    let header = Header::parse(bytes)?;
+    let payload = &bytes[HEADER_LEN..];
+    let expected = header.raw_len as usize;
+    if payload.is_empty() {
+        return if header.entry_count != 0 || expected != 0 { Err(DecodeError::EmptyPayloadWithEntries) } else { Ok(()) };
+    }
+    // One byte past the stated length both detects a longer payload and drives the decoder
+    // to the end, so that every member's CRC is checked.
+    let mut decoder = MultiGzDecoder::new(payload).take(expected as u64 + 1);
+    let mut piece = vec![0u8; INFLATE_PIECE];
+    let mut line: Vec<u8> = Vec::new();
+    let (mut total, mut index) = (0usize, 0usize);
+    loop {
+        let n = decoder.read(&mut piece).map_err(|e| DecodeError::Payload(e.to_string()))?;
+        if n == 0 {
+            break;
+        }
+        total += n;
+        if total > expected {
+            return Err(DecodeError::RawLengthMismatch { header: expected, actual: total });
+        }
+        let mut rest = &piece[..n];
+        while let Some(end) = rest.iter().position(|&b| b == b'\n') {
+            line.extend_from_slice(&rest[..end]);
+            if line.is_empty() {
+                return Err(DecodeError::BadEntry { index, reason: "empty entry".into() });
+            }
+            if index >= header.entry_count as usize {
+                return Err(DecodeError::EntryCountMismatch { header: header.entry_count, actual: index + 1 });
+            }
+            entry(index, &line).map_err(|reason| DecodeError::BadEntry { index, reason })?;
+            line.clear();
+            index += 1;
+            rest = &rest[end + 1..];
+        }
+        line.extend_from_slice(rest);
+        between_pieces();
+    }
+    if total != expected {
+        return Err(DecodeError::RawLengthMismatch { header: expected, actual: total });
+    }
+    if !line.is_empty() {
+        return Err(DecodeError::BadEntry { index, reason: "last entry is not newline-terminated".into() });
+    }
+    if index != header.entry_count as usize {
+        return Err(DecodeError::EntryCountMismatch { header: header.entry_count, actual: index });
+    }
+    Ok(())
+}
+
 /// Reads only the header: the entry count without inflating anything.
 pub fn entry_count(bytes: &[u8]) -> Result<u32, DecodeError> {
     Header::parse(bytes).map(|h| h.entry_count)
@@ -798,5 +862,41 @@ mod tests {
         // Some mutations (in the gzip header's mtime, say) leave a valid lump: the fuzzer did
         // reach the accepting path, not only the rejecting ones.
         assert!(accepted > 0);
+    }
+
+    #[test]
+    fn untrusted_lumps_are_checked_a_piece_at_a_time() {
+        let entries = ["{\"a\": 1}", "[1, 2]", "\"x\""];
+        let lump = build(&entries).finish();
+        let mut seen = Vec::new();
+        check_streaming(&lump, &mut || {}, &mut |i, e| {
+            seen.push((i, String::from_utf8(e.to_vec()).unwrap()));
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(seen, entries.iter().enumerate().map(|(i, e)| (i, e.to_string())).collect::<Vec<_>>());
+        // An entry the caller refuses is named by its index.
+        let refused = check_streaming(&lump, &mut || {}, &mut |i, _| if i == 1 { Err("no".into()) } else { Ok(()) });
+        assert_eq!(refused, Err(DecodeError::BadEntry { index: 1, reason: "no".into() }));
+        // A header that understates the payload is refused without inflating past it.
+        let mut short = lump.clone();
+        let mut header = Header::parse(&lump).unwrap();
+        header.raw_len -= 1;
+        let mut head = Vec::new();
+        header.write(&mut head);
+        short[..HEADER_LEN].copy_from_slice(&head);
+        assert!(matches!(check_streaming(&short, &mut || {}, &mut |_, _| Ok(())), Err(DecodeError::RawLengthMismatch { .. })));
+        // Many small entries that inflate far beyond the value: read piece by piece, with the
+        // caller told after each piece.
+        let many: Vec<String> = (0..200_000).map(|i| format!("{}", i % 10)).collect();
+        let big = build(&many.iter().map(String::as_str).collect::<Vec<_>>()).finish();
+        let (mut pieces, mut count) = (0, 0);
+        check_streaming(&big, &mut || pieces += 1, &mut |_, _| {
+            count += 1;
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(count, 200_000);
+        assert!(pieces >= 400_000 / INFLATE_PIECE, "{pieces} pieces");
     }
 }

@@ -5,7 +5,7 @@
 use std::ffi::{CStr, CString};
 
 use pgrx::prelude::*;
-use pgrx::{pg_sys, Internal};
+use pgrx::{pg_sys, Internal, PgMemoryContexts};
 use serde_json::value::RawValue;
 
 use super::format::{self, Builder, ConcatError, DecodeError, Lump, TooLarge, Trust};
@@ -131,29 +131,43 @@ fn invalid_binary(why: String) -> ! {
 #[pg_extern(sql = false)]
 fn collection_recv(buf: Internal) -> Vec<u8> {
     let bytes = typeio::recv_bytes(buf);
-    let lump = format::decode(bytes, Trust::Untrusted).unwrap_or_else(|e| invalid_binary(e.to_string()));
-    for (i, entry) in lump.entries().enumerate() {
-        let Ok(text) = std::str::from_utf8(entry) else {
-            invalid_binary(format!("entry {} is not valid UTF-8", i + 1))
-        };
-        let owned = text.to_string();
-        let canonical = PgTryBuilder::new(move || {
-            let parsed = JsonbValue::parse_bytes(owned.as_bytes());
-            Ok(parsed.as_arg().to_text().to_bytes().to_vec())
-        })
-        .catch_others(|e| match e {
-            pgrx::pg_sys::panic::CaughtError::PostgresError(r) | pgrx::pg_sys::panic::CaughtError::ErrorReport(r) => {
-                Err(r.message().to_string())
-            }
-            pgrx::pg_sys::panic::CaughtError::RustPanic { ereport, .. } => Err(ereport.message().to_string()),
-        })
-        .execute()
-        .unwrap_or_else(|why| invalid_binary(format!("entry {} is not a jsonb value: {why}", i + 1)));
-        if canonical != entry {
-            invalid_binary(format!("entry {} is not in jsonb's canonical form", i + 1));
+    // Inflated a piece at a time and checked entry by entry in a context emptied after each:
+    // a small value that inflates to a gigabyte costs time (which a cancel or
+    // statement_timeout stops), not a gigabyte of memory.
+    let mut scratch = PgMemoryContexts::new("collect.collection binary input");
+    format::check_streaming(bytes, &mut crate::errors::check_for_interrupts, &mut |index, entry| {
+        // SAFETY: what the check allocates in the scratch context is dropped with it: the
+        // answer is a plain Rust value.
+        let canonical = unsafe { scratch.switch_to(|_| canonical_jsonb_text(entry)) };
+        // SAFETY: as above, nothing allocated there outlives this entry.
+        unsafe { scratch.reset() };
+        match canonical {
+            Err(why) => Err(format!("entry {} is not a jsonb value: {why}", index + 1)),
+            Ok(false) => Err(format!("entry {} is not in jsonb's canonical form", index + 1)),
+            Ok(true) => Ok(()),
         }
-    }
+    })
+    .unwrap_or_else(|e| invalid_binary(e.to_string()));
     bytes.to_vec()
+}
+
+/// Whether `entry` is a value `jsonb` accepts, written in `jsonb`'s own text (Err: why not).
+fn canonical_jsonb_text(entry: &[u8]) -> Result<bool, String> {
+    let Ok(text) = std::str::from_utf8(entry) else {
+        return Err("not valid UTF-8".into());
+    };
+    let owned = text.to_string();
+    PgTryBuilder::new(move || {
+        let parsed = JsonbValue::parse_bytes(owned.as_bytes());
+        Ok(parsed.as_arg().to_text().to_bytes() == owned.as_bytes())
+    })
+    .catch_others(|e| match e {
+        pgrx::pg_sys::panic::CaughtError::PostgresError(r) | pgrx::pg_sys::panic::CaughtError::ErrorReport(r) => {
+            Err(r.message().to_string())
+        }
+        pgrx::pg_sys::panic::CaughtError::RustPanic { ereport, .. } => Err(ereport.message().to_string()),
+    })
+    .execute()
 }
 
 /// The binary form is the stored lump itself: compact on the wire, no inflating to send.

@@ -177,22 +177,15 @@ pub extern "C-unwind" fn collect_maintenance_database(_arg: pg_sys::Datum) {
     }
 }
 
-/// `collect._run_as(owner, step)`: one batch of a job, run as the owner of its object, for a
-/// caller who may become that role (as SET ROLE would allow); the step's code cannot switch
-/// back to the caller's role. The step's one boolean (NULL: no rows) says whether the job is
-/// done.
+/// The entry point of `collect._run_as(owner, step)` as release 0.1.0 declared it (not
+/// strict): kept so that a database not yet updated still runs its jobs, now through the one
+/// owner mechanism (`registry::as_owner`: a restricted operation, settings unwound). NULLs
+/// answer NULL instead of reaching Rust as references.
 #[pg_extern(sql = false)]
-fn maintenance_run_as(owner: &std::ffi::CStr, step: &str) -> Option<bool> {
-    // SAFETY: looking up a role by name (an error if there is none) and the current user.
-    let (role, caller) = unsafe { (pg_sys::get_role_oid(owner.as_ptr(), false), pg_sys::GetUserId()) };
-    // SAFETY: a catalog check on two existing roles.
-    if !unsafe { pg_sys::is_member_of_role(caller, role) } {
-        crate::errors::raise(
-            PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
-            format!("permission denied to run a maintenance job of role {}", owner.to_string_lossy()),
-            Some("Only the job's owner, a member of it, or a superuser runs its jobs.".into()),
-        );
-    }
-    crate::registry::as_job_owner(role, || Spi::get_one::<bool>(step))
-        .unwrap_or_else(|e| crate::errors::raise(PgSqlErrorCode::ERRCODE_INTERNAL_ERROR, format!("running a maintenance step: {e}"), None))
+fn maintenance_run_as(owner: Option<&std::ffi::CStr>, step: Option<&str>) -> Option<bool> {
+    let (owner, step) = (owner?, step?);
+    let role = crate::registry::role_the_caller_may_become(owner, "run a maintenance job");
+    crate::registry::as_owner(role, || Spi::get_one::<bool>(step)).unwrap_or_else(|e| {
+        crate::errors::raise(PgSqlErrorCode::ERRCODE_DATA_EXCEPTION, format!("running a maintenance step: {e}"), None)
+    })
 }

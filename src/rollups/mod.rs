@@ -17,7 +17,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use pgrx::prelude::*;
 
-use crate::errors::raise;
+use crate::errors::{no_null_elements, raise, required};
 use crate::jsonb::JsonbArg;
 use generate::{Correction, MetricError, Rollup};
 use partials::{Kind, Plan};
@@ -34,7 +34,14 @@ fn from_jsonb<T: serde::de::DeserializeOwned>(value: &JsonbArg, what: &str) -> T
 /// The metrics a user asked for (`{"name": "kind(column)"}`), checked against the source's
 /// columns (`{"column": "type"}`), as `collect.rollup_defs.metrics` stores them.
 #[pg_extern(sql = false)]
-fn rollup_metrics(source: &str, metrics: JsonbArg, dimensions: Vec<String>, columns: JsonbArg) -> String {
+fn rollup_metrics(
+    source: Option<&str>,
+    metrics: Option<JsonbArg>,
+    dimensions: Option<Vec<Option<String>>>,
+    columns: Option<JsonbArg>,
+) -> String {
+    let (source, metrics, columns) = (required(source, "source"), required(metrics, "metrics"), required(columns, "columns"));
+    let dimensions = no_null_elements(required(dimensions, "dimensions"), "dimensions");
     let written: BTreeMap<String, serde_json::Value> = from_jsonb(&metrics, "metrics");
     let mut definitions = BTreeMap::new();
     for (name, value) in written {
@@ -68,7 +75,15 @@ fn rollup_metrics(source: &str, metrics: JsonbArg, dimensions: Vec<String>, colu
 /// (table `index`). `tables` and `stale` replace the
 /// rollup's own table names (a Citus worker writes the shards co-located with its own).
 #[pg_extern(sql = false)]
-fn rollup_sql(spec: JsonbArg, kind: &str, index: i32, tables: Option<Vec<String>>, stale: Option<String>) -> Vec<String> {
+fn rollup_sql(
+    spec: Option<JsonbArg>,
+    kind: Option<&str>,
+    index: Option<i32>,
+    tables: Option<Vec<Option<String>>>,
+    stale: Option<String>,
+) -> Vec<String> {
+    let (spec, kind, index) = (required(spec, "spec"), required(kind, "kind"), required(index, "index"));
+    let tables = tables.map(|t| no_null_elements(t, "tables"));
     let rollup: Rollup = from_jsonb(&spec, "rollup spec");
     let given = tables.as_ref().map(Vec::len);
     let targets = rollup.targets(tables, stale).unwrap_or_else(|| {
@@ -96,11 +111,13 @@ fn ndjson_lines(lump: &[u8]) -> Vec<String> {
     lump_lines(lump)
 }
 
-/// A text value holds at most 1 GB.
-const LUMP_LIMIT: usize = (1 << 30) - 1;
+/// What one lump of events may inflate to: `collect.max_lump_bytes` (statement::init).
+fn lump_limit() -> usize {
+    statement::max_lump_bytes()
+}
 
 fn lump_lines(lump: &[u8]) -> Vec<String> {
-    ndjson::lines(lump, LUMP_LIMIT).unwrap_or_else(|e| lump_error(e))
+    ndjson::lines(lump, lump_limit(), &mut crate::errors::check_for_interrupts).unwrap_or_else(|e| lump_error(e))
 }
 
 fn lump_error(e: ndjson::LumpError) -> ! {
@@ -113,7 +130,7 @@ fn lump_error(e: ndjson::LumpError) -> ! {
         ndjson::LumpError::TooLarge(limit) => raise(
             PgSqlErrorCode::ERRCODE_PROGRAM_LIMIT_EXCEEDED,
             format!("events inflate to more than {limit} bytes"),
-            Some("Send them in several lumps.".into()),
+            Some("Send them in several lumps, or raise collect.max_lump_bytes (a superuser's setting, at most 1 GB).".into()),
         ),
         ndjson::LumpError::NotUtf8 { line } => raise(
             PgSqlErrorCode::ERRCODE_CHARACTER_NOT_IN_REPERTOIRE,
@@ -181,8 +198,9 @@ const KEPT_LUMP_TEXT: usize = 64 << 20;
 /// A lump of events rolled up without making rows (`lumps`); NULL when the lump is one for
 /// the row path (`collect._ingest`), which then takes it whole.
 #[pg_extern(sql = false)]
-fn rollup_ingest_lump(schema: &str, rollup: &str, lump: Option<&[u8]>) -> Option<i64> {
-    let lump = lump?;
+fn rollup_ingest_lump(schema: Option<&str>, rollup: Option<&str>, lump: Option<&[u8]>) -> Option<i64> {
+    // A rollup that is not there (no schema found for it) is for the row path to name.
+    let (schema, rollup, lump) = (schema?, rollup?, lump?);
     // Taken out while in use: an error drops it, and the next lump starts a new one.
     let mut buffer = LUMP_TEXT.take();
     let events = ingest_lump(schema, rollup, lump, &mut buffer);
@@ -193,7 +211,7 @@ fn rollup_ingest_lump(schema: &str, rollup: &str, lump: Option<&[u8]>) -> Option
 }
 
 fn ingest_lump(schema: &str, rollup: &str, lump: &[u8], buffer: &mut Vec<u8>) -> Option<i64> {
-    let text = ndjson::inflate(lump, LUMP_LIMIT, buffer).unwrap_or_else(|e| lump_error(e));
+    let text = ndjson::inflate(lump, lump_limit(), buffer, &mut crate::errors::check_for_interrupts).unwrap_or_else(|e| lump_error(e));
     // A line that is not UTF-8 is named as the row path names it.
     let text = std::str::from_utf8(text).unwrap_or_else(|_| {
         lump_lines(lump);

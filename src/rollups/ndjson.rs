@@ -18,22 +18,35 @@ pub enum LumpError {
 
 const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
 
+/// How much is inflated between two calls of `between_pieces`.
+const PIECE: u64 = 1 << 20;
+
 /// The lump's text: inflated into `buffer` (emptied first) when it is gzip, else the lump
 /// itself. A buffer kept from lump to lump keeps its pages: growing a new one page by page
-/// costs as much as a third of inflating.
-pub fn inflate<'a>(lump: &'a [u8], limit: usize, buffer: &'a mut Vec<u8>) -> Result<&'a [u8], LumpError> {
+/// costs as much as a third of inflating. It inflates a piece at a time, calling
+/// `between_pieces` after each (where the caller honours a cancel or timeout), and stops as
+/// soon as the text passes `limit`: what a small lump could inflate to is never allocated.
+pub fn inflate<'a>(
+    lump: &'a [u8],
+    limit: usize,
+    buffer: &'a mut Vec<u8>,
+    between_pieces: &mut dyn FnMut(),
+) -> Result<&'a [u8], LumpError> {
     if !lump.starts_with(&GZIP_MAGIC) {
         return Ok(lump);
     }
     buffer.clear();
-    let read = MultiGzDecoder::new(lump)
-        .take(limit as u64 + 1)
-        .read_to_end(buffer)
-        .map_err(|e| LumpError::NotGzip(e.to_string()))?;
-    if read > limit {
-        return Err(LumpError::TooLarge(limit));
+    let mut decoder = MultiGzDecoder::new(lump).take(limit as u64 + 1);
+    loop {
+        let read = (&mut decoder).take(PIECE).read_to_end(buffer).map_err(|e| LumpError::NotGzip(e.to_string()))?;
+        if buffer.len() > limit {
+            return Err(LumpError::TooLarge(limit));
+        }
+        if read == 0 {
+            return Ok(buffer);
+        }
+        between_pieces();
     }
-    Ok(buffer)
 }
 
 /// The lines of a lump's text, blank ones kept as empty lines so that a line's index is its
@@ -48,9 +61,9 @@ pub fn split<T: AsRef<[u8]> + ?Sized>(text: &T) -> impl Iterator<Item = &[u8]> {
 }
 
 /// The lump's lines as text (see `split`).
-pub fn lines(lump: &[u8], limit: usize) -> Result<Vec<String>, LumpError> {
+pub fn lines(lump: &[u8], limit: usize, between_pieces: &mut dyn FnMut()) -> Result<Vec<String>, LumpError> {
     let mut buffer = Vec::new();
-    let text = inflate(lump, limit, &mut buffer)?;
+    let text = inflate(lump, limit, &mut buffer, between_pieces)?;
     split(text)
         .enumerate()
         .map(|(i, line)| String::from_utf8(line.to_vec()).map_err(|_| LumpError::NotUtf8 { line: i + 1 }))
@@ -72,24 +85,24 @@ mod tests {
     fn gzip_and_plain_lumps_split_into_lines() {
         let text = b"{\"a\": 1}\r\n\n{\"a\": 1e400}\n";
         let expected = vec!["{\"a\": 1}".to_string(), String::new(), "{\"a\": 1e400}".to_string()];
-        assert_eq!(lines(text, 1 << 20).unwrap(), expected);
-        assert_eq!(lines(&gzip(text), 1 << 20).unwrap(), expected);
+        assert_eq!(lines(text, 1 << 20, &mut || {}).unwrap(), expected);
+        assert_eq!(lines(&gzip(text), 1 << 20, &mut || {}).unwrap(), expected);
         // Members concatenated, as `cat a.gz b.gz` makes.
         let mut two = gzip(b"{\"a\": 1}\n");
         two.extend(gzip(b"{\"a\": 2}\n"));
-        assert_eq!(lines(&two, 1 << 20).unwrap(), vec!["{\"a\": 1}", "{\"a\": 2}"]);
-        assert_eq!(lines(b"", 10).unwrap(), Vec::<String>::new());
-        assert_eq!(lines(&gzip(b""), 10).unwrap(), Vec::<String>::new());
-        assert_eq!(lines(b"{}", 10).unwrap(), vec!["{}"]);
+        assert_eq!(lines(&two, 1 << 20, &mut || {}).unwrap(), vec!["{\"a\": 1}", "{\"a\": 2}"]);
+        assert_eq!(lines(b"", 10, &mut || {}).unwrap(), Vec::<String>::new());
+        assert_eq!(lines(&gzip(b""), 10, &mut || {}).unwrap(), Vec::<String>::new());
+        assert_eq!(lines(b"{}", 10, &mut || {}).unwrap(), vec!["{}"]);
     }
 
     #[test]
     fn a_kept_buffer_holds_only_the_last_lump() {
         let mut buffer = Vec::new();
         let long = gzip(b"{\"a\": 1}\n{\"a\": 2}\n{\"a\": 3}\n");
-        assert_eq!(inflate(&long, 1 << 20, &mut buffer).unwrap().len(), 27);
-        assert_eq!(inflate(&gzip(b"{}\n"), 1 << 20, &mut buffer).unwrap(), b"{}\n");
-        assert_eq!(inflate(b"{\"plain\": 1}", 1 << 20, &mut buffer).unwrap(), b"{\"plain\": 1}", "text that is not gzip is the lump itself");
+        assert_eq!(inflate(&long, 1 << 20, &mut buffer, &mut || {}).unwrap().len(), 27);
+        assert_eq!(inflate(&gzip(b"{}\n"), 1 << 20, &mut buffer, &mut || {}).unwrap(), b"{}\n");
+        assert_eq!(inflate(b"{\"plain\": 1}", 1 << 20, &mut buffer, &mut || {}).unwrap(), b"{\"plain\": 1}", "text that is not gzip is the lump itself");
         assert!(buffer.capacity() >= 27, "the buffer keeps its memory");
     }
 
@@ -97,9 +110,25 @@ mod tests {
     fn damage_size_and_encoding_are_errors() {
         let mut cut = gzip(b"{\"a\": 1}\n");
         cut.truncate(cut.len() - 6);
-        assert!(matches!(lines(&cut, 1 << 20), Err(LumpError::NotGzip(_))));
-        assert_eq!(lines(&gzip(&[b'x'; 1000]), 999), Err(LumpError::TooLarge(999)));
-        assert_eq!(lines(&gzip(&[b'x'; 1000]), 1000).unwrap().len(), 1);
-        assert_eq!(lines(b"{}\n\xff\n", 100), Err(LumpError::NotUtf8 { line: 2 }));
+        assert!(matches!(lines(&cut, 1 << 20, &mut || {}), Err(LumpError::NotGzip(_))));
+        assert_eq!(lines(&gzip(&[b'x'; 1000]), 999, &mut || {}), Err(LumpError::TooLarge(999)));
+        assert_eq!(lines(&gzip(&[b'x'; 1000]), 1000, &mut || {}).unwrap().len(), 1);
+        assert_eq!(lines(b"{}\n\xff\n", 100, &mut || {}), Err(LumpError::NotUtf8 { line: 2 }));
+    }
+
+    #[test]
+    fn a_bomb_inflates_a_piece_at_a_time_and_stops_at_the_limit() {
+        // 64 MB of newlines compress to ~64 KB: it is read in pieces, the caller hears of
+        // each, and what passes the limit is refused before the rest is inflated.
+        let bomb = gzip(&vec![b'\n'; 64 << 20]);
+        assert!(bomb.len() < 100 << 10, "{}", bomb.len());
+        let mut pieces = 0;
+        let mut buffer = Vec::new();
+        assert_eq!(inflate(&bomb, 8 << 20, &mut buffer, &mut || pieces += 1), Err(LumpError::TooLarge(8 << 20)));
+        assert!((7..=9).contains(&pieces), "{pieces} pieces before the limit");
+        assert!(buffer.capacity() < 32 << 20, "{} bytes held", buffer.capacity());
+        pieces = 0;
+        assert_eq!(inflate(&bomb, 64 << 20, &mut buffer, &mut || pieces += 1).unwrap().len(), 64 << 20);
+        assert_eq!(pieces, 64);
     }
 }

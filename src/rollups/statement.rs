@@ -18,6 +18,8 @@ use super::generate::{Rollup, Targets};
 use super::partials::{Aggregator, Cell, Columns, Kind, Plan, Thresholds, Value, Wire};
 use crate::errors::raise;
 
+/// Default 256 MB: a lump ten times what the README suggests sending fits well within it.
+static MAX_LUMP_BYTES: GucSetting<i32> = GucSetting::<i32>::new(256 << 10);
 static WORK_MEM: GucSetting<i32> = GucSetting::<i32>::new(64 * 1024);
 
 pub fn init() {
@@ -31,6 +33,21 @@ pub fn init() {
         GucContext::Userset,
         GucFlags::UNIT_KB,
     );
+    GucRegistry::define_int_guc(
+        c"collect.max_lump_bytes",
+        c"What one lump of events given to collect.ingest may inflate to.",
+        c"A lump that inflates past it is refused (54000) before the rest is inflated. At most 1 GB, a text value's limit.",
+        &MAX_LUMP_BYTES,
+        1024,
+        (1 << 20) - 1,
+        GucContext::Suset,
+        GucFlags::UNIT_KB,
+    );
+}
+
+/// `collect.max_lump_bytes` in bytes.
+pub fn max_lump_bytes() -> usize {
+    usize::try_from(MAX_LUMP_BYTES.get()).unwrap_or(0).saturating_mul(1024)
 }
 
 /// `collect.rollup_work_mem` in bytes.

@@ -143,6 +143,8 @@ fn gamma() -> f64 {
     (1.0 + RELATIVE_ACCURACY) / (1.0 - RELATIVE_ACCURACY)
 }
 
+const TOO_MANY: &str = "a quantiles sketch holds at most 18446744073709551615 values";
+
 fn index_of(magnitude: f64) -> i32 {
     (magnitude.ln() / gamma().ln()).ceil() as i32
 }
@@ -166,7 +168,7 @@ impl Quantiles {
         if !x.is_finite() {
             return Err(format!("cannot add {x} to a quantiles sketch"));
         }
-        self.count += 1;
+        self.count = self.count.checked_add(1).ok_or(TOO_MANY)?;
         self.min = self.min.min(x);
         self.max = self.max.max(x);
         if x.abs() < MIN_MAGNITUDE {
@@ -179,8 +181,10 @@ impl Quantiles {
         Ok(())
     }
 
-    pub fn merge(&mut self, other: &Quantiles) {
-        self.count += other.count;
+    /// Adds `other`'s values. Every bucket's count is at most the total, so checking the
+    /// totals keeps every sum in range (a value made from bytes holds at most 2^64 − 1 values).
+    pub fn merge(&mut self, other: &Quantiles) -> Result<(), String> {
+        self.count = self.count.checked_add(other.count).ok_or(TOO_MANY)?;
         self.zero += other.zero;
         self.min = self.min.min(other.min);
         self.max = self.max.max(other.max);
@@ -190,6 +194,7 @@ impl Quantiles {
         for (i, c) in other.negative.iter() {
             self.negative.add(i, c);
         }
+        Ok(())
     }
 
     /// The value at quantile `q` in [0, 1]; None for an empty sketch.
@@ -361,17 +366,17 @@ mod tests {
             let all: Vec<f64> = parts.concat();
             let mut forward = Quantiles::default();
             for p in &parts {
-                forward.merge(&build(p));
+                forward.merge(&build(p)).unwrap();
             }
             let mut backward = Quantiles::default();
             for p in parts.iter().rev() {
-                backward.merge(&build(p));
+                backward.merge(&build(p)).unwrap();
             }
             let mut tree = build(&parts[0]);
-            tree.merge(&build(&parts[1]));
+            tree.merge(&build(&parts[1])).unwrap();
             let mut right = build(&parts[2]);
-            right.merge(&build(&parts[3]));
-            tree.merge(&right);
+            right.merge(&build(&parts[3])).unwrap();
+            tree.merge(&right).unwrap();
             let direct = build(&all);
             assert_eq!(forward, direct);
             assert_eq!(backward, direct);
@@ -408,5 +413,22 @@ mod tests {
             v[i] = rng.next() as u8;
             let _ = Quantiles::from_bytes(&v);
         }
+    }
+
+    #[test]
+    fn counts_past_two_to_the_64_are_an_error_not_an_overflow() {
+        let mut q = Quantiles::default();
+        q.add(1.0).unwrap();
+        q.add(0.0).unwrap();
+        let mut huge = q.clone();
+        huge.count = u64::MAX - 1;
+        huge.zero = u64::MAX - 2;
+        let bytes = huge.to_bytes();
+        let huge = Quantiles::from_bytes(&bytes).expect("a value whose counts add up is valid");
+        let mut merged = huge.clone();
+        assert!(merged.merge(&q).unwrap_err().contains("at most"));
+        let mut full = huge.clone();
+        full.add(2.0).unwrap();
+        assert!(full.add(3.0).is_err(), "the next value would pass 2^64 - 1");
     }
 }

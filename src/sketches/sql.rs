@@ -53,8 +53,7 @@ impl Sketch for Quantiles {
         Quantiles::from_bytes(bytes)
     }
     fn merge_from(&mut self, other: &Self) -> Result<(), String> {
-        self.merge(other);
-        Ok(())
+        self.merge(other)
     }
 }
 

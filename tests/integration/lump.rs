@@ -229,3 +229,57 @@ fn concurrent_appends_to_one_value_lose_nothing() {
         .get(0);
     assert!(ordered);
 }
+
+/// The peak memory of the backend `pid` (this machine's /proc: the test cluster is local).
+pub fn backend_peak_bytes(pid: i32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let kb: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap();
+    kb * 1024
+}
+
+/// Gzip of `repeat` copies of `line` (highly compressible: a bomb).
+pub fn gzip_bomb(line: &[u8], repeat: usize) -> Vec<u8> {
+    use flate2::write::GzEncoder;
+    let mut encoder = GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    let block = line.repeat((1 << 20) / line.len());
+    let per_block = block.len() / line.len();
+    let mut left = repeat;
+    while left > 0 {
+        let n = left.min(per_block);
+        encoder.write_all(&block[..n * line.len()]).unwrap();
+        left -= n;
+    }
+    encoder.finish().unwrap()
+}
+
+#[test]
+fn a_small_binary_value_that_inflates_to_half_a_gigabyte_costs_time_not_memory() {
+    let db = fresh_database("lumpbomb");
+    let mut client = connect(&db);
+    // 512 MB of the entry `1`: about half a megabyte on the wire.
+    let entries: u32 = 256 << 20;
+    let mut value = vec![1, 0, 0, 0];
+    value.extend_from_slice(&entries.to_le_bytes());
+    value.extend_from_slice(&(entries * 2).to_le_bytes());
+    value.extend_from_slice(&gzip_bomb(b"1\n", entries as usize));
+    assert!(value.len() < 8 << 20, "{} bytes", value.len());
+    let pid: i32 = client.query_one("SELECT pg_backend_pid()", &[]).unwrap().get(0);
+    client.batch_execute("SET statement_timeout = '2s'").unwrap();
+    let started = std::time::Instant::now();
+    let err = client
+        .query_one("SELECT collect.entry_count($1::collect.collection)", &[&RawBinary(value)])
+        .unwrap_err();
+    assert_eq!(sqlstate(&err), "57014", "{err}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(10), "statement_timeout was not honoured: {:?}", started.elapsed());
+    let peak = backend_peak_bytes(pid);
+    assert!(peak < 256 << 20, "checking the value took {peak} bytes");
+    // Deep nesting that jsonb accepts passes binary input as it passes text input.
+    let deep = format!("[{}1{}]", "[".repeat(3000), "]".repeat(3000));
+    let bytes = binary_of(&mut client, &deep);
+    let n: i64 = client.query_one("SELECT collect.entry_count($1::collect.collection)", &[&RawBinary(bytes)]).unwrap().get(0);
+    assert_eq!(n, 1);
+}

@@ -7,8 +7,10 @@ mod graphs;
 mod latest;
 mod lump;
 mod maintenance;
+mod owner_code;
 mod rollups;
 mod security;
+mod sweep;
 mod sketches;
 
 use std::sync::atomic::{AtomicUsize, Ordering};

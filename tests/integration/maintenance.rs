@@ -93,7 +93,7 @@ fn jobs_run_as_their_owner_and_only_for_callers_who_may() {
     let left: i64 = a.query_one("SELECT count(*) FROM alice.readings", &[]).unwrap().get(0);
     assert_eq!(left, 0);
     // Nor does mallory run a step as alice directly.
-    let err = m.query_one("SELECT collect._run_as($1, 'SELECT true')", &[&alice]).unwrap_err();
+    let err = m.query_one("SELECT collect._as_owner($1, 'SELECT true')", &[&alice]).unwrap_err();
     assert_eq!(sqlstate(&err), "42501", "{err}");
     // Alice's code, run by a superuser's maintain(), cannot switch back to the superuser: the
     // job fails and alice stays what she was.

@@ -158,3 +158,29 @@ fn rollups_survive_pg_dump_and_pg_restore_without_double_counting() {
     dst.batch_execute("INSERT INTO events VALUES ('2026-11-01 00:00:01+00', 'p0', 5)").unwrap();
     assert_eq!(counts(&mut dst), (3001, 3001, 3001));
 }
+
+#[test]
+fn a_lump_of_events_that_inflates_past_the_limit_is_refused_before_the_rest_is_inflated() {
+    let db = fresh_database("rollup_bomb");
+    let mut client = connect(&db);
+    client
+        .batch_execute(
+            "CREATE VIEW events AS SELECT NULL::timestamptz AS at, NULL::text AS page WHERE false;
+             SELECT collect.create_rollup('per_minute', 'events', 'at', '{page}', '{}', keep_raw => false);",
+        )
+        .unwrap();
+    // 320 MB of blank lines, past the default limit of 256 MB: a megabyte or two on the wire.
+    let bomb = crate::lump::gzip_bomb(b"\n", 320 << 20);
+    assert!(bomb.len() < 8 << 20, "{} bytes", bomb.len());
+    let pid: i32 = client.query_one("SELECT pg_backend_pid()", &[]).unwrap().get(0);
+    let err = client.query_one("SELECT collect.ingest('per_minute', $1::bytea)", &[&bomb]).unwrap_err();
+    assert_eq!(crate::sqlstate(&err), "54000", "{err}");
+    assert!(err.as_db_error().unwrap().message().contains("268435456"), "{err}");
+    let peak = crate::lump::backend_peak_bytes(pid);
+    assert!(peak < 600 << 20, "refusing the lump took {peak} bytes");
+    // The limit is a superuser's to raise, not a writer's.
+    client.batch_execute("CREATE ROLE rollup_bomb_writer; SET ROLE rollup_bomb_writer").unwrap();
+    let err = client.batch_execute("SET collect.max_lump_bytes = '1GB'").unwrap_err();
+    assert_eq!(crate::sqlstate(&err), "42501", "{err}");
+    client.batch_execute("RESET ROLE; DROP ROLE rollup_bomb_writer").unwrap();
+}

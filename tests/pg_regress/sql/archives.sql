@@ -91,3 +91,32 @@ SELECT collect.archived('cold_notes', 'a''b'::text), collect.archived('cold_note
 SELECT collect.archived_range('cold_notes', '2026-01-01', '2026-01-02');
 SELECT collect.drop_archive('cold_notes');
 SELECT to_regclass('cold_notes_lumps') AS lumps_table_after_drop;
+
+-- What goes in comes out exactly: a column named like the generated statement's row alias
+-- (m), json text as written, a JSON null apart from SQL NULL, -0 and float extremes, and
+-- session settings that would change how values are written.
+CREATE TABLE arch_exact (id bigint PRIMARY KEY, at timestamptz NOT NULL, m text, doc json, tree jsonb, f float8, r real,
+                         n numeric, span interval);
+INSERT INTO arch_exact VALUES
+    (1, '2026-01-01', 'kept', '{"b": 1,  "a": [1, 2], "a": 3}', 'null', '-0', '-0', 1e-40, '1 year 2 mons -3 days 04:05:06.789'),
+    (2, '2026-01-02', NULL, NULL, NULL, 'NaN', 'Infinity', 'NaN', '-178000000 years'),
+    (3, '2026-01-03', 'x', '  [ ]', '{"deep": [[[[1e400]]]]}', 3.141592653589793, 1.1754944e-38, 123456789012345678901234567890.123456789,
+     '1 microsecond');
+CREATE TABLE arch_exact_before AS SELECT * FROM arch_exact;
+SELECT collect.create_archive('exact_archive', 'arch_exact', 'id', 'at');
+SET extra_float_digits = -15;
+SET IntervalStyle = sql_standard;
+SELECT collect.archive('exact_archive', now() - '2026-06-01'::timestamptz) AS archived;
+RESET extra_float_digits;
+RESET IntervalStyle;
+SELECT collect.archived('exact_archive', 1::bigint) ->> 'm' AS column_m, collect.archived('exact_archive', 3::bigint) ->> 'f' AS pi;
+SET IntervalStyle = iso_8601;
+SELECT collect.unarchive('exact_archive', '2026-01-01', '2026-02-01') AS back;
+RESET IntervalStyle;
+-- Every value as it was: json compared as text, floats by their bits, NULLs by position.
+SELECT b.id, a.m IS NOT DISTINCT FROM b.m AS m, a.doc::text IS NOT DISTINCT FROM b.doc::text AS doc,
+       a.tree IS NOT DISTINCT FROM b.tree AS tree, (a.tree IS NULL) = (b.tree IS NULL) AS tree_null,
+       a.f::text IS NOT DISTINCT FROM b.f::text AS f, a.r::text IS NOT DISTINCT FROM b.r::text AS r,
+       a.n IS NOT DISTINCT FROM b.n AS n, a.span::text IS NOT DISTINCT FROM b.span::text AS span
+  FROM arch_exact_before b LEFT JOIN arch_exact a USING (id) ORDER BY b.id;
+SELECT collect.drop_archive('exact_archive');
