@@ -8,13 +8,16 @@
 CREATE TABLE collect.schedules (
     object text NOT NULL,
     job text NOT NULL,
-    every interval NOT NULL CHECK (every >= interval '1 second'),
+    -- Rows are written by their owners (row level security): every column they can write
+    -- holds only what collect.schedule and the scheduler would write, so that no row can make
+    -- the scheduler fail for everybody (an overflowing failure count, a slot at -infinity).
+    every interval NOT NULL CHECK (every >= interval '1 second' AND every <= interval '100 years'),
     owner name NOT NULL,
-    next_run timestamptz NOT NULL,
+    next_run timestamptz NOT NULL CHECK (next_run > '-infinity' AND next_run < 'infinity'),
     last_started timestamptz,
     last_finished timestamptz,
     last_result text,
-    failures integer NOT NULL DEFAULT 0,
+    failures integer NOT NULL DEFAULT 0 CHECK (failures BETWEEN 0 AND 1000000),
     runs jsonb NOT NULL DEFAULT '[]',
     PRIMARY KEY (object, job)
 );
@@ -76,8 +79,11 @@ BEGIN
         RAISE EXCEPTION 'job "%" of % has no usual interval: say how often it runs', found.job, found.object
             USING ERRCODE = 'null_value_not_allowed', HINT = format('collect.schedule(%L, %L, ''1 day'')', found.object, found.job);
     END IF;
-    IF every < interval '1 second' THEN
-        RAISE EXCEPTION 'a job runs at most every second, not every %', every USING ERRCODE = 'invalid_parameter_value';
+    IF every < interval '1 second' OR every > interval '100 years' THEN
+        RAISE EXCEPTION 'a job runs every second to every 100 years, not every %', every USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF NOT isfinite(next_run) THEN
+        RAISE EXCEPTION 'a schedule starts at a time, not at %', next_run USING ERRCODE = 'invalid_parameter_value';
     END IF;
     INSERT INTO collect.schedules AS s (object, job, every, owner, next_run)
     VALUES (found.object, found.job, every, found.owner, next_run)
@@ -93,7 +99,9 @@ COMMENT ON FUNCTION collect.schedule(text, text, interval, timestamptz) IS
 CREATE FUNCTION collect._unschedule(object text, job text) RETURNS boolean
     LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
-    owner name := (SELECT s.owner FROM collect.schedules s WHERE (s.object, s.job) = (_unschedule.object, _unschedule.job));
+    -- From the view, which lists every role's jobs: another role's schedule is refused (42501),
+    -- not taken for one that does not exist.
+    owner name := (SELECT j.owner FROM collect.jobs j WHERE (j.object, j.job) = (_unschedule.object, _unschedule.job));
 BEGIN
     IF owner IS NULL THEN
         RETURN false;
@@ -200,7 +208,7 @@ BEGIN
        SET last_finished = clock_timestamp(),
            last_result = CASE WHEN result = 'more' THEN format('ok, %s batches, more left', batches)
                               WHEN failed THEN result ELSE format('ok, %s batches', batches) END,
-           failures = CASE WHEN failed THEN s.failures + 1 ELSE 0 END,
+           failures = CASE WHEN failed THEN least(s.failures + 1, 1000000) ELSE 0 END,
            next_run = CASE WHEN failed THEN least(clock_timestamp() + interval '1 minute' * 2 ^ least(s.failures, 20),
                                                   collect._next_slot(s.next_run, s.every))
                            ELSE collect._next_slot(s.next_run, s.every) END,

@@ -75,4 +75,15 @@ SELECT collect.create_collection('maint_tidy', 'bigint', "normalize" => '{"tidy"
 SELECT collect.schedule('maint_tidy', 'normalize tidy');
 SELECT collect.schedule('maint_tidy', 'normalize tidy', '6 hours') IS NOT NULL AS scheduled_with_an_interval;
 CALL collect.maintain(0);
+SELECT collect.schedule('maint_tidy', 'normalize tidy', '170000000 years');
+SELECT collect.schedule('maint_tidy', 'normalize tidy', '1 hour', start_at => '-infinity');
+-- A schedule's owner writes its row (row level security), but only with values the scheduler
+-- itself would write: a row that would make maintain() fail for every role is refused (23514).
+\set VERBOSITY terse
+UPDATE collect.schedules SET next_run = '-infinity' WHERE object = 'public.maint_tidy';
+\echo :LAST_ERROR_SQLSTATE
+UPDATE collect.schedules SET failures = 2147483647 WHERE object = 'public.maint_tidy';
+\echo :LAST_ERROR_SQLSTATE
+UPDATE collect.schedules SET every = '170000000 years' WHERE object = 'public.maint_tidy';
+\echo :LAST_ERROR_SQLSTATE
 \set VERBOSITY default
