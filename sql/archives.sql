@@ -12,7 +12,7 @@ CREATE TABLE collect.archive_defs (
     key_type regtype NOT NULL,
     time_column text NOT NULL,
     lump_rows integer NOT NULL CHECK (lump_rows > 0),
-    archive_after interval,
+    archive_after interval CHECK (archive_after >= interval '0' AND archive_after <= interval '36500 days'),
     owner name NOT NULL DEFAULT current_user,
     created_at timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (schema, name)
@@ -151,8 +151,8 @@ BEGIN
         RAISE EXCEPTION 'lump_rows must be positive, not %', coalesce(lump_rows::text, 'NULL')
             USING ERRCODE = 'invalid_parameter_value', HINT = 'Lumps of 1,000 to 100,000 rows compress well; 10,000 is the default.';
     END IF;
-    IF archive_after < interval '0' THEN
-        RAISE EXCEPTION 'archive_after must not be negative, not %', archive_after USING ERRCODE = 'invalid_parameter_value';
+    IF archive_after < interval '0' OR archive_after > interval '36500 days' THEN
+        RAISE EXCEPTION 'archive_after must be between 0 and 36500 days, not %', archive_after USING ERRCODE = 'invalid_parameter_value';
     END IF;
     SELECT n.nspname, c.relname INTO source_schema, source_name
       FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = source AND c.relkind IN ('r', 'p');

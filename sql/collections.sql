@@ -5,15 +5,24 @@
 -- The registry. A collection lives in a schema, like its tables: `schema.name` owns the tables
 -- `schema.name_pending` and `schema.name_base`. Rows are dumped by pg_dump (extension config
 -- table) and are trusted only while their owner owns both tables (sql/registry.sql).
+-- A collection's levels: an object of pipelines (arrays). A registry column a role writes holds
+-- only what pg_collect would write (the checks below): a malformed row would otherwise make
+-- collect.maintenance_jobs, the views and maintain() fail for every role.
+CREATE FUNCTION collect._is_level_map(levels jsonb) RETURNS boolean
+    IMMUTABLE LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
+    SELECT jsonb_typeof(levels) = 'object'
+       AND NOT EXISTS (SELECT FROM jsonb_each(levels) e WHERE jsonb_typeof(e.value) <> 'array')
+$$;
+
 CREATE TABLE collect.collection_defs (
     schema name NOT NULL,
     name text NOT NULL,
-    key_type regtype NOT NULL,
-    read jsonb NOT NULL,
-    "normalize" jsonb,
+    key_type regtype NOT NULL CHECK (key_type IN ('text'::regtype, 'bigint'::regtype, 'uuid'::regtype)),
+    read jsonb NOT NULL CHECK (jsonb_typeof(read) = 'array'),
+    "normalize" jsonb CHECK (collect._is_level_map("normalize")),
     owner name NOT NULL DEFAULT current_user,
     created_at timestamptz NOT NULL DEFAULT now(),
-    last_normalized jsonb NOT NULL DEFAULT '{}',
+    last_normalized jsonb NOT NULL DEFAULT '{}' CHECK (jsonb_typeof(last_normalized) = 'object'),
     PRIMARY KEY (schema, name)
 );
 COMMENT ON TABLE collect.collection_defs IS 'Collections made by collect.create_collection';

@@ -698,7 +698,8 @@ BEGIN
             EXECUTE format('ALTER TABLE %s DROP COLUMN IF EXISTS %I', parent, def.prefix || colname);
         END LOOP;
     END IF;
-    DELETE FROM collect.latest_defs d WHERE d.parent = def.parent;
+    -- By the parent's OID: the row's schema and name may predate a rename.
+    PERFORM collect._delete_registry_rows('collect.latest_defs', jsonb_build_object('parent', def.parent::oid::text));
 END $$;
 
 CREATE FUNCTION collect.untrack_latest(parent regclass, drop_columns boolean DEFAULT false) RETURNS void

@@ -18,7 +18,10 @@ CREATE TABLE collect.schedules (
     last_finished timestamptz,
     last_result text,
     failures integer NOT NULL DEFAULT 0 CHECK (failures BETWEEN 0 AND 1000000),
-    runs jsonb NOT NULL DEFAULT '[]',
+    runs jsonb NOT NULL DEFAULT '[]' CHECK (jsonb_typeof(runs) = 'array'),
+    -- The job's advisory lock key: random, and readable only by the job's owner (row level
+    -- security), so that no other role can take it and hold the job back.
+    lock_key integer NOT NULL DEFAULT ('x' || substr(md5(gen_random_uuid()::text), 1, 8))::bit(32)::integer,
     PRIMARY KEY (object, job)
 );
 COMMENT ON TABLE collect.schedules IS 'Schedules of maintenance jobs, made by collect.schedule';
@@ -107,7 +110,7 @@ BEGIN
         RETURN false;
     END IF;
     PERFORM collect._check_owner(owner, format('the schedule of %s', object));
-    DELETE FROM collect.schedules s WHERE (s.object, s.job) = (_unschedule.object, _unschedule.job);
+    PERFORM collect._delete_registry_rows('collect.schedules', jsonb_build_object('object', object, 'job', job));
     RETURN true;
 END $$;
 
@@ -125,12 +128,11 @@ COMMENT ON FUNCTION collect.unschedule(text, text) IS 'Stops running a maintenan
 -- ---- running ----
 
 -- A job runs under a session advisory lock of its own (held across the commits of its
--- batches, let go at the end or when the session ends): a second caller skips the job. Two
--- keys from hashes; a collision only makes one job wait for the next call.
-CREATE FUNCTION collect._job_lock_keys(object text, job text, OUT class integer, OUT id integer)
-    IMMUTABLE LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
-    SELECT hashtext('pg_collect maintenance'), hashtext(object || ' ' || job)
-$$;
+-- batches, let go at the end or when the session ends): a second caller skips the job. The
+-- keys are this class and the schedule's random lock_key; a collision only makes one job wait
+-- for the next call.
+CREATE FUNCTION collect._job_lock_class() RETURNS integer
+    IMMUTABLE LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$ SELECT hashtext('pg_collect maintenance') $$;
 
 -- Locks this session holds on jobs it no longer runs (left by an error or a cancel mid-job).
 CREATE FUNCTION collect._release_job_locks() RETURNS void
@@ -140,25 +142,27 @@ DECLARE
 BEGIN
     FOR held IN SELECT l.classid, l.objid FROM pg_locks l
                  WHERE l.locktype = 'advisory' AND l.pid = pg_backend_pid() AND l.objsubid = 2 AND l.granted
-                   AND l.classid = (collect._job_lock_keys('', '')).class::oid LOOP
+                   AND l.classid = collect._job_lock_class()::oid LOOP
         WHILE pg_advisory_unlock(held.classid::integer, held.objid::integer) LOOP END LOOP;
     END LOOP;
 END $$;
 
--- Claims the next due job the caller may run as its owner (not one of `skip`), under its
--- lock; NULL when none is due.
+-- Claims the next due job the caller may run as its owner (not one of `skip`, the jobs this
+-- call already ran), under its lock; NULL when none is due. Owners take turns: the next job
+-- is one of the owner whose jobs this call has run fewest of, so no role's many or slow jobs
+-- hold the others' back.
 CREATE FUNCTION collect._claim_job(skip text[], OUT object text, OUT job text, OUT started timestamptz)
     LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     candidate record;
-    keys record;
 BEGIN
-    FOR candidate IN SELECT s.object, s.job FROM collect.schedules s
+    FOR candidate IN SELECT s.object, s.job, s.lock_key FROM collect.schedules s
                       WHERE s.next_run <= clock_timestamp() AND pg_has_role(s.owner, 'USAGE')
                         AND NOT (s.object || ' ' || s.job) = ANY (coalesce(skip, '{}'))
-                      ORDER BY s.next_run LOOP
-        keys := collect._job_lock_keys(candidate.object, candidate.job);
-        CONTINUE WHEN NOT pg_try_advisory_lock(keys.class, keys.id);
+                      ORDER BY (SELECT count(*) FROM collect.schedules r
+                                 WHERE r.owner = s.owner AND (r.object || ' ' || r.job) = ANY (coalesce(skip, '{}'))),
+                               s.next_run LOOP
+        CONTINUE WHEN NOT pg_try_advisory_lock(collect._job_lock_class(), candidate.lock_key);
         -- Another caller may have run it between the query above and the lock: a new
         -- statement sees its commit.
         UPDATE collect.schedules s SET last_started = clock_timestamp()
@@ -167,7 +171,7 @@ BEGIN
         IF object IS NOT NULL THEN
             RETURN;
         END IF;
-        PERFORM pg_advisory_unlock(keys.class, keys.id);
+        PERFORM pg_advisory_unlock(collect._job_lock_class(), candidate.lock_key);
     END LOOP;
 END $$;
 
@@ -187,11 +191,19 @@ BEGIN
     BEGIN
         -- The job's code runs as its owner, never as the caller (a superuser, for pg_cron or
         -- the background worker), in a restricted operation whose settings are unwound.
-        done := collect._as_owner(found.owner, found.step)::boolean;
+        done := collect._as_owner(found.owner, found.step, as_job => true)::boolean;
         RETURN CASE WHEN done IS FALSE THEN 'more' ELSE 'done' END;
-    EXCEPTION WHEN OTHERS THEN
-        GET STACKED DIAGNOSTICS state = RETURNED_SQLSTATE, message = MESSAGE_TEXT;
-        RETURN format('failed: %s %s', state, message);
+    EXCEPTION
+        WHEN query_canceled THEN
+            -- The batch ran past collect.job_timeout: a failure of this job. Any other cancel
+            -- is the caller's, and ends the call.
+            IF NOT collect._past_job_deadline() THEN
+                RAISE;
+            END IF;
+            RETURN format('failed: 57014 the batch ran past collect.job_timeout (%s)', current_setting('collect.job_timeout'));
+        WHEN OTHERS THEN
+            GET STACKED DIAGNOSTICS state = RETURNED_SQLSTATE, message = MESSAGE_TEXT;
+            RETURN format('failed: %s %s', state, message);
     END;
 END $$;
 
@@ -201,7 +213,7 @@ END $$;
 CREATE FUNCTION collect._finish_job(object text, job text, started timestamptz, result text, batches integer) RETURNS void
     LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
-    keys record := collect._job_lock_keys(object, job);
+    lock_key integer := (SELECT s.lock_key FROM collect.schedules s WHERE (s.object, s.job) = (_finish_job.object, _finish_job.job));
     failed boolean := result LIKE 'failed:%';
 BEGIN
     UPDATE collect.schedules s
@@ -218,7 +230,7 @@ BEGIN
                       || s.runs) WITH ORDINALITY AS x(r, n)
                    WHERE n <= collect._job_history())
      WHERE (s.object, s.job) = (_finish_job.object, _finish_job.job);
-    PERFORM pg_advisory_unlock(keys.class, keys.id);
+    PERFORM pg_advisory_unlock(collect._job_lock_class(), lock_key);
 END $$;
 
 -- The first time after now on the grid slot + k * every.
@@ -265,9 +277,9 @@ COMMENT ON PROCEDURE collect.maintain(integer) IS
 CREATE VIEW collect.jobs AS
 SELECT s.object, s.job, m.kind, s.every, s.owner, s.next_run, s.last_started AS last_run, s.last_finished,
        collect._job_result(s.owner, s.last_result) AS last_result, s.failures,
-       EXISTS (SELECT FROM pg_locks l, collect._job_lock_keys(s.object, s.job) k
+       EXISTS (SELECT FROM pg_locks l
                 WHERE l.locktype = 'advisory' AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
-                  AND l.classid = k.class::oid AND l.objid = k.id::oid AND l.objsubid = 2 AND l.granted) AS running,
+                  AND l.classid = collect._job_lock_class()::oid AND l.objid = s.lock_key::oid AND l.objsubid = 2 AND l.granted) AS running,
        m.call
   FROM collect.schedules s LEFT JOIN collect._maintenance() m ON (m.object, m.job) = (s.object, s.job);
 GRANT SELECT ON collect.jobs TO PUBLIC;

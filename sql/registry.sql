@@ -113,7 +113,7 @@ BEGIN
     IF tables IS NOT NULL THEN
         EXECUTE 'DROP TABLE ' || tables;
     END IF;
-    EXECUTE format('DELETE FROM %s d WHERE d.schema = $1 AND d.name = $2', registry) USING schema, name;
+    PERFORM collect._delete_registry_rows(registry, jsonb_build_object('schema', schema, 'name', name));
 END $$;
 
 -- Another role's code runs as that role, whoever triggers it: `_as_owner(owner, query)` runs
@@ -123,7 +123,11 @@ END $$;
 --     IF NOT collect._acting_as(owner) THEN RETURN collect._as_owner(owner, <itself>); END IF;
 -- so that whatever it sets off (triggers on the owner's tables, their defaults, the owner's
 -- functions) runs as the owner and leaves nothing behind in the caller's session.
-CREATE FUNCTION collect._as_owner(owner name, query text) RETURNS text
+-- `as_job`: a maintenance job's batch, which `collect.job_timeout` also bounds
+-- (`_past_job_deadline` then tells its cancel from the caller's).
+CREATE FUNCTION collect._past_job_deadline() RETURNS boolean
+    VOLATILE LANGUAGE c AS 'MODULE_PATHNAME', 'registry_past_job_deadline_wrapper';
+CREATE FUNCTION collect._as_owner(owner name, query text, as_job boolean DEFAULT false) RETURNS text
     STRICT LANGUAGE c SET search_path = pg_catalog, pg_temp AS 'MODULE_PATHNAME', 'registry_as_owner_wrapper';
 CREATE FUNCTION collect._acting_as(owner name) RETURNS boolean
     STABLE STRICT LANGUAGE c AS 'MODULE_PATHNAME', 'registry_acting_as_wrapper';
@@ -136,6 +140,12 @@ BEGIN
     PERFORM collect._check_owner(owner, what);
     RETURN collect._as_owner(owner, query);
 END $$;
+
+-- Deletes a registry's rows whose columns equal `key` and that the caller owns: PUBLIC has no
+-- DELETE (nor table-level UPDATE) on registries, since either would let any role LOCK TABLE
+-- them in any mode and stall everybody (src/registry/mod.rs, `registry_delete_rows`).
+CREATE FUNCTION collect._delete_registry_rows(registry regclass, key jsonb) RETURNS bigint
+    STRICT LANGUAGE c SET search_path = pg_catalog, pg_temp AS 'MODULE_PATHNAME', 'registry_delete_rows_wrapper';
 
 -- A definition's figures: `query` (with %s for each of `tables`) run only when the caller may
 -- read every table, as one row made jsonb; NULL otherwise, so views of definitions answer
@@ -304,13 +314,18 @@ DECLARE
 BEGIN
     INSERT INTO collect.capabilities (kind, registry, verify, listed_in) VALUES (kind, registry, verify, listed_in);
     PERFORM pg_extension_config_dump(registry, '');
-    EXECUTE format('GRANT SELECT, INSERT, UPDATE, DELETE ON %s TO PUBLIC', registry);
+    -- UPDATE column by column, not on the table, and no DELETE: an owner still updates and
+    -- locks its own rows (row level security), but no role can LOCK TABLE a registry in a
+    -- mode that stalls others; deletes go through collect._delete_registry_rows.
+    EXECUTE format('GRANT SELECT, INSERT ON %s TO PUBLIC', registry);
+    EXECUTE format('GRANT UPDATE (%s) ON %s TO PUBLIC',
+                   (SELECT string_agg(quote_ident(a.attname), ', ' ORDER BY a.attnum) FROM pg_attribute a
+                     WHERE a.attrelid = registry AND a.attnum > 0 AND NOT a.attisdropped), registry);
     EXECUTE format('ALTER TABLE %s ENABLE ROW LEVEL SECURITY', registry);
     EXECUTE format('CREATE POLICY readable ON %s FOR SELECT USING (true)', registry);
     EXECUTE format('CREATE POLICY owner_inserts ON %s FOR INSERT WITH CHECK (%s)', registry, allowed);
     EXECUTE format('CREATE POLICY owner_updates ON %s FOR UPDATE USING (pg_catalog.pg_has_role(owner, ''USAGE'')) WITH CHECK (%s)',
                    registry, allowed);
-    EXECUTE format('CREATE POLICY owner_deletes ON %s FOR DELETE USING (pg_catalog.pg_has_role(owner, ''USAGE''))', registry);
 END $$;
 
 -- Periodic work: each capability's `maintenance` function returns its rows. `call` is what a

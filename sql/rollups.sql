@@ -6,6 +6,39 @@
 -- the schema of its source; its tiers are tables of the same schema. Rows are trusted only
 -- while their owner owns those tables and may put triggers on the source (sql/registry.sql).
 -- The SQL the ingest trigger runs is derived from these columns at use, never stored.
+-- What create_rollup and add_tier accept, as checks on the registry's columns (rows are
+-- written by their owners): a granularity of whole days at most, no months (buckets are fixed
+-- lengths) and at most 100 years' worth; tiers an array of {name, granularity, keep} whose
+-- intervals are such. A forged row would otherwise overflow the interval arithmetic of
+-- collect.maintenance_jobs and collect.rollups for every role.
+CREATE FUNCTION collect._rollup_granularity_ok(granularity interval) RETURNS boolean
+    IMMUTABLE LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
+    SELECT granularity > interval '0' AND extract(month FROM granularity) = 0 AND extract(year FROM granularity) = 0
+       AND granularity <= interval '36500 days'
+$$;
+CREATE FUNCTION collect._rollup_tiers_ok(tiers jsonb) RETURNS boolean
+    IMMUTABLE LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    tier jsonb;
+BEGIN
+    IF jsonb_typeof(tiers) <> 'array' THEN
+        RETURN false;
+    END IF;
+    FOR tier IN SELECT * FROM jsonb_array_elements(tiers) LOOP
+        IF jsonb_typeof(tier) <> 'object' OR jsonb_typeof(tier->'name') <> 'string'
+           OR jsonb_typeof(tier->'granularity') <> 'string'
+           OR NOT collect._rollup_granularity_ok((tier->>'granularity')::interval)
+           OR (tier->'keep' IS NOT NULL AND jsonb_typeof(tier->'keep') <> 'null'
+               AND NOT (jsonb_typeof(tier->'keep') = 'string' AND (tier->>'keep')::interval > interval '0'
+                        AND (tier->>'keep')::interval <= interval '36500 days')) THEN
+            RETURN false;
+        END IF;
+    END LOOP;
+    RETURN true;
+EXCEPTION WHEN invalid_datetime_format OR datetime_field_overflow OR interval_field_overflow THEN
+    RETURN false;
+END $$;
+
 CREATE TABLE collect.rollup_defs (
     schema name NOT NULL,
     name text NOT NULL,
@@ -13,19 +46,19 @@ CREATE TABLE collect.rollup_defs (
     source_name name NOT NULL,
     time_column text NOT NULL,
     dimensions text[] NOT NULL,
-    metrics jsonb NOT NULL,          -- [{"name", "kind", "column", "k", "precision", "type"}] (src/rollups/generate.rs)
-    granularity interval NOT NULL,
+    metrics jsonb NOT NULL CHECK (jsonb_typeof(metrics) = 'array'), -- [{"name", "kind", "column", "k", "precision", "type"}] (src/rollups/generate.rs)
+    granularity interval NOT NULL CHECK (collect._rollup_granularity_ok(granularity)),
     keep_raw boolean NOT NULL DEFAULT true,
     time_type text NOT NULL,         -- the time column's type, as format_type writes it
     -- On Citus, the source's distribution column (one of the dimensions): the rollup's tables
     -- are distributed on it, co-located with the source.
     distribution_column text,
-    keep interval,                   -- retention of the rollup table itself
-    tiers jsonb NOT NULL DEFAULT '[]', -- [{"name", "granularity", "keep"}]: tables schema.name
+    keep interval CHECK (keep > interval '0' AND keep <= interval '36500 days'), -- retention of the rollup table itself
+    tiers jsonb NOT NULL DEFAULT '[]' CHECK (collect._rollup_tiers_ok(tiers)), -- [{"name", "granularity", "keep"}]: tables schema.name
     -- Bumped when tiers change. The ingest trigger carries the version it was made for: a
     -- statement whose snapshot still shows an older definition is refused (40001), never
     -- counted in fewer tables than the trigger it fired.
-    version integer NOT NULL DEFAULT 1,
+    version integer NOT NULL DEFAULT 1 CHECK (version >= 1),
     owner name NOT NULL DEFAULT current_user,
     created_at timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (schema, name)
@@ -48,8 +81,9 @@ BEGIN
     RETURN collect._owned_relation(d.owner, d.schema, d.name) IS NOT NULL
        AND collect._owned_relation(d.owner, d.schema, d.name || '_stale') IS NOT NULL
        AND collect._rollup_source(d) IS NOT NULL
-       AND NOT EXISTS (SELECT FROM jsonb_array_elements(d.tiers) t
-                        WHERE collect._owned_relation(d.owner, d.schema, t->>'name') IS NULL);
+       AND CASE WHEN jsonb_typeof(d.tiers) <> 'array' THEN false
+                ELSE NOT EXISTS (SELECT FROM jsonb_array_elements(d.tiers) t
+                                  WHERE collect._owned_relation(d.owner, d.schema, t->>'name') IS NULL) END;
 END $$;
 SELECT collect._register_capability('rollup', 'collect.rollup_defs', 'collect._rollup_verify', 'collect.rollups');
 
@@ -263,9 +297,9 @@ BEGIN
             USING ERRCODE = 'wrong_object_type',
                   HINT = 'Declare the columns with a view that holds no rows, such as CREATE VIEW events AS SELECT NULL::timestamptz AS at, NULL::text AS page WHERE false; then INSERT or COPY into it.';
     END IF;
-    IF granularity IS NULL OR granularity <= interval '0' OR extract(month FROM granularity) <> 0 OR extract(year FROM granularity) <> 0 THEN
+    IF granularity IS NULL OR NOT collect._rollup_granularity_ok(granularity) THEN
         RAISE EXCEPTION 'invalid rollup granularity: %', coalesce(granularity::text, 'NULL')
-            USING ERRCODE = 'invalid_parameter_value', HINT = 'Use a positive interval of days or less, such as ''1 minute''.';
+            USING ERRCODE = 'invalid_parameter_value', HINT = 'Use a positive interval of whole days or less (at most 36500 days), such as ''1 minute''.';
     END IF;
     SELECT n.nspname, c.relname INTO target_schema, source_name FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = source;
 
@@ -534,7 +568,7 @@ DECLARE
 BEGIN
     PERFORM collect._check_owner(def.owner, format('rollup %I.%I', def.schema, def.name));
     PERFORM collect._check_name('tier', name);
-    IF granularity IS NULL OR extract(month FROM granularity) <> 0 OR granularity <= def.granularity
+    IF granularity IS NULL OR NOT collect._rollup_granularity_ok(granularity) OR granularity <= def.granularity
        OR extract(epoch FROM granularity)::numeric % extract(epoch FROM def.granularity)::numeric <> 0 THEN
         RAISE EXCEPTION 'tier granularity % must be a multiple of the rollup''s %', coalesce(granularity::text, 'NULL'), def.granularity
             USING ERRCODE = 'invalid_parameter_value', HINT = 'For a minute rollup: ''1 hour'', ''1 day''.';
@@ -573,8 +607,8 @@ DECLARE
     def collect.rollup_defs := collect._rollup_of_table(rollup_table);
 BEGIN
     PERFORM collect._check_owner(def.owner, format('rollup %I.%I', def.schema, def.name));
-    IF keep IS NOT NULL AND keep <= interval '0' THEN
-        RAISE EXCEPTION 'retention must be positive, not %', keep USING ERRCODE = 'invalid_parameter_value';
+    IF keep IS NOT NULL AND (keep <= interval '0' OR keep > interval '36500 days') THEN
+        RAISE EXCEPTION 'retention must be positive and at most 36500 days, not %', keep USING ERRCODE = 'invalid_parameter_value';
     END IF;
     PERFORM collect._lock_definition('rollup', def.schema, def.name);
     IF rollup_table = collect._rollup_table(def)::regclass THEN
@@ -700,7 +734,7 @@ BEGIN
     END LOOP;
     EXECUTE format('DROP TABLE IF EXISTS %s, %s', collect._owned_relation(def.owner, def.schema, def.name),
                    collect._owned_relation(def.owner, def.schema, def.name || '_stale'));
-    DELETE FROM collect.rollup_defs d WHERE d.schema = def.schema AND d.name = def.name;
+    PERFORM collect._delete_registry_rows('collect.rollup_defs', jsonb_build_object('schema', def.schema, 'name', def.name));
 END $$;
 
 CREATE FUNCTION collect.drop_rollup(rollup text) RETURNS void

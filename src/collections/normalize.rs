@@ -54,8 +54,10 @@ fn fold_keys(def: &Definition, pipeline: &Pipeline, keys: &[String], horizon: &s
         let take = prepare(
             client,
             format!(
-                "DELETE FROM {pending} WHERE key = $1::{kt} AND txn < $2::xid8
-                 RETURNING txn::text, seq, at, entry::text"
+                "DELETE FROM {pending} p USING {snapshot} WHERE p.key = $1::{kt} AND {txn} < $2::xid8
+                 RETURNING {txn}::text, p.seq, p.at, p.entry::text",
+                snapshot = super::sql::SNAPSHOT_XMAX,
+                txn = super::sql::pending_txn("p.txn")
             ),
             &[text, text],
         );
@@ -168,12 +170,13 @@ fn collection_normalize(
             .expect("a snapshot has an xmin");
         let (base, pending) = (&def.base, &def.pending);
         // Keys in key order, so concurrent passes lock base rows in the same order.
+        let (snapshot, txn) = (super::sql::SNAPSHOT_XMAX, super::sql::pending_txn("txn"));
         let keys_query = if all_keys {
             format!(
                 "SELECT k FROM (SELECT key::text AS k, key FROM {base}
                                  WHERE coalesce((levels->>$1)::timestamptz, '-infinity') < coalesce($3, now())
                                 UNION
-                                SELECT key::text, key FROM {pending} WHERE txn < $2::xid8) s
+                                SELECT key::text, key FROM {pending}, {snapshot} WHERE {txn} < $2::xid8) s
                   ORDER BY key LIMIT $4"
             )
         } else {
@@ -181,7 +184,7 @@ fn collection_normalize(
                 "SELECT k FROM (SELECT key::text AS k, key FROM {base}
                                  WHERE updated_at > coalesce((levels->>$1)::timestamptz, '-infinity')
                                 UNION
-                                SELECT key::text, key FROM {pending} WHERE txn < $2::xid8) s
+                                SELECT key::text, key FROM {pending}, {snapshot} WHERE {txn} < $2::xid8) s
                   ORDER BY key LIMIT $4"
             )
         };

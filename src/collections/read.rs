@@ -19,12 +19,14 @@ fn stored_entries(def: &Definition, keys: &[String]) -> Vec<(String, Vec<Entry>)
                 collect.collection_send(entries) AS lump, NULL::text AS entry
            FROM {base} WHERE key = ANY($1::{kt}[])
          UNION ALL
-         SELECT key::text, 1, txn, seq, (extract(epoch FROM at) * 1000000)::bigint, NULL, entry::text
-           FROM {pending} WHERE key = ANY($1::{kt}[])
+         SELECT key::text, 1, {txn}, seq, (extract(epoch FROM at) * 1000000)::bigint, NULL, entry::text
+           FROM {pending}, {snapshot} WHERE key = ANY($1::{kt}[])
          ORDER BY 1, 2, 3, 4",
         base = def.base,
         pending = def.pending,
         kt = def.key_type,
+        txn = super::sql::pending_txn("txn"),
+        snapshot = super::sql::SNAPSHOT_XMAX,
     );
     let mut out: Vec<(String, Vec<Entry>)> = Vec::new();
     Spi::connect(|client| {

@@ -11,6 +11,18 @@
 //! only rows of transactions older than every transaction running when it started, so every
 //! row left pending sorts after every folded one, and reads are `base ++ pending`.
 
+/// A pending row's place in append order. `txn` defaults to the appending transaction's id,
+/// but a role allowed to append can write any value: a committed row this snapshot sees whose
+/// `txn` is past the snapshot's `xmax` cannot be a real transaction's, and counts as the
+/// oldest (0) instead of winning every read and never being folded. Needs `SNAPSHOT_XMAX`
+/// in the FROM list.
+pub(super) fn pending_txn(column: &str) -> String {
+    format!("CASE WHEN {column} OPERATOR(pg_catalog.<) snapshot.xmax THEN {column} ELSE '0'::pg_catalog.xid8 END")
+}
+/// The statement's snapshot's `xmax`, computed once (an InitPlan), as `snapshot.xmax`.
+pub(super) const SNAPSHOT_XMAX: &str =
+    "(SELECT pg_catalog.pg_snapshot_xmax(pg_catalog.pg_current_snapshot()) AS xmax) snapshot";
+
 use pgrx::pg_sys::panic::CaughtError;
 use pgrx::prelude::*;
 use pgrx::pg_sys;

@@ -89,10 +89,15 @@ pub fn role_the_caller_may_become(name: &std::ffi::CStr, what: &str) -> pg_sys::
 /// row), run as `owner` by `as_owner`, for a caller who may become that role. The SQL-level
 /// door to the mechanism: owner-run calls re-enter themselves through it.
 #[pgrx::pg_extern(sql = false)]
-fn registry_as_owner(owner: &std::ffi::CStr, query: &str) -> Option<String> {
+fn registry_as_owner(owner: &std::ffi::CStr, query: &str, as_job: bool) -> Option<String> {
     let role = role_the_caller_may_become(owner, "run this");
     let wrapped = format!("SELECT a.answer::pg_catalog.text FROM ({query}) a(answer)");
-    as_owner(role, || pgrx::Spi::get_one::<String>(&wrapped)).unwrap_or_else(|e| {
+    let run = || as_owner(role, || pgrx::Spi::get_one::<String>(&wrapped));
+    let answer = match crate::maintenance::job_timeout_ms() {
+        Some(ms) if as_job => within(ms, run),
+        _ => run(),
+    };
+    answer.unwrap_or_else(|e| {
         crate::errors::raise(
             pgrx::PgSqlErrorCode::ERRCODE_DATA_EXCEPTION,
             format!("a statement run as its owner answered what pg_collect cannot read: {e}"),
@@ -110,4 +115,122 @@ fn registry_acting_as(owner: &std::ffi::CStr) -> bool {
         let role = pg_sys::get_role_oid(owner.as_ptr(), true);
         role != pg_sys::Oid::INVALID && role == pg_sys::GetUserId() && pg_sys::InSecurityRestrictedOperation()
     }
+}
+
+/// `collect._delete_registry_rows(registry, key)`: deletes the rows of a capability's registry
+/// whose columns equal `key` (`{"column": "value as text"}`; an OID column, such as a
+/// `regclass`, as its number) and that the caller owns (a
+/// member of the row's owner). PUBLIC has no DELETE on registries: table-level DELETE (or
+/// UPDATE) would let any role `LOCK TABLE` a registry in any mode and stall every append and
+/// ingest. So the delete runs as the registry's owner, with the ownership check in its WHERE.
+#[pgrx::pg_extern(sql = false)]
+fn registry_delete_rows(registry: pg_sys::Oid, key: crate::jsonb::JsonbArg) -> i64 {
+    use pgrx::PgSqlErrorCode;
+    let invalid = |why: String| -> ! { crate::errors::raise(PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE, why, None) };
+    let (table, table_owner) = pgrx::Spi::get_two_with_args::<String, pg_sys::Oid>(
+        "SELECT pg_catalog.format('%I.%I', n.nspname, c.relname), c.relowner
+           FROM collect.capabilities k JOIN pg_catalog.pg_class c ON c.oid = k.registry
+           JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace WHERE k.registry = $1",
+        &[registry.into()],
+    )
+    .ok()
+    .and_then(|(t, o)| t.zip(o))
+    .unwrap_or_else(|| invalid(format!("relation {} is not a registry of pg_collect", registry.to_u32())));
+    let key: std::collections::BTreeMap<String, String> = serde_json::from_slice(key.to_text().to_bytes())
+        .unwrap_or_else(|e| invalid(format!("a registry row's key is an object of texts: {e}")));
+    if key.is_empty() {
+        invalid("a registry row's key names at least one column".into());
+    }
+    let mut conditions = Vec::new();
+    let mut args: Vec<pgrx::datum::DatumWithOid> = Vec::new();
+    for (i, (column, value)) in key.iter().enumerate() {
+        let is_oid = pgrx::Spi::get_one_with_args::<bool>(
+            "SELECT t.typname IN ('oid', 'regclass', 'regtype', 'regproc', 'regprocedure')
+               FROM pg_catalog.pg_attribute a JOIN pg_catalog.pg_type t ON t.oid = a.atttypid
+              WHERE a.attrelid = $1 AND a.attname = $2 AND a.attnum > 0 AND NOT a.attisdropped",
+            &[registry.into(), column.as_str().into()],
+        )
+        .ok()
+        .flatten()
+        .unwrap_or_else(|| invalid(format!("{table} has no column \"{column}\"")));
+        let as_text = if is_oid { "::pg_catalog.oid::pg_catalog.text" } else { "::pg_catalog.text" };
+        conditions.push(format!("d.{}{as_text} OPERATOR(pg_catalog.=) ${}", ident(column), i + 1));
+        args.push(value.as_str().into());
+    }
+    // SAFETY: reads the caller's user id.
+    let caller = unsafe { pg_sys::GetUserId() };
+    conditions.push(format!("pg_catalog.pg_has_role(${}, d.owner, 'USAGE')", key.len() + 1));
+    args.push(caller.into());
+    let sql = format!(
+        "WITH gone AS (DELETE FROM {table} d WHERE {} RETURNING 1) SELECT pg_catalog.count(*) FROM gone",
+        conditions.join(" AND ")
+    );
+    as_owner(table_owner, || pgrx::Spi::get_one_with_args::<i64>(&sql, &args))
+        .ok()
+        .flatten()
+        .unwrap_or(0)
+}
+
+/// `STATEMENT_TIMEOUT` of `enum TimeoutId` in utils/timeout.h (the fourth reason since the
+/// enum was made in 9.3; read off PostgreSQL 15's header here), whose functions pgrx does not
+/// bind.
+const STATEMENT_TIMEOUT: std::ffi::c_int = 3;
+
+unsafe extern "C-unwind" {
+    fn enable_timeout_at(id: std::ffi::c_int, fin_time: pg_sys::TimestampTz);
+    fn disable_timeout(id: std::ffi::c_int, keep_indicator: bool);
+    fn get_timeout_active(id: std::ffi::c_int) -> bool;
+    fn get_timeout_finish_time(id: std::ffi::c_int) -> pg_sys::TimestampTz;
+}
+
+/// Runs `f` with the statement timeout brought forward to at most `ms` from now (a batch of a
+/// maintenance job, bounded by `collect.job_timeout`): past it, the batch is cancelled with
+/// 57014 as `statement_timeout` would. The timeout the statement had before comes back
+/// afterwards, on error too (the guard's drop runs while the error unwinds).
+fn within<T>(ms: i32, f: impl FnOnce() -> T) -> T {
+    struct Restore {
+        was_active: bool,
+        finish: pg_sys::TimestampTz,
+    }
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            let id = STATEMENT_TIMEOUT;
+            // SAFETY: re-arms or disarms a timeout registered by InitPostgres.
+            unsafe {
+                if self.was_active {
+                    enable_timeout_at(id, self.finish);
+                } else {
+                    disable_timeout(id, false);
+                }
+            }
+        }
+    }
+    let id = STATEMENT_TIMEOUT;
+    // SAFETY: reads and arms the statement timeout of this backend, as postgres.c does.
+    let _restore = unsafe {
+        let was_active = get_timeout_active(id);
+        let finish = if was_active { get_timeout_finish_time(id) } else { 0 };
+        let deadline = pg_sys::GetCurrentTimestamp() + i64::from(ms) * 1000;
+        if !was_active || deadline < finish {
+            enable_timeout_at(id, deadline);
+        }
+        JOB_DEADLINE.set(deadline);
+        Restore { was_active, finish }
+    };
+    f()
+}
+
+thread_local! {
+    /// When the last job batch `within` bounded had to end.
+    static JOB_DEADLINE: std::cell::Cell<pg_sys::TimestampTz> = const { std::cell::Cell::new(pg_sys::TimestampTz::MAX) };
+}
+
+/// `collect._past_job_deadline()`: whether a cancel that just ended a job's batch was its
+/// `collect.job_timeout` (the job failed: record it, run the next) rather than somebody's
+/// cancel of the whole call (which must end it).
+#[pgrx::pg_extern(sql = false)]
+fn registry_past_job_deadline() -> bool {
+    // SAFETY: reads the clock.
+    let now = unsafe { pg_sys::GetCurrentTimestamp() };
+    now >= JOB_DEADLINE.get()
 }

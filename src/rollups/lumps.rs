@@ -87,11 +87,11 @@ fn value(field: Option<Field<'_>>, kind: Kind) -> Option<Value<'_>> {
         }
         Kind::Float4 if is_number => {
             let v: f32 = text.parse().ok()?;
-            v.is_finite().then_some(Value::Float(v as f64))
+            float_as_rows_have_it(text, v.is_finite().then_some(v as f64)?).map(Value::Float)
         }
         Kind::Float8 if is_number => {
             let v: f64 = text.parse().ok()?;
-            v.is_finite().then_some(Value::Float(v))
+            float_as_rows_have_it(text, v.is_finite().then_some(v)?).map(Value::Float)
         }
         // No NUL: `json_fields` refuses `\u0000` as jsonb does.
         Kind::Text => Some(Value::Text(match field.string()? {
@@ -100,6 +100,18 @@ fn value(field: Option<Field<'_>>, kind: Kind) -> Option<Value<'_>> {
         })),
         _ => None,
     }
+}
+
+/// A JSON number read as a float the way the row path reads it (jsonb's `numeric`, then the
+/// float type): `numeric` has no negative zero, so `-0` is `0`; a nonzero number that rounds
+/// to zero is out of the type's range there (an error), so it is not certain here (None: the
+/// lump goes the way of rows, which says so).
+fn float_as_rows_have_it(text: &str, v: f64) -> Option<f64> {
+    if v != 0.0 {
+        return Some(v);
+    }
+    let mantissa = text.split(['e', 'E']).next().unwrap_or("");
+    (!mantissa.bytes().any(|b| (b'1'..=b'9').contains(&b))).then_some(0.0)
 }
 
 /// `YYYY-MM-DD[T ]HH:MM[:SS[.ffffff]]`, then for a timestamptz column a zone (`Z` or
@@ -325,5 +337,13 @@ mod tests {
         assert_eq!(events, 1);
         assert_eq!(tables[0][0].len(), 0, "past the minutes' retention");
         assert_eq!(tables[1][3][0], Cell::Int(1), "late in the hours");
+    }
+
+    #[test]
+    fn floats_read_as_the_row_path_reads_them() {
+        assert_eq!(float_as_rows_have_it("-0", -0.0).map(f64::to_bits), Some(0f64.to_bits()), "-0 is 0, as numeric has it");
+        assert_eq!(float_as_rows_have_it("-0.0e10", -0.0).map(f64::to_bits), Some(0f64.to_bits()));
+        assert_eq!(float_as_rows_have_it("1e-400", 0.0), None, "an underflow is the row path's error to give");
+        assert_eq!(float_as_rows_have_it("-2.5", -2.5), Some(-2.5));
     }
 }

@@ -122,7 +122,7 @@ fn pg_cron_runs_maintain() {
     let mut admin = connect("postgres");
     admin
         .batch_execute(
-            "DROP EXTENSION IF EXISTS pg_collect CASCADE; DROP TABLE IF EXISTS public.readings;
+            "DROP EXTENSION IF EXISTS pg_collect CASCADE; DROP TABLE IF EXISTS public.readings, public.readings_archive_lumps;
              CREATE EXTENSION IF NOT EXISTS pg_cron; CREATE EXTENSION pg_collect;",
         )
         .unwrap();
@@ -204,4 +204,98 @@ fn the_background_worker_runs_due_jobs_survives_failures_and_stops_cleanly() {
     assert!(log.contains(&format!("database {db}: archive of public.readings_archive: done")), "the worker did not log its run");
     admin.batch_execute("ALTER SYSTEM RESET collect.maintenance_databases").unwrap();
     admin.batch_execute("SELECT pg_reload_conf()").unwrap();
+}
+
+/// Issue #26: one role's jobs cannot stop, delay or fail another role's.
+#[test]
+fn one_roles_jobs_cannot_hold_back_another_roles() {
+    let (db, alice, mallory) = two_roles("jobfair");
+    let mut m = connect_as(&db, &mallory);
+    // Three due jobs of mallory's, each of whose batches sleeps well past the job timeout.
+    for i in 1..=3 {
+        m.batch_execute(&format!(
+            "CREATE TABLE mallory.t{i} (id bigint PRIMARY KEY, at timestamptz NOT NULL);
+             INSERT INTO mallory.t{i} VALUES (1, now() - interval '2 days');
+             CREATE FUNCTION mallory.slow{i}() RETURNS trigger LANGUAGE plpgsql AS $f$ BEGIN PERFORM pg_sleep(30); RETURN NULL; END $f$;
+             CREATE TRIGGER slow AFTER DELETE ON mallory.t{i} FOR EACH STATEMENT EXECUTE FUNCTION mallory.slow{i}();
+             SELECT collect.create_archive('mallory.t{i}_archive', 'mallory.t{i}', 'id', 'at', archive_after => '1 day');
+             SELECT collect.schedule('mallory.t{i}_archive', 'archive', '1 hour', start_at => now() - interval '{i} hours');"
+        ))
+        .unwrap();
+    }
+    let mut a = connect_as(&db, &alice);
+    a.batch_execute(&format!("{}\nUPDATE collect.schedules SET next_run = now();", due_archive_job("alice"))).unwrap();
+    // Mallory takes the advisory lock alice's job had under the old hashed keys, and tries to
+    // read the key it has now.
+    m.batch_execute("SELECT pg_advisory_lock(hashtext('pg_collect maintenance'), hashtext('alice.readings_archive archive'))").unwrap();
+    let keys_seen: i64 = m.query_one("SELECT count(lock_key) FROM collect.schedules WHERE object LIKE 'alice.%'", &[]).unwrap().get(0);
+    assert_eq!(keys_seen, 0, "mallory can read alice's job lock key");
+    let mut admin = connect(&db);
+    admin.batch_execute("SET collect.job_timeout = '300ms'").unwrap();
+    let started = Instant::now();
+    admin.batch_execute("CALL collect.maintain()").unwrap();
+    assert!(started.elapsed() < Duration::from_secs(15), "the job timeout did not bound mallory's batches: {:?}", started.elapsed());
+    // Alice's job ran, second: after mallory's oldest job, before her others (owners take turns).
+    let left: i64 = a.query_one("SELECT count(*) FROM alice.readings", &[]).unwrap().get(0);
+    assert_eq!(left, 0, "alice's job did not run");
+    let order: Vec<String> = admin
+        .query("SELECT object FROM collect.jobs ORDER BY last_run", &[])
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(order[..2], ["mallory.t3_archive".to_string(), "alice.readings_archive".to_string()], "{order:?}");
+    let failed: Vec<String> = admin
+        .query("SELECT last_result FROM collect.jobs WHERE owner = $1", &[&mallory])
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert!(failed.iter().all(|r| r.starts_with("failed: 57014")), "{failed:?}");
+    // The session's own statement_timeout (none here) is back after the jobs.
+    let timeout: String = admin.query_one("SHOW statement_timeout", &[]).unwrap().get(0);
+    assert_eq!(timeout, "0");
+    admin.batch_execute("SELECT pg_sleep(0.5)").unwrap();
+    drop((m, a, admin));
+    drop_roles(&db, &[&alice, &mallory]);
+}
+
+/// Issue #26, through the background worker: a job of mallory's that sets settings and tries
+/// to escalate runs as mallory, sandboxed, and the worker's next job (alice's) archives her
+/// values exactly. (Named to run before the test that stops the launcher.)
+#[test]
+fn a_job_run_by_the_background_worker_leaves_nothing_for_the_next_job() {
+    use crate::owner_code::{plant_grab, seen};
+    let (db, alice, mallory) = two_roles("workerjobs");
+    let mut m = connect_as(&db, &mallory);
+    m.batch_execute(&plant_grab(&mallory)).unwrap();
+    m.batch_execute(
+        "CREATE TABLE mallory.junk (id bigint PRIMARY KEY, at timestamptz NOT NULL);
+         INSERT INTO mallory.junk VALUES (1, now() - interval '2 days');
+         CREATE TRIGGER grab AFTER DELETE ON mallory.junk FOR EACH STATEMENT EXECUTE FUNCTION mallory.grab();
+         SELECT collect.create_archive('mallory.junk_archive', 'mallory.junk', 'id', 'at', archive_after => '1 day');
+         SELECT collect.schedule('mallory.junk_archive', 'archive', '1 hour', start_at => now() - interval '1 hour');",
+    )
+    .unwrap();
+    let mut a = connect_as(&db, &alice);
+    a.batch_execute(
+        "CREATE TABLE alice.readings (id bigint PRIMARY KEY, at timestamptz NOT NULL, value double precision);
+         INSERT INTO alice.readings VALUES (1, now() - interval '2 days', 3.141592653589793);
+         SELECT collect.create_archive('alice.readings_archive', 'alice.readings', 'id', 'at', archive_after => '1 day');
+         SELECT collect.schedule('alice.readings_archive', 'archive', '1 hour');",
+    )
+    .unwrap();
+    let mut admin = connect("postgres");
+    admin.batch_execute(&format!("ALTER SYSTEM SET collect.maintenance_databases = '{db}'")).unwrap();
+    admin.batch_execute("SELECT pg_reload_conf()").unwrap();
+    wait_for("the worker to run both jobs", Duration::from_secs(30), || {
+        connect(&db).query_one("SELECT count(*) = 2 FROM collect.jobs WHERE last_result IS NOT NULL", &[]).unwrap().get::<_, bool>(0)
+    });
+    admin.batch_execute("ALTER SYSTEM RESET collect.maintenance_databases").unwrap();
+    admin.batch_execute("SELECT pg_reload_conf()").unwrap();
+    assert_eq!(seen(&mut m), vec!["alter role: 42501".to_string(), format!("ran as {mallory}"), "temp view: 42501".into()]);
+    let value: String = a.query_one("SELECT collect.archived('alice.readings_archive', 1::bigint)->>'value'", &[]).unwrap().get(0);
+    assert_eq!(value, "3.141592653589793", "mallory's job changed how the worker's next job stored alice's value");
+    drop((m, a));
+    drop_roles(&db, &[&alice, &mallory]);
 }

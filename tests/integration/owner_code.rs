@@ -9,7 +9,7 @@ use crate::{connect, sqlstate};
 
 /// A trigger function of mallory's that tries what a role would try with a superuser's
 /// session: become superuser, plant a temporary view over a catalog view, leave settings.
-fn plant_grab(mallory: &str) -> String {
+pub(crate) fn plant_grab(mallory: &str) -> String {
     format!(
         "CREATE TABLE mallory.seen (what text);
          CREATE FUNCTION mallory.grab() RETURNS trigger LANGUAGE plpgsql AS $f$
@@ -26,7 +26,7 @@ fn plant_grab(mallory: &str) -> String {
     )
 }
 
-fn seen(client: &mut postgres::Client) -> Vec<String> {
+pub(crate) fn seen(client: &mut postgres::Client) -> Vec<String> {
     client.query("SELECT DISTINCT what FROM mallory.seen ORDER BY 1", &[]).unwrap().iter().map(|r| r.get(0)).collect()
 }
 

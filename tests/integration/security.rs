@@ -99,8 +99,17 @@ fn planted_registry_rows_and_forged_triggers_never_act_on_another_roles_tables()
         let err = m.batch_execute(plant).expect_err(plant);
         assert_eq!(sqlstate(&err), "42501", "{plant}: {err}");
     }
-    // Updates and deletes of alice's rows touch nothing.
-    m.batch_execute("UPDATE collect.rollup_defs SET keep = '1 second'; DELETE FROM collect.collection_defs;").unwrap();
+    // Updates of alice's rows touch nothing; deletes are not PUBLIC's at all (a table-level
+    // DELETE would let any role lock the registry), and pg_collect's own delete takes only the
+    // caller's rows.
+    m.batch_execute("UPDATE collect.rollup_defs SET keep = '1 second'").unwrap();
+    let err = m.batch_execute("DELETE FROM collect.collection_defs").unwrap_err();
+    assert_eq!(sqlstate(&err), "42501", "{err}");
+    let deleted: i64 = m
+        .query_one("SELECT collect._delete_registry_rows('collect.collection_defs', '{\"schema\": \"alice\", \"name\": \"feed\"}')", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(deleted, 0);
     // A forged trigger naming alice's rollup does not feed it.
     m.batch_execute(
         "CREATE TABLE mallory.events (at timestamptz, page text, n int);

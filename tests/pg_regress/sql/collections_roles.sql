@@ -23,6 +23,26 @@ GRANT SELECT ON owned_pending, owned_base TO collect_regress_reader;
 SET ROLE collect_regress_reader;
 SELECT has_function_privilege('private_reducer(jsonb)', 'EXECUTE') AS reader_may_call_it;
 SELECT collect.read('owned', 'k');
+-- A role that only appends (an ingest service) needs INSERT on name_pending, the sequence
+-- number of its appends (SELECT on column seq) and the sequence: nothing that reads entries.
+RESET ROLE;
+CREATE ROLE collect_regress_writer;
+SET ROLE collect_regress_owner;
+GRANT INSERT, SELECT (seq) ON owned_pending TO collect_regress_writer;
+GRANT USAGE ON SEQUENCE owned_pending_seq_seq TO collect_regress_writer;
+SET ROLE collect_regress_writer;
+SELECT collect.append('owned', 'k', '{"x": 2}') > 0 AS writer_appended;
+SELECT collect.read('owned', 'k');
+\echo :LAST_ERROR_SQLSTATE
+-- A row written straight into name_pending with a transaction number from the future does
+-- not win every read, and is folded like any other.
+SET ROLE collect_regress_owner;
+INSERT INTO owned_pending (key, txn, entry) VALUES ('k', '9223372036854775807', '{"x": "forged"}');
+SELECT collect.read('owned', 'k');
+SELECT (collect.normalize('owned', all_keys => true))->>'entries_in' AS folded;
+SELECT count(*) AS left_pending FROM owned_pending;
+SELECT collect.read('owned', 'k');
+SET ROLE collect_regress_reader;
 -- Only the owner may drop it.
 SELECT collect.drop_collection('owned');
 \echo :LAST_ERROR_SQLSTATE
@@ -34,6 +54,7 @@ DROP FUNCTION private_reducer(jsonb);
 REVOKE CREATE ON SCHEMA public FROM collect_regress_owner;
 DROP ROLE collect_regress_owner;
 DROP ROLE collect_regress_reader;
+DROP ROLE collect_regress_writer;
 
 -- Dropping a collection removes its tables and its definition.
 SELECT collect.drop_collection('best');

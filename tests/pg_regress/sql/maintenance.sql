@@ -53,7 +53,8 @@ SELECT count(*) AS old_rows_left FROM maint_readings WHERE id > 1000;
 DO $$ BEGIN
     FOR i IN 1..15 LOOP
         UPDATE collect.schedules SET next_run = now() - interval '1 second' WHERE object = 'public.maint_feed';
-        PERFORM pg_advisory_lock(k.class, k.id) FROM collect._job_lock_keys('public.maint_feed', 'normalize daily') k;
+        PERFORM pg_advisory_lock(collect._job_lock_class(), s.lock_key) FROM collect.schedules s
+          WHERE (s.object, s.job) = ('public.maint_feed', 'normalize daily');
         PERFORM collect._finish_job('public.maint_feed', 'normalize daily', now(), 'done', 1);
     END LOOP;
 END $$;

@@ -65,7 +65,20 @@ INSERT INTO collect.collection_defs (schema, name, key_type, read, owner) VALUES
 UPDATE collect.rollup_defs SET tiers = '[{"name": "r", "granularity": "1 day", "keep": "1 second"}]' WHERE schema = 'alice';
 SELECT tiers->0->>'name' AS alice_tier_unchanged FROM collect.rollup_defs WHERE schema = 'alice';
 DELETE FROM collect.collection_defs WHERE schema = 'alice';
+\echo :LAST_ERROR_SQLSTATE
 SELECT count(*) AS alice_collection_still_there FROM collect.collection_defs WHERE schema = 'alice';
+-- Nor can anybody lock a registry against everybody else: no table-level UPDATE or DELETE
+-- (42501), so no mode beyond what an INSERT takes.
+BEGIN;
+LOCK TABLE collect.collection_defs IN ACCESS EXCLUSIVE MODE;
+ROLLBACK;
+BEGIN;
+LOCK TABLE collect.schedules IN SHARE MODE;
+ROLLBACK;
+-- Deleting goes through pg_collect, and only for rows the caller owns.
+SELECT collect._delete_registry_rows('collect.collection_defs', '{"schema": "alice", "name": "feed"}') AS deleted_of_alices;
+SELECT collect._delete_registry_rows('pg_catalog.pg_class', '{"relname": "pg_class"}');
+SELECT collect._delete_registry_rows('collect.collection_defs', '{"owner = owner OR true --": "x"}');
 -- No registry holds SQL text for anyone to run.
 SELECT count(*) AS sql_text_columns FROM information_schema.columns
  WHERE table_schema = 'collect' AND table_name LIKE '%_defs' AND column_name IN ('statements', 'check_sql');
@@ -244,6 +257,35 @@ ON CONFLICT (schema, name) DO UPDATE SET owner = excluded.owner;
 SET ROLE collect_mallory;
 SELECT collect.append('alice.feed', 'x', '{}');
 \echo :LAST_ERROR_SQLSTATE
+
+-- A role writes its own registry rows, but only with values pg_collect itself would write:
+-- a malformed row would make the lists of jobs and definitions fail for every role (23514).
+RESET ROLE;
+SET ROLE collect_mallory;
+CREATE TABLE mallory.ev (at timestamptz, page text);
+SELECT collect.create_rollup('mallory.ev_r', 'mallory.ev', 'at', '{page}') IS NOT NULL AS made;
+\set VERBOSITY terse
+UPDATE collect.collection_defs SET "normalize" = '"daily"' WHERE schema = 'mallory';
+\echo :LAST_ERROR_SQLSTATE
+UPDATE collect.collection_defs SET "normalize" = '{"daily": 1}' WHERE schema = 'mallory';
+\echo :LAST_ERROR_SQLSTATE
+UPDATE collect.collection_defs SET read = '{}' WHERE schema = 'mallory';
+\echo :LAST_ERROR_SQLSTATE
+UPDATE collect.rollup_defs SET granularity = '170000000 years' WHERE schema = 'mallory';
+\echo :LAST_ERROR_SQLSTATE
+UPDATE collect.rollup_defs SET granularity = '1000000 days' WHERE schema = 'mallory';
+\echo :LAST_ERROR_SQLSTATE
+UPDATE collect.rollup_defs SET granularity = '1 mon' WHERE schema = 'mallory';
+\echo :LAST_ERROR_SQLSTATE
+UPDATE collect.rollup_defs SET tiers = '{"name": "x"}' WHERE schema = 'mallory';
+\echo :LAST_ERROR_SQLSTATE
+UPDATE collect.rollup_defs SET tiers = '[{"name": "ev_r_stale", "granularity": "soon"}]' WHERE schema = 'mallory';
+\echo :LAST_ERROR_SQLSTATE
+UPDATE collect.rollup_defs SET tiers = '[{"name": "ev_r_stale", "granularity": "1 day", "keep": "-1 day"}]' WHERE schema = 'mallory';
+\echo :LAST_ERROR_SQLSTATE
+\set VERBOSITY default
+SELECT count(*) > 0 AS every_role_still_lists_jobs FROM collect.maintenance_jobs;
+SELECT count(*) > 0 AS every_role_still_lists_rollups FROM collect.rollups;
 
 -- Clean up.
 RESET ROLE;
