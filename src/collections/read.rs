@@ -100,6 +100,8 @@ fn collection_read_many(
     let rows: Vec<_> = keys
         .into_iter()
         .map(|k| {
+            // Many keys make a long call: a cancel or statement_timeout stops it.
+            crate::errors::check_for_interrupts();
             let entries = k.as_ref().and_then(|k| found.get(k).cloned()).unwrap_or_default();
             (k, entries_json(&run_pipeline(&def, &read, entries)))
         })

@@ -118,9 +118,10 @@ impl Edge {
             }
             (None, _) => {}
         }
-        // An add beats any other write; among equals, the earlier.
-        let candidate = (write.state == State::Normal, -write.at);
-        if candidate > (e.first_add, -e.first_at) {
+        // An add beats any other write; among equals, the earlier (Reverse: every i64 time,
+        // where negating i64::MIN would overflow).
+        let candidate = (write.state == State::Normal, std::cmp::Reverse(write.at));
+        if candidate > (e.first_add, std::cmp::Reverse(e.first_at)) {
             e.first_add = candidate.0;
             e.first_at = write.at;
         }
@@ -215,5 +216,15 @@ mod tests {
             assert_eq!(State::parse(s.name()), Some(s));
         }
         assert_eq!(State::parse("deleted"), None);
+    }
+
+    #[test]
+    fn writes_at_the_ends_of_time_are_ordered_without_overflow() {
+        let at = |at: i64, state: State| Write { at, state, position: None };
+        let edge = after(&[at(i64::MIN, State::Removed), at(i64::MAX, State::Normal), at(i64::MIN, State::Normal)]).unwrap();
+        assert_eq!((edge.state, edge.state_at), (State::Normal, i64::MAX));
+        assert_eq!(edge.first_at, i64::MIN, "the earliest add is the edge's first");
+        let edge = after(&[at(i64::MAX, State::Normal), at(i64::MIN, State::Archived)]).unwrap();
+        assert_eq!(edge.first_at, i64::MAX);
     }
 }
