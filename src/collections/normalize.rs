@@ -30,7 +30,7 @@ struct FoldStats {
 /// Folds each key's foldable pending entries into its base with `pipeline`, one key at a
 /// time, with statements prepared once per pass. A key's base row stays locked until the
 /// pass commits: other folds of that key wait, appends and reads never do.
-fn fold_keys(def: &Definition, pipeline: &Pipeline, keys: &[String], horizon: &str, level: &str, stats: &mut FoldStats) {
+fn fold_keys(def: &Definition, pipeline: &Pipeline, keys: &[String], horizon: &str, bound: &str, level: &str, stats: &mut FoldStats) {
     let (base, pending, kt) = (&def.base, &def.pending, &def.key_type);
     let text = PgOid::from(pg_sys::TEXTOID);
     let lump_oid = collection_type_oid();
@@ -54,12 +54,11 @@ fn fold_keys(def: &Definition, pipeline: &Pipeline, keys: &[String], horizon: &s
         let take = prepare(
             client,
             format!(
-                "DELETE FROM {pending} p USING {snapshot} WHERE p.key = $1::{kt} AND {txn} < $2::xid8
+                "DELETE FROM {pending} p WHERE p.key = $1::{kt} AND {txn} < $2::xid8
                  RETURNING {txn}::text, p.seq, p.at, p.entry::text",
-                snapshot = super::sql::SNAPSHOT_XMAX,
-                txn = super::sql::pending_txn("p.txn")
+                txn = super::sql::pending_txn("p.txn", "$3")
             ),
-            &[text, text],
+            &[text, text, text],
         );
         let store = prepare(
             client,
@@ -87,7 +86,7 @@ fn fold_keys(def: &Definition, pipeline: &Pipeline, keys: &[String], horizon: &s
             let mut entries = if lump.is_empty() { Vec::new() } else { base_entries(&lump) };
             let mut folded: Vec<(u64, Entry, usize)> = Vec::new();
             let rows = client
-                .update(&take, None, &[key.as_str().into(), horizon.into()])
+                .update(&take, None, &[key.as_str().into(), horizon.into(), bound.into()])
                 .unwrap_or_else(|e| spi_error(e));
             for row in rows {
                 let txn: u64 = row.get::<String>(1).ok().flatten().and_then(|t| t.parse().ok()).unwrap_or(0);
@@ -170,13 +169,14 @@ fn collection_normalize(
             .expect("a snapshot has an xmin");
         let (base, pending) = (&def.base, &def.pending);
         // Keys in key order, so concurrent passes lock base rows in the same order.
-        let (snapshot, txn) = (super::sql::SNAPSHOT_XMAX, super::sql::pending_txn("txn"));
+        let bound = super::sql::forged_txn_bound();
+        let txn = super::sql::pending_txn("txn", "$5");
         let keys_query = if all_keys {
             format!(
                 "SELECT k FROM (SELECT key::text AS k, key FROM {base}
                                  WHERE coalesce((levels->>$1)::timestamptz, '-infinity') < coalesce($3, now())
                                 UNION
-                                SELECT key::text, key FROM {pending}, {snapshot} WHERE {txn} < $2::xid8) s
+                                SELECT key::text, key FROM {pending} WHERE {txn} < $2::xid8) s
                   ORDER BY key LIMIT $4"
             )
         } else {
@@ -184,7 +184,7 @@ fn collection_normalize(
                 "SELECT k FROM (SELECT key::text AS k, key FROM {base}
                                  WHERE updated_at > coalesce((levels->>$1)::timestamptz, '-infinity')
                                 UNION
-                                SELECT key::text, key FROM {pending}, {snapshot} WHERE {txn} < $2::xid8) s
+                                SELECT key::text, key FROM {pending} WHERE {txn} < $2::xid8) s
                   ORDER BY key LIMIT $4"
             )
         };
@@ -193,14 +193,14 @@ fn collection_normalize(
                 .select(
                     &keys_query,
                     None,
-                    &[level.into(), horizon.clone().into(), pass_started.into(), max_keys.into()],
+                    &[level.into(), horizon.clone().into(), pass_started.into(), max_keys.into(), bound.clone().into()],
                 )
                 .unwrap_or_else(|e| spi_error(e))
                 .filter_map(|row| row.get::<String>(1).ok().flatten())
                 .collect()
         });
         let mut stats = FoldStats::default();
-        fold_keys(&def, &pipeline, &keys, &horizon, level, &mut stats);
+        fold_keys(&def, &pipeline, &keys, &horizon, &bound, level, &mut stats);
         let summary = serde_json::json!({
             "collection": def.name,
             "level": level,

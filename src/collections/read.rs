@@ -20,18 +20,18 @@ fn stored_entries(def: &Definition, keys: &[String]) -> Vec<(String, Vec<Entry>)
            FROM {base} WHERE key = ANY($1::{kt}[])
          UNION ALL
          SELECT key::text, 1, {txn}, seq, (extract(epoch FROM at) * 1000000)::bigint, NULL, entry::text
-           FROM {pending}, {snapshot} WHERE key = ANY($1::{kt}[])
+           FROM {pending} WHERE key = ANY($1::{kt}[])
          ORDER BY 1, 2, 3, 4",
         base = def.base,
         pending = def.pending,
         kt = def.key_type,
-        txn = super::sql::pending_txn("txn"),
-        snapshot = super::sql::SNAPSHOT_XMAX,
+        txn = super::sql::pending_txn("txn", "$2"),
     );
+    let bound = super::sql::forged_txn_bound();
     let mut out: Vec<(String, Vec<Entry>)> = Vec::new();
     Spi::connect(|client| {
         let rows = client
-            .select(&query, None, &[keys.to_vec().into()])
+            .select(&query, None, &[keys.to_vec().into(), bound.into()])
             .unwrap_or_else(|e| spi_error(e));
         for row in rows {
             let key: String = row.get(1).ok().flatten().unwrap_or_default();

@@ -12,16 +12,24 @@
 //! row left pending sorts after every folded one, and reads are `base ++ pending`.
 
 /// A pending row's place in append order. `txn` defaults to the appending transaction's id,
-/// but a role allowed to append can write any value: a committed row this snapshot sees whose
-/// `txn` is past the snapshot's `xmax` cannot be a real transaction's, and counts as the
-/// oldest (0) instead of winning every read and never being folded. Needs `SNAPSHOT_XMAX`
-/// in the FROM list.
-pub(super) fn pending_txn(column: &str) -> String {
-    format!("CASE WHEN {column} OPERATOR(pg_catalog.<) snapshot.xmax THEN {column} ELSE '0'::pg_catalog.xid8 END")
+/// but a role allowed to append can write any value: a row whose `txn` is at or past `bound`
+/// (`forged_txn_bound`) cannot be a real transaction's, and counts as the oldest (0) instead
+/// of winning every read and never being folded.
+pub(super) fn pending_txn(column: &str, bound: &str) -> String {
+    format!("CASE WHEN {column} OPERATOR(pg_catalog.<) {bound}::pg_catalog.xid8 THEN {column} ELSE '0'::pg_catalog.xid8 END")
 }
-/// The statement's snapshot's `xmax`, computed once (an InitPlan), as `snapshot.xmax`.
-pub(super) const SNAPSHOT_XMAX: &str =
-    "(SELECT pg_catalog.pg_snapshot_xmax(pg_catalog.pg_current_snapshot()) AS xmax) snapshot";
+
+/// The `txn` from which a pending row cannot be a real transaction's: this node's next
+/// transaction id plus 2^31, far more than can be assigned while a statement starts (so no
+/// row committed meanwhile is taken for forged). Computed on the node whose ids fill `txn`
+/// (on Citus the coordinator; a worker's ids are a sequence of their own), and passed to the
+/// statements as a parameter.
+pub(super) fn forged_txn_bound() -> String {
+    // SAFETY: reads the shared next transaction id under its lock (what pg_current_snapshot's
+    // xmax is read from).
+    let next = unsafe { pg_sys::ReadNextFullTransactionId() }.value;
+    next.saturating_add(1 << 31).to_string()
+}
 
 use pgrx::pg_sys::panic::CaughtError;
 use pgrx::prelude::*;
