@@ -452,6 +452,14 @@ COMMENT ON FUNCTION collect.archive_delete(text, anyelement) IS
 
 -- ---- figures and maintenance ----
 
+-- The rows as the heap held them, plus their share of the source's indexes now.
+UPDATE collect.capabilities SET figures =
+    'SELECT count(*) AS lumps, coalesce(sum(records), 0) AS records, (collect._relation_bytes(%1$L)).total AS stored_bytes,
+            (coalesce(sum(heap_bytes), 0) * (1 + (collect._relation_bytes(%2$L)).indexes::numeric
+                                                / greatest((collect._relation_bytes(%2$L)).table_only, 8192)))::bigint AS heap_bytes_estimate
+       FROM %1$s'
+ WHERE kind = 'archive';
+
 CREATE VIEW collect.archives AS
 SELECT d.schema, d.name, format('%I.%I', d.source_schema, d.source_name) AS source, d.key_column, d.time_column, d.lump_rows,
        d.archive_after, d.owner,
@@ -461,17 +469,7 @@ SELECT d.schema, d.name, format('%I.%I', d.source_schema, d.source_name) AS sour
   FROM collect.archive_defs d,
        LATERAL collect._owned_relation(d.owner, d.schema, d.name || '_lumps') l,
        LATERAL collect._owned_relation(d.owner, d.source_schema, d.source_name) s,
-       LATERAL collect._figures(ARRAY[l, s], format(
-           $q$SELECT count(*) AS lumps, coalesce(sum(records), 0) AS records, %s AS stored_bytes,
-                     -- the rows as the heap held them, plus their share of the source's indexes now
-                     (coalesce(sum(heap_bytes), 0) * (1 + %s::numeric / greatest(%s, 8192)))::bigint AS heap_bytes_estimate
-                FROM %%1$s$q$,
-           CASE WHEN collect._distribution_column(s) IS NULL THEN format('pg_total_relation_size(%s)', l::oid)
-                ELSE format('citus_total_relation_size(%s)', l::oid) END,
-           CASE WHEN collect._distribution_column(s) IS NULL THEN format('pg_indexes_size(%s)', s::oid)
-                ELSE format('(citus_total_relation_size(%s) - citus_table_size(%s))', s::oid, s::oid) END,
-           CASE WHEN collect._distribution_column(s) IS NULL THEN format('pg_table_size(%s)', s::oid)
-                ELSE format('citus_table_size(%s)', s::oid) END)) f;
+       LATERAL collect._figures('archive', ARRAY[l, s]) f;
 GRANT SELECT ON collect.archives TO PUBLIC;
 COMMENT ON VIEW collect.archives IS 'Archives, with their lumps, records, bytes stored and what the rows took in the heap';
 

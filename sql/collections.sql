@@ -348,6 +348,12 @@ CREATE FUNCTION collect._collection_maintenance() RETURNS SETOF collect.maintena
 $$;
 UPDATE collect.capabilities SET maintenance = 'collect._collection_maintenance' WHERE kind = 'collection';
 
+UPDATE collect.capabilities SET figures =
+    'SELECT (SELECT count(*) FROM (SELECT key FROM %1$s UNION SELECT key FROM %2$s) k) AS keys,
+            (SELECT count(*) FROM %2$s) AS pending_entries,
+            (SELECT coalesce(sum(pg_column_size(entries)), 0) FROM %1$s) AS base_bytes'
+ WHERE kind = 'collection';
+
 CREATE VIEW collect.collections AS
 SELECT d.schema, d.name, d.key_type, d.read, d."normalize", t.pending AS pending_table, t.base AS base_table,
        d.owner, (f->>'keys')::bigint AS keys, (f->>'pending_entries')::bigint AS pending_entries,
@@ -355,8 +361,5 @@ SELECT d.schema, d.name, d.key_type, d.read, d."normalize", t.pending AS pending
   FROM collect.collection_defs d,
        LATERAL (SELECT collect._owned_relation(d.owner, d.schema, d.name || '_pending') AS pending,
                        collect._owned_relation(d.owner, d.schema, d.name || '_base') AS base) t,
-       LATERAL collect._figures(ARRAY[t.base, t.pending],
-           'SELECT (SELECT count(*) FROM (SELECT key FROM %1$s UNION SELECT key FROM %2$s) k) AS keys,
-                   (SELECT count(*) FROM %2$s) AS pending_entries,
-                   (SELECT coalesce(sum(pg_column_size(entries)), 0) FROM %1$s) AS base_bytes') f;
+       LATERAL collect._figures('collection', ARRAY[t.base, t.pending]) f;
 GRANT SELECT ON collect.collections TO PUBLIC;

@@ -389,13 +389,16 @@ CREATE FUNCTION collect.check_graph(graph text) RETURNS TABLE (part text, mismat
 COMMENT ON FUNCTION collect.check_graph(text) IS
     'How many stored facts of a graph disagree: backward with forward edges, counts, compact lists, block bounds (all 0 when all is right)';
 
+UPDATE collect.capabilities SET figures =
+    'SELECT (SELECT jsonb_object_agg(s, n) FROM (SELECT CASE state WHEN 0 THEN ''normal'' WHEN 1 THEN ''removed''
+                                                                  WHEN 2 THEN ''archived'' ELSE ''negative'' END AS s,
+                                                      sum(n) AS n FROM %1$s WHERE direction = ''o'' GROUP BY state) c) AS edges,
+            (SELECT count(*) FROM (SELECT node FROM %1$s GROUP BY node HAVING sum(n) <> 0) x) AS nodes'
+ WHERE kind = 'graph';
+
 CREATE VIEW collect.graphs AS
 SELECT d.schema, d.name, d.owner, f->'edges' AS edges, (f->>'nodes')::bigint AS nodes, d.compact_lists
   FROM collect.graph_defs d,
        LATERAL (SELECT collect._owned_relation(d.owner, d.schema, d.name || '_counts') AS counts) t,
-       LATERAL collect._figures(ARRAY[t.counts],
-           'SELECT (SELECT jsonb_object_agg(s, n) FROM (SELECT CASE state WHEN 0 THEN ''normal'' WHEN 1 THEN ''removed''
-                                                                         WHEN 2 THEN ''archived'' ELSE ''negative'' END AS s,
-                                                             sum(n) AS n FROM %1$s WHERE direction = ''o'' GROUP BY state) c) AS edges,
-                   (SELECT count(*) FROM (SELECT node FROM %1$s GROUP BY node HAVING sum(n) <> 0) x) AS nodes') f;
+       LATERAL collect._figures('graph', ARRAY[t.counts]) f;
 GRANT SELECT ON collect.graphs TO PUBLIC;

@@ -147,19 +147,35 @@ END $$;
 CREATE FUNCTION collect._delete_registry_rows(registry regclass, key jsonb) RETURNS bigint
     STRICT LANGUAGE c SET search_path = pg_catalog, pg_temp AS 'MODULE_PATHNAME', 'registry_delete_rows_wrapper';
 
--- A definition's figures: `query` (with %s for each of `tables`) run only when the caller may
--- read every table, as one row made jsonb; NULL otherwise, so views of definitions answer
--- every role without an error.
-CREATE FUNCTION collect._figures(tables regclass[], query text) RETURNS jsonb
-    STABLE LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-    figures jsonb;
+-- A definition's figures, for the views that list definitions: the capability's `figures`
+-- query (collect.capabilities, written only by the extension script; %1$s, %2$s for `tables`),
+-- as one row made jsonb, computed only when the caller may read every table, and then as the
+-- tables' owner in a restricted operation (src/registry/mod.rs, `registry_figures`): the tables
+-- are another role's, and what reading them runs (a view, a policy, a cast) is that role's
+-- code, never to run as whoever lists definitions. NULL when the caller may not read them, the
+-- tables have more than one owner, or the query fails (a table its owner changed), so the
+-- views answer every role.
+CREATE FUNCTION collect._figures_as_owner(kind text, tables regclass[]) RETURNS jsonb
+    STRICT LANGUAGE c SET search_path = pg_catalog, pg_temp AS 'MODULE_PATHNAME', 'registry_figures_wrapper';
+CREATE FUNCTION collect._figures(kind text, tables regclass[]) RETURNS jsonb
+    LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
-    IF tables IS NULL OR EXISTS (SELECT FROM unnest(tables) t WHERE t IS NULL OR NOT has_table_privilege(t, 'SELECT')) THEN
-        RETURN NULL;
+    RETURN collect._figures_as_owner(kind, tables);
+EXCEPTION WHEN OTHERS THEN
+    RETURN NULL;
+END $$;
+
+-- A table's bytes, whole, without indexes, and of its indexes; on Citus, over its shards.
+CREATE FUNCTION collect._relation_bytes(t regclass, OUT total bigint, OUT table_only bigint, OUT indexes bigint)
+    STABLE LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF collect._distribution_column(t) IS NULL THEN
+        total := pg_total_relation_size(t);
+        table_only := pg_table_size(t);
+    ELSE
+        EXECUTE 'SELECT pg_catalog.citus_total_relation_size($1), pg_catalog.citus_table_size($1)' INTO total, table_only USING t;
     END IF;
-    EXECUTE format('SELECT to_jsonb(f) FROM (%s) f', format(query, VARIADIC tables::text[])) INTO figures;
-    RETURN figures;
+    indexes := total - table_only;
 END $$;
 
 -- Finds a definition's schema by name, the way Postgres finds a table: a qualified name
@@ -202,7 +218,8 @@ CREATE TABLE collect.capabilities (
     registry regclass NOT NULL UNIQUE,
     verify regproc NOT NULL,
     listed_in text NOT NULL,
-    maintenance regproc
+    maintenance regproc,
+    figures text
 );
 GRANT SELECT ON collect.capabilities TO PUBLIC;
 

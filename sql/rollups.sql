@@ -758,6 +758,12 @@ CREATE FUNCTION collect._rollup_maintenance() RETURNS SETOF collect.maintenance
 $$;
 UPDATE collect.capabilities SET maintenance = 'collect._rollup_maintenance' WHERE kind = 'rollup';
 
+UPDATE collect.capabilities SET figures =
+    'SELECT * FROM (SELECT coalesce(sum(event_count), 0) AS rows_in, count(*) AS rollup_rows,
+                           coalesce(sum(late_events), 0) AS late_events FROM %1$s) r,
+                   (SELECT count(DISTINCT bucket) AS stale_buckets FROM %2$s) s'
+ WHERE kind = 'rollup';
+
 CREATE VIEW collect.rollups AS
 SELECT d.schema, d.name, t.rollup AS rollup_table, collect._rollup_source(d) AS source,
        d.time_column, d.dimensions, d.granularity, d.keep_raw, d.keep,
@@ -769,8 +775,5 @@ SELECT d.schema, d.name, t.rollup AS rollup_table, collect._rollup_source(d) AS 
   FROM collect.rollup_defs d,
        LATERAL (SELECT collect._owned_relation(d.owner, d.schema, d.name) AS rollup,
                        collect._owned_relation(d.owner, d.schema, d.name || '_stale') AS stale) t,
-       LATERAL collect._figures(ARRAY[t.rollup, t.stale],
-           'SELECT * FROM (SELECT coalesce(sum(event_count), 0) AS rows_in, count(*) AS rollup_rows,
-                                  coalesce(sum(late_events), 0) AS late_events FROM %1$s) r,
-                          (SELECT count(DISTINCT bucket) AS stale_buckets FROM %2$s) s') f;
+       LATERAL collect._figures('rollup', ARRAY[t.rollup, t.stale]) f;
 GRANT SELECT ON collect.rollups TO PUBLIC;

@@ -234,3 +234,30 @@ fn registry_past_job_deadline() -> bool {
     let now = unsafe { pg_sys::GetCurrentTimestamp() };
     now >= JOB_DEADLINE.get()
 }
+
+/// `collect._figures_as_owner(kind, tables)`: the figures query of capability `kind`
+/// (`collect.capabilities.figures`, which only the extension script writes) over `tables`, as
+/// one jsonb row, run as the tables' one owner by `as_owner`; NULL when the caller may not read
+/// every table or they have more than one owner. Reading a table runs its owner's code (a view
+/// body, a policy, a cast of a column type): as the owner, sandboxed, never as the reader.
+#[pgrx::pg_extern(sql = false)]
+fn registry_figures(kind: &str, tables: Vec<Option<pg_sys::Oid>>) -> Option<pgrx::JsonB> {
+    let tables: Vec<pg_sys::Oid> = tables.into_iter().collect::<Option<_>>()?;
+    if tables.is_empty() {
+        return None;
+    }
+    let (query, owner) = pgrx::Spi::get_two_with_args::<String, pg_sys::Oid>(
+        "SELECT pg_catalog.format(k.figures, VARIADIC $2::pg_catalog.regclass[]::pg_catalog.text[]),
+                (SELECT CASE WHEN pg_catalog.count(DISTINCT c.relowner) = 1 THEN pg_catalog.min(c.relowner::pg_catalog.text)::pg_catalog.oid END
+                   FROM pg_catalog.pg_class c WHERE c.oid = ANY ($2))
+           FROM collect.capabilities k
+          WHERE k.kind = $1 AND k.figures IS NOT NULL
+            AND (SELECT pg_catalog.bool_and(pg_catalog.has_table_privilege(t, 'SELECT')) FROM pg_catalog.unnest($2) t)
+            AND (SELECT pg_catalog.count(*) FROM pg_catalog.pg_class c WHERE c.oid = ANY ($2)) = pg_catalog.cardinality($2)",
+        &[kind.into(), tables.into()],
+    )
+    .ok()?;
+    let (query, owner) = (query?, owner?);
+    let row = format!("SELECT pg_catalog.to_jsonb(f) FROM ({query}) f");
+    as_owner(owner, || pgrx::Spi::get_one::<pgrx::JsonB>(&row)).ok().flatten()
+}

@@ -171,3 +171,32 @@ fn a_failed_jobs_message_is_its_owners_to_read() {
     drop((a, m));
     drop_roles(&db, &[&alice, &mallory]);
 }
+
+#[test]
+fn listing_definitions_runs_no_roles_code_as_the_reader() {
+    let (db, alice, mallory) = two_roles("ownerviews");
+    let mut m = connect_as(&db, &mallory);
+    // Mallory swaps her collection's base table for a view over a function of hers, and lets
+    // everybody read it: the figures of collect.collections would run her function.
+    m.batch_execute(&format!(
+        "CREATE TABLE mallory.seen (who text);
+         GRANT INSERT ON mallory.seen TO PUBLIC;
+         GRANT USAGE ON SCHEMA mallory TO PUBLIC;
+         SELECT collect.create_collection('mallory.feed');
+         CREATE FUNCTION mallory.spy() RETURNS bigint LANGUAGE plpgsql AS $f$
+         BEGIN INSERT INTO mallory.seen VALUES (current_user); RETURN 1; END $f$;
+         GRANT EXECUTE ON FUNCTION mallory.spy() TO PUBLIC;
+         DROP TABLE mallory.feed_base;
+         CREATE VIEW mallory.feed_base AS SELECT 'k'::text AS key, NULL::collect.collection AS entries WHERE mallory.spy() = 1;
+         GRANT SELECT ON mallory.feed_base, mallory.feed_pending TO PUBLIC;"
+    ))
+    .unwrap();
+    for reader in [alice.clone(), crate::db_user()] {
+        let mut r = if reader == alice { connect_as(&db, &alice) } else { connect(&db) };
+        r.query("SELECT * FROM collect.collections", &[]).unwrap();
+    }
+    let who: Vec<String> = m.query("SELECT DISTINCT who FROM mallory.seen ORDER BY 1", &[]).unwrap().iter().map(|r| r.get(0)).collect();
+    assert!(who.iter().all(|w| w == &mallory), "mallory's function ran as {who:?} while they listed collections");
+    drop(m);
+    drop_roles(&db, &[&alice, &mallory]);
+}
