@@ -51,6 +51,7 @@ BEGIN
                      WHERE a.attrelid = source AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = ''),
         -- What to_jsonb of the row would not give back exactly (src/archives/generate.rs).
         'column_kinds', (SELECT jsonb_agg(CASE WHEN a.atttypid = 'json'::regtype THEN 'json'
+                                               WHEN a.atttypid = 'jsonb'::regtype AND a.attnotnull THEN 'jsonb not null'
                                                WHEN a.atttypid = 'jsonb'::regtype THEN 'jsonb'
                                                WHEN a.atttypid IN ('real'::regtype, 'double precision'::regtype) THEN 'float'
                                                ELSE 'plain' END ORDER BY a.attnum) FROM pg_attribute a

@@ -265,26 +265,9 @@ fn one_roles_jobs_cannot_hold_back_another_roles() {
 /// values exactly. (Named to run before the test that stops the launcher.)
 #[test]
 fn a_job_run_by_the_background_worker_leaves_nothing_for_the_next_job() {
-    use crate::owner_code::{plant_grab, seen};
+    use crate::owner_code::{assert_jobs_sandboxed, jobs_of_mallory_then_alice};
     let (db, alice, mallory) = two_roles("workerjobs");
-    let mut m = connect_as(&db, &mallory);
-    m.batch_execute(&plant_grab(&mallory)).unwrap();
-    m.batch_execute(
-        "CREATE TABLE mallory.junk (id bigint PRIMARY KEY, at timestamptz NOT NULL);
-         INSERT INTO mallory.junk VALUES (1, now() - interval '2 days');
-         CREATE TRIGGER grab AFTER DELETE ON mallory.junk FOR EACH STATEMENT EXECUTE FUNCTION mallory.grab();
-         SELECT collect.create_archive('mallory.junk_archive', 'mallory.junk', 'id', 'at', archive_after => '1 day');
-         SELECT collect.schedule('mallory.junk_archive', 'archive', '1 hour', start_at => now() - interval '1 hour');",
-    )
-    .unwrap();
-    let mut a = connect_as(&db, &alice);
-    a.batch_execute(
-        "CREATE TABLE alice.readings (id bigint PRIMARY KEY, at timestamptz NOT NULL, value double precision);
-         INSERT INTO alice.readings VALUES (1, now() - interval '2 days', 3.141592653589793);
-         SELECT collect.create_archive('alice.readings_archive', 'alice.readings', 'id', 'at', archive_after => '1 day');
-         SELECT collect.schedule('alice.readings_archive', 'archive', '1 hour');",
-    )
-    .unwrap();
+    let (mut m, mut a) = jobs_of_mallory_then_alice(&db, &alice, &mallory);
     let mut admin = connect("postgres");
     admin.batch_execute(&format!("ALTER SYSTEM SET collect.maintenance_databases = '{db}'")).unwrap();
     admin.batch_execute("SELECT pg_reload_conf()").unwrap();
@@ -293,9 +276,7 @@ fn a_job_run_by_the_background_worker_leaves_nothing_for_the_next_job() {
     });
     admin.batch_execute("ALTER SYSTEM RESET collect.maintenance_databases").unwrap();
     admin.batch_execute("SELECT pg_reload_conf()").unwrap();
-    assert_eq!(seen(&mut m), vec!["alter role: 42501".to_string(), format!("ran as {mallory}"), "temp view: 42501".into()]);
-    let value: String = a.query_one("SELECT collect.archived('alice.readings_archive', 1::bigint)->>'value'", &[]).unwrap().get(0);
-    assert_eq!(value, "3.141592653589793", "mallory's job changed how the worker's next job stored alice's value");
+    assert_jobs_sandboxed(&mut m, &mut a, &mallory);
     drop((m, a));
     drop_roles(&db, &[&alice, &mallory]);
 }

@@ -2,8 +2,6 @@
 //! unwound, whoever sets it off: a superuser normalizing, running maintenance (CALL and the
 //! background worker) or reading a collection. The cases are the ones issue #26 found.
 
-use std::time::Duration;
-
 use crate::security::{connect_as, drop_roles, two_roles};
 use crate::{connect, sqlstate};
 
@@ -71,35 +69,46 @@ fn a_superuser_normalizing_a_roles_collection_runs_its_triggers_as_that_role() {
     drop_roles(&db, &[&alice, &mallory]);
 }
 
-#[test]
-fn a_job_leaves_nothing_behind_for_the_next_job_or_the_session_that_ran_it() {
-    let (db, alice, mallory) = two_roles("ownerjobs");
-    let mut m = connect_as(&db, &mallory);
-    m.batch_execute(&plant_grab(&mallory)).unwrap();
+/// Two due jobs, mallory's first (an archive whose source has her `grab` trigger), then
+/// alice's (an archive of a float whose exact value shows the settings it was stored under).
+/// Returns their sessions.
+pub(crate) fn jobs_of_mallory_then_alice(db: &str, alice: &str, mallory: &str) -> (postgres::Client, postgres::Client) {
+    let mut m = connect_as(db, mallory);
+    m.batch_execute(&plant_grab(mallory)).unwrap();
     m.batch_execute(
         "CREATE TABLE mallory.junk (id bigint PRIMARY KEY, at timestamptz NOT NULL);
          INSERT INTO mallory.junk VALUES (1, now() - interval '2 days');
          CREATE TRIGGER grab AFTER DELETE ON mallory.junk FOR EACH STATEMENT EXECUTE FUNCTION mallory.grab();
          SELECT collect.create_archive('mallory.junk_archive', 'mallory.junk', 'id', 'at', archive_after => '1 day');
-         SELECT collect.schedule('mallory.junk_archive', 'archive', '1 hour');",
+         SELECT collect.schedule('mallory.junk_archive', 'archive', '1 hour', start_at => now() - interval '1 hour');",
     )
     .unwrap();
-    // Alice's job runs after mallory's (schedules are taken oldest first): her floats must
-    // be archived as they are, whatever mallory's job set.
-    let mut a = connect_as(&db, &alice);
+    let mut a = connect_as(db, alice);
     a.batch_execute(
         "CREATE TABLE alice.readings (id bigint PRIMARY KEY, at timestamptz NOT NULL, value double precision);
          INSERT INTO alice.readings VALUES (1, now() - interval '2 days', 3.141592653589793);
          SELECT collect.create_archive('alice.readings_archive', 'alice.readings', 'id', 'at', archive_after => '1 day');
-         SELECT collect.schedule('alice.readings_archive', 'archive', '1 hour', start_at => now() + interval '1 millisecond');",
+         SELECT collect.schedule('alice.readings_archive', 'archive', '1 hour');",
     )
     .unwrap();
-    std::thread::sleep(Duration::from_millis(20));
+    (m, a)
+}
+
+/// After `jobs_of_mallory_then_alice` ran: mallory's code ran as mallory and could neither
+/// escalate nor plant a temporary view, and alice's value was archived exactly.
+pub(crate) fn assert_jobs_sandboxed(m: &mut postgres::Client, a: &mut postgres::Client, mallory: &str) {
+    assert_eq!(seen(m), vec!["alter role: 42501".to_string(), format!("ran as {mallory}"), "temp view: 42501".into()]);
+    let value: String = a.query_one("SELECT collect.archived('alice.readings_archive', 1::bigint)->>'value'", &[]).unwrap().get(0);
+    assert_eq!(value, "3.141592653589793", "mallory's job changed how the next job stored alice's value");
+}
+
+#[test]
+fn a_job_leaves_nothing_behind_for_the_next_job_or_the_session_that_ran_it() {
+    let (db, alice, mallory) = two_roles("ownerjobs");
+    let (mut m, mut a) = jobs_of_mallory_then_alice(&db, &alice, &mallory);
     let mut admin = connect(&db);
     admin.batch_execute("CALL collect.maintain()").unwrap();
-    assert_eq!(seen(&mut m), vec!["alter role: 42501".to_string(), format!("ran as {mallory}"), "temp view: 42501".into()]);
-    let value: String = a.query_one("SELECT collect.archived('alice.readings_archive', 1::bigint)->>'value'", &[]).unwrap().get(0);
-    assert_eq!(value, "3.141592653589793", "mallory's job changed how alice's archive stored her value");
+    assert_jobs_sandboxed(&mut m, &mut a, &mallory);
     session_untouched(&mut admin);
     drop((m, a, admin));
     drop_roles(&db, &[&alice, &mallory]);

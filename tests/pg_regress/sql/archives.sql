@@ -96,12 +96,12 @@ SELECT to_regclass('cold_notes_lumps') AS lumps_table_after_drop;
 -- (m), json text as written, a JSON null apart from SQL NULL, -0 and float extremes, and
 -- session settings that would change how values are written.
 CREATE TABLE arch_exact (id bigint PRIMARY KEY, at timestamptz NOT NULL, m text, doc json, tree jsonb, f float8, r real,
-                         n numeric, span interval);
+                         n numeric, span interval, nn jsonb NOT NULL);
 INSERT INTO arch_exact VALUES
-    (1, '2026-01-01', 'kept', '{"b": 1,  "a": [1, 2], "a": 3}', 'null', '-0', '-0', 1e-40, '1 year 2 mons -3 days 04:05:06.789'),
-    (2, '2026-01-02', NULL, NULL, NULL, 'NaN', 'Infinity', 'NaN', '-178000000 years'),
+    (1, '2026-01-01', 'kept', '{"b": 1,  "a": [1, 2], "a": 3}', 'null', '-0', '-0', 1e-40, '1 year 2 mons -3 days 04:05:06.789', 'null'),
+    (2, '2026-01-02', NULL, NULL, NULL, 'NaN', 'Infinity', 'NaN', '-178000000 years', '{}'),
     (3, '2026-01-03', 'x', '  [ ]', '{"deep": [[[[1e400]]]]}', 3.141592653589793, 1.1754944e-38, 123456789012345678901234567890.123456789,
-     '1 microsecond');
+     '1 microsecond', '[1e400]');
 CREATE TABLE arch_exact_before AS SELECT * FROM arch_exact;
 SELECT collect.create_archive('exact_archive', 'arch_exact', 'id', 'at');
 SET extra_float_digits = -15;
@@ -117,6 +117,6 @@ RESET IntervalStyle;
 SELECT b.id, a.m IS NOT DISTINCT FROM b.m AS m, a.doc::text IS NOT DISTINCT FROM b.doc::text AS doc,
        a.tree IS NOT DISTINCT FROM b.tree AS tree, (a.tree IS NULL) = (b.tree IS NULL) AS tree_null,
        a.f::text IS NOT DISTINCT FROM b.f::text AS f, a.r::text IS NOT DISTINCT FROM b.r::text AS r,
-       a.n IS NOT DISTINCT FROM b.n AS n, a.span::text IS NOT DISTINCT FROM b.span::text AS span
+       a.n IS NOT DISTINCT FROM b.n AS n, a.span::text IS NOT DISTINCT FROM b.span::text AS span, a.nn = b.nn AS nn
   FROM arch_exact_before b LEFT JOIN arch_exact a USING (id) ORDER BY b.id;
 SELECT collect.drop_archive('exact_archive');
