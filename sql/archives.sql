@@ -43,20 +43,21 @@ CREATE FUNCTION collect._archive_spec(def collect.archive_defs) RETURNS jsonb
 DECLARE
     source regclass := collect._owned_relation(def.owner, def.source_schema, def.source_name);
 BEGIN
+    -- Every read asks for the spec: the source's columns are read in one scan.
     RETURN jsonb_build_object(
         'source', jsonb_build_object('schema', def.source_schema, 'name', def.source_name),
         'lumps', jsonb_build_object('schema', def.schema, 'name', def.name || '_lumps'),
         'key', def.key_column, 'key_type', format_type(def.key_type, NULL), 'time', def.time_column,
-        'columns', (SELECT jsonb_agg(a.attname ORDER BY a.attnum) FROM pg_attribute a
-                     WHERE a.attrelid = source AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = ''),
-        -- What to_jsonb of the row would not give back exactly (src/archives/generate.rs).
-        'column_kinds', (SELECT jsonb_agg(CASE WHEN a.atttypid = 'json'::regtype THEN 'json'
-                                               WHEN a.atttypid = 'jsonb'::regtype AND a.attnotnull THEN 'jsonb not null'
-                                               WHEN a.atttypid = 'jsonb'::regtype THEN 'jsonb'
-                                               WHEN a.atttypid IN ('real'::regtype, 'double precision'::regtype) THEN 'float'
-                                               ELSE 'plain' END ORDER BY a.attnum) FROM pg_attribute a
-                          WHERE a.attrelid = source AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = ''),
-        'distributed', collect._distribution_column(source) IS NOT NULL);
+        'distributed', collect._distribution_column(source) IS NOT NULL)
+     || (SELECT jsonb_build_object(
+                    'columns', jsonb_agg(a.attname ORDER BY a.attnum),
+                    -- What to_jsonb of the row would not give back exactly (src/archives/generate.rs).
+                    'column_kinds', jsonb_agg(CASE WHEN a.atttypid = 'json'::regtype THEN 'json'
+                                                   WHEN a.atttypid = 'jsonb'::regtype AND a.attnotnull THEN 'jsonb not null'
+                                                   WHEN a.atttypid = 'jsonb'::regtype THEN 'jsonb'
+                                                   WHEN a.atttypid IN ('real'::regtype, 'double precision'::regtype) THEN 'float'
+                                                   ELSE 'plain' END ORDER BY a.attnum))
+           FROM pg_attribute a WHERE a.attrelid = source AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = '');
 END $$;
 
 CREATE FUNCTION collect._archive_create_sql(spec jsonb) RETURNS text[]

@@ -86,7 +86,8 @@ fn archive_record(fcinfo: pg_sys::FunctionCallInfo) -> Option<JsonbValue> {
         Some(directory) => {
             let (range, index) = directory.locate(place, total)?;
             let member = unsafe { slice(datum, range.start, range.len()) };
-            let mut entries = format::member_entries(&member).unwrap_or_else(|e| corrupted(e.to_string()));
+            let mut entries =
+                format::member_entries(&member, &mut crate::errors::check_for_interrupts).unwrap_or_else(|e| corrupted(e.to_string()));
             if index >= entries.len() {
                 return None;
             }

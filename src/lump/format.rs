@@ -306,6 +306,22 @@ pub enum Trust {
 
 /// Inflates a lump and checks it against its header.
 pub fn decode(bytes: &[u8], trust: Trust) -> Result<Lump, DecodeError> {
+    decode_between(bytes, trust, &mut || {})
+}
+
+/// Reads all of `reader` into `raw`, `INFLATE_PIECE` bytes at a time, calling `between_pieces`
+/// after each: inflating a large value honours a cancel or `statement_timeout`.
+fn read_in_pieces(mut reader: impl Read, raw: &mut Vec<u8>, between_pieces: &mut dyn FnMut()) -> std::io::Result<()> {
+    loop {
+        if (&mut reader).take(INFLATE_PIECE as u64).read_to_end(raw)? == 0 {
+            return Ok(());
+        }
+        between_pieces();
+    }
+}
+
+/// `decode`, calling `between_pieces` as it inflates (see `read_in_pieces`).
+pub fn decode_between(bytes: &[u8], trust: Trust, between_pieces: &mut dyn FnMut()) -> Result<Lump, DecodeError> {
     let header = Header::parse(bytes)?;
     let payload = &bytes[HEADER_LEN..];
     let expected = header.raw_len as usize;
@@ -323,9 +339,7 @@ pub fn decode(bytes: &[u8], trust: Trust) -> Result<Lump, DecodeError> {
     // One byte past the stated length both detects a payload longer than stated and, when the
     // payload is exactly as long, drives the decoder to the end so every member's CRC is read.
     let limit = expected as u64 + 1;
-    MultiGzDecoder::new(payload)
-        .take(limit)
-        .read_to_end(&mut raw)
+    read_in_pieces(MultiGzDecoder::new(payload).take(limit), &mut raw, between_pieces)
         .map_err(|e| DecodeError::Payload(e.to_string()))?;
     if raw.len() != expected {
         return Err(DecodeError::RawLengthMismatch {
@@ -571,11 +585,9 @@ impl Directory {
 }
 
 /// The entries of one gzip member (the bytes of exactly one member), checked against its CRC.
-pub fn member_entries(member: &[u8]) -> Result<Vec<Vec<u8>>, DecodeError> {
+pub fn member_entries(member: &[u8], between_pieces: &mut dyn FnMut()) -> Result<Vec<Vec<u8>>, DecodeError> {
     let mut raw = Vec::with_capacity(member.len() * 4);
-    flate2::read::GzDecoder::new(member)
-        .take(MAX_RAW_LEN as u64)
-        .read_to_end(&mut raw)
+    read_in_pieces(flate2::read::GzDecoder::new(member).take(MAX_RAW_LEN as u64), &mut raw, between_pieces)
         .map_err(|e| DecodeError::Payload(e.to_string()))?;
     if raw.last() != Some(&b'\n') {
         return Err(DecodeError::Payload("member does not end with a whole entry".into()));
@@ -619,7 +631,7 @@ mod tests {
         // Every entry is found in its member alone.
         for (place, entry) in entries.iter().enumerate() {
             let (range, index) = dir.locate(place, lump.len()).unwrap();
-            let got = member_entries(&lump[range]).unwrap();
+            let got = member_entries(&lump[range], &mut || {}).unwrap();
             assert_eq!(got[index], entry.as_bytes());
         }
         assert!(dir.locate(entries.len() + dir.member_rows as usize, lump.len()).is_none());
@@ -628,8 +640,8 @@ mod tests {
         let mut damaged = lump[range.clone()].to_vec();
         let mid = damaged.len() / 2;
         damaged[mid] ^= 0x55;
-        assert!(member_entries(&damaged).is_err());
-        assert!(member_entries(&lump[range.start..range.start + 5]).is_err());
+        assert!(member_entries(&damaged, &mut || {}).is_err());
+        assert!(member_entries(&lump[range.start..range.start + 5], &mut || {}).is_err());
         // A lump written in one member has no directory.
         assert_eq!(directory(&builder.finish()), None);
         assert_eq!(directory(&lump[..HEADER_LEN + 3]), None);

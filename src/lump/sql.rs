@@ -33,7 +33,7 @@ fn too_large(e: TooLarge) -> ! {
 
 /// Decodes a lump that Postgres stored for us.
 pub fn decode_stored(lump: &[u8]) -> Lump {
-    format::decode(lump, Trust::Stored).unwrap_or_else(|e| corrupted(e))
+    format::decode_between(lump, Trust::Stored, &mut crate::errors::check_for_interrupts).unwrap_or_else(|e| corrupted(e))
 }
 
 fn concat_or_raise(result: Result<Vec<u8>, ConcatError>) -> Vec<u8> {
