@@ -85,9 +85,10 @@ pub fn role_the_caller_may_become(name: &std::ffi::CStr, what: &str) -> pg_sys::
     role
 }
 
-/// `collect._as_owner(owner, query)`: the one row and column `query` answers (NULL for no
-/// row), run as `owner` by `as_owner`, for a caller who may become that role. The SQL-level
-/// door to the mechanism: owner-run calls re-enter themselves through it.
+/// `collect._as_owner(owner, query, as_job)`: the one row and column `query` answers (NULL
+/// for no row), run as `owner` by `as_owner`, for a caller who may become that role; a job's
+/// batch (`as_job`) is also bounded by `collect.job_timeout`. The SQL-level door to the
+/// mechanism: owner-run calls re-enter themselves through it.
 #[pgrx::pg_extern(sql = false)]
 fn registry_as_owner(owner: &std::ffi::CStr, query: &str, as_job: bool) -> Option<String> {
     let role = role_the_caller_may_become(owner, "run this");

@@ -3,7 +3,9 @@
 //! called by a login role that is not a superuser with NULLs, empty values and the extremes
 //! of each argument's type. Any answer is fine but three: a backend that ends (a crash ends
 //! every session of the cluster), SQLSTATE XX000 (an internal error a user can reach), and a
-//! call that outlives its `statement_timeout`.
+//! call that outlives its `statement_timeout`. The sweep also holds each routine to its
+//! declaration (strictness through the NULL calls; volatility and parallel safety through
+//! `declaration_drift`).
 
 use std::time::{Duration, Instant};
 
@@ -104,6 +106,9 @@ struct Routine {
     name: String,
     kind: String,
     arg_types: Vec<String>,
+    /// `provolatile` and `proparallel`, as declared.
+    volatility: String,
+    parallel: String,
 }
 
 fn routines(client: &mut Client) -> Vec<Routine> {
@@ -111,7 +116,8 @@ fn routines(client: &mut Client) -> Vec<Routine> {
         .query(
             "SELECT p.oid::regprocedure::text, quote_ident(p.proname), p.prokind::text,
                     coalesce((SELECT array_agg(format_type(t, NULL) ORDER BY i)
-                                FROM unnest(p.proargtypes::oid[]) WITH ORDINALITY a(t, i)), '{}')
+                                FROM unnest(p.proargtypes::oid[]) WITH ORDINALITY a(t, i)), '{}'),
+                    p.provolatile::text, p.proparallel::text
                FROM pg_proc p
               WHERE p.pronamespace = 'collect'::regnamespace
                 AND has_function_privilege(p.oid, 'EXECUTE')
@@ -125,6 +131,8 @@ fn routines(client: &mut Client) -> Vec<Routine> {
             name: r.get(1),
             kind: r.get(2),
             arg_types: r.get(3),
+            volatility: r.get(4),
+            parallel: r.get(5),
         })
         .collect()
 }
@@ -152,16 +160,16 @@ fn call_sql(routine: &Routine, args: &[String]) -> String {
     }
 }
 
+fn ordinary_args(routine: &Routine) -> Vec<String> {
+    routine.arg_types.iter().map(|t| values(t).into_iter().next().unwrap_or_else(|| "NULL".into())).collect()
+}
+
 /// Every call to make of `routine`: all NULLs, then each argument through its type's values
 /// (NULL among them) while the others hold their ordinary value.
 fn calls(routine: &Routine) -> Vec<String> {
     let n = routine.arg_types.len();
     let mut out = vec![call_sql(routine, &vec!["NULL".to_string(); n])];
-    let ordinary: Vec<String> = routine
-        .arg_types
-        .iter()
-        .map(|t| values(t).into_iter().next().unwrap_or_else(|| "NULL".into()))
-        .collect();
+    let ordinary = ordinary_args(routine);
     if n > 0 {
         out.push(call_sql(routine, &ordinary));
     }
@@ -173,6 +181,43 @@ fn calls(routine: &Routine) -> Vec<String> {
         }
     }
     out
+}
+
+/// What a routine's declaration promises, checked by running its ordinary call where the
+/// promise is enforced: an IMMUTABLE or STABLE one in a read-only transaction (a write is
+/// 25006, or 0A000 from a SQL function), a PARALLEL SAFE one in a parallel worker (what a worker may not do is 25000). The
+/// declarations are written by hand in sql/ beside the Rust: this is what keeps them honest.
+fn declaration_drift(session: &mut Client, routine: &Routine) -> Vec<String> {
+    if routine.kind == "p" {
+        return Vec::new();
+    }
+    let call = call_sql(routine, &ordinary_args(routine));
+    let mut found = Vec::new();
+    let mut attempt = |setup: &str, teardown: &str, wrong: &dyn Fn(&str, &str) -> bool, promise: &str| {
+        session.batch_execute(setup).unwrap();
+        if let Err(e) = session.batch_execute(&call) {
+            let (code, message) = e.as_db_error().map_or((String::new(), e.to_string()), |d| (d.code().code().to_string(), d.message().to_string()));
+            if wrong(&code, &message) {
+                found.push(format!("{}: declared {promise}, but: {code} {message}\n    {}", routine.signature, truncate(&call)));
+            }
+        }
+        session.batch_execute(teardown).unwrap();
+    };
+    if routine.volatility != "v" {
+        let promise = if routine.volatility == "i" { "IMMUTABLE" } else { "STABLE" };
+        // (PostgreSQL itself refuses a write in a non-volatile SQL or PL/pgSQL function, 0A000.)
+        let writes = |code: &str, message: &str| code == "25006" || (code == "0A000" && message.contains("non-volatile function"));
+        attempt("BEGIN READ ONLY", "ROLLBACK", &writes, promise);
+    }
+    if routine.parallel == "s" {
+        attempt(
+            "BEGIN; SET LOCAL force_parallel_mode = on; SET LOCAL parallel_setup_cost = 0; SET LOCAL parallel_tuple_cost = 0",
+            "ROLLBACK",
+            &|code, message| code == "25000" && message.contains("parallel"),
+            "PARALLEL SAFE",
+        );
+    }
+    found
 }
 
 enum Outcome {
@@ -242,6 +287,8 @@ fn every_collect_routine_survives_nulls_and_extremes_from_a_login_role() {
                 failures.push(format!("{}: {why}\n    {}", routine.signature, truncate(&sql)));
             }
         }
+        let checked = session.get_or_insert_with(|| connect_as(&db, &role));
+        failures.extend(declaration_drift(checked, routine));
     }
     // A bystander's view: the server is up and answers.
     let alive: i32 = connect("postgres").query_one("SELECT 1", &[]).unwrap().get(0);
