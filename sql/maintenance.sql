@@ -40,7 +40,7 @@ SELECT collect._register_capability('schedule', 'collect.schedules', 'collect._s
 -- message of others' failures cut to its SQLSTATE.
 ALTER POLICY readable ON collect.schedules USING (pg_catalog.pg_has_role(owner, 'USAGE'));
 
--- A run's result as `reader` may see it: whole for the owner's members, else its SQLSTATE.
+-- A run's result as the caller may see it: whole for the owner's members, else its SQLSTATE.
 CREATE FUNCTION collect._job_result(owner name, result text) RETURNS text
     STABLE LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
     SELECT CASE WHEN result IS NULL OR pg_has_role(owner, 'USAGE') OR result NOT LIKE 'failed:%' THEN result

@@ -568,7 +568,11 @@ DECLARE
 BEGIN
     PERFORM collect._check_owner(def.owner, format('rollup %I.%I', def.schema, def.name));
     PERFORM collect._check_name('tier', name);
-    IF granularity IS NULL OR NOT collect._rollup_granularity_ok(granularity) OR granularity <= def.granularity
+    IF granularity IS NOT NULL AND NOT collect._rollup_granularity_ok(granularity) THEN
+        RAISE EXCEPTION 'invalid tier granularity: %', granularity
+            USING ERRCODE = 'invalid_parameter_value', HINT = 'Use a positive interval of whole days or less (at most 36500 days).';
+    END IF;
+    IF granularity IS NULL OR granularity <= def.granularity
        OR extract(epoch FROM granularity)::numeric % extract(epoch FROM def.granularity)::numeric <> 0 THEN
         RAISE EXCEPTION 'tier granularity % must be a multiple of the rollup''s %', coalesce(granularity::text, 'NULL'), def.granularity
             USING ERRCODE = 'invalid_parameter_value', HINT = 'For a minute rollup: ''1 hour'', ''1 day''.';

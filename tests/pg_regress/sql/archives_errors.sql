@@ -25,6 +25,7 @@ SELECT collect.create_archive('cold_boxes', 'arch_boxes', 'b', 'at');
 SELECT collect.create_archive('"BadName"', 'arch_logs', 'id', 'at');
 SELECT collect.create_archive('cold_logs', 'pg_class', 'oid', 'at');
 SELECT collect.create_archive('cold_logs', 'arch_logs', 'id', 'at', archive_after => '-1 day');
+SELECT collect.create_archive('cold_logs', 'arch_logs', 'id', 'at', archive_after => '40000 days');
 -- Not a table: 42809. Somebody else's table: 42501, and nothing is created.
 CREATE VIEW arch_logs_view AS SELECT * FROM arch_logs;
 SELECT collect.create_archive('cold_view', 'arch_logs_view', 'id', 'at');

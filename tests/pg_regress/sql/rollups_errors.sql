@@ -16,6 +16,8 @@ SELECT collect.create_rollup('bad', 'interactions', 'started', metrics => '{"x":
 \echo :LAST_ERROR_SQLSTATE
 SELECT collect.create_rollup('bad', 'interactions', 'started', granularity => '1 month');
 \echo :LAST_ERROR_SQLSTATE
+SELECT collect.create_rollup('bad', 'interactions', 'started', granularity => '40000 days');
+\echo :LAST_ERROR_SQLSTATE
 SELECT collect.create_rollup('interactions_1m', 'interactions', 'started');
 \echo :LAST_ERROR_SQLSTATE
 SELECT collect.add_tier('interactions_1m', 'bad_tier', '90 seconds');
@@ -27,6 +29,10 @@ SELECT collect.ingest('no_such_rollup', '[]');
 SELECT collect.refresh_rollup('interactions_1m', "from" => '2026-11-02');
 \echo :LAST_ERROR_SQLSTATE
 SELECT collect.set_retention('interactions_1m', '-1 day');
+\echo :LAST_ERROR_SQLSTATE
+SELECT collect.set_retention('interactions_1m', '40000 days');
+\echo :LAST_ERROR_SQLSTATE
+SELECT collect.add_tier('interactions_1m', 'bad_tier', '40000 days');
 \echo :LAST_ERROR_SQLSTATE
 SELECT collect.set_retention('interactions', '1 day');
 \echo :LAST_ERROR_SQLSTATE
