@@ -10,7 +10,10 @@ use crate::errors::raise;
 /// The memory context that outlives the aggregate's rows: states must live there. Raises
 /// outside an aggregate: every function that takes an `internal` state calls this first, so
 /// SQL that calls it directly (with a NULL or another function's pointer) gets an ERROR.
-pub fn aggregate_context(fcinfo: pg_sys::FunctionCallInfo, function: &str) -> pg_sys::MemoryContext {
+pub fn aggregate_context(
+    fcinfo: pg_sys::FunctionCallInfo,
+    function: &str,
+) -> pg_sys::MemoryContext {
     let mut context: pg_sys::MemoryContext = std::ptr::null_mut();
     // SAFETY: AggCheckCallContext only inspects fcinfo's context node.
     let kind = unsafe { pg_sys::AggCheckCallContext(fcinfo, &mut context) };

@@ -37,13 +37,27 @@ pub fn check_for_interrupts() {
 /// An argument that must not be NULL: its value, or 22004 naming it. For the entry points
 /// that are not STRICT because some of their arguments may be NULL.
 pub fn required<T>(value: Option<T>, name: &str) -> T {
-    value.unwrap_or_else(|| raise(PgSqlErrorCode::ERRCODE_NULL_VALUE_NOT_ALLOWED, format!("{name} must not be NULL"), None))
+    value.unwrap_or_else(|| {
+        raise(
+            PgSqlErrorCode::ERRCODE_NULL_VALUE_NOT_ALLOWED,
+            format!("{name} must not be NULL"),
+            None,
+        )
+    })
 }
 
 /// An array argument whose elements must not be NULL: its elements, or 22004 naming it.
 pub fn no_null_elements<T>(values: Vec<Option<T>>, name: &str) -> Vec<T> {
     values
         .into_iter()
-        .map(|v| v.unwrap_or_else(|| raise(PgSqlErrorCode::ERRCODE_NULL_VALUE_NOT_ALLOWED, format!("{name} must not contain NULL"), None)))
+        .map(|v| {
+            v.unwrap_or_else(|| {
+                raise(
+                    PgSqlErrorCode::ERRCODE_NULL_VALUE_NOT_ALLOWED,
+                    format!("{name} must not contain NULL"),
+                    None,
+                )
+            })
+        })
         .collect()
 }

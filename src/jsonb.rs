@@ -38,7 +38,11 @@ impl JsonbArg {
         // which lives as long as the current memory context, longer than `self` is used.
         unsafe {
             let size = pgrx::varlena::varsize_any(self.0.cast()) as i32;
-            CStr::from_ptr(pg_sys::JsonbToCString(std::ptr::null_mut(), self.root(), size))
+            CStr::from_ptr(pg_sys::JsonbToCString(
+                std::ptr::null_mut(),
+                self.root(),
+                size,
+            ))
         }
     }
 }
@@ -80,7 +84,8 @@ impl JsonbValue {
     /// `22P02` error, naming the offending token.
     pub fn parse(text: &CStr) -> JsonbValue {
         // SAFETY: jsonb_in takes one cstring argument and never returns NULL.
-        let datum = unsafe { direct_function_call_as_datum(pg_sys::jsonb_in, &[text.into_datum()]) };
+        let datum =
+            unsafe { direct_function_call_as_datum(pg_sys::jsonb_in, &[text.into_datum()]) };
         JsonbValue(datum.expect("jsonb_in returned NULL"))
     }
 

@@ -25,19 +25,47 @@ pub mod maintenance;
 pub mod registry;
 pub mod rollups;
 pub mod sketches;
-mod typeio;
 #[cfg(test)]
 mod testing;
+mod typeio;
 
 extension_sql_file!("../sql/registry.sql", name = "registry");
 extension_sql_file!("../sql/lump.sql", name = "lump", requires = ["registry"]);
-extension_sql_file!("../sql/collections.sql", name = "collections", requires = ["lump"]);
-extension_sql_file!("../sql/sketches.sql", name = "sketches", requires = ["registry"]);
-extension_sql_file!("../sql/rollups.sql", name = "rollups", requires = ["sketches"]);
-extension_sql_file!("../sql/latest.sql", name = "latest", requires = ["registry"]);
-extension_sql_file!("../sql/graphs.sql", name = "graphs", requires = ["registry"]);
-extension_sql_file!("../sql/archives.sql", name = "archives", requires = ["lump"]);
-extension_sql_file!("../sql/maintenance.sql", name = "maintenance", requires = ["collections", "rollups", "latest", "graphs", "archives"]);
+extension_sql_file!(
+    "../sql/collections.sql",
+    name = "collections",
+    requires = ["lump"]
+);
+extension_sql_file!(
+    "../sql/sketches.sql",
+    name = "sketches",
+    requires = ["registry"]
+);
+extension_sql_file!(
+    "../sql/rollups.sql",
+    name = "rollups",
+    requires = ["sketches"]
+);
+extension_sql_file!(
+    "../sql/latest.sql",
+    name = "latest",
+    requires = ["registry"]
+);
+extension_sql_file!(
+    "../sql/graphs.sql",
+    name = "graphs",
+    requires = ["registry"]
+);
+extension_sql_file!(
+    "../sql/archives.sql",
+    name = "archives",
+    requires = ["lump"]
+);
+extension_sql_file!(
+    "../sql/maintenance.sql",
+    name = "maintenance",
+    requires = ["collections", "rollups", "latest", "graphs", "archives"]
+);
 
 /// Required by `cargo pgrx test`.
 #[cfg(test)]

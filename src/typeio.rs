@@ -30,7 +30,10 @@ pub fn to_hex(bytes: &[u8]) -> String {
 }
 
 pub fn from_hex(text: &str) -> Result<Vec<u8>, String> {
-    let digits = text.trim().strip_prefix("\\x").ok_or("expected \\x followed by hex digits")?;
+    let digits = text
+        .trim()
+        .strip_prefix("\\x")
+        .ok_or("expected \\x followed by hex digits")?;
     if digits.len() % 2 != 0 {
         return Err("odd number of hex digits".into());
     }

@@ -18,7 +18,6 @@ use serde::Deserialize;
 
 pub use crate::registry::names::{ident, literal, QualifiedName};
 
-
 /// An archive's definition, with names resolved and checked.
 #[derive(Debug, Clone, Deserialize)]
 pub struct Archive {
@@ -78,11 +77,19 @@ impl Archive {
 
     /// A record's time, from its JSON (the text `to_jsonb` wrote, read back exactly).
     fn record_time(&self, record: &str) -> String {
-        format!("({record} OPERATOR(pg_catalog.->>) {})::pg_catalog.timestamptz", literal(&self.time))
+        format!(
+            "({record} OPERATOR(pg_catalog.->>) {})::pg_catalog.timestamptz",
+            literal(&self.time)
+        )
     }
 
     fn kinds(&self) -> impl Iterator<Item = (&String, ColumnKind)> {
-        self.columns.iter().zip(self.column_kinds.iter().copied().chain(std::iter::repeat(ColumnKind::Plain)))
+        self.columns.iter().zip(
+            self.column_kinds
+                .iter()
+                .copied()
+                .chain(std::iter::repeat(ColumnKind::Plain)),
+        )
     }
 
     /// The record of row `alias` (a table alias: `alias.*` is its whole row, whatever columns
@@ -90,7 +97,8 @@ impl Archive {
     /// kept as `ColumnKind` says.
     fn record(&self, alias: &str) -> String {
         let mut record = format!("pg_catalog.to_jsonb({alias}.*)");
-        let (mut null_tests, mut null_names, mut zero_tests, mut zero_fields) = (vec![], vec![], vec![], vec![]);
+        let (mut null_tests, mut null_names, mut zero_tests, mut zero_fields) =
+            (vec![], vec![], vec![], vec![]);
         for (column, kind) in self.kinds() {
             let value = format!("{alias}.{}", ident(column));
             let name = literal(column);
@@ -136,14 +144,23 @@ impl Archive {
     /// `jsonb_populate_record` made of it).
     fn restored(&self, column: &str, kind: ColumnKind, record: &str, populated: &str) -> String {
         match kind {
-            ColumnKind::Json => format!("({record} OPERATOR(pg_catalog.->>) {})::pg_catalog.json", literal(column)),
-            ColumnKind::Jsonb | ColumnKind::JsonbNotNull => format!("{record} OPERATOR(pg_catalog.->) {}", literal(column)),
+            ColumnKind::Json => format!(
+                "({record} OPERATOR(pg_catalog.->>) {})::pg_catalog.json",
+                literal(column)
+            ),
+            ColumnKind::Jsonb | ColumnKind::JsonbNotNull => {
+                format!("{record} OPERATOR(pg_catalog.->) {}", literal(column))
+            }
             ColumnKind::Plain | ColumnKind::Float => format!("{populated}.{}", ident(column)),
         }
     }
 
     fn record_key(&self, record: &str) -> String {
-        format!("({record} OPERATOR(pg_catalog.->>) {})::{}", literal(&self.key), self.key_type)
+        format!(
+            "({record} OPERATOR(pg_catalog.->>) {})::{}",
+            literal(&self.key),
+            self.key_type
+        )
     }
 
     /// The DDL of the lumps table and its indexes.
@@ -191,7 +208,11 @@ impl Archive {
         } else {
             format!("DELETE FROM {source} s WHERE s.ctid OPERATOR(pg_catalog.=) ANY (ARRAY({chosen})) RETURNING s.*")
         };
-        let shard_key = if self.distributed { format!("$3::{}", self.key_type) } else { "p.sorted_keys[1]".to_string() };
+        let shard_key = if self.distributed {
+            format!("$3::{}", self.key_type)
+        } else {
+            "p.sorted_keys[1]".to_string()
+        };
         format!(
             "WITH moved AS ({moved}),\n\
              packed AS (\n    SELECT collect._archive_pack({record} ORDER BY {order}) AS lump,\n           \
@@ -228,16 +249,24 @@ impl Archive {
     /// Lumps whose key bounds take in key `$1` (on Citus, in the shard of `$2`).
     fn lumps_bounding_key(&self) -> String {
         let shard = if self.distributed {
-            format!("l.shard_key OPERATOR(pg_catalog.=) $2::{} AND ", self.key_type)
+            format!(
+                "l.shard_key OPERATOR(pg_catalog.=) $2::{} AND ",
+                self.key_type
+            )
         } else {
             String::new()
         };
-        format!("{shard}l.min_key OPERATOR(pg_catalog.<=) $1 AND l.max_key OPERATOR(pg_catalog.>=) $1")
+        format!(
+            "{shard}l.min_key OPERATOR(pg_catalog.<=) $1 AND l.max_key OPERATOR(pg_catalog.>=) $1"
+        )
     }
 
     /// Lumps that hold key `$1` (on Citus, in the shard of `$2`).
     fn lumps_holding_key(&self) -> String {
-        format!("{} AND $1 OPERATOR(pg_catalog.=) ANY (l.keys)", self.lumps_bounding_key())
+        format!(
+            "{} AND $1 OPERATOR(pg_catalog.=) ANY (l.keys)",
+            self.lumps_bounding_key()
+        )
     }
 
     /// The record with key `$1`: only its member of its lump is fetched and inflated. A lump's
@@ -279,8 +308,17 @@ impl Archive {
     fn rewrite_sql(&self, lump_filter: &str, record_filter: &str, restore: bool) -> String {
         let lumps = self.lumps.sql();
         let restored = if restore {
-            let columns = self.columns.iter().map(|c| ident(c)).collect::<Vec<_>>().join(", ");
-            let values = self.kinds().map(|(c, kind)| self.restored(c, kind, "x.record", "r")).collect::<Vec<_>>().join(", ");
+            let columns = self
+                .columns
+                .iter()
+                .map(|c| ident(c))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let values = self
+                .kinds()
+                .map(|(c, kind)| self.restored(c, kind, "x.record", "r"))
+                .collect::<Vec<_>>()
+                .join(", ");
             format!(
                 ",\nrestored AS (\n    INSERT INTO {source} ({columns}) OVERRIDING SYSTEM VALUE\n    \
                  SELECT {values} FROM records x, LATERAL pg_catalog.jsonb_populate_record(NULL::{source}, x.record) r\n     \
@@ -325,13 +363,33 @@ mod tests {
 
     fn archive(distributed: bool) -> Archive {
         Archive {
-            source: QualifiedName { schema: "app".into(), name: "Events".into() },
-            lumps: QualifiedName { schema: "app".into(), name: "events_archive_lumps".into() },
+            source: QualifiedName {
+                schema: "app".into(),
+                name: "Events".into(),
+            },
+            lumps: QualifiedName {
+                schema: "app".into(),
+                name: "events_archive_lumps".into(),
+            },
             key: "id".into(),
             key_type: "bigint".into(),
             time: "at".into(),
-            columns: vec!["id".into(), "at".into(), "body".into(), "doc".into(), "tree".into(), "ratio".into()],
-            column_kinds: vec![ColumnKind::Plain, ColumnKind::Plain, ColumnKind::Plain, ColumnKind::Json, ColumnKind::Jsonb, ColumnKind::Float],
+            columns: vec![
+                "id".into(),
+                "at".into(),
+                "body".into(),
+                "doc".into(),
+                "tree".into(),
+                "ratio".into(),
+            ],
+            column_kinds: vec![
+                ColumnKind::Plain,
+                ColumnKind::Plain,
+                ColumnKind::Plain,
+                ColumnKind::Json,
+                ColumnKind::Jsonb,
+                ColumnKind::Float,
+            ],
             distributed,
         }
     }
@@ -339,15 +397,31 @@ mod tests {
     #[test]
     fn names_are_quoted_and_qualified() {
         let a = archive(false);
-        for sql in [a.archive_batch_sql(), a.point_read_sql(), a.range_read_sql(), a.unarchive_sql(), a.delete_sql()] {
+        for sql in [
+            a.archive_batch_sql(),
+            a.point_read_sql(),
+            a.range_read_sql(),
+            a.unarchive_sql(),
+            a.delete_sql(),
+        ] {
             assert!(!sql.contains("app.Events"), "{sql}");
-            assert!(!sql.contains(" < ") && !sql.contains(" = "), "unqualified operator in {sql}");
+            assert!(
+                !sql.contains(" < ") && !sql.contains(" = "),
+                "unqualified operator in {sql}"
+            );
         }
-        assert!(a.archive_batch_sql().contains("DELETE FROM \"app\".\"Events\" s WHERE s.ctid"));
+        assert!(a
+            .archive_batch_sql()
+            .contains("DELETE FROM \"app\".\"Events\" s WHERE s.ctid"));
         assert!(a.archive_batch_sql().contains("FOR UPDATE SKIP LOCKED"));
-        assert!(a.point_read_sql().contains("FROM \"app\".\"events_archive_lumps\" l"));
+        assert!(a
+            .point_read_sql()
+            .contains("FROM \"app\".\"events_archive_lumps\" l"));
         assert!(a.unarchive_sql().contains("INSERT INTO \"app\".\"Events\" (\"id\", \"at\", \"body\", \"doc\", \"tree\", \"ratio\") OVERRIDING SYSTEM VALUE"));
-        assert!(!a.delete_sql().contains("INSERT INTO \"app\".\"Events\""), "a delete restores nothing");
+        assert!(
+            !a.delete_sql().contains("INSERT INTO \"app\".\"Events\""),
+            "a delete restores nothing"
+        );
         assert!(a.create_sql()[0].contains("keys bigint[] NOT NULL"));
     }
 
@@ -356,13 +430,24 @@ mod tests {
         let local = archive(false);
         assert!(!local.archive_batch_sql().contains("$3"));
         assert!(local.point_read_sql().contains("WHERE l.min_key"));
-        assert_eq!(local.point_read_sql().matches("l.keys").count(), 1, "the keys are fetched once");
+        assert_eq!(
+            local.point_read_sql().matches("l.keys").count(),
+            1,
+            "the keys are fetched once"
+        );
         let citus = archive(true);
         let batch = citus.archive_batch_sql();
-        assert!(batch.contains("ANY ($4::bigint[])") && !batch.contains("ctid"), "{batch}");
+        assert!(
+            batch.contains("ANY ($4::bigint[])") && !batch.contains("ctid"),
+            "{batch}"
+        );
         assert!(batch.contains("SELECT $3::bigint, p.sorted_keys[1]"));
-        assert!(citus.point_read_sql().contains("l.shard_key OPERATOR(pg_catalog.=) $2::bigint AND"));
-        assert!(citus.delete_sql().contains("l.shard_key OPERATOR(pg_catalog.=) $2::bigint AND"));
+        assert!(citus
+            .point_read_sql()
+            .contains("l.shard_key OPERATOR(pg_catalog.=) $2::bigint AND"));
+        assert!(citus
+            .delete_sql()
+            .contains("l.shard_key OPERATOR(pg_catalog.=) $2::bigint AND"));
         assert!(citus.shard_batch_keys_sql().contains("LIMIT $2"));
     }
 
@@ -370,7 +455,9 @@ mod tests {
     fn record_fields_are_literals() {
         let mut a = archive(false);
         a.time = "it's".into();
-        assert!(a.range_read_sql().contains("->>) 'it''s')::pg_catalog.timestamptz"));
+        assert!(a
+            .range_read_sql()
+            .contains("->>) 'it''s')::pg_catalog.timestamptz"));
     }
 
     #[test]
@@ -378,20 +465,54 @@ mod tests {
         let a = archive(false);
         let batch = a.archive_batch_sql();
         // The whole row is `m.*`: a source column named `m` is not the row.
-        assert!(batch.contains("collect._archive_pack(CASE WHEN") && batch.contains("pg_catalog.to_jsonb(m.*)"), "{batch}");
-        assert!(batch.contains("pg_catalog.jsonb_build_object('doc', m.\"doc\"::pg_catalog.text)"), "json as its text: {batch}");
-        assert!(batch.contains("CASE WHEN m.\"tree\" IS NULL THEN 'tree' END"), "a SQL NULL jsonb leaves its field out: {batch}");
-        assert!(batch.contains("jsonb_build_object('ratio', CASE WHEN (m.\"ratio\" OPERATOR(pg_catalog.=) 0"), "-0 as a string: {batch}");
-        assert_eq!(batch.matches("pg_catalog.to_jsonb(m.*)").count(), 4, "one record expression per branch: {batch}");
+        assert!(
+            batch.contains("collect._archive_pack(CASE WHEN")
+                && batch.contains("pg_catalog.to_jsonb(m.*)"),
+            "{batch}"
+        );
+        assert!(
+            batch.contains("pg_catalog.jsonb_build_object('doc', m.\"doc\"::pg_catalog.text)"),
+            "json as its text: {batch}"
+        );
+        assert!(
+            batch.contains("CASE WHEN m.\"tree\" IS NULL THEN 'tree' END"),
+            "a SQL NULL jsonb leaves its field out: {batch}"
+        );
+        assert!(
+            batch.contains(
+                "jsonb_build_object('ratio', CASE WHEN (m.\"ratio\" OPERATOR(pg_catalog.=) 0"
+            ),
+            "-0 as a string: {batch}"
+        );
+        assert_eq!(
+            batch.matches("pg_catalog.to_jsonb(m.*)").count(),
+            4,
+            "one record expression per branch: {batch}"
+        );
         let restore = a.unarchive_sql();
-        assert!(restore.contains("(x.record OPERATOR(pg_catalog.->>) 'doc')::pg_catalog.json"), "{restore}");
-        assert!(restore.contains("x.record OPERATOR(pg_catalog.->) 'tree'"), "{restore}");
+        assert!(
+            restore.contains("(x.record OPERATOR(pg_catalog.->>) 'doc')::pg_catalog.json"),
+            "{restore}"
+        );
+        assert!(
+            restore.contains("x.record OPERATOR(pg_catalog.->) 'tree'"),
+            "{restore}"
+        );
         assert!(restore.contains("r.\"ratio\""), "{restore}");
         let mut plain = archive(false);
         plain.column_kinds.clear();
-        assert!(plain.archive_batch_sql().contains("collect._archive_pack(pg_catalog.to_jsonb(m.*) ORDER BY"));
+        assert!(plain
+            .archive_batch_sql()
+            .contains("collect._archive_pack(pg_catalog.to_jsonb(m.*) ORDER BY"));
         plain.column_kinds = vec![ColumnKind::JsonbNotNull; 6];
-        assert!(plain.archive_batch_sql().contains("collect._archive_pack(pg_catalog.to_jsonb(m.*) ORDER BY"), "NOT NULL jsonb costs nothing");
-        assert!(plain.unarchive_sql().contains("x.record OPERATOR(pg_catalog.->) 'tree'"));
+        assert!(
+            plain
+                .archive_batch_sql()
+                .contains("collect._archive_pack(pg_catalog.to_jsonb(m.*) ORDER BY"),
+            "NOT NULL jsonb costs nothing"
+        );
+        assert!(plain
+            .unarchive_sql()
+            .contains("x.record OPERATOR(pg_catalog.->) 'tree'"));
     }
 }

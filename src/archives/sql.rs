@@ -13,7 +13,11 @@ use crate::lump::format::{self, Builder, DIRECTORY_PROBE, MEMBER_RAW_BYTES};
 
 fn spec(spec: &JsonbArg) -> Archive {
     serde_json::from_slice(spec.to_text().to_bytes()).unwrap_or_else(|e| {
-        raise(PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE, format!("invalid archive spec: {e}"), None)
+        raise(
+            PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+            format!("invalid archive spec: {e}"),
+            None,
+        )
     })
 }
 
@@ -60,8 +64,12 @@ fn corrupted(why: String) -> ! {
 /// `datum` is a non-null varlena datum.
 unsafe fn slice(datum: pg_sys::Datum, offset: usize, length: usize) -> Vec<u8> {
     unsafe {
-        let part = pg_sys::pg_detoast_datum_slice(datum.cast_mut_ptr(), offset as i32, length as i32);
-        let bytes = std::slice::from_raw_parts(pgrx::vardata_any(part) as *const u8, pgrx::varsize_any_exhdr(part));
+        let part =
+            pg_sys::pg_detoast_datum_slice(datum.cast_mut_ptr(), offset as i32, length as i32);
+        let bytes = std::slice::from_raw_parts(
+            pgrx::vardata_any(part) as *const u8,
+            pgrx::varsize_any_exhdr(part),
+        );
         bytes.to_vec()
     }
 }
@@ -72,14 +80,21 @@ unsafe fn slice(datum: pg_sys::Datum, offset: usize, length: usize) -> Vec<u8> {
 fn archive_record(fcinfo: pg_sys::FunctionCallInfo) -> Option<JsonbValue> {
     // SAFETY: declared STRICT (collect.collection, integer): argument 0 is a non-null varlena.
     let (datum, place) = unsafe {
-        (pgrx::fcinfo::pg_getarg_datum_raw(fcinfo, 0), pgrx::fcinfo::pg_getarg::<i32>(fcinfo, 1)?)
+        (
+            pgrx::fcinfo::pg_getarg_datum_raw(fcinfo, 0),
+            pgrx::fcinfo::pg_getarg::<i32>(fcinfo, 1)?,
+        )
     };
     let place = usize::try_from(place).ok()?;
     // SAFETY: as above.
     let total = unsafe { pg_sys::toast_raw_datum_size(datum) } - pg_sys::VARHDRSZ;
     let probe = unsafe { slice(datum, 0, DIRECTORY_PROBE.min(total)) };
     let directory = format::directory_len(&probe).and_then(|len| {
-        let prefix = if len <= probe.len() { probe.clone() } else { unsafe { slice(datum, 0, len.min(total)) } };
+        let prefix = if len <= probe.len() {
+            probe.clone()
+        } else {
+            unsafe { slice(datum, 0, len.min(total)) }
+        };
         format::directory(&prefix)
     });
     let entry = match directory {
@@ -87,7 +102,8 @@ fn archive_record(fcinfo: pg_sys::FunctionCallInfo) -> Option<JsonbValue> {
             let (range, index) = directory.locate(place, total)?;
             let member = unsafe { slice(datum, range.start, range.len()) };
             let mut entries =
-                format::member_entries(&member, &mut crate::errors::check_for_interrupts).unwrap_or_else(|e| corrupted(e.to_string()));
+                format::member_entries(&member, &mut crate::errors::check_for_interrupts)
+                    .unwrap_or_else(|e| corrupted(e.to_string()));
             if index >= entries.len() {
                 return None;
             }
@@ -101,6 +117,7 @@ fn archive_record(fcinfo: pg_sys::FunctionCallInfo) -> Option<JsonbValue> {
             entry
         }
     };
-    let text = CString::new(entry).unwrap_or_else(|_| corrupted("an entry holds a NUL byte".into()));
+    let text =
+        CString::new(entry).unwrap_or_else(|_| corrupted("an entry holds a NUL byte".into()));
     Some(JsonbValue::parse(&text))
 }

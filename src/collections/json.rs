@@ -24,7 +24,11 @@ const MAX_EXPONENT: i64 = 1_000_000;
 
 impl Decimal {
     pub fn zero() -> Decimal {
-        Decimal { negative: false, int: Vec::new(), frac: Vec::new() }
+        Decimal {
+            negative: false,
+            int: Vec::new(),
+            frac: Vec::new(),
+        }
     }
 
     /// A JSON number (`-12.5`, `1e400`, `2E-3`); None for anything else.
@@ -34,7 +38,10 @@ impl Decimal {
             Some(b'-') => (true, &bytes[1..]),
             _ => (false, bytes),
         };
-        let mantissa_end = rest.iter().position(|b| *b == b'e' || *b == b'E').unwrap_or(rest.len());
+        let mantissa_end = rest
+            .iter()
+            .position(|b| *b == b'e' || *b == b'E')
+            .unwrap_or(rest.len());
         let (mantissa, exponent) = rest.split_at(mantissa_end);
         let exponent: i64 = if exponent.is_empty() {
             0
@@ -51,7 +58,10 @@ impl Decimal {
             Some(p) => (&mantissa[..p], &mantissa[p + 1..]),
             None => (mantissa, &mantissa[..0]),
         };
-        if int.is_empty() || !int.iter().chain(frac).all(u8::is_ascii_digit) || (point.is_some() && frac.is_empty()) {
+        if int.is_empty()
+            || !int.iter().chain(frac).all(u8::is_ascii_digit)
+            || (point.is_some() && frac.is_empty())
+        {
             return None;
         }
         let mut digits: Vec<u8> = int.iter().chain(frac).map(|b| b - b'0').collect();
@@ -67,7 +77,11 @@ impl Decimal {
             digits.push(0);
         }
         let (i, f) = digits.split_at(point_at as usize);
-        let mut d = Decimal { negative, int: i.to_vec(), frac: f.to_vec() };
+        let mut d = Decimal {
+            negative,
+            int: i.to_vec(),
+            frac: f.to_vec(),
+        };
         d.trim_int();
         if d.is_zero() {
             d.negative = false;
@@ -133,7 +147,11 @@ impl Decimal {
             (self.negative, out)
         } else {
             // Subtract the smaller magnitude from the larger.
-            let (big, small, negative) = if x >= y { (&x, &y, self.negative) } else { (&y, &x, other.negative) };
+            let (big, small, negative) = if x >= y {
+                (&x, &y, self.negative)
+            } else {
+                (&y, &x, other.negative)
+            };
             let mut out = vec![0u8; width];
             let mut borrow = 0i8;
             for i in (0..width).rev() {
@@ -147,7 +165,11 @@ impl Decimal {
             (negative, out)
         };
         let (int, frac) = digits.split_at(width - scale);
-        let mut d = Decimal { negative, int: int.to_vec(), frac: frac.to_vec() };
+        let mut d = Decimal {
+            negative,
+            int: int.to_vec(),
+            frac: frac.to_vec(),
+        };
         d.trim_int();
         if d.is_zero() {
             d.negative = false;
@@ -207,9 +229,13 @@ impl Scalar {
             Some(b'n') | None => Scalar::Null,
             Some(b't') => Scalar::Bool(true),
             Some(b'f') => Scalar::Bool(false),
-            Some(b'"') => serde_json::from_str(raw).map(Scalar::String).unwrap_or(Scalar::Null),
+            Some(b'"') => serde_json::from_str(raw)
+                .map(Scalar::String)
+                .unwrap_or(Scalar::Null),
             Some(b'[') | Some(b'{') => Scalar::Composite(normalize_numbers(raw)),
-            _ => Decimal::parse(raw).map(Scalar::Number).unwrap_or(Scalar::Null),
+            _ => Decimal::parse(raw)
+                .map(Scalar::Number)
+                .unwrap_or(Scalar::Null),
         }
     }
 
@@ -274,7 +300,9 @@ fn normalize_numbers(text: &str) -> String {
             out.push_str(&text[start..i]);
         } else if b == b'-' || b.is_ascii_digit() {
             let start = i;
-            while i < bytes.len() && matches!(bytes[i], b'-' | b'+' | b'.' | b'e' | b'E' | b'0'..=b'9') {
+            while i < bytes.len()
+                && matches!(bytes[i], b'-' | b'+' | b'.' | b'e' | b'E' | b'0'..=b'9')
+            {
                 i += 1;
             }
             let number = &text[start..i];
@@ -307,7 +335,9 @@ pub fn fields(entry: &RawValue) -> Option<BTreeMap<String, &RawValue>> {
 
 /// One top-level field of an entry (null if absent, or if the entry is not an object).
 pub fn field(entry: &RawValue, key: &str) -> Scalar {
-    fields(entry).and_then(|f| f.get(key).map(|v| Scalar::of(v.get()))).unwrap_or(Scalar::Null)
+    fields(entry)
+        .and_then(|f| f.get(key).map(|v| Scalar::of(v.get())))
+        .unwrap_or(Scalar::Null)
 }
 
 /// The entry with field `key` set to the number `value` (an object made if it was not one).
@@ -348,13 +378,22 @@ mod tests {
 
     #[test]
     fn decimals_are_exact() {
-        assert_eq!(d("123456789012345678901234567890").add(&d("1")).to_text(), "123456789012345678901234567891");
-        assert_eq!(d("0.1000000000000000000001").add(&d("0.2")).to_text(), "0.3000000000000000000001");
+        assert_eq!(
+            d("123456789012345678901234567890").add(&d("1")).to_text(),
+            "123456789012345678901234567891"
+        );
+        assert_eq!(
+            d("0.1000000000000000000001").add(&d("0.2")).to_text(),
+            "0.3000000000000000000001"
+        );
         assert_eq!(d("1.50").add(&d("1")).to_text(), "2.50");
         assert_eq!(d("-5").add(&d("3")).to_text(), "-2");
         assert_eq!(d("5").add(&d("-5")).to_text(), "0");
         assert_eq!(d("-0.5").add(&d("0.25")).to_text(), "-0.25");
-        assert_eq!(d("1e400").add(&d("1")).to_text(), format!("1{}1", "0".repeat(399)));
+        assert_eq!(
+            d("1e400").add(&d("1")).to_text(),
+            format!("1{}1", "0".repeat(399))
+        );
         assert_eq!(d("2E-3").to_text(), "0.002");
         assert_eq!(d("-0").to_text(), "0");
         assert!(Decimal::parse("1e99999999").is_none());
@@ -369,7 +408,10 @@ mod tests {
         assert_eq!(d("10").compare(&d("9.99")), Ordering::Greater);
         assert_eq!(d("-10").compare(&d("-9")), Ordering::Less);
         assert_eq!(d("0").compare(&d("-0.0")), Ordering::Equal);
-        assert_eq!(d("1e400").compare(&d("99999999999999999999")), Ordering::Greater);
+        assert_eq!(
+            d("1e400").compare(&d("99999999999999999999")),
+            Ordering::Greater
+        );
         assert_eq!(
             d("123456789012345678901234567890").compare(&d("123456789012345678901234567891")),
             Ordering::Less
@@ -382,14 +424,32 @@ mod tests {
         for _ in 0..20_000 {
             let a = (rng.next() % 2_000_000) as i64 - 1_000_000;
             let b = (rng.next() % 2_000_000) as i64 - 1_000_000;
-            let (x, y) = (Decimal::parse(&a.to_string()).unwrap(), Decimal::parse(&b.to_string()).unwrap());
+            let (x, y) = (
+                Decimal::parse(&a.to_string()).unwrap(),
+                Decimal::parse(&b.to_string()).unwrap(),
+            );
             assert_eq!(x.add(&y).to_text(), (a + b).to_string());
             assert_eq!(x.compare(&y), a.cmp(&b));
             // With fractions: a/100 + b/1000.
-            let fa = format!("{}{}.{:02}", if a < 0 { "-" } else { "" }, a.abs() / 100, a.abs() % 100);
-            let fb = format!("{}{}.{:03}", if b < 0 { "-" } else { "" }, b.abs() / 1000, b.abs() % 1000);
+            let fa = format!(
+                "{}{}.{:02}",
+                if a < 0 { "-" } else { "" },
+                a.abs() / 100,
+                a.abs() % 100
+            );
+            let fb = format!(
+                "{}{}.{:03}",
+                if b < 0 { "-" } else { "" },
+                b.abs() / 1000,
+                b.abs() % 1000
+            );
             let sum = a * 10 + b;
-            let expected = format!("{}{}.{:03}", if sum < 0 { "-" } else { "" }, sum.abs() / 1000, sum.abs() % 1000);
+            let expected = format!(
+                "{}{}.{:03}",
+                if sum < 0 { "-" } else { "" },
+                sum.abs() / 1000,
+                sum.abs() % 1000
+            );
             assert_eq!(d(&fa).add(&d(&fb)).to_text(), expected, "{fa} + {fb}");
         }
     }
@@ -397,7 +457,10 @@ mod tests {
     #[test]
     fn fields_of_deep_and_huge_entries() {
         let deep = format!("{}1{}", "[".repeat(100_000), "]".repeat(100_000));
-        let entry = raw(&format!("{{\"a\": {deep}, \"n\": 1e400, \"s\": \"x\\\"y\"}}")).unwrap();
+        let entry = raw(&format!(
+            "{{\"a\": {deep}, \"n\": 1e400, \"s\": \"x\\\"y\"}}"
+        ))
+        .unwrap();
         assert_eq!(field(&entry, "n"), Scalar::Number(d("1e400")));
         assert_eq!(field(&entry, "s"), Scalar::String("x\"y".into()));
         assert!(matches!(field(&entry, "a"), Scalar::Composite(t) if t.len() == deep.len()));
@@ -410,7 +473,10 @@ mod tests {
     #[test]
     fn equal_values_group_together() {
         assert_eq!(Scalar::of("1.0").group_key(), Scalar::of("1").group_key());
-        assert_eq!(Scalar::of("[1.50, {\"a\": 2.0}]").group_key(), Scalar::of("[1.5, {\"a\": 2}]").group_key());
+        assert_eq!(
+            Scalar::of("[1.50, {\"a\": 2.0}]").group_key(),
+            Scalar::of("[1.5, {\"a\": 2}]").group_key()
+        );
         assert_ne!(Scalar::of("\"1\"").group_key(), Scalar::of("1").group_key());
         assert_eq!(Scalar::of("[\"1.0\"]").group_key(), "c[\"1.0\"]");
     }

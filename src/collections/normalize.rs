@@ -5,7 +5,10 @@ use pgrx::prelude::*;
 use pgrx::{pg_sys, PgOid};
 
 use super::pipeline::{Entry, Pipeline};
-use super::sql::{PG_EPOCH_OFFSET_US, base_entries, base_lump, definition, parse_entry, parse_pipeline, run_pipeline, spi_error, Definition};
+use super::sql::{
+    base_entries, base_lump, definition, parse_entry, parse_pipeline, run_pipeline, spi_error,
+    Definition, PG_EPOCH_OFFSET_US,
+};
 use crate::errors::raise;
 use crate::jsonb::JsonbValue;
 use crate::registry;
@@ -30,7 +33,15 @@ struct FoldStats {
 /// Folds each key's foldable pending entries into its base with `pipeline`, one key at a
 /// time, with statements prepared once per pass. A key's base row stays locked until the
 /// pass commits: other folds of that key wait, appends and reads never do.
-fn fold_keys(def: &Definition, pipeline: &Pipeline, keys: &[String], horizon: &str, bound: &str, level: &str, stats: &mut FoldStats) {
+fn fold_keys(
+    def: &Definition,
+    pipeline: &Pipeline,
+    keys: &[String],
+    horizon: &str,
+    bound: &str,
+    level: &str,
+    stats: &mut FoldStats,
+) {
     let (base, pending, kt) = (&def.base, &def.pending, &def.key_type);
     let text = PgOid::from(pg_sys::TEXTOID);
     let lump_oid = collection_type_oid();
@@ -38,8 +49,14 @@ fn fold_keys(def: &Definition, pipeline: &Pipeline, keys: &[String], horizon: &s
     // as the timestamptz it is.
     let now = unsafe { pg_sys::GetCurrentTransactionStartTimestamp() };
     Spi::connect_mut(|client| {
-        fn prepare<'c>(client: &pgrx::spi::SpiClient<'c>, sql: String, args: &[PgOid]) -> pgrx::spi::PreparedStatement<'c> {
-            client.prepare_mut(sql.as_str(), args).unwrap_or_else(|e| spi_error(e))
+        fn prepare<'c>(
+            client: &pgrx::spi::SpiClient<'c>,
+            sql: String,
+            args: &[PgOid],
+        ) -> pgrx::spi::PreparedStatement<'c> {
+            client
+                .prepare_mut(sql.as_str(), args)
+                .unwrap_or_else(|e| spi_error(e))
         }
         let ensure = prepare(
             client,
@@ -70,12 +87,24 @@ fn fold_keys(def: &Definition, pipeline: &Pipeline, keys: &[String], horizon: &s
             ),
             // The time is a parameter ($5, the transaction's start, as now()): Citus refuses
             // functions that are not immutable inside CASE.
-            &[text, PgOid::from(lump_oid), PgOid::from(pg_sys::BOOLOID), text, PgOid::from(pg_sys::TIMESTAMPTZOID)],
+            &[
+                text,
+                PgOid::from(lump_oid),
+                PgOid::from(pg_sys::BOOLOID),
+                text,
+                PgOid::from(pg_sys::TIMESTAMPTZOID),
+            ],
         );
-        let remove = prepare(client, format!("DELETE FROM {base} WHERE key = $1::{kt}"), &[text]);
+        let remove = prepare(
+            client,
+            format!("DELETE FROM {base} WHERE key = $1::{kt}"),
+            &[text],
+        );
 
         for key in keys {
-            client.update(&ensure, None, &[key.as_str().into()]).unwrap_or_else(|e| spi_error(e));
+            client
+                .update(&ensure, None, &[key.as_str().into()])
+                .unwrap_or_else(|e| spi_error(e));
             let lump: Vec<u8> = client
                 .update(&lock, None, &[key.as_str().into()])
                 .unwrap_or_else(|e| spi_error(e))
@@ -83,13 +112,26 @@ fn fold_keys(def: &Definition, pipeline: &Pipeline, keys: &[String], horizon: &s
                 .get_one::<Vec<u8>>()
                 .unwrap_or_else(|e| spi_error(e))
                 .unwrap_or_default();
-            let mut entries = if lump.is_empty() { Vec::new() } else { base_entries(&lump) };
+            let mut entries = if lump.is_empty() {
+                Vec::new()
+            } else {
+                base_entries(&lump)
+            };
             let mut folded: Vec<(u64, Entry, usize)> = Vec::new();
             let rows = client
-                .update(&take, None, &[key.as_str().into(), horizon.into(), bound.into()])
+                .update(
+                    &take,
+                    None,
+                    &[key.as_str().into(), horizon.into(), bound.into()],
+                )
                 .unwrap_or_else(|e| spi_error(e));
             for row in rows {
-                let txn: u64 = row.get::<String>(1).ok().flatten().and_then(|t| t.parse().ok()).unwrap_or(0);
+                let txn: u64 = row
+                    .get::<String>(1)
+                    .ok()
+                    .flatten()
+                    .and_then(|t| t.parse().ok())
+                    .unwrap_or(0);
                 let seq: i64 = row.get(2).ok().flatten().unwrap_or(0);
                 // Unix microseconds, computed here: Citus refuses a RETURNING clause that calls
                 // anything not immutable, and extract() on a timestamptz is only stable.
@@ -99,12 +141,21 @@ fn fold_keys(def: &Definition, pipeline: &Pipeline, keys: &[String], horizon: &s
                     .flatten()
                     .map_or(0, |t| pg_sys::TimestampTz::from(t) + PG_EPOCH_OFFSET_US);
                 let text: String = row.get(4).ok().flatten().unwrap_or_default();
-                folded.push((txn, Entry { seq, at, value: parse_entry(&text) }, text.len()));
+                folded.push((
+                    txn,
+                    Entry {
+                        seq,
+                        at,
+                        value: parse_entry(&text),
+                    },
+                    text.len(),
+                ));
             }
             folded.sort_by_key(|(txn, e, _)| (*txn, e.seq));
             stats.keys += 1;
             stats.entries_in += (entries.len() + folded.len()) as i64;
-            stats.bytes_before += (lump.len() + folded.iter().map(|(_, _, n)| n).sum::<usize>()) as i64;
+            stats.bytes_before +=
+                (lump.len() + folded.iter().map(|(_, _, n)| n).sum::<usize>()) as i64;
             entries.extend(folded.into_iter().map(|(_, e, _)| e));
             let mut result = run_pipeline(def, pipeline, entries);
             // Bases keep append order, whatever order the pipeline presents.
@@ -112,7 +163,9 @@ fn fold_keys(def: &Definition, pipeline: &Pipeline, keys: &[String], horizon: &s
             stats.entries_out += result.len() as i64;
             if result.is_empty() {
                 stats.keys_emptied += 1;
-                client.update(&remove, None, &[key.as_str().into()]).unwrap_or_else(|e| spi_error(e));
+                client
+                    .update(&remove, None, &[key.as_str().into()])
+                    .unwrap_or_else(|e| spi_error(e));
             } else {
                 let new_lump = base_lump(&result);
                 stats.bytes_after += new_lump.len() as i64;
@@ -120,7 +173,17 @@ fn fold_keys(def: &Definition, pipeline: &Pipeline, keys: &[String], horizon: &s
                 // SAFETY: the bytes are a lump, the varlena body of a collect.collection.
                 let lump_arg = unsafe { DatumWithOid::new(new_lump, lump_oid) };
                 client
-                    .update(&store, None, &[key.as_str().into(), lump_arg, changed.into(), level.into(), unsafe { DatumWithOid::new(now, pg_sys::TIMESTAMPTZOID) }])
+                    .update(
+                        &store,
+                        None,
+                        &[
+                            key.as_str().into(),
+                            lump_arg,
+                            changed.into(),
+                            level.into(),
+                            unsafe { DatumWithOid::new(now, pg_sys::TIMESTAMPTZOID) },
+                        ],
+                    )
                     .unwrap_or_else(|e| spi_error(e));
             }
             pgrx::check_for_interrupts!();
@@ -143,10 +206,18 @@ fn collection_normalize(
     let def = definition(schema, collection);
     let collection = def.name.as_str();
     let (Some(level), Some(all_keys)) = (level, all_keys) else {
-        raise(PgSqlErrorCode::ERRCODE_NULL_VALUE_NOT_ALLOWED, "level and all_keys must not be NULL".into(), None)
+        raise(
+            PgSqlErrorCode::ERRCODE_NULL_VALUE_NOT_ALLOWED,
+            "level and all_keys must not be NULL".into(),
+            None,
+        )
     };
     if max_keys.is_some_and(|m| m < 1) {
-        raise(PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE, format!("max_keys must be positive, not {}", max_keys.unwrap_or(0)), None);
+        raise(
+            PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+            format!("max_keys must be positive, not {}", max_keys.unwrap_or(0)),
+            None,
+        );
     }
     // The definition's row first, as drop_collection takes it: a drop waits for this pass
     // (and a pass that starts after a drop committed finds nothing) instead of deadlocking.
@@ -155,7 +226,11 @@ fn collection_normalize(
         &[def.schema.as_str().into(), collection.into()],
     );
     if !matches!(locked, Ok(Some(true))) {
-        raise(PgSqlErrorCode::ERRCODE_UNDEFINED_OBJECT, format!("collection \"{collection}\" does not exist"), None);
+        raise(
+            PgSqlErrorCode::ERRCODE_UNDEFINED_OBJECT,
+            format!("collection \"{collection}\" does not exist"),
+            None,
+        );
     }
     // Folding writes the owner's tables (their triggers fire) and runs the owner's sql
     // steps: all of it as the owner, in a restricted operation, whoever asked for the pass.
@@ -164,9 +239,10 @@ fn collection_normalize(
             Some(steps) => parse_pipeline(steps, &format!("\"{level}\" level")),
             None => parse_pipeline(&def.read, "read").foldable_prefix(),
         };
-        let horizon = Spi::get_one::<String>("SELECT pg_snapshot_xmin(pg_current_snapshot())::text")
-            .unwrap_or_else(|e| spi_error(e))
-            .expect("a snapshot has an xmin");
+        let horizon =
+            Spi::get_one::<String>("SELECT pg_snapshot_xmin(pg_current_snapshot())::text")
+                .unwrap_or_else(|e| spi_error(e))
+                .expect("a snapshot has an xmin");
         let (base, pending) = (&def.base, &def.pending);
         // Keys in key order, so concurrent passes lock base rows in the same order.
         let bound = super::sql::forged_txn_bound();
@@ -193,7 +269,13 @@ fn collection_normalize(
                 .select(
                     &keys_query,
                     None,
-                    &[level.into(), horizon.clone().into(), pass_started.into(), max_keys.into(), bound.clone().into()],
+                    &[
+                        level.into(),
+                        horizon.clone().into(),
+                        pass_started.into(),
+                        max_keys.into(),
+                        bound.clone().into(),
+                    ],
                 )
                 .unwrap_or_else(|e| spi_error(e))
                 .filter_map(|row| row.get::<String>(1).ok().flatten())
@@ -225,4 +307,3 @@ fn collection_normalize(
     });
     JsonbValue::parse_bytes(summary.to_string().as_bytes())
 }
-

@@ -3,7 +3,10 @@
 use pgrx::prelude::*;
 
 use super::pipeline::Entry;
-use super::sql::{base_entries, definition, entries_json, parse_entry, parse_pipeline, run_pipeline, spi_error, Definition};
+use super::sql::{
+    base_entries, definition, entries_json, parse_entry, parse_pipeline, run_pipeline, spi_error,
+    Definition,
+};
 use crate::jsonb::JsonbValue;
 
 /// Base and pending entries of some keys, read in one statement (one snapshot: a fold that
@@ -12,7 +15,10 @@ use crate::jsonb::JsonbValue;
 /// key is read on its own there: one query routed to the shard holding it.
 fn stored_entries(def: &Definition, keys: &[String]) -> Vec<(String, Vec<Entry>)> {
     if keys.len() > 1 && distributed(def) {
-        return keys.iter().flat_map(|k| stored_entries(def, std::slice::from_ref(k))).collect();
+        return keys
+            .iter()
+            .flat_map(|k| stored_entries(def, std::slice::from_ref(k)))
+            .collect();
     }
     let query = format!(
         "SELECT key::text, 0 AS part, NULL::xid8 AS txn, NULL::bigint AS seq, NULL::bigint AS at_us,
@@ -47,7 +53,11 @@ fn stored_entries(def: &Definition, keys: &[String]) -> Vec<(String, Vec<Entry>)
                 let seq: i64 = row.get(4).ok().flatten().unwrap_or(0);
                 let at: i64 = row.get(5).ok().flatten().unwrap_or(0);
                 let entry: String = row.get(7).ok().flatten().unwrap_or_default();
-                list.push(Entry { seq, at, value: parse_entry(&entry) });
+                list.push(Entry {
+                    seq,
+                    at,
+                    value: parse_entry(&entry),
+                });
             }
         }
     });
@@ -66,11 +76,18 @@ fn distributed(def: &Definition) -> bool {
 }
 
 #[pg_extern(sql = false)]
-fn collection_read(schema: Option<&str>, collection: Option<&str>, key: Option<&str>) -> Option<JsonbValue> {
+fn collection_read(
+    schema: Option<&str>,
+    collection: Option<&str>,
+    key: Option<&str>,
+) -> Option<JsonbValue> {
     let def = definition(schema, collection);
     let key = key?;
     let read = parse_pipeline(&def.read, "read");
-    let entries = stored_entries(&def, &[key.to_string()]).pop().map(|(_, e)| e).unwrap_or_default();
+    let entries = stored_entries(&def, &[key.to_string()])
+        .pop()
+        .map(|(_, e)| e)
+        .unwrap_or_default();
     Some(entries_json(&run_pipeline(&def, &read, entries)))
 }
 
@@ -102,7 +119,10 @@ fn collection_read_many(
         .map(|k| {
             // Many keys make a long call: a cancel or statement_timeout stops it.
             crate::errors::check_for_interrupts();
-            let entries = k.as_ref().and_then(|k| found.get(k).cloned()).unwrap_or_default();
+            let entries = k
+                .as_ref()
+                .and_then(|k| found.get(k).cloned())
+                .unwrap_or_default();
             (k, entries_json(&run_pipeline(&def, &read, entries)))
         })
         .collect();

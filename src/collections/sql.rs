@@ -31,9 +31,9 @@ pub(super) fn forged_txn_bound() -> String {
     next.saturating_add(1 << 31).to_string()
 }
 
+use pgrx::pg_sys;
 use pgrx::pg_sys::panic::CaughtError;
 use pgrx::prelude::*;
-use pgrx::pg_sys;
 use serde_json::value::RawValue;
 use serde_json::Value;
 
@@ -41,15 +41,19 @@ use super::json;
 use super::pipeline::{Entry, IntervalParser, Pipeline};
 use crate::errors::{raise, raise_with_detail};
 use crate::jsonb::{JsonbArg, JsonbValue};
-use crate::lump::sql::decode_stored;
 use crate::lump::format::Builder;
+use crate::lump::sql::decode_stored;
 use crate::registry::{self, ident};
 
 /// Microseconds between the Unix epoch and Postgres' (2000-01-01).
 pub(super) const PG_EPOCH_OFFSET_US: i64 = 946_684_800_000_000;
 
 pub(super) fn spi_error(e: pgrx::spi::SpiError) -> ! {
-    raise(PgSqlErrorCode::ERRCODE_INTERNAL_ERROR, format!("SPI: {e}"), None)
+    raise(
+        PgSqlErrorCode::ERRCODE_INTERNAL_ERROR,
+        format!("SPI: {e}"),
+        None,
+    )
 }
 
 /// Postgres' own interval parser; a bad interval becomes a pipeline error, not an abort.
@@ -60,12 +64,17 @@ impl IntervalParser for PgIntervals {
         let owned = text.to_string();
         let owned_for_error = text.to_string();
         PgTryBuilder::new(move || {
-            let c = std::ffi::CString::new(owned).map_err(|_| "interval contains a NUL byte".to_string())?;
+            let c = std::ffi::CString::new(owned)
+                .map_err(|_| "interval contains a NUL byte".to_string())?;
             // SAFETY: interval_in(cstring, oid, int4) returns a palloc'd Interval.
             let datum = unsafe {
                 pgrx::direct_function_call_as_datum(
                     pg_sys::interval_in,
-                    &[c.as_c_str().into_datum(), pg_sys::Oid::INVALID.into_datum(), (-1i32).into_datum()],
+                    &[
+                        c.as_c_str().into_datum(),
+                        pg_sys::Oid::INVALID.into_datum(),
+                        (-1i32).into_datum(),
+                    ],
                 )
             }
             .ok_or("interval_in returned NULL")?;
@@ -78,7 +87,9 @@ impl IntervalParser for PgIntervals {
                 .ok_or_else(|| format!("interval \"{owned_for_error}\" is out of range"))
         })
         .catch_others(|e| match e {
-            CaughtError::PostgresError(r) | CaughtError::ErrorReport(r) => Err(r.message().to_string()),
+            CaughtError::PostgresError(r) | CaughtError::ErrorReport(r) => {
+                Err(r.message().to_string())
+            }
             CaughtError::RustPanic { ereport, .. } => Err(ereport.message().to_string()),
         })
         .execute()
@@ -117,7 +128,10 @@ fn resolve_sql_step(function: &str) -> (String, pg_sys::Oid) {
             )
             .unwrap_or_else(|e| spi_error(e));
         rows.into_iter().next().map(|row| {
-            (row.get::<String>(1).ok().flatten().unwrap_or_default(), row.get::<pg_sys::Oid>(2).ok().flatten().unwrap_or_default())
+            (
+                row.get::<String>(1).ok().flatten().unwrap_or_default(),
+                row.get::<pg_sys::Oid>(2).ok().flatten().unwrap_or_default(),
+            )
         })
     });
     found.unwrap_or_else(|| {
@@ -139,16 +153,24 @@ fn qualify_sql_steps(steps: &Value) -> Value {
     let mut steps = steps.clone();
     if let Some(array) = steps.as_array_mut() {
         for step in array {
-            let Some(Value::String(function)) = step.get("sql") else { continue };
+            let Some(Value::String(function)) = step.get("sql") else {
+                continue;
+            };
             let (qualified, oid) = resolve_sql_step(function);
-            let allowed = Spi::get_one_with_args::<bool>("SELECT pg_catalog.has_function_privilege($1, 'EXECUTE')", &[oid.into()])
-                .unwrap_or_else(|e| spi_error(e))
-                .unwrap_or(false);
+            let allowed = Spi::get_one_with_args::<bool>(
+                "SELECT pg_catalog.has_function_privilege($1, 'EXECUTE')",
+                &[oid.into()],
+            )
+            .unwrap_or_else(|e| spi_error(e))
+            .unwrap_or(false);
             if !allowed {
                 raise(
                     PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
                     format!("permission denied for function {qualified}"),
-                    Some("sql steps run with the privileges of the collection's owner: its creator.".into()),
+                    Some(
+                        "sql steps run with the privileges of the collection's owner: its creator."
+                            .into(),
+                    ),
                 );
             }
             step["sql"] = Value::String(qualified);
@@ -196,7 +218,8 @@ fn json_of(value: &JsonbArg) -> Value {
 }
 
 fn json_column(text: Option<String>) -> Value {
-    text.and_then(|t| serde_json::from_str(&t).ok()).unwrap_or_default()
+    text.and_then(|t| serde_json::from_str(&t).ok())
+        .unwrap_or_default()
 }
 
 /// What the registry says of a collection, checked against the catalogs by
@@ -215,7 +238,11 @@ pub(super) struct Definition {
 
 pub(super) fn definition(schema: Option<&str>, name: Option<&str>) -> Definition {
     let Some(name) = name else {
-        raise(PgSqlErrorCode::ERRCODE_NULL_VALUE_NOT_ALLOWED, "collection name must not be NULL".into(), None)
+        raise(
+            PgSqlErrorCode::ERRCODE_NULL_VALUE_NOT_ALLOWED,
+            "collection name must not be NULL".into(),
+            None,
+        )
     };
     let found = Spi::connect(|client| {
         let rows = client
@@ -257,7 +284,11 @@ pub(super) fn now_unix_us() -> i64 {
 
 pub(super) fn parse_entry(text: &str) -> Box<RawValue> {
     json::raw(text).unwrap_or_else(|| {
-        raise(PgSqlErrorCode::ERRCODE_DATA_CORRUPTED, "a stored collection entry is not JSON".into(), None)
+        raise(
+            PgSqlErrorCode::ERRCODE_DATA_CORRUPTED,
+            "a stored collection entry is not JSON".into(),
+            None,
+        )
     })
 }
 
@@ -266,9 +297,14 @@ pub(super) fn base_entries(lump: &[u8]) -> Vec<Entry> {
     decode_stored(lump)
         .entries()
         .map(|line| {
-            let (seq, at, value): (i64, i64, Box<RawValue>) = serde_json::from_slice(line).unwrap_or_else(|e| {
-                raise(PgSqlErrorCode::ERRCODE_DATA_CORRUPTED, format!("collection base entry is malformed: {e}"), None)
-            });
+            let (seq, at, value): (i64, i64, Box<RawValue>) = serde_json::from_slice(line)
+                .unwrap_or_else(|e| {
+                    raise(
+                        PgSqlErrorCode::ERRCODE_DATA_CORRUPTED,
+                        format!("collection base entry is malformed: {e}"),
+                        None,
+                    )
+                });
             Entry { seq, at, value }
         })
         .collect()
@@ -277,9 +313,14 @@ pub(super) fn base_entries(lump: &[u8]) -> Vec<Entry> {
 pub(super) fn base_lump(entries: &[Entry]) -> Vec<u8> {
     let mut builder = Builder::new();
     for e in entries {
-        let line = serde_json::to_vec(&(e.seq, e.at, &e.value)).expect("serializing JSON cannot fail");
+        let line =
+            serde_json::to_vec(&(e.seq, e.at, &e.value)).expect("serializing JSON cannot fail");
         builder.push(&line).unwrap_or_else(|e| {
-            raise(PgSqlErrorCode::ERRCODE_PROGRAM_LIMIT_EXCEEDED, format!("collection base too large: {e}"), None)
+            raise(
+                PgSqlErrorCode::ERRCODE_PROGRAM_LIMIT_EXCEEDED,
+                format!("collection base too large: {e}"),
+                None,
+            )
         });
     }
     builder.finish()
@@ -287,7 +328,11 @@ pub(super) fn base_lump(entries: &[Entry]) -> Vec<u8> {
 
 /// Runs a pipeline. `sql` steps call the user's function with the privileges of the
 /// collection's owner, whoever reads or normalizes: a collection is like a view.
-pub(super) fn run_pipeline(def: &Definition, pipeline: &Pipeline, entries: Vec<Entry>) -> Vec<Entry> {
+pub(super) fn run_pipeline(
+    def: &Definition,
+    pipeline: &Pipeline,
+    entries: Vec<Entry>,
+) -> Vec<Entry> {
     let mut call_sql = |function: &str, input: Vec<Entry>| -> Result<Vec<Entry>, String> {
         let array = json::array_text(input.iter().map(|e| e.value.as_ref()));
         let result = registry::as_owner(def.owner, || {
@@ -302,7 +347,10 @@ pub(super) fn run_pipeline(def: &Definition, pipeline: &Pipeline, entries: Vec<E
             None => Vec::new(),
             Some(t) if t == "null" => Vec::new(),
             Some(t) => serde_json::from_str(&t).map_err(|_| {
-                format!("{function} returned {}, not a JSON array", t.chars().take(60).collect::<String>())
+                format!(
+                    "{function} returned {}, not a JSON array",
+                    t.chars().take(60).collect::<String>()
+                )
             })?,
         };
         // Returned entries keep the order given; they take the newest input's time and seqs
@@ -312,15 +360,24 @@ pub(super) fn run_pipeline(def: &Definition, pipeline: &Pipeline, entries: Vec<E
         Ok(values
             .into_iter()
             .enumerate()
-            .map(|(i, value)| Entry { seq: top_seq - (n - 1 - i as i64), at: top_at, value })
+            .map(|(i, value)| Entry {
+                seq: top_seq - (n - 1 - i as i64),
+                at: top_at,
+                value,
+            })
             .collect())
     };
-    pipeline.run(entries, now_unix_us(), &mut call_sql).unwrap_or_else(|e| {
-        raise(PgSqlErrorCode::ERRCODE_EXTERNAL_ROUTINE_EXCEPTION, format!("sql step failed: {e}"), None)
-    })
+    pipeline
+        .run(entries, now_unix_us(), &mut call_sql)
+        .unwrap_or_else(|e| {
+            raise(
+                PgSqlErrorCode::ERRCODE_EXTERNAL_ROUTINE_EXCEPTION,
+                format!("sql step failed: {e}"),
+                None,
+            )
+        })
 }
 
 pub(super) fn entries_json(entries: &[Entry]) -> JsonbValue {
     JsonbValue::parse_bytes(json::array_text(entries.iter().map(|e| e.value.as_ref())).as_bytes())
 }
-

@@ -17,7 +17,9 @@ fn digits(s: &[u8], n: usize) -> Option<(i64, &[u8])> {
     if s.len() < n || !s[..n].iter().all(u8::is_ascii_digit) {
         return None;
     }
-    let v = s[..n].iter().fold(0i64, |acc, d| acc * 10 + (d - b'0') as i64);
+    let v = s[..n]
+        .iter()
+        .fold(0i64, |acc, d| acc * 10 + (d - b'0') as i64);
     Some((v, &s[n..]))
 }
 
@@ -77,7 +79,11 @@ pub fn parse_timestamp_us(text: &str) -> Option<i64> {
                 return None;
             }
             let offset = (oh * 60 + om) * 60_000_000;
-            Some(if sign == b'+' { micros - offset } else { micros + offset })
+            Some(if sign == b'+' {
+                micros - offset
+            } else {
+                micros + offset
+            })
         }
         _ => None,
     }
@@ -96,15 +102,29 @@ mod tests {
         assert_eq!(parse_timestamp_us("2026-11-01"), Some(base));
         assert_eq!(parse_timestamp_us("2026-11-01T01:30:00+01:30"), Some(base));
         assert_eq!(parse_timestamp_us("2026-10-31T23:00:00-01:00"), Some(base));
-        assert_eq!(parse_timestamp_us("2026-11-01T00:00:00.25Z"), Some(base + 250_000));
+        assert_eq!(
+            parse_timestamp_us("2026-11-01T00:00:00.25Z"),
+            Some(base + 250_000)
+        );
         assert_eq!(parse_timestamp_us("1970-01-01T00:00:00Z"), Some(0));
         assert_eq!(parse_timestamp_us("1969-12-31T23:59:59Z"), Some(-1_000_000));
-        assert_eq!(parse_timestamp_us("2024-02-29T00:00:00Z").map(|u| u % 86_400_000_000), Some(0));
+        assert_eq!(
+            parse_timestamp_us("2024-02-29T00:00:00Z").map(|u| u % 86_400_000_000),
+            Some(0)
+        );
     }
 
     #[test]
     fn rejects_other_text() {
-        for bad in ["", "yesterday", "2026-13-01", "2026-11-01X", "2026-11-01T10", "2026-11-01T10:00:00.Z", "2026-11-01T10:00+5:00"] {
+        for bad in [
+            "",
+            "yesterday",
+            "2026-13-01",
+            "2026-11-01X",
+            "2026-11-01T10",
+            "2026-11-01T10:00:00.Z",
+            "2026-11-01T10:00+5:00",
+        ] {
             assert_eq!(parse_timestamp_us(bad), None, "{bad}");
         }
     }

@@ -19,7 +19,12 @@ pub enum State {
 }
 
 impl State {
-    pub const ALL: [State; 4] = [State::Normal, State::Removed, State::Archived, State::Negative];
+    pub const ALL: [State; 4] = [
+        State::Normal,
+        State::Removed,
+        State::Archived,
+        State::Negative,
+    ];
 
     /// The number stored for the state (FlockDB's: normal 0, removed 1, archived 2, negative 3).
     pub fn code(self) -> i16 {
@@ -144,7 +149,11 @@ mod tests {
     use crate::testing::XorShift;
 
     fn w(at: i64, state: State, position: Option<i64>) -> Write {
-        Write { at, state, position }
+        Write {
+            at,
+            state,
+            position,
+        }
     }
 
     #[test]
@@ -154,29 +163,55 @@ mod tests {
         assert_eq!(after(&[add, remove]).unwrap().state, State::Removed);
         assert_eq!(after(&[remove, add]).unwrap().state, State::Removed);
         let late_add = w(30, State::Normal, None);
-        assert_eq!(after(&[late_add, remove, add]).unwrap().state, State::Normal);
+        assert_eq!(
+            after(&[late_add, remove, add]).unwrap().state,
+            State::Normal
+        );
         for (a, b, winner) in [
             (State::Normal, State::Removed, State::Removed),
             (State::Archived, State::Removed, State::Removed),
             (State::Negative, State::Archived, State::Archived),
             (State::Normal, State::Negative, State::Negative),
         ] {
-            assert_eq!(after(&[w(5, a, None), w(5, b, None)]).unwrap().state, winner);
-            assert_eq!(after(&[w(5, b, None), w(5, a, None)]).unwrap().state, winner);
+            assert_eq!(
+                after(&[w(5, a, None), w(5, b, None)]).unwrap().state,
+                winner
+            );
+            assert_eq!(
+                after(&[w(5, b, None), w(5, a, None)]).unwrap().state,
+                winner
+            );
         }
     }
 
     #[test]
     fn positions_come_from_the_newest_write_that_gives_one_or_else_the_first_write() {
-        let e = after(&[w(10, State::Normal, None), w(20, State::Removed, None), w(30, State::Normal, None)]).unwrap();
+        let e = after(&[
+            w(10, State::Normal, None),
+            w(20, State::Removed, None),
+            w(30, State::Normal, None),
+        ])
+        .unwrap();
         assert_eq!(e.position, 10, "re-adding keeps the position");
         let e = after(&[w(10, State::Normal, None), w(5, State::Removed, None)]).unwrap();
-        assert_eq!((e.state, e.position), (State::Normal, 10), "a late, older removal changes nothing");
+        assert_eq!(
+            (e.state, e.position),
+            (State::Normal, 10),
+            "a late, older removal changes nothing"
+        );
         let e = after(&[w(5, State::Removed, None), w(10, State::Normal, None)]).unwrap();
-        assert_eq!(e.position, 10, "the add's time, even when a removal arrived first");
+        assert_eq!(
+            e.position, 10,
+            "the add's time, even when a removal arrived first"
+        );
         let e = after(&[w(30, State::Normal, None), w(10, State::Normal, Some(7))]).unwrap();
         assert_eq!(e.position, 7);
-        let e = after(&[w(10, State::Normal, Some(7)), w(30, State::Normal, Some(9)), w(20, State::Normal, Some(8))]).unwrap();
+        let e = after(&[
+            w(10, State::Normal, Some(7)),
+            w(30, State::Normal, Some(9)),
+            w(20, State::Normal, Some(8)),
+        ])
+        .unwrap();
         assert_eq!(e.position, 9);
     }
 
@@ -190,7 +225,11 @@ mod tests {
                 .map(|_| Write {
                     at: rng.below(5) as i64,
                     state: State::ALL[rng.below(4)],
-                    position: if rng.below(3) == 0 { Some(rng.below(4) as i64) } else { None },
+                    position: if rng.below(3) == 0 {
+                        Some(rng.below(4) as i64)
+                    } else {
+                        None
+                    },
                 })
                 .collect();
             let expected = after(&writes).unwrap();
@@ -204,7 +243,11 @@ mod tests {
                     let again = shuffled[rng.below(shuffled.len())];
                     shuffled.insert(rng.below(shuffled.len() + 1), again);
                 }
-                assert_eq!(after(&shuffled).unwrap(), expected, "case {case}: {writes:?} vs {shuffled:?}");
+                assert_eq!(
+                    after(&shuffled).unwrap(),
+                    expected,
+                    "case {case}: {writes:?} vs {shuffled:?}"
+                );
             }
         }
     }
@@ -220,10 +263,23 @@ mod tests {
 
     #[test]
     fn writes_at_the_ends_of_time_are_ordered_without_overflow() {
-        let at = |at: i64, state: State| Write { at, state, position: None };
-        let edge = after(&[at(i64::MIN, State::Removed), at(i64::MAX, State::Normal), at(i64::MIN, State::Normal)]).unwrap();
+        let at = |at: i64, state: State| Write {
+            at,
+            state,
+            position: None,
+        };
+        let edge = after(&[
+            at(i64::MIN, State::Removed),
+            at(i64::MAX, State::Normal),
+            at(i64::MIN, State::Normal),
+        ])
+        .unwrap();
         assert_eq!((edge.state, edge.state_at), (State::Normal, i64::MAX));
-        assert_eq!(edge.first_at, i64::MIN, "the earliest add is the edge's first");
+        assert_eq!(
+            edge.first_at,
+            i64::MIN,
+            "the earliest add is the edge's first"
+        );
         let edge = after(&[at(i64::MAX, State::Normal), at(i64::MIN, State::Archived)]).unwrap();
         assert_eq!(edge.first_at, i64::MAX);
     }

@@ -17,15 +17,25 @@ use pgrx::spi::{OwnedPreparedStatement, SpiClient, SpiCursor};
 use pgrx::{pg_sys, PgOid};
 
 use super::edge::State;
-use super::lists_core::{decode_into, encode, rewrite, stripe, Changes, Corrupt, Rewrite, BLOCK_BYTES, FIRST};
+use super::lists_core::{
+    decode_into, encode, rewrite, stripe, Changes, Corrupt, Rewrite, BLOCK_BYTES, FIRST,
+};
 use crate::errors::raise;
 
 fn spi_error(e: pgrx::spi::SpiError) -> ! {
-    raise(PgSqlErrorCode::ERRCODE_INTERNAL_ERROR, format!("SPI: {e}"), None)
+    raise(
+        PgSqlErrorCode::ERRCODE_INTERNAL_ERROR,
+        format!("SPI: {e}"),
+        None,
+    )
 }
 
 fn corrupt(_: Corrupt) -> ! {
-    raise(PgSqlErrorCode::ERRCODE_DATA_CORRUPTED, "a block of a graph's lists is not a list of ids".into(), None)
+    raise(
+        PgSqlErrorCode::ERRCODE_DATA_CORRUPTED,
+        "a block of a graph's lists is not a list of ids".into(),
+        None,
+    )
 }
 
 /// (node, direction "o" or "i", stripe)
@@ -41,8 +51,14 @@ impl ListChanges {
         if was == is {
             return;
         }
-        self.0.entry((source, "o", stripe(destination))).or_default().push(destination, is);
-        self.0.entry((destination, "i", stripe(source))).or_default().push(source, is);
+        self.0
+            .entry((source, "o", stripe(destination)))
+            .or_default()
+            .push(destination, is);
+        self.0
+            .entry((destination, "i", stripe(source)))
+            .or_default()
+            .push(source, is);
     }
 
     pub(super) fn apply(mut self, lists: &str) {
@@ -80,16 +96,33 @@ fn apply_groups(groups: &BTreeMap<Group, Changes>, statements: &Statements) {
         let keys: Vec<Group> = groups.keys().copied().collect();
         let whole: Vec<Option<Vec<u8>>> = groups
             .values()
-            .map(|c| Some(encode(&c.add)).filter(|b| c.remove.is_empty() && b.len() <= BLOCK_BYTES && !statements.one))
-            .collect();
-        let extra = if statements.one { Vec::new() } else { vec![Column::OptionalBytea(whole.clone())] };
-        let made: HashSet<Group> = run(client, statements.first(), args(&keys, extra, statements.one))
-            .map(|row| {
-                let direction: String = row.get(2).ok().flatten().unwrap_or_default();
-                (row.get(1).ok().flatten().unwrap_or(0), if direction == "o" { "o" } else { "i" }, row.get(3).ok().flatten().unwrap_or(0))
+            .map(|c| {
+                Some(encode(&c.add))
+                    .filter(|b| c.remove.is_empty() && b.len() <= BLOCK_BYTES && !statements.one)
             })
             .collect();
-        let rest: Vec<usize> = (0..keys.len()).filter(|&i| !(whole[i].is_some() && made.contains(&keys[i]))).collect();
+        let extra = if statements.one {
+            Vec::new()
+        } else {
+            vec![Column::OptionalBytea(whole.clone())]
+        };
+        let made: HashSet<Group> = run(
+            client,
+            statements.first(),
+            args(&keys, extra, statements.one),
+        )
+        .map(|row| {
+            let direction: String = row.get(2).ok().flatten().unwrap_or_default();
+            (
+                row.get(1).ok().flatten().unwrap_or(0),
+                if direction == "o" { "o" } else { "i" },
+                row.get(3).ok().flatten().unwrap_or(0),
+            )
+        })
+        .collect();
+        let rest: Vec<usize> = (0..keys.len())
+            .filter(|&i| !(whole[i].is_some() && made.contains(&keys[i])))
+            .collect();
         if rest.is_empty() {
             return;
         }
@@ -98,11 +131,20 @@ fn apply_groups(groups: &BTreeMap<Group, Changes>, statements: &Statements) {
         let high: Vec<i64> = keys.iter().map(|g| groups[g].high()).collect();
         // Then the stripes' first blocks, locked in key order: whoever holds a stripe's first
         // block alone changes its blocks.
-        let gates = run(client, statements.gate(), args(&keys, Vec::new(), statements.one)).len();
+        let gates = run(
+            client,
+            statements.gate(),
+            args(&keys, Vec::new(), statements.one),
+        )
+        .len();
         if gates != keys.len() {
             raise(
                 PgSqlErrorCode::ERRCODE_DATA_CORRUPTED,
-                format!("{} of the {} stripes written lack their first block", keys.len() - gates, keys.len()),
+                format!(
+                    "{} of the {} stripes written lack their first block",
+                    keys.len() - gates,
+                    keys.len()
+                ),
                 Some("collect.check_graph(graph) shows what else disagrees.".into()),
             );
         }
@@ -118,18 +160,35 @@ fn apply_groups(groups: &BTreeMap<Group, Changes>, statements: &Statements) {
                 inserts.extend(split.into_iter().map(|(lo, bytes)| (*group, lo, bytes)));
             }
         }
-        for (statement, rows) in [(statements.update(), updates), (statements.insert(), inserts), (statements.delete(), deletes)] {
+        for (statement, rows) in [
+            (statements.update(), updates),
+            (statements.insert(), inserts),
+            (statements.delete(), deletes),
+        ] {
             if !rows.is_empty() {
-                let (groups, rest): (Vec<Group>, Vec<(i64, Vec<u8>)>) = rows.into_iter().map(|(g, lo, b)| (g, (lo, b))).unzip();
+                let (groups, rest): (Vec<Group>, Vec<(i64, Vec<u8>)>) =
+                    rows.into_iter().map(|(g, lo, b)| (g, (lo, b))).unzip();
                 let (los, bytes): (Vec<i64>, Vec<Vec<u8>>) = rest.into_iter().unzip();
-                run(client, statement, args(&groups, vec![Column::Int8(los), Column::Bytea(bytes)], statements.one));
+                run(
+                    client,
+                    statement,
+                    args(
+                        &groups,
+                        vec![Column::Int8(los), Column::Bytea(bytes)],
+                        statements.one,
+                    ),
+                );
             }
         }
     });
 }
 
 /// A statement's arguments: the groups' columns, then `extra`; one group's as scalars (`one`).
-fn args(groups: &[Group], extra: Vec<Column>, one: bool) -> Vec<pgrx::datum::DatumWithOid<'static>> {
+fn args(
+    groups: &[Group],
+    extra: Vec<Column>,
+    one: bool,
+) -> Vec<pgrx::datum::DatumWithOid<'static>> {
     let mut columns = vec![
         Column::Int8(groups.iter().map(|g| g.0).collect()),
         Column::Text(groups.iter().map(|g| g.1.to_string()).collect()),
@@ -167,9 +226,19 @@ impl Column {
     }
 }
 
-fn read_blocks(client: &mut SpiClient, statements: &Statements, keys: &[Group], low: &[i64], high: &[i64]) -> Blocks {
+fn read_blocks(
+    client: &mut SpiClient,
+    statements: &Statements,
+    keys: &[Group],
+    low: &[i64],
+    high: &[i64],
+) -> Blocks {
     let extra = vec![Column::Int8(low.to_vec()), Column::Int8(high.to_vec())];
-    let rows = run(client, statements.range(), args(keys, extra, statements.one));
+    let rows = run(
+        client,
+        statements.range(),
+        args(keys, extra, statements.one),
+    );
     let mut blocks: Blocks = BTreeMap::new();
     for row in rows {
         let node: i64 = row.get(1).ok().flatten().unwrap_or(0);
@@ -252,7 +321,8 @@ impl Statements {
                 format!("DELETE FROM {lists} l WHERE {group} AND l.lo = $4 AND $5 IS NOT NULL"),
             ];
         }
-        let group = "l.node = g.node AND l.direction = g.direction::\"char\" AND l.stripe = g.stripe";
+        let group =
+            "l.node = g.node AND l.direction = g.direction::\"char\" AND l.stripe = g.stripe";
         let row = "l.node = r.node AND l.direction = r.direction::\"char\" AND l.stripe = r.stripe AND l.lo = r.lo";
         let groups = "unnest($1::int8[], $2::text[], $3::int2[])";
         let rows = "unnest($1::int8[], $2::text[], $3::int2[], $4::int8[], $5::bytea[]) r(node, direction, stripe, lo, ids)";
@@ -285,7 +355,10 @@ impl Statements {
     }
 
     fn unprepared(lists: &str) -> Statements {
-        Statements { all: Self::texts(lists, true).map(Statement::Text), one: true }
+        Statements {
+            all: Self::texts(lists, true).map(Statement::Text),
+            one: true,
+        }
     }
 }
 
@@ -315,11 +388,19 @@ fn statements(lists: &str) -> Rc<Statements> {
     let prepared = Spi::connect_mut(|client| {
         let mut out = Vec::new();
         for (text, types) in texts.iter().zip(types) {
-            out.push(Statement::Prepared(client.prepare_mut(text.as_str(), types).unwrap_or_else(|e| spi_error(e)).keep()));
+            out.push(Statement::Prepared(
+                client
+                    .prepare_mut(text.as_str(), types)
+                    .unwrap_or_else(|e| spi_error(e))
+                    .keep(),
+            ));
         }
         out
     });
-    let statements = Rc::new(Statements { all: prepared.try_into().unwrap_or_else(|_| unreachable!()), one: false });
+    let statements = Rc::new(Statements {
+        all: prepared.try_into().unwrap_or_else(|_| unreachable!()),
+        one: false,
+    });
     PLANS.with(|p| p.borrow_mut().insert(lists.to_string(), statements.clone()));
     statements
 }
@@ -340,10 +421,19 @@ pub(super) struct Stripes<'conn> {
 const FETCH: i64 = 1_000;
 
 impl<'conn> Stripes<'conn> {
-    pub(super) fn open(client: &SpiClient<'conn>, lists: &str, node: i64, direction: &str) -> Stripes<'conn> {
+    pub(super) fn open(
+        client: &SpiClient<'conn>,
+        lists: &str,
+        node: i64,
+        direction: &str,
+    ) -> Stripes<'conn> {
         let query = format!("SELECT stripe, ids FROM {lists} WHERE node = $1 AND direction = $2::\"char\" ORDER BY stripe, lo");
         let cursor = client.open_cursor(query.as_str(), &[node.into(), direction.into()]);
-        Stripes { cursor, buffer: VecDeque::new(), done: false }
+        Stripes {
+            cursor,
+            buffer: VecDeque::new(),
+            done: false,
+        }
     }
 
     /// The ids of stripe `s`, sorted; stripes are asked for in order.
@@ -354,7 +444,14 @@ impl<'conn> Stripes<'conn> {
                 let batch = self.cursor.fetch(FETCH).unwrap_or_else(|e| spi_error(e));
                 self.buffer.extend(batch.map(|row| {
                     let stripe: i16 = row.get(1).ok().flatten().unwrap_or(0);
-                    (stripe, row.get::<&[u8]>(2).ok().flatten().unwrap_or_default().to_vec())
+                    (
+                        stripe,
+                        row.get::<&[u8]>(2)
+                            .ok()
+                            .flatten()
+                            .unwrap_or_default()
+                            .to_vec(),
+                    )
                 }));
                 self.done = self.buffer.len() < FETCH as usize;
                 pgrx::check_for_interrupts!();

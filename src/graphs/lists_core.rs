@@ -108,11 +108,23 @@ impl Changes {
     }
 
     pub fn low(&self) -> i64 {
-        self.add.first().copied().into_iter().chain(self.remove.first().copied()).min().unwrap_or(FIRST)
+        self.add
+            .first()
+            .copied()
+            .into_iter()
+            .chain(self.remove.first().copied())
+            .min()
+            .unwrap_or(FIRST)
     }
 
     pub fn high(&self) -> i64 {
-        self.add.last().copied().into_iter().chain(self.remove.last().copied()).max().unwrap_or(FIRST)
+        self.add
+            .last()
+            .copied()
+            .into_iter()
+            .chain(self.remove.last().copied())
+            .max()
+            .unwrap_or(FIRST)
     }
 }
 
@@ -140,7 +152,11 @@ pub fn rewrite(blocks: &[(i64, Vec<i64>)], changes: &Changes) -> Vec<Rewrite> {
             continue;
         }
         if next.is_empty() && *lo != FIRST {
-            rewrites.push(Rewrite { lo: *lo, keep: None, split: Vec::new() });
+            rewrites.push(Rewrite {
+                lo: *lo,
+                keep: None,
+                split: Vec::new(),
+            });
             continue;
         }
         let mut split = Vec::new();
@@ -152,9 +168,17 @@ pub fn rewrite(blocks: &[(i64, Vec<i64>)], changes: &Changes) -> Vec<Rewrite> {
             for piece in rest.chunks(per) {
                 split.push((piece[0], encode(piece)));
             }
-            rewrites.push(Rewrite { lo: *lo, keep: Some(encode(&next)), split });
+            rewrites.push(Rewrite {
+                lo: *lo,
+                keep: Some(encode(&next)),
+                split,
+            });
         } else {
-            rewrites.push(Rewrite { lo: *lo, keep: Some(encoded), split });
+            rewrites.push(Rewrite {
+                lo: *lo,
+                keep: Some(encoded),
+                split,
+            });
         }
     }
     rewrites
@@ -215,7 +239,9 @@ pub fn intersect_sorted(a: &[i64], b: &[i64], emit: &mut dyn FnMut(i64)) {
 
 /// Runs `op` over one stripe of each list (each sorted), emitting in order.
 pub fn combine(op: Op, mut parts: Vec<Vec<i64>>, emit: &mut dyn FnMut(i64)) {
-    let Some(first) = parts.first().cloned() else { return };
+    let Some(first) = parts.first().cloned() else {
+        return;
+    };
     match op {
         Op::Intersect => {
             let mut common = first;
@@ -269,7 +295,10 @@ mod tests {
 
     fn blocks_of(rewrites: &[Rewrite], mut blocks: Vec<(i64, Vec<i64>)>) -> Vec<(i64, Vec<i64>)> {
         for r in rewrites {
-            let at = blocks.iter().position(|(lo, _)| *lo == r.lo).expect("rewritten block exists");
+            let at = blocks
+                .iter()
+                .position(|(lo, _)| *lo == r.lo)
+                .expect("rewritten block exists");
             match &r.keep {
                 Some(bytes) => blocks[at].1 = decode(bytes).unwrap(),
                 None => {
@@ -286,7 +315,16 @@ mod tests {
 
     #[test]
     fn encoding_round_trips_extremes() {
-        let ids = vec![i64::MIN, i64::MIN + 1, -5, 0, 1, 1 << 40, i64::MAX - 1, i64::MAX];
+        let ids = vec![
+            i64::MIN,
+            i64::MIN + 1,
+            -5,
+            0,
+            1,
+            1 << 40,
+            i64::MAX - 1,
+            i64::MAX,
+        ];
         assert_eq!(decode(&encode(&ids)).unwrap(), ids);
         assert_eq!(decode(&encode(&[])).unwrap(), Vec::<i64>::new());
         // Dense ids take a byte or two each.
@@ -342,8 +380,14 @@ mod tests {
                     }
                 }
                 changes.settle();
-                let from = blocks.iter().rposition(|(lo, _)| *lo <= changes.low()).unwrap();
-                let to = blocks.iter().rposition(|(lo, _)| *lo <= changes.high()).unwrap();
+                let from = blocks
+                    .iter()
+                    .rposition(|(lo, _)| *lo <= changes.low())
+                    .unwrap();
+                let to = blocks
+                    .iter()
+                    .rposition(|(lo, _)| *lo <= changes.high())
+                    .unwrap();
                 let rewrites = rewrite(&blocks[from..=to], &changes);
                 blocks = blocks_of(&rewrites, blocks);
                 let all: Vec<i64> = blocks.iter().flat_map(|(_, ids)| ids.clone()).collect();
@@ -351,7 +395,9 @@ mod tests {
                 assert_eq!(blocks[0].0, FIRST);
                 for (i, (lo, ids)) in blocks.iter().enumerate() {
                     assert!(encode(ids).len() <= BLOCK_BYTES || ids.len() == 1);
-                    assert!(ids.iter().all(|v| v >= lo && blocks.get(i + 1).is_none_or(|(n, _)| v < n)));
+                    assert!(ids
+                        .iter()
+                        .all(|v| v >= lo && blocks.get(i + 1).is_none_or(|(n, _)| v < n)));
                 }
             }
         }
@@ -360,18 +406,36 @@ mod tests {
     #[test]
     fn combinations_equal_the_set_answers() {
         use std::collections::BTreeSet;
-        let lists: Vec<Vec<i64>> = vec![(0..3_000).map(|i| i * 2).collect(), (0..2_000).map(|i| i * 3).collect(), vec![6, 12, 5_999]];
+        let lists: Vec<Vec<i64>> = vec![
+            (0..3_000).map(|i| i * 2).collect(),
+            (0..2_000).map(|i| i * 3).collect(),
+            vec![6, 12, 5_999],
+        ];
         let sets: Vec<BTreeSet<i64>> = lists.iter().map(|l| l.iter().copied().collect()).collect();
         let run = |op, parts: Vec<Vec<i64>>| {
             let mut out = Vec::new();
             combine(op, parts, &mut |v| out.push(v));
             out
         };
-        let inter: Vec<i64> = sets[0].iter().filter(|v| sets[1].contains(v) && sets[2].contains(v)).copied().collect();
+        let inter: Vec<i64> = sets[0]
+            .iter()
+            .filter(|v| sets[1].contains(v) && sets[2].contains(v))
+            .copied()
+            .collect();
         assert_eq!(run(Op::Intersect, lists.clone()), inter);
-        let union: Vec<i64> = sets.iter().flatten().copied().collect::<BTreeSet<_>>().into_iter().collect();
+        let union: Vec<i64> = sets
+            .iter()
+            .flatten()
+            .copied()
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
         assert_eq!(run(Op::Union, lists.clone()), union);
-        let diff: Vec<i64> = sets[0].iter().filter(|v| !sets[1].contains(v)).copied().collect();
+        let diff: Vec<i64> = sets[0]
+            .iter()
+            .filter(|v| !sets[1].contains(v))
+            .copied()
+            .collect();
         assert_eq!(run(Op::Difference, lists[..2].to_vec()), diff);
         assert_eq!(run(Op::Intersect, vec![]), Vec::<i64>::new());
     }
@@ -379,10 +443,18 @@ mod tests {
     #[test]
     fn intersections_equal_the_naive_one() {
         let a: Vec<i64> = (0..10_000).map(|i| i * 3).collect();
-        for b in [(0..10_000).map(|i| i * 5).collect::<Vec<i64>>(), (0..100).map(|i| i * 301).collect(), vec![]] {
+        for b in [
+            (0..10_000).map(|i| i * 5).collect::<Vec<i64>>(),
+            (0..100).map(|i| i * 301).collect(),
+            vec![],
+        ] {
             let mut got = Vec::new();
             intersect_sorted(&a, &b, &mut |v| got.push(v));
-            let want: Vec<i64> = b.iter().copied().filter(|v| a.binary_search(v).is_ok()).collect();
+            let want: Vec<i64> = b
+                .iter()
+                .copied()
+                .filter(|v| a.binary_search(v).is_ok())
+                .collect();
             assert_eq!(got, want);
         }
     }

@@ -5,8 +5,8 @@
 //! core; `sql` writes edges, `lists` keeps the blocks, `sets` runs set operations.
 
 pub mod edge;
-pub mod lists_core;
 mod lists;
+pub mod lists_core;
 mod sets;
 pub mod sets_core;
 mod sql;

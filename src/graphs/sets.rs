@@ -22,7 +22,11 @@ const FETCH: i64 = 10_000;
 const PROBE_BATCH: usize = 1_000;
 
 fn spi_error(e: pgrx::spi::SpiError) -> ! {
-    raise(PgSqlErrorCode::ERRCODE_INTERNAL_ERROR, format!("SPI: {e}"), None)
+    raise(
+        PgSqlErrorCode::ERRCODE_INTERNAL_ERROR,
+        format!("SPI: {e}"),
+        None,
+    )
 }
 
 struct List {
@@ -37,8 +41,20 @@ impl List {
     fn of(schema: &str, name: &str, direction: &str) -> List {
         let counts = qualified(schema, &format!("{name}_counts"));
         match direction {
-            "out" => List { table: qualified(schema, &format!("{name}_out")), key: "source", other: "destination", counts, direction: "o" },
-            _ => List { table: qualified(schema, &format!("{name}_in")), key: "destination", other: "source", counts, direction: "i" },
+            "out" => List {
+                table: qualified(schema, &format!("{name}_out")),
+                key: "source",
+                other: "destination",
+                counts,
+                direction: "o",
+            },
+            _ => List {
+                table: qualified(schema, &format!("{name}_in")),
+                key: "destination",
+                other: "source",
+                counts,
+                direction: "i",
+            },
         }
     }
 }
@@ -59,13 +75,18 @@ impl<'conn> Sorted<'conn> {
             key = ident(list.key)
         );
         let cursor = client.open_cursor(query.as_str(), &[node.into(), state.into()]);
-        Sorted { cursor, buffer: VecDeque::new(), done: false }
+        Sorted {
+            cursor,
+            buffer: VecDeque::new(),
+            done: false,
+        }
     }
 
     fn peek(&mut self) -> Option<i64> {
         if self.buffer.is_empty() && !self.done {
             let batch = self.cursor.fetch(FETCH).unwrap_or_else(|e| spi_error(e));
-            self.buffer.extend(batch.filter_map(|row| row.get::<i64>(1).ok().flatten()));
+            self.buffer
+                .extend(batch.filter_map(|row| row.get::<i64>(1).ok().flatten()));
             self.done = self.buffer.len() < FETCH as usize;
             pgrx::check_for_interrupts!();
         }
@@ -99,9 +120,12 @@ fn list_sizes(list: &List, nodes: &[i64], state: i16) -> Vec<i64> {
     nodes
         .iter()
         .map(|node| {
-            Spi::get_one_with_args::<i64>(&query, &[(*node).into(), list.direction.into(), state.into()])
-                .unwrap_or_else(|e| spi_error(e))
-                .unwrap_or(0)
+            Spi::get_one_with_args::<i64>(
+                &query,
+                &[(*node).into(), list.direction.into(), state.into()],
+            )
+            .unwrap_or_else(|e| spi_error(e))
+            .unwrap_or(0)
         })
         .collect()
 }
@@ -118,8 +142,15 @@ fn run(
 ) {
     let graph = check_graph(schema, name);
     let (schema, name) = (graph.schema, graph.name);
-    let (op, direction, state) = (required(op, "op"), required(direction, "direction"), required(state, "state"));
-    let nodes: Vec<i64> = required(nodes, "nodes").into_iter().map(|n| required(n, "node")).collect();
+    let (op, direction, state) = (
+        required(op, "op"),
+        required(direction, "direction"),
+        required(state, "state"),
+    );
+    let nodes: Vec<i64> = required(nodes, "nodes")
+        .into_iter()
+        .map(|n| required(n, "node"))
+        .collect();
     if !matches!(direction, "out" | "in") {
         raise(
             PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
@@ -128,7 +159,11 @@ fn run(
         );
     }
     let op = Op::parse(op).unwrap_or_else(|| {
-        raise(PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE, format!("invalid set operation {op:?}"), None)
+        raise(
+            PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+            format!("invalid set operation {op:?}"),
+            None,
+        )
     });
     if nodes.is_empty() {
         return;
@@ -140,20 +175,30 @@ fn run(
         // Normal lists merge from their compact blocks, a stripe of every list at a time.
         Plan::Merge if state == 0 && graph.compact_lists => {
             let lists = qualified(schema, &format!("{name}_lists"));
-            let mut readers: Vec<Stripes> = nodes.iter().map(|n| Stripes::open(&client, &lists, *n, list.direction)).collect();
+            let mut readers: Vec<Stripes> = nodes
+                .iter()
+                .map(|n| Stripes::open(&client, &lists, *n, list.direction))
+                .collect();
             for s in 0..STRIPES {
                 combine(op, readers.iter_mut().map(|r| r.stripe(s)).collect(), emit);
             }
         }
         Plan::Merge => {
-            let mut lists: Vec<Sorted> = nodes.iter().map(|n| Sorted::open(&client, &list, *n, state)).collect();
+            let mut lists: Vec<Sorted> = nodes
+                .iter()
+                .map(|n| Sorted::open(&client, &list, *n, state))
+                .collect();
             match op {
                 Op::Intersect => intersect(&mut lists, emit),
                 Op::Union => union(&mut lists, emit),
                 Op::Difference => difference(&mut lists, emit),
             }
         }
-        Plan::Probe { scan, into, keep_found } => {
+        Plan::Probe {
+            scan,
+            into,
+            keep_found,
+        } => {
             // The scanned list a batch at a time; each batch looked up in each other list with
             // one index scan (= ANY of the batch).
             let probe = format!(
@@ -164,14 +209,20 @@ fn run(
             );
             let mut scanned = Sorted::open(&client, &list, nodes[scan], state);
             loop {
-                let batch: Vec<i64> = std::iter::from_fn(|| scanned.pop()).take(PROBE_BATCH).collect();
+                let batch: Vec<i64> = std::iter::from_fn(|| scanned.pop())
+                    .take(PROBE_BATCH)
+                    .collect();
                 if batch.is_empty() {
                     break;
                 }
                 let mut hits = vec![0usize; batch.len()];
                 for &i in &into {
                     let found: std::collections::HashSet<i64> = client
-                        .select(&probe, None, &[nodes[i].into(), batch.clone().into(), state.into()])
+                        .select(
+                            &probe,
+                            None,
+                            &[nodes[i].into(), batch.clone().into(), state.into()],
+                        )
                         .unwrap_or_else(|e| spi_error(e))
                         .filter_map(|row| row.get::<i64>(1).ok().flatten())
                         .collect();
@@ -192,7 +243,9 @@ fn run(
 }
 
 fn intersect(lists: &mut [Sorted], emit: &mut dyn FnMut(i64)) {
-    let Some(mut candidate) = lists[0].peek() else { return };
+    let Some(mut candidate) = lists[0].peek() else {
+        return;
+    };
     'outer: loop {
         for l in lists.iter_mut() {
             match l.seek(candidate) {
@@ -215,7 +268,9 @@ fn intersect(lists: &mut [Sorted], emit: &mut dyn FnMut(i64)) {
 
 fn union(lists: &mut [Sorted], emit: &mut dyn FnMut(i64)) {
     loop {
-        let Some(smallest) = lists.iter_mut().filter_map(|l| l.peek()).min() else { return };
+        let Some(smallest) = lists.iter_mut().filter_map(|l| l.peek()).min() else {
+            return;
+        };
         emit(smallest);
         for l in lists.iter_mut() {
             if l.peek() == Some(smallest) {
@@ -246,7 +301,9 @@ fn graph_sets(
     state: Option<i16>,
 ) -> Vec<i64> {
     let mut out = Vec::new();
-    run(schema, name, op, nodes, direction, state, &mut |v| out.push(v));
+    run(schema, name, op, nodes, direction, state, &mut |v| {
+        out.push(v)
+    });
     out
 }
 

@@ -30,7 +30,11 @@ pub enum Plan {
     /// Read every list in node order and merge.
     Merge,
     /// Read list `scan`; keep a node when its presence in every list of `into` is `keep_found`.
-    Probe { scan: usize, into: Vec<usize>, keep_found: bool },
+    Probe {
+        scan: usize,
+        into: Vec<usize>,
+        keep_found: bool,
+    },
 }
 
 /// An index lookup costs about this many rows of a sequential merge.
@@ -49,12 +53,18 @@ pub fn plan(op: Op, sizes: &[i64]) -> Plan {
             if sizes.is_empty() || sizes.iter().any(|&n| n == 0) {
                 return Plan::Empty;
             }
-            let scan = (0..sizes.len()).min_by_key(|&i| sizes[i]).expect("not empty");
+            let scan = (0..sizes.len())
+                .min_by_key(|&i| sizes[i])
+                .expect("not empty");
             let into: Vec<usize> = (0..sizes.len()).filter(|&i| i != scan).collect();
             let merge_reads: i64 = sizes.iter().sum();
             let probe_reads = sizes[scan] + sizes[scan] * into.len() as i64 * PROBE_COST;
             if probe_reads < merge_reads {
-                Plan::Probe { scan, into, keep_found: true }
+                Plan::Probe {
+                    scan,
+                    into,
+                    keep_found: true,
+                }
             } else {
                 Plan::Merge
             }
@@ -67,7 +77,11 @@ pub fn plan(op: Op, sizes: &[i64]) -> Plan {
             let merge_reads: i64 = sizes.iter().sum();
             let probe_reads = sizes[0] + sizes[0] * into.len() as i64 * PROBE_COST;
             if !into.is_empty() && probe_reads < merge_reads {
-                Plan::Probe { scan: 0, into, keep_found: false }
+                Plan::Probe {
+                    scan: 0,
+                    into,
+                    keep_found: false,
+                }
             } else {
                 Plan::Merge
             }
@@ -81,10 +95,24 @@ mod tests {
 
     #[test]
     fn a_short_list_is_probed_into_long_ones() {
-        assert_eq!(plan(Op::Intersect, &[1_000_000, 1_000]), Plan::Probe { scan: 1, into: vec![0], keep_found: true });
+        assert_eq!(
+            plan(Op::Intersect, &[1_000_000, 1_000]),
+            Plan::Probe {
+                scan: 1,
+                into: vec![0],
+                keep_found: true
+            }
+        );
         assert_eq!(plan(Op::Intersect, &[1_000_000, 900_000]), Plan::Merge);
         assert_eq!(plan(Op::Intersect, &[5, 0, 7]), Plan::Empty);
-        assert_eq!(plan(Op::Difference, &[1_000, 1_000_000]), Plan::Probe { scan: 0, into: vec![1], keep_found: false });
+        assert_eq!(
+            plan(Op::Difference, &[1_000, 1_000_000]),
+            Plan::Probe {
+                scan: 0,
+                into: vec![1],
+                keep_found: false
+            }
+        );
         assert_eq!(plan(Op::Difference, &[1_000_000, 1_000]), Plan::Merge);
         assert_eq!(plan(Op::Difference, &[0, 10]), Plan::Empty);
         assert_eq!(plan(Op::Union, &[0, 0]), Plan::Empty);

@@ -27,12 +27,20 @@ use crate::registry::qualified;
 const SLOTS: i32 = 16;
 
 fn spi_error(e: pgrx::spi::SpiError) -> ! {
-    raise(PgSqlErrorCode::ERRCODE_INTERNAL_ERROR, format!("SPI: {e}"), None)
+    raise(
+        PgSqlErrorCode::ERRCODE_INTERNAL_ERROR,
+        format!("SPI: {e}"),
+        None,
+    )
 }
 
 fn state_of(code: i16) -> State {
     State::from_code(code).unwrap_or_else(|| {
-        raise(PgSqlErrorCode::ERRCODE_DATA_CORRUPTED, format!("stored edge state {code} is not a state"), None)
+        raise(
+            PgSqlErrorCode::ERRCODE_DATA_CORRUPTED,
+            format!("stored edge state {code} is not a state"),
+            None,
+        )
     })
 }
 
@@ -74,7 +82,10 @@ impl Moves {
         }
         for (node, direction) in [(source, "o"), (destination, "i")] {
             if let Some(from) = from {
-                *self.counts.entry((node, direction, from.code())).or_default() -= 1;
+                *self
+                    .counts
+                    .entry((node, direction, from.code()))
+                    .or_default() -= 1;
             }
             *self.counts.entry((node, direction, to.code())).or_default() += 1;
         }
@@ -87,7 +98,10 @@ impl Moves {
         if deltas.is_empty() {
             return;
         }
-        let (nodes, rest): (Vec<i64>, Vec<_>) = deltas.iter().map(|((node, dir, state), n)| (*node, (*dir, *state, *n))).unzip();
+        let (nodes, rest): (Vec<i64>, Vec<_>) = deltas
+            .iter()
+            .map(|((node, dir, state), n)| (*node, (*dir, *state, *n)))
+            .unzip();
         let directions: Vec<String> = rest.iter().map(|(d, _, _)| d.to_string()).collect();
         let states: Vec<i16> = rest.iter().map(|(_, s, _)| *s).collect();
         let counts: Vec<i64> = rest.iter().map(|(_, _, n)| *n).collect();
@@ -111,7 +125,14 @@ fn stored_edge(row: &pgrx::spi::SpiTupleTable) -> Option<Edge> {
     let get = |i: usize| row.get::<i64>(i).unwrap_or_else(|e| spi_error(e));
     let state: i16 = row.get(1).ok().flatten()?;
     let first_add: bool = row.get(6).ok().flatten()?;
-    Some(Edge { state: state_of(state), state_at: get(2)?, position: get(3)?, position_at: get(4), first_at: get(5)?, first_add })
+    Some(Edge {
+        state: state_of(state),
+        state_at: get(2)?,
+        position: get(3)?,
+        position_at: get(4),
+        first_at: get(5)?,
+        first_add,
+    })
 }
 
 /// The statements of a graph's edge writes, prepared once per session and graph (names are
@@ -186,7 +207,12 @@ fn write_plans(schema: &str, name: &str, tables: &Tables) -> Rc<WritePlans> {
             )
             .unwrap_or_else(|e| spi_error(e))
             .keep();
-        WritePlans { lock, insert, update, mirror }
+        WritePlans {
+            lock,
+            insert,
+            update,
+            mirror,
+        }
     }));
     WRITE_PLANS.with(|p| p.borrow_mut().insert(key, plans.clone()));
     plans
@@ -266,7 +292,10 @@ fn write_in_bulk(tables: &Tables, writes: &BTreeMap<(i64, i64), Write>, moves: &
             )
             .unwrap_or_else(|e| spi_error(e));
         for row in rows {
-            let key: (i64, i64) = (row.get(1).ok().flatten().unwrap_or(0), row.get(2).ok().flatten().unwrap_or(0));
+            let key: (i64, i64) = (
+                row.get(1).ok().flatten().unwrap_or(0),
+                row.get(2).ok().flatten().unwrap_or(0),
+            );
             let stored = Edge {
                 state: state_of(row.get(3).ok().flatten().unwrap_or(0)),
                 state_at: row.get(4).ok().flatten().unwrap_or(0),
@@ -338,18 +367,35 @@ pub(super) struct Graph<'a> {
 /// SQL functions make): these functions are reachable from SQL, so they check for themselves.
 /// A NULL graph (one no name resolved to) is looked up as such, to say it does not exist.
 pub(super) fn check_graph<'a>(schema: Option<&'a str>, name: Option<&'a str>) -> Graph<'a> {
-    let compact_lists = Spi::get_one_with_args::<bool>("SELECT (collect._graph_def($1, $2)).compact_lists", &[schema.into(), name.into()])
-        .unwrap_or_else(|e| spi_error(e))
-        .unwrap_or(false);
+    let compact_lists = Spi::get_one_with_args::<bool>(
+        "SELECT (collect._graph_def($1, $2)).compact_lists",
+        &[schema.into(), name.into()],
+    )
+    .unwrap_or_else(|e| spi_error(e))
+    .unwrap_or(false);
     match (schema, name) {
-        (Some(schema), Some(name)) => Graph { schema, name, compact_lists },
-        _ => raise(PgSqlErrorCode::ERRCODE_NULL_VALUE_NOT_ALLOWED, "graph name must not be NULL".into(), None),
+        (Some(schema), Some(name)) => Graph {
+            schema,
+            name,
+            compact_lists,
+        },
+        _ => raise(
+            PgSqlErrorCode::ERRCODE_NULL_VALUE_NOT_ALLOWED,
+            "graph name must not be NULL".into(),
+            None,
+        ),
     }
 }
 
 /// An argument the SQL wrappers never pass as NULL, checked for callers that do.
 pub(super) fn required<T>(value: Option<T>, what: &str) -> T {
-    value.unwrap_or_else(|| raise(PgSqlErrorCode::ERRCODE_NULL_VALUE_NOT_ALLOWED, format!("{what} must not be NULL"), None))
+    value.unwrap_or_else(|| {
+        raise(
+            PgSqlErrorCode::ERRCODE_NULL_VALUE_NOT_ALLOWED,
+            format!("{what} must not be NULL"),
+            None,
+        )
+    })
 }
 
 /// Applies one write to each (source, destination) pair; returns how many edges changed.
@@ -366,10 +412,15 @@ fn graph_write(
 ) -> i64 {
     let graph = check_graph(schema, name);
     let (schema, name) = (graph.schema, graph.name);
-    let (sources, destinations) = (required(sources, "sources"), required(destinations, "destinations"));
+    let (sources, destinations) = (
+        required(sources, "sources"),
+        required(destinations, "destinations"),
+    );
     let (state, at_us) = (state_of(required(state, "state")), required(at_us, "at"));
     let positions = positions.unwrap_or_default();
-    if sources.len() != destinations.len() || (!positions.is_empty() && positions.len() != sources.len()) {
+    if sources.len() != destinations.len()
+        || (!positions.is_empty() && positions.len() != sources.len())
+    {
         raise(
             PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
             format!(
@@ -385,15 +436,29 @@ fn graph_write(
     let mut writes: BTreeMap<(i64, i64), Write> = BTreeMap::new();
     for (i, (s, d)) in sources.iter().zip(&destinations).enumerate() {
         let (Some(s), Some(d)) = (s, d) else {
-            raise(PgSqlErrorCode::ERRCODE_NULL_VALUE_NOT_ALLOWED, format!("edge {} has a NULL node", i + 1), None)
+            raise(
+                PgSqlErrorCode::ERRCODE_NULL_VALUE_NOT_ALLOWED,
+                format!("edge {} has a NULL node", i + 1),
+                None,
+            )
         };
-        let write = Write { at: at_us, state, position: positions.get(i).copied().flatten() };
+        let write = Write {
+            at: at_us,
+            state,
+            position: positions.get(i).copied().flatten(),
+        };
         // Two writes to one edge in one call share instant and state: the rule keeps the larger
         // position given.
-        writes.entry((*s, *d)).and_modify(|w| w.position = w.position.max(write.position)).or_insert(write);
+        writes
+            .entry((*s, *d))
+            .and_modify(|w| w.position = w.position.max(write.position))
+            .or_insert(write);
     }
     let tables = Tables::of(schema, name);
-    let mut moves = Moves { compact_lists: graph.compact_lists, ..Moves::default() };
+    let mut moves = Moves {
+        compact_lists: graph.compact_lists,
+        ..Moves::default()
+    };
     let mut changed = 0;
     if writes.len() >= BULK && !citus_present() {
         let changed = write_in_bulk(&tables, &writes, &mut moves);
@@ -402,10 +467,13 @@ fn graph_write(
     }
     let plans = write_plans(schema, name, &tables);
     Spi::connect_mut(|client| {
-        let (lock, insert, update, mirror) = (&plans.lock, &plans.insert, &plans.update, &plans.mirror);
+        let (lock, insert, update, mirror) =
+            (&plans.lock, &plans.insert, &plans.update, &plans.mirror);
         for ((source, destination), write) in writes {
             let (before, after) = loop {
-                let rows = client.update(lock, None, &[source.into(), destination.into()]).unwrap_or_else(|e| spi_error(e));
+                let rows = client
+                    .update(lock, None, &[source.into(), destination.into()])
+                    .unwrap_or_else(|e| spi_error(e));
                 if let Some(before) = stored_edge(&rows.first()) {
                     break (Some(before), before.apply(write));
                 }
@@ -455,7 +523,16 @@ fn graph_write(
             }
             if before.map(|b| (b.state, b.position)) != Some((after.state, after.position)) {
                 client
-                    .update(mirror, None, &[source.into(), destination.into(), after.state.code().into(), after.position.into()])
+                    .update(
+                        mirror,
+                        None,
+                        &[
+                            source.into(),
+                            destination.into(),
+                            after.state.code().into(),
+                            after.position.into(),
+                        ],
+                    )
                     .unwrap_or_else(|e| spi_error(e));
             }
             moves.moved(source, destination, before.map(|b| b.state), after.state);
@@ -471,10 +548,20 @@ fn graph_write(
 /// the edges an archive changed (`!archive`), if `at_us` is newer than their last write.
 /// Returns how many edges changed.
 #[pg_extern(sql = false)]
-fn graph_archive(schema: Option<&str>, name: Option<&str>, node: Option<i64>, archive: Option<bool>, at_us: Option<i64>) -> i64 {
+fn graph_archive(
+    schema: Option<&str>,
+    name: Option<&str>,
+    node: Option<i64>,
+    archive: Option<bool>,
+    at_us: Option<i64>,
+) -> i64 {
     let graph = check_graph(schema, name);
     let (schema, name) = (graph.schema, graph.name);
-    let (node, archive, at_us) = (required(node, "node"), required(archive, "archive"), required(at_us, "at"));
+    let (node, archive, at_us) = (
+        required(node, "node"),
+        required(archive, "archive"),
+        required(at_us, "at"),
+    );
     let tables = Tables::of(schema, name);
     // The node's edges, both directions, in key order.
     let pairs: Vec<(i64, i64)> = Spi::connect(|client| {
@@ -491,10 +578,18 @@ fn graph_archive(schema: Option<&str>, name: Option<&str>, node: Option<i64>, ar
                 &[node.into()],
             )
             .unwrap_or_else(|e| spi_error(e))
-            .map(|row| (row.get::<i64>(1).ok().flatten().unwrap_or(0), row.get::<i64>(2).ok().flatten().unwrap_or(0)))
+            .map(|row| {
+                (
+                    row.get::<i64>(1).ok().flatten().unwrap_or(0),
+                    row.get::<i64>(2).ok().flatten().unwrap_or(0),
+                )
+            })
             .collect()
     });
-    let mut moves = Moves { compact_lists: graph.compact_lists, ..Moves::default() };
+    let mut moves = Moves {
+        compact_lists: graph.compact_lists,
+        ..Moves::default()
+    };
     let mut changed = 0;
     Spi::connect_mut(|client| {
         let int8 = PgOid::from(pg_sys::INT8OID);
@@ -522,29 +617,57 @@ fn graph_archive(schema: Option<&str>, name: Option<&str>, node: Option<i64>, ar
             .unwrap_or_else(|e| spi_error(e));
         let mirror = client
             .prepare_mut(
-                format!("UPDATE {inward} SET state = $3 WHERE destination = $2 AND source = $1", inward = tables.inward).as_str(),
+                format!(
+                    "UPDATE {inward} SET state = $3 WHERE destination = $2 AND source = $1",
+                    inward = tables.inward
+                )
+                .as_str(),
                 &[int8, int8, int2],
             )
             .unwrap_or_else(|e| spi_error(e));
         for (source, destination) in pairs {
-            let rows = client.update(&lock, None, &[source.into(), destination.into()]).unwrap_or_else(|e| spi_error(e));
+            let rows = client
+                .update(&lock, None, &[source.into(), destination.into()])
+                .unwrap_or_else(|e| spi_error(e));
             let row = rows.first();
-            let Some(before) = stored_edge(&row) else { continue };
+            let Some(before) = stored_edge(&row) else {
+                continue;
+            };
             let archived_from: Option<i16> = row.get(7).unwrap_or_else(|e| spi_error(e));
             let (target, marker) = match (archive, before.state, archived_from) {
-                (true, State::Normal | State::Negative, _) => (State::Archived, Some(before.state.code())),
+                (true, State::Normal | State::Negative, _) => {
+                    (State::Archived, Some(before.state.code()))
+                }
                 (false, State::Archived, Some(from)) => (state_of(from), None),
                 _ => continue,
             };
-            let after = before.apply(Write { at: at_us, state: target, position: None });
+            let after = before.apply(Write {
+                at: at_us,
+                state: target,
+                position: None,
+            });
             if after.state != target {
                 continue; // an older archive or unarchive than the edge's last write
             }
             client
-                .update(&update, None, &[source.into(), destination.into(), after.state.code().into(), after.state_at.into(), marker.into()])
+                .update(
+                    &update,
+                    None,
+                    &[
+                        source.into(),
+                        destination.into(),
+                        after.state.code().into(),
+                        after.state_at.into(),
+                        marker.into(),
+                    ],
+                )
                 .unwrap_or_else(|e| spi_error(e));
             client
-                .update(&mirror, None, &[source.into(), destination.into(), after.state.code().into()])
+                .update(
+                    &mirror,
+                    None,
+                    &[source.into(), destination.into(), after.state.code().into()],
+                )
                 .unwrap_or_else(|e| spi_error(e));
             moves.moved(source, destination, Some(before.state), after.state);
             changed += 1;

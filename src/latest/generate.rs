@@ -9,7 +9,6 @@
 
 use serde::Deserialize;
 
-
 /// What `collect.track_latest` was asked for, with names resolved and validated.
 #[derive(Debug, Clone, Deserialize)]
 pub struct Tracking {
@@ -82,7 +81,13 @@ const PINNED: &str = "SET search_path = pg_catalog, pg_temp";
 /// A dollar-quote tag that does not occur in `body`.
 fn dollar_tag(body: &str) -> String {
     (0..)
-        .map(|n| if n == 0 { "$latest$".to_string() } else { format!("$latest{n}$") })
+        .map(|n| {
+            if n == 0 {
+                "$latest$".to_string()
+            } else {
+                format!("$latest{n}$")
+            }
+        })
         .find(|tag| !body.contains(tag.as_str()))
         .expect("some tag is free")
 }
@@ -101,13 +106,21 @@ impl Tracking {
     }
 
     fn latest_columns(&self, alias: &str) -> String {
-        self.columns.iter().map(|c| format!("{alias}.{}", ident(c))).collect::<Vec<_>>().join(", ")
+        self.columns
+            .iter()
+            .map(|c| format!("{alias}.{}", ident(c)))
+            .collect::<Vec<_>>()
+            .join(", ")
     }
 
     /// Rows that may be latest: a NULL ordering value is never latest, and the filter holds.
     /// Unqualified, so it reads transition tables as well as the child.
     fn eligible(&self) -> String {
-        let mut conditions: Vec<String> = self.order_by.iter().map(|c| format!("{} IS NOT NULL", ident(c))).collect();
+        let mut conditions: Vec<String> = self
+            .order_by
+            .iter()
+            .map(|c| format!("{} IS NOT NULL", ident(c)))
+            .collect();
         if let Some(filter) = &self.filter {
             // On its own line: the filter cannot swallow what follows.
             conditions.push(format!("(\n{filter}\n)"));
@@ -127,7 +140,11 @@ impl Tracking {
 
     /// The copied columns, as the child names them.
     fn child_columns(&self) -> String {
-        self.columns.iter().map(|c| ident(c)).collect::<Vec<_>>().join(", ")
+        self.columns
+            .iter()
+            .map(|c| ident(c))
+            .collect::<Vec<_>>()
+            .join(", ")
     }
 
     /// The latest eligible child of the parent whose key is `key`, as a one-row subquery.
@@ -170,7 +187,13 @@ impl Tracking {
         let sets = self
             .columns
             .iter()
-            .map(|c| format!("{} = pg_collect_latest.{}", ident(&self.parent_column(c)), ident(c)))
+            .map(|c| {
+                format!(
+                    "{} = pg_collect_latest.{}",
+                    ident(&self.parent_column(c)),
+                    ident(c)
+                )
+            })
             .collect::<Vec<_>>()
             .join(", ");
         format!(
@@ -217,7 +240,10 @@ END",
     /// The parents a statement touched, from the transition table `table`.
     fn touched(&self, table: &str) -> String {
         let link = ident(&self.link);
-        format!("SELECT DISTINCT {link} FROM {table} WHERE {link} IS NOT NULL AND {}", self.eligible())
+        format!(
+            "SELECT DISTINCT {link} FROM {table} WHERE {link} IS NOT NULL AND {}",
+            self.eligible()
+        )
     }
 
     /// After TRUNCATE the rows are gone, so every parent that holds a copy is recomputed.
@@ -226,7 +252,12 @@ END",
             "SELECT {key} FROM {parent} WHERE NOT ROW({stored}) IS NULL",
             key = ident(&self.parent_key),
             parent = self.parent.sql(),
-            stored = self.columns.iter().map(|c| ident(&self.parent_column(c))).collect::<Vec<_>>().join(", ")
+            stored = self
+                .columns
+                .iter()
+                .map(|c| ident(&self.parent_column(c)))
+                .collect::<Vec<_>>()
+                .join(", ")
         )
     }
 
@@ -294,21 +325,44 @@ END",
     /// only, not on its shards).
     pub fn shard_statements(&self) -> Vec<String> {
         let keys = |query: String| format!("SELECT ARRAY({query} ORDER BY 1)::pg_catalog.text");
-        let with_text_keys =
-            |sql: String| sql.replace("pg_collect_keys", &format!("$1::pg_catalog.text::{}[]", self.key_type)).trim_end_matches(';').to_string();
-        let stored = self.columns.iter().map(|c| ident(&self.parent_column(c))).collect::<Vec<_>>().join(", ");
+        let with_text_keys = |sql: String| {
+            sql.replace(
+                "pg_collect_keys",
+                &format!("$1::pg_catalog.text::{}[]", self.key_type),
+            )
+            .trim_end_matches(';')
+            .to_string()
+        };
+        let stored = self
+            .columns
+            .iter()
+            .map(|c| ident(&self.parent_column(c)))
+            .collect::<Vec<_>>()
+            .join(", ");
         vec![
             keys(self.touched("new_rows")),
             keys(self.touched("old_rows")),
-            keys(format!("{} UNION {}", self.touched("old_rows"), self.touched("new_rows"))),
+            keys(format!(
+                "{} UNION {}",
+                self.touched("old_rows"),
+                self.touched("new_rows")
+            )),
             keys(self.holding_a_copy()),
-            with_text_keys(self.lock_parents().replacen("PERFORM FROM", "SELECT FROM", 1)),
+            with_text_keys(
+                self.lock_parents()
+                    .replacen("PERFORM FROM", "SELECT FROM", 1),
+            ),
             with_text_keys(self.recompute_locked()),
             self.check_sql(),
             format!(
                 "UPDATE {parent} SET {cleared} WHERE NOT ROW({stored}) IS NULL",
                 parent = self.parent.sql(),
-                cleared = self.columns.iter().map(|c| format!("{} = NULL", ident(&self.parent_column(c)))).collect::<Vec<_>>().join(", "),
+                cleared = self
+                    .columns
+                    .iter()
+                    .map(|c| format!("{} = NULL", ident(&self.parent_column(c))))
+                    .collect::<Vec<_>>()
+                    .join(", "),
             ),
         ]
     }
@@ -334,13 +388,33 @@ END",
             order = self.newest_first(),
             eligible = self.eligible(),
         );
-        let stored_order = self.order_by.iter().map(|o| format!("p.{}", ident(&self.parent_column(o)))).collect::<Vec<_>>().join(", ");
-        let new_order = self.order_by.iter().map(|o| format!("pg_collect_new.{}", ident(o))).collect::<Vec<_>>().join(", ");
-        let key = format!("p.{} OPERATOR({}) pg_collect_new.pg_collect_link", ident(&self.parent_key), self.key_eq);
+        let stored_order = self
+            .order_by
+            .iter()
+            .map(|o| format!("p.{}", ident(&self.parent_column(o))))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let new_order = self
+            .order_by
+            .iter()
+            .map(|o| format!("pg_collect_new.{}", ident(o)))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let key = format!(
+            "p.{} OPERATOR({}) pg_collect_new.pg_collect_link",
+            ident(&self.parent_key),
+            self.key_eq
+        );
         let sets = self
             .columns
             .iter()
-            .map(|c| format!("{} = pg_collect_new.{}", ident(&self.parent_column(c)), ident(c)))
+            .map(|c| {
+                format!(
+                    "{} = pg_collect_new.{}",
+                    ident(&self.parent_column(c)),
+                    ident(c)
+                )
+            })
             .collect::<Vec<_>>()
             .join(", ");
         Some(BulkInsert {
@@ -367,12 +441,34 @@ END",
     /// columns and no filter applies (`order_ops_builtin`: their `>` and `=` are
     /// pg_catalog's, so the generated SQL can name them).
     fn single_insert(&self) -> Option<SingleInsert> {
-        if self.filter.is_some() || !self.order_ops_builtin || !self.order_by.iter().all(|o| self.columns.contains(o)) {
+        if self.filter.is_some()
+            || !self.order_ops_builtin
+            || !self.order_by.iter().all(|o| self.columns.contains(o))
+        {
             return None;
         }
-        let param = |column: &str| format!("${}", 2 + self.columns.iter().position(|c| c == column).expect("ordering columns are copied"));
-        let new_order = self.order_by.iter().map(|o| param(o)).collect::<Vec<_>>().join(", ");
-        let stored_order = self.order_by.iter().map(|o| ident(&self.parent_column(o))).collect::<Vec<_>>().join(", ");
+        let param = |column: &str| {
+            format!(
+                "${}",
+                2 + self
+                    .columns
+                    .iter()
+                    .position(|c| c == column)
+                    .expect("ordering columns are copied")
+            )
+        };
+        let new_order = self
+            .order_by
+            .iter()
+            .map(|o| param(o))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let stored_order = self
+            .order_by
+            .iter()
+            .map(|o| ident(&self.parent_column(o)))
+            .collect::<Vec<_>>()
+            .join(", ");
         let first_stored = ident(&self.parent_column(&self.order_by[0]));
         let newer = format!("({first_stored} IS NULL OR ROW({new_order}) OPERATOR(pg_catalog.>) ROW({stored_order}))");
         let sets = self
@@ -413,7 +509,11 @@ END",
                 .columns
                 .iter()
                 .map(|c| {
-                    let column = if parent_side { self.parent_column(c) } else { c.clone() };
+                    let column = if parent_side {
+                        self.parent_column(c)
+                    } else {
+                        c.clone()
+                    };
                     format!("{}, {alias}.{}", literal(c), ident(&column))
                 })
                 .collect::<Vec<_>>()
@@ -443,18 +543,30 @@ mod tests {
 
     fn files() -> Tracking {
         Tracking {
-            parent: QualifiedName { schema: "public".into(), name: "files".into() },
+            parent: QualifiedName {
+                schema: "public".into(),
+                name: "files".into(),
+            },
             parent_key: "id".into(),
             key_type: "bigint".into(),
-            child: QualifiedName { schema: "public".into(), name: "versions".into() },
+            child: QualifiedName {
+                schema: "public".into(),
+                name: "versions".into(),
+            },
             child_key: vec!["id".into()],
             link: "file_id".into(),
             order_by: vec!["created_at".into()],
             columns: vec!["size".into(), "created_at".into()],
             prefix: "latest_".into(),
             filter: Some("NOT deleted".into()),
-            refresh_function: QualifiedName { schema: "public".into(), name: "files_latest_refresh".into() },
-            trigger_function: QualifiedName { schema: "public".into(), name: "files_latest_sync".into() },
+            refresh_function: QualifiedName {
+                schema: "public".into(),
+                name: "files_latest_refresh".into(),
+            },
+            trigger_function: QualifiedName {
+                schema: "public".into(),
+                name: "files_latest_sync".into(),
+            },
             key_eq: builtin_equality(),
             order_ops_builtin: true,
         }
@@ -463,12 +575,21 @@ mod tests {
     #[test]
     fn inserts_take_one_update_when_they_can() {
         let mut t = files();
-        assert!(t.insert_statements().single.is_none(), "a filter needs the general path");
+        assert!(
+            t.insert_statements().single.is_none(),
+            "a filter needs the general path"
+        );
         t.filter = None;
         let s = t.insert_statements();
         assert_eq!(s.lock, "SELECT FROM \"public\".\"files\" WHERE \"id\" OPERATOR(pg_catalog.=) ANY ($1) ORDER BY \"id\" FOR NO KEY UPDATE");
-        assert!(s.recompute.contains("pg_catalog.unnest($1) AS pg_collect_key_list") && !s.recompute.ends_with(';'));
-        assert!(s.keys.starts_with("SELECT pg_catalog.array_agg(DISTINCT \"file_id\" ORDER BY \"file_id\") FROM new_rows"));
+        assert!(
+            s.recompute
+                .contains("pg_catalog.unnest($1) AS pg_collect_key_list")
+                && !s.recompute.ends_with(';')
+        );
+        assert!(s.keys.starts_with(
+            "SELECT pg_catalog.array_agg(DISTINCT \"file_id\" ORDER BY \"file_id\") FROM new_rows"
+        ));
         let single = s.single.expect("ordering column copied, no filter");
         assert_eq!(single.params, ["file_id", "size", "created_at"]);
         assert_eq!(single.order_params, [2]);
@@ -477,10 +598,17 @@ mod tests {
             "UPDATE \"public\".\"files\" SET \"latest_size\" = $2, \"latest_created_at\" = $3 WHERE \"id\" OPERATOR(pg_catalog.=) $1 \
              AND (\"latest_created_at\" IS NULL OR ROW($3) OPERATOR(pg_catalog.>) ROW(\"latest_created_at\"))"
         );
-        assert!(single.check.contains("ROW(\"latest_created_at\") OPERATOR(pg_catalog.=) ROW($3)") && single.check.ends_with("FOR NO KEY UPDATE"));
+        assert!(
+            single
+                .check
+                .contains("ROW(\"latest_created_at\") OPERATOR(pg_catalog.=) ROW($3)")
+                && single.check.ends_with("FOR NO KEY UPDATE")
+        );
         let bulk = t.insert_statements().bulk.expect("ordering column copied");
         assert!(bulk.update.contains("SELECT DISTINCT ON (\"file_id\") \"file_id\" AS pg_collect_link, \"size\", \"created_at\" FROM new_rows"), "{}", bulk.update);
-        assert!(bulk.update.contains("ORDER BY \"file_id\", \"created_at\" DESC, \"id\" DESC)"));
+        assert!(bulk
+            .update
+            .contains("ORDER BY \"file_id\", \"created_at\" DESC, \"id\" DESC)"));
         assert!(bulk.update.ends_with("ROW(pg_collect_new.\"created_at\") OPERATOR(pg_catalog.>) ROW(p.\"latest_created_at\"))"), "{}", bulk.update);
         assert!(bulk.ties.contains("ROW(p.\"latest_created_at\") OPERATOR(pg_catalog.=) ROW(pg_collect_new.\"created_at\")"));
         assert!(
@@ -492,13 +620,21 @@ mod tests {
             bulk.ties
         );
         t.filter = Some("NOT deleted".into());
-        assert!(t.insert_statements().bulk.expect("a filter applies to the inserted rows").update.contains("NOT deleted"));
+        assert!(t
+            .insert_statements()
+            .bulk
+            .expect("a filter applies to the inserted rows")
+            .update
+            .contains("NOT deleted"));
         // The single-row path runs with the writer's search_path (src/latest/insert.rs): it
         // must never carry a filter, which is read with pg_catalog only.
         assert!(t.insert_statements().single.is_none());
         t.filter = None;
         t.order_by = vec!["version".into()];
-        assert!(t.insert_statements().single.is_none(), "the ordering column is not copied");
+        assert!(
+            t.insert_statements().single.is_none(),
+            "the ordering column is not copied"
+        );
         assert!(t.insert_statements().bulk.is_none());
         t.order_by = vec!["created_at".into()];
         t.order_ops_builtin = false;
@@ -515,11 +651,21 @@ mod tests {
     #[test]
     fn refresh_locks_in_key_order_before_recomputing() {
         let sql = files().refresh_function_sql();
-        let lock = sql.find("ORDER BY \"id\" FOR NO KEY UPDATE").expect("locks in key order");
-        let update = sql.find("UPDATE \"public\".\"files\"").expect("updates the parent");
+        let lock = sql
+            .find("ORDER BY \"id\" FOR NO KEY UPDATE")
+            .expect("locks in key order");
+        let update = sql
+            .find("UPDATE \"public\".\"files\"")
+            .expect("updates the parent");
         assert!(lock < update);
-        assert!(sql.contains("ORDER BY \"created_at\" DESC, \"id\" DESC LIMIT 1"), "{sql}");
-        assert!(sql.contains("\"created_at\" IS NOT NULL AND (\nNOT deleted\n)"), "{sql}");
+        assert!(
+            sql.contains("ORDER BY \"created_at\" DESC, \"id\" DESC LIMIT 1"),
+            "{sql}"
+        );
+        assert!(
+            sql.contains("\"created_at\" IS NOT NULL AND (\nNOT deleted\n)"),
+            "{sql}"
+        );
         assert!(sql.contains(
             "ROW(pg_collect_parent.\"latest_size\", pg_collect_parent.\"latest_created_at\")::pg_catalog.record \
              OPERATOR(pg_catalog.*<>) ROW(pg_collect_latest.\"size\", pg_collect_latest.\"created_at\")::pg_catalog.record"
@@ -536,22 +682,36 @@ mod tests {
         for op in ["'INSERT'", "'DELETE'", "'UPDATE'"] {
             assert!(sql.contains(op), "{op} missing");
         }
-        assert!(sql.contains("SELECT DISTINCT \"file_id\" FROM old_rows WHERE"), "{sql}");
+        assert!(
+            sql.contains("SELECT DISTINCT \"file_id\" FROM old_rows WHERE"),
+            "{sql}"
+        );
         assert!(sql.contains("UNION SELECT DISTINCT \"file_id\" FROM new_rows WHERE"));
         assert!(sql.contains("WHERE NOT ROW(\"latest_size\", \"latest_created_at\") IS NULL"));
         // Every branch locks in key order, then recomputes.
         assert_eq!(sql.matches("ORDER BY \"id\" FOR NO KEY UPDATE").count(), 1);
-        assert!(sql.rfind("FOR NO KEY UPDATE").unwrap() < sql.find("UPDATE \"public\".\"files\"").unwrap());
+        assert!(
+            sql.rfind("FOR NO KEY UPDATE").unwrap()
+                < sql.find("UPDATE \"public\".\"files\"").unwrap()
+        );
     }
 
     #[test]
     fn shard_statements_pass_keys_as_text_and_lock_before_recomputing() {
         let statements = files().shard_statements();
         assert_eq!(statements.len(), 8);
-        assert!(statements[0].starts_with("SELECT ARRAY(SELECT DISTINCT \"file_id\" FROM new_rows WHERE"), "{}", statements[0]);
+        assert!(
+            statements[0]
+                .starts_with("SELECT ARRAY(SELECT DISTINCT \"file_id\" FROM new_rows WHERE"),
+            "{}",
+            statements[0]
+        );
         assert!(statements[0].ends_with("ORDER BY 1)::pg_catalog.text"));
         assert!(statements[1].contains("FROM old_rows") && !statements[1].contains("new_rows"));
-        assert!(statements[2].contains("FROM old_rows") && statements[2].contains("UNION SELECT DISTINCT \"file_id\" FROM new_rows"));
+        assert!(
+            statements[2].contains("FROM old_rows")
+                && statements[2].contains("UNION SELECT DISTINCT \"file_id\" FROM new_rows")
+        );
         assert!(statements[3].contains("FROM \"public\".\"files\" WHERE NOT ROW(\"latest_size\", \"latest_created_at\") IS NULL"));
         assert_eq!(
             statements[4],
@@ -559,7 +719,9 @@ mod tests {
         );
         assert!(statements[5].starts_with("UPDATE \"public\".\"files\""));
         assert!(statements[5].contains("pg_catalog.unnest($1::pg_catalog.text::bigint[])"));
-        assert!(!statements.iter().any(|s| s.contains("pg_collect_keys") || s.ends_with(';')));
+        assert!(!statements
+            .iter()
+            .any(|s| s.contains("pg_collect_keys") || s.ends_with(';')));
         assert_eq!(statements[6], files().check_sql());
         assert_eq!(
             statements[7],

@@ -59,7 +59,11 @@ fn protocol_violation() -> ! {
 }
 
 fn spi_failed(what: &str, rc: i32) -> ! {
-    raise(PgSqlErrorCode::ERRCODE_INTERNAL_ERROR, format!("collect._latest_insert: {what} failed ({rc})"), None)
+    raise(
+        PgSqlErrorCode::ERRCODE_INTERNAL_ERROR,
+        format!("collect._latest_insert: {what} failed ({rc})"),
+        None,
+    )
 }
 
 /// Prepares `sql` with `types` and keeps it for the session.
@@ -91,12 +95,24 @@ unsafe fn prepare(relation: pg_sys::Relation, refresh: &str, shard_spec: Option<
         .unwrap_or_else(|e| raise(PgSqlErrorCode::ERRCODE_INTERNAL_ERROR, format!("collect._latest_insert: {e}"), None))
         .unwrap_or_else(|| protocol_violation());
         let invalid = |why: String| -> ! {
-            raise(PgSqlErrorCode::ERRCODE_INTERNAL_ERROR, format!("collect._latest_insert: invalid plan: {why}"), None)
+            raise(
+                PgSqlErrorCode::ERRCODE_INTERNAL_ERROR,
+                format!("collect._latest_insert: invalid plan: {why}"),
+                None,
+            )
         };
-        let spec: serde_json::Value = serde_json::from_str(&plan).unwrap_or_else(|e| invalid(e.to_string()));
-        let oid = |field: &str| pg_sys::Oid::from(spec[field].as_u64().unwrap_or_else(|| invalid(format!("no {field}"))) as u32);
+        let spec: serde_json::Value =
+            serde_json::from_str(&plan).unwrap_or_else(|e| invalid(e.to_string()));
+        let oid = |field: &str| {
+            pg_sys::Oid::from(
+                spec[field]
+                    .as_u64()
+                    .unwrap_or_else(|| invalid(format!("no {field}"))) as u32,
+            )
+        };
         let (key_type, key_array) = (oid("key_type_oid"), oid("key_array_oid"));
-        let tracking: Tracking = serde_json::from_value(spec).unwrap_or_else(|e| invalid(e.to_string()));
+        let tracking: Tracking =
+            serde_json::from_value(spec).unwrap_or_else(|e| invalid(e.to_string()));
         let statements = tracking.insert_statements();
         let one = |sql: &str| sql.replace("$1", "ARRAY[$1]");
         let tupdesc = (*relation).rd_att;
@@ -113,7 +129,10 @@ unsafe fn prepare(relation: pg_sys::Relation, refresh: &str, shard_spec: Option<
                     attnum
                 })
                 .collect();
-            let mut types: Vec<pg_sys::Oid> = attnums.iter().map(|a| pg_sys::SPI_gettypeid(tupdesc, *a)).collect();
+            let mut types: Vec<pg_sys::Oid> = attnums
+                .iter()
+                .map(|a| pg_sys::SPI_gettypeid(tupdesc, *a))
+                .collect();
             Single {
                 update: keep(&single.update, &mut types),
                 check: keep(&single.check, &mut types.clone()),
@@ -124,7 +143,10 @@ unsafe fn prepare(relation: pg_sys::Relation, refresh: &str, shard_spec: Option<
         Plans {
             keys: CString::new(statements.keys.as_str()).expect("generated SQL has no NUL"),
             bulk: statements.bulk.as_ref().map(|b| {
-                (CString::new(b.ties.as_str()).expect("no NUL"), CString::new(b.update.as_str()).expect("no NUL"))
+                (
+                    CString::new(b.ties.as_str()).expect("no NUL"),
+                    CString::new(b.update.as_str()).expect("no NUL"),
+                )
             }),
             lock: keep(&statements.lock, &mut [key_array]),
             recompute: keep(&statements.recompute, &mut [key_array]),
@@ -135,10 +157,21 @@ unsafe fn prepare(relation: pg_sys::Relation, refresh: &str, shard_spec: Option<
     }
 }
 
-unsafe fn execute(plan: pg_sys::SPIPlanPtr, values: &mut [pg_sys::Datum], nulls: &[u8], read_only: bool) -> u64 {
+unsafe fn execute(
+    plan: pg_sys::SPIPlanPtr,
+    values: &mut [pg_sys::Datum],
+    nulls: &[u8],
+    read_only: bool,
+) -> u64 {
     // SAFETY: inside SPI, with as many values as the plan has parameters.
     unsafe {
-        let rc = pg_sys::SPI_execute_plan(plan, values.as_mut_ptr(), nulls.as_ptr() as *const std::ffi::c_char, read_only, 0);
+        let rc = pg_sys::SPI_execute_plan(
+            plan,
+            values.as_mut_ptr(),
+            nulls.as_ptr() as *const std::ffi::c_char,
+            read_only,
+            0,
+        );
         if rc < 0 {
             spi_failed("SPI_execute_plan", rc);
         }
@@ -174,7 +207,13 @@ unsafe fn with_pinned_search_path<T>(f: impl FnOnce() -> T) -> T {
 }
 
 /// The parent of one inserted row (its values, in `params` order), made exact.
-unsafe fn single_row(plans: &Plans, update: pg_sys::SPIPlanPtr, check: pg_sys::SPIPlanPtr, values: &mut [pg_sys::Datum], nulls: &[u8]) {
+unsafe fn single_row(
+    plans: &Plans,
+    update: pg_sys::SPIPlanPtr,
+    check: pg_sys::SPIPlanPtr,
+    values: &mut [pg_sys::Datum],
+    nulls: &[u8],
+) {
     // SAFETY: inside SPI; the plans take these parameters.
     unsafe {
         if execute(update, values, nulls, false) > 0 {
@@ -206,7 +245,8 @@ unsafe fn single_row(plans: &Plans, update: pg_sys::SPIPlanPtr, check: pg_sys::S
 fn latest_insert(fcinfo: pg_sys::FunctionCallInfo) -> Internal {
     // SAFETY: the call's context is checked to be trigger data before anything is read.
     unsafe {
-        let td = crate::registry::after_insert_statement_trigger(fcinfo, 1..=2).unwrap_or_else(|| protocol_violation());
+        let td = crate::registry::after_insert_statement_trigger(fcinfo, 1..=2)
+            .unwrap_or_else(|| protocol_violation());
         let trigger = (*td).tg_trigger;
         let relation = (*td).tg_relation;
         let store = (*td).tg_newtable;
@@ -214,7 +254,9 @@ fn latest_insert(fcinfo: pg_sys::FunctionCallInfo) -> Internal {
         if rows == 0 {
             return Internal::from(Some(pg_sys::Datum::from(0usize)));
         }
-        let refresh = CStr::from_ptr(*(*trigger).tgargs).to_string_lossy().into_owned();
+        let refresh = CStr::from_ptr(*(*trigger).tgargs)
+            .to_string_lossy()
+            .into_owned();
         let key = ((*trigger).tgoid, (*relation).rd_id);
         if pg_sys::SPI_connect() < 0 {
             spi_failed("SPI_connect", 0);
@@ -223,7 +265,11 @@ fn latest_insert(fcinfo: pg_sys::FunctionCallInfo) -> Internal {
         if !known {
             // On a Citus shard, where the registry is not, the tracking's spec (see
             // collect._latest_trigger_spec).
-            let shard_spec = ((*trigger).tgnargs == 2).then(|| CStr::from_ptr(*(*trigger).tgargs.add(1)).to_string_lossy().into_owned());
+            let shard_spec = ((*trigger).tgnargs == 2).then(|| {
+                CStr::from_ptr(*(*trigger).tgargs.add(1))
+                    .to_string_lossy()
+                    .into_owned()
+            });
             let plans = with_pinned_search_path(|| prepare(relation, &refresh, shard_spec));
             PLANS.with(|p| p.borrow_mut().insert(key, plans));
         }
@@ -236,18 +282,31 @@ fn latest_insert(fcinfo: pg_sys::FunctionCallInfo) -> Internal {
                     // The one row, read from the transition table through a read pointer
                     // of our own, as a scan of it would.
                     let tupdesc = (*relation).rd_att;
-                    let slot = pg_sys::MakeSingleTupleTableSlot(tupdesc, &pg_sys::TTSOpsMinimalTuple);
-                    let pointer = pg_sys::tuplestore_alloc_read_pointer(store, pg_sys::EXEC_FLAG_REWIND as i32);
+                    let slot =
+                        pg_sys::MakeSingleTupleTableSlot(tupdesc, &pg_sys::TTSOpsMinimalTuple);
+                    let pointer = pg_sys::tuplestore_alloc_read_pointer(
+                        store,
+                        pg_sys::EXEC_FLAG_REWIND as i32,
+                    );
                     pg_sys::tuplestore_select_read_pointer(store, pointer);
                     pg_sys::tuplestore_rescan(store);
                     if !pg_sys::tuplestore_gettupleslot(store, true, false, slot) {
                         protocol_violation();
                     }
                     pg_sys::slot_getsomeattrs_int(slot, (*tupdesc).natts);
-                    let mut values: Vec<pg_sys::Datum> = attnums.iter().map(|a| *(*slot).tts_values.add(*a as usize - 1)).collect();
+                    let mut values: Vec<pg_sys::Datum> = attnums
+                        .iter()
+                        .map(|a| *(*slot).tts_values.add(*a as usize - 1))
+                        .collect();
                     let nulls: Vec<u8> = attnums
                         .iter()
-                        .map(|a| if *(*slot).tts_isnull.add(*a as usize - 1) { b'n' } else { b' ' })
+                        .map(|a| {
+                            if *(*slot).tts_isnull.add(*a as usize - 1) {
+                                b'n'
+                            } else {
+                                b' '
+                            }
+                        })
                         .collect();
                     // A row without a parent or with a NULL ordering value is never latest.
                     if nulls[0] != b'n' && single.order_params.iter().all(|p| nulls[*p] != b'n') {
@@ -266,7 +325,8 @@ fn latest_insert(fcinfo: pg_sys::FunctionCallInfo) -> Internal {
                     }
                     let table = pg_sys::SPI_tuptable;
                     let mut isnull = false;
-                    let keys = pg_sys::SPI_getbinval(*(*table).vals, (*table).tupdesc, 1, &mut isnull);
+                    let keys =
+                        pg_sys::SPI_getbinval(*(*table).vals, (*table).tupdesc, 1, &mut isnull);
                     if !isnull {
                         let mut values = [keys];
                         let locked = execute(plans.lock, &mut values, b" ", false);
@@ -284,7 +344,12 @@ fn latest_insert(fcinfo: pg_sys::FunctionCallInfo) -> Internal {
                                         spi_failed("SPI_execute", rc);
                                     }
                                     let table = pg_sys::SPI_tuptable;
-                                    let tied = pg_sys::SPI_getbinval(*(*table).vals, (*table).tupdesc, 1, &mut isnull);
+                                    let tied = pg_sys::SPI_getbinval(
+                                        *(*table).vals,
+                                        (*table).tupdesc,
+                                        1,
+                                        &mut isnull,
+                                    );
                                     if !isnull {
                                         execute(plans.recompute, &mut [tied], b" ", false);
                                     }

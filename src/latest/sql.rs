@@ -1,7 +1,7 @@
 use std::ffi::CString;
 
-use pgrx::prelude::*;
 use pgrx::pg_sys;
+use pgrx::prelude::*;
 
 use super::generate::Tracking;
 use crate::errors::raise;
@@ -11,7 +11,11 @@ use crate::jsonb::JsonbArg;
 #[pg_extern(sql = false)]
 fn latest_sql(spec: JsonbArg) -> Vec<String> {
     let tracking = tracking(spec);
-    vec![tracking.refresh_function_sql(), tracking.trigger_function_sql(), tracking.check_sql()]
+    vec![
+        tracking.refresh_function_sql(),
+        tracking.trigger_function_sql(),
+        tracking.check_sql(),
+    ]
 }
 
 /// The trigger's statements for a tracking kept on Citus shards (`Tracking::shard_statements`).
@@ -21,20 +25,31 @@ fn latest_shard_sql(spec: JsonbArg) -> Vec<String> {
 }
 
 fn tracking(spec: JsonbArg) -> Tracking {
-    serde_json::from_slice(spec.to_text().to_bytes())
-        .unwrap_or_else(|e| raise(PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE, format!("invalid tracking spec: {e}"), None))
+    serde_json::from_slice(spec.to_text().to_bytes()).unwrap_or_else(|e| {
+        raise(
+            PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+            format!("invalid tracking spec: {e}"),
+            None,
+        )
+    })
 }
 
 fn invalid_filter(filter: &str, why: &str) -> ! {
     raise(
         PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
         format!("invalid filter {filter:?}: {why}"),
-        Some("A filter is one boolean expression over the child's columns, such as NOT deleted.".into()),
+        Some(
+            "A filter is one boolean expression over the child's columns, such as NOT deleted."
+                .into(),
+        ),
     )
 }
 
 #[pg_guard]
-unsafe extern "C-unwind" fn has_sublink(node: *mut pg_sys::Node, context: *mut core::ffi::c_void) -> bool {
+unsafe extern "C-unwind" fn has_sublink(
+    node: *mut pg_sys::Node,
+    context: *mut core::ffi::c_void,
+) -> bool {
     if node.is_null() {
         return false;
     }
@@ -55,13 +70,17 @@ fn latest_check_filter(filter: &str) -> String {
     }
     // Parsed twice, bare and in parentheses: text that only parses inside parentheses (such
     // as `a) OR (true`) would escape them in the generated SQL.
-    for select in [format!("SELECT \n{trimmed}\n"), format!("SELECT (\n{trimmed}\n)")] {
+    for select in [
+        format!("SELECT \n{trimmed}\n"),
+        format!("SELECT (\n{trimmed}\n)"),
+    ] {
         let parsed = PgTryBuilder::new(|| {
             single_expression(filter, &select);
             Ok(())
         })
         .catch_others(|e| match e {
-            pgrx::pg_sys::panic::CaughtError::PostgresError(r) | pgrx::pg_sys::panic::CaughtError::ErrorReport(r)
+            pgrx::pg_sys::panic::CaughtError::PostgresError(r)
+            | pgrx::pg_sys::panic::CaughtError::ErrorReport(r)
                 if r.sql_error_code() == PgSqlErrorCode::ERRCODE_SYNTAX_ERROR =>
             {
                 Err(r.message().to_string())
@@ -107,7 +126,10 @@ fn single_expression(filter: &str, select: &str) {
         }
         let target = pg_sys::list_nth((*select).targetList, 0).cast::<pg_sys::Node>();
         if has_sublink(target, std::ptr::null_mut()) {
-            invalid_filter(filter, "subqueries are not allowed: the filter may only read the child row");
+            invalid_filter(
+                filter,
+                "subqueries are not allowed: the filter may only read the child row",
+            );
         }
     }
 }

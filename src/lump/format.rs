@@ -37,16 +37,27 @@ pub const MAX_RAW_LEN: usize = 0x3fff_fffe;
 /// What went wrong reading a lump. The SQL layer chooses the SQLSTATE.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DecodeError {
-    TooShort { len: usize },
+    TooShort {
+        len: usize,
+    },
     UnsupportedVersion(u8),
     ReservedBitsSet,
     RawLengthTooLarge(u64),
     /// The payload did not inflate: bad gzip framing, CRC mismatch, truncation.
     Payload(String),
-    RawLengthMismatch { header: usize, actual: usize },
-    EntryCountMismatch { header: u32, actual: usize },
+    RawLengthMismatch {
+        header: usize,
+        actual: usize,
+    },
+    EntryCountMismatch {
+        header: u32,
+        actual: usize,
+    },
     /// An entry line is empty or holds something other than one JSON value.
-    BadEntry { index: usize, reason: String },
+    BadEntry {
+        index: usize,
+        reason: String,
+    },
     EmptyPayloadWithEntries,
 }
 
@@ -54,7 +65,10 @@ impl fmt::Display for DecodeError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             DecodeError::TooShort { len } => {
-                write!(f, "value is {len} bytes, shorter than the {HEADER_LEN}-byte header")
+                write!(
+                    f,
+                    "value is {len} bytes, shorter than the {HEADER_LEN}-byte header"
+                )
             }
             DecodeError::UnsupportedVersion(v) => write!(f, "unsupported format version {v}"),
             DecodeError::ReservedBitsSet => write!(f, "reserved header bits are set"),
@@ -115,7 +129,10 @@ impl Header {
         if raw_len as usize > MAX_RAW_LEN {
             return Err(DecodeError::RawLengthTooLarge(raw_len as u64));
         }
-        Ok(Header { entry_count, raw_len })
+        Ok(Header {
+            entry_count,
+            raw_len,
+        })
     }
 
     fn write(&self, out: &mut Vec<u8>) {
@@ -212,7 +229,10 @@ impl Builder {
 }
 
 fn gzip(raw: &[u8]) -> Vec<u8> {
-    let mut encoder = GzEncoder::new(Vec::with_capacity(raw.len() / 4 + 32), Compression::default());
+    let mut encoder = GzEncoder::new(
+        Vec::with_capacity(raw.len() / 4 + 32),
+        Compression::default(),
+    );
     encoder
         .write_all(raw)
         .expect("writing to a Vec cannot fail");
@@ -311,7 +331,11 @@ pub fn decode(bytes: &[u8], trust: Trust) -> Result<Lump, DecodeError> {
 
 /// Reads all of `reader` into `raw`, `INFLATE_PIECE` bytes at a time, calling `between_pieces`
 /// after each: inflating a large value honours a cancel or `statement_timeout`.
-fn read_in_pieces(mut reader: impl Read, raw: &mut Vec<u8>, between_pieces: &mut dyn FnMut()) -> std::io::Result<()> {
+fn read_in_pieces(
+    mut reader: impl Read,
+    raw: &mut Vec<u8>,
+    between_pieces: &mut dyn FnMut(),
+) -> std::io::Result<()> {
     loop {
         if (&mut reader).take(INFLATE_PIECE as u64).read_to_end(raw)? == 0 {
             return Ok(());
@@ -321,7 +345,11 @@ fn read_in_pieces(mut reader: impl Read, raw: &mut Vec<u8>, between_pieces: &mut
 }
 
 /// `decode`, calling `between_pieces` as it inflates (see `read_in_pieces`).
-pub fn decode_between(bytes: &[u8], trust: Trust, between_pieces: &mut dyn FnMut()) -> Result<Lump, DecodeError> {
+pub fn decode_between(
+    bytes: &[u8],
+    trust: Trust,
+    between_pieces: &mut dyn FnMut(),
+) -> Result<Lump, DecodeError> {
     let header = Header::parse(bytes)?;
     let payload = &bytes[HEADER_LEN..];
     let expected = header.raw_len as usize;
@@ -339,8 +367,12 @@ pub fn decode_between(bytes: &[u8], trust: Trust, between_pieces: &mut dyn FnMut
     // One byte past the stated length both detects a payload longer than stated and, when the
     // payload is exactly as long, drives the decoder to the end so every member's CRC is read.
     let limit = expected as u64 + 1;
-    read_in_pieces(MultiGzDecoder::new(payload).take(limit), &mut raw, between_pieces)
-        .map_err(|e| DecodeError::Payload(e.to_string()))?;
+    read_in_pieces(
+        MultiGzDecoder::new(payload).take(limit),
+        &mut raw,
+        between_pieces,
+    )
+    .map_err(|e| DecodeError::Payload(e.to_string()))?;
     if raw.len() != expected {
         return Err(DecodeError::RawLengthMismatch {
             header: expected,
@@ -372,7 +404,11 @@ pub fn check_streaming(
     let payload = &bytes[HEADER_LEN..];
     let expected = header.raw_len as usize;
     if payload.is_empty() {
-        return if header.entry_count != 0 || expected != 0 { Err(DecodeError::EmptyPayloadWithEntries) } else { Ok(()) };
+        return if header.entry_count != 0 || expected != 0 {
+            Err(DecodeError::EmptyPayloadWithEntries)
+        } else {
+            Ok(())
+        };
     }
     // One byte past the stated length both detects a longer payload and drives the decoder
     // to the end, so that every member's CRC is checked.
@@ -381,22 +417,33 @@ pub fn check_streaming(
     let mut line: Vec<u8> = Vec::new();
     let (mut total, mut index) = (0usize, 0usize);
     loop {
-        let n = decoder.read(&mut piece).map_err(|e| DecodeError::Payload(e.to_string()))?;
+        let n = decoder
+            .read(&mut piece)
+            .map_err(|e| DecodeError::Payload(e.to_string()))?;
         if n == 0 {
             break;
         }
         total += n;
         if total > expected {
-            return Err(DecodeError::RawLengthMismatch { header: expected, actual: total });
+            return Err(DecodeError::RawLengthMismatch {
+                header: expected,
+                actual: total,
+            });
         }
         let mut rest = &piece[..n];
         while let Some(end) = rest.iter().position(|&b| b == b'\n') {
             line.extend_from_slice(&rest[..end]);
             if line.is_empty() {
-                return Err(DecodeError::BadEntry { index, reason: "empty entry".into() });
+                return Err(DecodeError::BadEntry {
+                    index,
+                    reason: "empty entry".into(),
+                });
             }
             if index >= header.entry_count as usize {
-                return Err(DecodeError::EntryCountMismatch { header: header.entry_count, actual: index + 1 });
+                return Err(DecodeError::EntryCountMismatch {
+                    header: header.entry_count,
+                    actual: index + 1,
+                });
             }
             entry(index, &line).map_err(|reason| DecodeError::BadEntry { index, reason })?;
             line.clear();
@@ -407,13 +454,22 @@ pub fn check_streaming(
         between_pieces();
     }
     if total != expected {
-        return Err(DecodeError::RawLengthMismatch { header: expected, actual: total });
+        return Err(DecodeError::RawLengthMismatch {
+            header: expected,
+            actual: total,
+        });
     }
     if !line.is_empty() {
-        return Err(DecodeError::BadEntry { index, reason: "last entry is not newline-terminated".into() });
+        return Err(DecodeError::BadEntry {
+            index,
+            reason: "last entry is not newline-terminated".into(),
+        });
     }
     if index != header.entry_count as usize {
-        return Err(DecodeError::EntryCountMismatch { header: header.entry_count, actual: index });
+        return Err(DecodeError::EntryCountMismatch {
+            header: header.entry_count,
+            actual: index,
+        });
     }
     Ok(())
 }
@@ -490,7 +546,9 @@ fn directory_member(directory: &Directory) -> Vec<u8> {
     extra.extend_from_slice(&DIRECTORY_ID);
     extra.extend_from_slice(&(data.len() as u16).to_le_bytes());
     extra.extend_from_slice(&data);
-    let encoder = flate2::GzBuilder::new().extra(extra).write(Vec::new(), Compression::default());
+    let encoder = flate2::GzBuilder::new()
+        .extra(extra)
+        .write(Vec::new(), Compression::default());
     encoder.finish().expect("writing to a Vec cannot fail")
 }
 
@@ -500,12 +558,19 @@ impl Builder {
     /// directory of where each member starts.
     pub fn finish_in_members(&self, member_raw_bytes: usize) -> Vec<u8> {
         let count = self.count as usize;
-        let average = if count == 0 { 1 } else { (self.raw.len() / count).max(1) };
+        let average = if count == 0 {
+            1
+        } else {
+            (self.raw.len() / count).max(1)
+        };
         let mut member_rows = (member_raw_bytes / average).clamp(1, count.max(1));
         member_rows = member_rows.max(count.div_ceil(MAX_MEMBERS));
         let members_count = count.div_ceil(member_rows);
         // The directory member's size depends only on how many offsets it holds.
-        let placeholder = Directory { member_rows: member_rows as u32, offsets: vec![0; members_count] };
+        let placeholder = Directory {
+            member_rows: member_rows as u32,
+            offsets: vec![0; members_count],
+        };
         let mut offset = HEADER_LEN + directory_member(&placeholder).len();
         let mut members = Vec::with_capacity(members_count);
         let mut offsets = Vec::with_capacity(members_count);
@@ -526,8 +591,15 @@ impl Builder {
             }
         }
         let mut lump = Vec::with_capacity(offset);
-        Header { entry_count: self.count, raw_len: self.raw.len() as u32 }.write(&mut lump);
-        lump.extend_from_slice(&directory_member(&Directory { member_rows: member_rows as u32, offsets }));
+        Header {
+            entry_count: self.count,
+            raw_len: self.raw.len() as u32,
+        }
+        .write(&mut lump);
+        lump.extend_from_slice(&directory_member(&Directory {
+            member_rows: member_rows as u32,
+            offsets,
+        }));
         for member in members {
             lump.extend_from_slice(&member);
         }
@@ -564,9 +636,14 @@ pub fn directory(prefix: &[u8]) -> Option<Directory> {
     if len < 4 || len % 4 != 0 {
         return None;
     }
-    let mut words = data.chunks_exact(4).map(|w| u32::from_le_bytes(w.try_into().unwrap()));
+    let mut words = data
+        .chunks_exact(4)
+        .map(|w| u32::from_le_bytes(w.try_into().unwrap()));
     let member_rows = words.next()?;
-    Some(Directory { member_rows, offsets: words.collect() })
+    Some(Directory {
+        member_rows,
+        offsets: words.collect(),
+    })
 }
 
 impl Directory {
@@ -579,18 +656,30 @@ impl Directory {
         }
         let member = place / rows;
         let start = *self.offsets.get(member)? as usize;
-        let end = self.offsets.get(member + 1).map_or(lump_len, |&o| o as usize);
+        let end = self
+            .offsets
+            .get(member + 1)
+            .map_or(lump_len, |&o| o as usize);
         (start < end && end <= lump_len).then_some((start..end, place % rows))
     }
 }
 
 /// The entries of one gzip member (the bytes of exactly one member), checked against its CRC.
-pub fn member_entries(member: &[u8], between_pieces: &mut dyn FnMut()) -> Result<Vec<Vec<u8>>, DecodeError> {
+pub fn member_entries(
+    member: &[u8],
+    between_pieces: &mut dyn FnMut(),
+) -> Result<Vec<Vec<u8>>, DecodeError> {
     let mut raw = Vec::with_capacity(member.len() * 4);
-    read_in_pieces(flate2::read::GzDecoder::new(member).take(MAX_RAW_LEN as u64), &mut raw, between_pieces)
-        .map_err(|e| DecodeError::Payload(e.to_string()))?;
+    read_in_pieces(
+        flate2::read::GzDecoder::new(member).take(MAX_RAW_LEN as u64),
+        &mut raw,
+        between_pieces,
+    )
+    .map_err(|e| DecodeError::Payload(e.to_string()))?;
     if raw.last() != Some(&b'\n') {
-        return Err(DecodeError::Payload("member does not end with a whole entry".into()));
+        return Err(DecodeError::Payload(
+            "member does not end with a whole entry".into(),
+        ));
     }
     Ok(split_lines(&raw).map(<[u8]>::to_vec).collect())
 }
@@ -616,7 +705,9 @@ mod tests {
 
     #[test]
     fn membered_lumps_read_whole_and_one_member_at_a_time() {
-        let entries: Vec<String> = (0..1000).map(|i| format!(r#"{{"id": {i}, "pad": "{}"}}"#, "x".repeat(i % 50))).collect();
+        let entries: Vec<String> = (0..1000)
+            .map(|i| format!(r#"{{"id": {i}, "pad": "{}"}}"#, "x".repeat(i % 50)))
+            .collect();
         let mut builder = Builder::new();
         for e in &entries {
             builder.push(e.as_bytes()).unwrap();
@@ -634,7 +725,9 @@ mod tests {
             let got = member_entries(&lump[range], &mut || {}).unwrap();
             assert_eq!(got[index], entry.as_bytes());
         }
-        assert!(dir.locate(entries.len() + dir.member_rows as usize, lump.len()).is_none());
+        assert!(dir
+            .locate(entries.len() + dir.member_rows as usize, lump.len())
+            .is_none());
         // A damaged member is reported, as is a truncated one.
         let (range, _) = dir.locate(dir.member_rows as usize, lump.len()).unwrap();
         let mut damaged = lump[range.clone()].to_vec();
@@ -662,7 +755,11 @@ mod tests {
         let refs: Vec<&str> = many.iter().map(String::as_str).collect();
         let lump = build(&refs).finish_in_members(1);
         let dir = directory(&lump).unwrap();
-        assert!(dir.offsets.len() <= MAX_MEMBERS && dir.member_rows >= 3, "{}", dir.member_rows);
+        assert!(
+            dir.offsets.len() <= MAX_MEMBERS && dir.member_rows >= 3,
+            "{}",
+            dir.member_rows
+        );
         assert_eq!(decode(&lump, Trust::Untrusted).unwrap().len(), 40_000);
     }
 
@@ -700,9 +797,15 @@ mod tests {
         let b = build(&["3"]).finish();
         let empty = Builder::new().finish();
         let ab = concat(&a, &b).unwrap();
-        assert_eq!(texts(&decode(&ab, Trust::Untrusted).unwrap()), ["1", "2", "3"]);
+        assert_eq!(
+            texts(&decode(&ab, Trust::Untrusted).unwrap()),
+            ["1", "2", "3"]
+        );
         // The compressed bytes of both sides are carried over untouched.
-        assert_eq!(&ab[HEADER_LEN..HEADER_LEN + a.len() - HEADER_LEN], &a[HEADER_LEN..]);
+        assert_eq!(
+            &ab[HEADER_LEN..HEADER_LEN + a.len() - HEADER_LEN],
+            &a[HEADER_LEN..]
+        );
         assert_eq!(concat(&empty, &a).unwrap(), a);
         assert_eq!(concat(&a, &empty).unwrap(), a);
         let abc = append(&ab, &build(&["4", "5"])).unwrap();
@@ -730,10 +833,16 @@ mod tests {
     #[test]
     fn header_is_checked() {
         let good = build(&["1"]).finish();
-        assert_eq!(decode(&good[..5], Trust::Stored), Err(DecodeError::TooShort { len: 5 }));
+        assert_eq!(
+            decode(&good[..5], Trust::Stored),
+            Err(DecodeError::TooShort { len: 5 })
+        );
         let mut v = good.clone();
         v[0] = 9;
-        assert_eq!(decode(&v, Trust::Stored), Err(DecodeError::UnsupportedVersion(9)));
+        assert_eq!(
+            decode(&v, Trust::Stored),
+            Err(DecodeError::UnsupportedVersion(9))
+        );
         let mut v = good.clone();
         v[2] = 1;
         assert_eq!(decode(&v, Trust::Stored), Err(DecodeError::ReservedBitsSet));
@@ -741,7 +850,10 @@ mod tests {
         v[4] = 7; // entry count 7
         assert!(matches!(
             decode(&v, Trust::Stored),
-            Err(DecodeError::EntryCountMismatch { header: 7, actual: 1 })
+            Err(DecodeError::EntryCountMismatch {
+                header: 7,
+                actual: 1
+            })
         ));
         let mut v = good.clone();
         v[8] += 1; // raw length one more than the payload holds
@@ -763,7 +875,10 @@ mod tests {
         ));
         let mut v = Builder::new().finish();
         v[4] = 1;
-        assert_eq!(decode(&v, Trust::Stored), Err(DecodeError::EmptyPayloadWithEntries));
+        assert_eq!(
+            decode(&v, Trust::Stored),
+            Err(DecodeError::EmptyPayloadWithEntries)
+        );
     }
 
     #[test]
@@ -776,7 +891,10 @@ mod tests {
         let mut v = good.clone();
         let crc_at = v.len() - 8;
         v[crc_at] ^= 1;
-        assert!(matches!(decode(&v, Trust::Stored), Err(DecodeError::Payload(_))));
+        assert!(matches!(
+            decode(&v, Trust::Stored),
+            Err(DecodeError::Payload(_))
+        ));
         // Trailing garbage after the last member.
         let mut v = good;
         v.extend_from_slice(b"garbage");
@@ -886,10 +1004,29 @@ mod tests {
             Ok(())
         })
         .unwrap();
-        assert_eq!(seen, entries.iter().enumerate().map(|(i, e)| (i, e.to_string())).collect::<Vec<_>>());
+        assert_eq!(
+            seen,
+            entries
+                .iter()
+                .enumerate()
+                .map(|(i, e)| (i, e.to_string()))
+                .collect::<Vec<_>>()
+        );
         // An entry the caller refuses is named by its index.
-        let refused = check_streaming(&lump, &mut || {}, &mut |i, _| if i == 1 { Err("no".into()) } else { Ok(()) });
-        assert_eq!(refused, Err(DecodeError::BadEntry { index: 1, reason: "no".into() }));
+        let refused = check_streaming(&lump, &mut || {}, &mut |i, _| {
+            if i == 1 {
+                Err("no".into())
+            } else {
+                Ok(())
+            }
+        });
+        assert_eq!(
+            refused,
+            Err(DecodeError::BadEntry {
+                index: 1,
+                reason: "no".into()
+            })
+        );
         // A header that understates the payload is refused without inflating past it.
         let mut short = lump.clone();
         let mut header = Header::parse(&lump).unwrap();
@@ -897,7 +1034,10 @@ mod tests {
         let mut head = Vec::new();
         header.write(&mut head);
         short[..HEADER_LEN].copy_from_slice(&head);
-        assert!(matches!(check_streaming(&short, &mut || {}, &mut |_, _| Ok(())), Err(DecodeError::RawLengthMismatch { .. })));
+        assert!(matches!(
+            check_streaming(&short, &mut || {}, &mut |_, _| Ok(())),
+            Err(DecodeError::RawLengthMismatch { .. })
+        ));
         // Many small entries that inflate far beyond the value: read piece by piece, with the
         // caller told after each piece.
         let many: Vec<String> = (0..200_000).map(|i| format!("{}", i % 10)).collect();

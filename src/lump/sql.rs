@@ -9,9 +9,9 @@ use pgrx::{pg_sys, Internal, PgMemoryContexts};
 use serde_json::value::RawValue;
 
 use super::format::{self, Builder, ConcatError, DecodeError, Lump, TooLarge, Trust};
-use crate::{aggstate, typeio};
 use crate::errors::{raise, raise_with_detail};
 use crate::jsonb::{JsonbArg, JsonbValue};
+use crate::{aggstate, typeio};
 
 const TYPE_NAME: &str = "collect.collection";
 
@@ -33,7 +33,12 @@ fn too_large(e: TooLarge) -> ! {
 
 /// Decodes a lump that Postgres stored for us.
 pub fn decode_stored(lump: &[u8]) -> Lump {
-    format::decode_between(lump, Trust::Stored, &mut crate::errors::check_for_interrupts).unwrap_or_else(|e| corrupted(e))
+    format::decode_between(
+        lump,
+        Trust::Stored,
+        &mut crate::errors::check_for_interrupts,
+    )
+    .unwrap_or_else(|e| corrupted(e))
 }
 
 fn concat_or_raise(result: Result<Vec<u8>, ConcatError>) -> Vec<u8> {
@@ -135,18 +140,25 @@ fn collection_recv(buf: Internal) -> Vec<u8> {
     // a small value that inflates to a gigabyte costs time (which a cancel or
     // statement_timeout stops), not a gigabyte of memory.
     let mut scratch = PgMemoryContexts::new("collect.collection binary input");
-    format::check_streaming(bytes, &mut crate::errors::check_for_interrupts, &mut |index, entry| {
-        // SAFETY: what the check allocates in the scratch context is dropped with it: the
-        // answer is a plain Rust value.
-        let canonical = unsafe { scratch.switch_to(|_| canonical_jsonb_text(entry)) };
-        // SAFETY: as above, nothing allocated there outlives this entry.
-        unsafe { scratch.reset() };
-        match canonical {
-            Err(why) => Err(format!("entry {} is not a jsonb value: {why}", index + 1)),
-            Ok(false) => Err(format!("entry {} is not in jsonb's canonical form", index + 1)),
-            Ok(true) => Ok(()),
-        }
-    })
+    format::check_streaming(
+        bytes,
+        &mut crate::errors::check_for_interrupts,
+        &mut |index, entry| {
+            // SAFETY: what the check allocates in the scratch context is dropped with it: the
+            // answer is a plain Rust value.
+            let canonical = unsafe { scratch.switch_to(|_| canonical_jsonb_text(entry)) };
+            // SAFETY: as above, nothing allocated there outlives this entry.
+            unsafe { scratch.reset() };
+            match canonical {
+                Err(why) => Err(format!("entry {} is not a jsonb value: {why}", index + 1)),
+                Ok(false) => Err(format!(
+                    "entry {} is not in jsonb's canonical form",
+                    index + 1
+                )),
+                Ok(true) => Ok(()),
+            }
+        },
+    )
     .unwrap_or_else(|e| invalid_binary(e.to_string()));
     bytes.to_vec()
 }
@@ -162,10 +174,11 @@ fn canonical_jsonb_text(entry: &[u8]) -> Result<bool, String> {
         Ok(parsed.as_arg().to_text().to_bytes() == owned.as_bytes())
     })
     .catch_others(|e| match e {
-        pgrx::pg_sys::panic::CaughtError::PostgresError(r) | pgrx::pg_sys::panic::CaughtError::ErrorReport(r) => {
-            Err(r.message().to_string())
+        pgrx::pg_sys::panic::CaughtError::PostgresError(r)
+        | pgrx::pg_sys::panic::CaughtError::ErrorReport(r) => Err(r.message().to_string()),
+        pgrx::pg_sys::panic::CaughtError::RustPanic { ereport, .. } => {
+            Err(ereport.message().to_string())
         }
-        pgrx::pg_sys::panic::CaughtError::RustPanic { ereport, .. } => Err(ereport.message().to_string()),
     })
     .execute()
 }
@@ -220,11 +233,8 @@ fn collection_entry_count(fcinfo: pg_sys::FunctionCallInfo) -> i64 {
     // SAFETY: declared STRICT with one collection argument.
     let header = unsafe {
         let datum = pgrx::fcinfo::pg_getarg_datum_raw(fcinfo, 0);
-        let slice = pg_sys::pg_detoast_datum_slice(
-            datum.cast_mut_ptr(),
-            0,
-            format::HEADER_LEN as i32,
-        );
+        let slice =
+            pg_sys::pg_detoast_datum_slice(datum.cast_mut_ptr(), 0, format::HEADER_LEN as i32);
         let len = pgrx::varlena::varsize_any_exhdr(slice);
         let data = pgrx::varlena::vardata_any(slice).cast::<u8>();
         std::slice::from_raw_parts(data, len).to_vec()
@@ -250,7 +260,11 @@ fn collection_merge(a: &[u8], b: &[u8]) -> Vec<u8> {
 // ---- collection_agg(jsonb): a parallel aggregate with an `internal` Builder state ----
 
 #[pg_extern(sql = false)]
-fn collection_agg_trans(mut state: Internal, value: Option<JsonbArg>, fcinfo: pg_sys::FunctionCallInfo) -> Internal {
+fn collection_agg_trans(
+    mut state: Internal,
+    value: Option<JsonbArg>,
+    fcinfo: pg_sys::FunctionCallInfo,
+) -> Internal {
     let builder = aggstate::state_or_init(&mut state, fcinfo, "collection_agg_trans", Builder::new);
     match value {
         // Like jsonb_agg: a SQL NULL becomes a JSON null entry, so no row goes missing.
@@ -261,20 +275,34 @@ fn collection_agg_trans(mut state: Internal, value: Option<JsonbArg>, fcinfo: pg
 }
 
 #[pg_extern(sql = false)]
-fn collection_agg_combine(left: Internal, right: Internal, fcinfo: pg_sys::FunctionCallInfo) -> Internal {
-    aggstate::combine(left, right, fcinfo, "collection_agg_combine", |l: &mut Builder, r| {
-        l.append(r).unwrap_or_else(|e| too_large(e))
-    })
+fn collection_agg_combine(
+    left: Internal,
+    right: Internal,
+    fcinfo: pg_sys::FunctionCallInfo,
+) -> Internal {
+    aggstate::combine(
+        left,
+        right,
+        fcinfo,
+        "collection_agg_combine",
+        |l: &mut Builder, r| l.append(r).unwrap_or_else(|e| too_large(e)),
+    )
 }
 
 #[pg_extern(sql = false)]
 fn collection_agg_serialize(state: Internal, fcinfo: pg_sys::FunctionCallInfo) -> Vec<u8> {
     aggstate::aggregate_context(fcinfo, "collection_agg_serialize");
-    aggstate::state_ref::<Builder>(&state).expect("serialize is strict").to_state_bytes()
+    aggstate::state_ref::<Builder>(&state)
+        .expect("serialize is strict")
+        .to_state_bytes()
 }
 
 #[pg_extern(sql = false)]
-fn collection_agg_deserialize(bytes: &[u8], _unused: Internal, fcinfo: pg_sys::FunctionCallInfo) -> Internal {
+fn collection_agg_deserialize(
+    bytes: &[u8],
+    _unused: Internal,
+    fcinfo: pg_sys::FunctionCallInfo,
+) -> Internal {
     aggstate::aggregate_context(fcinfo, "collection_agg_deserialize");
     let builder = Builder::from_state_bytes(bytes).unwrap_or_else(|e| {
         raise(
@@ -347,7 +375,10 @@ mod tests {
                 let b = bad.clone();
                 let (code, message) = error_of(move || reader(b));
                 assert_eq!(code, PgSqlErrorCode::ERRCODE_DATA_CORRUPTED, "{message}");
-                assert!(message.starts_with("collect.collection value is corrupted"), "{message}");
+                assert!(
+                    message.starts_with("collect.collection value is corrupted"),
+                    "{message}"
+                );
             }
         }
         let (code, _) = error_of(|| drop(collection_merge(&good[..5], &good)));

@@ -20,6 +20,9 @@ mod tests {
     fn lists_are_trimmed_and_deduplicated() {
         assert_eq!(parse(""), Vec::<String>::new());
         assert_eq!(parse(" , ,"), Vec::<String>::new());
-        assert_eq!(parse("app, reports ,app,Mixed Case"), vec!["app", "reports", "Mixed Case"]);
+        assert_eq!(
+            parse("app, reports ,app,Mixed Case"),
+            vec!["app", "reports", "Mixed Case"]
+        );
     }
 }

@@ -14,12 +14,16 @@ pub mod databases;
 use std::ffi::CStr;
 use std::time::Duration;
 
-use pgrx::bgworkers::{BackgroundWorker, BackgroundWorkerBuilder, BackgroundWorkerStatus, BgWorkerStartTime, SignalWakeFlags};
+use pgrx::bgworkers::{
+    BackgroundWorker, BackgroundWorkerBuilder, BackgroundWorkerStatus, BgWorkerStartTime,
+    SignalWakeFlags,
+};
 use pgrx::guc::{GucContext, GucFlags, GucRegistry, GucSetting};
-use pgrx::prelude::*;
 use pgrx::pg_sys;
+use pgrx::prelude::*;
 
-static DATABASES: GucSetting<Option<std::ffi::CString>> = GucSetting::<Option<std::ffi::CString>>::new(None);
+static DATABASES: GucSetting<Option<std::ffi::CString>> =
+    GucSetting::<Option<std::ffi::CString>>::new(None);
 static NAPTIME: GucSetting<i32> = GucSetting::<i32>::new(60);
 /// Default 10 minutes: a batch is bounded (a lump, a thousand keys), so one that runs longer
 /// is stuck, and holds back every job after it.
@@ -77,7 +81,13 @@ pub fn job_timeout_ms() -> Option<i32> {
 
 fn configured_databases() -> Vec<String> {
     let setting = DATABASES.get();
-    databases::parse(setting.as_deref().map(CStr::to_string_lossy).as_deref().unwrap_or(""))
+    databases::parse(
+        setting
+            .as_deref()
+            .map(CStr::to_string_lossy)
+            .as_deref()
+            .unwrap_or(""),
+    )
 }
 
 #[pg_guard]
@@ -125,7 +135,9 @@ fn visit(database: &str) -> bool {
     };
     loop {
         match worker.pid() {
-            Err(BackgroundWorkerStatus::Stopped) | Err(BackgroundWorkerStatus::PostmasterDied) => return true,
+            Err(BackgroundWorkerStatus::Stopped) | Err(BackgroundWorkerStatus::PostmasterDied) => {
+                return true
+            }
             _ => {}
         }
         if !BackgroundWorker::wait_latch(Some(Duration::from_millis(500))) {
@@ -153,7 +165,9 @@ pub extern "C-unwind" fn collect_maintenance_database(_arg: pg_sys::Datum) {
     let database = BackgroundWorker::get_extra().to_string();
     BackgroundWorker::connect_worker_to_spi(Some(&database), None);
     let installed = BackgroundWorker::transaction(|| {
-        Spi::get_one::<bool>("SELECT EXISTS (SELECT FROM pg_catalog.pg_extension WHERE extname = 'pg_collect')")
+        Spi::get_one::<bool>(
+            "SELECT EXISTS (SELECT FROM pg_catalog.pg_extension WHERE extname = 'pg_collect')",
+        )
     });
     if installed != Ok(Some(true)) {
         log!("pg_collect maintenance: database {database} does not have the pg_collect extension; nothing to do");
@@ -174,7 +188,10 @@ pub extern "C-unwind" fn collect_maintenance_database(_arg: pg_sys::Datum) {
         let mut batches = 0;
         let result = loop {
             let result = BackgroundWorker::transaction(|| {
-                Spi::get_one_with_args::<String>("SELECT collect._run_job_step($1, $2)", &[object.clone().into(), job.clone().into()])
+                Spi::get_one_with_args::<String>(
+                    "SELECT collect._run_job_step($1, $2)",
+                    &[object.clone().into(), job.clone().into()],
+                )
             })
             .ok()
             .flatten()
@@ -187,7 +204,13 @@ pub extern "C-unwind" fn collect_maintenance_database(_arg: pg_sys::Datum) {
         BackgroundWorker::transaction(|| {
             Spi::run_with_args(
                 "SELECT collect._finish_job($1, $2, $3, $4, $5)",
-                &[object.clone().into(), job.clone().into(), started.into(), result.clone().into(), batches.into()],
+                &[
+                    object.clone().into(),
+                    job.clone().into(),
+                    started.into(),
+                    result.clone().into(),
+                    batches.into(),
+                ],
             )
         })
         .unwrap_or_else(|e| panic!("recording the run of {job} of {object}: {e}"));
@@ -204,6 +227,10 @@ fn maintenance_run_as(owner: Option<&std::ffi::CStr>, step: Option<&str>) -> Opt
     let (owner, step) = (owner?, step?);
     let role = crate::registry::role_the_caller_may_become(owner, "run a maintenance job");
     crate::registry::as_owner(role, || Spi::get_one::<bool>(step)).unwrap_or_else(|e| {
-        crate::errors::raise(PgSqlErrorCode::ERRCODE_DATA_EXCEPTION, format!("running a maintenance step: {e}"), None)
+        crate::errors::raise(
+            PgSqlErrorCode::ERRCODE_DATA_EXCEPTION,
+            format!("running a maintenance step: {e}"),
+            None,
+        )
     })
 }

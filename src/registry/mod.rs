@@ -33,7 +33,7 @@ pub unsafe fn after_insert_statement_trigger(
             && !trigger.is_null()
             && !(*td).tg_relation.is_null()
             && args.contains(&(*trigger).tgnargs))
-            .then_some(td)
+        .then_some(td)
     }
 }
 
@@ -46,7 +46,18 @@ pub unsafe fn after_insert_statement_trigger(
 /// comes through here: `sql` steps, maintenance jobs and the owner-run calls (normalize,
 /// archive, refresh, …). An error inside leaves the unwinding to (sub)transaction abort,
 /// which restores user id, context and settings as it does for PostgreSQL's own.
+///
+/// Session-level advisory locks are the one thing neither abort nor the GUC unwinding ends:
+/// those the code took (that the backend did not hold before) are released afterwards, on
+/// error too. Transaction-level ones end with the caller's transaction, as PostgreSQL's own.
 pub fn as_owner<T>(owner: pg_sys::Oid, f: impl FnOnce() -> T) -> T {
+    let held_before = advisory_locks_held();
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| switched_to(owner, f)));
+    release_session_advisory_locks_taken(&held_before);
+    result.unwrap_or_else(|error| std::panic::resume_unwind(error))
+}
+
+fn switched_to<T>(owner: pg_sys::Oid, f: impl FnOnce() -> T) -> T {
     let mut saved_user = pg_sys::Oid::INVALID;
     let mut saved_context = 0;
     // SAFETY: reading and setting the backend's current user id and opening a GUC nest
@@ -70,15 +81,92 @@ pub fn as_owner<T>(owner: pg_sys::Oid, f: impl FnOnce() -> T) -> T {
     result
 }
 
+/// An advisory lock as pg_locks shows it: its tag and one mode this backend holds it in.
+type AdvisoryLock = ([u32; 4], u16, pg_sys::LOCKMODE);
+
+/// The advisory locks this backend holds (granted), from the lock manager's own listing (what
+/// pg_locks reads): session and transaction ones alike, which nothing outside lock.c tells apart.
+fn advisory_locks_held() -> Vec<AdvisoryLock> {
+    let mut held = Vec::new();
+    // SAFETY: GetLockStatusData returns a palloc'd snapshot of `nelements` entries.
+    unsafe {
+        let data = pg_sys::GetLockStatusData();
+        let locks = std::slice::from_raw_parts((*data).locks, (*data).nelements as usize);
+        for lock in locks.iter().filter(|l| l.pid == pg_sys::MyProcPid) {
+            let tag = lock.locktag;
+            if u32::from(tag.locktag_type) != pg_sys::LockTagType::LOCKTAG_ADVISORY as u32 {
+                continue;
+            }
+            let fields = [
+                tag.locktag_field1,
+                tag.locktag_field2,
+                tag.locktag_field3,
+                u32::from(tag.locktag_field4),
+            ];
+            for mode in 1..=pg_sys::MaxLockMode as pg_sys::LOCKMODE {
+                if lock.holdMask & (1 << mode) != 0 {
+                    held.push((fields, u16::from(tag.locktag_lockmethodid), mode));
+                }
+            }
+        }
+        pg_sys::pfree((*data).locks.cast());
+        pg_sys::pfree(data.cast());
+    }
+    held
+}
+
+/// Releases every session-level hold on advisory locks the backend holds now and did not
+/// hold in `before`. LockRelease warns when the hold is a transaction-level one (which stays):
+/// the warning is silenced for that one call, as it tells nobody anything.
+fn release_session_advisory_locks_taken(before: &[AdvisoryLock]) {
+    for (fields, method, mode) in advisory_locks_held()
+        .into_iter()
+        .filter(|l| !before.contains(l))
+    {
+        let tag = pg_sys::LOCKTAG {
+            locktag_field1: fields[0],
+            locktag_field2: fields[1],
+            locktag_field3: fields[2],
+            locktag_field4: fields[3] as u16,
+            locktag_type: pg_sys::LockTagType::LOCKTAG_ADVISORY as u8,
+            locktag_lockmethodid: method as u8,
+        };
+        // SAFETY: a release of a lock this backend holds (LockRelease raises only for an
+        // unknown method or mode, and these come from the lock manager); the two message
+        // levels are plain integers restored right after each call.
+        unsafe {
+            let (client, log) = (pg_sys::client_min_messages, pg_sys::log_min_messages);
+            loop {
+                pg_sys::client_min_messages = pgrx::PgLogLevel::ERROR as i32;
+                pg_sys::log_min_messages = pgrx::PgLogLevel::ERROR as i32;
+                let released = pg_sys::LockRelease(&tag, mode, true);
+                pg_sys::client_min_messages = client;
+                pg_sys::log_min_messages = log;
+                if !released {
+                    break;
+                }
+            }
+        }
+    }
+}
+
 /// The role `name`, for a caller who may act as it (a member, as `SET ROLE` requires, or a
 /// superuser); 42501 otherwise, 42704 when there is no such role.
 pub fn role_the_caller_may_become(name: &std::ffi::CStr, what: &str) -> pg_sys::Oid {
     // SAFETY: a role lookup that raises 42704 itself, and a catalog membership check.
-    let (role, caller) = unsafe { (pg_sys::get_role_oid(name.as_ptr(), false), pg_sys::GetUserId()) };
+    let (role, caller) = unsafe {
+        (
+            pg_sys::get_role_oid(name.as_ptr(), false),
+            pg_sys::GetUserId(),
+        )
+    };
     if !unsafe { pg_sys::is_member_of_role(caller, role) } {
         crate::errors::raise(
             pgrx::PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
-            format!("permission denied to {what} as role {}", name.to_string_lossy()),
+            format!(
+                "permission denied to {what} as role {}",
+                name.to_string_lossy()
+            ),
             Some("Only the owner, a member of it, or a superuser does this.".into()),
         );
     }
@@ -114,7 +202,9 @@ fn registry_acting_as(owner: &std::ffi::CStr) -> bool {
     // SAFETY: a role lookup (missing_ok) and reads of the backend's user id and context.
     unsafe {
         let role = pg_sys::get_role_oid(owner.as_ptr(), true);
-        role != pg_sys::Oid::INVALID && role == pg_sys::GetUserId() && pg_sys::InSecurityRestrictedOperation()
+        role != pg_sys::Oid::INVALID
+            && role == pg_sys::GetUserId()
+            && pg_sys::InSecurityRestrictedOperation()
     }
 }
 
@@ -127,7 +217,9 @@ fn registry_acting_as(owner: &std::ffi::CStr) -> bool {
 #[pgrx::pg_extern(sql = false)]
 fn registry_delete_rows(registry: pg_sys::Oid, key: crate::jsonb::JsonbArg) -> i64 {
     use pgrx::PgSqlErrorCode;
-    let invalid = |why: String| -> ! { crate::errors::raise(PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE, why, None) };
+    let invalid = |why: String| -> ! {
+        crate::errors::raise(PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE, why, None)
+    };
     let (table, table_owner) = pgrx::Spi::get_two_with_args::<String, pg_sys::Oid>(
         "SELECT pg_catalog.format('%I.%I', n.nspname, c.relname), c.relowner
            FROM collect.capabilities k JOIN pg_catalog.pg_class c ON c.oid = k.registry
@@ -136,9 +228,16 @@ fn registry_delete_rows(registry: pg_sys::Oid, key: crate::jsonb::JsonbArg) -> i
     )
     .ok()
     .and_then(|(t, o)| t.zip(o))
-    .unwrap_or_else(|| invalid(format!("relation {} is not a registry of pg_collect", registry.to_u32())));
-    let key: std::collections::BTreeMap<String, String> = serde_json::from_slice(key.to_text().to_bytes())
-        .unwrap_or_else(|e| invalid(format!("a registry row's key is an object of texts: {e}")));
+    .unwrap_or_else(|| {
+        invalid(format!(
+            "relation {} is not a registry of pg_collect",
+            registry.to_u32()
+        ))
+    });
+    let key: std::collections::BTreeMap<String, String> =
+        serde_json::from_slice(key.to_text().to_bytes()).unwrap_or_else(|e| {
+            invalid(format!("a registry row's key is an object of texts: {e}"))
+        });
     if key.is_empty() {
         invalid("a registry row's key names at least one column".into());
     }
@@ -154,22 +253,35 @@ fn registry_delete_rows(registry: pg_sys::Oid, key: crate::jsonb::JsonbArg) -> i
         .ok()
         .flatten()
         .unwrap_or_else(|| invalid(format!("{table} has no column \"{column}\"")));
-        let as_text = if is_oid { "::pg_catalog.oid::pg_catalog.text" } else { "::pg_catalog.text" };
-        conditions.push(format!("d.{}{as_text} OPERATOR(pg_catalog.=) ${}", ident(column), i + 1));
+        let as_text = if is_oid {
+            "::pg_catalog.oid::pg_catalog.text"
+        } else {
+            "::pg_catalog.text"
+        };
+        conditions.push(format!(
+            "d.{}{as_text} OPERATOR(pg_catalog.=) ${}",
+            ident(column),
+            i + 1
+        ));
         args.push(value.as_str().into());
     }
     // SAFETY: reads the caller's user id.
     let caller = unsafe { pg_sys::GetUserId() };
-    conditions.push(format!("pg_catalog.pg_has_role(${}, d.owner, 'USAGE')", key.len() + 1));
+    conditions.push(format!(
+        "pg_catalog.pg_has_role(${}, d.owner, 'USAGE')",
+        key.len() + 1
+    ));
     args.push(caller.into());
     let sql = format!(
         "WITH gone AS (DELETE FROM {table} d WHERE {} RETURNING 1) SELECT pg_catalog.count(*) FROM gone",
         conditions.join(" AND ")
     );
-    as_owner(table_owner, || pgrx::Spi::get_one_with_args::<i64>(&sql, &args))
-        .ok()
-        .flatten()
-        .unwrap_or(0)
+    as_owner(table_owner, || {
+        pgrx::Spi::get_one_with_args::<i64>(&sql, &args)
+    })
+    .ok()
+    .flatten()
+    .unwrap_or(0)
 }
 
 /// `STATEMENT_TIMEOUT` of `enum TimeoutId` in utils/timeout.h (the fourth reason since the
@@ -210,7 +322,11 @@ fn within<T>(ms: i32, f: impl FnOnce() -> T) -> T {
     // SAFETY: reads and arms the statement timeout of this backend, as postgres.c does.
     let _restore = unsafe {
         let was_active = get_timeout_active(id);
-        let finish = if was_active { get_timeout_finish_time(id) } else { 0 };
+        let finish = if was_active {
+            get_timeout_finish_time(id)
+        } else {
+            0
+        };
         let deadline = pg_sys::GetCurrentTimestamp() + i64::from(ms) * 1000;
         if !was_active || deadline < finish {
             enable_timeout_at(id, deadline);
@@ -260,5 +376,7 @@ fn registry_figures(kind: &str, tables: Vec<Option<pg_sys::Oid>>) -> Option<pgrx
     .ok()?;
     let (query, owner) = (query?, owner?);
     let row = format!("SELECT pg_catalog.to_jsonb(f) FROM ({query}) f");
-    as_owner(owner, || pgrx::Spi::get_one::<pgrx::JsonB>(&row)).ok().flatten()
+    as_owner(owner, || pgrx::Spi::get_one::<pgrx::JsonB>(&row))
+        .ok()
+        .flatten()
 }

@@ -35,7 +35,10 @@ pub enum MetricKind {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum MetricError {
     /// 22023: not one of the forms, or a parameter out of range.
-    Invalid { message: String, hint: Option<String> },
+    Invalid {
+        message: String,
+        hint: Option<String>,
+    },
     /// 42703: the column does not exist in the source.
     UndefinedColumn(String),
     /// 42701: the name is taken by another rollup column.
@@ -48,7 +51,9 @@ impl fmt::Display for MetricError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             MetricError::Invalid { message, .. } => f.write_str(message),
-            MetricError::UndefinedColumn(m) | MetricError::DuplicateColumn(m) | MetricError::DatatypeMismatch(m) => f.write_str(m),
+            MetricError::UndefinedColumn(m)
+            | MetricError::DuplicateColumn(m)
+            | MetricError::DatatypeMismatch(m) => f.write_str(m),
         }
     }
 }
@@ -56,7 +61,14 @@ impl fmt::Display for MetricError {
 const FORMS_HINT: &str =
     "Metrics are sum(col), min(col), max(col), distinct(col) or distinct(col, precision), quantiles(col) or top(col, k).";
 
-const NUMBERS: [&str; 6] = ["smallint", "integer", "bigint", "numeric", "real", "double precision"];
+const NUMBERS: [&str; 6] = [
+    "smallint",
+    "integer",
+    "bigint",
+    "numeric",
+    "real",
+    "double precision",
+];
 
 /// One metric of a rollup, as `collect.rollup_defs.metrics` stores it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -96,12 +108,26 @@ impl MetricKind {
         let kind = text[..open].trim_end();
         let inner = text[open + 1..].strip_suffix(')').ok_or_else(invalid)?;
         let mut parts = inner.split(',').map(str::trim);
-        let column = parts.next().filter(|c| is_plain_identifier(c)).ok_or_else(invalid)?.to_string();
+        let column = parts
+            .next()
+            .filter(|c| is_plain_identifier(c))
+            .ok_or_else(invalid)?
+            .to_string();
         let parameter = parts.next();
-        if parts.next().is_some() || parameter.is_some_and(|p| p.is_empty() || !p.bytes().all(|b| b.is_ascii_digit())) {
+        if parts.next().is_some()
+            || parameter.is_some_and(|p| p.is_empty() || !p.bytes().all(|b| b.is_ascii_digit()))
+        {
             return Err(invalid());
         }
-        let number = |p: &str| p.trim_start_matches('0').parse::<u64>().unwrap_or(if p.trim_start_matches('0').is_empty() { 0 } else { u64::MAX });
+        let number = |p: &str| {
+            p.trim_start_matches('0').parse::<u64>().unwrap_or(
+                if p.trim_start_matches('0').is_empty() {
+                    0
+                } else {
+                    u64::MAX
+                },
+            )
+        };
         let kind = match (kind, parameter) {
             ("sum", None) => MetricKind::Sum,
             ("min", None) => MetricKind::Min,
@@ -133,7 +159,12 @@ impl MetricKind {
 
     /// The rollup column's type for a source column of `source_type` (as `format_type`
     /// writes it).
-    pub fn column_type(self, metric: &str, column: &str, source_type: &str) -> Result<String, MetricError> {
+    pub fn column_type(
+        self,
+        metric: &str,
+        column: &str,
+        source_type: &str,
+    ) -> Result<String, MetricError> {
         let needs_number = matches!(self, MetricKind::Sum | MetricKind::Quantiles);
         if needs_number && !NUMBERS.contains(&source_type) {
             return Err(MetricError::DatatypeMismatch(format!(
@@ -173,7 +204,8 @@ impl MetricKind {
     /// may be NULL (a bucket whose rows all had NULL in the column).
     fn merge_on_conflict(self, name: &str) -> String {
         let n = ident(name);
-        let union = |f: &str| format!("coalesce(collect.{f}(r.{n}, excluded.{n}), r.{n}, excluded.{n})");
+        let union =
+            |f: &str| format!("coalesce(collect.{f}(r.{n}, excluded.{n}), r.{n}, excluded.{n})");
         match self {
             MetricKind::Sum => format!("coalesce(r.{n} + excluded.{n}, r.{n}, excluded.{n})"),
             MetricKind::Min => format!("least(r.{n}, excluded.{n})"),
@@ -191,14 +223,18 @@ impl MetricKind {
             MetricKind::Sum => format!("pg_catalog.sum({n})"),
             MetricKind::Min => format!("pg_catalog.min({n})"),
             MetricKind::Max => format!("pg_catalog.max({n})"),
-            MetricKind::Distinct(_) | MetricKind::Quantiles | MetricKind::Top(_) => format!("collect.merge({n})"),
+            MetricKind::Distinct(_) | MetricKind::Quantiles | MetricKind::Top(_) => {
+                format!("collect.merge({n})")
+            }
         }
     }
 }
 
 fn is_plain_identifier(text: &str) -> bool {
     let mut bytes = text.bytes();
-    bytes.next().is_some_and(|b| b.is_ascii_alphabetic() || b == b'_')
+    bytes
+        .next()
+        .is_some_and(|b| b.is_ascii_alphabetic() || b == b'_')
         && bytes.all(|b| b.is_ascii_alphanumeric() || b == b'_')
 }
 
@@ -234,11 +270,15 @@ pub fn parse_metrics(
                 });
             }
             if FIXED_COLUMNS.contains(&name.as_str()) || dimensions.contains(name) {
-                return Err(MetricError::DuplicateColumn(format!("metric name \"{name}\" clashes with another rollup column")));
+                return Err(MetricError::DuplicateColumn(format!(
+                    "metric name \"{name}\" clashes with another rollup column"
+                )));
             }
-            let source_type = columns
-                .get(&column)
-                .ok_or_else(|| MetricError::UndefinedColumn(format!("column \"{column}\" of metric \"{name}\" does not exist in {source}")))?;
+            let source_type = columns.get(&column).ok_or_else(|| {
+                MetricError::UndefinedColumn(format!(
+                    "column \"{column}\" of metric \"{name}\" does not exist in {source}"
+                ))
+            })?;
             Ok(Metric {
                 name: name.clone(),
                 kind: kind.name().into(),
@@ -269,7 +309,10 @@ pub struct Interval {
 
 impl Interval {
     pub fn sql(&self) -> String {
-        format!("'{} mons {} days {} microseconds'::pg_catalog.interval", self.months, self.days, self.micros)
+        format!(
+            "'{} mons {} days {} microseconds'::pg_catalog.interval",
+            self.months, self.days, self.micros
+        )
     }
 }
 
@@ -317,7 +360,10 @@ pub enum Correction {
 
 impl Rollup {
     pub fn own_targets(&self) -> Targets {
-        Targets { tables: self.tables.iter().map(|t| t.table.sql()).collect(), stale: self.stale.sql() }
+        Targets {
+            tables: self.tables.iter().map(|t| t.table.sql()).collect(),
+            stale: self.stale.sql(),
+        }
     }
 
     /// The tables a statement writes: the rollup's own, or (on a Citus worker) `tables` and
@@ -326,7 +372,10 @@ impl Rollup {
         let own = self.own_targets();
         match tables {
             None => Some(own),
-            Some(tables) if tables.len() == own.tables.len() => Some(Targets { tables, stale: stale.unwrap_or(own.stale) }),
+            Some(tables) if tables.len() == own.tables.len() => Some(Targets {
+                tables,
+                stale: stale.unwrap_or(own.stale),
+            }),
             Some(_) => None,
         }
     }
@@ -343,43 +392,77 @@ impl Rollup {
     }
 
     fn bucket_of(&self, value: &str, granularity: &Interval) -> String {
-        format!("pg_catalog.date_bin({}, {value}, {})", granularity.sql(), self.origin())
+        format!(
+            "pg_catalog.date_bin({}, {value}, {})",
+            granularity.sql(),
+            self.origin()
+        )
     }
 
     fn now_bucket(&self, granularity: &Interval) -> String {
-        let now = if self.time_type == "timestamp without time zone" { "LOCALTIMESTAMP" } else { "pg_catalog.now()" };
+        let now = if self.time_type == "timestamp without time zone" {
+            "LOCALTIMESTAMP"
+        } else {
+            "pg_catalog.now()"
+        };
         self.bucket_of(now, granularity)
     }
 
     fn dimension_list(&self, prefix: &str) -> String {
-        self.dimensions.iter().map(|d| format!("{prefix}{}", ident(d))).collect()
+        self.dimensions
+            .iter()
+            .map(|d| format!("{prefix}{}", ident(d)))
+            .collect()
     }
 
     fn metric_names(&self) -> String {
-        self.metrics.iter().map(|m| format!(", {}", ident(&m.name))).collect()
+        self.metrics
+            .iter()
+            .map(|m| format!(", {}", ident(&m.name)))
+            .collect()
     }
 
     /// What ON CONFLICT sets besides the counts: each metric merged.
     fn conflict_merges(&self) -> String {
         self.metrics
             .iter()
-            .map(|m| format!(",\n       {} = {}", ident(&m.name), m.kind().merge_on_conflict(&m.name)))
+            .map(|m| {
+                format!(
+                    ",\n       {} = {}",
+                    ident(&m.name),
+                    m.kind().merge_on_conflict(&m.name)
+                )
+            })
             .collect()
     }
 
     /// `1, 2, …`: the bucket and every dimension.
     fn group_positions(&self) -> String {
-        (1..=1 + self.dimensions.len()).map(|g| g.to_string()).collect::<Vec<_>>().join(", ")
+        (1..=1 + self.dimensions.len())
+            .map(|g| g.to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
     }
 
     /// Merges rows (`rows`, optionally filtered) into table `index` of the rollup, written as
     /// `target`. A rebuild from raw rows counts no late events: nothing arrives then.
-    pub fn upsert(&self, index: usize, target: &str, rows: &str, filter: Option<&str>, count_late: bool) -> String {
+    pub fn upsert(
+        &self,
+        index: usize,
+        target: &str,
+        rows: &str,
+        filter: Option<&str>,
+        count_late: bool,
+    ) -> String {
         let table = &self.tables[index];
         let bucket = self.bucket_of(&ident(&self.time_column), &table.granularity);
         let mut conditions: Vec<String> = filter.map(str::to_string).into_iter().collect();
         if let Some(keep) = &table.keep {
-            conditions.push(format!("{bucket} >= {} - {}", self.now_bucket(&table.granularity), keep.sql()));
+            conditions.push(format!(
+                "{bucket} >= {} - {}",
+                self.now_bucket(&table.granularity),
+                keep.sql()
+            ));
         }
         let late = if count_late {
             format!(
@@ -390,7 +473,11 @@ impl Rollup {
         } else {
             "0".into()
         };
-        let aggregates: String = self.metrics.iter().map(|m| format!(", {}", m.kind().aggregate(&m.column))).collect();
+        let aggregates: String = self
+            .metrics
+            .iter()
+            .map(|m| format!(", {}", m.kind().aggregate(&m.column)))
+            .collect();
         let merges = self.conflict_merges();
         let groups = self.group_positions();
         format!(
@@ -417,7 +504,11 @@ impl Rollup {
             literal(&self.time_column)
         )];
         statements.extend(
-            targets.tables.iter().enumerate().map(|(i, target)| self.upsert(i, target, "new_rows", None, true)),
+            targets
+                .tables
+                .iter()
+                .enumerate()
+                .map(|(i, target)| self.upsert(i, target, "new_rows", None, true)),
         );
         statements
     }
@@ -437,13 +528,20 @@ impl Rollup {
                 "SELECT b{key} FROM (SELECT {bucket} AS b{key} FROM old_rows UNION SELECT {bucket}{key} FROM new_rows) s WHERE b IS NOT NULL"
             ),
         };
-        format!("INSERT INTO {} (bucket{key_column}) {rows} ON CONFLICT DO NOTHING", targets.stale)
+        format!(
+            "INSERT INTO {} (bucket{key_column}) {rows} ON CONFLICT DO NOTHING",
+            targets.stale
+        )
     }
 
     /// Fills tier `index` from the rollup table.
     pub fn tier_fill(&self, index: usize) -> String {
         let tier = &self.tables[index];
-        let reaggregates: String = self.metrics.iter().map(|m| format!(", {}", m.kind().reaggregate(&m.name))).collect();
+        let reaggregates: String = self
+            .metrics
+            .iter()
+            .map(|m| format!(", {}", m.kind().reaggregate(&m.name)))
+            .collect();
         format!(
             "INSERT INTO {} (bucket{dims}, event_count, late_events{names})\n\
              SELECT {}{dims}, pg_catalog.sum(event_count), pg_catalog.sum(late_events){reaggregates}\n  FROM {}\n \
@@ -468,12 +566,18 @@ impl Rollup {
         );
         let time = ident(&self.time_column);
         [
-            format!("DELETE FROM {} WHERE bucket IN {buckets}", table.table.sql()),
+            format!(
+                "DELETE FROM {} WHERE bucket IN {buckets}",
+                table.table.sql()
+            ),
             self.upsert(
                 index,
                 &table.table.sql(),
                 &self.source.sql(),
-                Some(&format!("{} IN {buckets}", self.bucket_of(&time, &table.granularity))),
+                Some(&format!(
+                    "{} IN {buckets}",
+                    self.bucket_of(&time, &table.granularity)
+                )),
                 false,
             ),
         ]
@@ -499,7 +603,12 @@ impl Rollup {
     /// `wires` (bucket, dimensions, event_count, late_events, metrics; see `partials`), into
     /// `target` (one of the rollup's tables), each cast to its column's type (the dimensions'
     /// are `dimension_types`).
-    pub fn upsert_partials(&self, target: &str, dimension_types: &[&str], wires: &[&str]) -> String {
+    pub fn upsert_partials(
+        &self,
+        target: &str,
+        dimension_types: &[&str],
+        wires: &[&str],
+    ) -> String {
         let types: Vec<String> = std::iter::once(self.time_type.clone())
             .chain(dimension_types.iter().map(|t| t.to_string()))
             .chain(["bigint".to_string(), "bigint".to_string()])
@@ -507,8 +616,12 @@ impl Rollup {
             .collect();
         // Unnested in the select list, where the arrays are read in step as ROWS FROM would,
         // without first copying every row into a tuplestore (a fifth of the upsert).
-        let columns: Vec<String> =
-            wires.iter().zip(&types).enumerate().map(|(i, (w, t))| format!("pg_catalog.unnest(${}::{w}[])::{t}", i + 1)).collect();
+        let columns: Vec<String> = wires
+            .iter()
+            .zip(&types)
+            .enumerate()
+            .map(|(i, (w, t))| format!("pg_catalog.unnest(${}::{w}[])::{t}", i + 1))
+            .collect();
         let merges = self.conflict_merges();
         let groups = self.group_positions();
         format!(
@@ -533,9 +646,19 @@ impl Rollup {
         } else {
             "'2000-01-01 00:00:00+00'::pg_catalog.timestamptz"
         };
-        let micros = |at: String| format!("(extract(epoch FROM {at} - {base}) * 1000000)::pg_catalog.int8");
-        let late: Vec<String> =
-            self.tables.iter().map(|t| micros(format!("{} - {}", self.now_bucket(&t.granularity), t.granularity.sql()))).collect();
+        let micros =
+            |at: String| format!("(extract(epoch FROM {at} - {base}) * 1000000)::pg_catalog.int8");
+        let late: Vec<String> = self
+            .tables
+            .iter()
+            .map(|t| {
+                micros(format!(
+                    "{} - {}",
+                    self.now_bucket(&t.granularity),
+                    t.granularity.sql()
+                ))
+            })
+            .collect();
         let keep: Vec<String> = self
             .tables
             .iter()
@@ -544,7 +667,11 @@ impl Rollup {
                 None => "NULL::pg_catalog.int8".into(),
             })
             .collect();
-        format!("SELECT ARRAY[{}], ARRAY[{}]", late.join(", "), keep.join(", "))
+        format!(
+            "SELECT ARRAY[{}], ARRAY[{}]",
+            late.join(", "),
+            keep.join(", ")
+        )
     }
 
     /// Deletes rows of table `index` past its retention.
@@ -565,31 +692,68 @@ mod tests {
     use super::*;
 
     fn columns() -> BTreeMap<String, String> {
-        [("ms", "integer"), ("big", "bigint"), ("user_id", "text"), ("page", "text"), ("at", "timestamp with time zone")]
-            .into_iter()
-            .map(|(a, b)| (a.to_string(), b.to_string()))
-            .collect()
+        [
+            ("ms", "integer"),
+            ("big", "bigint"),
+            ("user_id", "text"),
+            ("page", "text"),
+            ("at", "timestamp with time zone"),
+        ]
+        .into_iter()
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+        .collect()
     }
 
     fn metrics(pairs: &[(&str, &str)]) -> Result<Vec<Metric>, MetricError> {
-        let m = pairs.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect();
+        let m = pairs
+            .iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect();
         parse_metrics("app.events", &m, &["page".to_string()], &columns())
     }
 
-    const MINUTE: Interval = Interval { months: 0, days: 0, micros: 60_000_000 };
-    const HOUR: Interval = Interval { months: 0, days: 0, micros: 3_600_000_000 };
+    const MINUTE: Interval = Interval {
+        months: 0,
+        days: 0,
+        micros: 60_000_000,
+    };
+    const HOUR: Interval = Interval {
+        months: 0,
+        days: 0,
+        micros: 3_600_000_000,
+    };
 
     fn rollup(stale_key: Option<&str>) -> Rollup {
-        let name = |n: &str| QualifiedName { schema: "app".into(), name: n.into() };
+        let name = |n: &str| QualifiedName {
+            schema: "app".into(),
+            name: n.into(),
+        };
         Rollup {
             source: name("events"),
             time_column: "at".into(),
             time_type: "timestamp with time zone".into(),
             dimensions: vec!["page".into()],
-            metrics: metrics(&[("total", "sum(ms)"), ("users", "distinct(user_id, 11)"), ("top", "top(page, 5)")]).unwrap(),
+            metrics: metrics(&[
+                ("total", "sum(ms)"),
+                ("users", "distinct(user_id, 11)"),
+                ("top", "top(page, 5)"),
+            ])
+            .unwrap(),
             tables: vec![
-                Table { table: name("per_minute"), granularity: MINUTE, keep: None },
-                Table { table: name("per_hour"), granularity: HOUR, keep: Some(Interval { months: 1, days: 0, micros: 0 }) },
+                Table {
+                    table: name("per_minute"),
+                    granularity: MINUTE,
+                    keep: None,
+                },
+                Table {
+                    table: name("per_hour"),
+                    granularity: HOUR,
+                    keep: Some(Interval {
+                        months: 1,
+                        days: 0,
+                        micros: 0,
+                    }),
+                },
             ],
             stale: name("per_minute_stale"),
             stale_key: stale_key.map(str::to_string),
@@ -600,28 +764,79 @@ mod tests {
     fn every_kind_parses_with_its_limits() {
         let parsed = |d: &str| MetricKind::parse("m", d);
         assert_eq!(parsed("sum(ms)"), Ok((MetricKind::Sum, "ms".into())));
-        assert_eq!(parsed(" distinct ( user_id , 011 ) "), Ok((MetricKind::Distinct(11), "user_id".into())));
-        assert_eq!(parsed("distinct(user_id)"), Ok((MetricKind::Distinct(14), "user_id".into())));
-        assert_eq!(parsed("top(page, 10000)"), Ok((MetricKind::Top(10000), "page".into())));
-        for bad in ["sum(ms, 3)", "top(page)", "avg(ms)", "sum(m s)", "sum(\"ms\")", "sum(ms", "sum()", "top(page, -1)", "top(page, 1e3)"] {
-            assert!(matches!(parsed(bad), Err(MetricError::Invalid { .. })), "{bad}");
+        assert_eq!(
+            parsed(" distinct ( user_id , 011 ) "),
+            Ok((MetricKind::Distinct(11), "user_id".into()))
+        );
+        assert_eq!(
+            parsed("distinct(user_id)"),
+            Ok((MetricKind::Distinct(14), "user_id".into()))
+        );
+        assert_eq!(
+            parsed("top(page, 10000)"),
+            Ok((MetricKind::Top(10000), "page".into()))
+        );
+        for bad in [
+            "sum(ms, 3)",
+            "top(page)",
+            "avg(ms)",
+            "sum(m s)",
+            "sum(\"ms\")",
+            "sum(ms",
+            "sum()",
+            "top(page, -1)",
+            "top(page, 1e3)",
+        ] {
+            assert!(
+                matches!(parsed(bad), Err(MetricError::Invalid { .. })),
+                "{bad}"
+            );
         }
-        for out_of_range in ["distinct(u, 3)", "distinct(u, 19)", "distinct(u, 99999999999999999999999)", "top(p, 0)", "top(p, 10001)"] {
-            let Err(MetricError::Invalid { message, .. }) = parsed(out_of_range) else { panic!("{out_of_range}") };
+        for out_of_range in [
+            "distinct(u, 3)",
+            "distinct(u, 19)",
+            "distinct(u, 99999999999999999999999)",
+            "top(p, 0)",
+            "top(p, 10001)",
+        ] {
+            let Err(MetricError::Invalid { message, .. }) = parsed(out_of_range) else {
+                panic!("{out_of_range}")
+            };
             assert!(message.contains("must be between"), "{message}");
         }
     }
 
     #[test]
     fn metric_columns_are_checked_and_widened() {
-        let m = metrics(&[("a", "sum(ms)"), ("b", "sum(big)"), ("c", "max(page)"), ("d", "quantiles(ms)")]).unwrap();
+        let m = metrics(&[
+            ("a", "sum(ms)"),
+            ("b", "sum(big)"),
+            ("c", "max(page)"),
+            ("d", "quantiles(ms)"),
+        ])
+        .unwrap();
         let types: Vec<&str> = m.iter().map(|m| m.column_type.as_str()).collect();
         assert_eq!(types, ["bigint", "numeric", "text", "collect.quantiles"]);
-        assert!(matches!(metrics(&[("a", "sum(page)")]), Err(MetricError::DatatypeMismatch(_))));
-        assert!(matches!(metrics(&[("a", "sum(nope)")]), Err(MetricError::UndefinedColumn(_))));
-        assert!(matches!(metrics(&[("page", "sum(ms)")]), Err(MetricError::DuplicateColumn(_))));
-        assert!(matches!(metrics(&[("bucket", "sum(ms)")]), Err(MetricError::DuplicateColumn(_))));
-        assert!(matches!(metrics(&[("", "sum(ms)")]), Err(MetricError::Invalid { .. })));
+        assert!(matches!(
+            metrics(&[("a", "sum(page)")]),
+            Err(MetricError::DatatypeMismatch(_))
+        ));
+        assert!(matches!(
+            metrics(&[("a", "sum(nope)")]),
+            Err(MetricError::UndefinedColumn(_))
+        ));
+        assert!(matches!(
+            metrics(&[("page", "sum(ms)")]),
+            Err(MetricError::DuplicateColumn(_))
+        ));
+        assert!(matches!(
+            metrics(&[("bucket", "sum(ms)")]),
+            Err(MetricError::DuplicateColumn(_))
+        ));
+        assert!(matches!(
+            metrics(&[("", "sum(ms)")]),
+            Err(MetricError::Invalid { .. })
+        ));
         // Stored precision only where the user wrote one.
         let m = metrics(&[("a", "distinct(user_id)"), ("b", "distinct(user_id, 12)")]).unwrap();
         assert_eq!((m[0].precision, m[1].precision), (None, Some(12)));
@@ -640,13 +855,28 @@ mod tests {
         assert!(minute.contains("collect.topk_agg(\"page\"::pg_catalog.text, 5)"));
         assert!(minute.contains("ON CONFLICT (bucket, \"page\") DO UPDATE"));
         assert!(minute.contains("\"users\" = coalesce(collect.hll_union(r.\"users\", excluded.\"users\"), r.\"users\", excluded.\"users\")"));
-        assert!(!minute.contains("\n WHERE"), "no retention, no filter: {minute}");
+        assert!(
+            !minute.contains("\n WHERE"),
+            "no retention, no filter: {minute}"
+        );
         let hour = &statements[2];
         assert!(hour.contains("pg_catalog.date_bin('0 mons 0 days 3600000000 microseconds'::pg_catalog.interval, \"at\", collect._bucket_origin())"));
-        assert!(hour.contains("WHERE pg_catalog.date_bin(") && hour.contains(" - '1 mons 0 days 0 microseconds'::pg_catalog.interval"), "{hour}");
+        assert!(
+            hour.contains("WHERE pg_catalog.date_bin(")
+                && hour.contains(" - '1 mons 0 days 0 microseconds'::pg_catalog.interval"),
+            "{hour}"
+        );
         // Shard names replace the rollup's own.
-        let shards = Targets { tables: vec!["\"app\".\"per_minute_7\"".into(), "\"app\".\"per_hour_8\"".into()], stale: "x".into() };
-        assert!(r.ingest_statements(&shards)[2].starts_with("INSERT INTO \"app\".\"per_hour_8\" AS r"));
+        let shards = Targets {
+            tables: vec![
+                "\"app\".\"per_minute_7\"".into(),
+                "\"app\".\"per_hour_8\"".into(),
+            ],
+            stale: "x".into(),
+        };
+        assert!(
+            r.ingest_statements(&shards)[2].starts_with("INSERT INTO \"app\".\"per_hour_8\" AS r")
+        );
     }
 
     #[test]
@@ -654,7 +884,11 @@ mod tests {
         let mut r = rollup(None);
         r.time_type = "timestamp without time zone".into();
         let s = r.upsert(1, "t", "new_rows", None, true);
-        assert!(s.contains("'2000-01-03 00:00:00'::pg_catalog.timestamp") && s.contains("LOCALTIMESTAMP"), "{s}");
+        assert!(
+            s.contains("'2000-01-03 00:00:00'::pg_catalog.timestamp")
+                && s.contains("LOCALTIMESTAMP"),
+            "{s}"
+        );
         assert!(!s.contains("_bucket_origin") && !s.contains("now()"), "{s}");
     }
 
@@ -662,12 +896,22 @@ mod tests {
     fn corrections_mark_buckets_stale() {
         let r = rollup(None);
         let t = r.own_targets();
-        assert!(r.mark_stale(Correction::Truncate, &t).contains("SELECT DISTINCT bucket FROM \"app\".\"per_minute\""));
-        assert!(r.mark_stale(Correction::Delete, &t).contains("FROM old_rows WHERE \"at\" IS NOT NULL"));
+        assert!(r
+            .mark_stale(Correction::Truncate, &t)
+            .contains("SELECT DISTINCT bucket FROM \"app\".\"per_minute\""));
+        assert!(r
+            .mark_stale(Correction::Delete, &t)
+            .contains("FROM old_rows WHERE \"at\" IS NOT NULL"));
         let update = r.mark_stale(Correction::Update, &t);
-        assert!(update.contains("old_rows UNION") && update.starts_with("INSERT INTO \"app\".\"per_minute_stale\" (bucket) SELECT b FROM"));
+        assert!(
+            update.contains("old_rows UNION")
+                && update
+                    .starts_with("INSERT INTO \"app\".\"per_minute_stale\" (bucket) SELECT b FROM")
+        );
         let citus = rollup(Some("page"));
-        assert!(citus.mark_stale(Correction::Update, &t).starts_with("INSERT INTO \"app\".\"per_minute_stale\" (bucket, \"page\") SELECT b, \"page\" FROM"));
+        assert!(citus.mark_stale(Correction::Update, &t).starts_with(
+            "INSERT INTO \"app\".\"per_minute_stale\" (bucket, \"page\") SELECT b, \"page\" FROM"
+        ));
     }
 
     #[test]
@@ -675,20 +919,52 @@ mod tests {
         let r = rollup(None);
         let fill = r.tier_fill(1);
         assert!(fill.starts_with("INSERT INTO \"app\".\"per_hour\" (bucket, \"page\", event_count, late_events, \"top\", \"total\", \"users\")"));
-        assert!(fill.contains("collect.merge(\"users\")") && fill.contains("pg_catalog.sum(\"total\")") && fill.contains("GROUP BY 1, 2"));
+        assert!(
+            fill.contains("collect.merge(\"users\")")
+                && fill.contains("pg_catalog.sum(\"total\")")
+                && fill.contains("GROUP BY 1, 2")
+        );
         let [delete, rebuild] = r.refresh(1);
-        assert!(delete.contains("pg_catalog.unnest($1::timestamp with time zone[])"), "{delete}");
-        assert!(rebuild.contains("FROM \"app\".\"events\"") && rebuild.contains(", 0, "), "{rebuild}");
-        let wires = ["timestamp with time zone", "pg_catalog.text", "pg_catalog.int8", "pg_catalog.int8", "collect.topk", "pg_catalog.int8", "collect.hll"];
+        assert!(
+            delete.contains("pg_catalog.unnest($1::timestamp with time zone[])"),
+            "{delete}"
+        );
+        assert!(
+            rebuild.contains("FROM \"app\".\"events\"") && rebuild.contains(", 0, "),
+            "{rebuild}"
+        );
+        let wires = [
+            "timestamp with time zone",
+            "pg_catalog.text",
+            "pg_catalog.int8",
+            "pg_catalog.int8",
+            "collect.topk",
+            "pg_catalog.int8",
+            "collect.hll",
+        ];
         let partials = r.upsert_partials(&r.tables[1].table.sql(), &["pg_catalog.text"], &wires);
         assert!(!partials.contains("ROWS FROM"), "{partials}");
         assert!(partials.contains("SELECT pg_catalog.unnest($1::timestamp with time zone[])::timestamp with time zone,\n       pg_catalog.unnest($2::pg_catalog.text[])::pg_catalog.text,\n       pg_catalog.unnest($3::pg_catalog.int8[])::bigint,\n       pg_catalog.unnest($4::pg_catalog.int8[])::bigint,\n       pg_catalog.unnest($5::collect.topk[])::collect.topk,\n       pg_catalog.unnest($6::pg_catalog.int8[])::bigint,\n       pg_catalog.unnest($7::collect.hll[])::collect.hll\n ORDER BY 1, 2\n"), "{partials}");
-        assert!(partials.starts_with("INSERT INTO \"app\".\"per_hour\" AS r") && partials.contains("ORDER BY 1, 2"));
+        assert!(
+            partials.starts_with("INSERT INTO \"app\".\"per_hour\" AS r")
+                && partials.contains("ORDER BY 1, 2")
+        );
         let thresholds = r.thresholds();
-        assert!(thresholds.contains("NULL::pg_catalog.int8") && thresholds.contains("'1 mons 0 days 0 microseconds'"), "{thresholds}");
+        assert!(
+            thresholds.contains("NULL::pg_catalog.int8")
+                && thresholds.contains("'1 mons 0 days 0 microseconds'"),
+            "{thresholds}"
+        );
         let range = r.buckets_between();
-        assert!(range.contains("FROM \"app\".\"events\" WHERE \"at\" >= $1 AND \"at\" < $2") && range.contains("FROM \"app\".\"per_minute\" WHERE bucket >="), "{range}");
+        assert!(
+            range.contains("FROM \"app\".\"events\" WHERE \"at\" >= $1 AND \"at\" < $2")
+                && range.contains("FROM \"app\".\"per_minute\" WHERE bucket >="),
+            "{range}"
+        );
         assert_eq!(r.retention(0), None);
-        assert!(r.retention(1).unwrap().starts_with("DELETE FROM \"app\".\"per_hour\" WHERE bucket < pg_catalog.date_bin("));
+        assert!(r
+            .retention(1)
+            .unwrap()
+            .starts_with("DELETE FROM \"app\".\"per_hour\" WHERE bucket < pg_catalog.date_bin("));
     }
 }

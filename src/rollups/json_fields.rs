@@ -55,13 +55,18 @@ fn plain_text(bytes: &[u8]) -> Option<usize> {
     while let Some(word) = bytes.get(at..at + 8) {
         let word = u64::from_le_bytes(word.try_into().expect("eight bytes"));
         let zero = |x: u64| x.wrapping_sub(ONES) & !x & HIGHS;
-        let ends = zero(word ^ (ONES * u64::from(b'"'))) | zero(word ^ (ONES * u64::from(b'\\'))) | (word.wrapping_sub(ONES * 0x20) & !word & HIGHS);
+        let ends = zero(word ^ (ONES * u64::from(b'"')))
+            | zero(word ^ (ONES * u64::from(b'\\')))
+            | (word.wrapping_sub(ONES * 0x20) & !word & HIGHS);
         if ends != 0 {
             return Some(at + ends.trailing_zeros() as usize / 8);
         }
         at += 8;
     }
-    bytes[at..].iter().position(|&c| ENDS_PLAIN_TEXT[usize::from(c)]).map(|p| at + p)
+    bytes[at..]
+        .iter()
+        .position(|&c| ENDS_PLAIN_TEXT[usize::from(c)])
+        .map(|p| at + p)
 }
 
 /// Objects and arrays nested deeper than this are left to jsonb.
@@ -71,8 +76,16 @@ const DEPTH: usize = 256;
 /// value of the key `wanted[i]` wherever the line has it; the offset past the line's end (its
 /// newline, or the text's end). None when the line is not one JSON object that jsonb accepts.
 /// Every byte of a line is read here, so lumps are not split into lines beforehand.
-pub fn line<'a>(text: &'a str, at: usize, wanted: &[&str], found: &mut [Option<Field<'a>>]) -> Option<usize> {
-    let mut s = Scanner { b: text.as_bytes(), at };
+pub fn line<'a>(
+    text: &'a str,
+    at: usize,
+    wanted: &[&str],
+    found: &mut [Option<Field<'a>>],
+) -> Option<usize> {
+    let mut s = Scanner {
+        b: text.as_bytes(),
+        at,
+    };
     s.space();
     s.expect(b'{')?;
     s.space();
@@ -86,8 +99,15 @@ pub fn line<'a>(text: &'a str, at: usize, wanted: &[&str], found: &mut [Option<F
             s.space();
             let start = s.at;
             let escaped = s.value()?;
-            let field = Field { text: &text[start..s.at], escaped };
-            let key: Cow<str> = if key_escaped { Cow::Owned(unescape(key)?) } else { Cow::Borrowed(key) };
+            let field = Field {
+                text: &text[start..s.at],
+                escaped,
+            };
+            let key: Cow<str> = if key_escaped {
+                Cow::Owned(unescape(key)?)
+            } else {
+                Cow::Borrowed(key)
+            };
             // A column may be read more than once (a dimension that a metric counts too).
             for (slot, name) in found.iter_mut().zip(wanted) {
                 // Keys are short: a loop beats a call to memcmp.
@@ -156,7 +176,9 @@ impl Scanner<'_> {
             b'n' => b"null",
             _ => return self.number(),
         };
-        self.b[self.at..].starts_with(literal).then(|| self.at += literal.len())
+        self.b[self.at..]
+            .starts_with(literal)
+            .then(|| self.at += literal.len())
     }
 
     /// `-? (0 | [1-9][0-9]*) (. [0-9]+)? ([eE] [+-]? [0-9]+)?`
@@ -409,11 +431,17 @@ mod tests {
     fn lines_are_json_objects_as_jsonb_reads_them() {
         for line in ACCEPTED {
             assert!(scan(line, &[]).is_some(), "accepts {line}");
-            assert!(serde_json::from_str::<serde_json::Value>(line).is_ok(), "serde agrees on {line}");
+            assert!(
+                serde_json::from_str::<serde_json::Value>(line).is_ok(),
+                "serde agrees on {line}"
+            );
         }
         for line in REJECTED {
             assert!(scan(line, &[]).is_none(), "rejects {line}");
-            assert!(serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(line).is_err(), "serde agrees on {line}");
+            assert!(
+                serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(line).is_err(),
+                "serde agrees on {line}"
+            );
         }
         for line in REFUSED_BY_JSONB {
             assert!(scan(line, &[]).is_none(), "refuses {line}");
@@ -426,7 +454,9 @@ mod tests {
         // next to those that end text (0x1f, 0x20, 0x21, 0x22, 0x5b..0x5d, 0x7f, 0x80, 0xff).
         for end in 0..=255u8 {
             for len in 0..20 {
-                let mut bytes: Vec<u8> = (0..len).map(|i| [0x20, 0x21, 0x23, 0x5b, 0x5d, 0x7f, 0x80, 0xff][i % 8]).collect();
+                let mut bytes: Vec<u8> = (0..len)
+                    .map(|i| [0x20, 0x21, 0x23, 0x5b, 0x5d, 0x7f, 0x80, 0xff][i % 8])
+                    .collect();
                 bytes.push(end);
                 bytes.extend_from_slice(b"\"\\\x00abc");
                 let expected = bytes.iter().position(|&c| ENDS_PLAIN_TEXT[usize::from(c)]);
@@ -441,12 +471,23 @@ mod tests {
         let text = "{\"a\": 1} \r\n{\"a\": [2,\n3]}\n{\"a\": 3}";
         let mut found = [None];
         let second = line(text, 0, &["a"], &mut found).unwrap();
-        assert_eq!((&text[second..second + 1], found[0].unwrap().text), ("{", "1"));
-        assert_eq!(line(text, second, &["a"], &mut found), None, "an object broken over two lines is two bad lines, as jsonb reads them");
+        assert_eq!(
+            (&text[second..second + 1], found[0].unwrap().text),
+            ("{", "1")
+        );
+        assert_eq!(
+            line(text, second, &["a"], &mut found),
+            None,
+            "an object broken over two lines is two bad lines, as jsonb reads them"
+        );
         let third = text.rfind('{').unwrap();
         assert_eq!(line(text, third, &["a"], &mut found), Some(text.len()));
         assert_eq!(line("{}\n", 0, &[], &mut []), Some(3));
-        assert_eq!(line("\n", 0, &[], &mut []), None, "blank lines are the caller's to skip");
+        assert_eq!(
+            line("\n", 0, &[], &mut []),
+            None,
+            "blank lines are the caller's to skip"
+        );
     }
 
     #[test]
@@ -454,7 +495,11 @@ mod tests {
         let deep = |n: usize| format!("{{\"a\": {}1{}}}", "[".repeat(n), "]".repeat(n));
         assert!(scan(&deep(DEPTH), &[]).is_some());
         assert!(scan(&deep(DEPTH + 1), &[]).is_none(), "left to jsonb");
-        let objects = format!("{{\"a\": {}1{}}}", "{\"b\": ".repeat(DEPTH), "}".repeat(DEPTH));
+        let objects = format!(
+            "{{\"a\": {}1{}}}",
+            "{\"b\": ".repeat(DEPTH),
+            "}".repeat(DEPTH)
+        );
         assert!(scan(&objects, &["a"]).is_some());
     }
 
@@ -463,9 +508,19 @@ mod tests {
         let line = r#"{"at": "2026-11-01T00:00:00Z", "n": {"at": 5}, "ms": 12, "ms": -3.5e2, "page": null, "x": [1]}"#;
         assert_eq!(
             scan(line, &["at", "ms", "page", "gone", "ms"]).unwrap(),
-            vec![Some(r#""2026-11-01T00:00:00Z""#), Some("-3.5e2"), Some("null"), None, Some("-3.5e2")]
+            vec![
+                Some(r#""2026-11-01T00:00:00Z""#),
+                Some("-3.5e2"),
+                Some("null"),
+                None,
+                Some("-3.5e2")
+            ]
         );
-        assert_eq!(scan(r#"{"p\u0061ge": 1, "page": 2, "pag\u0065": 3}"#, &["page"]).unwrap(), vec![Some("3")], "escaped keys match");
+        assert_eq!(
+            scan(r#"{"p\u0061ge": 1, "page": 2, "pag\u0065": 3}"#, &["page"]).unwrap(),
+            vec![Some("3")],
+            "escaped keys match"
+        );
     }
 
     #[test]
@@ -474,21 +529,34 @@ mod tests {
             assert_eq!(line(text, 0, wanted, found), Some(text.len()), "{text}");
         }
         for line in ACCEPTED {
-            let value: serde_json::Map<String, serde_json::Value> = serde_json::from_str(line).unwrap();
+            let value: serde_json::Map<String, serde_json::Value> =
+                serde_json::from_str(line).unwrap();
             for (key, expected) in &value {
                 let mut found = [None];
                 line_(line, &[key.as_str()], &mut found);
                 let field = found[0].unwrap();
                 match expected {
-                    serde_json::Value::String(s) => assert_eq!(field.string().as_deref(), Some(s.as_str()), "{line}"),
+                    serde_json::Value::String(s) => {
+                        assert_eq!(field.string().as_deref(), Some(s.as_str()), "{line}")
+                    }
                     other => {
                         assert_eq!(field.string(), None);
-                        assert_eq!(serde_json::from_str::<serde_json::Value>(field.text).unwrap(), *other, "{line}");
+                        assert_eq!(
+                            serde_json::from_str::<serde_json::Value>(field.text).unwrap(),
+                            *other,
+                            "{line}"
+                        );
                     }
                 }
             }
         }
-        let plain = Field { text: r#""abc""#, escaped: false };
-        assert!(matches!(plain.string(), Some(Cow::Borrowed("abc"))), "borrowed without escapes");
+        let plain = Field {
+            text: r#""abc""#,
+            escaped: false,
+        };
+        assert!(
+            matches!(plain.string(), Some(Cow::Borrowed("abc"))),
+            "borrowed without escapes"
+        );
     }
 }

@@ -60,7 +60,9 @@ pub fn aggregate(plan: &Plan, text: &str, memory: usize) -> Option<(Vec<Columns>
 
 /// A column's value from its JSON, or None where only Postgres' input function may decide.
 fn value(field: Option<Field<'_>>, kind: Kind) -> Option<Value<'_>> {
-    let Some(field) = field else { return Some(Value::Null) };
+    let Some(field) = field else {
+        return Some(Value::Null);
+    };
     let text = field.text;
     if text == "null" {
         return Some(Value::Null);
@@ -122,10 +124,15 @@ fn parse_time(field: Field, with_zone: bool) -> Option<i64> {
     let b = text.as_bytes();
     let num = |from: usize, len: usize| -> Option<i64> {
         let part = b.get(from..from + len)?;
-        part.iter().all(u8::is_ascii_digit).then(|| part.iter().fold(0i64, |n, d| n * 10 + i64::from(d - b'0')))
+        part.iter()
+            .all(u8::is_ascii_digit)
+            .then(|| part.iter().fold(0i64, |n, d| n * 10 + i64::from(d - b'0')))
     };
     let (year, month, day) = (num(0, 4)?, num(5, 2)?, num(8, 2)?);
-    if b.get(4) != Some(&b'-') || b.get(7) != Some(&b'-') || !matches!(b.get(10), Some(b'T' | b't' | b' ')) {
+    if b.get(4) != Some(&b'-')
+        || b.get(7) != Some(&b'-')
+        || !matches!(b.get(10), Some(b'T' | b't' | b' '))
+    {
         return None;
     }
     let (hour, minute) = (num(11, 2)?, num(14, 2)?);
@@ -139,7 +146,10 @@ fn parse_time(field: Field, with_zone: bool) -> Option<i64> {
         second = num(at + 1, 2)?;
         at += 3;
         if b.get(at) == Some(&b'.') {
-            let digits = b[at + 1..].iter().take_while(|c| c.is_ascii_digit()).count();
+            let digits = b[at + 1..]
+                .iter()
+                .take_while(|c| c.is_ascii_digit())
+                .count();
             if digits == 0 || digits > 6 {
                 return None;
             }
@@ -196,10 +206,17 @@ mod tests {
     use crate::rollups::partials::{Cell, Thresholds};
     use std::collections::{BTreeMap, HashMap};
 
-    const MINUTE: Interval = Interval { months: 0, days: 0, micros: 60_000_000 };
+    const MINUTE: Interval = Interval {
+        months: 0,
+        days: 0,
+        micros: 60_000_000,
+    };
 
     fn raw(json: &str) -> Field<'_> {
-        Field { text: json, escaped: json.contains('\\') }
+        Field {
+            text: json,
+            escaped: json.contains('\\'),
+        }
     }
 
     #[test]
@@ -210,10 +227,21 @@ mod tests {
         assert_eq!(t("2000-01-01T01:30:00+01:30", true), Some(0));
         assert_eq!(t("2000-01-01T00:00:00.5Z", true), Some(500_000));
         assert_eq!(t("1999-12-31T23:59:59.999999Z", true), Some(-1));
-        assert_eq!(t("2026-11-01 10:00", false), Some((days_from_civil(2026, 11, 1) - 10957) * 86_400_000_000 + 36_000_000_000));
+        assert_eq!(
+            t("2026-11-01 10:00", false),
+            Some((days_from_civil(2026, 11, 1) - 10957) * 86_400_000_000 + 36_000_000_000)
+        );
         assert_eq!(t("2024-02-29T00:00:00Z", true).is_some(), true);
-        for declined in ["2023-02-29T00:00:00Z", "2026-11-01T24:00:00Z", "2026-11-01T00:00:00", "2026-11-01", "now",
-                         "2026-11-01T00:00:00.1234567Z", "2026-11-01T00:00:60Z", "2026-11-01 10:00+01"] {
+        for declined in [
+            "2023-02-29T00:00:00Z",
+            "2026-11-01T24:00:00Z",
+            "2026-11-01T00:00:00",
+            "2026-11-01",
+            "now",
+            "2026-11-01T00:00:00.1234567Z",
+            "2026-11-01T00:00:60Z",
+            "2026-11-01 10:00+01",
+        ] {
             let zone = !declined.ends_with("+01");
             assert_eq!(t(declined, zone), None, "{declined}");
         }
@@ -227,8 +255,14 @@ mod tests {
         assert_eq!(v("42", int), "Some(Int(42))");
         assert_eq!(v("-0", int), "Some(Int(0))");
         let big = Kind::of("bigint").unwrap();
-        assert_eq!(v("-9223372036854775808", big), "Some(Int(-9223372036854775808))");
-        assert_eq!(v("9223372036854775807", big), "Some(Int(9223372036854775807))");
+        assert_eq!(
+            v("-9223372036854775808", big),
+            "Some(Int(-9223372036854775808))"
+        );
+        assert_eq!(
+            v("9223372036854775807", big),
+            "Some(Int(9223372036854775807))"
+        );
         for declined in ["9223372036854775808", "-9223372036854775809", "-", "1-"] {
             assert_eq!(v(declined, big), "None", "{declined}");
         }
@@ -238,22 +272,38 @@ mod tests {
         assert_eq!(v("null", int), "Some(Null)");
         assert_eq!(v("1e400", Kind::Float8), "None");
         assert_eq!(v("0.1", Kind::Float8), "Some(Float(0.1))");
-        assert_eq!(value(Some(raw("\"a\\u00e9\"")), Kind::Text), Some(Value::Text(Cow::Owned("aé".as_bytes().to_vec()))));
+        assert_eq!(
+            value(Some(raw("\"a\\u00e9\"")), Kind::Text),
+            Some(Value::Text(Cow::Owned("aé".as_bytes().to_vec())))
+        );
         assert_eq!(v("\"a\\u0000\"", Kind::Text), "None");
         assert_eq!(v("12", Kind::Text), "None");
         assert!(Kind::of("numeric").is_none() && Kind::of("character varying(10)").is_none());
     }
 
     fn plan() -> (Rollup, Plan) {
-        let columns: BTreeMap<String, String> = [("at", "timestamp with time zone"), ("page", "text"), ("ms", "integer"), ("user_id", "bigint")]
-            .into_iter()
-            .map(|(a, b)| (a.into(), b.into()))
-            .collect();
-        let metrics: BTreeMap<String, String> = [("total", "sum(ms)"), ("users", "distinct(user_id)"), ("p", "quantiles(ms)"), ("top", "top(page, 2)")]
-            .into_iter()
-            .map(|(a, b)| (a.into(), b.into()))
-            .collect();
-        let name = |n: &str| QualifiedName { schema: "s".into(), name: n.into() };
+        let columns: BTreeMap<String, String> = [
+            ("at", "timestamp with time zone"),
+            ("page", "text"),
+            ("ms", "integer"),
+            ("user_id", "bigint"),
+        ]
+        .into_iter()
+        .map(|(a, b)| (a.into(), b.into()))
+        .collect();
+        let metrics: BTreeMap<String, String> = [
+            ("total", "sum(ms)"),
+            ("users", "distinct(user_id)"),
+            ("p", "quantiles(ms)"),
+            ("top", "top(page, 2)"),
+        ]
+        .into_iter()
+        .map(|(a, b)| (a.into(), b.into()))
+        .collect();
+        let name = |n: &str| QualifiedName {
+            schema: "s".into(),
+            name: n.into(),
+        };
         let rollup = Rollup {
             source: name("v"),
             time_column: "at".into(),
@@ -261,14 +311,29 @@ mod tests {
             dimensions: vec!["page".into()],
             metrics: parse_metrics("s.v", &metrics, &["page".into()], &columns).unwrap(),
             tables: vec![
-                Table { table: name("m"), granularity: MINUTE, keep: None },
-                Table { table: name("h"), granularity: Interval { months: 0, days: 0, micros: 3_600_000_000 }, keep: None },
+                Table {
+                    table: name("m"),
+                    granularity: MINUTE,
+                    keep: None,
+                },
+                Table {
+                    table: name("h"),
+                    granularity: Interval {
+                        months: 0,
+                        days: 0,
+                        micros: 3_600_000_000,
+                    },
+                    keep: None,
+                },
             ],
             stale: name("m_stale"),
             stale_key: None,
         };
         let types: HashMap<String, String> = columns.into_iter().collect();
-        let th = Thresholds { late_before: 0, keep_from: None };
+        let th = Thresholds {
+            late_before: 0,
+            keep_from: None,
+        };
         let plan = Plan::new(&rollup, |c| Kind::of(types.get(c)?), &[th, th]).unwrap();
         (rollup, plan)
     }
@@ -290,37 +355,68 @@ mod tests {
         let hours = &tables[1];
         assert_eq!(hours[0].len(), 2, "page a and page NULL in one hour");
         // Columns: bucket, page, event_count, late_events, then metrics in name order (p, top, total, users).
-        let row = (0..hours[0].len()).find(|&i| hours[1][i] == Cell::Text("a".into())).unwrap();
+        let row = (0..hours[0].len())
+            .find(|&i| hours[1][i] == Cell::Text("a".into()))
+            .unwrap();
         assert_eq!(hours[2][row], Cell::Int(3));
-        assert_eq!(hours[6][row], Cell::Int(12), "sum of 5 and 7, the missing ms counted as NULL");
+        assert_eq!(
+            hours[6][row],
+            Cell::Int(12),
+            "sum of 5 and 7, the missing ms counted as NULL"
+        );
         let null_page = 1 - row;
         assert_eq!(hours[1][null_page], Cell::Null);
-        assert!(matches!(hours[7][null_page], Cell::Bytes(_)), "an empty sketch, as hll_agg makes");
+        assert!(
+            matches!(hours[7][null_page], Cell::Bytes(_)),
+            "an empty sketch, as hll_agg makes"
+        );
     }
 
     #[test]
     fn lines_are_the_lines_ndjson_splits() {
         let (_, plan) = plan();
         let event = r#"{"at": "2026-11-01T00:00:10Z", "page": "a"}"#;
-        for text in [format!("{event}\n\n{event}\r\n\r\n{event}\n"), format!("\r\n{event}\r\n{event}\r"), format!("{event} \r")] {
-            let lines = super::super::ndjson::split(&text).filter(|l| !l.is_empty()).count() as i64;
-            assert_eq!(aggregate(&plan, &text, usize::MAX).map(|(_, events)| events), Some(lines), "{text:?}");
+        for text in [
+            format!("{event}\n\n{event}\r\n\r\n{event}\n"),
+            format!("\r\n{event}\r\n{event}\r"),
+            format!("{event} \r"),
+        ] {
+            let lines = super::super::ndjson::split(&text)
+                .filter(|l| !l.is_empty())
+                .count() as i64;
+            assert_eq!(
+                aggregate(&plan, &text, usize::MAX).map(|(_, events)| events),
+                Some(lines),
+                "{text:?}"
+            );
         }
     }
 
     #[test]
     fn doubtful_lumps_are_declined() {
         let (rollup, plan) = plan();
-        for line in [r#"{"at": null, "page": "a"}"#, r#"{"page": "a"}"#, r#"[1]"#, r#"{"at": "2026-11-01T00:00:00Z", "ms": "5"}"#, "not json",
-                     r#"{"at": "2026-11-01T00:00:00Z", "note": "\u0000"}"#] {
+        for line in [
+            r#"{"at": null, "page": "a"}"#,
+            r#"{"page": "a"}"#,
+            r#"[1]"#,
+            r#"{"at": "2026-11-01T00:00:00Z", "ms": "5"}"#,
+            "not json",
+            r#"{"at": "2026-11-01T00:00:00Z", "note": "\u0000"}"#,
+        ] {
             assert!(aggregate(&plan, line, usize::MAX).is_none(), "{line}");
         }
         let mut types: HashMap<String, String> = HashMap::new();
         types.insert("page".into(), "text".into());
         types.insert("ms".into(), "numeric".into());
         types.insert("user_id".into(), "bigint".into());
-        let th = Thresholds { late_before: 0, keep_from: None };
-        assert!(Plan::new(&rollup, |c| Kind::of(types.get(c)?), &[th, th]).is_none(), "sum(numeric) is Postgres' to compute");
+        let th = Thresholds {
+            late_before: 0,
+            keep_from: None,
+        };
+        assert!(
+            Plan::new(&rollup, |c| Kind::of(types.get(c)?), &[th, th]).is_none(),
+            "sum(numeric) is Postgres' to compute"
+        );
     }
 
     #[test]
@@ -328,12 +424,31 @@ mod tests {
         let (rollup, _) = plan();
         let at = parse_time(raw("\"2026-11-01T00:30:00Z\""), true).unwrap();
         let types: HashMap<String, String> =
-            [("page", "text"), ("ms", "integer"), ("user_id", "bigint")].into_iter().map(|(a, b)| (a.into(), b.into())).collect();
-        let plan = Plan::new(&rollup, |c| Kind::of(types.get(c)?), &[
-            Thresholds { late_before: at + 1, keep_from: Some(at + 1) },
-            Thresholds { late_before: at + 1, keep_from: None },
-        ]).unwrap();
-        let (tables, events) = aggregate(&plan, r#"{"at": "2026-11-01T00:30:00Z", "page": "a"}"#, usize::MAX).unwrap();
+            [("page", "text"), ("ms", "integer"), ("user_id", "bigint")]
+                .into_iter()
+                .map(|(a, b)| (a.into(), b.into()))
+                .collect();
+        let plan = Plan::new(
+            &rollup,
+            |c| Kind::of(types.get(c)?),
+            &[
+                Thresholds {
+                    late_before: at + 1,
+                    keep_from: Some(at + 1),
+                },
+                Thresholds {
+                    late_before: at + 1,
+                    keep_from: None,
+                },
+            ],
+        )
+        .unwrap();
+        let (tables, events) = aggregate(
+            &plan,
+            r#"{"at": "2026-11-01T00:30:00Z", "page": "a"}"#,
+            usize::MAX,
+        )
+        .unwrap();
         assert_eq!(events, 1);
         assert_eq!(tables[0][0].len(), 0, "past the minutes' retention");
         assert_eq!(tables[1][3][0], Cell::Int(1), "late in the hours");
@@ -341,9 +456,20 @@ mod tests {
 
     #[test]
     fn floats_read_as_the_row_path_reads_them() {
-        assert_eq!(float_as_rows_have_it("-0", -0.0).map(f64::to_bits), Some(0f64.to_bits()), "-0 is 0, as numeric has it");
-        assert_eq!(float_as_rows_have_it("-0.0e10", -0.0).map(f64::to_bits), Some(0f64.to_bits()));
-        assert_eq!(float_as_rows_have_it("1e-400", 0.0), None, "an underflow is the row path's error to give");
+        assert_eq!(
+            float_as_rows_have_it("-0", -0.0).map(f64::to_bits),
+            Some(0f64.to_bits()),
+            "-0 is 0, as numeric has it"
+        );
+        assert_eq!(
+            float_as_rows_have_it("-0.0e10", -0.0).map(f64::to_bits),
+            Some(0f64.to_bits())
+        );
+        assert_eq!(
+            float_as_rows_have_it("1e-400", 0.0),
+            None,
+            "an underflow is the row path's error to give"
+        );
         assert_eq!(float_as_rows_have_it("-2.5", -2.5), Some(-2.5));
     }
 }

@@ -27,8 +27,13 @@ pub fn init() {
 }
 
 fn from_jsonb<T: serde::de::DeserializeOwned>(value: &JsonbArg, what: &str) -> T {
-    serde_json::from_slice(value.to_text().to_bytes())
-        .unwrap_or_else(|e| raise(PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE, format!("invalid {what}: {e}"), None))
+    serde_json::from_slice(value.to_text().to_bytes()).unwrap_or_else(|e| {
+        raise(
+            PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+            format!("invalid {what}: {e}"),
+            None,
+        )
+    })
 }
 
 /// The metrics a user asked for (`{"name": "kind(column)"}`), checked against the source's
@@ -40,7 +45,11 @@ fn rollup_metrics(
     dimensions: Option<Vec<Option<String>>>,
     columns: Option<JsonbArg>,
 ) -> String {
-    let (source, metrics, columns) = (required(source, "source"), required(metrics, "metrics"), required(columns, "columns"));
+    let (source, metrics, columns) = (
+        required(source, "source"),
+        required(metrics, "metrics"),
+        required(columns, "columns"),
+    );
     let dimensions = no_null_elements(required(dimensions, "dimensions"), "dimensions");
     let written: BTreeMap<String, serde_json::Value> = from_jsonb(&metrics, "metrics");
     let mut definitions = BTreeMap::new();
@@ -59,10 +68,15 @@ fn rollup_metrics(
         Ok(parsed) => serde_json::to_string(&parsed).expect("metrics serialize"),
         Err(e) => {
             let (code, hint) = match &e {
-                MetricError::Invalid { hint, .. } => (PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE, hint.clone()),
+                MetricError::Invalid { hint, .. } => (
+                    PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+                    hint.clone(),
+                ),
                 MetricError::UndefinedColumn(_) => (PgSqlErrorCode::ERRCODE_UNDEFINED_COLUMN, None),
                 MetricError::DuplicateColumn(_) => (PgSqlErrorCode::ERRCODE_DUPLICATE_COLUMN, None),
-                MetricError::DatatypeMismatch(_) => (PgSqlErrorCode::ERRCODE_DATATYPE_MISMATCH, None),
+                MetricError::DatatypeMismatch(_) => {
+                    (PgSqlErrorCode::ERRCODE_DATATYPE_MISMATCH, None)
+                }
             };
             raise(code, e.to_string(), hint)
         }
@@ -82,16 +96,35 @@ fn rollup_sql(
     tables: Option<Vec<Option<String>>>,
     stale: Option<String>,
 ) -> Vec<String> {
-    let (spec, kind, index) = (required(spec, "spec"), required(kind, "kind"), required(index, "index"));
+    let (spec, kind, index) = (
+        required(spec, "spec"),
+        required(kind, "kind"),
+        required(index, "index"),
+    );
     let tables = tables.map(|t| no_null_elements(t, "tables"));
     let rollup: Rollup = from_jsonb(&spec, "rollup spec");
     let given = tables.as_ref().map(Vec::len);
     let targets = rollup.targets(tables, stale).unwrap_or_else(|| {
-        raise(PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE, format!("{} tables for a rollup of {}", given.unwrap_or(0), rollup.tables.len()), None)
+        raise(
+            PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+            format!(
+                "{} tables for a rollup of {}",
+                given.unwrap_or(0),
+                rollup.tables.len()
+            ),
+            None,
+        )
     });
-    let index = usize::try_from(index).ok().filter(|i| *i < rollup.tables.len()).unwrap_or_else(|| {
-        raise(PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE, format!("rollup table index {index} out of range"), None)
-    });
+    let index = usize::try_from(index)
+        .ok()
+        .filter(|i| *i < rollup.tables.len())
+        .unwrap_or_else(|| {
+            raise(
+                PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+                format!("rollup table index {index} out of range"),
+                None,
+            )
+        });
     match kind {
         "ingest" => rollup.ingest_statements(&targets),
         "update" => vec![rollup.mark_stale(Correction::Update, &targets)],
@@ -101,7 +134,11 @@ fn rollup_sql(
         "refresh" => rollup.refresh(index).to_vec(),
         "range" => vec![rollup.buckets_between()],
         "retention" => rollup.retention(index).into_iter().collect(),
-        other => raise(PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE, format!("unknown rollup statement kind {other:?}"), None),
+        other => raise(
+            PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+            format!("unknown rollup statement kind {other:?}"),
+            None,
+        ),
     }
 }
 
@@ -117,7 +154,8 @@ fn lump_limit() -> usize {
 }
 
 fn lump_lines(lump: &[u8]) -> Vec<String> {
-    ndjson::lines(lump, lump_limit(), &mut crate::errors::check_for_interrupts).unwrap_or_else(|e| lump_error(e))
+    ndjson::lines(lump, lump_limit(), &mut crate::errors::check_for_interrupts)
+        .unwrap_or_else(|e| lump_error(e))
 }
 
 fn lump_error(e: ndjson::LumpError) -> ! {
@@ -198,7 +236,11 @@ const KEPT_LUMP_TEXT: usize = 64 << 20;
 /// A lump of events rolled up without making rows (`lumps`); NULL when the lump is one for
 /// the row path (`collect._ingest`), which then takes it whole.
 #[pg_extern(sql = false)]
-fn rollup_ingest_lump(schema: Option<&str>, rollup: Option<&str>, lump: Option<&[u8]>) -> Option<i64> {
+fn rollup_ingest_lump(
+    schema: Option<&str>,
+    rollup: Option<&str>,
+    lump: Option<&[u8]>,
+) -> Option<i64> {
     // A rollup that is not there (no schema found for it) is for the row path to name.
     let (schema, rollup, lump) = (schema?, rollup?, lump?);
     // Taken out while in use: an error drops it, and the next lump starts a new one.
@@ -211,31 +253,58 @@ fn rollup_ingest_lump(schema: Option<&str>, rollup: Option<&str>, lump: Option<&
 }
 
 fn ingest_lump(schema: &str, rollup: &str, lump: &[u8], buffer: &mut Vec<u8>) -> Option<i64> {
-    let text = ndjson::inflate(lump, lump_limit(), buffer, &mut crate::errors::check_for_interrupts).unwrap_or_else(|e| lump_error(e));
+    let text = ndjson::inflate(
+        lump,
+        lump_limit(),
+        buffer,
+        &mut crate::errors::check_for_interrupts,
+    )
+    .unwrap_or_else(|e| lump_error(e));
     // A line that is not UTF-8 is named as the row path names it.
     let text = std::str::from_utf8(text).unwrap_or_else(|_| {
         lump_lines(lump);
         unreachable!("lump_lines names the line that is not UTF-8")
     });
     let key = LumpPlanKey::now(schema, rollup);
-    let cached = LAST_LUMP_PLAN.with_borrow_mut(|last| last.take().filter(|last| last.key == key).map(|last| last.plan));
+    let cached = LAST_LUMP_PLAN.with_borrow_mut(|last| {
+        last.take()
+            .filter(|last| last.key == key)
+            .map(|last| last.plan)
+    });
     let events = Spi::connect_mut(|client| {
         let planned = match cached {
             Some(planned) => planned,
             None => {
                 let plan: Option<pgrx::JsonB> = client
-                    .select("SELECT collect._rollup_lump_plan($1, $2)", Some(1), &[schema.into(), rollup.into()])
+                    .select(
+                        "SELECT collect._rollup_lump_plan($1, $2)",
+                        Some(1),
+                        &[schema.into(), rollup.into()],
+                    )
                     .and_then(|rows| rows.first().get_one())
-                    .unwrap_or_else(|e| raise(PgSqlErrorCode::ERRCODE_INTERNAL_ERROR, format!("rollup lump plan: {e}"), None));
-                let plan: LumpPlan = serde_json::from_value(plan?.0)
-                    .unwrap_or_else(|e| raise(PgSqlErrorCode::ERRCODE_INTERNAL_ERROR, format!("rollup lump plan: {e}"), None));
+                    .unwrap_or_else(|e| {
+                        raise(
+                            PgSqlErrorCode::ERRCODE_INTERNAL_ERROR,
+                            format!("rollup lump plan: {e}"),
+                            None,
+                        )
+                    });
+                let plan: LumpPlan = serde_json::from_value(plan?.0).unwrap_or_else(|e| {
+                    raise(
+                        PgSqlErrorCode::ERRCODE_INTERNAL_ERROR,
+                        format!("rollup lump plan: {e}"),
+                        None,
+                    )
+                });
                 let thresholds = statement::thresholds(client, &plan.spec);
                 std::rc::Rc::new((plan, thresholds))
             }
         };
         let (plan, thresholds) = &*planned;
         let utf8 = statement::text_is_utf8();
-        let kind_of = |column: &str| Kind::of(plan.column_types.get(column)?).filter(|k| utf8 || *k != Kind::Text);
+        let kind_of = |column: &str| {
+            Kind::of(plan.column_types.get(column)?).filter(|k| utf8 || *k != Kind::Text)
+        };
         let path = Plan::new(&plan.spec, kind_of, thresholds)?;
         let (tables, events) = lumps::aggregate(&path, text, statement::work_mem())?;
         statement::merge_partials(&plan.spec, &plan.spec.own_targets(), &path, tables);
@@ -243,6 +312,11 @@ fn ingest_lump(schema: &str, rollup: &str, lump: &[u8], buffer: &mut Vec<u8>) ->
     });
     let (events, planned) = events?;
     // Kept only once the lump is in: an error leaves nothing behind.
-    LAST_LUMP_PLAN.with_borrow_mut(|last| *last = Some(LastLumpPlan { key: LumpPlanKey::now(schema, rollup), plan: planned }));
+    LAST_LUMP_PLAN.with_borrow_mut(|last| {
+        *last = Some(LastLumpPlan {
+            key: LumpPlanKey::now(schema, rollup),
+            plan: planned,
+        })
+    });
     Some(events)
 }

@@ -38,7 +38,10 @@ pub fn inflate<'a>(
     buffer.clear();
     let mut decoder = MultiGzDecoder::new(lump).take(limit as u64 + 1);
     loop {
-        let read = (&mut decoder).take(PIECE).read_to_end(buffer).map_err(|e| LumpError::NotGzip(e.to_string()))?;
+        let read = (&mut decoder)
+            .take(PIECE)
+            .read_to_end(buffer)
+            .map_err(|e| LumpError::NotGzip(e.to_string()))?;
         if buffer.len() > limit {
             return Err(LumpError::TooLarge(limit));
         }
@@ -57,16 +60,24 @@ pub fn split<T: AsRef<[u8]> + ?Sized>(text: &T) -> impl Iterator<Item = &[u8]> {
         body = &body[..body.len() - 1];
     }
     let none = body.is_empty();
-    body.split(|&b| b == b'\n').filter(move |_| !none).map(|line| line.strip_suffix(b"\r").unwrap_or(line))
+    body.split(|&b| b == b'\n')
+        .filter(move |_| !none)
+        .map(|line| line.strip_suffix(b"\r").unwrap_or(line))
 }
 
 /// The lump's lines as text (see `split`).
-pub fn lines(lump: &[u8], limit: usize, between_pieces: &mut dyn FnMut()) -> Result<Vec<String>, LumpError> {
+pub fn lines(
+    lump: &[u8],
+    limit: usize,
+    between_pieces: &mut dyn FnMut(),
+) -> Result<Vec<String>, LumpError> {
     let mut buffer = Vec::new();
     let text = inflate(lump, limit, &mut buffer, between_pieces)?;
     split(text)
         .enumerate()
-        .map(|(i, line)| String::from_utf8(line.to_vec()).map_err(|_| LumpError::NotUtf8 { line: i + 1 }))
+        .map(|(i, line)| {
+            String::from_utf8(line.to_vec()).map_err(|_| LumpError::NotUtf8 { line: i + 1 })
+        })
         .collect()
 }
 
@@ -84,15 +95,25 @@ mod tests {
     #[test]
     fn gzip_and_plain_lumps_split_into_lines() {
         let text = b"{\"a\": 1}\r\n\n{\"a\": 1e400}\n";
-        let expected = vec!["{\"a\": 1}".to_string(), String::new(), "{\"a\": 1e400}".to_string()];
+        let expected = vec![
+            "{\"a\": 1}".to_string(),
+            String::new(),
+            "{\"a\": 1e400}".to_string(),
+        ];
         assert_eq!(lines(text, 1 << 20, &mut || {}).unwrap(), expected);
         assert_eq!(lines(&gzip(text), 1 << 20, &mut || {}).unwrap(), expected);
         // Members concatenated, as `cat a.gz b.gz` makes.
         let mut two = gzip(b"{\"a\": 1}\n");
         two.extend(gzip(b"{\"a\": 2}\n"));
-        assert_eq!(lines(&two, 1 << 20, &mut || {}).unwrap(), vec!["{\"a\": 1}", "{\"a\": 2}"]);
+        assert_eq!(
+            lines(&two, 1 << 20, &mut || {}).unwrap(),
+            vec!["{\"a\": 1}", "{\"a\": 2}"]
+        );
         assert_eq!(lines(b"", 10, &mut || {}).unwrap(), Vec::<String>::new());
-        assert_eq!(lines(&gzip(b""), 10, &mut || {}).unwrap(), Vec::<String>::new());
+        assert_eq!(
+            lines(&gzip(b""), 10, &mut || {}).unwrap(),
+            Vec::<String>::new()
+        );
         assert_eq!(lines(b"{}", 10, &mut || {}).unwrap(), vec!["{}"]);
     }
 
@@ -100,9 +121,21 @@ mod tests {
     fn a_kept_buffer_holds_only_the_last_lump() {
         let mut buffer = Vec::new();
         let long = gzip(b"{\"a\": 1}\n{\"a\": 2}\n{\"a\": 3}\n");
-        assert_eq!(inflate(&long, 1 << 20, &mut buffer, &mut || {}).unwrap().len(), 27);
-        assert_eq!(inflate(&gzip(b"{}\n"), 1 << 20, &mut buffer, &mut || {}).unwrap(), b"{}\n");
-        assert_eq!(inflate(b"{\"plain\": 1}", 1 << 20, &mut buffer, &mut || {}).unwrap(), b"{\"plain\": 1}", "text that is not gzip is the lump itself");
+        assert_eq!(
+            inflate(&long, 1 << 20, &mut buffer, &mut || {})
+                .unwrap()
+                .len(),
+            27
+        );
+        assert_eq!(
+            inflate(&gzip(b"{}\n"), 1 << 20, &mut buffer, &mut || {}).unwrap(),
+            b"{}\n"
+        );
+        assert_eq!(
+            inflate(b"{\"plain\": 1}", 1 << 20, &mut buffer, &mut || {}).unwrap(),
+            b"{\"plain\": 1}",
+            "text that is not gzip is the lump itself"
+        );
         assert!(buffer.capacity() >= 27, "the buffer keeps its memory");
     }
 
@@ -110,10 +143,22 @@ mod tests {
     fn damage_size_and_encoding_are_errors() {
         let mut cut = gzip(b"{\"a\": 1}\n");
         cut.truncate(cut.len() - 6);
-        assert!(matches!(lines(&cut, 1 << 20, &mut || {}), Err(LumpError::NotGzip(_))));
-        assert_eq!(lines(&gzip(&[b'x'; 1000]), 999, &mut || {}), Err(LumpError::TooLarge(999)));
-        assert_eq!(lines(&gzip(&[b'x'; 1000]), 1000, &mut || {}).unwrap().len(), 1);
-        assert_eq!(lines(b"{}\n\xff\n", 100, &mut || {}), Err(LumpError::NotUtf8 { line: 2 }));
+        assert!(matches!(
+            lines(&cut, 1 << 20, &mut || {}),
+            Err(LumpError::NotGzip(_))
+        ));
+        assert_eq!(
+            lines(&gzip(&[b'x'; 1000]), 999, &mut || {}),
+            Err(LumpError::TooLarge(999))
+        );
+        assert_eq!(
+            lines(&gzip(&[b'x'; 1000]), 1000, &mut || {}).unwrap().len(),
+            1
+        );
+        assert_eq!(
+            lines(b"{}\n\xff\n", 100, &mut || {}),
+            Err(LumpError::NotUtf8 { line: 2 })
+        );
     }
 
     #[test]
@@ -124,11 +169,26 @@ mod tests {
         assert!(bomb.len() < 100 << 10, "{}", bomb.len());
         let mut pieces = 0;
         let mut buffer = Vec::new();
-        assert_eq!(inflate(&bomb, 8 << 20, &mut buffer, &mut || pieces += 1), Err(LumpError::TooLarge(8 << 20)));
-        assert!((7..=9).contains(&pieces), "{pieces} pieces before the limit");
-        assert!(buffer.capacity() < 32 << 20, "{} bytes held", buffer.capacity());
+        assert_eq!(
+            inflate(&bomb, 8 << 20, &mut buffer, &mut || pieces += 1),
+            Err(LumpError::TooLarge(8 << 20))
+        );
+        assert!(
+            (7..=9).contains(&pieces),
+            "{pieces} pieces before the limit"
+        );
+        assert!(
+            buffer.capacity() < 32 << 20,
+            "{} bytes held",
+            buffer.capacity()
+        );
         pieces = 0;
-        assert_eq!(inflate(&bomb, 64 << 20, &mut buffer, &mut || pieces += 1).unwrap().len(), 64 << 20);
+        assert_eq!(
+            inflate(&bomb, 64 << 20, &mut buffer, &mut || pieces += 1)
+                .unwrap()
+                .len(),
+            64 << 20
+        );
         assert_eq!(pieces, 64);
     }
 }

@@ -85,13 +85,21 @@ pub struct Plan {
 impl Plan {
     /// None when some column of the rollup is of a type or metric this path does not take;
     /// `kind_of` gives a source column's kind (None for any other type).
-    pub fn new(rollup: &Rollup, kind_of: impl Fn(&str) -> Option<Kind>, thresholds: &[Thresholds]) -> Option<Plan> {
+    pub fn new(
+        rollup: &Rollup,
+        kind_of: impl Fn(&str) -> Option<Kind>,
+        thresholds: &[Thresholds],
+    ) -> Option<Plan> {
         let with_zone = match rollup.time_type.as_str() {
             "timestamp with time zone" => true,
             "timestamp without time zone" => false,
             _ => return None,
         };
-        let dimensions = rollup.dimensions.iter().map(|d| Some((d.clone(), kind_of(d)?))).collect::<Option<Vec<_>>>()?;
+        let dimensions = rollup
+            .dimensions
+            .iter()
+            .map(|d| Some((d.clone(), kind_of(d)?)))
+            .collect::<Option<Vec<_>>>()?;
         let metrics = rollup
             .metrics
             .iter()
@@ -99,8 +107,12 @@ impl Plan {
                 let kind = kind_of(&m.column)?;
                 let metric = m.kind();
                 let taken = match metric {
-                    MetricKind::Sum | MetricKind::Min | MetricKind::Max | MetricKind::Quantiles => kind != Kind::Text,
-                    MetricKind::Distinct(_) | MetricKind::Top(_) => matches!(kind, Kind::Int(..) | Kind::Text),
+                    MetricKind::Sum | MetricKind::Min | MetricKind::Max | MetricKind::Quantiles => {
+                        kind != Kind::Text
+                    }
+                    MetricKind::Distinct(_) | MetricKind::Top(_) => {
+                        matches!(kind, Kind::Int(..) | Kind::Text)
+                    }
                 };
                 taken.then(|| (metric, m.column.clone(), kind))
             })
@@ -114,7 +126,13 @@ impl Plan {
             .zip(thresholds)
             .map(|(t, th)| Some((stride(&t.granularity)?, *th)))
             .collect::<Option<Vec<_>>>()?;
-        Some(Plan { time: rollup.time_column.clone(), with_zone, dimensions, metrics, tables })
+        Some(Plan {
+            time: rollup.time_column.clone(),
+            with_zone,
+            dimensions,
+            metrics,
+            tables,
+        })
     }
 
     /// How each column of the partial rows is passed to SQL (see `Columns`).
@@ -136,7 +154,9 @@ fn stride(granularity: &Interval) -> Option<i64> {
     if granularity.months != 0 {
         return None;
     }
-    let micros = i64::from(granularity.days).checked_mul(86_400_000_000)?.checked_add(granularity.micros)?;
+    let micros = i64::from(granularity.days)
+        .checked_mul(86_400_000_000)?
+        .checked_add(granularity.micros)?;
     (micros > 0).then_some(micros)
 }
 
@@ -178,7 +198,8 @@ fn float_cmp(a: f64, b: f64) -> std::cmp::Ordering {
 fn float_sum<F: Copy + std::ops::Add<Output = F> + Into<f64>>(sum: Option<F>, v: F) -> Option<F> {
     let Some(s) = sum else { return Some(v) };
     let total = s + v;
-    (!total.into().is_infinite() || s.into().is_infinite() || v.into().is_infinite()).then_some(total)
+    (!total.into().is_infinite() || s.into().is_infinite() || v.into().is_infinite())
+        .then_some(total)
 }
 
 /// One metric's running state, as the SQL aggregate keeps it.
@@ -207,7 +228,9 @@ impl Partial {
             MetricKind::Max if int => Partial::MaxInt(None),
             MetricKind::Min => Partial::MinFloat(None),
             MetricKind::Max => Partial::MaxFloat(None),
-            MetricKind::Distinct(p) => Partial::Distinct(Hll::new(p).expect("precision was checked")),
+            MetricKind::Distinct(p) => {
+                Partial::Distinct(Hll::new(p).expect("precision was checked"))
+            }
             MetricKind::Quantiles => Partial::Quantiles(Quantiles::default()),
             MetricKind::Top(k) => Partial::Top(TopK::new(k).expect("k was checked")),
         }
@@ -225,8 +248,12 @@ impl Partial {
             (Partial::MinInt(m), Value::Int(v)) => *m = Some(m.map_or(*v, |m| m.min(*v))),
             (Partial::MaxInt(m), Value::Int(v)) => *m = Some(m.map_or(*v, |m| m.max(*v))),
             // float8smaller and float8larger: the kept value stays only if strictly smaller (larger).
-            (Partial::MinFloat(m), Value::Float(v)) => *m = Some(m.filter(|m| float_cmp(*m, *v) == Less).unwrap_or(*v)),
-            (Partial::MaxFloat(m), Value::Float(v)) => *m = Some(m.filter(|m| float_cmp(*m, *v) == Greater).unwrap_or(*v)),
+            (Partial::MinFloat(m), Value::Float(v)) => {
+                *m = Some(m.filter(|m| float_cmp(*m, *v) == Less).unwrap_or(*v))
+            }
+            (Partial::MaxFloat(m), Value::Float(v)) => {
+                *m = Some(m.filter(|m| float_cmp(*m, *v) == Greater).unwrap_or(*v))
+            }
             (Partial::Distinct(h), Value::Int(v)) => h.add_hash(hash64(&v.to_le_bytes())),
             (Partial::Distinct(h), Value::Text(t)) => h.add_hash(hash64(t)),
             (Partial::Quantiles(q), Value::Int(v)) => q.add(*v as f64).ok()?,
@@ -257,7 +284,9 @@ impl Partial {
             }),
             // sum(real) adds in real; the rollup's column is double precision.
             Partial::SumFloat4(s) => or_null(s.map(|v| Cell::Float(f64::from(v)))),
-            Partial::SumFloat8(s) | Partial::MinFloat(s) | Partial::MaxFloat(s) => or_null(s.map(Cell::Float)),
+            Partial::SumFloat8(s) | Partial::MinFloat(s) | Partial::MaxFloat(s) => {
+                or_null(s.map(Cell::Float))
+            }
             Partial::MinInt(m) | Partial::MaxInt(m) => or_null(m.map(Cell::Int)),
             Partial::Distinct(h) => Cell::Bytes(h.to_bytes()),
             Partial::Quantiles(q) => Cell::Bytes(q.to_bytes()),
@@ -354,7 +383,13 @@ pub struct Aggregator<'p> {
 
 impl<'p> Aggregator<'p> {
     pub fn new(plan: &'p Plan) -> Aggregator<'p> {
-        Aggregator { plan, tables: plan.tables.iter().map(|_| Groups::default()).collect(), events: 0, key: Vec::new(), bytes: 0 }
+        Aggregator {
+            plan,
+            tables: plan.tables.iter().map(|_| Groups::default()).collect(),
+            events: 0,
+            key: Vec::new(),
+            bytes: 0,
+        }
     }
 
     pub fn events(&self) -> i64 {
@@ -375,7 +410,13 @@ impl<'p> Aggregator<'p> {
                 }
                 Value::Float(f) => {
                     // Grouped as Postgres compares them: -0 as 0, every NaN as one.
-                    let bits = if *f == 0.0 { 0 } else if f.is_nan() { f64::NAN.to_bits() } else { f.to_bits() };
+                    let bits = if *f == 0.0 {
+                        0
+                    } else if f.is_nan() {
+                        f64::NAN.to_bits()
+                    } else {
+                        f.to_bits()
+                    };
                     self.key.push(2);
                     self.key.extend_from_slice(&bits.to_le_bytes());
                 }
@@ -396,16 +437,27 @@ impl<'p> Aggregator<'p> {
             let at = match table.index.get(&self.key[..]) {
                 Some(&at) => at,
                 None => {
-                    let dimensions = dimensions.iter().map(value_cell).collect::<Option<Vec<_>>>()?;
-                    self.bytes += GROUP_BYTES + 2 * self.key.len() + dimensions.iter().map(cell_bytes).sum::<usize>();
+                    let dimensions = dimensions
+                        .iter()
+                        .map(value_cell)
+                        .collect::<Option<Vec<_>>>()?;
+                    self.bytes += GROUP_BYTES
+                        + 2 * self.key.len()
+                        + dimensions.iter().map(cell_bytes).sum::<usize>();
                     table.groups.push(Group {
                         bucket,
                         dimensions,
                         events: 0,
                         late: 0,
-                        partials: plan.metrics.iter().map(|(m, _, k)| Partial::new(*m, *k)).collect(),
+                        partials: plan
+                            .metrics
+                            .iter()
+                            .map(|(m, _, k)| Partial::new(*m, *k))
+                            .collect(),
                     });
-                    table.index.insert(self.key.clone().into_boxed_slice(), table.groups.len() - 1);
+                    table
+                        .index
+                        .insert(self.key.clone().into_boxed_slice(), table.groups.len() - 1);
                     table.groups.len() - 1
                 }
             };
@@ -497,10 +549,16 @@ mod tests {
     fn bins_match_date_bin() {
         assert_eq!(bin(ORIGIN + 59_999_999, 60_000_000), Some(ORIGIN));
         assert_eq!(bin(ORIGIN - 1, 60_000_000), Some(ORIGIN - 60_000_000));
-        assert_eq!(bin(ORIGIN - 60_000_000, 60_000_000), Some(ORIGIN - 60_000_000));
+        assert_eq!(
+            bin(ORIGIN - 60_000_000, 60_000_000),
+            Some(ORIGIN - 60_000_000)
+        );
         // date_bin raises an error for a bucket before the first timestamp; infinities are not binned here.
         assert_eq!(bin(TIMESTAMPS.start, 86_400_000_000 * 5), None);
-        assert_eq!(bin(TIMESTAMPS.start, 86_400_000_000 * 7), Some(TIMESTAMPS.start));
+        assert_eq!(
+            bin(TIMESTAMPS.start, 86_400_000_000 * 7),
+            Some(TIMESTAMPS.start)
+        );
         assert_eq!(bin(i64::MAX, 60_000_000), None);
         assert_eq!(bin(i64::MIN, 60_000_000), None);
     }
@@ -523,31 +581,62 @@ mod tests {
         assert!(matches!(max.cell(false), Some(Cell::Float(n)) if n.is_nan()));
         let mut sum = Partial::SumFloat8(None);
         sum.add(&Value::Float(f64::MAX)).unwrap();
-        assert!(sum.add(&Value::Float(f64::MAX)).is_none(), "float8pl: an overflow is an error");
+        assert!(
+            sum.add(&Value::Float(f64::MAX)).is_none(),
+            "float8pl: an overflow is an error"
+        );
         let mut sum = Partial::SumFloat8(None);
         sum.add(&Value::Float(f64::INFINITY)).unwrap();
         sum.add(&Value::Float(1.0)).unwrap();
-        assert_eq!(sum.cell(false), Some(Cell::Float(f64::INFINITY)), "an infinite term is no overflow");
+        assert_eq!(
+            sum.cell(false),
+            Some(Cell::Float(f64::INFINITY)),
+            "an infinite term is no overflow"
+        );
         let mut sum = Partial::SumFloat4(None);
         sum.add(&Value::Float(f64::from(f32::MAX))).unwrap();
-        assert!(sum.add(&Value::Float(f64::from(f32::MAX))).is_none(), "float4pl adds in real");
+        assert!(
+            sum.add(&Value::Float(f64::from(f32::MAX))).is_none(),
+            "float4pl adds in real"
+        );
         let mut sum = Partial::SumInt(None);
         sum.add(&Value::Int(i64::MAX)).unwrap();
         sum.add(&Value::Int(1)).unwrap();
-        assert_eq!(sum.cell(true), None, "a bigint sum that overflows is an error");
-        assert_eq!(sum.cell(false), Some(Cell::Text("9223372036854775808".into())), "sum(bigint) is numeric");
-        assert!(Partial::Quantiles(Quantiles::default()).add(&Value::Float(f64::NAN)).is_none());
+        assert_eq!(
+            sum.cell(true),
+            None,
+            "a bigint sum that overflows is an error"
+        );
+        assert_eq!(
+            sum.cell(false),
+            Some(Cell::Text("9223372036854775808".into())),
+            "sum(bigint) is numeric"
+        );
+        assert!(Partial::Quantiles(Quantiles::default())
+            .add(&Value::Float(f64::NAN))
+            .is_none());
     }
 
     fn rollup() -> (Rollup, Plan) {
-        let columns: BTreeMap<String, String> =
-            [("at", "timestamp with time zone"), ("page", "text"), ("w", "double precision"), ("ms", "integer"), ("user_id", "bigint")]
+        let columns: BTreeMap<String, String> = [
+            ("at", "timestamp with time zone"),
+            ("page", "text"),
+            ("w", "double precision"),
+            ("ms", "integer"),
+            ("user_id", "bigint"),
+        ]
+        .into_iter()
+        .map(|(a, b)| (a.into(), b.into()))
+        .collect();
+        let metrics: BTreeMap<String, String> =
+            [("total", "sum(ms)"), ("users", "distinct(user_id)")]
                 .into_iter()
                 .map(|(a, b)| (a.into(), b.into()))
                 .collect();
-        let metrics: BTreeMap<String, String> =
-            [("total", "sum(ms)"), ("users", "distinct(user_id)")].into_iter().map(|(a, b)| (a.into(), b.into())).collect();
-        let name = |n: &str| QualifiedName { schema: "s".into(), name: n.into() };
+        let name = |n: &str| QualifiedName {
+            schema: "s".into(),
+            name: n.into(),
+        };
         let dimensions = vec!["page".to_string(), "w".to_string()];
         let rollup = Rollup {
             source: name("t"),
@@ -555,11 +644,27 @@ mod tests {
             time_type: "timestamp with time zone".into(),
             metrics: parse_metrics("s.t", &metrics, &dimensions, &columns).unwrap(),
             dimensions,
-            tables: vec![Table { table: name("m"), granularity: Interval { months: 0, days: 0, micros: 60_000_000 }, keep: None }],
+            tables: vec![Table {
+                table: name("m"),
+                granularity: Interval {
+                    months: 0,
+                    days: 0,
+                    micros: 60_000_000,
+                },
+                keep: None,
+            }],
             stale: name("m_stale"),
             stale_key: None,
         };
-        let plan = Plan::new(&rollup, |c| Kind::of(columns.get(c)?), &[Thresholds { late_before: 0, keep_from: None }]).unwrap();
+        let plan = Plan::new(
+            &rollup,
+            |c| Kind::of(columns.get(c)?),
+            &[Thresholds {
+                late_before: 0,
+                keep_from: None,
+            }],
+        )
+        .unwrap();
         (rollup, plan)
     }
 
@@ -569,28 +674,71 @@ mod tests {
         let mut a = Aggregator::new(&plan);
         let page = |p: &'static str| Value::Text(Cow::Borrowed(p.as_bytes()));
         for (w, ms) in [(-0.0, 1), (0.0, 2), (f64::NAN, 3), (-f64::NAN, 4)] {
-            a.add(ORIGIN, &[page("a"), Value::Float(w)], &[Value::Int(ms), Value::Int(7)]).unwrap();
+            a.add(
+                ORIGIN,
+                &[page("a"), Value::Float(w)],
+                &[Value::Int(ms), Value::Int(7)],
+            )
+            .unwrap();
         }
-        a.add(ORIGIN + 1, &[Value::Null, Value::Null], &[Value::Null, Value::Null]).unwrap();
+        a.add(
+            ORIGIN + 1,
+            &[Value::Null, Value::Null],
+            &[Value::Null, Value::Null],
+        )
+        .unwrap();
         assert_eq!(a.events(), 5);
         assert!(a.heap_bytes() >= 3 * GROUP_BYTES);
-        assert_eq!(plan.wires(), [Wire::Time, Wire::Text, Wire::Float8, Wire::Int8, Wire::Int8, Wire::Int8, Wire::Sketch("collect.hll")]);
+        assert_eq!(
+            plan.wires(),
+            [
+                Wire::Time,
+                Wire::Text,
+                Wire::Float8,
+                Wire::Int8,
+                Wire::Int8,
+                Wire::Int8,
+                Wire::Sketch("collect.hll")
+            ]
+        );
         let tables = a.finish().unwrap();
         let minutes = &tables[0];
         // bucket, page, w, event_count, late_events, total, users
-        assert!(matches!(minutes[2][..], [Cell::Float(z), Cell::Float(n), Cell::Null] if z.is_sign_negative() && n.is_nan()),
-                "-0 and 0 group as one, under the first: {:?}", minutes[2]);
+        assert!(
+            matches!(minutes[2][..], [Cell::Float(z), Cell::Float(n), Cell::Null] if z.is_sign_negative() && n.is_nan()),
+            "-0 and 0 group as one, under the first: {:?}",
+            minutes[2]
+        );
         assert_eq!(minutes[3], [Cell::Int(2), Cell::Int(2), Cell::Int(1)]);
         assert_eq!(minutes[5], [Cell::Int(3), Cell::Int(7), Cell::Null]);
-        assert!(matches!(&minutes[6][2], Cell::Bytes(b) if *b == Hll::new(14).unwrap().to_bytes()), "an empty sketch, as hll_agg makes");
+        assert!(
+            matches!(&minutes[6][2], Cell::Bytes(b) if *b == Hll::new(14).unwrap().to_bytes()),
+            "an empty sketch, as hll_agg makes"
+        );
     }
 
     #[test]
     fn errors_of_sql_are_left_to_sql() {
         let (_, plan) = rollup();
         let mut a = Aggregator::new(&plan);
-        assert!(a.add(i64::MAX, &[Value::Null, Value::Null], &[Value::Null, Value::Null]).is_none(), "infinity");
+        assert!(
+            a.add(
+                i64::MAX,
+                &[Value::Null, Value::Null],
+                &[Value::Null, Value::Null]
+            )
+            .is_none(),
+            "infinity"
+        );
         let mut a = Aggregator::new(&plan);
-        assert!(a.add(0, &[Value::Null, Value::Null], &[Value::Float(1.0), Value::Null]).is_none(), "a value of another kind");
+        assert!(
+            a.add(
+                0,
+                &[Value::Null, Value::Null],
+                &[Value::Float(1.0), Value::Null]
+            )
+            .is_none(),
+            "a value of another kind"
+        );
     }
 }

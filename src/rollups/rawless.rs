@@ -63,7 +63,9 @@ fn ensure_cleanup() {
     });
     static SUBXACT_REGISTERED: std::sync::Once = std::sync::Once::new();
     // SAFETY: registers a callback that lives as long as the backend.
-    SUBXACT_REGISTERED.call_once(|| unsafe { pg_sys::RegisterSubXactCallback(Some(on_subtransaction), std::ptr::null_mut()) });
+    SUBXACT_REGISTERED.call_once(|| unsafe {
+        pg_sys::RegisterSubXactCallback(Some(on_subtransaction), std::ptr::null_mut())
+    });
 }
 
 fn protocol_violation(function: &str, how: &str) -> ! {
@@ -104,7 +106,11 @@ unsafe fn trigger_data(
             protocol_violation(function, how);
         }
         let args: Vec<String> = (0..(*trigger).tgnargs as usize)
-            .map(|i| CStr::from_ptr(*(*trigger).tgargs.add(i)).to_string_lossy().into_owned())
+            .map(|i| {
+                CStr::from_ptr(*(*trigger).tgargs.add(i))
+                    .to_string_lossy()
+                    .into_owned()
+            })
             .collect();
         (td, (args[0].clone(), args[1].clone()), args[2..].to_vec())
     }
@@ -123,8 +129,13 @@ fn timing(event: u32) -> u32 {
 fn rollup_begin(fcinfo: pg_sys::FunctionCallInfo) -> Internal {
     // SAFETY: trigger_data checks the call before reading anything.
     let (td, rollup, _) = unsafe {
-        trigger_data(fcinfo, "collect._rollup_begin", "a BEFORE INSERT statement trigger on a view",
-                     |e| !is_row(e) && timing(e) == pg_sys::TRIGGER_EVENT_BEFORE, 0)
+        trigger_data(
+            fcinfo,
+            "collect._rollup_begin",
+            "a BEFORE INSERT statement trigger on a view",
+            |e| !is_row(e) && timing(e) == pg_sys::TRIGGER_EVENT_BEFORE,
+            0,
+        )
     };
     ensure_cleanup();
     // SAFETY: the relation was checked above; the store is made in TopTransactionContext.
@@ -133,7 +144,14 @@ fn rollup_begin(fcinfo: pg_sys::FunctionCallInfo) -> Internal {
         let store = PgMemoryContexts::TopTransactionContext
             .switch_to(|_| pg_sys::tuplestore_begin_heap(false, false, pg_sys::work_mem));
         let subtransaction = pg_sys::GetCurrentSubTransactionId();
-        BUFFERS.with(|b| b.borrow_mut().push(Buffer { rollup, view, subtransaction, store }));
+        BUFFERS.with(|b| {
+            b.borrow_mut().push(Buffer {
+                rollup,
+                view,
+                subtransaction,
+                store,
+            })
+        });
     }
     Internal::from(Some(pg_sys::Datum::from(0usize)))
 }
@@ -143,15 +161,23 @@ fn rollup_begin(fcinfo: pg_sys::FunctionCallInfo) -> Internal {
 fn rollup_buffer_row(fcinfo: pg_sys::FunctionCallInfo) -> Internal {
     // SAFETY: trigger_data checks the call before reading anything.
     let (td, rollup, _) = unsafe {
-        trigger_data(fcinfo, "collect._rollup_buffer_row", "an INSTEAD OF INSERT row trigger on a view",
-                     |e| is_row(e) && timing(e) == pg_sys::TRIGGER_EVENT_INSTEAD, 0)
+        trigger_data(
+            fcinfo,
+            "collect._rollup_buffer_row",
+            "an INSTEAD OF INSERT row trigger on a view",
+            |e| is_row(e) && timing(e) == pg_sys::TRIGGER_EVENT_INSTEAD,
+            0,
+        )
     };
     // SAFETY: an INSTEAD OF INSERT row trigger on a view carries the new row in tg_trigtuple.
     unsafe {
         let view = (*(*td).tg_relation).rd_id;
         let tuple = (*td).tg_trigtuple;
         if tuple.is_null() {
-            protocol_violation("collect._rollup_buffer_row", "an INSTEAD OF INSERT row trigger on a view");
+            protocol_violation(
+                "collect._rollup_buffer_row",
+                "an INSTEAD OF INSERT row trigger on a view",
+            );
         }
         BUFFERS.with(|buffers| {
             let buffers = buffers.borrow();
@@ -174,19 +200,34 @@ fn rollup_buffer_row(fcinfo: pg_sys::FunctionCallInfo) -> Internal {
 fn rollup_flush(fcinfo: pg_sys::FunctionCallInfo) -> Internal {
     // SAFETY: trigger_data checks the call before reading anything.
     let (td, rollup, extra) = unsafe {
-        trigger_data(fcinfo, "collect._rollup_flush", "an AFTER INSERT statement trigger on a view",
-                     |e| !is_row(e) && timing(e) == pg_sys::TRIGGER_EVENT_AFTER, 1)
+        trigger_data(
+            fcinfo,
+            "collect._rollup_flush",
+            "an AFTER INSERT statement trigger on a view",
+            |e| !is_row(e) && timing(e) == pg_sys::TRIGGER_EVENT_AFTER,
+            1,
+        )
     };
     // SAFETY: the relation was checked above.
     let view = unsafe { (*(*td).tg_relation).rd_id };
-    let version: i32 = extra[0].parse().unwrap_or_else(|_| protocol_violation("collect._rollup_flush", "a trigger made by collect.create_rollup"));
+    let version: i32 = extra[0].parse().unwrap_or_else(|_| {
+        protocol_violation(
+            "collect._rollup_flush",
+            "a trigger made by collect.create_rollup",
+        )
+    });
     let buffer = BUFFERS.with(|b| {
         let mut b = b.borrow_mut();
-        let position = b.iter().rposition(|buf| buf.rollup == rollup && buf.view == view);
+        let position = b
+            .iter()
+            .rposition(|buf| buf.rollup == rollup && buf.view == view);
         position.map(|p| b.remove(p))
     });
     let Some(buffer) = buffer else {
-        protocol_violation("collect._rollup_flush", "the AFTER trigger of a statement its rollup's BEFORE trigger opened")
+        protocol_violation(
+            "collect._rollup_flush",
+            "the AFTER trigger of a statement its rollup's BEFORE trigger opened",
+        )
     };
     if unsafe { pg_sys::tuplestore_tuple_count(buffer.store) } == 0 {
         // SAFETY: nothing refers to the store any more.
@@ -199,20 +240,31 @@ fn rollup_flush(fcinfo: pg_sys::FunctionCallInfo) -> Internal {
     // its name live in the SPI procedure context until SPI_finish, the store in
     // TopTransactionContext.
     unsafe {
-        super::statement::roll_up(&spec, &targets, buffer.store, (*(*td).tg_relation).rd_att, || {
-            let enr = pg_sys::palloc0(std::mem::size_of::<pg_sys::EphemeralNamedRelationData>())
-                .cast::<pg_sys::EphemeralNamedRelationData>();
-            (*enr).md.name = pg_sys::pstrdup(c"new_rows".as_ptr());
-            (*enr).md.reliddesc = view;
-            (*enr).md.tupdesc = std::ptr::null_mut();
-            (*enr).md.enrtype = pg_sys::EphemeralNameRelationType::ENR_NAMED_TUPLESTORE;
-            (*enr).md.enrtuples = pg_sys::tuplestore_tuple_count(buffer.store) as f64;
-            (*enr).reldata = buffer.store.cast();
-            let rc = pg_sys::SPI_register_relation(enr);
-            if rc != pg_sys::SPI_OK_REL_REGISTER as i32 {
-                raise(PgSqlErrorCode::ERRCODE_INTERNAL_ERROR, format!("SPI_register_relation failed: {rc}"), None);
-            }
-        });
+        super::statement::roll_up(
+            &spec,
+            &targets,
+            buffer.store,
+            (*(*td).tg_relation).rd_att,
+            || {
+                let enr =
+                    pg_sys::palloc0(std::mem::size_of::<pg_sys::EphemeralNamedRelationData>())
+                        .cast::<pg_sys::EphemeralNamedRelationData>();
+                (*enr).md.name = pg_sys::pstrdup(c"new_rows".as_ptr());
+                (*enr).md.reliddesc = view;
+                (*enr).md.tupdesc = std::ptr::null_mut();
+                (*enr).md.enrtype = pg_sys::EphemeralNameRelationType::ENR_NAMED_TUPLESTORE;
+                (*enr).md.enrtuples = pg_sys::tuplestore_tuple_count(buffer.store) as f64;
+                (*enr).reldata = buffer.store.cast();
+                let rc = pg_sys::SPI_register_relation(enr);
+                if rc != pg_sys::SPI_OK_REL_REGISTER as i32 {
+                    raise(
+                        PgSqlErrorCode::ERRCODE_INTERNAL_ERROR,
+                        format!("SPI_register_relation failed: {rc}"),
+                        None,
+                    );
+                }
+            },
+        );
     }
     // SAFETY: nothing refers to the store any more.
     unsafe { pg_sys::tuplestore_end(buffer.store) };

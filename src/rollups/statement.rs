@@ -47,31 +47,58 @@ pub fn init() {
 
 /// `collect.max_lump_bytes` in bytes.
 pub fn max_lump_bytes() -> usize {
-    usize::try_from(MAX_LUMP_BYTES.get()).unwrap_or(0).saturating_mul(1024)
+    usize::try_from(MAX_LUMP_BYTES.get())
+        .unwrap_or(0)
+        .saturating_mul(1024)
 }
 
 /// `collect.rollup_work_mem` in bytes.
 pub fn work_mem() -> usize {
-    usize::try_from(WORK_MEM.get()).unwrap_or(0).saturating_mul(1024)
+    usize::try_from(WORK_MEM.get())
+        .unwrap_or(0)
+        .saturating_mul(1024)
 }
 
 fn spi_error(what: &str, e: impl std::fmt::Display) -> ! {
-    raise(PgSqlErrorCode::ERRCODE_INTERNAL_ERROR, format!("rollup {what}: {e}"), None)
+    raise(
+        PgSqlErrorCode::ERRCODE_INTERNAL_ERROR,
+        format!("rollup {what}: {e}"),
+        None,
+    )
 }
 
 /// Per table, before which bucket events are late and from which they are kept, as now.
 pub fn thresholds(client: &mut SpiClient, rollup: &Rollup) -> Vec<Thresholds> {
-    let row = client.select(&rollup.thresholds(), Some(1), &[]).unwrap_or_else(|e| spi_error("thresholds", e));
-    let (late, keep) = row.first().get_two::<Vec<i64>, Vec<Option<i64>>>().unwrap_or_else(|e| spi_error("thresholds", e));
+    let row = client
+        .select(&rollup.thresholds(), Some(1), &[])
+        .unwrap_or_else(|e| spi_error("thresholds", e));
+    let (late, keep) = row
+        .first()
+        .get_two::<Vec<i64>, Vec<Option<i64>>>()
+        .unwrap_or_else(|e| spi_error("thresholds", e));
     let (late, keep) = (late.unwrap_or_default(), keep.unwrap_or_default());
-    late.into_iter().zip(keep).map(|(late_before, keep_from)| Thresholds { late_before, keep_from }).collect()
+    late.into_iter()
+        .zip(keep)
+        .map(|(late_before, keep_from)| Thresholds {
+            late_before,
+            keep_from,
+        })
+        .collect()
 }
 
 /// Merges the partial rows of each table into its target, passing each column as an array
 /// of its values (no text to format and parse back).
 pub fn merge_partials(rollup: &Rollup, targets: &Targets, plan: &Plan, tables: Vec<Columns>) {
-    let dimension_types: Vec<&str> = plan.dimensions.iter().map(|(_, kind)| kind.sql_type()).collect();
-    let time_type = if plan.with_zone { pg_sys::TIMESTAMPTZOID } else { pg_sys::TIMESTAMPOID };
+    let dimension_types: Vec<&str> = plan
+        .dimensions
+        .iter()
+        .map(|(_, kind)| kind.sql_type())
+        .collect();
+    let time_type = if plan.with_zone {
+        pg_sys::TIMESTAMPTZOID
+    } else {
+        pg_sys::TIMESTAMPOID
+    };
     let wires = plan.wires();
     let elements: Vec<(String, pg_sys::Oid)> = wires
         .iter()
@@ -91,10 +118,18 @@ pub fn merge_partials(rollup: &Rollup, targets: &Targets, plan: &Plan, tables: V
         let statement = rollup.upsert_partials(target, &dimension_types, &wire_names);
         // SAFETY: inside SPI; the arrays are made in the SPI procedure's memory context.
         unsafe {
-            let types: Vec<pg_sys::Oid> = elements.iter().map(|(_, oid)| pg_sys::get_array_type(*oid)).collect();
+            let types: Vec<pg_sys::Oid> = elements
+                .iter()
+                .map(|(_, oid)| pg_sys::get_array_type(*oid))
+                .collect();
             let plan = kept_plan(statement, types);
-            let mut values: Vec<pg_sys::Datum> = columns.iter().zip(&elements).map(|(cells, (_, oid))| array(cells, *oid)).collect();
-            let rc = pg_sys::SPI_execute_plan(plan, values.as_mut_ptr(), std::ptr::null(), false, 0);
+            let mut values: Vec<pg_sys::Datum> = columns
+                .iter()
+                .zip(&elements)
+                .map(|(cells, (_, oid))| array(cells, *oid))
+                .collect();
+            let rc =
+                pg_sys::SPI_execute_plan(plan, values.as_mut_ptr(), std::ptr::null(), false, 0);
             if rc < 0 {
                 spi_error("upsert", rc);
             }
@@ -127,7 +162,12 @@ unsafe fn kept_plan(statement: String, mut types: Vec<pg_sys::Oid>) -> pg_sys::S
     let text = std::ffi::CString::new(key.0.as_str()).expect("generated SQL has no NUL");
     // SAFETY: inside SPI; a kept plan lives in the cache memory context until freed here.
     unsafe {
-        let plan = pg_sys::SPI_prepare_cursor(text.as_ptr(), types.len() as i32, types.as_mut_ptr(), pg_sys::CURSOR_OPT_GENERIC_PLAN as i32);
+        let plan = pg_sys::SPI_prepare_cursor(
+            text.as_ptr(),
+            types.len() as i32,
+            types.as_mut_ptr(),
+            pg_sys::CURSOR_OPT_GENERIC_PLAN as i32,
+        );
         if plan.is_null() {
             spi_error("upsert plan", pg_sys::SPI_result);
         }
@@ -146,7 +186,10 @@ unsafe fn kept_plan(statement: String, mut types: Vec<pg_sys::Oid>) -> pg_sys::S
 /// The type oid of a sketch type, by its qualified name.
 fn sketch_type(name: &str) -> pg_sys::Oid {
     let (schema, type_name) = name.split_once('.').expect("a qualified sketch type");
-    let (schema, type_name) = (std::ffi::CString::new(schema).unwrap(), std::ffi::CString::new(type_name).unwrap());
+    let (schema, type_name) = (
+        std::ffi::CString::new(schema).unwrap(),
+        std::ffi::CString::new(type_name).unwrap(),
+    );
     // SAFETY: catalog lookups by name.
     unsafe {
         let namespace = pg_sys::get_namespace_oid(schema.as_ptr(), false);
@@ -169,7 +212,11 @@ unsafe fn array(cells: &[Cell], element: pg_sys::Oid) -> pg_sys::Datum {
         let varlena = |bytes: &[u8]| {
             let v = pg_sys::palloc(pg_sys::VARHDRSZ + bytes.len()).cast::<pg_sys::varlena>();
             pgrx::varlena::set_varsize_4b(v, (pg_sys::VARHDRSZ + bytes.len()) as i32);
-            std::ptr::copy_nonoverlapping(bytes.as_ptr(), pgrx::varlena::vardata_4b(v).cast_mut().cast::<u8>(), bytes.len());
+            std::ptr::copy_nonoverlapping(
+                bytes.as_ptr(),
+                pgrx::varlena::vardata_4b(v).cast_mut().cast::<u8>(),
+                bytes.len(),
+            );
             pg_sys::Datum::from(v)
         };
         let mut nulls: Vec<bool> = cells.iter().map(|c| *c == Cell::Null).collect();
@@ -188,7 +235,15 @@ unsafe fn array(cells: &[Cell], element: pg_sys::Oid) -> pg_sys::Datum {
         let mut dims = [cells.len() as i32];
         let mut lower = [1i32];
         let array = pg_sys::construct_md_array(
-            datums.as_mut_ptr(), nulls.as_mut_ptr(), 1, dims.as_mut_ptr(), lower.as_mut_ptr(), element, length.into(), by_value, align,
+            datums.as_mut_ptr(),
+            nulls.as_mut_ptr(),
+            1,
+            dims.as_mut_ptr(),
+            lower.as_mut_ptr(),
+            element,
+            length.into(),
+            by_value,
+            align,
         );
         pg_sys::Datum::from(array)
     }
@@ -209,15 +264,26 @@ struct Column {
 /// Where each column the rollup reads sits in `tupdesc`, and how it is read; None when some
 /// column is of a type this path does not read, or is a dimension compared by a
 /// nondeterministic collation.
-unsafe fn columns(rollup: &Rollup, tupdesc: pg_sys::TupleDesc) -> Option<(usize, Vec<(String, usize, pg_sys::Oid, pg_sys::Oid)>)> {
+unsafe fn columns(
+    rollup: &Rollup,
+    tupdesc: pg_sys::TupleDesc,
+) -> Option<(usize, Vec<(String, usize, pg_sys::Oid, pg_sys::Oid)>)> {
     // SAFETY: the caller's descriptor is valid; attributes are read within natts.
     unsafe {
-        let attributes: Vec<(String, usize, pg_sys::Oid, pg_sys::Oid)> = (0..(*tupdesc).natts as usize)
+        let attributes: Vec<(String, usize, pg_sys::Oid, pg_sys::Oid)> = (0..(*tupdesc).natts
+            as usize)
             .map(|i| (*tupdesc).attrs.as_ptr().add(i))
             .filter(|a| !(**a).attisdropped)
             .map(|a| {
-                let name = CStr::from_ptr((*a).attname.data.as_ptr()).to_string_lossy().into_owned();
-                (name, (*a).attnum as usize - 1, (*a).atttypid, (*a).attcollation)
+                let name = CStr::from_ptr((*a).attname.data.as_ptr())
+                    .to_string_lossy()
+                    .into_owned();
+                (
+                    name,
+                    (*a).attnum as usize - 1,
+                    (*a).atttypid,
+                    (*a).attcollation,
+                )
             })
             .collect();
         let time = attributes.iter().find(|a| a.0 == rollup.time_column)?;
@@ -231,7 +297,9 @@ unsafe fn columns(rollup: &Rollup, tupdesc: pg_sys::TupleDesc) -> Option<(usize,
         }
         for dimension in &rollup.dimensions {
             let column = attributes.iter().find(|a| a.0 == *dimension)?;
-            if matches!(column.2, pg_sys::TEXTOID | pg_sys::VARCHAROID) && !pg_sys::get_collation_isdeterministic(column.3) {
+            if matches!(column.2, pg_sys::TEXTOID | pg_sys::VARCHAROID)
+                && !pg_sys::get_collation_isdeterministic(column.3)
+            {
                 return None;
             }
         }
@@ -265,12 +333,35 @@ unsafe fn aggregate_rows(
         let (time_index, attributes) = columns(rollup, tupdesc)?;
         let utf8 = text_is_utf8();
         let attribute = |name: &str| attributes.iter().find(|a| a.0 == name);
-        let plan = Plan::new(rollup, |c| kind_of_type(attribute(c)?.2, utf8), &thresholds(client, rollup))?;
-        let dimensions: Vec<Column> =
-            plan.dimensions.iter().map(|(name, kind)| Column { index: attribute(name).expect("planned").1, kind: *kind }).collect();
-        let metrics: Vec<Column> =
-            plan.metrics.iter().map(|(_, name, kind)| Column { index: attribute(name).expect("planned").1, kind: *kind }).collect();
-        let last = dimensions.iter().chain(&metrics).map(|c| c.index).chain([time_index]).max().expect("a time column") + 1;
+        let plan = Plan::new(
+            rollup,
+            |c| kind_of_type(attribute(c)?.2, utf8),
+            &thresholds(client, rollup),
+        )?;
+        let dimensions: Vec<Column> = plan
+            .dimensions
+            .iter()
+            .map(|(name, kind)| Column {
+                index: attribute(name).expect("planned").1,
+                kind: *kind,
+            })
+            .collect();
+        let metrics: Vec<Column> = plan
+            .metrics
+            .iter()
+            .map(|(_, name, kind)| Column {
+                index: attribute(name).expect("planned").1,
+                kind: *kind,
+            })
+            .collect();
+        let last = dimensions
+            .iter()
+            .chain(&metrics)
+            .map(|c| c.index)
+            .chain([time_index])
+            .max()
+            .expect("a time column")
+            + 1;
         let budget = work_mem();
         let slot = pg_sys::MakeSingleTupleTableSlot(tupdesc, &pg_sys::TTSOpsMinimalTuple);
         let pointer = pg_sys::tuplestore_alloc_read_pointer(store, pg_sys::EXEC_FLAG_REWIND as i32);
@@ -299,19 +390,27 @@ unsafe fn aggregate_rows(
                 }
                 let datum = *values.add(column.index);
                 Some(match column.kind {
-                    Kind::Int(min, _) if min == i16::MIN as i64 => Value::Int(i64::from(datum.value() as i16)),
-                    Kind::Int(min, _) if min == i32::MIN as i64 => Value::Int(i64::from(datum.value() as i32)),
+                    Kind::Int(min, _) if min == i16::MIN as i64 => {
+                        Value::Int(i64::from(datum.value() as i16))
+                    }
+                    Kind::Int(min, _) if min == i32::MIN as i64 => {
+                        Value::Int(i64::from(datum.value() as i32))
+                    }
                     Kind::Int(..) => Value::Int(datum.value() as i64),
                     Kind::Float4 => Value::Float(f64::from(f32::from_bits(datum.value() as u32))),
                     Kind::Float8 => Value::Float(f64::from_bits(datum.value() as u64)),
                     Kind::Text => {
                         let mut text = datum.cast_mut_ptr::<pg_sys::varlena>();
-                        if pgrx::varlena::varatt_is_4b_c(text) || pgrx::varlena::varatt_is_1b_e(text) {
+                        if pgrx::varlena::varatt_is_4b_c(text)
+                            || pgrx::varlena::varatt_is_1b_e(text)
+                        {
                             text = detoasted.switch_to(|_| pg_sys::pg_detoast_datum_packed(text));
                         }
                         // Lives until the row's values are aggregated: the slot's tuple, or
                         // the row's context.
-                        Value::Text(std::borrow::Cow::Borrowed(pgrx::varlena::varlena_to_byte_slice(text)))
+                        Value::Text(std::borrow::Cow::Borrowed(
+                            pgrx::varlena::varlena_to_byte_slice(text),
+                        ))
                     }
                 })
             };
@@ -330,7 +429,11 @@ unsafe fn aggregate_rows(
                     None => readable = false,
                 }
             }
-            if !readable || aggregator.add(time, &dimension_values, &metric_values).is_none() {
+            if !readable
+                || aggregator
+                    .add(time, &dimension_values, &metric_values)
+                    .is_none()
+            {
                 break false;
             }
             dimension_values.clear();
@@ -351,7 +454,13 @@ unsafe fn aggregate_rows(
 ///
 /// # Safety
 /// `store` and `tupdesc` must be the statement's rows and their descriptor.
-pub unsafe fn roll_up(rollup: &Rollup, targets: &Targets, store: *mut pg_sys::Tuplestorestate, tupdesc: pg_sys::TupleDesc, expose: impl FnOnce()) {
+pub unsafe fn roll_up(
+    rollup: &Rollup,
+    targets: &Targets,
+    store: *mut pg_sys::Tuplestorestate,
+    tupdesc: pg_sys::TupleDesc,
+    expose: impl FnOnce(),
+) {
     // SAFETY: the store is the statement's; see aggregate_rows.
     if unsafe { pg_sys::tuplestore_tuple_count(store) } == 0 {
         return;
@@ -361,10 +470,15 @@ pub unsafe fn roll_up(rollup: &Rollup, targets: &Targets, store: *mut pg_sys::Tu
             merge_partials(rollup, targets, &plan, tables);
             return;
         }
-        pgrx::debug1!("rollup {}: the statement's rows are rolled up by SQL", rollup.tables[0].table.sql());
+        pgrx::debug1!(
+            "rollup {}: the statement's rows are rolled up by SQL",
+            rollup.tables[0].table.sql()
+        );
         expose();
         for statement in rollup.ingest_statements(targets) {
-            client.update(statement.as_str(), None, &[]).unwrap_or_else(|e| spi_error("upsert", e));
+            client
+                .update(statement.as_str(), None, &[])
+                .unwrap_or_else(|e| spi_error("upsert", e));
         }
     });
 }
@@ -379,17 +493,33 @@ struct TriggerTargets {
 }
 
 /// The rollup and tables of the trigger (schema, name, version, spec) fired on `source`.
-pub fn trigger_targets(args: &[String], source: pg_sys::Oid, spec: Option<&str>) -> (Rollup, Targets) {
-    let version: i32 = args[2].parse().unwrap_or_else(|_| protocol_violation("collect._rollup_ingest"));
+pub fn trigger_targets(
+    args: &[String],
+    source: pg_sys::Oid,
+    spec: Option<&str>,
+) -> (Rollup, Targets) {
+    let version: i32 = args[2]
+        .parse()
+        .unwrap_or_else(|_| protocol_violation("collect._rollup_ingest"));
     let described: Option<pgrx::JsonB> = Spi::get_one_with_args(
         "SELECT collect._rollup_trigger_targets($1, $2, $3, $4, $5::pg_catalog.jsonb, 'ingest')",
-        &[args[0].as_str().into(), args[1].as_str().into(), version.into(), source.into(), spec.into()],
+        &[
+            args[0].as_str().into(),
+            args[1].as_str().into(),
+            version.into(),
+            source.into(),
+            spec.into(),
+        ],
     )
     .unwrap_or_else(|e| spi_error("lookup", e));
     // The lookup raises an error for a trigger that is not the rollup's; it never answers NULL.
     let described = described.unwrap_or_else(|| spi_error("lookup", "no answer"));
-    let described: TriggerTargets = serde_json::from_value(described.0).unwrap_or_else(|e| spi_error("lookup", e));
-    let targets = described.spec.targets(described.tables, described.stale).unwrap_or_else(|| spi_error("lookup", "shards do not match the rollup's tables"));
+    let described: TriggerTargets =
+        serde_json::from_value(described.0).unwrap_or_else(|e| spi_error("lookup", e));
+    let targets = described
+        .spec
+        .targets(described.tables, described.stale)
+        .unwrap_or_else(|| spi_error("lookup", "shards do not match the rollup's tables"));
     (described.spec, targets)
 }
 
@@ -414,15 +544,26 @@ fn rollup_ingest(fcinfo: pg_sys::FunctionCallInfo) -> Internal {
         if pg_sys::tuplestore_tuple_count((*td).tg_newtable) == 0 {
             return Internal::from(Some(pg_sys::Datum::from(0usize)));
         }
-        let args: Vec<String> =
-            (0..4).map(|i| CStr::from_ptr(*(*trigger).tgargs.add(i)).to_string_lossy().into_owned()).collect();
+        let args: Vec<String> = (0..4)
+            .map(|i| {
+                CStr::from_ptr(*(*trigger).tgargs.add(i))
+                    .to_string_lossy()
+                    .into_owned()
+            })
+            .collect();
         let (rollup, targets) = trigger_targets(&args, (*relation).rd_id, Some(&args[3]));
-        roll_up(&rollup, &targets, (*td).tg_newtable, (*relation).rd_att, || {
-            // SAFETY: makes the transition table visible to SPI as new_rows.
-            if pg_sys::SPI_register_trigger_data(td) < 0 {
-                spi_error("SPI_register_trigger_data", "failed");
-            }
-        });
+        roll_up(
+            &rollup,
+            &targets,
+            (*td).tg_newtable,
+            (*relation).rd_att,
+            || {
+                // SAFETY: makes the transition table visible to SPI as new_rows.
+                if pg_sys::SPI_register_trigger_data(td) < 0 {
+                    spi_error("SPI_register_trigger_data", "failed");
+                }
+            },
+        );
         Internal::from(Some(pg_sys::Datum::from(0usize)))
     }
 }

@@ -33,7 +33,9 @@ struct Expanded<S> {
     flat: Option<Vec<u8>>,
 }
 
-pub unsafe extern "C-unwind" fn get_flat_size<S: Sketch>(eoh: *mut pg_sys::ExpandedObjectHeader) -> pg_sys::Size {
+pub unsafe extern "C-unwind" fn get_flat_size<S: Sketch>(
+    eoh: *mut pg_sys::ExpandedObjectHeader,
+) -> pg_sys::Size {
     // SAFETY: Postgres calls the methods of an object made by `new_state::<S>`.
     let object = unsafe { &mut *(eoh as *mut Expanded<S>) };
     let bytes = object.sketch.to_bytes();
@@ -50,12 +52,23 @@ pub unsafe extern "C-unwind" fn flatten_into<S: Sketch>(
     // SAFETY: as above; `result` has `allocated_size` bytes, the size get_flat_size returned.
     unsafe {
         let object = &mut *(eoh as *mut Expanded<S>);
-        let bytes = object.flat.take().unwrap_or_else(|| object.sketch.to_bytes());
+        let bytes = object
+            .flat
+            .take()
+            .unwrap_or_else(|| object.sketch.to_bytes());
         if bytes.len() + pg_sys::VARHDRSZ != allocated_size {
-            raise(PgSqlErrorCode::ERRCODE_INTERNAL_ERROR, format!("{} changed while being flattened", S::SQL_NAME), None);
+            raise(
+                PgSqlErrorCode::ERRCODE_INTERNAL_ERROR,
+                format!("{} changed while being flattened", S::SQL_NAME),
+                None,
+            );
         }
         pgrx::set_varsize_4b(result as *mut pg_sys::varlena, allocated_size as i32);
-        std::ptr::copy_nonoverlapping(bytes.as_ptr(), (result as *mut u8).add(pg_sys::VARHDRSZ), bytes.len());
+        std::ptr::copy_nonoverlapping(
+            bytes.as_ptr(),
+            (result as *mut u8).add(pg_sys::VARHDRSZ),
+            bytes.len(),
+        );
     }
 }
 
@@ -64,10 +77,11 @@ macro_rules! expanded_sketch {
     ($rust:ty) => {
         impl $crate::sketches::expanded::ExpandedSketch for $rust {
             fn methods() -> &'static pgrx::pg_sys::ExpandedObjectMethods {
-                static METHODS: pgrx::pg_sys::ExpandedObjectMethods = pgrx::pg_sys::ExpandedObjectMethods {
-                    get_flat_size: Some($crate::sketches::expanded::get_flat_size::<$rust>),
-                    flatten_into: Some($crate::sketches::expanded::flatten_into::<$rust>),
-                };
+                static METHODS: pgrx::pg_sys::ExpandedObjectMethods =
+                    pgrx::pg_sys::ExpandedObjectMethods {
+                        get_flat_size: Some($crate::sketches::expanded::get_flat_size::<$rust>),
+                        flatten_into: Some($crate::sketches::expanded::flatten_into::<$rust>),
+                    };
                 &METHODS
             }
         }
@@ -76,7 +90,10 @@ macro_rules! expanded_sketch {
 pub(crate) use expanded_sketch;
 
 /// `datum` as one of our expanded `S` objects, when it is one (read-write only if asked).
-unsafe fn as_expanded<S: ExpandedSketch>(datum: pg_sys::Datum, read_write_only: bool) -> Option<*mut Expanded<S>> {
+unsafe fn as_expanded<S: ExpandedSketch>(
+    datum: pg_sys::Datum,
+    read_write_only: bool,
+) -> Option<*mut Expanded<S>> {
     // SAFETY: `datum` is a non-NULL varlena; an external one-byte header is 0x01 and its tag
     // follows (VARATT_IS_EXTERNAL_EXPANDED).
     unsafe {
@@ -92,7 +109,8 @@ unsafe fn as_expanded<S: ExpandedSketch>(datum: pg_sys::Datum, read_write_only: 
         }
         // varatt_expanded: the object's header pointer, unaligned, after the two header bytes
         // (DatumGetEOHP, read here rather than called: this runs on every row).
-        let eoh = std::ptr::read_unaligned(pointer.add(2) as *const *mut pg_sys::ExpandedObjectHeader);
+        let eoh =
+            std::ptr::read_unaligned(pointer.add(2) as *const *mut pg_sys::ExpandedObjectHeader);
         ((*eoh).eoh_methods == S::methods() as *const _).then_some(eoh as *mut Expanded<S>)
     }
 }
@@ -135,8 +153,10 @@ unsafe fn shared_context(parent: pg_sys::MemoryContext) -> pg_sys::MemoryContext
             pg_sys::ALLOCSET_DEFAULT_INITSIZE as usize,
             pg_sys::ALLOCSET_DEFAULT_MAXSIZE as usize,
         );
-        let callback = pg_sys::MemoryContextAllocZero(context, std::mem::size_of::<pg_sys::MemoryContextCallback>())
-            as *mut pg_sys::MemoryContextCallback;
+        let callback = pg_sys::MemoryContextAllocZero(
+            context,
+            std::mem::size_of::<pg_sys::MemoryContextCallback>(),
+        ) as *mut pg_sys::MemoryContextCallback;
         (*callback).func = Some(forget_shared);
         (*callback).arg = parent as *mut c_void;
         pg_sys::MemoryContextRegisterResetCallback(context, callback);
@@ -199,7 +219,11 @@ pub fn transition<S: ExpandedSketch>(
         }
         let mut context: pg_sys::MemoryContext = std::ptr::null_mut();
         let kind = pg_sys::AggCheckCallContext(fcinfo, &mut context);
-        let mut sketch = if state.isnull { init() } else { decoded::<S>(state.value) };
+        let mut sketch = if state.isnull {
+            init()
+        } else {
+            decoded::<S>(state.value)
+        };
         update(&mut sketch);
         if kind == pg_sys::AGG_CONTEXT_AGGREGATE as i32 {
             return new_state(context, sketch);
@@ -210,7 +234,9 @@ pub fn transition<S: ExpandedSketch>(
 
 /// The body of a merge transition and of every sketch aggregate's combine function:
 /// argument 1, a sketch, merged into the state. A NULL sketch adds nothing.
-pub fn merge_transition<S: ExpandedSketch>(fcinfo: pg_sys::FunctionCallInfo) -> Option<pg_sys::Datum> {
+pub fn merge_transition<S: ExpandedSketch>(
+    fcinfo: pg_sys::FunctionCallInfo,
+) -> Option<pg_sys::Datum> {
     // SAFETY: reading the call's arguments, both of S's SQL type.
     unsafe {
         let state = pgrx::fcinfo::pg_get_nullable_datum(fcinfo, 0);
@@ -228,7 +254,10 @@ pub fn merge_transition<S: ExpandedSketch>(fcinfo: pg_sys::FunctionCallInfo) -> 
             || unreachable!("the state is not NULL"),
             |sketch: &mut S| match as_expanded::<S>(other.value, false) {
                 Some(object) => merge_or_raise(sketch, &(*object).sketch),
-                None => merge_bytes_or_raise(sketch, <&[u8]>::from_datum(other.value, false).unwrap_or_default()),
+                None => merge_bytes_or_raise(
+                    sketch,
+                    <&[u8]>::from_datum(other.value, false).unwrap_or_default(),
+                ),
             },
         ))
     }
@@ -242,7 +271,11 @@ fn merge_bytes_or_raise<S: Sketch>(into: &mut S, bytes: &[u8]) {
         } else {
             PgSqlErrorCode::ERRCODE_DATA_CORRUPTED
         };
-        let message = if e.starts_with("cannot merge") { e } else { format!("{} value is corrupted: {e}", S::SQL_NAME) };
+        let message = if e.starts_with("cannot merge") {
+            e
+        } else {
+            format!("{} value is corrupted: {e}", S::SQL_NAME)
+        };
         raise(code, message, None)
     }
 }

@@ -49,7 +49,10 @@ impl Hll {
                 "precision {precision} is out of range ({MIN_PRECISION} to {MAX_PRECISION})"
             ));
         }
-        Ok(Hll { precision, repr: Repr::Sparse(BTreeSet::new()) })
+        Ok(Hll {
+            precision,
+            repr: Repr::Sparse(BTreeSet::new()),
+        })
     }
 
     pub fn precision(&self) -> u8 {
@@ -140,12 +143,19 @@ impl Hll {
         }
         let precision = r.u8()?;
         if precision != self.precision {
-            return Err(format!("cannot merge hll sketches of precision {} and {precision}", self.precision));
+            return Err(format!(
+                "cannot merge hll sketches of precision {} and {precision}",
+                self.precision
+            ));
         }
         match r.u8()? {
             0 => {
                 // Version 1 kept up to m/8 hashes sparse.
-                let limit = if version == 1 { self.registers() / 8 } else { self.sparse_limit() };
+                let limit = if version == 1 {
+                    self.registers() / 8
+                } else {
+                    self.sparse_limit()
+                };
                 let n = r.count(1)?;
                 if n > limit {
                     return Err(format!("sparse hll holds {n} hashes, more than {limit}"));
@@ -168,7 +178,9 @@ impl Hll {
                 }
                 self.densify();
                 if let Repr::Dense(ours) = &mut self.repr {
-                    ours.iter_mut().zip(theirs).for_each(|(a, &b)| *a = (*a).max(b.min(Q as u8 + 1)));
+                    ours.iter_mut()
+                        .zip(theirs)
+                        .for_each(|(a, &b)| *a = (*a).max(b.min(Q as u8 + 1)));
                 }
             }
             1 => {
@@ -179,7 +191,8 @@ impl Hll {
                         let bit = i * REGISTER_BITS;
                         let low = packed[bit / 8] as u16;
                         let high = packed.get(bit / 8 + 1).copied().unwrap_or(0) as u16;
-                        let b = (((high << 8) | low) >> (bit % 8)) as u8 & ((1 << REGISTER_BITS) - 1);
+                        let b =
+                            (((high << 8) | low) >> (bit % 8)) as u8 & ((1 << REGISTER_BITS) - 1);
                         *a = (*a).max(b);
                     }
                 }
@@ -305,7 +318,12 @@ mod tests {
         for i in 0..50_000u64 {
             dense.add_hash(crate::sketches::wire::hash64(&(i * 3).to_le_bytes()));
         }
-        for (a, b) in [(&sparse, &dense), (&dense, &sparse), (&sparse, &sparse), (&dense, &dense)] {
+        for (a, b) in [
+            (&sparse, &dense),
+            (&dense, &sparse),
+            (&sparse, &sparse),
+            (&dense, &dense),
+        ] {
             let mut by_sketch = a.clone();
             by_sketch.merge(b).unwrap();
             let mut by_bytes = a.clone();
@@ -314,7 +332,11 @@ mod tests {
         }
         let mut other_precision = Hll::new(12).unwrap();
         other_precision.add_hash(1);
-        assert!(sparse.clone().merge_bytes(&other_precision.to_bytes()).unwrap_err().contains("precision"));
+        assert!(sparse
+            .clone()
+            .merge_bytes(&other_precision.to_bytes())
+            .unwrap_err()
+            .contains("precision"));
         let mut damaged = dense.to_bytes();
         damaged.truncate(100);
         assert!(sparse.clone().merge_bytes(&damaged).is_err());
@@ -344,8 +366,10 @@ mod tests {
     fn merging_stored_bytes_equals_merging_random_sketches() {
         let mut rng = XorShift(0x1234_5678_9abc_def0);
         for case in 0..30 {
-            let state = build((0..rng.below(if case % 3 == 0 { 1500 } else { 20000 })).map(|_| rng.next()));
-            let other = build((0..rng.below(if case % 2 == 0 { 1500 } else { 30000 })).map(|_| rng.next()));
+            let state =
+                build((0..rng.below(if case % 3 == 0 { 1500 } else { 20000 })).map(|_| rng.next()));
+            let other =
+                build((0..rng.below(if case % 2 == 0 { 1500 } else { 30000 })).map(|_| rng.next()));
             let mut expected = state.clone();
             expected.merge(&other).unwrap();
             let mut merged = state.clone();
@@ -382,21 +406,34 @@ mod tests {
     #[test]
     fn dense_estimates_are_within_the_stated_error() {
         // Relative error at many cardinalities, across the sparse-to-dense switch (2048).
-        for &n in &[1_500u64, 2_048, 2_049, 2_500, 5_000, 20_000, 40_000, 80_000, 200_000, 1_000_000] {
+        for &n in &[
+            1_500u64, 2_048, 2_049, 2_500, 5_000, 20_000, 40_000, 80_000, 200_000, 1_000_000,
+        ] {
             let mut errors = Vec::new();
             for trial in 0..5u64 {
-                let h = build((0..n).map(|i| i.wrapping_mul(0x9e37_79b9_7f4a_7c15).wrapping_add(trial << 40)));
+                let h = build((0..n).map(|i| {
+                    i.wrapping_mul(0x9e37_79b9_7f4a_7c15)
+                        .wrapping_add(trial << 40)
+                }));
                 errors.push((h.estimate() - n as f64) / n as f64);
             }
             let rms = (errors.iter().map(|e| e * e).sum::<f64>() / errors.len() as f64).sqrt();
             // 0.81% standard error: allow three of them.
-            assert!(rms < 0.025, "n = {n}: rms relative error {rms:.4} ({errors:?})");
+            assert!(
+                rms < 0.025,
+                "n = {n}: rms relative error {rms:.4} ({errors:?})"
+            );
         }
     }
 
     #[test]
     fn bytes_round_trip_and_damage_is_an_error() {
-        for h in [Hll::default(), build(0..100), build(0..50_000), Hll::new(4).unwrap()] {
+        for h in [
+            Hll::default(),
+            build(0..100),
+            build(0..50_000),
+            Hll::new(4).unwrap(),
+        ] {
             let bytes = h.to_bytes();
             assert_eq!(Hll::from_bytes(&bytes).unwrap(), h);
             for cut in 0..bytes.len().min(40) {
@@ -425,7 +462,9 @@ mod tests {
         v1[0] = 1;
         assert_eq!(Hll::from_bytes(&v1).unwrap(), sparse);
         let dense = build(0..50_000);
-        let Repr::Dense(regs) = &dense.repr else { panic!("dense") };
+        let Repr::Dense(regs) = &dense.repr else {
+            panic!("dense")
+        };
         let mut v1 = vec![1, 14, 1];
         v1.extend_from_slice(regs);
         assert_eq!(Hll::from_bytes(&v1).unwrap(), dense);

@@ -38,13 +38,17 @@ impl Store {
                 Ok(at) => pairs[at].1 += count,
                 Err(at) if pairs.len() < SPARSE_BUCKETS => pairs.insert(at, (index, count)),
                 Err(_) => {
-                    let (first, last) = (pairs[0].0.min(index), pairs[pairs.len() - 1].0.max(index));
+                    let (first, last) =
+                        (pairs[0].0.min(index), pairs[pairs.len() - 1].0.max(index));
                     let mut counts = vec![0; (last - first) as usize + 1];
                     for &(i, c) in pairs.iter() {
                         counts[(i - first) as usize] = c;
                     }
                     counts[(index - first) as usize] = count;
-                    *self = Store::Dense { offset: first, counts };
+                    *self = Store::Dense {
+                        offset: first,
+                        counts,
+                    };
                 }
             },
             Store::Dense { offset, counts } => {
@@ -96,7 +100,9 @@ impl Iterator for Buckets<'_> {
     fn next(&mut self) -> Option<(i32, u64)> {
         match self {
             Buckets::Sparse(pairs) => pairs.next().copied(),
-            Buckets::Dense(offset, counts) => counts.find(|(_, &c)| c > 0).map(|(i, &c)| (*offset + i as i32, c)),
+            Buckets::Dense(offset, counts) => counts
+                .find(|(_, &c)| c > 0)
+                .map(|(i, &c)| (*offset + i as i32, c)),
         }
     }
 }
@@ -105,7 +111,9 @@ impl DoubleEndedIterator for Buckets<'_> {
     fn next_back(&mut self) -> Option<(i32, u64)> {
         match self {
             Buckets::Sparse(pairs) => pairs.next_back().copied(),
-            Buckets::Dense(offset, counts) => counts.rfind(|(_, &c)| c > 0).map(|(i, &c)| (*offset + i as i32, c)),
+            Buckets::Dense(offset, counts) => counts
+                .rfind(|(_, &c)| c > 0)
+                .map(|(i, &c)| (*offset + i as i32, c)),
         }
     }
 }
@@ -250,7 +258,13 @@ impl Quantiles {
 
     pub fn from_bytes(bytes: &[u8]) -> Result<Quantiles, String> {
         let mut r = Reader::versioned(bytes, FORMAT_VERSION, "quantiles")?;
-        let mut q = Quantiles { count: r.varint()?, zero: r.varint()?, min: r.f64()?, max: r.f64()?, ..Default::default() };
+        let mut q = Quantiles {
+            count: r.varint()?,
+            zero: r.varint()?,
+            min: r.f64()?,
+            max: r.f64()?,
+            ..Default::default()
+        };
         let mut total = q.zero;
         for negative in [false, true] {
             let n = r.count(2)?;
@@ -282,7 +296,10 @@ impl Quantiles {
         }
         r.finish()?;
         if total != q.count {
-            return Err(format!("buckets hold {total} values, the header says {}", q.count));
+            return Err(format!(
+                "buckets hold {total} values, the header says {}",
+                q.count
+            ));
         }
         if q.count > 0 && !(q.min.is_finite() && q.max.is_finite() && q.min <= q.max) {
             return Err("min and max are inconsistent".into());
@@ -304,8 +321,15 @@ mod tests {
         // One positive bucket: replace its index delta with one far beyond any float's.
         let at = bytes.len() - 3;
         assert_eq!(&bytes[at..], &[zigzag(index_of(1.0) as i64) as u8, 1, 0]);
-        bytes.splice(at..at + 1, { let mut v = Vec::new(); put_varint(&mut v, zigzag(2_000_000_000)); v });
-        assert_eq!(Quantiles::from_bytes(&bytes).unwrap_err(), "bucket index out of range");
+        bytes.splice(at..at + 1, {
+            let mut v = Vec::new();
+            put_varint(&mut v, zigzag(2_000_000_000));
+            v
+        });
+        assert_eq!(
+            Quantiles::from_bytes(&bytes).unwrap_err(),
+            "bucket index out of range"
+        );
     }
 
     fn build(values: &[f64]) -> Quantiles {
@@ -346,7 +370,10 @@ mod tests {
             for &q in &[0.0, 0.01, 0.1, 0.25, 0.5, 0.75, 0.9, 0.95, 0.99, 0.999, 1.0] {
                 let (got, want) = (sketch.quantile(q).unwrap(), exact(&values, q));
                 let tolerance = RELATIVE_ACCURACY * want.abs() + 1e-9;
-                assert!((got - want).abs() <= tolerance, "q {q}: got {got}, want {want}");
+                assert!(
+                    (got - want).abs() <= tolerance,
+                    "q {q}: got {got}, want {want}"
+                );
             }
         }
         assert_eq!(Quantiles::default().quantile(0.5), None);
@@ -383,7 +410,10 @@ mod tests {
             assert_eq!(tree, direct);
             // Stores of pairs and of arrays write the same bytes.
             assert_eq!(forward.to_bytes(), direct.to_bytes());
-            assert_eq!(Quantiles::from_bytes(&tree.to_bytes()).unwrap().to_bytes(), direct.to_bytes());
+            assert_eq!(
+                Quantiles::from_bytes(&tree.to_bytes()).unwrap().to_bytes(),
+                direct.to_bytes()
+            );
         }
         // A few values spread over decades keep a few pairs, not an array across them.
         let few = build(&[1.0, 1e5, -1e-3]);
@@ -393,7 +423,11 @@ mod tests {
     #[test]
     fn bytes_round_trip_and_damage_is_an_error() {
         let mut rng = XorShift(5);
-        for sketch in [Quantiles::default(), build(&[0.0]), build(&random_values(&mut rng, 2000))] {
+        for sketch in [
+            Quantiles::default(),
+            build(&[0.0]),
+            build(&random_values(&mut rng, 2000)),
+        ] {
             let bytes = sketch.to_bytes();
             assert_eq!(Quantiles::from_bytes(&bytes).unwrap(), sketch);
             for cut in 0..bytes.len() {

@@ -8,10 +8,10 @@ use std::ffi::{CStr, CString};
 use pgrx::prelude::*;
 use pgrx::{pg_sys, Internal};
 
+use super::expanded::{self, expanded_sketch};
 use super::hll::Hll;
 use super::quantiles::Quantiles;
 use super::topk::TopK;
-use super::expanded::{self, expanded_sketch};
 use super::wire::hash64;
 use crate::errors::raise;
 use crate::typeio;
@@ -73,12 +73,17 @@ impl Sketch for TopK {
 /// A stored sketch: damage is data corruption.
 pub fn stored<S: Sketch>(bytes: &[u8]) -> S {
     S::from_bytes(bytes).unwrap_or_else(|e| {
-        raise(PgSqlErrorCode::ERRCODE_DATA_CORRUPTED, format!("{} value is corrupted: {e}", S::SQL_NAME), None)
+        raise(
+            PgSqlErrorCode::ERRCODE_DATA_CORRUPTED,
+            format!("{} value is corrupted: {e}", S::SQL_NAME),
+            None,
+        )
     })
 }
 
 pub(crate) fn merge_or_raise<S: Sketch>(into: &mut S, other: &S) {
-    into.merge_from(other).unwrap_or_else(|e| raise(PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE, e, None))
+    into.merge_from(other)
+        .unwrap_or_else(|e| raise(PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE, e, None))
 }
 
 fn text_in<S: Sketch>(input: &CStr) -> Vec<u8> {
@@ -88,8 +93,15 @@ fn text_in<S: Sketch>(input: &CStr) -> Vec<u8> {
         Ok(sketch) => sketch.to_bytes(),
         Err(e) => raise(
             PgSqlErrorCode::ERRCODE_INVALID_TEXT_REPRESENTATION,
-            format!("invalid input syntax for type {}: \"{}\": {e}", S::SQL_NAME, text.chars().take(40).collect::<String>()),
-            Some(format!("Values of {} are written as their text output, \\x followed by hex.", S::SQL_NAME)),
+            format!(
+                "invalid input syntax for type {}: \"{}\": {e}",
+                S::SQL_NAME,
+                text.chars().take(40).collect::<String>()
+            ),
+            Some(format!(
+                "Values of {} are written as their text output, \\x followed by hex.",
+                S::SQL_NAME
+            )),
         ),
     }
 }
@@ -142,7 +154,15 @@ macro_rules! sketch_sql_functions {
 }
 
 sketch_sql_functions!(Hll, hll_in, hll_out, hll_recv, hll_send, hll_eq, hll_union);
-sketch_sql_functions!(Quantiles, quantiles_in, quantiles_out, quantiles_recv, quantiles_send, quantiles_eq, quantiles_union);
+sketch_sql_functions!(
+    Quantiles,
+    quantiles_in,
+    quantiles_out,
+    quantiles_recv,
+    quantiles_send,
+    quantiles_eq,
+    quantiles_union
+);
 sketch_sql_functions!(TopK, topk_in, topk_out, topk_recv, topk_send, topk_eq, topk_union);
 
 // ---- aggregates: the sketch type is the state (see expanded.rs) ----
@@ -184,7 +204,11 @@ fn argument_type(fcinfo: pg_sys::FunctionCallInfo, arg: usize) -> pg_sys::Oid {
         let mut types: *mut pg_sys::Oid = std::ptr::null_mut();
         let mut count = 0;
         pg_sys::get_func_signature((*(*fcinfo).flinfo).fn_oid, &mut types, &mut count);
-        let declared = if (arg as i32) < count { *types.add(arg) } else { pg_sys::Oid::INVALID };
+        let declared = if (arg as i32) < count {
+            *types.add(arg)
+        } else {
+            pg_sys::Oid::INVALID
+        };
         if declared == pg_sys::Oid::INVALID || declared == pg_sys::ANYELEMENTOID {
             raise(
                 PgSqlErrorCode::ERRCODE_FEATURE_NOT_SUPPORTED,
@@ -242,9 +266,18 @@ unsafe fn value_type(fcinfo: pg_sys::FunctionCallInfo, arg: usize) -> *mut Value
             return (*flinfo).fn_extra as *mut ValueType;
         }
         let oid = argument_type(fcinfo, arg);
-        let kept = pg_sys::MemoryContextAllocZero((*flinfo).fn_mcxt, std::mem::size_of::<ValueType>()) as *mut ValueType;
+        let kept =
+            pg_sys::MemoryContextAllocZero((*flinfo).fn_mcxt, std::mem::size_of::<ValueType>())
+                as *mut ValueType;
         (*kept).oid = oid;
-        if !matches!(oid, pg_sys::INT2OID | pg_sys::INT4OID | pg_sys::INT8OID | pg_sys::TEXTOID | pg_sys::VARCHAROID) {
+        if !matches!(
+            oid,
+            pg_sys::INT2OID
+                | pg_sys::INT4OID
+                | pg_sys::INT8OID
+                | pg_sys::TEXTOID
+                | pg_sys::VARCHAROID
+        ) {
             let mut output = pg_sys::Oid::INVALID;
             let mut varlena = false;
             pg_sys::getTypeOutputInfo(oid, &mut output, &mut varlena);
@@ -256,13 +289,23 @@ unsafe fn value_type(fcinfo: pg_sys::FunctionCallInfo, arg: usize) -> *mut Value
 }
 
 /// An aggregate's parameter (an hll's precision, a topk's k): within `range`, else 22023.
-fn parameter_in(aggregate: &str, name: &str, value: Option<i32>, range: std::ops::RangeInclusive<i32>, hint: Option<&str>) -> i32 {
+fn parameter_in(
+    aggregate: &str,
+    name: &str,
+    value: Option<i32>,
+    range: std::ops::RangeInclusive<i32>,
+    hint: Option<&str>,
+) -> i32 {
     match value {
         Some(v) if range.contains(&v) => v,
         other => raise(
             PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
-            format!("{aggregate}: {name} must be between {} and {}, not {}", range.start(), range.end(),
-                    other.map_or("NULL".into(), |v| v.to_string())),
+            format!(
+                "{aggregate}: {name} must be between {} and {}, not {}",
+                range.start(),
+                range.end(),
+                other.map_or("NULL".into(), |v| v.to_string())
+            ),
             hint.map(str::to_string),
         ),
     }
@@ -271,7 +314,11 @@ fn parameter_in(aggregate: &str, name: &str, value: Option<i32>, range: std::ops
 /// A parameter is the sketch's shape: every row must give the one the state was made with.
 fn same_parameter(aggregate: &str, name: &str, state: u32, row: u32) {
     if state != row {
-        raise(PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE, format!("{aggregate}: {name} must be the same on every row"), None);
+        raise(
+            PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+            format!("{aggregate}: {name} must be the same on every row"),
+            None,
+        );
     }
 }
 
@@ -292,7 +339,12 @@ fn hll_agg_trans(fcinfo: pg_sys::FunctionCallInfo) -> Internal {
         fcinfo,
         || Hll::new(precision).expect("precision was checked"),
         |hll: &mut Hll| {
-            same_parameter("hll_agg", "precision", hll.precision() as u32, precision as u32);
+            same_parameter(
+                "hll_agg",
+                "precision",
+                hll.precision() as u32,
+                precision as u32,
+            );
             if let Some(h) = hash {
                 hll.add_hash(h);
             }
@@ -304,23 +356,35 @@ fn hll_agg_trans(fcinfo: pg_sys::FunctionCallInfo) -> Internal {
 fn quantiles_agg_trans(fcinfo: pg_sys::FunctionCallInfo) -> Internal {
     // SAFETY: argument 1 is a float8 (or NULL), as the aggregate declares.
     let value = unsafe { pgrx::fcinfo::pg_getarg::<f64>(fcinfo, 1) };
-    datum_result(Some(expanded::transition(fcinfo, Quantiles::default, |q: &mut Quantiles| {
-        if let Some(v) = value {
-            q.add(v).unwrap_or_else(|e| {
-                raise(
-                    PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
-                    format!("quantiles_agg: {e}"),
-                    Some("Filter out NaN and infinite values, or map them to a finite value.".into()),
-                )
-            });
-        }
-    })))
+    datum_result(Some(expanded::transition(
+        fcinfo,
+        Quantiles::default,
+        |q: &mut Quantiles| {
+            if let Some(v) = value {
+                q.add(v).unwrap_or_else(|e| {
+                    raise(
+                        PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+                        format!("quantiles_agg: {e}"),
+                        Some(
+                            "Filter out NaN and infinite values, or map them to a finite value."
+                                .into(),
+                        ),
+                    )
+                });
+            }
+        },
+    )))
 }
 
 #[pg_extern(sql = false)]
 fn topk_agg_trans(fcinfo: pg_sys::FunctionCallInfo) -> Internal {
     // SAFETY: arguments 1 and 2 are text and integer (or NULL), as the aggregate declares.
-    let (value, k) = unsafe { (pgrx::fcinfo::pg_getarg::<&str>(fcinfo, 1), pgrx::fcinfo::pg_getarg::<i32>(fcinfo, 2)) };
+    let (value, k) = unsafe {
+        (
+            pgrx::fcinfo::pg_getarg::<&str>(fcinfo, 1),
+            pgrx::fcinfo::pg_getarg::<i32>(fcinfo, 2),
+        )
+    };
     let k = parameter_in("topk_agg", "k", k, 1..=super::topk::MAX_K as i32, None) as u32;
     datum_result(Some(expanded::transition(
         fcinfo,
@@ -360,7 +424,9 @@ fn quantiles_quantile(value: &[u8], q: f64) -> Option<f64> {
 #[pg_extern(sql = false)]
 fn quantiles_quantiles(value: &[u8], qs: Vec<Option<f64>>) -> Vec<Option<f64>> {
     let sketch = stored::<Quantiles>(value);
-    qs.into_iter().map(|q| q.and_then(|q| sketch.quantile(check_quantile(q)))).collect()
+    qs.into_iter()
+        .map(|q| q.and_then(|q| sketch.quantile(check_quantile(q))))
+        .collect()
 }
 
 #[pg_extern(sql = false)]
@@ -374,7 +440,11 @@ fn topk_top(
     n: i32,
 ) -> TableIterator<'static, (name!(value, String), name!(count, i64), name!(error, i64))> {
     if n < 0 {
-        raise(PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE, format!("top: n must not be negative, not {n}"), None);
+        raise(
+            PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+            format!("top: n must not be negative, not {n}"),
+            None,
+        );
     }
     let rows: Vec<_> = stored::<TopK>(value)
         .top(n as usize)

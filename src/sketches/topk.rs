@@ -28,7 +28,13 @@ impl TopK {
         if k == 0 || k > MAX_K {
             return Err(format!("k must be between 1 and {MAX_K}, not {k}"));
         }
-        Ok(TopK { k, capacity: (k * 4).max(64), total: 0, counters: HashMap::new(), value_bytes: 0 })
+        Ok(TopK {
+            k,
+            capacity: (k * 4).max(64),
+            total: 0,
+            counters: HashMap::new(),
+            value_bytes: 0,
+        })
     }
 
     pub fn k(&self) -> u32 {
@@ -66,25 +72,44 @@ impl TopK {
             self.counters.insert(value.to_string(), (weight, 0));
             return;
         }
-        let (victim, min) = self.smallest().map(|(v, c)| (v.clone(), c)).expect("full means non-empty");
+        let (victim, min) = self
+            .smallest()
+            .map(|(v, c)| (v.clone(), c))
+            .expect("full means non-empty");
         self.value_bytes -= victim.len();
         self.counters.remove(&victim);
-        self.counters.insert(value.to_string(), (min.saturating_add(weight), min));
+        self.counters
+            .insert(value.to_string(), (min.saturating_add(weight), min));
     }
 
     pub fn merge(&mut self, other: &TopK) -> Result<(), String> {
         if self.k != other.k {
-            return Err(format!("cannot merge topk sketches of k {} and {}", self.k, other.k));
+            return Err(format!(
+                "cannot merge topk sketches of k {} and {}",
+                self.k, other.k
+            ));
         }
-        let our_floor = if self.full() { self.smallest().map_or(0, |(_, c)| c) } else { 0 };
-        let their_floor = if other.full() { other.smallest().map_or(0, |(_, c)| c) } else { 0 };
+        let our_floor = if self.full() {
+            self.smallest().map_or(0, |(_, c)| c)
+        } else {
+            0
+        };
+        let their_floor = if other.full() {
+            other.smallest().map_or(0, |(_, c)| c)
+        } else {
+            0
+        };
         // Counts near 2^64 cannot be added: an error, never a value that wrapped around.
         let overflow = || "topk counts would exceed 2^64".to_string();
         let add = |a: u64, b: u64| a.checked_add(b).ok_or_else(overflow);
         let total = add(self.total, other.total)?;
         let mut merged: HashMap<String, (u64, u64)> = HashMap::new();
         for (v, &(c, e)) in &self.counters {
-            let (oc, oe) = other.counters.get(v).copied().unwrap_or((their_floor, their_floor));
+            let (oc, oe) = other
+                .counters
+                .get(v)
+                .copied()
+                .unwrap_or((their_floor, their_floor));
             merged.insert(v.clone(), (add(c, oc)?, add(e, oe)?));
         }
         for (v, &(c, e)) in &other.counters {
@@ -103,8 +128,11 @@ impl TopK {
 
     /// The `n` largest counts: (value, count, error), largest first (ties by value).
     pub fn top(&self, n: usize) -> Vec<(String, u64, u64)> {
-        let mut ranked: Vec<(String, u64, u64)> =
-            self.counters.iter().map(|(v, &(c, e))| (v.clone(), c, e)).collect();
+        let mut ranked: Vec<(String, u64, u64)> = self
+            .counters
+            .iter()
+            .map(|(v, &(c, e))| (v.clone(), c, e))
+            .collect();
         ranked.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
         ranked.truncate(n);
         ranked
@@ -132,7 +160,10 @@ impl TopK {
         t.total = r.varint()?;
         let n = r.count(3)?;
         if n > t.capacity as usize {
-            return Err(format!("topk holds {n} counters, more than its capacity {}", t.capacity));
+            return Err(format!(
+                "topk holds {n} counters, more than its capacity {}",
+                t.capacity
+            ));
         }
         let mut counted = 0u64;
         for _ in 0..n {
@@ -186,7 +217,11 @@ mod tests {
     fn check_bounds(sketch: &TopK, truth: &HashMap<String, u64>) {
         for (v, c, e) in sketch.top(sketch.counters.len()) {
             let t = truth.get(&v).copied().unwrap_or(0);
-            assert!(c - e <= t && t <= c, "{v}: true {t} not in [{}, {c}]", c - e);
+            assert!(
+                c - e <= t && t <= c,
+                "{v}: true {t} not in [{}, {c}]",
+                c - e
+            );
         }
     }
 
@@ -222,7 +257,8 @@ mod tests {
 
     #[test]
     fn the_memory_kept_follows_the_values_through_evictions_merges_and_decoding() {
-        let held = |t: &TopK| t.counters.keys().map(String::len).sum::<usize>() + t.counters.len() * 48;
+        let held =
+            |t: &TopK| t.counters.keys().map(String::len).sum::<usize>() + t.counters.len() * 48;
         let mut a = TopK::new(1).unwrap();
         for i in 0..500u32 {
             a.add(&"v".repeat(1 + (i * 7919 % 97) as usize), 1);
@@ -252,7 +288,10 @@ mod tests {
         check_bounds(&merged, &truth);
         assert_eq!(merged.total(), 48_000);
         assert_eq!(merged.top(1)[0].0, "v0");
-        assert!(TopK::new(10).unwrap().merge(&TopK::new(5).unwrap()).is_err());
+        assert!(TopK::new(10)
+            .unwrap()
+            .merge(&TopK::new(5).unwrap())
+            .is_err());
         assert!(TopK::new(0).is_err());
     }
 

@@ -143,7 +143,18 @@ mod tests {
     #[test]
     fn hash_is_stable() {
         // Pinned: a change here would silently corrupt every stored sketch.
-        let got: Vec<u64> = [&b""[..], b"a", b"12345678", b"hello world"].iter().map(|d| hash64(d)).collect();
-        assert_eq!(got, [3815068455017819796, 16778011285406106614, 4991816635507653425, 1401541874497210074]);
+        let got: Vec<u64> = [&b""[..], b"a", b"12345678", b"hello world"]
+            .iter()
+            .map(|d| hash64(d))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                3815068455017819796,
+                16778011285406106614,
+                4991816635507653425,
+                1401541874497210074
+            ]
+        );
     }
 }

@@ -11,7 +11,8 @@ use std::time::{Duration, Instant};
 
 use crate::{connect, fresh_database};
 
-const SETUP: &str = "CREATE TABLE events (id bigint PRIMARY KEY, at timestamptz NOT NULL, body jsonb NOT NULL);
+const SETUP: &str =
+    "CREATE TABLE events (id bigint PRIMARY KEY, at timestamptz NOT NULL, body jsonb NOT NULL);
      CREATE INDEX ON events (at);
      SELECT collect.create_archive('events_archive', 'events', 'id', 'at', lump_rows => 200);";
 
@@ -27,7 +28,10 @@ struct Writes {
 
 fn writer(db: String, first: i64, stop: Arc<AtomicBool>) -> thread::JoinHandle<Writes> {
     thread::spawn(move || {
-        let mut writes = Writes { committed: Vec::new(), uncertain: Vec::new() };
+        let mut writes = Writes {
+            committed: Vec::new(),
+            uncertain: Vec::new(),
+        };
         let mut client = connect(&db);
         let mut id = first;
         while !stop.load(Ordering::SeqCst) {
@@ -68,7 +72,10 @@ fn ids_everywhere(client: &mut postgres::Client) -> HashSet<i64> {
     let mut seen = HashSet::new();
     for row in rows {
         let id: i64 = row.get(0);
-        assert!(seen.insert(id), "id {id} is both archived and in the source, or archived twice");
+        assert!(
+            seen.insert(id),
+            "id {id} is both archived and in the source, or archived twice"
+        );
     }
     seen
 }
@@ -91,18 +98,26 @@ fn writers_inserting_while_rows_are_archived_lose_nothing() {
     let db = fresh_database("arch_writers");
     connect(&db).batch_execute(SETUP).unwrap();
     let stop = Arc::new(AtomicBool::new(false));
-    let writers: Vec<_> = (0..3).map(|w| writer(db.clone(), 1 + w * 1_000_000_000, stop.clone())).collect();
+    let writers: Vec<_> = (0..3)
+        .map(|w| writer(db.clone(), 1 + w * 1_000_000_000, stop.clone()))
+        .collect();
     let mut archiver = connect(&db);
     let mut archived = 0i64;
     let started = Instant::now();
     while started.elapsed() < Duration::from_secs(4) {
-        archived += archiver.query_one("SELECT collect.archive('events_archive', '0')", &[]).unwrap().get::<_, i64>(0);
+        archived += archiver
+            .query_one("SELECT collect.archive('events_archive', '0')", &[])
+            .unwrap()
+            .get::<_, i64>(0);
         // Archive readers see whole lumps.
         archiver.query_one("SELECT count(*) FROM collect.archived_range('events_archive', now() - interval '1 hour', now())", &[]).unwrap();
     }
     stop.store(true, Ordering::SeqCst);
     let writes: Vec<Writes> = writers.into_iter().map(|w| w.join().unwrap()).collect();
-    assert!(writes.iter().all(|w| w.uncertain.is_empty()), "no insert fails without a kill");
+    assert!(
+        writes.iter().all(|w| w.uncertain.is_empty()),
+        "no insert fails without a kill"
+    );
     let committed: HashSet<i64> = writes.into_iter().flat_map(|w| w.committed).collect();
     assert!(archived > 1000, "only {archived} rows archived");
     let mut check = connect(&db);
@@ -123,12 +138,16 @@ fn a_backend_killed_mid_archive_loses_and_duplicates_nothing() {
     let stop = Arc::new(AtomicBool::new(false));
     let inserts = writer(db.clone(), 1_000_000, stop.clone());
     let mut archiver = connect(&db);
-    let pid: i32 = archiver.query_one("SELECT pg_backend_pid()", &[]).unwrap().get(0);
+    let pid: i32 = archiver
+        .query_one("SELECT pg_backend_pid()", &[])
+        .unwrap()
+        .get(0);
     let outcome = Arc::new(Mutex::new(None));
     let call = {
         let outcome = outcome.clone();
         thread::spawn(move || {
-            let r = archiver.batch_execute("CALL collect.archive_in_batches('events_archive', '0')");
+            let r =
+                archiver.batch_execute("CALL collect.archive_in_batches('events_archive', '0')");
             *outcome.lock().unwrap() = Some(r.is_ok());
         })
     };
@@ -136,9 +155,15 @@ fn a_backend_killed_mid_archive_loses_and_duplicates_nothing() {
     let mut watcher = connect(&db);
     let mut killed = false;
     for _ in 0..4000 {
-        let lumps: i64 = watcher.query_one("SELECT count(*) FROM events_archive_lumps", &[]).unwrap().get(0);
+        let lumps: i64 = watcher
+            .query_one("SELECT count(*) FROM events_archive_lumps", &[])
+            .unwrap()
+            .get(0);
         if lumps >= 5 {
-            let status = Command::new("kill").args(["-9", &pid.to_string()]).status().unwrap();
+            let status = Command::new("kill")
+                .args(["-9", &pid.to_string()])
+                .status()
+                .unwrap();
             assert!(status.success(), "kill -9 {pid}");
             killed = true;
             break;
@@ -147,7 +172,11 @@ fn a_backend_killed_mid_archive_loses_and_duplicates_nothing() {
     }
     call.join().unwrap();
     assert!(killed, "archiving finished before it could be killed");
-    assert_eq!(*outcome.lock().unwrap(), Some(false), "the killed CALL must fail");
+    assert_eq!(
+        *outcome.lock().unwrap(),
+        Some(false),
+        "the killed CALL must fail"
+    );
     // The postmaster restarts every backend after a SIGKILL: wait for it to take connections.
     let mut check = loop {
         thread::sleep(Duration::from_millis(300));
@@ -163,20 +192,44 @@ fn a_backend_killed_mid_archive_loses_and_duplicates_nothing() {
     let uncertain: HashSet<i64> = writes.uncertain.into_iter().collect();
     // Every committed row once, and nothing else but rows whose commit's answer was lost.
     let exactly_committed = |found: HashSet<i64>, when: &str| {
-        assert!(committed.is_subset(&found), "{when}: committed rows missing: {:?}", committed.difference(&found).take(10).collect::<Vec<_>>());
-        let extra: Vec<_> = found.difference(&committed).filter(|id| !uncertain.contains(id)).take(10).collect();
+        assert!(
+            committed.is_subset(&found),
+            "{when}: committed rows missing: {:?}",
+            committed.difference(&found).take(10).collect::<Vec<_>>()
+        );
+        let extra: Vec<_> = found
+            .difference(&committed)
+            .filter(|id| !uncertain.contains(id))
+            .take(10)
+            .collect();
         assert!(extra.is_empty(), "{when}: rows nobody wrote: {extra:?}");
     };
     let (in_source, lumps): (i64, i64) = {
-        let row = check.query_one("SELECT (SELECT count(*) FROM events), (SELECT count(*) FROM events_archive_lumps)", &[]).unwrap();
+        let row = check
+            .query_one(
+                "SELECT (SELECT count(*) FROM events), (SELECT count(*) FROM events_archive_lumps)",
+                &[],
+            )
+            .unwrap();
         (row.get(0), row.get(1))
     };
-    assert!(lumps >= 5 && in_source > 0, "killed midway: {lumps} lumps, {in_source} rows left");
+    assert!(
+        lumps >= 5 && in_source > 0,
+        "killed midway: {lumps} lumps, {in_source} rows left"
+    );
     exactly_committed(ids_everywhere(&mut check), "after the kill");
     consistent_lumps(&mut check);
     // The next call carries on to the end.
-    check.batch_execute("CALL collect.archive_in_batches('events_archive', '0')").unwrap();
-    assert_eq!(check.query_one("SELECT count(*) FROM events", &[]).unwrap().get::<_, i64>(0), 0);
+    check
+        .batch_execute("CALL collect.archive_in_batches('events_archive', '0')")
+        .unwrap();
+    assert_eq!(
+        check
+            .query_one("SELECT count(*) FROM events", &[])
+            .unwrap()
+            .get::<_, i64>(0),
+        0
+    );
     exactly_committed(ids_everywhere(&mut check), "after carrying on");
     consistent_lumps(&mut check);
 }

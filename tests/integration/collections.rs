@@ -9,7 +9,11 @@ use std::time::Duration;
 
 use crate::{connect, fresh_database, sqlstate};
 
-fn entries_of(client: &mut postgres::Client, collection: &str, key: &str) -> Vec<serde_json::Value> {
+fn entries_of(
+    client: &mut postgres::Client,
+    collection: &str,
+    key: &str,
+) -> Vec<serde_json::Value> {
     let text: String = client
         .query_one("SELECT collect.read($1, $2)::text", &[&collection, &key])
         .unwrap()
@@ -64,7 +68,9 @@ fn appends_during_normalization_are_neither_lost_nor_folded_twice() {
             let mut client = connect(&db);
             let mut passes = 0;
             while !done.load(Ordering::SeqCst) {
-                client.execute("SELECT collect.normalize('events')", &[]).unwrap();
+                client
+                    .execute("SELECT collect.normalize('events')", &[])
+                    .unwrap();
                 passes += 1;
             }
             passes
@@ -82,7 +88,10 @@ fn appends_during_normalization_are_neither_lost_nor_folded_twice() {
                     let entries = entries_of(&mut client, "events", &format!("k{k}"));
                     let unique: HashSet<String> = entries.iter().map(|e| e.to_string()).collect();
                     assert_eq!(unique.len(), entries.len(), "a read saw an entry twice");
-                    assert!(entries.len() >= last_len[k as usize], "a read lost entries a previous read saw");
+                    assert!(
+                        entries.len() >= last_len[k as usize],
+                        "a read lost entries a previous read saw"
+                    );
                     last_len[k as usize] = entries.len();
                     reads += 1;
                 }
@@ -97,10 +106,15 @@ fn appends_during_normalization_are_neither_lost_nor_folded_twice() {
     done.store(true, Ordering::SeqCst);
     let passes = normalizer.join().expect("normalizer failed");
     let reads = reader.join().expect("reader failed");
-    assert!(passes > 1 && reads > 1, "normalizer ran {passes} passes, reader {reads} reads");
+    assert!(
+        passes > 1 && reads > 1,
+        "normalizer ran {passes} passes, reader {reads} reads"
+    );
 
     let mut client = connect(&db);
-    client.execute("SELECT collect.normalize('events')", &[]).unwrap();
+    client
+        .execute("SELECT collect.normalize('events')", &[])
+        .unwrap();
     let mut total = 0;
     for k in 0..KEYS {
         let entries = entries_of(&mut client, "events", &format!("k{k}"));
@@ -109,7 +123,10 @@ fn appends_during_normalization_are_neither_lost_nor_folded_twice() {
         for e in &entries {
             let (c, n) = (e["c"].as_i64().unwrap(), e["n"].as_i64().unwrap());
             assert!(seen.insert((c, n)), "entry {e} folded twice");
-            assert!(n > last_n[c as usize], "client {c}'s entries out of order at {e}");
+            assert!(
+                n > last_n[c as usize],
+                "client {c}'s entries out of order at {e}"
+            );
             last_n[c as usize] = n;
             assert_eq!(n % KEYS, k, "entry {e} under the wrong key");
         }
@@ -120,14 +137,22 @@ fn appends_during_normalization_are_neither_lost_nor_folded_twice() {
     // ANALYZE running meanwhile holds that horizon back): later passes take the rest.
     let mut pending: i64 = -1;
     for _ in 0..50 {
-        client.execute("SELECT collect.normalize('events')", &[]).unwrap();
-        pending = client.query_one("SELECT count(*) FROM events_pending", &[]).unwrap().get(0);
+        client
+            .execute("SELECT collect.normalize('events')", &[])
+            .unwrap();
+        pending = client
+            .query_one("SELECT count(*) FROM events_pending", &[])
+            .unwrap()
+            .get(0);
         if pending == 0 {
             break;
         }
         thread::sleep(Duration::from_millis(100));
     }
-    assert_eq!(pending, 0, "normalization folds everything once appends stop");
+    assert_eq!(
+        pending, 0,
+        "normalization folds everything once appends stop"
+    );
 }
 
 #[test]
@@ -144,8 +169,13 @@ fn interrupted_batch_normalization_resumes_without_loss() {
     let expected: i64 = 3000 * 3;
 
     let mut worker = connect(&db);
-    let pid: i32 = worker.query_one("SELECT pg_backend_pid()", &[]).unwrap().get(0);
-    let call = thread::spawn(move || worker.batch_execute("CALL collect.normalize_in_batches('views', 'daily', false, 10)"));
+    let pid: i32 = worker
+        .query_one("SELECT pg_backend_pid()", &[])
+        .unwrap()
+        .get(0);
+    let call = thread::spawn(move || {
+        worker.batch_execute("CALL collect.normalize_in_batches('views', 'daily', false, 10)")
+    });
     // Cancel once some batches have committed and before all have.
     let mut watcher = connect(&db);
     let mut cancelled = false;
@@ -155,14 +185,19 @@ fn interrupted_batch_normalization_resumes_without_loss() {
             .unwrap()
             .get(0);
         if left < 3000 && left > 0 {
-            watcher.execute("SELECT pg_cancel_backend($1)", &[&pid]).unwrap();
+            watcher
+                .execute("SELECT pg_cancel_backend($1)", &[&pid])
+                .unwrap();
             cancelled = true;
             break;
         }
         thread::sleep(Duration::from_millis(5));
     }
     let outcome = call.join().unwrap();
-    assert!(cancelled, "the pass finished before it could be interrupted");
+    assert!(
+        cancelled,
+        "the pass finished before it could be interrupted"
+    );
     let err = outcome.expect_err("the cancelled CALL must fail");
     assert_eq!(sqlstate(&err), "57014", "{err}");
 
@@ -178,8 +213,15 @@ fn interrupted_batch_normalization_resumes_without_loss() {
         (row.get(0), row.get(1), row.get(2))
     };
     let (pending, folded, readable) = count_all(&mut watcher);
-    assert!(pending > 0 && folded > 0, "interrupted midway: {pending} pending, {folded} folded");
-    assert_eq!(pending + folded, expected, "nothing lost or doubled by the interruption");
+    assert!(
+        pending > 0 && folded > 0,
+        "interrupted midway: {pending} pending, {folded} folded"
+    );
+    assert_eq!(
+        pending + folded,
+        expected,
+        "nothing lost or doubled by the interruption"
+    );
     assert_eq!(readable, expected);
 
     watcher
@@ -200,14 +242,23 @@ fn collections_survive_pg_dump_and_pg_restore() {
            SELECT collect.append('segment_sets', 1, '{"segment": "c"}');"#,
     )
     .unwrap();
-    let before: String = src.query_one("SELECT collect.read('segment_sets', 1)::text", &[]).unwrap().get(0);
+    let before: String = src
+        .query_one("SELECT collect.read('segment_sets', 1)::text", &[])
+        .unwrap()
+        .get(0);
     let target = crate::dump_and_restore(&source);
     let mut dst = connect(&target);
-    let after: String = dst.query_one("SELECT collect.read('segment_sets', 1)::text", &[]).unwrap().get(0);
+    let after: String = dst
+        .query_one("SELECT collect.read('segment_sets', 1)::text", &[])
+        .unwrap()
+        .get(0);
     assert_eq!(before, after);
     // The restored collection keeps working: appends continue the sequence.
     dst.batch_execute("SELECT collect.append('segment_sets', 1, '{\"segment\": \"d\"}'); SELECT collect.normalize('segment_sets')")
         .unwrap();
-    let latest: String = dst.query_one("SELECT collect.read('segment_sets', 1)::text", &[]).unwrap().get(0);
+    let latest: String = dst
+        .query_one("SELECT collect.read('segment_sets', 1)::text", &[])
+        .unwrap()
+        .get(0);
     assert_eq!(latest, r#"[{"segment": "c"}, {"segment": "d"}]"#);
 }

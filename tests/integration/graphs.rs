@@ -8,12 +8,22 @@ use crate::{connect, fresh_database, XorShiftLike};
 
 /// Runs `clients` connections at once, each handing its number, connection and generator to
 /// `work`; fails if any fails (a deadlock shows here).
-fn run_clients(db: &str, clients: u64, work: impl Fn(u64, &mut postgres::Client, &mut XorShiftLike) + Send + Sync + 'static) {
+fn run_clients(
+    db: &str,
+    clients: u64,
+    work: impl Fn(u64, &mut postgres::Client, &mut XorShiftLike) + Send + Sync + 'static,
+) {
     let work = std::sync::Arc::new(work);
     let handles: Vec<_> = (0..clients)
         .map(|client| {
             let (db, work) = (db.to_string(), work.clone());
-            thread::spawn(move || work(client, &mut connect(&db), &mut XorShiftLike(1 + client * 7919)))
+            thread::spawn(move || {
+                work(
+                    client,
+                    &mut connect(&db),
+                    &mut XorShiftLike(1 + client * 7919),
+                )
+            })
         })
         .collect();
     for h in handles {
@@ -24,7 +34,13 @@ fn run_clients(db: &str, clients: u64, work: impl Fn(u64, &mut postgres::Client,
 /// Every stored fact of the graph agrees with its edges (`collect.check_graph`): the
 /// backward with the forward edges, the counts, the compact lists and their blocks' bounds.
 fn assert_consistent(c: &mut postgres::Client, graph: &str) {
-    for row in c.query("SELECT part, mismatches FROM collect.check_graph($1)", &[&graph]).unwrap() {
+    for row in c
+        .query(
+            "SELECT part, mismatches FROM collect.check_graph($1)",
+            &[&graph],
+        )
+        .unwrap()
+    {
         let (part, mismatches): (String, i64) = (row.get(0), row.get(1));
         assert_eq!(mismatches, 0, "{graph}: {part} differ from the edges");
     }
@@ -41,16 +57,24 @@ fn any_order_of_arrival_ends_in_the_same_graph() {
     let mut writes: Vec<String> = Vec::new();
     for _ in 0..400 {
         let (s, d) = (rng.below(6), rng.below(6));
-        let at = format!("'2026-11-01'::timestamptz + {} * interval '1 second'", rng.below(50));
+        let at = format!(
+            "'2026-11-01'::timestamptz + {} * interval '1 second'",
+            rng.below(50)
+        );
         writes.push(match rng.below(4) {
             0 => format!("SELECT collect.edge_add(GRAPH, {s}, {d}, at => {at})"),
-            1 => format!("SELECT collect.edge_add(GRAPH, {s}, {d}, {}, at => {at})", rng.below(1000)),
+            1 => format!(
+                "SELECT collect.edge_add(GRAPH, {s}, {d}, {}, at => {at})",
+                rng.below(1000)
+            ),
             2 => format!("SELECT collect.edge_remove(GRAPH, {s}, {d}, at => {at})"),
             _ => format!("SELECT collect.edge_negate(GRAPH, {s}, {d}, at => {at})"),
         });
     }
     for g in 0..4 {
-        setup.batch_execute(&format!("SELECT collect.create_graph('g{g}')")).unwrap();
+        setup
+            .batch_execute(&format!("SELECT collect.create_graph('g{g}')"))
+            .unwrap();
     }
     let handles: Vec<_> = (0..4)
         .map(|g| {
@@ -66,7 +90,8 @@ fn any_order_of_arrival_ends_in_the_same_graph() {
             thread::spawn(move || {
                 let mut c = connect(&db);
                 for w in order {
-                    c.batch_execute(&w.replace("GRAPH", &format!("'g{g}'"))).unwrap();
+                    c.batch_execute(&w.replace("GRAPH", &format!("'g{g}'")))
+                        .unwrap();
                 }
             })
         })
@@ -102,7 +127,9 @@ fn any_order_of_arrival_ends_in_the_same_graph() {
 #[test]
 fn many_writers_on_one_popular_node_keep_its_count_exact() {
     let db = fresh_database("graph_hot");
-    connect(&db).batch_execute("SELECT collect.create_graph('follows')").unwrap();
+    connect(&db)
+        .batch_execute("SELECT collect.create_graph('follows')")
+        .unwrap();
     run_clients(&db, 8, |client, c, rng| {
         for i in 0..300 {
             let follower = (client * 1000 + rng.below(200) as u64) as i64;
@@ -156,8 +183,14 @@ fn paging_while_the_list_changes_never_repeats_an_edge() {
                 // edges numbered above 2500 only.
                 let sql = match rng.below(3) {
                     0 => format!("SELECT collect.edge_add('follows', 1, {})", 100_000 + n),
-                    1 => format!("SELECT collect.edge_remove('follows', 1, {})", 2501 + rng.below(2500)),
-                    _ => format!("SELECT collect.edge_add('follows', 1, {})", 2501 + rng.below(2500)),
+                    1 => format!(
+                        "SELECT collect.edge_remove('follows', 1, {})",
+                        2501 + rng.below(2500)
+                    ),
+                    _ => format!(
+                        "SELECT collect.edge_add('follows', 1, {})",
+                        2501 + rng.below(2500)
+                    ),
                 };
                 w.batch_execute(&sql).unwrap();
                 n += 1;
@@ -186,14 +219,18 @@ fn paging_while_the_list_changes_never_repeats_an_edge() {
         pages += 1;
         // The list changes between every two pages, however fast this machine pages.
         let before = written.load(std::sync::atomic::Ordering::Relaxed);
-        while written.load(std::sync::atomic::Ordering::Relaxed) == before && !writer.is_finished() {
+        while written.load(std::sync::atomic::Ordering::Relaxed) == before && !writer.is_finished()
+        {
             thread::sleep(std::time::Duration::from_millis(1));
         }
     }
     let written_while_paging = written.load(std::sync::atomic::Ordering::Relaxed);
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     writer.join().unwrap();
-    assert!(pages > 200 && written_while_paging > 200, "{pages} pages, {written_while_paging} writes: no overlap");
+    assert!(
+        pages > 200 && written_while_paging > 200,
+        "{pages} pages, {written_while_paging} writes: no overlap"
+    );
     for stable in 1..=2500 {
         assert!(seen.contains(&stable), "edge {stable} was never returned");
     }
@@ -204,7 +241,9 @@ fn paging_while_the_list_changes_never_repeats_an_edge() {
 #[test]
 fn overlapping_bulk_and_single_writes_keep_counts_exact() {
     let db = fresh_database("graph_bulk");
-    connect(&db).batch_execute("SELECT collect.create_graph('follows')").unwrap();
+    connect(&db)
+        .batch_execute("SELECT collect.create_graph('follows')")
+        .unwrap();
     run_clients(&db, 6, |client, c, rng| {
         for round in 0..20 {
             let sql = if client % 2 == 0 {
@@ -214,16 +253,27 @@ fn overlapping_bulk_and_single_writes_keep_counts_exact() {
                                                     ARRAY(SELECT g FROM generate_series({start}, {start} + 299) g))"
                 )
             } else if round % 3 == 0 {
-                format!("SELECT collect.edge_remove_pairs('follows', ARRAY[{}], ARRAY[{}])", rng.below(7), rng.below(700))
+                format!(
+                    "SELECT collect.edge_remove_pairs('follows', ARRAY[{}], ARRAY[{}])",
+                    rng.below(7),
+                    rng.below(700)
+                )
             } else {
-                format!("SELECT collect.edge_add('follows', {}, {})", rng.below(7), rng.below(700))
+                format!(
+                    "SELECT collect.edge_add('follows', {}, {})",
+                    rng.below(7),
+                    rng.below(700)
+                )
             };
             c.batch_execute(&sql).unwrap();
         }
     });
     let mut c = connect(&db);
     assert_consistent(&mut c, "follows");
-    let edges: i64 = c.query_one("SELECT count(*) FROM follows_out", &[]).unwrap().get(0);
+    let edges: i64 = c
+        .query_one("SELECT count(*) FROM follows_out", &[])
+        .unwrap()
+        .get(0);
     assert!(edges > 300);
 }
 
@@ -244,7 +294,11 @@ fn blocks_split_under_concurrent_writers_and_readers() {
     run_clients(&db, 8, |client, c, rng| {
         for round in 0..40 {
             if client >= 6 {
-                let mut t = c.build_transaction().isolation_level(postgres::IsolationLevel::RepeatableRead).start().unwrap();
+                let mut t = c
+                    .build_transaction()
+                    .isolation_level(postgres::IsolationLevel::RepeatableRead)
+                    .start()
+                    .unwrap();
                 let row = t
                     .query_one(
                         "SELECT collect.edge_intersect_count('follows', '{1, 2}', 'in'),
@@ -253,12 +307,19 @@ fn blocks_split_under_concurrent_writers_and_readers() {
                         &[],
                     )
                     .unwrap();
-                assert_eq!(row.get::<_, i64>(0), row.get::<_, i64>(1), "round {round}: the lists and the edges disagree");
+                assert_eq!(
+                    row.get::<_, i64>(0),
+                    row.get::<_, i64>(1),
+                    "round {round}: the lists and the edges disagree"
+                );
                 t.commit().unwrap();
                 continue;
             }
             let sql = if round % 4 == 0 {
-                format!("SELECT collect.edge_remove('follows', {}, 1)", (1 + rng.below(20000)) * 400_000_000_000_000)
+                format!(
+                    "SELECT collect.edge_remove('follows', {}, 1)",
+                    (1 + rng.below(20000)) * 400_000_000_000_000
+                )
             } else if client % 2 == 0 {
                 let base = rng.below(20000);
                 format!(
@@ -268,7 +329,10 @@ fn blocks_split_under_concurrent_writers_and_readers() {
                                                    array_fill(1::bigint, ARRAY[400]))"
                 )
             } else {
-                format!("SELECT collect.edge_add('follows', {}, 1)", (1 + rng.below(20000)) * 400_000_000_000_000 + rng.below(5))
+                format!(
+                    "SELECT collect.edge_add('follows', {}, 1)",
+                    (1 + rng.below(20000)) * 400_000_000_000_000 + rng.below(5)
+                )
             };
             c.batch_execute(&sql).unwrap();
         }

@@ -15,7 +15,10 @@ const SCHEMA: &str = r#"
 "#;
 
 fn wrong_copies(client: &mut postgres::Client) -> i64 {
-    client.query_one("SELECT count(*) FROM collect.check_latest('files')", &[]).unwrap().get(0)
+    client
+        .query_one("SELECT count(*) FROM collect.check_latest('files')", &[])
+        .unwrap()
+        .get(0)
 }
 
 /// Compared with the normalized answer computed independently of check_latest.
@@ -32,7 +35,6 @@ fn equals_distinct_on(client: &mut postgres::Client) -> bool {
         .unwrap()
         .get(0)
 }
-
 
 /// Rounds in lockstep: in each, every client runs `write(client, c, r)` on the same parents at
 /// the same moment, then the copies are checked. Whoever commits last must still see what the
@@ -61,7 +63,10 @@ fn rounds_in_lockstep(
                     barrier.wait();
                     if !failed {
                         if let Err(e) = write(&mut client, c, r) {
-                            failures.lock().unwrap().push(format!("client {c} round {r}: {e} ({})", sqlstate(&e)));
+                            failures
+                                .lock()
+                                .unwrap()
+                                .push(format!("client {c} round {r}: {e} ({})", sqlstate(&e)));
                             failed = true;
                         }
                     }
@@ -78,14 +83,19 @@ fn rounds_in_lockstep(
         if wrong_copies(&mut checker) > 0 {
             on_wrong(&mut checker, r);
             wrong_rounds.push(r);
-            checker.batch_execute("SELECT collect.repair_latest('files')").unwrap();
+            checker
+                .batch_execute("SELECT collect.repair_latest('files')")
+                .unwrap();
         }
     }
     for h in handles {
         h.join().expect("a writer thread panicked");
     }
     let failures = failures.lock().unwrap();
-    assert!(failures.is_empty(), "writes failed (a deadlock would show here as 40P01): {failures:?}");
+    assert!(
+        failures.is_empty(),
+        "writes failed (a deadlock would show here as 40P01): {failures:?}"
+    );
     wrong_rounds
 }
 
@@ -105,7 +115,11 @@ fn six_tracked_files(name: &str, more: &str) -> String {
 
 /// One version at a time, each parent in a client's own order; times from a narrow range, so
 /// that clients tie and arrive out of order.
-fn one_version_at_a_time(client: &mut postgres::Client, c: i64, seed: i64) -> Result<(), postgres::Error> {
+fn one_version_at_a_time(
+    client: &mut postgres::Client,
+    c: i64,
+    seed: i64,
+) -> Result<(), postgres::Error> {
     (0..6i64).try_for_each(|i| {
         client
             .execute(
@@ -122,15 +136,33 @@ fn one_version_at_a_time(client: &mut postgres::Client, c: i64, seed: i64) -> Re
 /// No round left a wrong copy, the writers wrote more than `at_least` versions, and every
 /// parent agrees with a DISTINCT ON over them.
 fn assert_exact_after_the_rounds(db: &str, wrong_rounds: &[i64], at_least: i64) {
-    assert!(wrong_rounds.is_empty(), "copies were wrong after rounds {wrong_rounds:?}");
+    assert!(
+        wrong_rounds.is_empty(),
+        "copies were wrong after rounds {wrong_rounds:?}"
+    );
     let mut checker = connect(db);
-    let versions: i64 = checker.query_one("SELECT count(*) FROM versions", &[]).unwrap().get(0);
-    assert!(versions > at_least, "the writers wrote: {versions} versions");
-    assert!(equals_distinct_on(&mut checker), "every parent agrees with DISTINCT ON");
+    let versions: i64 = checker
+        .query_one("SELECT count(*) FROM versions", &[])
+        .unwrap()
+        .get(0);
+    assert!(
+        versions > at_least,
+        "the writers wrote: {versions} versions"
+    );
+    assert!(
+        equals_distinct_on(&mut checker),
+        "every parent agrees with DISTINCT ON"
+    );
 }
 
 fn report_wrong_copies(checker: &mut postgres::Client, r: i64) {
-    for row in checker.query("SELECT parent_key, stored::text, expected::text FROM collect.check_latest('files')", &[]).unwrap() {
+    for row in checker
+        .query(
+            "SELECT parent_key, stored::text, expected::text FROM collect.check_latest('files')",
+            &[],
+        )
+        .unwrap()
+    {
         let (k, s, e): (String, String, Option<String>) = (row.get(0), row.get(1), row.get(2));
         eprintln!("after round {r}, parent {k}: stored {s}, expected {e:?}");
     }
@@ -284,10 +316,14 @@ fn citus_concurrent_writers_on_the_same_parents_stay_exact() {
         report_wrong_copies,
     );
     assert_exact_after_the_rounds(&db, &wrong_rounds, 500);
-    eprintln!("deadlocks detected by Citus and retried: {}", CITUS_DEADLOCKS_RETRIED.load(std::sync::atomic::Ordering::Relaxed));
+    eprintln!(
+        "deadlocks detected by Citus and retried: {}",
+        CITUS_DEADLOCKS_RETRIED.load(std::sync::atomic::Ordering::Relaxed)
+    );
 }
 
-static CITUS_DEADLOCKS_RETRIED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+static CITUS_DEADLOCKS_RETRIED: std::sync::atomic::AtomicUsize =
+    std::sync::atomic::AtomicUsize::new(0);
 
 #[test]
 fn backfill_beside_writers_is_exact_reports_progress_and_resumes_after_a_cancel() {
@@ -304,12 +340,20 @@ fn backfill_beside_writers_is_exact_reports_progress_and_resumes_after_a_cancel(
              SELECT collect.track_latest('files', 'versions', 'file_id', 'created_at', '{size, created_at}', filter => 'NOT deleted');",
         )
         .unwrap();
-    assert_eq!(wrong_copies(&mut setup), 20000, "tracking does not touch existing rows");
+    assert_eq!(
+        wrong_copies(&mut setup),
+        20000,
+        "tracking does not touch existing rows"
+    );
 
     // A first backfill, cancelled once some batches have committed.
     let mut worker = connect(&db);
-    let pid: i32 = worker.query_one("SELECT pg_backend_pid()", &[]).unwrap().get(0);
-    let first = thread::spawn(move || worker.batch_execute("CALL collect.backfill_latest('files', 100)"));
+    let pid: i32 = worker
+        .query_one("SELECT pg_backend_pid()", &[])
+        .unwrap()
+        .get(0);
+    let first =
+        thread::spawn(move || worker.batch_execute("CALL collect.backfill_latest('files', 100)"));
     let mut watcher = connect(&db);
     let mut cancelled = false;
     for _ in 0..4000 {
@@ -318,21 +362,34 @@ fn backfill_beside_writers_is_exact_reports_progress_and_resumes_after_a_cancel(
             .unwrap()
             .get(0);
         if done >= 2000 {
-            watcher.execute("SELECT pg_cancel_backend($1)", &[&pid]).unwrap();
+            watcher
+                .execute("SELECT pg_cancel_backend($1)", &[&pid])
+                .unwrap();
             cancelled = true;
             break;
         }
         thread::sleep(Duration::from_millis(2));
     }
     let err = first.join().unwrap().expect_err("the cancelled CALL fails");
-    assert!(cancelled, "the backfill finished before it could be interrupted");
+    assert!(
+        cancelled,
+        "the backfill finished before it could be interrupted"
+    );
     assert_eq!(sqlstate(&err), "57014", "{err}");
     let (state, done): (String, i64) = {
-        let r = watcher.query_one("SELECT backfill, backfilled_parents FROM collect.tracked_latest", &[]).unwrap();
+        let r = watcher
+            .query_one(
+                "SELECT backfill, backfilled_parents FROM collect.tracked_latest",
+                &[],
+            )
+            .unwrap();
         (r.get(0), r.get(1))
     };
     assert_eq!(state, "in progress");
-    assert!(done > 0 && done < 20000, "{done} parents done before the cancel");
+    assert!(
+        done > 0 && done < 20000,
+        "{done} parents done before the cancel"
+    );
 
     // Writers insert and delete versions while the backfill resumes.
     let stop = Arc::new(Mutex::new(false));
@@ -365,25 +422,49 @@ fn backfill_beside_writers_is_exact_reports_progress_and_resumes_after_a_cancel(
 
     let notices = Arc::new(Mutex::new(Vec::<String>::new()));
     let sink = notices.clone();
-    let dsn = format!("host=127.0.0.1 port={} user={} dbname={db}", crate::port(), crate::db_user());
+    let dsn = format!(
+        "host=127.0.0.1 port={} user={} dbname={db}",
+        crate::port(),
+        crate::db_user()
+    );
     let mut config: postgres::Config = dsn.parse().unwrap();
     config.notice_callback(move |n| sink.lock().unwrap().push(n.message().to_string()));
     let mut resumer = config.connect(postgres::NoTls).unwrap();
-    resumer.batch_execute("CALL collect.backfill_latest('files', 500)").unwrap();
+    resumer
+        .batch_execute("CALL collect.backfill_latest('files', 500)")
+        .unwrap();
     *stop.lock().unwrap() = true;
-    let written: i64 = writers.into_iter().map(|h| h.join().expect("a writer failed")).sum();
+    let written: i64 = writers
+        .into_iter()
+        .map(|h| h.join().expect("a writer failed"))
+        .sum();
     assert!(written > 0);
 
     let notices = notices.lock().unwrap();
-    assert!(notices[0].starts_with("backfill_latest files: resuming after key"), "{notices:?}");
     assert!(
-        notices.iter().any(|n| n.contains(" of ~") && n.ends_with("rows/s")),
+        notices[0].starts_with("backfill_latest files: resuming after key"),
+        "{notices:?}"
+    );
+    assert!(
+        notices
+            .iter()
+            .any(|n| n.contains(" of ~") && n.ends_with("rows/s")),
         "progress NOTICEs with done/total and rate: {notices:?}"
     );
-    assert!(notices.last().unwrap().contains("done, 20000 parents"), "{notices:?}");
-    assert_eq!(wrong_copies(&mut watcher), 0, "backfill and writers together leave every copy exact");
+    assert!(
+        notices.last().unwrap().contains("done, 20000 parents"),
+        "{notices:?}"
+    );
+    assert_eq!(
+        wrong_copies(&mut watcher),
+        0,
+        "backfill and writers together leave every copy exact"
+    );
     assert!(equals_distinct_on(&mut watcher));
-    let state: String = watcher.query_one("SELECT backfill FROM collect.tracked_latest", &[]).unwrap().get(0);
+    let state: String = watcher
+        .query_one("SELECT backfill FROM collect.tracked_latest", &[])
+        .unwrap()
+        .get(0);
     assert_eq!(state, "done");
 }
 
@@ -402,11 +483,21 @@ fn tracking_survives_pg_dump_and_pg_restore() {
     let target = crate::dump_and_restore(&source);
     let mut dst = connect(&target);
     assert_eq!(wrong_copies(&mut dst), 0);
-    let tracked: i64 = dst.query_one("SELECT count(*) FROM collect.tracked_latest", &[]).unwrap().get(0);
+    let tracked: i64 = dst
+        .query_one("SELECT count(*) FROM collect.tracked_latest", &[])
+        .unwrap()
+        .get(0);
     assert_eq!(tracked, 1);
     // The restored triggers keep working.
-    dst.batch_execute("INSERT INTO versions (file_id, created_at, size) VALUES (7, '2030-01-01', 777)").unwrap();
-    let size: i64 = dst.query_one("SELECT latest_size FROM files WHERE id = 7", &[]).unwrap().get(0);
+    dst.batch_execute(
+        "INSERT INTO versions (file_id, created_at, size) VALUES (7, '2030-01-01', 777)",
+    )
+    .unwrap();
+    let size: i64 = dst
+        .query_one("SELECT latest_size FROM files WHERE id = 7", &[])
+        .unwrap()
+        .get(0);
     assert_eq!(size, 777);
-    dst.batch_execute("SELECT collect.untrack_latest('files', drop_columns => true)").unwrap();
+    dst.batch_execute("SELECT collect.untrack_latest('files', drop_columns => true)")
+        .unwrap();
 }

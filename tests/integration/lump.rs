@@ -14,7 +14,11 @@ use crate::{connect, db_user, fresh_database, pg_bin, port, sqlstate};
 pub struct RawBinary(pub Vec<u8>);
 
 impl ToSql for RawBinary {
-    fn to_sql(&self, _: &Type, out: &mut postgres::types::private::BytesMut) -> Result<IsNull, Box<dyn Error + Sync + Send>> {
+    fn to_sql(
+        &self,
+        _: &Type,
+        out: &mut postgres::types::private::BytesMut,
+    ) -> Result<IsNull, Box<dyn Error + Sync + Send>> {
         out.extend_from_slice(&self.0);
         Ok(IsNull::No)
     }
@@ -59,12 +63,36 @@ fn pg_dump_and_pg_restore_round_trip_collections() {
     .unwrap();
     let dump = format!("{}/target/it-{source}.dump", env!("CARGO_MANIFEST_DIR"));
     let status = Command::new(pg_bin("pg_dump"))
-        .args(["-h", "127.0.0.1", "-p", &port(), "-U", &db_user(), "-Fc", "-t", "lumps", "-f", &dump, &source])
+        .args([
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &port(),
+            "-U",
+            &db_user(),
+            "-Fc",
+            "-t",
+            "lumps",
+            "-f",
+            &dump,
+            &source,
+        ])
         .status()
         .unwrap();
     assert!(status.success(), "pg_dump failed");
     let status = Command::new(pg_bin("pg_restore"))
-        .args(["-h", "127.0.0.1", "-p", &port(), "-U", &db_user(), "-d", &target, "--exit-on-error", &dump])
+        .args([
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &port(),
+            "-U",
+            &db_user(),
+            "-d",
+            &target,
+            "--exit-on-error",
+            &dump,
+        ])
         .status()
         .unwrap();
     assert!(status.success(), "pg_restore failed");
@@ -126,7 +154,10 @@ fn copy_binary_round_trips_without_reencoding() {
         )
         .unwrap()
         .get(0);
-    assert!(same_bytes, "binary COPY must carry the stored lump unchanged");
+    assert!(
+        same_bytes,
+        "binary COPY must carry the stored lump unchanged"
+    );
 }
 
 #[test]
@@ -135,7 +166,10 @@ fn binary_input_is_validated_and_never_crashes() {
     let mut client = connect(&db);
     let good = binary_of(&mut client, r#"[{"a": 1}, {"a": 2}, {"a": 3}]"#);
     let count: i64 = client
-        .query_one("SELECT collect.entry_count($1::collect.collection)", &[&RawBinary(good.clone())])
+        .query_one(
+            "SELECT collect.entry_count($1::collect.collection)",
+            &[&RawBinary(good.clone())],
+        )
         .unwrap()
         .get(0);
     assert_eq!(count, 3);
@@ -166,7 +200,10 @@ fn binary_input_is_validated_and_never_crashes() {
 
     for (what, bytes) in bad_cases {
         let err = client
-            .query_one("SELECT collect.entry_count($1::collect.collection)", &[&RawBinary(bytes)])
+            .query_one(
+                "SELECT collect.entry_count($1::collect.collection)",
+                &[&RawBinary(bytes)],
+            )
             .expect_err(what);
         assert_eq!(sqlstate(&err), "22P03", "{what}: {err}");
         // The backend survived and the connection is usable.
@@ -267,19 +304,37 @@ fn a_small_binary_value_that_inflates_to_half_a_gigabyte_costs_time_not_memory()
     value.extend_from_slice(&(entries * 2).to_le_bytes());
     value.extend_from_slice(&gzip_bomb(b"1\n", entries as usize));
     assert!(value.len() < 8 << 20, "{} bytes", value.len());
-    let pid: i32 = client.query_one("SELECT pg_backend_pid()", &[]).unwrap().get(0);
-    client.batch_execute("SET statement_timeout = '2s'").unwrap();
+    let pid: i32 = client
+        .query_one("SELECT pg_backend_pid()", &[])
+        .unwrap()
+        .get(0);
+    client
+        .batch_execute("SET statement_timeout = '2s'")
+        .unwrap();
     let started = std::time::Instant::now();
     let err = client
-        .query_one("SELECT collect.entry_count($1::collect.collection)", &[&RawBinary(value)])
+        .query_one(
+            "SELECT collect.entry_count($1::collect.collection)",
+            &[&RawBinary(value)],
+        )
         .unwrap_err();
     assert_eq!(sqlstate(&err), "57014", "{err}");
-    assert!(started.elapsed() < std::time::Duration::from_secs(10), "statement_timeout was not honoured: {:?}", started.elapsed());
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(10),
+        "statement_timeout was not honoured: {:?}",
+        started.elapsed()
+    );
     let peak = backend_peak_bytes(pid);
     assert!(peak < 256 << 20, "checking the value took {peak} bytes");
     // Deep nesting that jsonb accepts passes binary input as it passes text input.
     let deep = format!("[{}1{}]", "[".repeat(3000), "]".repeat(3000));
     let bytes = binary_of(&mut client, &deep);
-    let n: i64 = client.query_one("SELECT collect.entry_count($1::collect.collection)", &[&RawBinary(bytes)]).unwrap().get(0);
+    let n: i64 = client
+        .query_one(
+            "SELECT collect.entry_count($1::collect.collection)",
+            &[&RawBinary(bytes)],
+        )
+        .unwrap()
+        .get(0);
     assert_eq!(n, 1);
 }

@@ -10,8 +10,8 @@ mod maintenance;
 mod owner_code;
 mod rollups;
 mod security;
-mod sweep;
 mod sketches;
+mod sweep;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -36,17 +36,29 @@ pub fn pg_bin(tool: &str) -> String {
 }
 
 pub fn connect(db: &str) -> Client {
-    let dsn = format!("host=127.0.0.1 port={} user={} dbname={db}", port(), db_user());
+    let dsn = format!(
+        "host=127.0.0.1 port={} user={} dbname={db}",
+        port(),
+        db_user()
+    );
     Client::connect(&dsn, NoTls).unwrap_or_else(|e| panic!("connecting to {dsn}: {e}"))
 }
 
 /// A new database with the extension, unique to the calling test.
 pub fn fresh_database(prefix: &str) -> String {
     static NEXT: AtomicUsize = AtomicUsize::new(0);
-    let name = format!("it_{prefix}_{}_{}", std::process::id(), NEXT.fetch_add(1, Ordering::SeqCst));
+    let name = format!(
+        "it_{prefix}_{}_{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::SeqCst)
+    );
     let mut admin = connect("postgres");
-    admin.batch_execute(&format!("DROP DATABASE IF EXISTS {name}")).unwrap();
-    admin.batch_execute(&format!("CREATE DATABASE {name}")).unwrap();
+    admin
+        .batch_execute(&format!("DROP DATABASE IF EXISTS {name}"))
+        .unwrap();
+    admin
+        .batch_execute(&format!("CREATE DATABASE {name}"))
+        .unwrap();
     connect(&name)
         .batch_execute("CREATE EXTENSION pg_collect")
         .unwrap();
@@ -59,21 +71,48 @@ pub fn fresh_database(prefix: &str) -> String {
 /// runs them (`--ignored`), `make test` lists them as ignored.
 pub fn fresh_citus_database(prefix: &str) -> String {
     static NEXT: AtomicUsize = AtomicUsize::new(0);
-    let name = format!("itc_{prefix}_{}_{}", std::process::id(), NEXT.fetch_add(1, Ordering::SeqCst));
-    let workers: Vec<String> = env("PG_COLLECT_CITUS_WORKER_PORTS").split_whitespace().map(str::to_string).collect();
+    let name = format!(
+        "itc_{prefix}_{}_{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::SeqCst)
+    );
+    let workers: Vec<String> = env("PG_COLLECT_CITUS_WORKER_PORTS")
+        .split_whitespace()
+        .map(str::to_string)
+        .collect();
     for node in std::iter::once(port()).chain(workers.iter().cloned()) {
         let dsn = |db: &str| format!("host=127.0.0.1 port={node} user={} dbname={db}", db_user());
-        let mut admin = Client::connect(&dsn("postgres"), NoTls).unwrap_or_else(|e| panic!("connecting to {node}: {e}"));
-        admin.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).unwrap();
-        admin.batch_execute(&format!("CREATE DATABASE {name}")).unwrap();
-        Client::connect(&dsn(&name), NoTls).unwrap().batch_execute("CREATE EXTENSION citus").unwrap();
+        let mut admin = Client::connect(&dsn("postgres"), NoTls)
+            .unwrap_or_else(|e| panic!("connecting to {node}: {e}"));
+        admin
+            .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+            .unwrap();
+        admin
+            .batch_execute(&format!("CREATE DATABASE {name}"))
+            .unwrap();
+        Client::connect(&dsn(&name), NoTls)
+            .unwrap()
+            .batch_execute("CREATE EXTENSION citus")
+            .unwrap();
     }
     let mut coordinator = connect(&name);
-    coordinator.execute("SELECT citus_set_coordinator_host('127.0.0.1', $1::int)", &[&port().parse::<i32>().unwrap()]).unwrap();
+    coordinator
+        .execute(
+            "SELECT citus_set_coordinator_host('127.0.0.1', $1::int)",
+            &[&port().parse::<i32>().unwrap()],
+        )
+        .unwrap();
     for worker in &workers {
-        coordinator.execute("SELECT citus_add_node('127.0.0.1', $1::int)", &[&worker.parse::<i32>().unwrap()]).unwrap();
+        coordinator
+            .execute(
+                "SELECT citus_add_node('127.0.0.1', $1::int)",
+                &[&worker.parse::<i32>().unwrap()],
+            )
+            .unwrap();
     }
-    coordinator.batch_execute("CREATE EXTENSION pg_collect").unwrap();
+    coordinator
+        .batch_execute("CREATE EXTENSION pg_collect")
+        .unwrap();
     name
 }
 
@@ -88,17 +127,43 @@ pub fn dump_and_restore(source: &str) -> String {
     use std::process::Command;
     let dump = format!("{}/target/it-{source}.dump", env!("CARGO_MANIFEST_DIR"));
     let dumped = Command::new(pg_bin("pg_dump"))
-        .args(["-h", "127.0.0.1", "-p", &port(), "-U", &db_user(), "-Fc", "-f", &dump, source])
+        .args([
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &port(),
+            "-U",
+            &db_user(),
+            "-Fc",
+            "-f",
+            &dump,
+            source,
+        ])
         .status()
         .unwrap()
         .success();
     assert!(dumped, "pg_dump failed");
     let target = format!("{source}_restored");
     let mut admin = connect("postgres");
-    admin.batch_execute(&format!("DROP DATABASE IF EXISTS {target}")).unwrap();
-    admin.batch_execute(&format!("CREATE DATABASE {target}")).unwrap();
+    admin
+        .batch_execute(&format!("DROP DATABASE IF EXISTS {target}"))
+        .unwrap();
+    admin
+        .batch_execute(&format!("CREATE DATABASE {target}"))
+        .unwrap();
     let restored = Command::new(pg_bin("pg_restore"))
-        .args(["-h", "127.0.0.1", "-p", &port(), "-U", &db_user(), "-d", &target, "--exit-on-error", &dump])
+        .args([
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &port(),
+            "-U",
+            &db_user(),
+            "-d",
+            &target,
+            "--exit-on-error",
+            &dump,
+        ])
         .status()
         .unwrap()
         .success();

@@ -6,7 +6,8 @@ use crate::security::{connect_as, drop_roles, two_roles};
 use crate::{connect, sqlstate};
 
 /// A trigger function of mallory's that tries what a role would try with a superuser's
-/// session: become superuser, plant a temporary view over a catalog view, leave settings.
+/// session: become superuser, plant a temporary view over a catalog view, leave settings and
+/// a session lock.
 pub(crate) fn plant_grab(mallory: &str) -> String {
     format!(
         "CREATE TABLE mallory.seen (what text);
@@ -19,16 +20,23 @@ pub(crate) fn plant_grab(mallory: &str) -> String {
              EXCEPTION WHEN OTHERS THEN INSERT INTO mallory.seen VALUES ('temp view: ' || SQLSTATE); END;
              PERFORM set_config('extra_float_digits', '-15', false);
              PERFORM set_config('TimeZone', 'Pacific/Kiritimati', false);
+             PERFORM pg_advisory_lock(4242);
              RETURN NULL;
          END $f$;"
     )
 }
 
 pub(crate) fn seen(client: &mut postgres::Client) -> Vec<String> {
-    client.query("SELECT DISTINCT what FROM mallory.seen ORDER BY 1", &[]).unwrap().iter().map(|r| r.get(0)).collect()
+    client
+        .query("SELECT DISTINCT what FROM mallory.seen ORDER BY 1", &[])
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect()
 }
 
-/// What a session shows after others' code ran in it: its own settings and no temporary view.
+/// What a session shows after others' code ran in it: its own settings, no temporary view, no
+/// advisory lock.
 fn session_untouched(admin: &mut postgres::Client) {
     let (digits, zone, temp_views): (String, String, i64) = {
         let row = admin
@@ -40,9 +48,23 @@ fn session_untouched(admin: &mut postgres::Client) {
             .unwrap();
         (row.get(0), row.get(1), row.get(2))
     };
-    assert_eq!(digits, "1", "a setting made by another role's code outlived it");
-    assert_ne!(zone, "Pacific/Kiritimati", "a setting made by another role's code outlived it");
-    assert_eq!(temp_views, 0, "another role's code left a temporary object in the session");
+    assert_eq!(
+        digits, "1",
+        "a setting made by another role's code outlived it"
+    );
+    assert_ne!(
+        zone, "Pacific/Kiritimati",
+        "a setting made by another role's code outlived it"
+    );
+    assert_eq!(
+        temp_views, 0,
+        "another role's code left a temporary object in the session"
+    );
+    assert_eq!(
+        advisory_locks_held(admin),
+        Vec::<String>::new(),
+        "another role's code left a lock in the session"
+    );
 }
 
 #[test]
@@ -57,13 +79,33 @@ fn a_superuser_normalizing_a_roles_collection_runs_its_triggers_as_that_role() {
     )
     .unwrap();
     let mut admin = connect(&db);
-    admin.batch_execute("SELECT collect.normalize('mallory.inbox', 'daily', true)").unwrap();
-    assert_eq!(seen(&mut m), vec!["alter role: 42501".to_string(), format!("ran as {mallory}"), "temp view: 42501".into()]);
-    let superuser: bool = admin.query_one("SELECT rolsuper FROM pg_roles WHERE rolname = $1", &[&mallory]).unwrap().get(0);
-    assert!(!superuser, "mallory's trigger made her superuser through the DBA's normalize");
+    admin
+        .batch_execute("SELECT collect.normalize('mallory.inbox', 'daily', true)")
+        .unwrap();
+    assert_eq!(
+        seen(&mut m),
+        vec![
+            "alter role: 42501".to_string(),
+            format!("ran as {mallory}"),
+            "temp view: 42501".into()
+        ]
+    );
+    let superuser: bool = admin
+        .query_one(
+            "SELECT rolsuper FROM pg_roles WHERE rolname = $1",
+            &[&mallory],
+        )
+        .unwrap()
+        .get(0);
+    assert!(
+        !superuser,
+        "mallory's trigger made her superuser through the DBA's normalize"
+    );
     session_untouched(&mut admin);
     // A role that is not the owner does not normalize (nor run the owner's code) at all.
-    let err = connect_as(&db, &alice).batch_execute("SELECT collect.normalize('mallory.inbox', 'daily', true)").unwrap_err();
+    let err = connect_as(&db, &alice)
+        .batch_execute("SELECT collect.normalize('mallory.inbox', 'daily', true)")
+        .unwrap_err();
     assert_eq!(sqlstate(&err), "42501", "{err}");
     drop((m, admin));
     drop_roles(&db, &[&alice, &mallory]);
@@ -72,7 +114,11 @@ fn a_superuser_normalizing_a_roles_collection_runs_its_triggers_as_that_role() {
 /// Two due jobs, mallory's first (an archive whose source has her `grab` trigger), then
 /// alice's (an archive of a float whose exact value shows the settings it was stored under).
 /// Returns their sessions.
-pub(crate) fn jobs_of_mallory_then_alice(db: &str, alice: &str, mallory: &str) -> (postgres::Client, postgres::Client) {
+pub(crate) fn jobs_of_mallory_then_alice(
+    db: &str,
+    alice: &str,
+    mallory: &str,
+) -> (postgres::Client, postgres::Client) {
     let mut m = connect_as(db, mallory);
     m.batch_execute(&plant_grab(mallory)).unwrap();
     m.batch_execute(
@@ -95,11 +141,43 @@ pub(crate) fn jobs_of_mallory_then_alice(db: &str, alice: &str, mallory: &str) -
 }
 
 /// After `jobs_of_mallory_then_alice` ran: mallory's code ran as mallory and could neither
-/// escalate nor plant a temporary view, and alice's value was archived exactly.
-pub(crate) fn assert_jobs_sandboxed(m: &mut postgres::Client, a: &mut postgres::Client, mallory: &str) {
-    assert_eq!(seen(m), vec!["alter role: 42501".to_string(), format!("ran as {mallory}"), "temp view: 42501".into()]);
-    let value: String = a.query_one("SELECT collect.archived('alice.readings_archive', 1::bigint)->>'value'", &[]).unwrap().get(0);
-    assert_eq!(value, "3.141592653589793", "mallory's job changed how the next job stored alice's value");
+/// escalate nor plant a temporary view, the session that ran it (a CALL's or the worker's) holds
+/// no lock of hers, and alice's value was archived exactly.
+pub(crate) fn assert_jobs_sandboxed(
+    m: &mut postgres::Client,
+    a: &mut postgres::Client,
+    mallory: &str,
+) {
+    assert_eq!(
+        seen(m),
+        vec![
+            "alter role: 42501".to_string(),
+            format!("ran as {mallory}"),
+            "temp view: 42501".into()
+        ]
+    );
+    let kept: i64 = a
+        .query_one(
+            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND objid = 4242",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(
+        kept, 0,
+        "mallory's job left a session lock in the session that ran it"
+    );
+    let value: String = a
+        .query_one(
+            "SELECT collect.archived('alice.readings_archive', 1::bigint)->>'value'",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(
+        value, "3.141592653589793",
+        "mallory's job changed how the next job stored alice's value"
+    );
 }
 
 #[test]
@@ -114,8 +192,21 @@ fn a_job_leaves_nothing_behind_for_the_next_job_or_the_session_that_ran_it() {
     drop_roles(&db, &[&alice, &mallory]);
 }
 
+fn advisory_locks_held(session: &mut impl postgres::GenericClient) -> Vec<String> {
+    session
+        .query(
+            "SELECT objid::text || ' ' || mode FROM pg_locks
+              WHERE locktype = 'advisory' AND pid = pg_backend_pid() ORDER BY 1",
+            &[],
+        )
+        .unwrap()
+        .iter()
+        .map(|row| row.get(0))
+        .collect()
+}
+
 #[test]
-fn a_read_step_leaves_no_setting_in_the_readers_session() {
+fn a_read_step_leaves_no_setting_or_lock_in_the_readers_session() {
     let (db, alice, mallory) = two_roles("ownerread");
     let mut a = connect_as(&db, &alice);
     a.batch_execute(&format!(
@@ -124,24 +215,66 @@ fn a_read_step_leaves_no_setting_in_the_readers_session() {
              PERFORM set_config('default_transaction_read_only', 'on', false);
              PERFORM set_config('TimeZone', 'Pacific/Kiritimati', false);
              PERFORM set_config('extra_float_digits', '-15', false);
+             PERFORM pg_advisory_lock(42), pg_advisory_lock_shared(42), pg_advisory_xact_lock(43), pg_advisory_lock(7);
              RETURN entries;
+         END $f$;
+         CREATE FUNCTION alice.locks_then_fails(entries jsonb) RETURNS jsonb LANGUAGE plpgsql AS $f$
+         BEGIN
+             PERFORM pg_advisory_lock(44);
+             RAISE EXCEPTION 'step failed';
          END $f$;
          SELECT collect.create_collection('alice.feed', 'text', '[{{\"sql\": \"alice.leaky\"}}]');
          SELECT collect.append('alice.feed', 'k', '{{\"n\": 1}}');
+         SELECT collect.create_collection('alice.failing', 'text', '[{{\"sql\": \"alice.locks_then_fails\"}}]');
+         SELECT collect.append('alice.failing', 'k', '{{\"n\": 1}}');
          GRANT USAGE ON SCHEMA alice TO {mallory};
-         GRANT SELECT ON alice.feed_pending, alice.feed_base TO {mallory};"
+         GRANT SELECT ON alice.feed_pending, alice.feed_base, alice.failing_pending, alice.failing_base TO {mallory};"
     ))
     .unwrap();
     for reader in [&mallory, &alice] {
         let mut r = connect_as(&db, reader);
-        let read: String = r.query_one("SELECT collect.read('alice.feed', 'k')::text", &[]).unwrap().get(0);
+        // The reader's own session lock, which the step takes again: it stays the reader's.
+        r.batch_execute("SELECT pg_advisory_lock(7)").unwrap();
+        let read: String = r
+            .query_one("SELECT collect.read('alice.feed', 'k')::text", &[])
+            .unwrap()
+            .get(0);
+        let failed = r
+            .query_one("SELECT collect.read('alice.failing', 'k')::text", &[])
+            .unwrap_err();
+        let message = failed
+            .as_db_error()
+            .map(|e| e.message().to_string())
+            .unwrap_or_default();
+        assert!(message.contains("step failed"), "{failed:?}");
+        assert_eq!(
+            advisory_locks_held(&mut r),
+            vec!["7 ExclusiveLock"],
+            "{reader}'s session kept a read step's locks"
+        );
+        let mut in_transaction = r.transaction().unwrap();
+        in_transaction
+            .query_one("SELECT collect.read('alice.feed', 'k')", &[])
+            .unwrap();
+        let held = advisory_locks_held(&mut in_transaction);
+        assert_eq!(
+            held,
+            vec!["43 ExclusiveLock", "7 ExclusiveLock"],
+            "a step's transaction lock lasts the transaction"
+        );
+        in_transaction.commit().unwrap();
         assert_eq!(read, "[{\"n\": 1}]");
         let (read_only, digits): (String, String) = {
             let row = r.query_one("SELECT current_setting('default_transaction_read_only'), current_setting('extra_float_digits')", &[]).unwrap();
             (row.get(0), row.get(1))
         };
-        assert_eq!((read_only.as_str(), digits.as_str()), ("off", "1"), "{reader}'s session kept a read step's settings");
-        r.batch_execute("CREATE TABLE IF NOT EXISTS public.still_writable (x int)").unwrap();
+        assert_eq!(
+            (read_only.as_str(), digits.as_str()),
+            ("off", "1"),
+            "{reader}'s session kept a read step's settings"
+        );
+        r.batch_execute("CREATE TABLE IF NOT EXISTS public.still_writable (x int)")
+            .unwrap();
     }
     drop(a);
     drop_roles(&db, &[&alice, &mallory]);
@@ -163,9 +296,17 @@ fn a_failed_jobs_message_is_its_owners_to_read() {
          SELECT collect.schedule('alice.readings_archive', 'archive', '1 hour');",
     )
     .unwrap();
-    connect(&db).batch_execute("CALL collect.maintain()").unwrap();
-    let owner_sees: String = a.query_one("SELECT last_result FROM collect.jobs", &[]).unwrap().get(0);
-    assert!(owner_sees.contains("the launch code is 0000"), "{owner_sees}");
+    connect(&db)
+        .batch_execute("CALL collect.maintain()")
+        .unwrap();
+    let owner_sees: String = a
+        .query_one("SELECT last_result FROM collect.jobs", &[])
+        .unwrap()
+        .get(0);
+    assert!(
+        owner_sees.contains("the launch code is 0000"),
+        "{owner_sees}"
+    );
     let mut m = connect_as(&db, &mallory);
     let (result, run): (String, String) = {
         let row = m
@@ -175,8 +316,14 @@ fn a_failed_jobs_message_is_its_owners_to_read() {
     };
     assert_eq!(result, "failed: P0001 (the message is for the job's owner)");
     assert_eq!(run, result);
-    let rows: i64 = m.query_one("SELECT count(*) FROM collect.schedules", &[]).unwrap().get(0);
-    assert_eq!(rows, 0, "another role's schedule rows (with their messages) are not mallory's to read");
+    let rows: i64 = m
+        .query_one("SELECT count(*) FROM collect.schedules", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(
+        rows, 0,
+        "another role's schedule rows (with their messages) are not mallory's to read"
+    );
     drop((a, m));
     drop_roles(&db, &[&alice, &mallory]);
 }
@@ -201,11 +348,23 @@ fn listing_definitions_runs_no_roles_code_as_the_reader() {
     ))
     .unwrap();
     for reader in [alice.clone(), crate::db_user()] {
-        let mut r = if reader == alice { connect_as(&db, &alice) } else { connect(&db) };
+        let mut r = if reader == alice {
+            connect_as(&db, &alice)
+        } else {
+            connect(&db)
+        };
         r.query("SELECT * FROM collect.collections", &[]).unwrap();
     }
-    let who: Vec<String> = m.query("SELECT DISTINCT who FROM mallory.seen ORDER BY 1", &[]).unwrap().iter().map(|r| r.get(0)).collect();
-    assert!(who.iter().all(|w| w == &mallory), "mallory's function ran as {who:?} while they listed collections");
+    let who: Vec<String> = m
+        .query("SELECT DISTINCT who FROM mallory.seen ORDER BY 1", &[])
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert!(
+        who.iter().all(|w| w == &mallory),
+        "mallory's function ran as {who:?} while they listed collections"
+    );
     drop(m);
     drop_roles(&db, &[&alice, &mallory]);
 }

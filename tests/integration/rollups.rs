@@ -56,7 +56,8 @@ fn concurrent_ingest_neither_loses_nor_doubles_counts() {
         })
         .collect();
     for h in handles {
-        h.join().expect("an ingesting client failed (a deadlock would show here)");
+        h.join()
+            .expect("an ingesting client failed (a deadlock would show here)");
     }
     let mut client = connect(&db);
     let row = client
@@ -73,11 +74,15 @@ fn concurrent_ingest_neither_loses_nor_doubles_counts() {
             &[],
         )
         .unwrap();
-    let (raw, minutes, hours, exact): (i64, i64, i64, bool) = (row.get(0), row.get(1), row.get(2), row.get(3));
+    let (raw, minutes, hours, exact): (i64, i64, i64, bool) =
+        (row.get(0), row.get(1), row.get(2), row.get(3));
     assert_eq!(raw, CLIENTS * STATEMENTS * 50);
     assert_eq!(minutes, raw, "minute rollup counts every event once");
     assert_eq!(hours, raw, "hour tier counts every event once");
-    assert!(exact, "every minute row equals the raw rows' aggregates and sketches");
+    assert!(
+        exact,
+        "every minute row equals the raw rows' aggregates and sketches"
+    );
 }
 
 #[test]
@@ -97,7 +102,13 @@ fn concurrent_ingest_into_a_rollup_without_raw_rows() {
                 for s in 0..30i64 {
                     let mut rows = String::new();
                     for g in 0..100i64 {
-                        rows.push_str(&format!("2026-11-01 00:0{}:{:02}+00\tp{}\t{}\n", (g + s) % 5, (g * 7 + c) % 60, (g + c) % 4, g));
+                        rows.push_str(&format!(
+                            "2026-11-01 00:0{}:{:02}+00\tp{}\t{}\n",
+                            (g + s) % 5,
+                            (g * 7 + c) % 60,
+                            (g + c) % 4,
+                            g
+                        ));
                     }
                     if s % 3 == 0 {
                         // A transaction that rolls back must leave no trace.
@@ -125,7 +136,11 @@ fn concurrent_ingest_into_a_rollup_without_raw_rows() {
         )
         .unwrap();
     let (events, raw, users): (i64, i64, i64) = (row.get(0), row.get(1), row.get(2));
-    assert_eq!(events, 6 * 30 * 100, "every committed row counted once, rolled-back ones not at all");
+    assert_eq!(
+        events,
+        6 * 30 * 100,
+        "every committed row counted once, rolled-back ones not at all"
+    );
     assert_eq!(raw, 0, "no raw rows kept");
     assert_eq!(users, 100);
 }
@@ -153,9 +168,14 @@ fn rollups_survive_pg_dump_and_pg_restore_without_double_counting() {
             .unwrap();
         (r.get(0), r.get(1), r.get(2))
     };
-    assert_eq!(counts(&mut dst), (3000, 3000, 3000), "restoring the raw rows did not roll them up again");
+    assert_eq!(
+        counts(&mut dst),
+        (3000, 3000, 3000),
+        "restoring the raw rows did not roll them up again"
+    );
     // Ingest keeps working after the restore.
-    dst.batch_execute("INSERT INTO events VALUES ('2026-11-01 00:00:01+00', 'p0', 5)").unwrap();
+    dst.batch_execute("INSERT INTO events VALUES ('2026-11-01 00:00:01+00', 'p0', 5)")
+        .unwrap();
     assert_eq!(counts(&mut dst), (3001, 3001, 3001));
 }
 
@@ -172,15 +192,29 @@ fn a_lump_of_events_that_inflates_past_the_limit_is_refused_before_the_rest_is_i
     // 320 MB of blank lines, past the default limit of 256 MB: a megabyte or two on the wire.
     let bomb = crate::lump::gzip_bomb(b"\n", 320 << 20);
     assert!(bomb.len() < 8 << 20, "{} bytes", bomb.len());
-    let pid: i32 = client.query_one("SELECT pg_backend_pid()", &[]).unwrap().get(0);
-    let err = client.query_one("SELECT collect.ingest('per_minute', $1::bytea)", &[&bomb]).unwrap_err();
+    let pid: i32 = client
+        .query_one("SELECT pg_backend_pid()", &[])
+        .unwrap()
+        .get(0);
+    let err = client
+        .query_one("SELECT collect.ingest('per_minute', $1::bytea)", &[&bomb])
+        .unwrap_err();
     assert_eq!(crate::sqlstate(&err), "54000", "{err}");
-    assert!(err.as_db_error().unwrap().message().contains("268435456"), "{err}");
+    assert!(
+        err.as_db_error().unwrap().message().contains("268435456"),
+        "{err}"
+    );
     let peak = crate::lump::backend_peak_bytes(pid);
     assert!(peak < 600 << 20, "refusing the lump took {peak} bytes");
     // The limit is a superuser's to raise, not a writer's.
-    client.batch_execute("CREATE ROLE rollup_bomb_writer; SET ROLE rollup_bomb_writer").unwrap();
-    let err = client.batch_execute("SET collect.max_lump_bytes = '1GB'").unwrap_err();
+    client
+        .batch_execute("CREATE ROLE rollup_bomb_writer; SET ROLE rollup_bomb_writer")
+        .unwrap();
+    let err = client
+        .batch_execute("SET collect.max_lump_bytes = '1GB'")
+        .unwrap_err();
     assert_eq!(crate::sqlstate(&err), "42501", "{err}");
-    client.batch_execute("RESET ROLE; DROP ROLE rollup_bomb_writer").unwrap();
+    client
+        .batch_execute("RESET ROLE; DROP ROLE rollup_bomb_writer")
+        .unwrap();
 }

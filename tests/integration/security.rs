@@ -33,9 +33,13 @@ pub(crate) fn connect_as(db: &str, role: &str) -> Client {
 
 pub(crate) fn drop_roles(db: &str, roles: &[&str]) {
     let mut admin = connect("postgres");
-    admin.batch_execute(&format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)")).unwrap();
+    admin
+        .batch_execute(&format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)"))
+        .unwrap();
     for role in roles {
-        admin.batch_execute(&format!("DROP ROLE IF EXISTS {role}")).unwrap();
+        admin
+            .batch_execute(&format!("DROP ROLE IF EXISTS {role}"))
+            .unwrap();
     }
 }
 
@@ -43,31 +47,84 @@ pub(crate) fn drop_roles(db: &str, roles: &[&str]) {
 fn a_login_role_cannot_crash_the_server_through_trigger_entry_points() {
     let (db, alice, mallory) = two_roles("crash");
     let mut bystander = connect_as(&db, &alice);
-    bystander.batch_execute("BEGIN; CREATE TABLE alice.kept (x int); INSERT INTO alice.kept VALUES (1);").unwrap();
+    bystander
+        .batch_execute("BEGIN; CREATE TABLE alice.kept (x int); INSERT INTO alice.kept VALUES (1);")
+        .unwrap();
     let mut attacker = connect_as(&db, &mallory);
-    attacker.batch_execute("CREATE TABLE mallory.t (x int)").unwrap();
+    attacker
+        .batch_execute("CREATE TABLE mallory.t (x int)")
+        .unwrap();
     for (function, trigger) in [
-        ("collect._rollup_buffer_row()", "AFTER INSERT ON mallory.t FOR EACH STATEMENT"),
-        ("collect._rollup_buffer_row('alice', 'r')", "AFTER INSERT ON mallory.t FOR EACH ROW"),
-        ("collect._rollup_begin()", "BEFORE INSERT ON mallory.t FOR EACH ROW"),
-        ("collect._rollup_flush('alice', 'r', '1')", "AFTER INSERT ON mallory.t FOR EACH STATEMENT"),
-        ("collect._rollup_ingest('alice', 'r', '1')", "AFTER INSERT ON mallory.t FOR EACH ROW"),
-        ("collect._rollup_mark_stale('alice', 'r')", "BEFORE INSERT ON mallory.t FOR EACH ROW"),
-        ("collect._latest_insert('alice.files_latest_refresh')", "AFTER INSERT ON mallory.t FOR EACH ROW"),
-        ("collect._latest_insert()", "AFTER INSERT ON mallory.t REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT"),
-        ("collect._latest_insert('alice.files_latest_refresh', '{}')", "AFTER INSERT ON mallory.t REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT"),
-        ("collect._latest_shard_sync('alice.files_latest_refresh', '{}')", "AFTER INSERT ON mallory.t FOR EACH STATEMENT"),
-        ("collect._latest_shard_sync('alice.files_latest_refresh', '{}')", "AFTER INSERT ON mallory.t FOR EACH ROW"),
+        (
+            "collect._rollup_buffer_row()",
+            "AFTER INSERT ON mallory.t FOR EACH STATEMENT",
+        ),
+        (
+            "collect._rollup_buffer_row('alice', 'r')",
+            "AFTER INSERT ON mallory.t FOR EACH ROW",
+        ),
+        (
+            "collect._rollup_begin()",
+            "BEFORE INSERT ON mallory.t FOR EACH ROW",
+        ),
+        (
+            "collect._rollup_flush('alice', 'r', '1')",
+            "AFTER INSERT ON mallory.t FOR EACH STATEMENT",
+        ),
+        (
+            "collect._rollup_ingest('alice', 'r', '1')",
+            "AFTER INSERT ON mallory.t FOR EACH ROW",
+        ),
+        (
+            "collect._rollup_mark_stale('alice', 'r')",
+            "BEFORE INSERT ON mallory.t FOR EACH ROW",
+        ),
+        (
+            "collect._latest_insert('alice.files_latest_refresh')",
+            "AFTER INSERT ON mallory.t FOR EACH ROW",
+        ),
+        (
+            "collect._latest_insert()",
+            "AFTER INSERT ON mallory.t REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT",
+        ),
+        (
+            "collect._latest_insert('alice.files_latest_refresh', '{}')",
+            "AFTER INSERT ON mallory.t REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT",
+        ),
+        (
+            "collect._latest_shard_sync('alice.files_latest_refresh', '{}')",
+            "AFTER INSERT ON mallory.t FOR EACH STATEMENT",
+        ),
+        (
+            "collect._latest_shard_sync('alice.files_latest_refresh', '{}')",
+            "AFTER INSERT ON mallory.t FOR EACH ROW",
+        ),
     ] {
-        attacker.batch_execute(&format!("CREATE TRIGGER z {trigger} EXECUTE FUNCTION {function}")).unwrap();
-        let err = attacker.batch_execute("INSERT INTO mallory.t VALUES (1)").expect_err(function);
+        attacker
+            .batch_execute(&format!(
+                "CREATE TRIGGER z {trigger} EXECUTE FUNCTION {function}"
+            ))
+            .unwrap();
+        let err = attacker
+            .batch_execute("INSERT INTO mallory.t VALUES (1)")
+            .expect_err(function);
         let code = sqlstate(&err);
-        assert!(["39P01", "09000"].contains(&code.as_str()), "{function}: {err}");
-        attacker.batch_execute("DROP TRIGGER z ON mallory.t").unwrap();
+        assert!(
+            ["39P01", "09000"].contains(&code.as_str()),
+            "{function}: {err}"
+        );
+        attacker
+            .batch_execute("DROP TRIGGER z ON mallory.t")
+            .unwrap();
     }
     // A crash would have ended every session: the other role's open transaction is intact.
-    bystander.batch_execute("INSERT INTO alice.kept VALUES (2); COMMIT").unwrap();
-    let n: i64 = bystander.query_one("SELECT count(*) FROM alice.kept", &[]).unwrap().get(0);
+    bystander
+        .batch_execute("INSERT INTO alice.kept VALUES (2); COMMIT")
+        .unwrap();
+    let n: i64 = bystander
+        .query_one("SELECT count(*) FROM alice.kept", &[])
+        .unwrap()
+        .get(0);
     assert_eq!(n, 2);
     drop((bystander, attacker));
     drop_roles(&db, &[&alice, &mallory]);
@@ -102,8 +159,11 @@ fn planted_registry_rows_and_forged_triggers_never_act_on_another_roles_tables()
     // Updates of alice's rows touch nothing; deletes are not PUBLIC's at all (a table-level
     // DELETE would let any role lock the registry), and pg_collect's own delete takes only the
     // caller's rows.
-    m.batch_execute("UPDATE collect.rollup_defs SET keep = '1 second'").unwrap();
-    let err = m.batch_execute("DELETE FROM collect.collection_defs").unwrap_err();
+    m.batch_execute("UPDATE collect.rollup_defs SET keep = '1 second'")
+        .unwrap();
+    let err = m
+        .batch_execute("DELETE FROM collect.collection_defs")
+        .unwrap_err();
     assert_eq!(sqlstate(&err), "42501", "{err}");
     let deleted: i64 = m
         .query_one("SELECT collect._delete_registry_rows('collect.collection_defs', '{\"schema\": \"alice\", \"name\": \"feed\"}')", &[])
@@ -117,7 +177,9 @@ fn planted_registry_rows_and_forged_triggers_never_act_on_another_roles_tables()
              FOR EACH STATEMENT EXECUTE FUNCTION collect._rollup_ingest('alice', 'r', '2', '{}');",
     )
     .unwrap();
-    let err = m.batch_execute("INSERT INTO mallory.events VALUES ('2026-11-01 10:00', 'home', 1000)").unwrap_err();
+    let err = m
+        .batch_execute("INSERT INTO mallory.events VALUES ('2026-11-01 10:00', 'home', 1000)")
+        .unwrap_err();
     assert_eq!(sqlstate(&err), "09000", "{err}");
     // Nor does a forged version-insert trigger naming a tracking of alice's.
     m.batch_execute(
@@ -126,7 +188,9 @@ fn planted_registry_rows_and_forged_triggers_never_act_on_another_roles_tables()
              FOR EACH STATEMENT EXECUTE FUNCTION collect._latest_insert('alice.files_latest_refresh');",
     )
     .unwrap();
-    let err = m.batch_execute("INSERT INTO mallory.events VALUES ('2026-11-01 10:00', 'home', 1000)").unwrap_err();
+    let err = m
+        .batch_execute("INSERT INTO mallory.events VALUES ('2026-11-01 10:00', 'home', 1000)")
+        .unwrap_err();
     assert_eq!(sqlstate(&err), "09000", "{err}");
     // Nor do the triggers that carry a tracking's description (made for Citus shards), even
     // for a tracking alice has, with UPDATE on her parent granted to mallory.
@@ -158,7 +222,10 @@ fn planted_registry_rows_and_forged_triggers_never_act_on_another_roles_tables()
         assert_eq!(sqlstate(&err), "09000", "{write}: {err}");
         m.batch_execute("DROP TRIGGER steal ON mallory.versions; INSERT INTO mallory.versions VALUES (1, 99, 666) ON CONFLICT DO NOTHING").unwrap();
     }
-    let size: i64 = a.query_one("SELECT latest_size FROM alice.files WHERE id = 1", &[]).unwrap().get(0);
+    let size: i64 = a
+        .query_one("SELECT latest_size FROM alice.files WHERE id = 1", &[])
+        .unwrap()
+        .get(0);
     assert_eq!(size, 10, "alice's copy is untouched");
     // Mallory's own "r" and "feed" live in her schema; alice's calls, unqualified along her
     // own search_path, keep reaching alice's.
@@ -180,29 +247,53 @@ fn planted_registry_rows_and_forged_triggers_never_act_on_another_roles_tables()
         let row = a.query_one("SELECT (SELECT sum(total) FROM alice.r)::int8, (SELECT sum(total) FROM alice.r_1h)::int8", &[]).unwrap();
         (row.get(0), row.get(1))
     };
-    assert_eq!(totals, (12, 12), "alice's rollup and tier hold exactly her events");
-    let feed: String = a.query_one("SELECT collect.read('feed', 'a')::text", &[]).unwrap().get(0);
+    assert_eq!(
+        totals,
+        (12, 12),
+        "alice's rollup and tier hold exactly her events"
+    );
+    let feed: String = a
+        .query_one("SELECT collect.read('feed', 'a')::text", &[])
+        .unwrap()
+        .get(0);
     assert_eq!(feed, r#"[{"k": 1}, {"k": 2}]"#);
-    let mallory_total: Option<i64> =
-        m.query_one("SELECT sum(total)::int8 FROM public.r", &[]).unwrap().get(0);
-    assert_eq!(mallory_total, None, "nothing of alice's reached mallory's rollup");
+    let mallory_total: Option<i64> = m
+        .query_one("SELECT sum(total)::int8 FROM public.r", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(
+        mallory_total, None,
+        "nothing of alice's reached mallory's rollup"
+    );
     // The views answer both roles, with figures only for what each may read.
     let seen: Vec<(String, Option<i64>)> = m
-        .query("SELECT schema::text, keys FROM collect.collections ORDER BY 1", &[])
+        .query(
+            "SELECT schema::text, keys FROM collect.collections ORDER BY 1",
+            &[],
+        )
         .unwrap()
         .iter()
         .map(|r| (r.get(0), r.get(1)))
         .collect();
-    assert_eq!(seen, [("alice".to_string(), None), ("public".to_string(), Some(0))]);
+    assert_eq!(
+        seen,
+        [("alice".to_string(), None), ("public".to_string(), Some(0))]
+    );
     let rollups: Vec<(String, Option<String>, Option<i64>)> = m
-        .query("SELECT schema::text, rollup_table::text, rollup_rows FROM collect.rollups ORDER BY 1", &[])
+        .query(
+            "SELECT schema::text, rollup_table::text, rollup_rows FROM collect.rollups ORDER BY 1",
+            &[],
+        )
         .unwrap()
         .iter()
         .map(|r| (r.get(0), r.get(1), r.get(2)))
         .collect();
     assert_eq!(
         rollups,
-        [("alice".to_string(), Some("alice.r".to_string()), None), ("public".to_string(), Some("r".to_string()), Some(0))]
+        [
+            ("alice".to_string(), Some("alice.r".to_string()), None),
+            ("public".to_string(), Some("r".to_string()), Some(0))
+        ]
     );
     m.query("SELECT * FROM collect.collections", &[]).unwrap();
     drop((a, m));
@@ -224,13 +315,21 @@ fn sql_steps_run_as_the_collections_owner_whoever_reads_or_normalizes() {
     ))
     .unwrap();
     let mut m = connect_as(&db, &mallory);
-    let as_reader: String = m.query_one("SELECT collect.read('alice.c', 'k') -> 0 ->> 'ran_as'", &[]).unwrap().get(0);
+    let as_reader: String = m
+        .query_one("SELECT collect.read('alice.c', 'k') -> 0 ->> 'ran_as'", &[])
+        .unwrap()
+        .get(0);
     assert_eq!(as_reader, alice);
     // The superuser's nightly pass runs alice's function as alice, not as a superuser.
     let mut admin = connect(&db);
-    admin.query_one("SELECT collect.normalize('alice.c')", &[]).unwrap();
+    admin
+        .query_one("SELECT collect.normalize('alice.c')", &[])
+        .unwrap();
     let folded: String = admin
-        .query_one("SELECT (collect.entries(entries) -> 2 ->> 'ran_as') FROM alice.c_base", &[])
+        .query_one(
+            "SELECT (collect.entries(entries) -> 2 ->> 'ran_as') FROM alice.c_base",
+            &[],
+        )
         .unwrap()
         .get(0);
     assert_eq!(folded, alice);
@@ -251,11 +350,17 @@ fn a_tier_added_during_a_repeatable_read_transaction_loses_no_event() {
         )
         .unwrap();
     let mut writer = connect_as(&db, &alice);
-    writer.batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ; SELECT count(*) FROM alice.r;").unwrap();
-    setup.query_one("SELECT collect.add_tier('alice.r', 'r_1h', '1 hour')", &[]).unwrap();
+    writer
+        .batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ; SELECT count(*) FROM alice.r;")
+        .unwrap();
+    setup
+        .query_one("SELECT collect.add_tier('alice.r', 'r_1h', '1 hour')", &[])
+        .unwrap();
     // The writer's snapshot predates the tier: its insert is refused rather than counted in
     // the minutes but not the hours; retried, it is counted in both.
-    let err = writer.batch_execute("INSERT INTO alice.events VALUES ('2026-11-01 10:05', 10)").unwrap_err();
+    let err = writer
+        .batch_execute("INSERT INTO alice.events VALUES ('2026-11-01 10:05', 10)")
+        .unwrap_err();
     assert_eq!(sqlstate(&err), "40001", "{err}");
     writer.batch_execute("ROLLBACK").unwrap();
     writer
@@ -285,13 +390,21 @@ fn dropping_a_collection_during_a_batched_normalization_does_not_deadlock() {
         c.batch_execute("CALL collect.normalize_in_batches('alice.c', batch_size => 20)")
     });
     thread::sleep(Duration::from_millis(150));
-    setup.batch_execute("SELECT collect.drop_collection('alice.c')").unwrap();
+    setup
+        .batch_execute("SELECT collect.drop_collection('alice.c')")
+        .unwrap();
     match pass.join().unwrap() {
         Ok(()) => {}
-        Err(e) => assert!(["42704", "42P01"].contains(&sqlstate(&e).as_str()), "the pass ended with {e}"),
+        Err(e) => assert!(
+            ["42704", "42P01"].contains(&sqlstate(&e).as_str()),
+            "the pass ended with {e}"
+        ),
     }
     let left: i64 = setup
-        .query_one("SELECT count(*) FROM collect.collection_defs WHERE schema = 'alice'", &[])
+        .query_one(
+            "SELECT count(*) FROM collect.collection_defs WHERE schema = 'alice'",
+            &[],
+        )
         .unwrap()
         .get(0);
     assert_eq!(left, 0);
@@ -326,7 +439,10 @@ fn binary_input_accepts_exactly_what_text_input_makes() {
             .map(|r| r.get(0))
     };
     // The framing itself must be right: a lump text input made is accepted as is.
-    assert_eq!(recv(&mut client, lump_of(&[br#"{"a": 1}"#, b"2"])).unwrap(), r#"[{"a": 1}, 2]"#);
+    assert_eq!(
+        recv(&mut client, lump_of(&[br#"{"a": 1}"#, b"2"])).unwrap(),
+        r#"[{"a": 1}, 2]"#
+    );
     let deep_ok = format!("{}1{}", "[".repeat(500), "]".repeat(500));
     let deep_bad = format!("{}1{}", "[".repeat(100_000), "]".repeat(100_000));
     let rejected: Vec<(&str, Vec<u8>)> = vec![
@@ -352,7 +468,13 @@ fn binary_input_accepts_exactly_what_text_input_makes() {
         ))
         .unwrap();
     let mut fuzz = crate::XorShiftLike(0x5eed_1234_abcd_ef01);
-    let seeds: [&[u8]; 5] = [br#"{"a": [1, 2.50, "x"], "b": null}"#, br#""text \"q\" \\ done""#, b"[true, false, -0.0001]", b"1e400", br#"{"": {"": []}}"#];
+    let seeds: [&[u8]; 5] = [
+        br#"{"a": [1, 2.50, "x"], "b": null}"#,
+        br#""text \"q\" \\ done""#,
+        b"[true, false, -0.0001]",
+        b"1e400",
+        br#"{"": {"": []}}"#,
+    ];
     let mut accepted = 0;
     for case in 0..400 {
         let mut entry = seeds[case % seeds.len()].to_vec();
@@ -379,9 +501,18 @@ fn binary_input_accepts_exactly_what_text_input_makes() {
                     .unwrap()
                     .get(0);
                 assert_eq!(again, text, "case {case}");
-                assert_eq!(format!("[{}]", String::from_utf8_lossy(&entry)), text, "case {case}: accepted a non-canonical entry");
+                assert_eq!(
+                    format!("[{}]", String::from_utf8_lossy(&entry)),
+                    text,
+                    "case {case}: accepted a non-canonical entry"
+                );
             }
-            Err(e) => assert_eq!(sqlstate(&e), "22P03", "case {case} {:?}: {e}", String::from_utf8_lossy(&entry)),
+            Err(e) => assert_eq!(
+                sqlstate(&e),
+                "22P03",
+                "case {case} {:?}: {e}",
+                String::from_utf8_lossy(&entry)
+            ),
         }
         let one: i32 = client.query_one("SELECT 1", &[]).unwrap().get(0);
         assert_eq!(one, 1);

@@ -10,9 +10,18 @@ fn sketch_binary_input_is_validated_and_round_trips() {
     let db = fresh_database("sketch_recv");
     let mut client = connect(&db);
     for (ty, build) in [
-        ("collect.hll", "SELECT collect.hll_agg(g) FROM generate_series(1, 5000) g"),
-        ("collect.quantiles", "SELECT collect.quantiles_agg(g::float8) FROM generate_series(1, 5000) g"),
-        ("collect.topk", "SELECT collect.topk_agg((g % 17)::text, 5) FROM generate_series(1, 5000) g"),
+        (
+            "collect.hll",
+            "SELECT collect.hll_agg(g) FROM generate_series(1, 5000) g",
+        ),
+        (
+            "collect.quantiles",
+            "SELECT collect.quantiles_agg(g::float8) FROM generate_series(1, 5000) g",
+        ),
+        (
+            "collect.topk",
+            "SELECT collect.topk_agg((g % 17)::text, 5) FROM generate_series(1, 5000) g",
+        ),
     ] {
         let mut copied = Vec::new();
         client
@@ -23,7 +32,10 @@ fn sketch_binary_input_is_validated_and_round_trips() {
         let len = i32::from_be_bytes(copied[21..25].try_into().unwrap()) as usize;
         let good = copied[25..25 + len].to_vec();
         let same: bool = client
-            .query_one(&format!("SELECT $1::{ty} OPERATOR(collect.=) ({build})"), &[&RawBinary(good.clone())])
+            .query_one(
+                &format!("SELECT $1::{ty} OPERATOR(collect.=) ({build})"),
+                &[&RawBinary(good.clone())],
+            )
             .unwrap()
             .get(0);
         assert!(same, "{ty} binary round trip");

@@ -44,24 +44,67 @@ const GRACE: Duration = Duration::from_secs(5);
 /// always tried too.
 fn values(type_name: &str) -> Vec<String> {
     let v = |list: &[&str]| list.iter().map(|s| s.to_string()).collect::<Vec<_>>();
-    let deep = |open: &str, close: &str, n: usize| format!("'{}1{}'", open.repeat(n), close.repeat(n));
+    let deep =
+        |open: &str, close: &str, n: usize| format!("'{}1{}'", open.repeat(n), close.repeat(n));
     let big_text = "repeat('x', 1000000)".to_string();
     match type_name {
         "smallint" => v(&["1", "0", "-1", "32767", "-32768"]),
         "integer" => v(&["1", "0", "-1", "2147483647", "-2147483648"]),
-        "bigint" => v(&["1", "0", "-1", "9223372036854775807", "-9223372036854775808"]),
-        "double precision" | "real" => v(&["1", "0", "'-0'", "'NaN'", "'Infinity'", "'-Infinity'", "1e300", "-1e300"]),
-        "numeric" => v(&["1", "'NaN'", "'1e1000'", "'-1e1000'", "0.000000000000000000001"]),
+        "bigint" => v(&[
+            "1",
+            "0",
+            "-1",
+            "9223372036854775807",
+            "-9223372036854775808",
+        ]),
+        "double precision" | "real" => v(&[
+            "1",
+            "0",
+            "'-0'",
+            "'NaN'",
+            "'Infinity'",
+            "'-Infinity'",
+            "1e300",
+            "-1e300",
+        ]),
+        "numeric" => v(&[
+            "1",
+            "'NaN'",
+            "'1e1000'",
+            "'-1e1000'",
+            "0.000000000000000000001",
+        ]),
         "boolean" => v(&["true", "false"]),
         "text" | "name" | "character varying" | "cstring" => {
-            let mut all = v(&["'x'", "''", "' '", "'a.b.c'", "'\"'", "'pg_catalog.pg_class'", "'collect.collection_defs'", "'{}'", "'[]'", "'1'"]);
+            let mut all = v(&[
+                "'x'",
+                "''",
+                "' '",
+                "'a.b.c'",
+                "'\"'",
+                "'pg_catalog.pg_class'",
+                "'collect.collection_defs'",
+                "'{}'",
+                "'[]'",
+                "'1'",
+            ]);
             all.push(big_text);
             all
         }
         "jsonb" | "json" => {
             let mut all = v(&[
-                "'{}'", "'[]'", "'null'", "'1e400'", "'-0'", "'\"\"'", "'[{}]'", "'[null]'", "'{\"\": null}'",
-                "'{\"sql\": \"pg_catalog.now\"}'", "'[{\"expire\": \"-178000000 years\"}]'", "'[{\"sum_by\": \"a\"}]'",
+                "'{}'",
+                "'[]'",
+                "'null'",
+                "'1e400'",
+                "'-0'",
+                "'\"\"'",
+                "'[{}]'",
+                "'[null]'",
+                "'{\"\": null}'",
+                "'{\"sql\": \"pg_catalog.now\"}'",
+                "'[{\"expire\": \"-178000000 years\"}]'",
+                "'[{\"sum_by\": \"a\"}]'",
             ]);
             all.push(deep("[", "]", 5000));
             all.push(deep("{\"a\":", "}", 3000));
@@ -69,11 +112,29 @@ fn values(type_name: &str) -> Vec<String> {
             all.push("(SELECT jsonb_agg(g) FROM generate_series(1, 100000) g)".into());
             all
         }
-        "interval" => v(&["'1 minute'", "'0'", "'-1 day'", "'178000000 years'", "'-178000000 years'", "'1 microsecond'"]),
-        "timestamp with time zone" | "timestamp without time zone" | "date" => {
-            v(&["'2026-11-01'", "'infinity'", "'-infinity'", "'4713-01-01 BC'", "'294276-12-31'"])
-        }
-        "regclass" => v(&["'x.src'", "'x.parent'", "'pg_catalog.pg_class'", "'collect.collection_defs'", "'collect.schedules'", "0"]),
+        "interval" => v(&[
+            "'1 minute'",
+            "'0'",
+            "'-1 day'",
+            "'178000000 years'",
+            "'-178000000 years'",
+            "'1 microsecond'",
+        ]),
+        "timestamp with time zone" | "timestamp without time zone" | "date" => v(&[
+            "'2026-11-01'",
+            "'infinity'",
+            "'-infinity'",
+            "'4713-01-01 BC'",
+            "'294276-12-31'",
+        ]),
+        "regclass" => v(&[
+            "'x.src'",
+            "'x.parent'",
+            "'pg_catalog.pg_class'",
+            "'collect.collection_defs'",
+            "'collect.schedules'",
+            "0",
+        ]),
         "regproc" | "regprocedure" => v(&["'pg_catalog.now'::regproc", "0"]),
         "oid" => v(&["1", "0", "4294967295"]),
         "bytea" => v(&[
@@ -83,8 +144,19 @@ fn values(type_name: &str) -> Vec<String> {
             "'\\xffffffffffffffff'",
             "'\\x00000000000000000000000000000000'",
         ]),
-        "text[]" | "name[]" => v(&["'{x}'", "'{}'", "'{NULL}'", "array_fill('x'::text, ARRAY[100000])"]),
-        "bigint[]" | "integer[]" => v(&["'{1}'", "'{}'", "'{NULL}'", "'{-9223372036854775808}'", "(SELECT array_agg(g) FROM generate_series(1, 100000) g)"]),
+        "text[]" | "name[]" => v(&[
+            "'{x}'",
+            "'{}'",
+            "'{NULL}'",
+            "array_fill('x'::text, ARRAY[100000])",
+        ]),
+        "bigint[]" | "integer[]" => v(&[
+            "'{1}'",
+            "'{}'",
+            "'{NULL}'",
+            "'{-9223372036854775808}'",
+            "(SELECT array_agg(g) FROM generate_series(1, 100000) g)",
+        ]),
         "jsonb[]" => v(&["'{}'", "ARRAY['null'::jsonb]", "ARRAY[NULL::jsonb]"]),
         "double precision[]" => v(&["'{0.5}'", "'{}'", "'{NaN}'", "'{-1}'", "'{2}'", "'{NULL}'"]),
         "collect.collection" => v(&[
@@ -92,9 +164,18 @@ fn values(type_name: &str) -> Vec<String> {
             "'[]'",
             "collect.collection((SELECT jsonb_agg(g) FROM generate_series(1, 10000) g))",
         ]),
-        "collect.hll" => v(&["collect.hll_agg(1::bigint)", "(SELECT collect.hll_agg(g) FROM generate_series(1, 100000) g)"]),
-        "collect.quantiles" => v(&["collect.quantiles_agg(1::float8)", "collect.quantiles_agg('Infinity'::float8)"]),
-        "collect.topk" => v(&["collect.topk_agg('a'::text)", "(SELECT collect.topk_agg(g::text) FROM generate_series(1, 10000) g)"]),
+        "collect.hll" => v(&[
+            "collect.hll_agg(1::bigint)",
+            "(SELECT collect.hll_agg(g) FROM generate_series(1, 100000) g)",
+        ]),
+        "collect.quantiles" => v(&[
+            "collect.quantiles_agg(1::float8)",
+            "collect.quantiles_agg('Infinity'::float8)",
+        ]),
+        "collect.topk" => v(&[
+            "collect.topk_agg('a'::text)",
+            "(SELECT collect.topk_agg(g::text) FROM generate_series(1, 10000) g)",
+        ]),
         "anyelement" => v(&["1", "'x'::text", "'{}'::jsonb"]),
         "anyarray" => v(&["'{1}'::int[]", "'{}'::int[]"]),
         _ => Vec::new(),
@@ -148,7 +229,11 @@ fn call_sql(routine: &Routine, args: &[String]) -> String {
         "p" => format!("CALL collect.{}({})", routine.name, typed.join(", ")),
         "a" => {
             let columns: Vec<String> = (0..typed.len()).map(|i| format!("v.c{i}")).collect();
-            let select: Vec<String> = typed.iter().enumerate().map(|(i, a)| format!("{a} AS c{i}")).collect();
+            let select: Vec<String> = typed
+                .iter()
+                .enumerate()
+                .map(|(i, a)| format!("{a} AS c{i}"))
+                .collect();
             format!(
                 "SELECT collect.{}({}) FROM (SELECT {} FROM generate_series(1, 3)) v",
                 routine.name,
@@ -161,7 +246,16 @@ fn call_sql(routine: &Routine, args: &[String]) -> String {
 }
 
 fn ordinary_args(routine: &Routine) -> Vec<String> {
-    routine.arg_types.iter().map(|t| values(t).into_iter().next().unwrap_or_else(|| "NULL".into())).collect()
+    routine
+        .arg_types
+        .iter()
+        .map(|t| {
+            values(t)
+                .into_iter()
+                .next()
+                .unwrap_or_else(|| "NULL".into())
+        })
+        .collect()
 }
 
 /// Every call to make of `routine`: all NULLs, then each argument through its type's values
@@ -174,7 +268,11 @@ fn calls(routine: &Routine) -> Vec<String> {
         out.push(call_sql(routine, &ordinary));
     }
     for (i, t) in routine.arg_types.iter().enumerate() {
-        for value in values(t).into_iter().skip(1).chain(std::iter::once("NULL".to_string())) {
+        for value in values(t)
+            .into_iter()
+            .skip(1)
+            .chain(std::iter::once("NULL".to_string()))
+        {
             let mut args = ordinary.clone();
             args[i] = value;
             out.push(call_sql(routine, &args));
@@ -193,20 +291,33 @@ fn declaration_drift(session: &mut Client, routine: &Routine) -> Vec<String> {
     }
     let call = call_sql(routine, &ordinary_args(routine));
     let mut found = Vec::new();
-    let mut attempt = |setup: &str, teardown: &str, wrong: &dyn Fn(&str, &str) -> bool, promise: &str| {
-        session.batch_execute(setup).unwrap();
-        if let Err(e) = session.batch_execute(&call) {
-            let (code, message) = e.as_db_error().map_or((String::new(), e.to_string()), |d| (d.code().code().to_string(), d.message().to_string()));
-            if wrong(&code, &message) {
-                found.push(format!("{}: declared {promise}, but: {code} {message}\n    {}", routine.signature, truncate(&call)));
+    let mut attempt =
+        |setup: &str, teardown: &str, wrong: &dyn Fn(&str, &str) -> bool, promise: &str| {
+            session.batch_execute(setup).unwrap();
+            if let Err(e) = session.batch_execute(&call) {
+                let (code, message) = e.as_db_error().map_or((String::new(), e.to_string()), |d| {
+                    (d.code().code().to_string(), d.message().to_string())
+                });
+                if wrong(&code, &message) {
+                    found.push(format!(
+                        "{}: declared {promise}, but: {code} {message}\n    {}",
+                        routine.signature,
+                        truncate(&call)
+                    ));
+                }
             }
-        }
-        session.batch_execute(teardown).unwrap();
-    };
+            session.batch_execute(teardown).unwrap();
+        };
     if routine.volatility != "v" {
-        let promise = if routine.volatility == "i" { "IMMUTABLE" } else { "STABLE" };
+        let promise = if routine.volatility == "i" {
+            "IMMUTABLE"
+        } else {
+            "STABLE"
+        };
         // (PostgreSQL itself refuses a write in a non-volatile SQL or PL/pgSQL function, 0A000.)
-        let writes = |code: &str, message: &str| code == "25006" || (code == "0A000" && message.contains("non-volatile function"));
+        let writes = |code: &str, message: &str| {
+            code == "25006" || (code == "0A000" && message.contains("non-volatile function"))
+        };
         attempt("BEGIN READ ONLY", "ROLLBACK", &writes, promise);
     }
     if routine.parallel == "s" {
@@ -238,7 +349,11 @@ fn run_one(db: &str, role: &str, client: &mut Option<Client>, sql: &str) -> Outc
         Err(e) if e.code().is_some() => {
             let code = sqlstate(&e);
             if code == "XX000" {
-                Outcome::Failed(format!("XX000: {}", e.as_db_error().map_or(e.to_string(), |d| d.message().to_string())))
+                Outcome::Failed(format!(
+                    "XX000: {}",
+                    e.as_db_error()
+                        .map_or(e.to_string(), |d| d.message().to_string())
+                ))
             } else {
                 Outcome::Answered
             }
@@ -275,23 +390,41 @@ fn every_collect_routine_survives_nulls_and_extremes_from_a_login_role() {
         .unwrap();
     let mut session = Some(connect_as(&db, &role));
     let listed = routines(session.as_mut().unwrap());
-    assert!(listed.len() > 100, "the sweep found only {} routines: is the listing right?", listed.len());
+    assert!(
+        listed.len() > 100,
+        "the sweep found only {} routines: is the listing right?",
+        listed.len()
+    );
     let mut failures = Vec::new();
     let mut made = 0;
     for routine in &listed {
-        let setup = session.get_or_insert_with(|| connect_as(&db, &role)).batch_execute(OBJECTS);
-        setup.unwrap_or_else(|e| panic!("making the sweep's objects before {}: {e}", routine.signature));
+        let setup = session
+            .get_or_insert_with(|| connect_as(&db, &role))
+            .batch_execute(OBJECTS);
+        setup.unwrap_or_else(|e| {
+            panic!(
+                "making the sweep's objects before {}: {e}",
+                routine.signature
+            )
+        });
         for sql in calls(routine) {
             made += 1;
             if let Outcome::Failed(why) = run_one(&db, &role, &mut session, &sql) {
-                failures.push(format!("{}: {why}\n    {}", routine.signature, truncate(&sql)));
+                failures.push(format!(
+                    "{}: {why}\n    {}",
+                    routine.signature,
+                    truncate(&sql)
+                ));
             }
         }
         let checked = session.get_or_insert_with(|| connect_as(&db, &role));
         failures.extend(declaration_drift(checked, routine));
     }
     // A bystander's view: the server is up and answers.
-    let alive: i32 = connect("postgres").query_one("SELECT 1", &[]).unwrap().get(0);
+    let alive: i32 = connect("postgres")
+        .query_one("SELECT 1", &[])
+        .unwrap()
+        .get(0);
     assert_eq!(alive, 1);
     drop(session);
     drop_roles(&db, &[&role]);
@@ -306,7 +439,14 @@ fn every_collect_routine_survives_nulls_and_extremes_from_a_login_role() {
 
 fn truncate(sql: &str) -> String {
     if sql.len() > 300 {
-        format!("{}…", &sql[..sql.char_indices().take_while(|(i, _)| *i < 300).last().map_or(0, |(i, c)| i + c.len_utf8())])
+        format!(
+            "{}…",
+            &sql[..sql
+                .char_indices()
+                .take_while(|(i, _)| *i < 300)
+                .last()
+                .map_or(0, |(i, c)| i + c.len_utf8())]
+        )
     } else {
         sql.to_string()
     }

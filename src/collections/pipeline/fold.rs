@@ -26,7 +26,10 @@ impl Pipeline {
             // (newest per key, newest n, sums) would then reach back to entries a fold has
             // already dropped: after an expiry, stop before such a step.
             if expires
-                && matches!(step, Step::LatestBy(_) | Step::Limit(_) | Step::LimitBy(..) | Step::SumBy { .. })
+                && matches!(
+                    step,
+                    Step::LatestBy(_) | Step::Limit(_) | Step::LimitBy(..) | Step::SumBy { .. }
+                )
             {
                 break;
             }
@@ -48,13 +51,17 @@ impl Pipeline {
                     expires = true;
                     Phase::DedupedFiltered
                 }
-                (Phase::Filters | Phase::Deduped | Phase::Limited, Step::Limit(_)) => Phase::Limited,
+                (Phase::Filters | Phase::Deduped | Phase::Limited, Step::Limit(_)) => {
+                    Phase::Limited
+                }
                 (Phase::DedupedFiltered, _) => break,
                 // Top n by a field, over entries nothing later removes.
                 (Phase::Filters, Step::LimitBy(..)) => Phase::Done,
                 // Sums are associative; earlier filters must not look at the summed field.
                 (Phase::Filters, Step::SumBy { value, .. })
-                    if !filter_fields.iter().any(|f| **f == Field::Key(value.clone())) =>
+                    if !filter_fields
+                        .iter()
+                        .any(|f| **f == Field::Key(value.clone())) =>
                 {
                     len += 1;
                     break;
@@ -97,7 +104,11 @@ mod tests {
             let t = 1_790_000_000 + rng.below(1_000) as i64;
             m.insert("t".into(), json!(t));
         }
-        Entry { seq, at, value: json::raw(&Value::Object(m).to_string()).unwrap() }
+        Entry {
+            seq,
+            at,
+            value: json::raw(&Value::Object(m).to_string()).unwrap(),
+        }
     }
 
     fn random_step(rng: &mut XorShift) -> Value {
@@ -106,11 +117,18 @@ mod tests {
             0 => json!({"latest_by": field(rng)}),
             1 => json!({"limit": 1 + rng.below(6)}),
             2 => json!({"limit": 1 + rng.below(4), "by": field(rng)}),
-            3 => json!({"sum_by": (["k", "s"][rng.below(2)]), "value": "v", "drop_zero": rng.below(2) == 0}),
-            4 => json!({"expire": format!("{} seconds", 1 + rng.below(400)), "at": (["$at", "t"][rng.below(2)])}),
+            3 => {
+                json!({"sum_by": (["k", "s"][rng.below(2)]), "value": "v", "drop_zero": rng.below(2) == 0})
+            }
+            4 => {
+                json!({"expire": format!("{} seconds", 1 + rng.below(400)), "at": (["$at", "t"][rng.below(2)])})
+            }
             5 => {
                 let mut cond = Map::new();
-                cond.insert(["gt", "lt", "ne", "gte"][rng.below(4)].into(), json!(rng.below(5) as i64 - 1));
+                cond.insert(
+                    ["gt", "lt", "ne", "gte"][rng.below(4)].into(),
+                    json!(rng.below(5) as i64 - 1),
+                );
                 let mut fields = Map::new();
                 fields.insert(field(rng).into(), Value::Object(cond));
                 json!({ "where": fields })
@@ -162,7 +180,11 @@ mod tests {
             normalized.extend(b);
             let expected = p.run(all.clone(), read_at, &mut no_sql).unwrap();
             let got = p.run(normalized, read_at, &mut no_sql).unwrap();
-            assert_eq!(got, expected, "case {case}: pipeline {:?}, prefix {:?}, split {split}", p.steps, q.steps);
+            assert_eq!(
+                got, expected,
+                "case {case}: pipeline {:?}, prefix {:?}, split {split}",
+                p.steps, q.steps
+            );
         }
         // The generator does reach pipelines that fold completely, not only trivial prefixes.
         assert!(full_prefixes > 10_000, "{full_prefixes}");
@@ -186,7 +208,9 @@ mod tests {
         // since dropping an expired or evicted counter would change later reads.
         let segment_set = pipeline(json!([{"latest_by": "segment"}, {"limit": 1000}]));
         assert_eq!(segment_set.foldable_prefix(), segment_set);
-        let counters = pipeline(json!([{"sum_by": "c", "value": "d", "drop_zero": true}, {"expire": "60 seconds"}, {"limit": 1000}]));
+        let counters = pipeline(
+            json!([{"sum_by": "c", "value": "d", "drop_zero": true}, {"expire": "60 seconds"}, {"limit": 1000}]),
+        );
         assert_eq!(counters.foldable_prefix().steps.len(), 1);
     }
 }

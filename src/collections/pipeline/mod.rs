@@ -93,10 +93,20 @@ pub enum Step {
     Limit(usize),
     /// The `n` entries with the largest value of a field (ties: the newer wins).
     LimitBy(usize, Field),
-    OrderBy { field: Field, desc: bool },
-    SumBy { key: Field, value: String, drop_zero: bool },
+    OrderBy {
+        field: Field,
+        desc: bool,
+    },
+    SumBy {
+        key: Field,
+        value: String,
+        drop_zero: bool,
+    },
     /// Drops entries whose `at` field plus `ttl_us` is before now.
-    Expire { ttl_us: i64, at: Field },
+    Expire {
+        ttl_us: i64,
+        at: Field,
+    },
     Where(Vec<(Field, Condition)>),
     /// A user function `(jsonb) → jsonb` over the array of entries, run by the SQL layer.
     Sql(String),
@@ -128,7 +138,6 @@ pub trait IntervalParser {
 pub struct Pipeline {
     pub steps: Vec<Step>,
 }
-
 
 impl Pipeline {
     pub fn is_empty(&self) -> bool {
@@ -163,7 +172,11 @@ mod testkit {
         values
             .iter()
             .enumerate()
-            .map(|(i, v)| Entry { seq: i as i64 + 1, at: (i as i64 + 1) * 1_000_000, value: json::raw(&v.to_string()).unwrap() })
+            .map(|(i, v)| Entry {
+                seq: i as i64 + 1,
+                at: (i as i64 + 1) * 1_000_000,
+                value: json::raw(&v.to_string()).unwrap(),
+            })
             .collect()
     }
 

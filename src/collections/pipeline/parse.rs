@@ -14,17 +14,23 @@ fn err(index: usize, step: &Value, reason: impl Into<String>) -> PipelineError {
 }
 
 fn field_name(v: Option<&Value>) -> Option<String> {
-    v.and_then(Value::as_str).filter(|s| !s.is_empty()).map(str::to_string)
+    v.and_then(Value::as_str)
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
 }
 
 fn count(v: Option<&Value>) -> Option<usize> {
-    v.and_then(Value::as_u64).filter(|&n| n > 0).map(|n| n as usize)
+    v.and_then(Value::as_u64)
+        .filter(|&n| n > 0)
+        .map(|n| n as usize)
 }
-
 
 impl Pipeline {
     /// Parses and validates a pipeline: a JSON array of step objects.
-    pub fn parse(json: &Value, intervals: &mut dyn IntervalParser) -> Result<Pipeline, PipelineError> {
+    pub fn parse(
+        json: &Value,
+        intervals: &mut dyn IntervalParser,
+    ) -> Result<Pipeline, PipelineError> {
         let steps = json.as_array().ok_or_else(|| PipelineError {
             index: None,
             step: json.to_string(),
@@ -38,22 +44,30 @@ impl Pipeline {
             let allowed: &[&str];
             let s = if let Some(f) = obj.get("latest_by") {
                 allowed = &["latest_by"];
-                Step::LatestBy(Field::parse(&field_name(Some(f)).ok_or_else(|| {
-                    err(i, step, "latest_by takes a field name")
-                })?))
+                Step::LatestBy(Field::parse(
+                    &field_name(Some(f))
+                        .ok_or_else(|| err(i, step, "latest_by takes a field name"))?,
+                ))
             } else if let Some(n) = obj.get("limit") {
                 allowed = &["limit", "by"];
-                let n = count(Some(n)).ok_or_else(|| err(i, step, "limit takes a positive integer"))?;
+                let n =
+                    count(Some(n)).ok_or_else(|| err(i, step, "limit takes a positive integer"))?;
                 match obj.get("by") {
                     None => Step::Limit(n),
                     Some(by) => Step::LimitBy(
                         n,
-                        Field::parse(&field_name(Some(by)).ok_or_else(|| err(i, step, "by takes a field name"))?),
+                        Field::parse(
+                            &field_name(Some(by))
+                                .ok_or_else(|| err(i, step, "by takes a field name"))?,
+                        ),
                     ),
                 }
             } else if let Some(f) = obj.get("order_by") {
                 allowed = &["order_by", "desc"];
-                let field = Field::parse(&field_name(Some(f)).ok_or_else(|| err(i, step, "order_by takes a field name"))?);
+                let field = Field::parse(
+                    &field_name(Some(f))
+                        .ok_or_else(|| err(i, step, "order_by takes a field name"))?,
+                );
                 let desc = match obj.get("desc") {
                     None => false,
                     Some(Value::Bool(b)) => *b,
@@ -69,16 +83,29 @@ impl Pipeline {
                 Step::OrderBy { field, desc }
             } else if let Some(k) = obj.get("sum_by") {
                 allowed = &["sum_by", "value", "drop_zero"];
-                let key = Field::parse(&field_name(Some(k)).ok_or_else(|| err(i, step, "sum_by takes a field name"))?);
+                let key = Field::parse(
+                    &field_name(Some(k))
+                        .ok_or_else(|| err(i, step, "sum_by takes a field name"))?,
+                );
                 let value = field_name(obj.get("value"))
                     .filter(|v| !v.starts_with('$'))
-                    .ok_or_else(|| err(i, step, "sum_by needs \"value\": the name of the field to add up"))?;
+                    .ok_or_else(|| {
+                        err(
+                            i,
+                            step,
+                            "sum_by needs \"value\": the name of the field to add up",
+                        )
+                    })?;
                 let drop_zero = match obj.get("drop_zero") {
                     None => false,
                     Some(Value::Bool(b)) => *b,
                     Some(_) => return Err(err(i, step, "drop_zero takes true or false")),
                 };
-                Step::SumBy { key, value, drop_zero }
+                Step::SumBy {
+                    key,
+                    value,
+                    drop_zero,
+                }
             } else if let Some(ttl) = obj.get("expire") {
                 allowed = &["expire", "at"];
                 let text = ttl
@@ -92,7 +119,10 @@ impl Pipeline {
                 }
                 let at = match obj.get("at") {
                     None => Field::At,
-                    Some(a) => Field::parse(&field_name(Some(a)).ok_or_else(|| err(i, step, "at takes a field name"))?),
+                    Some(a) => Field::parse(
+                        &field_name(Some(a))
+                            .ok_or_else(|| err(i, step, "at takes a field name"))?,
+                    ),
                 };
                 Step::Expire { ttl_us, at }
             } else if let Some(w) = obj.get("where") {
@@ -103,12 +133,21 @@ impl Pipeline {
                     .ok_or_else(|| err(i, step, "where takes an object of field conditions"))?;
                 let mut parsed_conds = Vec::new();
                 for (name, cond) in conds {
-                    parsed_conds.push((Field::parse(name), parse_condition(cond).map_err(|e| err(i, step, e))?));
+                    parsed_conds.push((
+                        Field::parse(name),
+                        parse_condition(cond).map_err(|e| err(i, step, e))?,
+                    ));
                 }
                 Step::Where(parsed_conds)
             } else if let Some(f) = obj.get("sql") {
                 allowed = &["sql"];
-                Step::Sql(field_name(Some(f)).ok_or_else(|| err(i, step, "sql takes a function name such as \"myschema.myfunc\""))?)
+                Step::Sql(field_name(Some(f)).ok_or_else(|| {
+                    err(
+                        i,
+                        step,
+                        "sql takes a function name such as \"myschema.myfunc\"",
+                    )
+                })?)
             } else {
                 return Err(err(
                     i,
@@ -127,10 +166,15 @@ impl Pipeline {
 
 fn parse_condition(cond: &Value) -> Result<Condition, String> {
     let Some(obj) = cond.as_object() else {
-        return Ok(Condition::Compare(CompareOp::Eq, Scalar::of(&cond.to_string())));
+        return Ok(Condition::Compare(
+            CompareOp::Eq,
+            Scalar::of(&cond.to_string()),
+        ));
     };
     if obj.len() != 1 {
-        return Err(format!("condition {cond} must have exactly one operator (gt, gte, lt, lte, ne, in)"));
+        return Err(format!(
+            "condition {cond} must have exactly one operator (gt, gte, lt, lte, ne, in)"
+        ));
     }
     let (op, arg) = obj.iter().next().unwrap();
     let op = match op.as_str() {
@@ -146,7 +190,11 @@ fn parse_condition(cond: &Value) -> Result<Condition, String> {
                 .map(|a| Condition::In(a.iter().map(|v| Scalar::of(&v.to_string())).collect()))
                 .ok_or_else(|| format!("in takes an array, not {arg}"))
         }
-        other => return Err(format!("unknown operator \"{other}\" (known: gt, gte, lt, lte, ne, eq, in)")),
+        other => {
+            return Err(format!(
+                "unknown operator \"{other}\" (known: gt, gte, lt, lte, ne, eq, in)"
+            ))
+        }
     };
     Ok(Condition::Compare(op, Scalar::of(&arg.to_string())))
 }
@@ -162,18 +210,30 @@ mod tests {
     fn bad_pipelines_name_the_step() {
         let bad = [
             (json!({"limit": 1}), "a pipeline is a JSON array"),
-            (json!([{"limit": 1}, {"frobnicate": 1}]), "step 2 {\"frobnicate\":1}: unknown step"),
+            (
+                json!([{"limit": 1}, {"frobnicate": 1}]),
+                "step 2 {\"frobnicate\":1}: unknown step",
+            ),
             (json!([{"limit": 0}]), "positive integer"),
             (json!([{"limit": "ten"}]), "positive integer"),
             (json!([{"limit": 3, "by": 7}]), "by takes a field name"),
             (json!([{"latest_by": ""}]), "latest_by takes a field name"),
-            (json!([{"latest_by": "a", "extra": 1}]), "unexpected key \"extra\""),
-            (json!([{"order_by": "a"}, {"limit": 1}]), "order_by must be the last step"),
+            (
+                json!([{"latest_by": "a", "extra": 1}]),
+                "unexpected key \"extra\"",
+            ),
+            (
+                json!([{"order_by": "a"}, {"limit": 1}]),
+                "order_by must be the last step",
+            ),
             (json!([{"sum_by": "a"}]), "sum_by needs \"value\""),
             (json!([{"expire": "soon"}]), "invalid interval"),
             (json!([{"expire": 5}]), "expire takes an interval"),
             (json!([{"where": {}}]), "where takes an object"),
-            (json!([{"where": {"a": {"like": "x"}}}]), "unknown operator \"like\""),
+            (
+                json!([{"where": {"a": {"like": "x"}}}]),
+                "unknown operator \"like\"",
+            ),
             (json!([{"where": {"a": {"in": 3}}}]), "in takes an array"),
             (json!([{"sql": 3}]), "sql takes a function name"),
             (json!(["limit"]), "a step is a JSON object"),

@@ -34,12 +34,20 @@ impl Pipeline {
                     });
                     entries
                 }
-                Step::SumBy { key, value, drop_zero } => sum_by(entries, key, value, *drop_zero),
+                Step::SumBy {
+                    key,
+                    value,
+                    drop_zero,
+                } => sum_by(entries, key, value, *drop_zero),
                 Step::Expire { ttl_us, at } => {
                     // Entries without a readable time in that field are kept: expiry never
                     // guesses.
                     entries.retain(|e| {
-                        let t = if *at == Field::At { Some(e.at) } else { instant_of(&at.get(e)) };
+                        let t = if *at == Field::At {
+                            Some(e.at)
+                        } else {
+                            instant_of(&at.get(e))
+                        };
                         t.is_none_or(|t| t.saturating_add(*ttl_us) >= now_us)
                     });
                     entries
@@ -62,7 +70,9 @@ pub fn compare(a: &Scalar, b: &Scalar) -> Ordering {
 
 fn matches(v: &Scalar, cond: &Condition) -> bool {
     match cond {
-        Condition::In(options) => options.iter().any(|o| v.same_type(o) && compare(v, o) == Ordering::Equal),
+        Condition::In(options) => options
+            .iter()
+            .any(|o| v.same_type(o) && compare(v, o) == Ordering::Equal),
         Condition::Compare(op, arg) => {
             let comparable = v.same_type(arg);
             let o = compare(v, arg);
@@ -120,7 +130,9 @@ fn sum_by(entries: Vec<Entry>, key: &Field, value: &str, drop_zero: bool) -> Vec
     // Exact decimal sums: numbers are numeric in jsonb, of any size and scale.
     let mut sums: HashMap<String, (Decimal, usize)> = HashMap::new();
     for (i, e) in entries.iter().enumerate() {
-        let slot = sums.entry(group_key(&key.get(e))).or_insert((Decimal::zero(), i));
+        let slot = sums
+            .entry(group_key(&key.get(e)))
+            .or_insert((Decimal::zero(), i));
         if let Scalar::Number(n) = json::field(&e.value, value) {
             slot.0 = slot.0.add(&n);
         }
@@ -142,7 +154,9 @@ fn sum_by(entries: Vec<Entry>, key: &Field, value: &str, drop_zero: bool) -> Vec
 /// seconds, strings RFC 3339 / ISO 8601 timestamps such as `to_jsonb(now())` produces.
 fn instant_of(v: &Scalar) -> Option<i64> {
     match v {
-        Scalar::Number(n) => Some(n.to_f64() * 1e6).filter(|f| f.is_finite()).map(|f| f as i64),
+        Scalar::Number(n) => Some(n.to_f64() * 1e6)
+            .filter(|f| f.is_finite())
+            .map(|f| f as i64),
         Scalar::String(s) => crate::collections::time::parse_timestamp_us(s),
         _ => None,
     }
@@ -163,7 +177,13 @@ mod tests {
             json!({"segment": 1, "score": 11}),
             json!({"segment": 3, "score": 30}),
         ]);
-        assert_eq!(run(&p, input, 0), [json!({"segment": 1, "score": 11}), json!({"segment": 3, "score": 30})]);
+        assert_eq!(
+            run(&p, input, 0),
+            [
+                json!({"segment": 1, "score": 11}),
+                json!({"segment": 3, "score": 30})
+            ]
+        );
     }
 
     #[test]
@@ -174,17 +194,20 @@ mod tests {
             {"limit": 2}
         ]));
         let input = entries(&[
-            json!({"counter": "a", "delta": 5}),   // at 1s
-            json!({"counter": "b", "delta": 1}),   // at 2s
-            json!({"counter": "a", "delta": -2}),  // at 3s
-            json!({"counter": "c", "delta": 4}),   // at 4s
-            json!({"counter": "c", "delta": -4}),  // at 5s: c sums to zero
-            json!({"counter": "d", "delta": 7}),   // at 6s
+            json!({"counter": "a", "delta": 5}),  // at 1s
+            json!({"counter": "b", "delta": 1}),  // at 2s
+            json!({"counter": "a", "delta": -2}), // at 3s
+            json!({"counter": "c", "delta": 4}),  // at 4s
+            json!({"counter": "c", "delta": -4}), // at 5s: c sums to zero
+            json!({"counter": "d", "delta": 7}),  // at 6s
         ]);
         // At 12.5s, b (last touched at 2s) has expired; a (3s) and d (6s) are alive.
         assert_eq!(
             run(&p, input, 12_500_000),
-            [json!({"counter": "a", "delta": 3}), json!({"counter": "d", "delta": 7})]
+            [
+                json!({"counter": "a", "delta": 3}),
+                json!({"counter": "d", "delta": 7})
+            ]
         );
     }
 
@@ -197,28 +220,63 @@ mod tests {
             json!({"k": "z", "n": -1, "t": "2030-01-01T00:00:00Z"}),
         ]);
         let ns = |p: Value| -> Vec<Value> {
-            run(&pipeline(p), input.clone(), 1_800_000_000_000_000).iter().map(|v| v["n"].clone()).collect()
+            run(&pipeline(p), input.clone(), 1_800_000_000_000_000)
+                .iter()
+                .map(|v| v["n"].clone())
+                .collect()
         };
         assert_eq!(ns(json!([{"limit": 2}])), [json!(7), json!(-1)]);
         assert_eq!(ns(json!([{"limit": 2, "by": "n"}])), [json!(3), json!(7)]);
-        assert_eq!(ns(json!([{"order_by": "n"}])), [json!(-1), json!(1.5), json!(3), json!(7)]);
-        assert_eq!(ns(json!([{"order_by": "n", "desc": true}])), [json!(7), json!(3), json!(1.5), json!(-1)]);
+        assert_eq!(
+            ns(json!([{"order_by": "n"}])),
+            [json!(-1), json!(1.5), json!(3), json!(7)]
+        );
+        assert_eq!(
+            ns(json!([{"order_by": "n", "desc": true}])),
+            [json!(7), json!(3), json!(1.5), json!(-1)]
+        );
         assert_eq!(ns(json!([{"where": {"k": "x"}}])), [json!(3), json!(7)]);
-        assert_eq!(ns(json!([{"where": {"n": {"gt": 1.5}}}])), [json!(3), json!(7)]);
-        assert_eq!(ns(json!([{"where": {"n": {"lte": 1.5}, "k": {"ne": "z"}}}])), [json!(1.5)]);
-        assert_eq!(ns(json!([{"where": {"k": {"in": ["y", "z"]}}}])), [json!(1.5), json!(-1)]);
-        assert_eq!(ns(json!([{"where": {"n": {"gte": 3}}}, {"where": {"$seq": {"lt": 3}}}])), [json!(3)]);
+        assert_eq!(
+            ns(json!([{"where": {"n": {"gt": 1.5}}}])),
+            [json!(3), json!(7)]
+        );
+        assert_eq!(
+            ns(json!([{"where": {"n": {"lte": 1.5}, "k": {"ne": "z"}}}])),
+            [json!(1.5)]
+        );
+        assert_eq!(
+            ns(json!([{"where": {"k": {"in": ["y", "z"]}}}])),
+            [json!(1.5), json!(-1)]
+        );
+        assert_eq!(
+            ns(json!([{"where": {"n": {"gte": 3}}}, {"where": {"$seq": {"lt": 3}}}])),
+            [json!(3)]
+        );
         // Entries whose "t" is past (2026 + 1 day < now in 2027) expire; no "t": kept.
-        assert_eq!(ns(json!([{"expire": "86400 seconds", "at": "t"}])), [json!(1.5), json!(7), json!(-1)]);
-        assert_eq!(ns(json!([{"sum_by": "k", "value": "n"}])), [json!(1.5), json!(10), json!(-1)]);
-        assert_eq!(ns(json!([{"latest_by": "k"}])), [json!(1.5), json!(7), json!(-1)]);
+        assert_eq!(
+            ns(json!([{"expire": "86400 seconds", "at": "t"}])),
+            [json!(1.5), json!(7), json!(-1)]
+        );
+        assert_eq!(
+            ns(json!([{"sum_by": "k", "value": "n"}])),
+            [json!(1.5), json!(10), json!(-1)]
+        );
+        assert_eq!(
+            ns(json!([{"latest_by": "k"}])),
+            [json!(1.5), json!(7), json!(-1)]
+        );
     }
 
     #[test]
     fn sums_stay_exact_for_integers() {
         let p = pipeline(json!([{"sum_by": "k", "value": "v"}]));
-        let input = entries(&[json!({"k": 1, "v": 9007199254740993i64}), json!({"k": 1, "v": 1})]);
-        assert_eq!(run(&p, input, 0), [json!({"k": 1, "v": 9007199254740994i64})]);
+        let input = entries(&[
+            json!({"k": 1, "v": 9007199254740993i64}),
+            json!({"k": 1, "v": 1}),
+        ]);
+        assert_eq!(
+            run(&p, input, 0),
+            [json!({"k": 1, "v": 9007199254740994i64})]
+        );
     }
-
 }
