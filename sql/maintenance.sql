@@ -222,8 +222,8 @@ BEGIN
                               WHEN failed THEN result ELSE format('ok, %s batches', batches) END,
            failures = CASE WHEN failed THEN least(s.failures + 1, 1000000) ELSE 0 END,
            next_run = CASE WHEN failed THEN least(clock_timestamp() + interval '1 minute' * 2 ^ least(s.failures, 20),
-                                                  collect._next_slot(s.next_run, s.every))
-                           ELSE collect._next_slot(s.next_run, s.every) END,
+                                                  collect._next_slot(s.next_run, s.every, clock_timestamp()))
+                           ELSE collect._next_slot(s.next_run, s.every, clock_timestamp()) END,
            runs = (SELECT coalesce(jsonb_agg(r ORDER BY n), '[]') FROM jsonb_array_elements(
                       jsonb_build_array(jsonb_build_object('started', started, 'finished', clock_timestamp(), 'batches', batches,
                                                            'result', CASE WHEN failed THEN result ELSE 'ok' END))
@@ -233,11 +233,23 @@ BEGIN
     PERFORM pg_advisory_unlock(collect._job_lock_class(), lock_key);
 END $$;
 
--- The first time after now on the grid slot + k * every.
-CREATE FUNCTION collect._next_slot(slot timestamptz, every interval) RETURNS timestamptz
-    STABLE LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
-    SELECT slot + every * (floor(greatest(extract(epoch FROM clock_timestamp() - slot), 0) / extract(epoch FROM every)) + 1)
-$$;
+-- The first time after `after` on the grid slot + k * every, by PostgreSQL's interval
+-- arithmetic in the session's time zone: a monthly job started on the 31st runs on each
+-- month's last day, a daily one keeps its wall-clock time across DST. The count k is first
+-- estimated from average lengths (a month is 30 days there), then stepped to the exact slot.
+CREATE FUNCTION collect._next_slot(slot timestamptz, every interval, after timestamptz) RETURNS timestamptz
+    STABLE STRICT LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    k bigint := floor(greatest(extract(epoch FROM after - slot), 0) / extract(epoch FROM every)) + 1;
+BEGIN
+    WHILE k > 1 AND slot + every * (k - 1) > after LOOP
+        k := k - 1;
+    END LOOP;
+    WHILE slot + every * k <= after LOOP
+        k := k + 1;
+    END LOOP;
+    RETURN slot + every * k;
+END $$;
 
 -- Runs every due job the caller may run, each to its end in batches of one transaction each
 -- (at most max_batches per job per call), as its owner. pg_cron: SELECT cron.schedule(

@@ -18,6 +18,7 @@ pub mod archives;
 pub mod collections;
 mod errors;
 pub mod graphs;
+mod interval;
 mod jsonb;
 pub mod latest;
 pub mod lump;

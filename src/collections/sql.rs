@@ -38,7 +38,7 @@ use serde_json::value::RawValue;
 use serde_json::Value;
 
 use super::json;
-use super::pipeline::{Entry, IntervalParser, Pipeline};
+use super::pipeline::{Clock, Entry, Interval, IntervalParser, Pipeline};
 use crate::errors::{raise, raise_with_detail};
 use crate::jsonb::{JsonbArg, JsonbValue};
 use crate::lump::format::Builder;
@@ -60,9 +60,8 @@ pub(super) fn spi_error(e: pgrx::spi::SpiError) -> ! {
 struct PgIntervals;
 
 impl IntervalParser for PgIntervals {
-    fn micros(&mut self, text: &str) -> Result<i64, String> {
+    fn parse(&mut self, text: &str) -> Result<Interval, String> {
         let owned = text.to_string();
-        let owned_for_error = text.to_string();
         PgTryBuilder::new(move || {
             let c = std::ffi::CString::new(owned)
                 .map_err(|_| "interval contains a NUL byte".to_string())?;
@@ -79,12 +78,11 @@ impl IntervalParser for PgIntervals {
             }
             .ok_or("interval_in returned NULL")?;
             let iv = unsafe { &*datum.cast_mut_ptr::<pg_sys::Interval>() };
-            const DAY_US: i64 = 86_400_000_000;
-            (iv.month as i64 * 30)
-                .checked_mul(DAY_US)
-                .and_then(|us| us.checked_add(iv.day as i64 * DAY_US))
-                .and_then(|us| us.checked_add(iv.time))
-                .ok_or_else(|| format!("interval \"{owned_for_error}\" is out of range"))
+            Ok(Interval {
+                months: iv.month,
+                days: iv.day,
+                micros: iv.time,
+            })
         })
         .catch_others(|e| match e {
             CaughtError::PostgresError(r) | CaughtError::ErrorReport(r) => {
@@ -93,6 +91,44 @@ impl IntervalParser for PgIntervals {
             CaughtError::RustPanic { ereport, .. } => Err(ereport.message().to_string()),
         })
         .execute()
+    }
+}
+
+/// `at - ago` by PostgreSQL's own arithmetic (`timestamptz - interval`, in the session's time
+/// zone: a month back is a calendar month, a day back keeps the wall-clock time across DST).
+/// Raises 22008 when the result is out of range.
+fn instant_before(at: pg_sys::TimestampTz, ago: &Interval) -> pg_sys::TimestampTz {
+    let mut interval = pg_sys::Interval {
+        time: ago.micros,
+        day: ago.days,
+        month: ago.months,
+    };
+    // SAFETY: timestamptz_mi_interval(timestamptz, interval) with a pointer to a live Interval.
+    let before = unsafe {
+        pgrx::direct_function_call::<pg_sys::TimestampTz>(
+            pg_sys::timestamptz_mi_interval,
+            &[
+                at.into_datum(),
+                Some(pg_sys::Datum::from(std::ptr::addr_of_mut!(interval))),
+            ],
+        )
+    };
+    before.expect("timestamptz_mi_interval answers a time")
+}
+
+/// Now is the transaction's start, what `now()` answers.
+struct TransactionClock;
+
+impl Clock for TransactionClock {
+    fn before_now(&self, ago: &Interval) -> i64 {
+        // SAFETY: reads the current transaction's start time.
+        let now = unsafe { pg_sys::GetCurrentTransactionStartTimestamp() };
+        // An age reaching back past the first representable time expires nothing.
+        PgTryBuilder::new(|| instant_before(now, ago) + PG_EPOCH_OFFSET_US)
+            .catch_when(PgSqlErrorCode::ERRCODE_DATETIME_FIELD_OVERFLOW, |_| {
+                i64::MIN
+            })
+            .execute()
     }
 }
 
@@ -277,11 +313,6 @@ pub(super) fn definition(schema: Option<&str>, name: Option<&str>) -> Definition
     })
 }
 
-pub(super) fn now_unix_us() -> i64 {
-    // SAFETY: reads the current transaction's start time.
-    (unsafe { pg_sys::GetCurrentTransactionStartTimestamp() }) + PG_EPOCH_OFFSET_US
-}
-
 pub(super) fn parse_entry(text: &str) -> Box<RawValue> {
     json::raw(text).unwrap_or_else(|| {
         raise(
@@ -368,7 +399,7 @@ pub(super) fn run_pipeline(
             .collect())
     };
     pipeline
-        .run(entries, now_unix_us(), &mut call_sql)
+        .run(entries, &TransactionClock, &mut call_sql)
         .unwrap_or_else(|e| {
             raise(
                 PgSqlErrorCode::ERRCODE_EXTERNAL_ROUTINE_EXCEPTION,
@@ -380,4 +411,54 @@ pub(super) fn run_pipeline(
 
 pub(super) fn entries_json(entries: &[Entry]) -> JsonbValue {
     JsonbValue::parse_bytes(json::array_text(entries.iter().map(|e| e.value.as_ref())).as_bytes())
+}
+
+#[cfg(any(test, feature = "pg_test"))]
+#[pgrx::pg_schema]
+mod tests {
+    use pgrx::prelude::{pg_test, Spi};
+
+    use super::*;
+
+    fn at(text: &str) -> pg_sys::TimestampTz {
+        Spi::get_one::<i64>(&format!(
+            "SELECT ((extract(epoch FROM '{text}'::timestamptz) - 946684800) * 1000000)::int8"
+        ))
+        .unwrap()
+        .unwrap()
+    }
+
+    /// Expiry reaches back by the calendar, as `now() - interval` does: a year is the same date
+    /// a year before (366 days over a leap day), a month ends at the month's end, and a day
+    /// back keeps the local time across a DST change.
+    #[pg_test]
+    fn intervals_reach_back_by_the_calendar() {
+        Spi::run("SET TimeZone = 'America/New_York'").unwrap();
+        let iv = |months, days, micros| Interval {
+            months,
+            days,
+            micros,
+        };
+        for (from, ago, expected) in [
+            ("2024-03-01 00:00", iv(12, 0, 0), "2023-03-01 00:00"),
+            ("2024-02-29 12:00", iv(12, 0, 0), "2023-02-28 12:00"),
+            ("2024-03-31 08:00", iv(1, 0, 0), "2024-02-29 08:00"),
+            ("2026-03-08 12:00", iv(0, 1, 0), "2026-03-07 12:00"),
+            (
+                "2026-03-08 12:00",
+                iv(0, 0, 86_400_000_000),
+                "2026-03-07 11:00",
+            ),
+        ] {
+            assert_eq!(
+                instant_before(at(from), &ago),
+                at(expected),
+                "{from} - {ago:?}"
+            );
+        }
+        assert_eq!(
+            at("2024-03-01 00:00") - at("2023-03-01 00:00"),
+            366 * 86_400_000_000
+        );
+    }
 }

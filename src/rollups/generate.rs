@@ -297,24 +297,7 @@ pub fn parse_metrics(
         .collect()
 }
 
-/// An interval as Postgres keeps it. Written as a literal in these units, which every
-/// IntervalStyle reads back the same: a definition carried in a trigger's arguments may be
-/// read in a session with another style than it was written in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-pub struct Interval {
-    pub months: i32,
-    pub days: i32,
-    pub micros: i64,
-}
-
-impl Interval {
-    pub fn sql(&self) -> String {
-        format!(
-            "'{} mons {} days {} microseconds'::pg_catalog.interval",
-            self.months, self.days, self.micros
-        )
-    }
-}
+pub use crate::interval::Interval;
 
 /// One table the rollup writes: the rollup table itself, or a tier.
 #[derive(Debug, Clone, Deserialize)]

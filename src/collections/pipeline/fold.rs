@@ -141,7 +141,7 @@ mod tests {
 
     /// What normalization does with the stable prefix: fold, then keep append order.
     fn fold(q: &Pipeline, a: Vec<Entry>, now: i64) -> Vec<Entry> {
-        let mut folded = q.run(a, now, &mut no_sql).unwrap();
+        let mut folded = q.run(a, &now, &mut no_sql).unwrap();
         folded.sort_by_key(|e| e.seq);
         folded
     }
@@ -178,8 +178,8 @@ mod tests {
             let (a, b) = (all[..split].to_vec(), all[split..].to_vec());
             let mut normalized = fold(&q, a, folded_at);
             normalized.extend(b);
-            let expected = p.run(all.clone(), read_at, &mut no_sql).unwrap();
-            let got = p.run(normalized, read_at, &mut no_sql).unwrap();
+            let expected = p.run(all.clone(), &read_at, &mut no_sql).unwrap();
+            let got = p.run(normalized, &read_at, &mut no_sql).unwrap();
             assert_eq!(
                 got, expected,
                 "case {case}: pipeline {:?}, prefix {:?}, split {split}",

@@ -1,6 +1,7 @@
 //! Read-time reducers (Blackbird's "series of functions applied during read"), kept free of
 //! Postgres: a pipeline is parsed and validated from JSON, then run over entries in append
-//! order. The SQL layer supplies `now` and runs `sql` steps through a callback.
+//! order. The SQL layer supplies the clock (PostgreSQL's own interval arithmetic) and runs
+//! `sql` steps through a callback.
 //!
 //! Normalization folds a key's appended entries into its base with a pipeline. With the read
 //! pipeline it must never change what `read` returns, whatever was folded when. That holds for
@@ -17,6 +18,7 @@ use std::fmt;
 use serde_json::value::RawValue;
 
 use super::json::{self, Scalar};
+pub use crate::interval::Interval;
 
 mod fold;
 mod parse;
@@ -102,9 +104,10 @@ pub enum Step {
         value: String,
         drop_zero: bool,
     },
-    /// Drops entries whose `at` field plus `ttl_us` is before now.
+    /// Drops entries whose `at` field is before now minus `ago` (calendar arithmetic: a year
+    /// back is the same date a year earlier, not 360 days).
     Expire {
-        ttl_us: i64,
+        ago: Interval,
         at: Field,
     },
     Where(Vec<(Field, Condition)>),
@@ -129,9 +132,16 @@ impl fmt::Display for PipelineError {
     }
 }
 
-/// Turns an interval's text into microseconds; the SQL layer asks Postgres.
+/// Reads an interval's text; the SQL layer asks Postgres.
 pub trait IntervalParser {
-    fn micros(&mut self, text: &str) -> Result<i64, String>;
+    fn parse(&mut self, text: &str) -> Result<Interval, String>;
+}
+
+/// Time as a run sees it: the instant `ago` before now, in Unix microseconds. The SQL layer
+/// asks Postgres (`now() - ago` in the session's time zone, so months are calendar months and
+/// days follow DST).
+pub trait Clock {
+    fn before_now(&self, ago: &Interval) -> i64;
 }
 
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -155,12 +165,28 @@ mod testkit {
     /// Intervals in tests: "<n> seconds" only.
     pub struct Seconds;
     impl IntervalParser for Seconds {
-        fn micros(&mut self, text: &str) -> Result<i64, String> {
+        fn parse(&mut self, text: &str) -> Result<Interval, String> {
             let n: i64 = text
                 .strip_suffix(" seconds")
                 .and_then(|n| n.parse().ok())
                 .ok_or_else(|| format!("invalid interval \"{text}\""))?;
-            Ok(n * 1_000_000)
+            Ok(Interval {
+                months: 0,
+                days: 0,
+                micros: n * 1_000_000,
+            })
+        }
+    }
+
+    /// A test's clock: now, as Unix microseconds; tests' intervals are seconds only.
+    impl Clock for i64 {
+        fn before_now(&self, ago: &Interval) -> i64 {
+            assert_eq!(
+                (ago.months, ago.days),
+                (0, 0),
+                "tests' intervals are seconds"
+            );
+            self - ago.micros
         }
     }
 
@@ -185,7 +211,7 @@ mod testkit {
     }
 
     pub fn run(p: &Pipeline, input: Vec<Entry>, now_us: i64) -> Vec<Value> {
-        p.run(input, now_us, &mut no_sql)
+        p.run(input, &now_us, &mut no_sql)
             .unwrap()
             .into_iter()
             .map(|e| serde_json::from_str(e.value.get()).unwrap())

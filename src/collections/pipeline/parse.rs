@@ -111,11 +111,15 @@ impl Pipeline {
                 let text = ttl
                     .as_str()
                     .ok_or_else(|| err(i, step, "expire takes an interval such as \"1 hour\""))?;
-                let ttl_us = intervals
-                    .micros(text)
+                let ago = intervals
+                    .parse(text)
                     .map_err(|e| err(i, step, format!("expire: {e}")))?;
-                if ttl_us <= 0 {
-                    return Err(err(i, step, "expire takes a positive interval"));
+                if !ago.is_positive() {
+                    return Err(err(
+                        i,
+                        step,
+                        "expire takes a positive interval (no negative part)",
+                    ));
                 }
                 let at = match obj.get("at") {
                     None => Field::At,
@@ -124,7 +128,7 @@ impl Pipeline {
                             .ok_or_else(|| err(i, step, "at takes a field name"))?,
                     ),
                 };
-                Step::Expire { ttl_us, at }
+                Step::Expire { ago, at }
             } else if let Some(w) = obj.get("where") {
                 allowed = &["where"];
                 let conds = w

@@ -3,7 +3,7 @@
 use std::cmp::Ordering;
 use std::collections::HashMap;
 
-use super::{CompareOp, Condition, Entry, Field, Pipeline, Step};
+use super::{Clock, CompareOp, Condition, Entry, Field, Pipeline, Step};
 use crate::collections::json::{self, Decimal, Scalar};
 
 impl Pipeline {
@@ -11,7 +11,7 @@ impl Pipeline {
     pub fn run(
         &self,
         mut entries: Vec<Entry>,
-        now_us: i64,
+        clock: &dyn Clock,
         sql: &mut dyn FnMut(&str, Vec<Entry>) -> Result<Vec<Entry>, String>,
     ) -> Result<Vec<Entry>, String> {
         for step in &self.steps {
@@ -39,16 +39,17 @@ impl Pipeline {
                     value,
                     drop_zero,
                 } => sum_by(entries, key, value, *drop_zero),
-                Step::Expire { ttl_us, at } => {
+                Step::Expire { ago, at } => {
                     // Entries without a readable time in that field are kept: expiry never
                     // guesses.
+                    let cutoff = clock.before_now(ago);
                     entries.retain(|e| {
                         let t = if *at == Field::At {
                             Some(e.at)
                         } else {
                             instant_of(&at.get(e))
                         };
-                        t.is_none_or(|t| t.saturating_add(*ttl_us) >= now_us)
+                        t.is_none_or(|t| t >= cutoff)
                     });
                     entries
                 }

@@ -44,6 +44,24 @@ SELECT s->'entries_in' AS entries_in, s->'entries_out' AS entries_out
 FROM collect.normalize('counters', 'daily') s;
 SELECT collect.read('counters', 'page:home');
 
+-- Expiry reaches back by PostgreSQL's calendar, as now() - interval does: "1 year" keeps an
+-- entry 362 days old (a year is not 360 days), and a normalization level that applies it
+-- drops only what is more than a year old.
+SELECT collect.create_collection('yearly', 'text',
+    read => '[{"expire": "1 year", "at": "t"}]',
+    "normalize" => '{"daily": [{"expire": "1 year", "at": "t"}]}');
+SELECT collect.append_many('yearly', 'k', jsonb_build_array(
+    jsonb_build_object('n', 1, 't', now() - interval '1 year' - interval '1 minute'),
+    jsonb_build_object('n', 2, 't', now() - interval '1 year' + interval '1 minute'),
+    jsonb_build_object('n', 3, 't', now() - interval '362 days'))) > 0 AS appended;
+SELECT jsonb_path_query_array(collect.read('yearly', 'k'), '$[*].n') AS kept;
+SELECT s->'entries_out' AS entries_out FROM collect.normalize('yearly', 'daily') s;
+SELECT jsonb_path_query_array(collect.read('yearly', 'k'), '$[*].n') AS kept_after_normalizing;
+-- An age that reaches back before the first representable time expires nothing.
+SELECT collect.create_collection('forever', 'text', '[{"expire": "200000 years"}]');
+SELECT collect.append('forever', 'k', '{"n": 1}') > 0 AS appended;
+SELECT collect.read('forever', 'k');
+
 -- The other steps.
 SELECT collect.create_collection('scores', 'uuid',
     read => '[{"where": {"game": "chess", "score": {"gte": 10}}}, {"limit": 2, "by": "score"}, {"order_by": "score", "desc": true}]');

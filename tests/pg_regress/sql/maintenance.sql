@@ -30,7 +30,18 @@ SELECT count(*) AS runs FROM collect.job_runs;
 
 -- Schedules do not drift: the next run is the next slot of the schedule, not the end of the
 -- last run plus the interval.
-SELECT collect._next_slot('2026-01-01 00:00', '1 hour') = date_trunc('hour', now()) + interval '1 hour' AS next_whole_hour;
+SELECT collect._next_slot('2026-01-01 00:00', '1 hour', clock_timestamp()) = date_trunc('hour', clock_timestamp()) + interval '1 hour' AS next_whole_hour;
+-- Slots follow PostgreSQL's calendar (issue #27), in the session's time zone: no month or year
+-- is skipped because a month is not 30 days, a monthly job started on the 31st runs on
+-- February's last day, and a daily one keeps its local time across a DST change (the next
+-- slot is never one already past).
+SET TimeZone = 'UTC';
+SELECT collect._next_slot('2024-01-01 00:00', '1 month', '2024-12-28 00:00') AS no_month_skipped,
+       collect._next_slot('2024-01-31 00:00', '1 month', '2024-02-15 00:00') AS month_end,
+       collect._next_slot('2023-03-01 00:00', '1 year', '2024-02-29 12:00') AS over_a_leap_day;
+SET TimeZone = 'America/New_York';
+SELECT collect._next_slot('2026-03-01 09:00', '1 day', '2026-03-10 09:30') AS after_dst_starts;
+RESET TimeZone;
 
 -- A failing job is recorded, retried later with backoff, and does not stop the others.
 CREATE FUNCTION maint_explode() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'cannot archive this'; END $$;
