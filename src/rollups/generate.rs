@@ -505,7 +505,15 @@ impl Rollup {
             None => (String::new(), String::new()),
         };
         let rows = match correction {
-            Correction::Truncate => format!("SELECT DISTINCT bucket{key} FROM {}", targets.tables[0]),
+            // Every bucket of every table: a tier may keep buckets whose minutes retention
+            // has dropped, and they count rows that are gone too. A tier's bucket is also a
+            // base bucket (granularities are multiples, on one origin), so refresh finds it.
+            Correction::Truncate => targets
+                .tables
+                .iter()
+                .map(|table| format!("SELECT bucket{key} FROM {table}"))
+                .collect::<Vec<_>>()
+                .join(" UNION "),
             Correction::Delete => format!("SELECT DISTINCT {bucket}{key} FROM old_rows WHERE {time} IS NOT NULL"),
             Correction::Update => format!(
                 "SELECT b{key} FROM (SELECT {bucket} AS b{key} FROM old_rows UNION SELECT {bucket}{key} FROM new_rows) s WHERE b IS NOT NULL"
@@ -879,9 +887,11 @@ mod tests {
     fn corrections_mark_buckets_stale() {
         let r = rollup(None);
         let t = r.own_targets();
-        assert!(r
-            .mark_stale(Correction::Truncate, &t)
-            .contains("SELECT DISTINCT bucket FROM \"app\".\"per_minute\""));
+        assert_eq!(
+            r.mark_stale(Correction::Truncate, &t),
+            "INSERT INTO \"app\".\"per_minute_stale\" (bucket) SELECT bucket FROM \"app\".\"per_minute\" \
+             UNION SELECT bucket FROM \"app\".\"per_hour\" ON CONFLICT DO NOTHING"
+        );
         assert!(r
             .mark_stale(Correction::Delete, &t)
             .contains("FROM old_rows WHERE \"at\" IS NOT NULL"));

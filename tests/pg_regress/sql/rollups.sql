@@ -90,6 +90,14 @@ SELECT event_count, total_ms FROM interactions_1m WHERE bucket = '2026-11-03 00:
 -- Retention per table: minutes expire, hours keep the history.
 SELECT collect.set_retention('interactions_1m', '1 day') > 0 AS dropped_old_minutes;
 SELECT (SELECT count(*) FROM interactions_1m) AS minute_rows, (SELECT count(*) > 0 FROM interactions_1h) AS hours_kept;
+-- TRUNCATE of the source marks every bucket of every table stale, the hours whose minutes
+-- retention dropped included: a refresh then leaves nothing counting rows that are gone.
+CREATE TABLE interactions_kept AS SELECT * FROM interactions;
+TRUNCATE interactions;
+SELECT collect.refresh_rollup('interactions_1m') > 0 AS refreshed;
+SELECT (SELECT count(*) FROM interactions_1m) AS minute_rows, (SELECT count(*) FROM interactions_1h) AS hour_rows;
+INSERT INTO interactions SELECT * FROM interactions_kept;
+DROP TABLE interactions_kept;
 
 -- A distinct count of a precision you choose: distinct(col, 11) keeps sketches of 2^11
 -- registers (2.3% standard error, 1.3 kB at most) instead of the default 14 (0.81%, 10 kB).
