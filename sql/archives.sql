@@ -265,6 +265,7 @@ DECLARE
     n bigint;
     shard_key text;
     keys text;
+    lump record;
 BEGIN
     IF before IS NULL THEN
         RAISE EXCEPTION 'archive % needs a time to archive rows older than, not NULL', name USING ERRCODE = 'null_value_not_allowed';
@@ -275,15 +276,23 @@ BEGIN
     END IF;
     -- Work under the definition queues behind a drop (and a drop behind the work).
     PERFORM collect._lock_definition('archive', schema, name, 'NO KEY UPDATE');
+    -- Each new lump erases the older records of its keys (statements[7]): a key archived,
+    -- written again to the source and archived again keeps one record, its newest.
     IF NOT (spec->>'distributed')::boolean THEN
-        EXECUTE statements[1] INTO n USING before, def.lump_rows;
-        RETURN coalesce(n, 0);
+        EXECUTE statements[1] INTO lump USING before, def.lump_rows;
+        IF lump.records > 0 THEN
+            EXECUTE statements[7] USING lump.lump_id, lump.min_key, lump.max_key, lump.keys, lump.shard_key;
+        END IF;
+        RETURN coalesce(lump.records, 0);
     END IF;
     FOR shard_key IN SELECT collect._archive_shard_keys(source, def.key_type) LOOP
         EXECUTE statements[2] INTO keys USING before, def.lump_rows, shard_key;
         IF keys IS NOT NULL THEN
-            EXECUTE statements[1] INTO n USING before, def.lump_rows, shard_key, keys;
-            moved := moved + coalesce(n, 0);
+            EXECUTE statements[1] INTO lump USING before, def.lump_rows, shard_key, keys;
+            IF lump.records > 0 THEN
+                EXECUTE statements[7] USING lump.lump_id, lump.min_key, lump.max_key, lump.keys, lump.shard_key;
+            END IF;
+            moved := moved + coalesce(lump.records, 0);
         END IF;
     END LOOP;
     RETURN moved;

@@ -187,7 +187,8 @@ impl Archive {
 
     /// Moves up to `$2` source rows older than `$1` (oldest first) into one new lump. One
     /// statement: the rows leave the source in the same transaction as the lump arrives. Rows
-    /// another transaction holds are skipped, not waited for. Returns the lump's records.
+    /// another transaction holds are skipped, not waited for. Returns the lump's records, id,
+    /// key bounds, keys and shard key (the last four as text), what `supersede_sql` takes.
     /// On Citus `$3` is the shard's key value: only rows of that shard move.
     pub fn archive_batch_sql(&self) -> String {
         let source = self.source.sql();
@@ -223,7 +224,8 @@ impl Archive {
              pg_catalog.sum(pg_catalog.pg_column_size(m.*) OPERATOR(pg_catalog.+) 4)::bigint AS heap_bytes\n      FROM moved m\n)\n\
              INSERT INTO {lumps} ({LUMP_COLUMNS})\n\
              SELECT {shard_key}, p.sorted_keys[1], p.sorted_keys[p.records], p.min_time, p.max_time, p.records, p.heap_bytes, p.keys, p.lump\n  \
-             FROM packed p WHERE p.records OPERATOR(pg_catalog.>) 0\nRETURNING records",
+             FROM packed p WHERE p.records OPERATOR(pg_catalog.>) 0\n\
+             RETURNING records, lump_id, min_key::pg_catalog.text, max_key::pg_catalog.text, keys::pg_catalog.text, shard_key::pg_catalog.text",
             mk = self.key("m"),
             mt = self.time("m"),
             record = self.record("m"),
@@ -345,6 +347,28 @@ impl Archive {
         )
     }
 
+    /// Erases the older records of the keys of the lump just written (id `$1`, key bounds `$2`
+    /// and `$3`, keys `$4`, shard key `$5`, as `archive_batch_sql` returns them): a key written
+    /// again to the source after it was archived has one record, its newest. Only lumps whose
+    /// key bounds take in the new lump's are looked into, so keys that only grow cost nothing.
+    pub fn supersede_sql(&self) -> String {
+        let kt = &self.key_type;
+        let shard = if self.distributed {
+            format!("l.shard_key OPERATOR(pg_catalog.=) $5::{kt} AND ")
+        } else {
+            String::new()
+        };
+        let lumps = format!(
+            "{shard}l.min_key OPERATOR(pg_catalog.<=) $3::{kt} AND l.max_key OPERATOR(pg_catalog.>=) $2::{kt} \
+             AND l.lump_id OPERATOR(pg_catalog.<>) $1 AND l.keys OPERATOR(pg_catalog.&&) $4::{kt}[]"
+        );
+        let records = format!(
+            "{} OPERATOR(pg_catalog.=) ANY ($4::{kt}[])",
+            self.record_key("e.record")
+        );
+        self.rewrite_sql(&lumps, &records, false)
+    }
+
     /// Puts records with `$1 <= time < $2` back into the source.
     pub fn unarchive_sql(&self) -> String {
         self.rewrite_sql(self.lumps_overlapping(), &self.in_range("e.record"), true)
@@ -399,6 +423,7 @@ mod tests {
         let a = archive(false);
         for sql in [
             a.archive_batch_sql(),
+            a.supersede_sql(),
             a.point_read_sql(),
             a.range_read_sql(),
             a.unarchive_sql(),

@@ -27,7 +27,8 @@ fn archive_create_sql(archive: JsonbArg) -> Vec<String> {
     spec(&archive).create_sql()
 }
 
-/// An archive's statements: {batch, shard batch keys, point read, range read, unarchive, delete}.
+/// An archive's statements: {batch, shard batch keys, point read, range read, unarchive, delete,
+/// supersede}.
 #[pg_extern(sql = false)]
 fn archive_sql(archive: JsonbArg) -> Vec<String> {
     let a = spec(&archive);
@@ -38,6 +39,7 @@ fn archive_sql(archive: JsonbArg) -> Vec<String> {
         a.range_read_sql(),
         a.unarchive_sql(),
         a.delete_sql(),
+        a.supersede_sql(),
     ]
 }
 

@@ -82,6 +82,17 @@ CALL collect.archive_in_batches('cold_events', now() - '2026-10-03'::timestamptz
 RESET client_min_messages;
 SELECT count(*) AS lumps, sum(records) AS records FROM cold_events_lumps;
 
+-- A key archived, written again to the source and archived again has one record, its newest:
+-- a point read, a range read and an erasure all see that one.
+SELECT collect.archived('cold_events', 7::bigint) ->> 'kind' AS kind_archived_first;
+INSERT INTO arch_events (id, at, kind) VALUES (7, '2026-10-02 12:00', 'written again');
+SELECT collect.archive('cold_events', now() - '2026-10-03'::timestamptz) AS moved;
+SELECT collect.archived('cold_events', 7::bigint) ->> 'kind' AS kind_now,
+       (SELECT count(*) FROM collect.archived_range('cold_events', '2026-10-01', '2026-10-03') r WHERE r ->> 'id' = '7') AS records_of_7,
+       (SELECT count(*) FROM cold_events_lumps WHERE 7 = ANY (keys)) AS lumps_holding_7,
+       (SELECT sum(records) FROM cold_events_lumps) AS records;
+SELECT collect.archive_delete('cold_events', 7::bigint) AS erased;
+
 -- Other key and time types: text keys, a timestamp without time zone.
 CREATE TABLE arch_notes (code text PRIMARY KEY, written timestamp NOT NULL, body text);
 INSERT INTO arch_notes VALUES ('a''b', '2026-01-01 10:00', 'one'), ('ü', '2026-01-02 10:00', 'two'), ('z', '2027-01-01', 'three');
