@@ -91,12 +91,35 @@ SELECT collect._register_capability('rollup', 'collect.rollup_defs', 'collect._r
 CREATE FUNCTION collect._bucket_origin() RETURNS timestamptz
     IMMUTABLE PARALLEL SAFE LANGUAGE sql AS $$ SELECT '2000-01-03 00:00:00+00'::pg_catalog.timestamptz $$;
 
+-- Why a rollup's source no longer feeds it, or NULL: the table is gone, or a table was made
+-- again under its name (without the rollup's triggers, which went with the old one).
+CREATE FUNCTION collect._rollup_source_problem(d collect.rollup_defs) RETURNS text
+    STABLE LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
+    SELECT CASE
+        WHEN source.oid IS NULL THEN format('its source %I.%I does not exist', d.source_schema, d.source_name)
+        WHEN NOT EXISTS (SELECT FROM pg_trigger t JOIN pg_proc p ON p.oid = t.tgfoid
+                          WHERE t.tgrelid = source.oid AND t.tgname = d.name || '_ingest'
+                            AND p.pronamespace = 'collect'::regnamespace AND p.proname IN ('_rollup_ingest', '_rollup_flush'))
+        THEN format('its source %I.%I was dropped and made again, and its rows are not rolled up', d.source_schema, d.source_name)
+    END
+      FROM (SELECT) one
+      LEFT JOIN (SELECT c.oid FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+                  WHERE n.nspname = d.source_schema AND c.relname = d.source_name) source ON true
+$$;
+
 -- The definition of rollup schema.name, checked against the catalogs.
 CREATE FUNCTION collect._rollup_def(schema name, name text) RETURNS collect.rollup_defs
     STABLE LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     def collect.rollup_defs := (SELECT d FROM collect.rollup_defs d WHERE (d.schema, d.name) = (_rollup_def.schema, _rollup_def.name));
+    problem text := CASE WHEN def.name IS NOT NULL THEN collect._rollup_source_problem(def) END;
 BEGIN
+    IF problem IS NOT NULL THEN
+        RAISE EXCEPTION 'rollup %.% no longer rolls anything up: %', quote_ident(def.schema), quote_ident(def.name), problem
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  HINT = format('collect.drop_rollup(%L) drops it and its tables; then create it again over the new table (its rows are rolled up then).',
+                                format('%I.%I', def.schema, def.name));
+    END IF;
     PERFORM collect._check_definition(def.name IS NOT NULL, collect._rollup_verify(def), 'rollup', name, def.owner);
     RETURN def;
 END $$;
@@ -276,6 +299,7 @@ DECLARE
     columns text := '';
     rollup regclass;
     def collect.rollup_defs;
+    stmt text;
 BEGIN
     -- A rollup lives in its source's schema; a qualified name must say that schema.
     IF name IS NOT NULL AND cardinality(parse_ident(name)) = 2 THEN
@@ -359,8 +383,12 @@ BEGIN
                   HINT = 'On Citus the workers trust a rollup''s triggers only when one role owns the source and the rollup.';
     END IF;
     PERFORM pg_advisory_xact_lock(hashtext('collect.rollup:' || target_schema || '.' || name));
-    IF EXISTS (SELECT FROM collect.rollup_defs d WHERE d.schema = target_schema AND d.name = create_rollup.name) THEN
-        RAISE EXCEPTION 'rollup %.% already exists', quote_ident(target_schema), name USING ERRCODE = 'duplicate_object';
+    def := (SELECT d FROM collect.rollup_defs d WHERE d.schema = target_schema AND d.name = create_rollup.name);
+    IF def.name IS NOT NULL THEN
+        RAISE EXCEPTION 'rollup %.% already exists', quote_ident(target_schema), name
+            USING ERRCODE = 'duplicate_object',
+                  HINT = coalesce('It no longer rolls anything up: ' || collect._rollup_source_problem(def) || '. ', '')
+                         || format('Drop it with collect.drop_rollup(%L), or pick another name.', format('%I.%I', target_schema, name));
     END IF;
     EXECUTE format('CREATE TABLE %I.%I (%s)', target_schema, name, columns);
     rollup := format('%I.%I', target_schema, name)::regclass;
@@ -384,6 +412,14 @@ BEGIN
             keep_raw, time_type, distribution_column)
     RETURNING * INTO def;
     PERFORM collect._rollup_make_triggers(def);
+    -- The rows the source holds already are rolled up now. CREATE TRIGGER took a lock that
+    -- waits out every writer (SHARE ROW EXCLUSIVE) until this transaction ends: a row is
+    -- either here or goes through the new trigger, never both, never neither.
+    IF keep_raw THEN
+        FOREACH stmt IN ARRAY collect._rollup_sql(collect._rollup_spec(def), 'backfill', 0, NULL, NULL) LOOP
+            EXECUTE stmt;
+        END LOOP;
+    END IF;
     RETURN rollup;
 END $$;
 
@@ -775,7 +811,8 @@ SELECT d.schema, d.name, t.rollup AS rollup_table, collect._rollup_source(d) AS 
           FROM jsonb_array_elements(d.tiers) WITH ORDINALITY y(x, o)) AS tiers,
        (f->>'rows_in')::numeric AS rows_in, (f->>'rollup_rows')::bigint AS rollup_rows,
        round((f->>'rows_in')::numeric / nullif((f->>'rollup_rows')::bigint, 0), 1) AS rollup_ratio,
-       (f->>'late_events')::numeric AS late_events, (f->>'stale_buckets')::bigint AS stale_buckets
+       (f->>'late_events')::numeric AS late_events, (f->>'stale_buckets')::bigint AS stale_buckets,
+       collect._rollup_source_problem(d) AS problem
   FROM collect.rollup_defs d,
        LATERAL (SELECT collect._owned_relation(d.owner, d.schema, d.name) AS rollup,
                        collect._owned_relation(d.owner, d.schema, d.name || '_stale') AS stale) t,

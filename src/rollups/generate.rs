@@ -479,13 +479,7 @@ impl Rollup {
     /// What one statement's inserted rows (the transition table `new_rows`) do: a check that
     /// none lacks a time, then one upsert per table, finest first.
     pub fn ingest_statements(&self, targets: &Targets) -> Vec<String> {
-        let time = ident(&self.time_column);
-        let mut statements = vec![format!(
-            "SELECT collect._rollup_no_null_times(pg_catalog.count(*), pg_catalog.format('%I.%I', {}, {}), {}) FROM new_rows WHERE {time} IS NULL",
-            literal(&self.source.schema),
-            literal(&self.source.name),
-            literal(&self.time_column)
-        )];
+        let mut statements = vec![self.no_null_times("new_rows")];
         statements.extend(
             targets
                 .tables
@@ -494,6 +488,27 @@ impl Rollup {
                 .map(|(i, target)| self.upsert(i, target, "new_rows", None, true)),
         );
         statements
+    }
+
+    /// Refuses `rows` (a statement's rows, or the source) when one has no time.
+    fn no_null_times(&self, rows: &str) -> String {
+        format!(
+            "SELECT collect._rollup_no_null_times(pg_catalog.count(*), pg_catalog.format('%I.%I', {}, {}), {}) FROM {rows} WHERE {} IS NULL",
+            literal(&self.source.schema),
+            literal(&self.source.name),
+            literal(&self.time_column),
+            ident(&self.time_column)
+        )
+    }
+
+    /// Rolls up the rows the source holds already into the rollup table (a new rollup has no
+    /// tiers yet); none of them counts as late.
+    pub fn backfill(&self) -> Vec<String> {
+        let source = self.source.sql();
+        vec![
+            self.no_null_times(&source),
+            self.upsert(0, &self.tables[0].table.sql(), &source, None, false),
+        ]
     }
 
     /// Marks the buckets a correction touched stale (sums and sketches cannot be un-added).
@@ -881,6 +896,23 @@ mod tests {
             "{s}"
         );
         assert!(!s.contains("_bucket_origin") && !s.contains("now()"), "{s}");
+    }
+
+    #[test]
+    fn a_backfill_refuses_rows_without_time_then_rolls_up_the_whole_source() {
+        let [check, fill] = <[String; 2]>::try_from(rollup(None).backfill()).unwrap();
+        assert_eq!(
+            check,
+            "SELECT collect._rollup_no_null_times(pg_catalog.count(*), pg_catalog.format('%I.%I', 'app', 'events'), 'at') \
+             FROM \"app\".\"events\" WHERE \"at\" IS NULL"
+        );
+        assert!(
+            fill.starts_with("INSERT INTO \"app\".\"per_minute\" AS r (bucket")
+                && fill.contains("FROM \"app\".\"events\"\n")
+                && fill.contains(", pg_catalog.count(*), 0")
+                && fill.contains("ON CONFLICT (bucket"),
+            "{fill}"
+        );
     }
 
     #[test]

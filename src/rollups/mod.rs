@@ -85,8 +85,8 @@ fn rollup_metrics(
 
 /// The statements of one kind for a rollup described by `spec` (`collect._rollup_spec`):
 /// `ingest`, `update` / `delete` / `truncate` (marking buckets stale), `fill` (tier `index`),
-/// `refresh` (table `index`), `range` (the base buckets in a time range) or `retention`
-/// (table `index`). `tables` and `stale` replace the
+/// `refresh` (table `index`), `range` (the base buckets in a time range), `backfill` (the
+/// rows a new rollup's source holds already) or `retention` (table `index`). `tables` and `stale` replace the
 /// rollup's own table names (a Citus worker writes the shards co-located with its own).
 #[pg_extern(sql = false)]
 fn rollup_sql(
@@ -133,6 +133,7 @@ fn rollup_sql(
         "fill" => vec![rollup.tier_fill(index)],
         "refresh" => rollup.refresh(index).to_vec(),
         "range" => vec![rollup.buckets_between()],
+        "backfill" => rollup.backfill(),
         "retention" => rollup.retention(index).into_iter().collect(),
         other => raise(
             PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,

@@ -162,3 +162,36 @@ SELECT pad, event_count, collect.distinct_count(who) AS who FROM taps_1m;
 ROLLBACK;
 SELECT collect.drop_rollup('taps_1m');
 DROP TABLE taps;
+
+-- A rollup made over a table that has rows already rolls them up at once (under the lock its
+-- triggers take, so a concurrent insert is counted once).
+CREATE TABLE taps (at timestamptz, pad text);
+INSERT INTO taps VALUES ('2026-11-01 10:00', 'a'), ('2026-11-01 10:00:30', 'a'), ('2026-11-01 10:01', 'b');
+SELECT collect.create_rollup('taps_1m', 'taps', 'at', '{pad}') IS NOT NULL AS created;
+SELECT bucket, pad, event_count, late_events FROM taps_1m ORDER BY bucket;
+SELECT collect.refresh_rollup('taps_1m', '2026-11-01', '2026-11-02') AS refreshed;
+SELECT bucket, pad, event_count FROM taps_1m ORDER BY bucket;
+-- Rows without a time are refused, as at ingest.
+CREATE TABLE untimed (at timestamptz, pad text);
+INSERT INTO untimed VALUES (NULL, 'a');
+SELECT collect.create_rollup('untimed_1m', 'untimed', 'at');
+\echo :LAST_ERROR_SQLSTATE
+DROP TABLE untimed;
+
+-- A source dropped and made again under its name: the rollup says it no longer rolls anything
+-- up (collect.rollups, and an error on use), and once dropped a rollup of the new table can
+-- be made.
+DROP TABLE taps;
+SELECT name, source, problem FROM collect.rollups WHERE name = 'taps_1m';
+CREATE TABLE taps (at timestamptz, pad text);
+INSERT INTO taps VALUES ('2026-11-01 11:00', 'c');
+SELECT name, source, problem FROM collect.rollups WHERE name = 'taps_1m';
+SELECT collect.ingest('taps_1m', '[{"at": "2026-11-01T11:00:10Z", "pad": "c"}]');
+\echo :LAST_ERROR_SQLSTATE
+SELECT collect.create_rollup('taps_1m', 'taps', 'at', '{pad}');
+\echo :LAST_ERROR_SQLSTATE
+SELECT collect.drop_rollup('taps_1m');
+SELECT collect.create_rollup('taps_1m', 'taps', 'at', '{pad}') IS NOT NULL AS made_again;
+SELECT bucket, pad, event_count FROM taps_1m ORDER BY bucket;
+SELECT collect.drop_rollup('taps_1m');
+DROP TABLE taps;
