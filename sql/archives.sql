@@ -463,11 +463,28 @@ COMMENT ON FUNCTION collect.archive_delete(text, anyelement) IS
 
 -- ---- figures and maintenance ----
 
--- The rows as the heap held them, plus their share of the source's indexes now.
+-- What one row takes in a table's B-tree indexes: per index, an index tuple (8 bytes of header
+-- and the keys, aligned to 8) and its line pointer, on leaf pages filled to 90%. Keys of a
+-- fixed length take that length; others their column's average width (pg_stats), else 32.
+-- Estimated from the definitions, not from the indexes' size now: once archiving has emptied
+-- a table its indexes keep their pages, and a share of them per row would be meaningless.
+CREATE FUNCTION collect._index_bytes_per_row(t regclass) RETURNS numeric
+    STABLE LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
+    SELECT coalesce(sum(((8 + k.key_bytes + 7) / 8 * 8 + 4) / 0.9), 0)
+      FROM pg_index i,
+           LATERAL (SELECT sum(CASE WHEN ia.attlen > 0 THEN ia.attlen ELSE coalesce(s.avg_width, 32) END)::integer AS key_bytes
+                      FROM pg_attribute ia
+                      LEFT JOIN pg_attribute ta ON ta.attrelid = i.indrelid AND ta.attnum = i.indkey[ia.attnum - 1]
+                      LEFT JOIN pg_stats s ON s.schemaname = (SELECT relnamespace::regnamespace::name FROM pg_class WHERE oid = t)
+                                          AND s.tablename = (SELECT relname FROM pg_class WHERE oid = t) AND s.attname = ta.attname
+                     WHERE ia.attrelid = i.indexrelid AND ia.attnum > 0) k
+     WHERE i.indrelid = t
+$$;
+
+-- The rows as the heap held them, plus what they took in the source's indexes.
 UPDATE collect.capabilities SET figures =
     'SELECT count(*) AS lumps, coalesce(sum(records), 0) AS records, (collect._relation_bytes(%1$L)).total AS stored_bytes,
-            (coalesce(sum(heap_bytes), 0) * (1 + (collect._relation_bytes(%2$L)).indexes::numeric
-                                                / greatest((collect._relation_bytes(%2$L)).table_only, 8192)))::bigint AS heap_bytes_estimate
+            (coalesce(sum(heap_bytes), 0) + coalesce(sum(records), 0) * collect._index_bytes_per_row(%2$L))::bigint AS heap_bytes_estimate
        FROM %1$s'
  WHERE kind = 'archive';
 

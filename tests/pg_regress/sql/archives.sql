@@ -93,6 +93,26 @@ SELECT collect.archived('cold_events', 7::bigint) ->> 'kind' AS kind_now,
        (SELECT sum(records) FROM cold_events_lumps) AS records;
 SELECT collect.archive_delete('cold_events', 7::bigint) AS erased;
 
+-- What the rows took in the heap and its indexes is estimated from the records and the index
+-- definitions: it stays near the truth once archiving has emptied the source, whose indexes
+-- keep their pages (a share of those per row read 50x and more).
+CREATE TABLE arch_sized (id bigint PRIMARY KEY, at timestamptz NOT NULL, kind text, url text, payload jsonb);
+CREATE INDEX ON arch_sized (at);
+CREATE INDEX ON arch_sized (kind, at);
+INSERT INTO arch_sized SELECT i, '2026-01-01'::timestamptz + i * interval '1 second', 'kind ' || (i % 7),
+       'https://example.com/p/' || (i * 7919 % 100000), jsonb_build_object('n', i)
+  FROM generate_series(1, 20000) i;
+VACUUM ANALYZE arch_sized;
+SELECT pg_total_relation_size('arch_sized') AS true_bytes \gset
+SELECT collect.create_archive('sized_archive', 'arch_sized', 'id', 'at') IS NOT NULL AS created;
+SELECT collect.archive('sized_archive', now() - '2026-02-01'::timestamptz) AS moved;
+VACUUM arch_sized;
+SELECT (SELECT count(*) FROM arch_sized) AS left_in_source,
+       heap_bytes_estimate BETWEEN 0.8 * :true_bytes AND 1.2 * :true_bytes AS estimate_within_20_percent
+  FROM collect.archives WHERE name = 'sized_archive';
+SELECT collect.drop_archive('sized_archive');
+DROP TABLE arch_sized;
+
 -- Other key and time types: text keys, a timestamp without time zone.
 CREATE TABLE arch_notes (code text PRIMARY KEY, written timestamp NOT NULL, body text);
 INSERT INTO arch_notes VALUES ('a''b', '2026-01-01 10:00', 'one'), ('ü', '2026-01-02 10:00', 'two'), ('z', '2027-01-01', 'three');
