@@ -86,6 +86,10 @@ SELECT count(*) AS lumps, sum(records) AS records FROM cold_events_lumps;
 -- a point read, a range read and an erasure all see that one.
 SELECT collect.archived('cold_events', 7::bigint) ->> 'kind' AS kind_archived_first;
 INSERT INTO arch_events (id, at, kind) VALUES (7, '2026-10-02 12:00', 'written again');
+-- Meanwhile the live row is the source's: putting the archived one back fails and changes nothing.
+SELECT collect.unarchive('cold_events', '2026-10-01', '2026-10-01 01:00');
+\echo :LAST_ERROR_SQLSTATE
+SELECT count(*) AS source_rows_of_the_first_hour FROM arch_events WHERE at < '2026-10-01 01:00';
 SELECT collect.archive('cold_events', now() - '2026-10-03'::timestamptz) AS moved;
 SELECT collect.archived('cold_events', 7::bigint) ->> 'kind' AS kind_now,
        (SELECT count(*) FROM collect.archived_range('cold_events', '2026-10-01', '2026-10-03') r WHERE r ->> 'id' = '7') AS records_of_7,
