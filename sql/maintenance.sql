@@ -11,9 +11,10 @@ CREATE TABLE collect.schedules (
     -- Rows are written by their owners (row level security): every column they can write
     -- holds only what collect.schedule and the scheduler would write, so that no row can make
     -- the scheduler fail for everybody (an overflowing failure count, a slot at -infinity).
-    every interval NOT NULL CHECK (every >= interval '1 second' AND every <= interval '100 years'),
+    -- NULL: a job that runs once, to its end (a backfill), whose next_run is then NULL.
+    every interval CHECK (every >= interval '1 second' AND every <= interval '100 years'),
     owner name NOT NULL,
-    next_run timestamptz NOT NULL CHECK (next_run > '-infinity' AND next_run < 'infinity'),
+    next_run timestamptz CHECK (next_run > '-infinity' AND next_run < 'infinity'),
     last_started timestamptz,
     last_finished timestamptz,
     last_result text,
@@ -78,10 +79,7 @@ DECLARE
 BEGIN
     PERFORM collect._check_owner(found.owner, format('%s %s', found.kind, found.object));
     every := coalesce(every, found.every);
-    IF every IS NULL THEN
-        RAISE EXCEPTION 'job "%" of % has no usual interval: say how often it runs', found.job, found.object
-            USING ERRCODE = 'null_value_not_allowed', HINT = format('collect.schedule(%L, %L, ''1 day'')', found.object, found.job);
-    END IF;
+    -- A job with no usual interval (a backfill) and none given runs once, to its end.
     IF every < interval '1 second' OR every > interval '100 years' THEN
         RAISE EXCEPTION 'a job runs every second to every 100 years, not every %', every USING ERRCODE = 'invalid_parameter_value';
     END IF;
@@ -97,7 +95,7 @@ END $$;
 CREATE FUNCTION collect.schedule(object text, job text, every interval DEFAULT NULL, start_at timestamptz DEFAULT NULL)
     RETURNS timestamptz LANGUAGE sql AS $$ SELECT collect._schedule(collect._find_job(object, job), every, start_at) $$;
 COMMENT ON FUNCTION collect.schedule(text, text, interval, timestamptz) IS
-    'Runs a maintenance job every `every` (its usual interval if NULL) from start_at (now if NULL); returns its first run';
+    'Runs a maintenance job every `every` (its usual interval if NULL; once, to its end, for a job with none) from start_at (now if NULL); returns its first run';
 
 CREATE FUNCTION collect._unschedule(object text, job text) RETURNS boolean
     LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
@@ -221,8 +219,10 @@ BEGIN
            last_result = CASE WHEN result = 'more' THEN format('ok, %s batches, more left', batches)
                               WHEN failed THEN result ELSE format('ok, %s batches', batches) END,
            failures = CASE WHEN failed THEN least(s.failures + 1, 1000000) ELSE 0 END,
+           -- A job that runs once (every NULL) is done when it ends without failing or work left.
            next_run = CASE WHEN failed THEN least(clock_timestamp() + interval '1 minute' * 2 ^ least(s.failures, 20),
                                                   collect._next_slot(s.next_run, s.every, clock_timestamp()))
+                           WHEN s.every IS NULL AND result = 'more' THEN clock_timestamp()
                            ELSE collect._next_slot(s.next_run, s.every, clock_timestamp()) END,
            runs = (SELECT coalesce(jsonb_agg(r ORDER BY n), '[]') FROM jsonb_array_elements(
                       jsonb_build_array(jsonb_build_object('started', started, 'finished', clock_timestamp(), 'batches', batches,

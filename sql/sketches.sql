@@ -141,14 +141,15 @@ CREATE AGGREGATE collect.topk_agg(text, k integer) (
 );
 COMMENT ON AGGREGATE collect.topk_agg(text, integer) IS 'A heavy-hitters sketch for the k most frequent non-NULL values';
 
+-- The counts of a NULL sketch (what an aggregate over no rows gives) are 0, as count(*) is.
 CREATE FUNCTION collect.distinct_count(sketch collect.hll) RETURNS bigint
-    IMMUTABLE STRICT PARALLEL SAFE LANGUAGE c AS 'MODULE_PATHNAME', 'hll_distinct_count_wrapper';
+    IMMUTABLE PARALLEL SAFE LANGUAGE c AS 'MODULE_PATHNAME', 'hll_distinct_count_wrapper';
 CREATE FUNCTION collect.quantile(sketch collect.quantiles, q float8) RETURNS float8
     IMMUTABLE STRICT PARALLEL SAFE LANGUAGE c AS 'MODULE_PATHNAME', 'quantiles_quantile_wrapper';
 CREATE FUNCTION collect.quantiles(sketch collect.quantiles, qs float8[]) RETURNS float8[]
     IMMUTABLE STRICT PARALLEL SAFE LANGUAGE c AS 'MODULE_PATHNAME', 'quantiles_quantiles_wrapper';
 CREATE FUNCTION collect.value_count(sketch collect.quantiles) RETURNS bigint
-    IMMUTABLE STRICT PARALLEL SAFE LANGUAGE c AS 'MODULE_PATHNAME', 'quantiles_count_wrapper';
+    IMMUTABLE PARALLEL SAFE LANGUAGE c AS 'MODULE_PATHNAME', 'quantiles_count_wrapper';
 CREATE FUNCTION collect.top(sketch collect.topk, n integer) RETURNS TABLE (value text, count bigint, error bigint)
     IMMUTABLE STRICT PARALLEL SAFE ROWS 10 LANGUAGE c AS 'MODULE_PATHNAME', 'topk_top_wrapper';
 

@@ -15,7 +15,7 @@ use std::ffi::c_void;
 use pgrx::prelude::*;
 use pgrx::{pg_sys, PgMemoryContexts};
 
-use super::sql::{merge_or_raise, stored, Sketch};
+use super::sql::{merge_or_raise, raise_unmergeable, stored, Sketch};
 use crate::errors::raise;
 
 /// A sketch type's expanded-object methods, one static per type.
@@ -266,16 +266,13 @@ pub fn merge_transition<S: ExpandedSketch>(
 fn merge_bytes_or_raise<S: Sketch>(into: &mut S, bytes: &[u8]) {
     if let Err(e) = into.merge_bytes(bytes) {
         // Precision mismatches are the caller's; anything else is a damaged stored value.
-        let code = if e.starts_with("cannot merge") {
-            PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE
-        } else {
-            PgSqlErrorCode::ERRCODE_DATA_CORRUPTED
-        };
-        let message = if e.starts_with("cannot merge") {
-            e
-        } else {
-            format!("{} value is corrupted: {e}", S::SQL_NAME)
-        };
-        raise(code, message, None)
+        if e.starts_with("cannot merge") {
+            raise_unmergeable(e)
+        }
+        raise(
+            PgSqlErrorCode::ERRCODE_DATA_CORRUPTED,
+            format!("{} value is corrupted: {e}", S::SQL_NAME),
+            None,
+        )
     }
 }

@@ -82,8 +82,20 @@ pub fn stored<S: Sketch>(bytes: &[u8]) -> S {
 }
 
 pub(crate) fn merge_or_raise<S: Sketch>(into: &mut S, other: &S) {
-    into.merge_from(other)
-        .unwrap_or_else(|e| raise(PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE, e, None))
+    into.merge_from(other).unwrap_or_else(|e| raise_unmergeable(e))
+}
+
+/// Sketches that cannot be merged (hll sketches of two precisions), with what to do instead.
+pub(crate) fn raise_unmergeable(reason: String) -> ! {
+    raise(
+        PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+        reason,
+        Some(
+            "Distinct counts merge only at one precision: build every sketch you merge with the same one \
+             (collect.hll_agg(value, p), or distinct(col, p) in a rollup); 14 when none is given."
+                .into(),
+        ),
+    )
 }
 
 fn text_in<S: Sketch>(input: &CStr) -> Vec<u8> {
@@ -400,9 +412,11 @@ fn topk_agg_trans(fcinfo: pg_sys::FunctionCallInfo) -> Internal {
 
 // ---- accessors ----
 
+/// A NULL sketch is what an aggregate over no rows gives: it counted nothing, as
+/// `count(DISTINCT …)` over no rows answers 0.
 #[pg_extern(sql = false)]
-fn hll_distinct_count(value: &[u8]) -> i64 {
-    stored::<Hll>(value).estimate().round() as i64
+fn hll_distinct_count(value: Option<&[u8]>) -> i64 {
+    value.map_or(0, |v| stored::<Hll>(v).estimate().round() as i64)
 }
 
 fn check_quantile(q: f64) -> f64 {
@@ -430,8 +444,8 @@ fn quantiles_quantiles(value: &[u8], qs: Vec<Option<f64>>) -> Vec<Option<f64>> {
 }
 
 #[pg_extern(sql = false)]
-fn quantiles_count(value: &[u8]) -> i64 {
-    stored::<Quantiles>(value).count() as i64
+fn quantiles_count(value: Option<&[u8]>) -> i64 {
+    value.map_or(0, |v| stored::<Quantiles>(v).count() as i64)
 }
 
 #[pg_extern(sql = false)]

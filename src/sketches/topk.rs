@@ -3,51 +3,92 @@
 //! `capacity` counters; a value seen while all are taken replaces the smallest, inheriting
 //! its count as error. Merging adds counts; a value missing from a full sketch may have been
 //! evicted there, so it gains that sketch's smallest count as both count and error.
+//!
+//! SpaceSaving's guarantee: with m counters over n counted events, every value counted more
+//! than n/m times is kept, and no error exceeds n/m. `capacity(k)` chooses m from k with room
+//! for long tails (see there).
 
-use std::collections::HashMap;
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
 
 use super::wire::{put_varint, Reader};
 
-const FORMAT_VERSION: u8 = 1;
+/// Version 1 (before #27) carried no capacity: it was `max(4k, 64)`.
+const FORMAT_VERSION: u8 = 2;
 pub const MAX_K: u32 = 10_000;
+const MAX_CAPACITY: u32 = 65_536;
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// The counters a sketch for the top `k` keeps: 64 per value asked for, at least 1,024 and
+/// at most 65,536. With m = 1,024, a value counted more than 0.1% of the time is always kept;
+/// on a year of 120,000 flights from one airport that is every aircraft flying more than
+/// 117 times, with errors of at most 117 (64 counters left the top aircraft, ~270 flights
+/// each, out and reported others with errors of ~1,880).
+pub fn capacity(k: u32) -> u32 {
+    k.saturating_mul(64).clamp(1_024, MAX_CAPACITY)
+}
+
+#[derive(Debug, Clone)]
 pub struct TopK {
     k: u32,
     capacity: u32,
     total: u64,
     counters: HashMap<String, (u64, u64)>,
+    /// The counters by count, smallest first (ties: the largest value first), built when the
+    /// sketch fills. An entry may hold a count older (smaller) than its counter's: increments
+    /// leave it alone, and an eviction brings it up to date when it comes out first.
+    by_count: Option<BinaryHeap<Reverse<(u64, Reverse<String>)>>>,
     /// The counted values' bytes, kept as they change: `heap_bytes` is asked after every row.
     value_bytes: usize,
 }
 
+impl PartialEq for TopK {
+    fn eq(&self, other: &TopK) -> bool {
+        (self.k, self.capacity, self.total, &self.counters)
+            == (other.k, other.capacity, other.total, &other.counters)
+    }
+}
+
+impl Eq for TopK {}
+
 impl TopK {
-    /// A sketch for the `k` most frequent values, tracking more counters than `k` so the
-    /// top `k` are reported with small errors.
+    /// A sketch for the `k` most frequent values, with `capacity(k)` counters.
     pub fn new(k: u32) -> Result<TopK, String> {
         if k == 0 || k > MAX_K {
             return Err(format!("k must be between 1 and {MAX_K}, not {k}"));
         }
-        Ok(TopK {
+        Ok(TopK::with_capacity(k, capacity(k)))
+    }
+
+    fn with_capacity(k: u32, capacity: u32) -> TopK {
+        TopK {
             k,
-            capacity: (k * 4).max(64),
+            capacity,
             total: 0,
             counters: HashMap::new(),
+            by_count: None,
             value_bytes: 0,
-        })
+        }
     }
 
     pub fn k(&self) -> u32 {
         self.k
     }
 
+    pub fn capacity(&self) -> u32 {
+        self.capacity
+    }
+
     pub fn total(&self) -> u64 {
         self.total
     }
 
-    /// About how much memory the sketch holds besides itself.
+    /// About how much memory the sketch holds besides itself (a counter's entry in the map,
+    /// and once full its place by count, which holds the value again).
     pub fn heap_bytes(&self) -> usize {
-        self.value_bytes + self.counters.len() * 48
+        let by_count = self.by_count.as_ref().map_or(0, |h| h.capacity() * 32);
+        self.value_bytes * if self.by_count.is_some() { 2 } else { 1 }
+            + self.counters.len() * 48
+            + by_count
     }
 
     fn smallest(&self) -> Option<(&String, u64)> {
@@ -61,6 +102,26 @@ impl TopK {
         self.counters.len() >= self.capacity as usize
     }
 
+    /// Takes out the counter with the smallest count (ties: the largest value).
+    fn evict_smallest(&mut self) -> (String, u64) {
+        let counters = &self.counters;
+        let heap = self.by_count.get_or_insert_with(|| {
+            counters
+                .iter()
+                .map(|(v, &(c, _))| Reverse((c, Reverse(v.clone()))))
+                .collect()
+        });
+        loop {
+            let Reverse((count, Reverse(value))) = heap.pop().expect("full means non-empty");
+            let current = counters.get(&value).expect("every entry has its counter").0;
+            if current == count {
+                self.counters.remove(&value);
+                return (value, count);
+            }
+            heap.push(Reverse((current, Reverse(value))));
+        }
+    }
+
     pub fn add(&mut self, value: &str, weight: u64) {
         self.total = self.total.saturating_add(weight);
         if let Some(slot) = self.counters.get_mut(value) {
@@ -70,25 +131,21 @@ impl TopK {
         self.value_bytes += value.len();
         if !self.full() {
             self.counters.insert(value.to_string(), (weight, 0));
+            self.by_count = None;
             return;
         }
-        let (victim, min) = self
-            .smallest()
-            .map(|(v, c)| (v.clone(), c))
-            .expect("full means non-empty");
+        let (victim, min) = self.evict_smallest();
         self.value_bytes -= victim.len();
-        self.counters.remove(&victim);
-        self.counters
-            .insert(value.to_string(), (min.saturating_add(weight), min));
+        let count = min.saturating_add(weight);
+        self.counters.insert(value.to_string(), (count, min));
+        if let Some(heap) = &mut self.by_count {
+            heap.push(Reverse((count, Reverse(value.to_string()))));
+        }
     }
 
+    /// Merges `other` in. Sketches of any k and capacity merge: the result keeps the larger
+    /// of each, and the bounds hold whatever each side kept.
     pub fn merge(&mut self, other: &TopK) -> Result<(), String> {
-        if self.k != other.k {
-            return Err(format!(
-                "cannot merge topk sketches of k {} and {}",
-                self.k, other.k
-            ));
-        }
         let our_floor = if self.full() {
             self.smallest().map_or(0, |(_, c)| c)
         } else {
@@ -117,10 +174,13 @@ impl TopK {
                 merged.insert(v.clone(), (add(c, our_floor)?, add(e, our_floor)?));
             }
         }
+        self.k = self.k.max(other.k);
+        self.capacity = self.capacity.max(other.capacity);
         let mut ranked: Vec<(String, (u64, u64))> = merged.into_iter().collect();
         ranked.sort_by(|a, b| b.1 .0.cmp(&a.1 .0).then_with(|| a.0.cmp(&b.0)));
         ranked.truncate(self.capacity as usize);
         self.counters = ranked.into_iter().collect();
+        self.by_count = None;
         self.value_bytes = self.counters.keys().map(String::len).sum();
         self.total = total;
         Ok(())
@@ -141,6 +201,7 @@ impl TopK {
     pub fn to_bytes(&self) -> Vec<u8> {
         let mut out = vec![FORMAT_VERSION];
         put_varint(&mut out, self.k as u64);
+        put_varint(&mut out, self.capacity as u64);
         put_varint(&mut out, self.total);
         let ranked = self.top(self.counters.len());
         put_varint(&mut out, ranked.len() as u64);
@@ -153,10 +214,26 @@ impl TopK {
         out
     }
 
+    /// Reads this format, and version 1's (stored before #27), whose capacity was `max(4k, 64)`.
     pub fn from_bytes(bytes: &[u8]) -> Result<TopK, String> {
-        let mut r = Reader::versioned(bytes, FORMAT_VERSION, "topk")?;
+        let mut r = Reader::new(bytes);
+        let version = r.u8()?;
+        if version != 1 && version != FORMAT_VERSION {
+            return Err(format!("unsupported topk format version {version}"));
+        }
         let k = u32::try_from(r.varint()?).map_err(|_| "k out of range")?;
-        let mut t = TopK::new(k)?;
+        if k == 0 || k > MAX_K {
+            return Err(format!("k must be between 1 and {MAX_K}, not {k}"));
+        }
+        let capacity = if version == 1 {
+            (k * 4).max(64)
+        } else {
+            u32::try_from(r.varint()?)
+                .ok()
+                .filter(|c| (k..=MAX_CAPACITY.max(4 * MAX_K)).contains(c))
+                .ok_or("topk capacity out of range")?
+        };
+        let mut t = TopK::with_capacity(k, capacity);
         t.total = r.varint()?;
         let n = r.count(3)?;
         if n > t.capacity as usize {
@@ -257,11 +334,26 @@ mod tests {
 
     #[test]
     fn the_memory_kept_follows_the_values_through_evictions_merges_and_decoding() {
-        let held =
-            |t: &TopK| t.counters.keys().map(String::len).sum::<usize>() + t.counters.len() * 48;
+        let held = |t: &TopK| {
+            let values = t.counters.keys().map(String::len).sum::<usize>();
+            match &t.by_count {
+                None => values + t.counters.len() * 48,
+                Some(h) => {
+                    let queued = h
+                        .iter()
+                        .map(|Reverse((_, Reverse(v)))| v.len())
+                        .sum::<usize>();
+                    assert_eq!(queued, values, "one entry by count per counter");
+                    2 * values + t.counters.len() * 48 + h.capacity() * 32
+                }
+            }
+        };
         let mut a = TopK::new(1).unwrap();
-        for i in 0..500u32 {
-            a.add(&"v".repeat(1 + (i * 7919 % 97) as usize), 1);
+        for i in 0..5_000u32 {
+            a.add(
+                &format!("{}{i}", "v".repeat(1 + (i * 7919 % 97) as usize)),
+                1,
+            );
             assert_eq!(a.heap_bytes(), held(&a));
         }
         let mut b = TopK::new(1).unwrap();
@@ -288,11 +380,76 @@ mod tests {
         check_bounds(&merged, &truth);
         assert_eq!(merged.total(), 48_000);
         assert_eq!(merged.top(1)[0].0, "v0");
-        assert!(TopK::new(10)
-            .unwrap()
-            .merge(&TopK::new(5).unwrap())
-            .is_err());
         assert!(TopK::new(0).is_err());
+    }
+
+    /// Sketches of different k (and so capacity) merge into the larger of each, bounds kept.
+    #[test]
+    fn sketches_of_different_k_merge() {
+        let mut rng = XorShift(9);
+        let (a_values, b_values) = (
+            stream(&mut rng, 20_000, 5_000),
+            stream(&mut rng, 20_000, 5_000),
+        );
+        let truth = exact_counts(&[a_values.clone(), b_values.clone()].concat());
+        let (mut a, mut b) = (TopK::new(1).unwrap(), TopK::new(100).unwrap());
+        a_values.iter().for_each(|v| a.add(v, 1));
+        b_values.iter().for_each(|v| b.add(v, 1));
+        a.merge(&b).unwrap();
+        assert_eq!((a.k(), a.capacity()), (100, capacity(100)));
+        check_bounds(&a, &truth);
+    }
+
+    /// The issue #27 case: on a long tail (4,000 aircraft at one airport, ~120,000 flights, three
+    /// of them flying 270 times), the top 3 are the true top 3, each error within n/m.
+    #[test]
+    fn a_long_tail_keeps_its_true_top() {
+        let mut rng = XorShift(21);
+        let mut flights: Vec<String> = (0..3)
+            .flat_map(|p| vec![format!("heavy{p}"); 270])
+            .collect();
+        flights.extend((0..3_997).flat_map(|p| vec![format!("N{p}"); 20 + p % 19]));
+        for i in (1..flights.len()).rev() {
+            flights.swap(i, rng.below(i + 1));
+        }
+        let mut sketch = TopK::new(3).unwrap();
+        flights.iter().for_each(|v| sketch.add(v, 1));
+        let bound = flights.len() as u64 / capacity(3) as u64;
+        let mut top: Vec<(String, u64, u64)> = sketch.top(3);
+        assert!(
+            top.iter().all(|(_, _, e)| *e <= bound),
+            "{top:?} past {bound}"
+        );
+        top.sort();
+        assert_eq!(
+            top.iter().map(|t| t.0.as_str()).collect::<Vec<_>>(),
+            ["heavy0", "heavy1", "heavy2"],
+            "{top:?}"
+        );
+        check_bounds(&sketch, &exact_counts(&flights));
+    }
+
+    /// A sketch stored before #27 (format 1, capacity max(4k, 64)) still reads, and merges with
+    /// a new one keeping the bounds.
+    #[test]
+    fn version_one_sketches_still_read() {
+        let mut old = vec![1u8];
+        for n in [3u64, 10, 2] {
+            put_varint(&mut old, n);
+        }
+        for (v, c, e) in [("a", 6u64, 1u64), ("b", 3, 0)] {
+            put_varint(&mut old, v.len() as u64);
+            old.extend_from_slice(v.as_bytes());
+            put_varint(&mut old, c);
+            put_varint(&mut old, e);
+        }
+        let read = TopK::from_bytes(&old).unwrap();
+        assert_eq!((read.k(), read.capacity(), read.total()), (3, 64, 10));
+        assert_eq!(read.top(2), vec![("a".into(), 6, 1), ("b".into(), 3, 0)]);
+        let mut new = TopK::new(3).unwrap();
+        new.add("a", 2);
+        new.merge(&read).unwrap();
+        assert_eq!(new.top(1), vec![("a".into(), 8, 1)]);
     }
 
     #[test]

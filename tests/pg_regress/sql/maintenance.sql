@@ -82,9 +82,14 @@ SELECT collect.schedule('cold_readings', 'no such job');
 SELECT collect.schedule('nowhere', 'archive');
 SELECT collect.schedule('cold_readings', 'archive', '10 milliseconds');
 SELECT collect.schedule(NULL, 'archive');
--- A job with no usual interval (a normalization level of your own naming) needs one: 22004.
+-- A job with no usual interval (a normalization level of your own naming, a backfill)
+-- scheduled without one runs once, to its end; then it is done (next_run is NULL).
 SELECT collect.create_collection('maint_tidy', 'bigint', "normalize" => '{"tidy": [{"limit": 1}]}');
-SELECT collect.schedule('maint_tidy', 'normalize tidy');
+SELECT collect.schedule('maint_tidy', 'normalize tidy') <= now() AS due_once;
+CALL collect.maintain();
+SELECT every, next_run, last_result FROM collect.jobs WHERE object = 'public.maint_tidy';
+CALL collect.maintain();
+SELECT count(*) AS runs_of_tidy FROM collect.job_runs WHERE object = 'public.maint_tidy';
 SELECT collect.schedule('maint_tidy', 'normalize tidy', '6 hours') IS NOT NULL AS scheduled_with_an_interval;
 CALL collect.maintain(0);
 SELECT collect.schedule('maint_tidy', 'normalize tidy', '170000000 years');

@@ -123,5 +123,22 @@ SELECT 'not a sketch'::collect.hll;
 \echo :LAST_ERROR_SQLSTATE
 SELECT '\x01'::collect.quantiles;
 \echo :LAST_ERROR_SQLSTATE
-SELECT collect.merge(t) FROM (SELECT collect.topk_agg(root_cause, 2) t FROM requests UNION ALL SELECT collect.topk_agg(root_cause, 3) FROM requests) s;
-\echo :LAST_ERROR_SQLSTATE
+-- Top-k sketches of any k merge (into the larger k and counters); the counts add.
+SELECT value, count FROM collect.top((SELECT collect.merge(t) FROM (SELECT collect.topk_agg(root_cause, 2) t FROM requests
+                                                                   UNION ALL SELECT collect.topk_agg(root_cause, 3) FROM requests) s), 1);
+SELECT root_cause, 2 * count(*) AS twice FROM requests GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT 1;
+
+-- Counts over no rows are 0, as count(DISTINCT …) and count(*) are; the sketches themselves are NULL.
+SELECT collect.distinct_count(collect.hll_agg(user_id)) AS distinct_users, count(DISTINCT user_id) AS exact,
+       collect.value_count(collect.quantiles_agg(latency_ms)) AS values, collect.hll_agg(user_id) IS NULL AS no_sketch
+  FROM requests WHERE false;
+
+-- top(col, k) keeps 64 counters per k asked for, at least 1,024: on a long tail (4,000
+-- aircraft, ~120,000 flights, three of them flying 270 times each) the top 3 are the true
+-- ones, and `error` (how much `count` may overstate the truth) stays within n / 1,024.
+CREATE TABLE flights AS
+SELECT 'heavy' || p AS plane, i AS flight FROM generate_series(0, 2) p, generate_series(1, 270) i
+UNION ALL SELECT 'N' || p, i FROM generate_series(0, 3996) p, generate_series(1, 20 + p % 19) i;
+SELECT value, count, error, error <= (SELECT count(*) FROM flights) / 1024 AS within_bound
+  FROM collect.top((SELECT collect.topk_agg(plane, 3 ORDER BY md5(plane || flight)) FROM flights), 3) ORDER BY value;
+DROP TABLE flights;
