@@ -311,10 +311,9 @@ END $$;
 -- Moves rows older than `older_than` into lumps, a statement per lump, and returns how many.
 -- A crash or cancel undoes the call (its statements are one transaction); for commits as it
 -- goes, CALL collect.archive_in_batches.
-CREATE FUNCTION collect._archive(schema name, name text, older_than interval) RETURNS bigint
+CREATE FUNCTION collect._archive(schema name, name text, before timestamptz) RETURNS bigint
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
-    before timestamptz := collect._archive_cutoff(older_than);
     lump_rows integer := (collect._archive_def(schema, name)).lump_rows;
     total bigint := 0;
     n bigint;
@@ -330,9 +329,16 @@ BEGIN
 END $$;
 
 CREATE FUNCTION collect.archive(name text, older_than interval) RETURNS bigint
-    LANGUAGE sql AS $$ SELECT collect._archive(r.schema, r.object_name, older_than) FROM collect._resolve('archive', name, '_lumps') r $$;
+    LANGUAGE sql AS $$
+    SELECT collect._archive(r.schema, r.object_name, collect._archive_cutoff(older_than)) FROM collect._resolve('archive', name, '_lumps') r
+$$;
 COMMENT ON FUNCTION collect.archive(text, interval) IS
     'Moves the source''s rows older than older_than into lumps; returns how many moved';
+-- The same with a fixed cutoff: rows whose time is before `before` move.
+CREATE FUNCTION collect.archive_before(name text, before timestamptz) RETURNS bigint
+    LANGUAGE sql AS $$ SELECT collect._archive(r.schema, r.object_name, before) FROM collect._resolve('archive', name, '_lumps') r $$;
+COMMENT ON FUNCTION collect.archive_before(text, timestamptz) IS
+    'Moves the source''s rows whose time is before `before` into lumps; returns how many moved';
 
 -- The same, committing after every lump: a crash or cancel keeps what was committed, and the
 -- next call carries on from there.

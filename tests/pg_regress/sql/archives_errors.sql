@@ -65,3 +65,6 @@ UPDATE cold_logs_lumps SET lump = collect.collection('[{"id": 1}]');
 SELECT collect.archived('cold_logs', 1) AS from_a_lump_without_directory;
 -- Places outside the lump are NULL, not a crash.
 SELECT collect._archive_record(lump, 1) AS past_the_end, collect._archive_record(lump, -1) AS negative FROM cold_logs_lumps;
+-- A cutoff is a time.
+SELECT collect.archive_before('cold_events', NULL);
+\echo :LAST_ERROR_SQLSTATE
