@@ -645,6 +645,9 @@ CREATE FUNCTION collect.set_retention(rollup_table regclass, keep interval) RETU
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     def collect.rollup_defs := collect._rollup_of_table(rollup_table);
+    newest text;
+    deleted bigint;
+    left_over boolean;
 BEGIN
     PERFORM collect._check_owner(def.owner, format('rollup %I.%I', def.schema, def.name));
     IF keep IS NOT NULL AND (keep <= interval '0' OR keep > interval '36500 days') THEN
@@ -660,7 +663,17 @@ BEGIN
                           FROM jsonb_array_elements(d.tiers) WITH ORDINALITY x(t, o))
          WHERE d.schema = def.schema AND d.name = def.name;
     END IF;
-    RETURN collect._apply_retention(def.schema, def.name);
+    -- Retention counts back from now(): on a table of past data (an import) it would delete
+    -- everything at once. That is refused; a table meant to be emptied can be truncated.
+    EXECUTE format('SELECT max(bucket)::text FROM %s', rollup_table) INTO newest;
+    deleted := collect._apply_retention(def.schema, def.name);
+    EXECUTE format('SELECT EXISTS (SELECT FROM %s)', rollup_table) INTO left_over;
+    IF newest IS NOT NULL AND NOT left_over THEN
+        RAISE EXCEPTION 'a retention of % would delete every row of %, whose newest bucket is %', keep, rollup_table, newest
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'Retention counts back from now(), so rows of past times all go. Give a longer retention, or TRUNCATE the table first if it is meant to be emptied.';
+    END IF;
+    RETURN deleted;
 END $$;
 
 -- Deletes buckets past their table's retention, in one rollup or in every rollup the caller

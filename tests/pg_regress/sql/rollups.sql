@@ -87,9 +87,15 @@ SELECT collect.ingest('interactions_1m', '[
     {"started": "2026-11-03T00:00:20Z", "app": "shop", "operation": "pay()", "outcome": "ok", "user_id": 2, "duration_ms": 30}]');
 SELECT event_count, total_ms FROM interactions_1m WHERE bucket = '2026-11-03 00:00';
 
--- Retention per table: minutes expire, hours keep the history.
-SELECT collect.set_retention('interactions_1m', '1 day') > 0 AS dropped_old_minutes;
-SELECT (SELECT count(*) FROM interactions_1m) AS minute_rows, (SELECT count(*) > 0 FROM interactions_1h) AS hours_kept;
+-- Retention per table: minutes expire, hours keep the history. Retention counts back from
+-- now(): one that would delete every row of a table (these events are weeks old) is refused
+-- and changes nothing.
+SELECT collect.set_retention('interactions_1m', '1 day');
+\echo :LAST_ERROR_SQLSTATE
+SELECT keep FROM collect.rollups WHERE name = 'interactions_1m';
+SELECT collect.set_retention('interactions_1m', now() - '2026-11-02 12:00:30'::timestamptz) > 0 AS dropped_old_minutes;
+SELECT (SELECT min(bucket) >= '2026-11-02 11:59' AND count(*) > 0 FROM interactions_1m) AS afternoon_minutes_kept,
+       (SELECT min(bucket) = '2026-11-02 00:00' FROM interactions_1h) AS hours_kept;
 -- TRUNCATE of the source marks every bucket of every table stale, the hours whose minutes
 -- retention dropped included: a refresh then leaves nothing counting rows that are gone.
 CREATE TABLE interactions_kept AS SELECT * FROM interactions;
