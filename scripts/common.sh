@@ -39,8 +39,20 @@ psql_at() { # psql_at PORT [DB] [psql args...]
   "$PG_BIN/psql" -X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$port" -U "$DB_USER" -d "$db" "$@"
 }
 
+# The releases whose install scripts are frozen in sql/ (pg_collect--A.sql), oldest first.
+frozen_releases() {
+  (cd "$REPO/sql" && ls pg_collect--*.sql | sed -n 's/^pg_collect--\([0-9][0-9.]*\)\.sql$/\1/p' | sort -V)
+}
+
+# cargo pgrx install writes the current version's script and copies the update scripts
+# (sql/pg_collect--A--B.sql); the frozen install scripts of older releases go there too, so
+# that CREATE EXTENSION … VERSION of any release works (the upgrade test makes them).
 install_extension() { # install_extension [--release]
-  (cd "$REPO" && cargo pgrx install --pg-config "$PG_CONFIG" "$@")
+  (cd "$REPO" && cargo pgrx install --pg-config "$PG_CONFIG" "$@") || return 1
+  local release
+  for release in $(frozen_releases); do
+    install -m 644 "$REPO/sql/pg_collect--$release.sql" "$("$PG_CONFIG" --sharedir)/extension/" || return 1
+  done
 }
 
 # A Citus cluster of its own: a coordinator on PORT and two workers on PORT+1 and PORT+2, each

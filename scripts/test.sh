@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test: pure-core unit tests and #[pg_test]s (cargo pgrx test), the pg_regress
-# suites, and the multi-connection integration tests, against a fresh cluster of its own.
+# suites, the upgrade test from every frozen release, and the multi-connection integration
+# tests, against a fresh cluster of its own.
 # Every suite runs even if an earlier one fails; the exit status is non-zero if any failed.
 set -uo pipefail
 source "$(dirname "$0")/common.sh"
@@ -43,6 +44,7 @@ suite "test cluster" env CLUSTER_PRELOAD=pg_collect,pg_cron \
   CLUSTER_CONF="cron.database_name = 'postgres'"$'\n'"cron.host = '127.0.0.1'"$'\n'"collect.maintenance_naptime = 1" \
   "$REPO/scripts/cluster.sh" fresh test "$TEST_PORT"
 suite "pg_regress" regress
+suite "upgrade" "$REPO/scripts/upgrade-test.sh"
 suite "integration" integration
 "$REPO/scripts/cluster.sh" stop test "$TEST_PORT"
 

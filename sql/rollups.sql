@@ -667,7 +667,7 @@ BEGIN
     -- everything at once. That is refused; a table meant to be emptied can be truncated.
     EXECUTE format('SELECT max(bucket)::text FROM %s', rollup_table) INTO newest;
     deleted := collect._apply_retention(def.schema, def.name);
-    EXECUTE format('SELECT EXISTS (SELECT FROM %s)', rollup_table) INTO left_over;
+    EXECUTE format('SELECT EXISTS (SELECT 1 FROM %s)', rollup_table) INTO left_over;
     IF newest IS NOT NULL AND NOT left_over THEN
         RAISE EXCEPTION 'a retention of % would delete every row of %, whose newest bucket is %', keep, rollup_table, newest
             USING ERRCODE = 'invalid_parameter_value',

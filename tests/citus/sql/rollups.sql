@@ -146,8 +146,12 @@ TRUNCATE clicks;
 SELECT stale_buckets, stale_buckets = (SELECT count(DISTINCT bucket) FROM clicks_1m) AS every_bucket_stale FROM collect.rollups WHERE name = 'clicks_1m';
 -- Retention: buckets older than a table's retention are deleted from that table only.
 SELECT collect.set_retention('clicks_1h', '100 years') AS deleted;
-SELECT collect.set_retention('clicks_1h', '1 day') = (SELECT count(*) FROM local_1h) AS deleted_every_old_hour;
-SELECT (SELECT count(*) FROM clicks_1h) AS hours_left, (SELECT count(*) > 0 FROM clicks_1m) AS minutes_kept;
+-- One that would delete every row (retention counts back from now()) is refused.
+SELECT collect.set_retention('clicks_1h', '1 day');
+SELECT collect.set_retention('clicks_1h', now() - '2026-11-01 01:00'::timestamptz)
+       = (SELECT count(*) FROM local_1h WHERE bucket < '2026-11-01 01:00') AS deleted_the_first_hour;
+SELECT (SELECT count(*) FROM clicks_1h) = (SELECT count(*) FROM local_1h WHERE bucket >= '2026-11-01 01:00') AS later_hours_left,
+       (SELECT count(*) > 0 FROM clicks_1m) AS minutes_kept;
 SELECT collect.drop_rollup('clicks_1m');
 SELECT DISTINCT result AS triggers_per_shard FROM run_command_on_shards('clicks',
        $$SELECT count(*) FROM pg_trigger WHERE tgrelid = '%s'::regclass AND NOT tgisinternal$$);

@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# The upgrade test (tests/upgrade): for every frozen release, a database made with it and full
+# of objects (before.sql) is updated in place (ALTER EXTENSION pg_collect UPDATE), must give the
+# same answers and take new writes (after.sql), and must then equal a fresh install of the
+# current version in the catalogs, object by object (catalog.sql). Runs against the test
+# cluster that scripts/test.sh starts.
+set -uo pipefail
+source "$(dirname "$0")/common.sh"
+cd "$REPO"
+out="$REPO/target/upgrade"
+rm -rf "$out"; mkdir -p "$out"
+psql_() { PGOPTIONS="-c client_min_messages=warning" "$PG_BIN/psql" -X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$TEST_PORT" -U "$DB_USER" "$@"; }
+fresh_db() { psql_ -d postgres -c "DROP DATABASE IF EXISTS $1" -c "CREATE DATABASE $1" >/dev/null; }
+
+current=$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)
+fresh_db upgrade_fresh || exit 1
+psql_ -d upgrade_fresh -c "CREATE EXTENSION pg_collect" || exit 1
+psql_ -At -d upgrade_fresh -f tests/upgrade/catalog.sql > "$out/fresh.catalog" || exit 1
+
+failed=0 releases=$(frozen_releases)
+[ -n "$releases" ] || { echo "upgrade: no frozen release in sql/"; exit 1; }
+for release in $releases; do
+  db="upgrade_from_${release//./_}"
+  echo "upgrade: $release -> $current"
+  if ! { fresh_db "$db" &&
+         psql_ -d "$db" -c "CREATE EXTENSION pg_collect VERSION '$release'" -f tests/upgrade/before.sql > "$out/$db.before" &&
+         psql_ -d "$db" -c "ALTER EXTENSION pg_collect UPDATE" &&
+         [ "$(psql_ -At -d "$db" -c "SELECT extversion FROM pg_extension WHERE extname = 'pg_collect'")" = "$current" ] &&
+         psql_ -d "$db" -f tests/upgrade/after.sql > "$out/$db.after" &&
+         psql_ -At -d "$db" -f tests/upgrade/catalog.sql > "$out/$db.catalog"; }; then
+    echo "upgrade: from $release failed (outputs in $out)"; failed=1; continue
+  fi
+  if ! diff -u "$out/fresh.catalog" "$out/$db.catalog" > "$out/$db.diff"; then
+    echo "upgrade: from $release, the updated extension differs from a fresh install of $current:"
+    cat "$out/$db.diff"; failed=1; continue
+  fi
+  echo "upgrade: from $release: same answers, new writes work, catalog equals a fresh install ($(wc -l < "$out/fresh.catalog") lines)"
+done
+exit $failed
