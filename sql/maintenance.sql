@@ -83,6 +83,9 @@ BEGIN
     IF every < interval '1 second' OR every > interval '100 years' THEN
         RAISE EXCEPTION 'a job runs every second to every 100 years, not every %', every USING ERRCODE = 'invalid_parameter_value';
     END IF;
+    IF (SELECT (p->>'months')::integer < 0 OR (p->>'days')::integer < 0 OR (p->>'micros')::bigint < 0 FROM collect._interval_parts(every) p) THEN
+        RAISE EXCEPTION 'a job runs every interval with no negative part, not every %', every USING ERRCODE = 'invalid_parameter_value';
+    END IF;
     IF NOT isfinite(next_run) THEN
         RAISE EXCEPTION 'a schedule starts at a time, not at %', next_run USING ERRCODE = 'invalid_parameter_value';
     END IF;
@@ -240,8 +243,16 @@ END $$;
 CREATE FUNCTION collect._next_slot(slot timestamptz, every interval, after timestamptz) RETURNS timestamptz
     STABLE STRICT LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
-    k bigint := floor(greatest(extract(epoch FROM after - slot), 0) / extract(epoch FROM every)) + 1;
+    k bigint;
 BEGIN
+    -- An interval that does not move forward from this slot ("1 month -30 days" from January
+    -- 31st; collect.schedule refuses negative parts, a row written directly may have them) has
+    -- no next slot: the job stops (next_run NULL, as collect.jobs shows) instead of failing
+    -- the call that runs everyone's jobs.
+    IF slot + every <= slot THEN
+        RETURN NULL;
+    END IF;
+    k := floor(greatest(extract(epoch FROM after - slot), 0) / extract(epoch FROM every)) + 1;
     WHILE k > 1 AND slot + every * (k - 1) > after LOOP
         k := k - 1;
     END LOOP;

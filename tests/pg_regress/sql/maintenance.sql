@@ -42,6 +42,11 @@ SELECT collect._next_slot('2024-01-01 00:00', '1 month', '2024-12-28 00:00') AS 
 SET TimeZone = 'America/New_York';
 SELECT collect._next_slot('2026-03-01 09:00', '1 day', '2026-03-10 09:30') AS after_dst_starts;
 RESET TimeZone;
+-- An interval with a negative part is refused; one that does not move forward from its slot
+-- (written into the registry directly) stops its job instead of failing everyone's.
+SELECT collect.schedule('cold_readings', 'archive', '1 month -20 days');
+\echo :LAST_ERROR_SQLSTATE
+SELECT collect._next_slot('2024-01-31 00:00', '1 mon -30 days', '2024-03-01') IS NULL AS no_next_slot;
 
 -- A failing job is recorded, retried later with backoff, and does not stop the others.
 CREATE FUNCTION maint_explode() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'cannot archive this'; END $$;
