@@ -1,5 +1,5 @@
 # The two set-up commands are `make run` and `make test` (see README.md).
-.PHONY: run test stop bench setup test-citus bench-citus
+.PHONY: run test stop bench setup test-citus bench-citus package
 
 run:
 	bash scripts/run.sh
@@ -23,3 +23,7 @@ test-citus:
 # Needs Citus, as test-citus does.
 bench-citus:
 	bash scripts/bench-citus.sh
+
+# A Debian package (.deb) for the system PostgreSQL 15; prints its path last.
+package:
+	bash scripts/package.sh
