@@ -94,7 +94,7 @@ fn advisory_locks_held() -> Vec<AdvisoryLock> {
         let locks = std::slice::from_raw_parts((*data).locks, (*data).nelements as usize);
         for lock in locks.iter().filter(|l| l.pid == pg_sys::MyProcPid) {
             let tag = lock.locktag;
-            if u32::from(tag.locktag_type) != pg_sys::LockTagType::LOCKTAG_ADVISORY as u32 {
+            if u32::from(tag.locktag_type) != pg_sys::LockTagType::LOCKTAG_ADVISORY {
                 continue;
             }
             let fields = [

@@ -82,7 +82,8 @@ pub fn stored<S: Sketch>(bytes: &[u8]) -> S {
 }
 
 pub(crate) fn merge_or_raise<S: Sketch>(into: &mut S, other: &S) {
-    into.merge_from(other).unwrap_or_else(|e| raise_unmergeable(e))
+    into.merge_from(other)
+        .unwrap_or_else(|e| raise_unmergeable(e))
 }
 
 /// Sketches that cannot be merged (hll sketches of two precisions), with what to do instead.

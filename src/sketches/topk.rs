@@ -27,6 +27,9 @@ pub fn capacity(k: u32) -> u32 {
     k.saturating_mul(64).clamp(1_024, MAX_CAPACITY)
 }
 
+/// Counters by count, smallest first; ties, the largest value first.
+type ByCount = BinaryHeap<Reverse<(u64, Reverse<String>)>>;
+
 #[derive(Debug, Clone)]
 pub struct TopK {
     k: u32,
@@ -36,7 +39,7 @@ pub struct TopK {
     /// The counters by count, smallest first (ties: the largest value first), built when the
     /// sketch fills. An entry may hold a count older (smaller) than its counter's: increments
     /// leave it alone, and an eviction brings it up to date when it comes out first.
-    by_count: Option<BinaryHeap<Reverse<(u64, Reverse<String>)>>>,
+    by_count: Option<ByCount>,
     /// The counted values' bytes, kept as they change: `heap_bytes` is asked after every row.
     value_bytes: usize,
 }
