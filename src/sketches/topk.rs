@@ -447,6 +447,20 @@ mod tests {
             put_varint(&mut old, e);
         }
         let read = TopK::from_bytes(&old).unwrap();
+        // Format 2 carries a capacity, which must hold k and stay within the limit.
+        for (k, capacity) in [(5u64, 4u64), (1, u64::from(MAX_CAPACITY) + 1)] {
+            let mut bytes = vec![FORMAT_VERSION];
+            for n in [k, capacity, 0, 0] {
+                put_varint(&mut bytes, n);
+            }
+            assert_eq!(
+                TopK::from_bytes(&bytes).unwrap_err(),
+                "topk capacity out of range"
+            );
+        }
+        assert!(TopK::from_bytes(&[3, 1, 0, 0])
+            .unwrap_err()
+            .contains("format version 3"));
         assert_eq!((read.k(), read.capacity(), read.total()), (3, 64, 10));
         assert_eq!(read.top(2), vec![("a".into(), 6, 1), ("b".into(), 3, 0)]);
         let mut new = TopK::new(3).unwrap();
