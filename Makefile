@@ -1,11 +1,14 @@
 # The two set-up commands are `make run` and `make test` (see README.md).
 .PHONY: run test stop bench setup test-citus bench-citus package
 
+# `make test PG=16` (or 18) builds and tests against that PostgreSQL instead of Debian's 15.
+PG ?= 15
+
 run:
 	bash scripts/run.sh
 
 test:
-	bash scripts/test.sh
+	PG_MAJOR=$(PG) bash scripts/test.sh
 
 stop:
 	bash scripts/cluster.sh stop demo

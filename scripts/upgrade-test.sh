@@ -17,6 +17,27 @@ fresh_db upgrade_fresh || exit 1
 psql_ -d upgrade_fresh -c "CREATE EXTENSION pg_collect" || exit 1
 psql_ -At -d upgrade_fresh -f tests/upgrade/catalog.sql > "$out/fresh.catalog" || exit 1
 
+# A dump of a database made with RELEASE, restored into a new database: CREATE EXTENSION there
+# makes the current release, the registries' rows load into it, everything answers as before
+# and the catalogs equal a fresh install's.
+dump_and_restore() { # dump_and_restore RELEASE
+  local release=$1 db="dumped_from_${1//./_}" restored="restored_from_${1//./_}"
+  if ! { fresh_db "$db" &&
+         psql_ -d "$db" -c "CREATE EXTENSION pg_collect VERSION '$release'" -f tests/upgrade/before.sql > /dev/null &&
+         "$PG_BIN/pg_dump" -Fc -h 127.0.0.1 -p "$TEST_PORT" -U "$DB_USER" -f "$out/$db.dump" "$db" &&
+         fresh_db "$restored" &&
+         "$PG_BIN/pg_restore" --exit-on-error -h 127.0.0.1 -p "$TEST_PORT" -U "$DB_USER" -d "$restored" "$out/$db.dump" &&
+         [ "$(psql_ -At -d "$restored" -c "SELECT extversion FROM pg_extension WHERE extname = 'pg_collect'")" = "$current" ] &&
+         psql_ -d "$restored" -f tests/upgrade/after.sql > "$out/$restored.after" &&
+         psql_ -At -d "$restored" -f tests/upgrade/catalog.sql > "$out/$restored.catalog" &&
+         diff -u "$out/fresh.catalog" "$out/$restored.catalog" > "$out/$restored.diff"; }; then
+    echo "upgrade: a dump made on $release, restored into $current, failed (outputs in $out)"
+    [ -s "$out/$restored.diff" ] && cat "$out/$restored.diff"
+    return 1
+  fi
+  echo "upgrade: a dump made on $release restores into $current: same answers, new writes work, same catalog"
+}
+
 failed=0 releases=$(frozen_releases)
 [ -n "$releases" ] || { echo "upgrade: no frozen release in sql/"; exit 1; }
 for release in $releases; do
@@ -36,4 +57,5 @@ for release in $releases; do
   fi
   echo "upgrade: from $release: same answers, new writes work, catalog equals a fresh install ($(wc -l < "$out/fresh.catalog") lines)"
 done
+for release in $releases $current; do dump_and_restore "$release" || failed=1; done
 exit $failed

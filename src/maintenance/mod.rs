@@ -159,6 +159,10 @@ pub extern "C-unwind" fn collect_maintenance_database(_arg: pg_sys::Datum) {
     // SAFETY: the standard handler: SIGTERM cancels the running statement at its next
     // interrupt check and ends the process, so a step in progress is rolled back whole.
     unsafe {
+        // PostgreSQL 18 names the backend's signal installer pqsignal_be.
+        #[cfg(feature = "pg18")]
+        pg_sys::pqsignal_be(pg_sys::SIGTERM as i32, Some(postgres_die));
+        #[cfg(not(feature = "pg18"))]
         pg_sys::pqsignal(pg_sys::SIGTERM as i32, Some(postgres_die));
         pg_sys::BackgroundWorkerUnblockSignals();
     }

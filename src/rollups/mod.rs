@@ -208,13 +208,25 @@ struct LumpPlanKey {
     rollup: String,
 }
 
+/// This backend's local transaction id (PostgreSQL 17 moved it into `PGPROC.vxid`).
+unsafe fn local_transaction_id() -> pg_sys::LocalTransactionId {
+    // SAFETY: the caller is a backend with its PGPROC set up.
+    unsafe {
+        #[cfg(any(feature = "pg17", feature = "pg18"))]
+        let id = (*pg_sys::MyProc).vxid.lxid;
+        #[cfg(not(any(feature = "pg17", feature = "pg18")))]
+        let id = (*pg_sys::MyProc).lxid;
+        id
+    }
+}
+
 impl LumpPlanKey {
     fn now(schema: &str, rollup: &str) -> LumpPlanKey {
         // SAFETY: a backend's own state, read in a transaction.
         unsafe {
             LumpPlanKey {
                 user: pg_sys::GetUserId(),
-                transaction: (*pg_sys::MyProc).lxid,
+                transaction: local_transaction_id(),
                 subtransaction: pg_sys::GetCurrentSubTransactionId(),
                 command: pg_sys::GetCurrentCommandId(false),
                 schema: schema.into(),

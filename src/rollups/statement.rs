@@ -270,20 +270,16 @@ unsafe fn columns(
 ) -> Option<(usize, Vec<(String, usize, pg_sys::Oid, pg_sys::Oid)>)> {
     // SAFETY: the caller's descriptor is valid; attributes are read within natts.
     unsafe {
-        let attributes: Vec<(String, usize, pg_sys::Oid, pg_sys::Oid)> = (0..(*tupdesc).natts
-            as usize)
-            .map(|i| (*tupdesc).attrs.as_ptr().add(i))
-            .filter(|a| !(**a).attisdropped)
+        // Borrowed, not reference counted: the descriptor stays the caller's.
+        let descriptor = pgrx::tupdesc::PgTupleDesc::from_pg_unchecked(tupdesc);
+        let attributes: Vec<(String, usize, pg_sys::Oid, pg_sys::Oid)> = descriptor
+            .iter()
+            .filter(|a| !a.attisdropped)
             .map(|a| {
-                let name = CStr::from_ptr((*a).attname.data.as_ptr())
+                let name = CStr::from_ptr(a.attname.data.as_ptr())
                     .to_string_lossy()
                     .into_owned();
-                (
-                    name,
-                    (*a).attnum as usize - 1,
-                    (*a).atttypid,
-                    (*a).attcollation,
-                )
+                (name, a.attnum as usize - 1, a.atttypid, a.attcollation)
             })
             .collect();
         let time = attributes.iter().find(|a| a.0 == rollup.time_column)?;

@@ -295,11 +295,12 @@ fn the_background_worker_runs_due_jobs_survives_failures_and_stops_cleanly() {
             .unwrap()
             .get::<_, bool>(0)
     });
-    let log = std::fs::read_to_string(format!(
-        "{}/target/test/server.log",
-        env!("CARGO_MANIFEST_DIR")
-    ))
-    .unwrap_or_default();
+    // scripts/cluster.sh logs to server.log in the data directory.
+    let data_directory: String = admin
+        .query_one("SELECT current_setting('data_directory')", &[])
+        .unwrap()
+        .get(0);
+    let log = std::fs::read_to_string(format!("{data_directory}/server.log")).unwrap_or_default();
     assert!(
         log.contains("pg_collect maintenance launcher stopped"),
         "the launcher did not log its stop"

@@ -322,7 +322,10 @@ fn declaration_drift(session: &mut Client, routine: &Routine) -> Vec<String> {
     }
     if routine.parallel == "s" {
         attempt(
-            "BEGIN; SET LOCAL force_parallel_mode = on; SET LOCAL parallel_setup_cost = 0; SET LOCAL parallel_tuple_cost = 0",
+            // PostgreSQL 16 renamed force_parallel_mode to debug_parallel_query.
+            "BEGIN; SELECT set_config(CASE WHEN current_setting('server_version_num')::int >= 160000 \
+             THEN 'debug_parallel_query' ELSE 'force_parallel_mode' END, 'on', true); \
+             SET LOCAL parallel_setup_cost = 0; SET LOCAL parallel_tuple_cost = 0",
             "ROLLBACK",
             &|code, message| code == "25000" && message.contains("parallel"),
             "PARALLEL SAFE",

@@ -82,11 +82,14 @@ SELECT collect.unschedule('cold_readings', 'archive');
 SELECT count(*) AS schedules_left FROM collect.schedules;
 
 -- Errors.
-\set VERBOSITY verbose
 SELECT collect.schedule('cold_readings', 'no such job');
+\echo :LAST_ERROR_SQLSTATE
 SELECT collect.schedule('nowhere', 'archive');
+\echo :LAST_ERROR_SQLSTATE
 SELECT collect.schedule('cold_readings', 'archive', '10 milliseconds');
+\echo :LAST_ERROR_SQLSTATE
 SELECT collect.schedule(NULL, 'archive');
+\echo :LAST_ERROR_SQLSTATE
 -- A job with no usual interval (a normalization level of your own naming, a backfill)
 -- scheduled without one runs once, to its end; then it is done (next_run is NULL).
 SELECT collect.create_collection('maint_tidy', 'bigint', "normalize" => '{"tidy": [{"limit": 1}]}');
@@ -97,8 +100,11 @@ CALL collect.maintain();
 SELECT count(*) AS runs_of_tidy FROM collect.job_runs WHERE object = 'public.maint_tidy';
 SELECT collect.schedule('maint_tidy', 'normalize tidy', '6 hours') IS NOT NULL AS scheduled_with_an_interval;
 CALL collect.maintain(0);
+\echo :LAST_ERROR_SQLSTATE
 SELECT collect.schedule('maint_tidy', 'normalize tidy', '170000000 years');
+\echo :LAST_ERROR_SQLSTATE
 SELECT collect.schedule('maint_tidy', 'normalize tidy', '1 hour', start_at => '-infinity');
+\echo :LAST_ERROR_SQLSTATE
 -- A schedule's owner writes its row (row level security), but only with values the scheduler
 -- itself would write: a row that would make maintain() fail for every role is refused (23514).
 \set VERBOSITY terse

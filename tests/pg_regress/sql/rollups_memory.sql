@@ -15,7 +15,9 @@ SELECT shape_rollup('shapes_1m', 'shapes');
 SELECT collect.add_tier('shapes_1m', 'shapes_1h', '1 hour');
 -- What the SQL aggregates make of the rows of `t` at `granularity`: each group's rows in the
 -- order a scan reads them, as in the statement (hash aggregation; -0 and 0 weights, which
--- group together, are compared as 0).
+-- group together, are compared as 0). Buckets are counted from the origin by arithmetic, not
+-- by date_bin: PostgreSQL 16.2's date_bin puts a time before the origin that lies exactly on
+-- a bin boundary one bin early (later minor releases fixed it; pg_collect bins it right).
 CREATE FUNCTION expected_rows(t regclass, granularity interval) RETURNS SETOF text LANGUAGE plpgsql AS $$
 BEGIN
     SET LOCAL enable_sort = off;
@@ -25,7 +27,10 @@ BEGIN
                    sum(n), sum(big), sum(code), sum(weight), sum(cost), min(cost), max(cost), min(weight), min(code), max(big),
                    collect.hll_agg(big, 11), collect.hll_agg(note), collect.hll_agg(code), collect.quantiles_agg(n), collect.quantiles_agg(code),
                    collect.topk_agg(note, 3), collect.topk_agg(n::text, 2))::text
-          FROM (SELECT date_bin(%2$L, at, '2000-01-03+00') AS b, * FROM %1$s) s GROUP BY b, host, code, zone, weight$q$, t, granularity);
+          FROM (SELECT CASE WHEN isfinite(at) THEN '2000-01-03+00'::timestamptz
+                              + floor(extract(epoch FROM at - '2000-01-03+00') / extract(epoch FROM %2$L::interval)) * %2$L::interval
+                            ELSE at END AS b, *
+                  FROM %1$s) s GROUP BY b, host, code, zone, weight$q$, t, granularity);
 END $$;
 CREATE FUNCTION rollup_rows(t regclass) RETURNS SETOF text LANGUAGE plpgsql AS $$
 BEGIN
@@ -80,16 +85,11 @@ INSERT INTO shapes SELECT '2026-11-05'::timestamptz + g * interval '1 minute', '
 RESET client_min_messages;
 SELECT count(*) AS minute_rows, differing('shapes_1m', 'shapes', '1 minute') AS minute_rows_differing,
        (SELECT bucket FROM shapes_1m WHERE bucket = 'infinity') AS infinite_bucket FROM shapes_1m;
-CREATE COLLATION case_blind (provider = icu, locale = 'und-u-ks-level2', deterministic = false);
-CREATE TABLE folded (at timestamptz, host text COLLATE case_blind, n integer);
-SELECT collect.create_rollup('folded_1m', 'folded', 'at', '{host}', '{"total": "sum(n)"}');
 CREATE TABLE priced (at timestamptz, price numeric);
 SELECT collect.create_rollup('priced_1m', 'priced', 'at', metrics => '{"total": "sum(price)"}');
 SET client_min_messages = debug1;
-INSERT INTO folded VALUES ('2026-11-04 00:00', 'Web', 1), ('2026-11-04 00:00:30', 'WEB', 2);
 INSERT INTO priced VALUES ('2026-11-04 00:00', 1.5), ('2026-11-04 00:00:30', 1e400);
 RESET client_min_messages;
-SELECT host, event_count, total FROM folded_1m;
 SELECT event_count, total = 1.5 + 1e400 AS exact FROM priced_1m;
 
 -- Errors SQL raises are raised the same way, and nothing is rolled up; sums wider than their
@@ -125,7 +125,6 @@ CREATE TRIGGER forged AFTER INSERT ON forged REFERENCING NEW TABLE AS new_rows F
 INSERT INTO forged VALUES (now());
 \echo :LAST_ERROR_SQLSTATE
 
-SELECT collect.drop_rollup('shapes_1m'), collect.drop_rollup('folded_1m'), collect.drop_rollup('priced_1m');
-DROP TABLE shapes, notes, folded, priced, forged;
-DROP COLLATION case_blind;
+SELECT collect.drop_rollup('shapes_1m'), collect.drop_rollup('priced_1m');
+DROP TABLE shapes, notes, priced, forged;
 DROP FUNCTION shape_rollup, expected_rows, rollup_rows, differing;
