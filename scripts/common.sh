@@ -57,14 +57,31 @@ frozen_releases() {
   (cd "$REPO/sql" && ls pg_collect--*.sql | sed -n 's/^pg_collect--\([0-9][0-9.]*\)\.sql$/\1/p' | sort -V)
 }
 
+# The release this tree builds (Cargo.toml's version, the control file's default_version).
+current_release() {
+  sed -n 's/^version = "\(.*\)"/\1/p' "$REPO/Cargo.toml" | head -1
+}
+
+# Once the current release is frozen too, the build must still create what its frozen script
+# created: the upgrade test installs that script under this version name beside the build's
+# own and compares the two in the catalogs (pgrx's generated text moves with every source
+# line, so the text cannot be compared).
+as_released() { echo "$1-as-released"; }
+
 # cargo pgrx install writes the current version's script and copies the update scripts
 # (sql/pg_collect--A--B.sql); the frozen install scripts of older releases go there too, so
-# that CREATE EXTENSION … VERSION of any release works (the upgrade test makes them).
+# that CREATE EXTENSION … VERSION of any release works (the upgrade test makes them), and the
+# current release's frozen script goes there under its as_released name.
 install_extension() { # install_extension [--release]
   (cd "$REPO" && cargo pgrx install --pg-config "$PG_CONFIG" "$@") || return 1
-  local release
+  local release current extdir
+  current=$(current_release) extdir="$("$PG_CONFIG" --sharedir)/extension"
   for release in $(frozen_releases); do
-    install -m 644 "$REPO/sql/pg_collect--$release.sql" "$("$PG_CONFIG" --sharedir)/extension/" || return 1
+    if [ "$release" = "$current" ]; then
+      install -m 644 "$REPO/sql/pg_collect--$release.sql" "$extdir/pg_collect--$(as_released "$release").sql" || return 1
+    else
+      install -m 644 "$REPO/sql/pg_collect--$release.sql" "$extdir/" || return 1
+    fi
   done
 }
 

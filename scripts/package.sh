@@ -7,12 +7,13 @@ set -euo pipefail
 source "$(dirname "$0")/common.sh"
 cd "$REPO"
 "$REPO/scripts/setup.sh" >&2
-version=$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)
+version=$(current_release)
 arch=$(dpkg --print-architecture)
 cargo pgrx package --pg-config "$PG_CONFIG" >&2
 tree="$REPO/target/release/pg_collect-pg$PG_MAJOR"
 extdir="$tree$("$PG_CONFIG" --sharedir)/extension"
 for release in $(frozen_releases); do
+  [ "$release" = "$version" ] && continue # the build wrote it
   install -m 644 "sql/pg_collect--$release.sql" "$extdir/"
 done
 install -m 644 sql/pg_collect--*--*.sql "$extdir/"

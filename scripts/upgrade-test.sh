@@ -12,7 +12,7 @@ rm -rf "$out"; mkdir -p "$out"
 psql_() { PGOPTIONS="-c client_min_messages=warning" "$PG_BIN/psql" -X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$TEST_PORT" -U "$DB_USER" "$@"; }
 fresh_db() { psql_ -d postgres -c "DROP DATABASE IF EXISTS $1" -c "CREATE DATABASE $1" >/dev/null; }
 
-current=$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)
+current=$(current_release)
 fresh_db upgrade_fresh || exit 1
 psql_ -d upgrade_fresh -c "CREATE EXTENSION pg_collect" || exit 1
 psql_ -At -d upgrade_fresh -f tests/upgrade/catalog.sql > "$out/fresh.catalog" || exit 1
@@ -41,6 +41,7 @@ dump_and_restore() { # dump_and_restore RELEASE
 failed=0 releases=$(frozen_releases)
 [ -n "$releases" ] || { echo "upgrade: no frozen release in sql/"; exit 1; }
 for release in $releases; do
+  [ "$release" = "$current" ] && continue # released_unchanged below
   db="upgrade_from_${release//./_}"
   echo "upgrade: $release -> $current"
   if ! { fresh_db "$db" &&
@@ -57,5 +58,29 @@ for release in $releases; do
   fi
   echo "upgrade: from $release: same answers, new writes work, catalog equals a fresh install ($(wc -l < "$out/fresh.catalog") lines)"
 done
-for release in $releases $current; do dump_and_restore "$release" || failed=1; done
+# Once the current release is frozen, this build must create exactly what it created: its
+# frozen script, installed under another version name, must make the same objects (with the
+# same answers and the same catalog) as the build's own.
+released_unchanged() {
+  local released db="upgrade_released_${current//./_}"
+  released=$(as_released "$current")
+  if ! { fresh_db "$db" &&
+         psql_ -d "$db" -c "CREATE EXTENSION pg_collect VERSION '$released'" -f tests/upgrade/before.sql > "$out/$db.before" &&
+         psql_ -d "$db" -f tests/upgrade/after.sql > "$out/$db.after" &&
+         psql_ -At -d "$db" -f tests/upgrade/catalog.sql > "$out/$db.catalog"; }; then
+    echo "upgrade: release $current as frozen in sql/pg_collect--$current.sql failed (outputs in $out)"
+    return 1
+  fi
+  if ! diff -u "$out/$db.catalog" "$out/fresh.catalog" > "$out/$db.diff"; then
+    echo "upgrade: this build creates other objects than release $current did (sql/pg_collect--$current.sql; its lines are the - ones):"
+    cat "$out/$db.diff"
+    echo "upgrade: a change to what the extension creates is a new release: raise the version in Cargo.toml and write sql/pg_collect--$current--<new>.sql (README, Versions and upgrades)"
+    return 1
+  fi
+  echo "upgrade: this build creates what release $current (frozen) created: same answers, same catalog"
+}
+if printf '%s\n' $releases | grep -qx "$current"; then
+  released_unchanged || failed=1
+fi
+for release in $(printf '%s\n' $releases "$current" | sort -uV); do dump_and_restore "$release" || failed=1; done
 exit $failed
