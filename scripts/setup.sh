@@ -35,6 +35,12 @@ if ! command -v cargo >/dev/null 2>&1; then
 fi
 command -v cargo >/dev/null || { echo "setup: no cargo on PATH; install Rust (rustup) first" >&2; exit 1; }
 
+# make test runs cargo fmt --check and cargo clippy.
+if ! { cargo fmt --version && cargo clippy --version; } >/dev/null 2>&1; then
+  command -v rustup >/dev/null || { echo "setup: cargo fmt and cargo clippy are missing, and there is no rustup to add them" >&2; exit 1; }
+  rustup component add rustfmt clippy
+fi
+
 if ! cargo pgrx --version 2>/dev/null | grep -q " $PGRX_VERSION"; then
   echo "setup: installing cargo-pgrx $PGRX_VERSION (a few minutes)"
   cargo install cargo-pgrx --version "$PGRX_VERSION" --locked --force

@@ -14,6 +14,13 @@ suite() { # suite NAME COMMAND...
   if "${@:2}"; then passed=$((passed + 1)); else failed=$((failed + 1)); failures+=("$1"); fi
 }
 
+# rustfmt.toml's format, and clippy with every warning an error, over every target and feature
+# the other suites build.
+format_and_lints() {
+  cargo fmt --check &&
+    cargo clippy --all-targets --no-default-features --features "pg$PG_MAJOR pg_test integration" -- -D warnings
+}
+
 unit_and_pg_tests() {
   cargo pgrx test "pg$PG_MAJOR" --runas "$DB_USER" --pgdata "$(data_dir pgrx-test)"
 }
@@ -21,10 +28,13 @@ unit_and_pg_tests() {
 regress() {
   local out="$REPO/target/regress"
   rm -rf "$out"; mkdir -p "$out"
-  local suites; suites=$(cd tests/pg_regress/sql && ls *.sql | sed 's/\.sql$//' | sort)
+  # Every suite file must be in the schedule, which gives their order and dependencies.
+  local unscheduled; unscheduled=$(cd tests/pg_regress/sql && ls *.sql | sed 's/\.sql$//' |
+    grep -vxF -f <(sed -n 's/^test: *//p' ../schedule | tr ' ' '\n'))
+  [ -z "$unscheduled" ] || { echo "pg_regress: not in tests/pg_regress/schedule: $unscheduled"; return 1; }
   "$PG_REGRESS" --bindir="$PG_BIN" --host=127.0.0.1 --port="$TEST_PORT" --user="$DB_USER" \
     --inputdir=tests/pg_regress --outputdir="$out" --dbname=pg_collect_regress \
-    --load-extension=pg_collect $suites
+    --load-extension=pg_collect --schedule=tests/pg_regress/schedule
   local rc=$?
   [ $rc -eq 0 ] || { [ -f "$out/regression.diffs" ] && cat "$out/regression.diffs"; }
   return $rc
@@ -47,6 +57,7 @@ integration() {
 server=$("$PG_BIN/postgres" --version)
 echo "test: $server ($PG_BIN)"
 
+suite "format and lints" format_and_lints
 suite "unit and pg_test" unit_and_pg_tests
 # The pg_test build above carries test-only functions: install the plain build for the rest.
 suite "install" install_extension

@@ -9,6 +9,7 @@ use pgrx::prelude::*;
 
 #[pg_guard]
 pub extern "C-unwind" fn _PG_init() {
+    registry::init();
     maintenance::init();
     rollups::init();
 }

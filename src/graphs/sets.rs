@@ -177,7 +177,7 @@ fn run(
             let lists = qualified(schema, &format!("{name}_lists"));
             let mut readers: Vec<Stripes> = nodes
                 .iter()
-                .map(|n| Stripes::open(&client, &lists, *n, list.direction))
+                .map(|n| Stripes::open(client, &lists, *n, list.direction))
                 .collect();
             for s in 0..STRIPES {
                 combine(op, readers.iter_mut().map(|r| r.stripe(s)).collect(), emit);
@@ -186,7 +186,7 @@ fn run(
         Plan::Merge => {
             let mut lists: Vec<Sorted> = nodes
                 .iter()
-                .map(|n| Sorted::open(&client, &list, *n, state))
+                .map(|n| Sorted::open(client, &list, *n, state))
                 .collect();
             match op {
                 Op::Intersect => intersect(&mut lists, emit),
@@ -207,7 +207,7 @@ fn run(
                 key = ident(list.key),
                 other = ident(list.other)
             );
-            let mut scanned = Sorted::open(&client, &list, nodes[scan], state);
+            let mut scanned = Sorted::open(client, &list, nodes[scan], state);
             loop {
                 let batch: Vec<i64> = std::iter::from_fn(|| scanned.pop())
                     .take(PROBE_BATCH)

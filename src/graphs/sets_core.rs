@@ -50,7 +50,7 @@ pub fn plan(op: Op, sizes: &[i64]) -> Plan {
             }
         }
         Op::Intersect => {
-            if sizes.is_empty() || sizes.iter().any(|&n| n == 0) {
+            if sizes.is_empty() || sizes.contains(&0) {
                 return Plan::Empty;
             }
             let scan = (0..sizes.len())

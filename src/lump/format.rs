@@ -386,6 +386,9 @@ pub fn decode_between(
     })
 }
 
+/// Checks one entry of a lump (its index and its JSON text).
+pub type EntryCheck<'a> = dyn FnMut(usize, &[u8]) -> Result<(), String> + 'a;
+
 /// How much inflated text an untrusted lump is read in at a time: between two pieces the
 /// caller may check for a cancel or timeout.
 pub const INFLATE_PIECE: usize = 64 * 1024;
@@ -398,7 +401,7 @@ pub const INFLATE_PIECE: usize = 64 * 1024;
 pub fn check_streaming(
     bytes: &[u8],
     between_pieces: &mut dyn FnMut(),
-    entry: &mut dyn FnMut(usize, &[u8]) -> Result<(), String>,
+    entry: &mut EntryCheck,
 ) -> Result<(), DecodeError> {
     let header = Header::parse(bytes)?;
     let payload = &bytes[HEADER_LEN..];
@@ -558,11 +561,7 @@ impl Builder {
     /// directory of where each member starts.
     pub fn finish_in_members(&self, member_raw_bytes: usize) -> Vec<u8> {
         let count = self.count as usize;
-        let average = if count == 0 {
-            1
-        } else {
-            (self.raw.len() / count).max(1)
-        };
+        let average = self.raw.len().checked_div(count).unwrap_or(1).max(1);
         let mut member_rows = (member_raw_bytes / average).clamp(1, count.max(1));
         member_rows = member_rows.max(count.div_ceil(MAX_MEMBERS));
         let members_count = count.div_ceil(member_rows);
@@ -633,7 +632,7 @@ pub fn directory(prefix: &[u8]) -> Option<Directory> {
     }
     let len = u16::from_le_bytes([extra[2], extra[3]]) as usize;
     let data = extra.get(4..4 + len)?;
-    if len < 4 || len % 4 != 0 {
+    if len < 4 || !len.is_multiple_of(4) {
         return None;
     }
     let mut words = data
@@ -954,7 +953,7 @@ mod tests {
                 }
                 1 => {
                     let i = rng.below(v.len());
-                    v[i] = rng.next() as u8;
+                    v[i] = rng.next_u64() as u8;
                 }
                 2 => v.truncate(rng.below(v.len() + 1)),
                 3 => {
@@ -965,7 +964,7 @@ mod tests {
                 }
                 4 => {
                     let n = rng.below(64);
-                    v = (0..n).map(|_| rng.next() as u8).collect();
+                    v = (0..n).map(|_| rng.next_u64() as u8).collect();
                     if rng.below(2) == 0 && v.len() >= 4 {
                         v[0] = FORMAT_VERSION;
                         v[1] = 0;
@@ -977,7 +976,7 @@ mod tests {
                     // Header fields only: counts and lengths that lie.
                     let i = 4 + rng.below(8);
                     if i < v.len() {
-                        v[i] = rng.next() as u8;
+                        v[i] = rng.next_u64() as u8;
                     }
                 }
             }

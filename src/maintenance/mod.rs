@@ -25,9 +25,6 @@ use pgrx::prelude::*;
 static DATABASES: GucSetting<Option<std::ffi::CString>> =
     GucSetting::<Option<std::ffi::CString>>::new(None);
 static NAPTIME: GucSetting<i32> = GucSetting::<i32>::new(60);
-/// Default 10 minutes: a batch is bounded (a lump, a thousand keys), so one that runs longer
-/// is stuck, and holds back every job after it.
-static JOB_TIMEOUT: GucSetting<i32> = GucSetting::<i32>::new(10 * 60 * 1000);
 /// Batches one job may run per visit, as `collect.maintain(max_batches)`.
 const MAX_BATCHES: i32 = 1000;
 
@@ -51,16 +48,6 @@ pub fn init() {
         GucContext::Sighup,
         GucFlags::UNIT_S,
     );
-    GucRegistry::define_int_guc(
-        c"collect.job_timeout",
-        c"How long one batch of a maintenance job may run before it is cancelled and recorded as failed.",
-        c"0 turns it off. A job that times out is retried as any failed job; the jobs after it run.",
-        &JOB_TIMEOUT,
-        0,
-        i32::MAX,
-        GucContext::Suset,
-        GucFlags::UNIT_MS,
-    );
     // SAFETY: reading a flag the postmaster sets while it loads preloaded libraries.
     if unsafe { pg_sys::process_shared_preload_libraries_in_progress } {
         BackgroundWorkerBuilder::new("pg_collect maintenance launcher")
@@ -72,11 +59,6 @@ pub fn init() {
             .set_restart_time(Some(Duration::from_secs(60)))
             .load();
     }
-}
-
-/// `collect.job_timeout` in milliseconds; None when off.
-pub fn job_timeout_ms() -> Option<i32> {
-    Some(JOB_TIMEOUT.get()).filter(|&ms| ms > 0)
 }
 
 fn configured_databases() -> Vec<String> {

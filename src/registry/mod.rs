@@ -5,7 +5,31 @@ pub mod names;
 
 pub use names::{ident, literal, qualified};
 
+use pgrx::guc::{GucContext, GucFlags, GucRegistry, GucSetting};
 use pgrx::pg_sys;
+
+/// Default 10 minutes: a batch is bounded (a lump, a thousand keys), so one that runs longer
+/// is stuck, and holds back every job after it.
+static JOB_TIMEOUT: GucSetting<i32> = GucSetting::<i32>::new(10 * 60 * 1000);
+
+/// Registers `collect.job_timeout`, which bounds every owner-run batch of a maintenance job.
+pub fn init() {
+    GucRegistry::define_int_guc(
+        c"collect.job_timeout",
+        c"How long one batch of a maintenance job may run before it is cancelled and recorded as failed.",
+        c"0 turns it off. A job that times out is retried as any failed job; the jobs after it run.",
+        &JOB_TIMEOUT,
+        0,
+        i32::MAX,
+        GucContext::Suset,
+        GucFlags::UNIT_MS,
+    );
+}
+
+/// `collect.job_timeout` in milliseconds; None when off.
+fn job_timeout_ms() -> Option<i32> {
+    Some(JOB_TIMEOUT.get()).filter(|&ms| ms > 0)
+}
 
 /// The trigger data of a call made as an AFTER INSERT statement trigger with a transition
 /// table of new rows and `args` arguments (what pg_collect's ingest triggers are); None for
@@ -182,7 +206,7 @@ fn registry_as_owner(owner: &std::ffi::CStr, query: &str, as_job: bool) -> Optio
     let role = role_the_caller_may_become(owner, "run this");
     let wrapped = format!("SELECT a.answer::pg_catalog.text FROM ({query}) a(answer)");
     let run = || as_owner(role, || pgrx::Spi::get_one::<String>(&wrapped));
-    let answer = match crate::maintenance::job_timeout_ms() {
+    let answer = match job_timeout_ms() {
         Some(ms) if as_job => within(ms, run),
         _ => run(),
     };

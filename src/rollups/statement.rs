@@ -261,18 +261,18 @@ struct Column {
     kind: Kind,
 }
 
+/// A column of `tupdesc`: its name, index, type and collation.
+type Attribute = (String, usize, pg_sys::Oid, pg_sys::Oid);
+
 /// Where each column the rollup reads sits in `tupdesc`, and how it is read; None when some
 /// column is of a type this path does not read, or is a dimension compared by a
 /// nondeterministic collation.
-unsafe fn columns(
-    rollup: &Rollup,
-    tupdesc: pg_sys::TupleDesc,
-) -> Option<(usize, Vec<(String, usize, pg_sys::Oid, pg_sys::Oid)>)> {
+unsafe fn columns(rollup: &Rollup, tupdesc: pg_sys::TupleDesc) -> Option<(usize, Vec<Attribute>)> {
     // SAFETY: the caller's descriptor is valid; attributes are read within natts.
     unsafe {
         // Borrowed, not reference counted: the descriptor stays the caller's.
         let descriptor = pgrx::tupdesc::PgTupleDesc::from_pg_unchecked(tupdesc);
-        let attributes: Vec<(String, usize, pg_sys::Oid, pg_sys::Oid)> = descriptor
+        let attributes: Vec<Attribute> = descriptor
             .iter()
             .filter(|a| !a.attisdropped)
             .map(|a| {

@@ -15,7 +15,8 @@ use std::ffi::c_void;
 use pgrx::prelude::*;
 use pgrx::{pg_sys, PgMemoryContexts};
 
-use super::sql::{merge_or_raise, raise_unmergeable, stored, Sketch};
+use super::sketch::Sketch;
+use super::stored::{merge_or_raise, raise_unmergeable, stored};
 use crate::errors::raise;
 
 /// A sketch type's expanded-object methods, one static per type.
@@ -33,6 +34,10 @@ struct Expanded<S> {
     flat: Option<Vec<u8>>,
 }
 
+/// The size of the object flattened: Postgres's `get_flat_size` method.
+///
+/// # Safety
+/// `eoh` is the header of an object made by `new_state::<S>`.
 pub unsafe extern "C-unwind" fn get_flat_size<S: Sketch>(
     eoh: *mut pg_sys::ExpandedObjectHeader,
 ) -> pg_sys::Size {
@@ -44,6 +49,11 @@ pub unsafe extern "C-unwind" fn get_flat_size<S: Sketch>(
     size
 }
 
+/// The object written flat into `result`: Postgres's `flatten_into` method.
+///
+/// # Safety
+/// `eoh` is the header of an object made by `new_state::<S>`, and `result` has the
+/// `allocated_size` bytes that `get_flat_size` returned for it.
 pub unsafe extern "C-unwind" fn flatten_into<S: Sketch>(
     eoh: *mut pg_sys::ExpandedObjectHeader,
     result: *mut c_void,
@@ -102,8 +112,8 @@ unsafe fn as_expanded<S: ExpandedSketch>(
             return None;
         }
         let tag = *pointer.add(1) as u32;
-        let read_write = tag == pg_sys::vartag_external::VARTAG_EXPANDED_RW as u32;
-        let read_only = tag == pg_sys::vartag_external::VARTAG_EXPANDED_RO as u32;
+        let read_write = tag == pg_sys::vartag_external::VARTAG_EXPANDED_RW;
+        let read_only = tag == pg_sys::vartag_external::VARTAG_EXPANDED_RO;
         if !(read_write || (read_only && !read_write_only)) {
             return None;
         }
@@ -111,7 +121,7 @@ unsafe fn as_expanded<S: ExpandedSketch>(
         // (DatumGetEOHP, read here rather than called: this runs on every row).
         let eoh =
             std::ptr::read_unaligned(pointer.add(2) as *const *mut pg_sys::ExpandedObjectHeader);
-        ((*eoh).eoh_methods == S::methods() as *const _).then_some(eoh as *mut Expanded<S>)
+        std::ptr::eq((*eoh).eoh_methods, S::methods()).then_some(eoh as *mut Expanded<S>)
     }
 }
 
@@ -200,7 +210,10 @@ unsafe fn decoded<S: ExpandedSketch>(datum: pg_sys::Datum) -> S {
 /// aggregate, the state is changed in place and returned as the same read-write object;
 /// called otherwise (a window aggregate, which may still hold earlier results, or plain SQL),
 /// a new value is returned and the argument is left alone.
-pub fn transition<S: ExpandedSketch>(
+///
+/// # Safety
+/// `fcinfo` is the call of a function whose argument 0 is NULL or a value of S's SQL type.
+pub unsafe fn transition<S: ExpandedSketch>(
     fcinfo: pg_sys::FunctionCallInfo,
     init: impl FnOnce() -> S,
     update: impl FnOnce(&mut S),
@@ -234,7 +247,11 @@ pub fn transition<S: ExpandedSketch>(
 
 /// The body of a merge transition and of every sketch aggregate's combine function:
 /// argument 1, a sketch, merged into the state. A NULL sketch adds nothing.
-pub fn merge_transition<S: ExpandedSketch>(
+///
+/// # Safety
+/// `fcinfo` is the call of a function whose arguments 0 and 1 are NULL or values of S's SQL
+/// type.
+pub unsafe fn merge_transition<S: ExpandedSketch>(
     fcinfo: pg_sys::FunctionCallInfo,
 ) -> Option<pg_sys::Datum> {
     // SAFETY: reading the call's arguments, both of S's SQL type.

@@ -1,11 +1,14 @@
 //! Mergeable sketches (sql/sketches.sql): `hll` (distinct counts), `quantiles` (DDSketch),
-//! `topk` (SpaceSaving) and their shared `wire` format are pure cores; `sql` makes them the
+//! `topk` (SpaceSaving), their shared `wire` format and the `sketch` interface are pure cores;
+//! `stored` reads them from SQL values; `sql` makes them the
 //! types `collect.hll`, `collect.quantiles` and `collect.topk` with their aggregates, whose
 //! states are those types, changed in place (`expanded`). Rollups use them; so can anyone.
 
 pub mod expanded;
 pub mod hll;
 pub mod quantiles;
+pub mod sketch;
 pub mod sql;
+pub mod stored;
 pub mod topk;
 pub mod wire;

@@ -11,93 +11,12 @@ use pgrx::{pg_sys, Internal};
 use super::expanded::{self, expanded_sketch};
 use super::hll::Hll;
 use super::quantiles::Quantiles;
+use super::sketch::Sketch;
+use super::stored::{merge_or_raise, stored};
 use super::topk::TopK;
 use super::wire::hash64;
 use crate::errors::raise;
 use crate::typeio;
-
-/// What the SQL layer needs of a sketch.
-pub trait Sketch: Sized + Clone {
-    const SQL_NAME: &'static str;
-    fn to_bytes(&self) -> Vec<u8>;
-    fn from_bytes(bytes: &[u8]) -> Result<Self, String>;
-    fn merge_from(&mut self, other: &Self) -> Result<(), String>;
-    /// Merges a stored sketch; types that can read one without decoding it override this.
-    fn merge_bytes(&mut self, bytes: &[u8]) -> Result<(), String> {
-        self.merge_from(&Self::from_bytes(bytes)?)
-    }
-}
-
-impl Sketch for Hll {
-    const SQL_NAME: &'static str = "collect.hll";
-    fn to_bytes(&self) -> Vec<u8> {
-        Hll::to_bytes(self)
-    }
-    fn from_bytes(bytes: &[u8]) -> Result<Self, String> {
-        Hll::from_bytes(bytes)
-    }
-    fn merge_from(&mut self, other: &Self) -> Result<(), String> {
-        self.merge(other)
-    }
-    fn merge_bytes(&mut self, bytes: &[u8]) -> Result<(), String> {
-        Hll::merge_bytes(self, bytes)
-    }
-}
-
-impl Sketch for Quantiles {
-    const SQL_NAME: &'static str = "collect.quantiles";
-    fn to_bytes(&self) -> Vec<u8> {
-        Quantiles::to_bytes(self)
-    }
-    fn from_bytes(bytes: &[u8]) -> Result<Self, String> {
-        Quantiles::from_bytes(bytes)
-    }
-    fn merge_from(&mut self, other: &Self) -> Result<(), String> {
-        self.merge(other)
-    }
-}
-
-impl Sketch for TopK {
-    const SQL_NAME: &'static str = "collect.topk";
-    fn to_bytes(&self) -> Vec<u8> {
-        TopK::to_bytes(self)
-    }
-    fn from_bytes(bytes: &[u8]) -> Result<Self, String> {
-        TopK::from_bytes(bytes)
-    }
-    fn merge_from(&mut self, other: &Self) -> Result<(), String> {
-        self.merge(other)
-    }
-}
-
-/// A stored sketch: damage is data corruption.
-pub fn stored<S: Sketch>(bytes: &[u8]) -> S {
-    S::from_bytes(bytes).unwrap_or_else(|e| {
-        raise(
-            PgSqlErrorCode::ERRCODE_DATA_CORRUPTED,
-            format!("{} value is corrupted: {e}", S::SQL_NAME),
-            None,
-        )
-    })
-}
-
-pub(crate) fn merge_or_raise<S: Sketch>(into: &mut S, other: &S) {
-    into.merge_from(other)
-        .unwrap_or_else(|e| raise_unmergeable(e))
-}
-
-/// Sketches that cannot be merged (hll sketches of two precisions), with what to do instead.
-pub(crate) fn raise_unmergeable(reason: String) -> ! {
-    raise(
-        PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
-        reason,
-        Some(
-            "Distinct counts merge only at one precision: build every sketch you merge with the same one \
-             (collect.hll_agg(value, p), or distinct(col, p) in a rollup); 14 when none is given."
-                .into(),
-        ),
-    )
-}
 
 fn text_in<S: Sketch>(input: &CStr) -> Vec<u8> {
     let text = input.to_string_lossy();
@@ -191,17 +110,20 @@ fn datum_result(datum: Option<pg_sys::Datum>) -> Internal {
 /// `collect.merge(hll)`'s transition and every hll aggregate's combine function.
 #[pg_extern(sql = false)]
 fn hll_merge_trans(fcinfo: pg_sys::FunctionCallInfo) -> Internal {
-    datum_result(expanded::merge_transition::<Hll>(fcinfo))
+    // SAFETY: declared with two arguments of the sketch's type.
+    datum_result(unsafe { expanded::merge_transition::<Hll>(fcinfo) })
 }
 
 #[pg_extern(sql = false)]
 fn quantiles_merge_trans(fcinfo: pg_sys::FunctionCallInfo) -> Internal {
-    datum_result(expanded::merge_transition::<Quantiles>(fcinfo))
+    // SAFETY: declared with two arguments of the sketch's type.
+    datum_result(unsafe { expanded::merge_transition::<Quantiles>(fcinfo) })
 }
 
 #[pg_extern(sql = false)]
 fn topk_merge_trans(fcinfo: pg_sys::FunctionCallInfo) -> Internal {
-    datum_result(expanded::merge_transition::<TopK>(fcinfo))
+    // SAFETY: declared with two arguments of the sketch's type.
+    datum_result(unsafe { expanded::merge_transition::<TopK>(fcinfo) })
 }
 
 /// The type of argument `arg`: from the call expression, or, when the caller gives none (Citus
@@ -348,31 +270,33 @@ fn hll_agg_trans(fcinfo: pg_sys::FunctionCallInfo) -> Internal {
     } else {
         super::hll::DEFAULT_PRECISION
     };
-    datum_result(Some(expanded::transition(
-        fcinfo,
-        || Hll::new(precision).expect("precision was checked"),
-        |hll: &mut Hll| {
-            same_parameter(
-                "hll_agg",
-                "precision",
-                hll.precision() as u32,
-                precision as u32,
-            );
-            if let Some(h) = hash {
-                hll.add_hash(h);
-            }
-        },
-    )))
+    // SAFETY: argument 0 is the aggregate's state, of the sketch's type.
+    datum_result(Some(unsafe {
+        expanded::transition(
+            fcinfo,
+            || Hll::new(precision).expect("precision was checked"),
+            |hll: &mut Hll| {
+                same_parameter(
+                    "hll_agg",
+                    "precision",
+                    hll.precision() as u32,
+                    precision as u32,
+                );
+                if let Some(h) = hash {
+                    hll.add_hash(h);
+                }
+            },
+        )
+    }))
 }
 
 #[pg_extern(sql = false)]
 fn quantiles_agg_trans(fcinfo: pg_sys::FunctionCallInfo) -> Internal {
     // SAFETY: argument 1 is a float8 (or NULL), as the aggregate declares.
     let value = unsafe { pgrx::fcinfo::pg_getarg::<f64>(fcinfo, 1) };
-    datum_result(Some(expanded::transition(
-        fcinfo,
-        Quantiles::default,
-        |q: &mut Quantiles| {
+    // SAFETY: argument 0 is the aggregate's state, of the sketch's type.
+    datum_result(Some(unsafe {
+        expanded::transition(fcinfo, Quantiles::default, |q: &mut Quantiles| {
             if let Some(v) = value {
                 q.add(v).unwrap_or_else(|e| {
                     raise(
@@ -385,8 +309,8 @@ fn quantiles_agg_trans(fcinfo: pg_sys::FunctionCallInfo) -> Internal {
                     )
                 });
             }
-        },
-    )))
+        })
+    }))
 }
 
 #[pg_extern(sql = false)]
@@ -399,16 +323,19 @@ fn topk_agg_trans(fcinfo: pg_sys::FunctionCallInfo) -> Internal {
         )
     };
     let k = parameter_in("topk_agg", "k", k, 1..=super::topk::MAX_K as i32, None) as u32;
-    datum_result(Some(expanded::transition(
-        fcinfo,
-        || TopK::new(k).expect("k was checked"),
-        |sketch: &mut TopK| {
-            same_parameter("topk_agg", "k", sketch.k(), k);
-            if let Some(v) = value {
-                sketch.add(v, 1);
-            }
-        },
-    )))
+    // SAFETY: argument 0 is the aggregate's state, of the sketch's type.
+    datum_result(Some(unsafe {
+        expanded::transition(
+            fcinfo,
+            || TopK::new(k).expect("k was checked"),
+            |sketch: &mut TopK| {
+                same_parameter("topk_agg", "k", sketch.k(), k);
+                if let Some(v) = value {
+                    sketch.add(v, 1);
+                }
+            },
+        )
+    }))
 }
 
 // ---- accessors ----

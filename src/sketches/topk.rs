@@ -279,7 +279,7 @@ mod tests {
     fn stream(rng: &mut XorShift, n: usize, distinct: usize) -> Vec<String> {
         (0..n)
             .map(|_| {
-                let u = (rng.next() >> 11) as f64 / (1u64 << 53) as f64;
+                let u = (rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64;
                 let i = ((distinct as f64).powf(u) - 1.0) as usize;
                 format!("v{i}")
             })
@@ -480,12 +480,37 @@ mod tests {
         for cut in 0..bytes.len() {
             assert!(TopK::from_bytes(&bytes[..cut]).is_err(), "cut {cut}");
         }
-        let mut rng = XorShift(12);
-        for _ in 0..20_000 {
-            let mut v = bytes.clone();
-            let i = rng.below(v.len());
-            v[i] = rng.next() as u8;
-            let _ = TopK::from_bytes(&v);
+    }
+
+    /// A sketch decoded from damaged bytes holds at most its capacity of values (at least
+    /// k), each counted no more than the total and with an error no larger than its count,
+    /// ranked largest first.
+    #[test]
+    fn fuzz_damaged_sketches_are_refused_or_hold() {
+        let mut s = TopK::new(4).unwrap();
+        for (i, v) in ["a", "b", "a", "c", "ünïcode", "d", "e", "a"]
+            .iter()
+            .enumerate()
+        {
+            s.add(v, i as u64 + 1);
         }
+        crate::sketches::sketch::fuzz::decoding(&s.to_bytes(), 12, 20_000, |t: &TopK| {
+            let top = t.top(usize::MAX);
+            if top.len() > t.capacity as usize || t.k > t.capacity {
+                return Err(format!(
+                    "{} values held, k {}, capacity {}",
+                    top.len(),
+                    t.k,
+                    t.capacity
+                ));
+            }
+            if let Some((v, c, e)) = top.iter().find(|(_, c, e)| e > c || *c > t.total) {
+                return Err(format!("{v:?}: count {c}, error {e}, total {}", t.total));
+            }
+            if top.windows(2).any(|w| w[0].1 < w[1].1) {
+                return Err(format!("not ranked: {top:?}"));
+            }
+            Ok(())
+        });
     }
 }

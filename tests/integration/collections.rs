@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::thread;
 use std::time::Duration;
 
-use crate::{connect, fresh_database, sqlstate};
+use crate::{connect, connect_as, drop_roles, fresh_database, sqlstate, two_roles};
 
 fn entries_of(
     client: &mut postgres::Client,
@@ -261,4 +261,42 @@ fn collections_survive_pg_dump_and_pg_restore() {
         .unwrap()
         .get(0);
     assert_eq!(latest, r#"[{"segment": "c"}, {"segment": "d"}]"#);
+}
+
+#[test]
+fn dropping_a_collection_during_a_batched_normalization_does_not_deadlock() {
+    let (db, alice, mallory) = two_roles("dropnorm");
+    let mut setup = connect_as(&db, &alice);
+    setup
+        .batch_execute(
+            r#"SELECT collect.create_collection('alice.c', 'bigint', '[{"latest_by": "k"}]');
+               SELECT count(collect.append('alice.c', g, jsonb_build_object('k', g % 3))) FROM generate_series(1, 3000) g;"#,
+        )
+        .unwrap();
+    let (db2, alice2) = (db.clone(), alice.clone());
+    let pass = thread::spawn(move || {
+        let mut c = connect_as(&db2, &alice2);
+        c.batch_execute("CALL collect.normalize_in_batches('alice.c', batch_size => 20)")
+    });
+    thread::sleep(Duration::from_millis(150));
+    setup
+        .batch_execute("SELECT collect.drop_collection('alice.c')")
+        .unwrap();
+    match pass.join().unwrap() {
+        Ok(()) => {}
+        Err(e) => assert!(
+            ["42704", "42P01"].contains(&sqlstate(&e).as_str()),
+            "the pass ended with {e}"
+        ),
+    }
+    let left: i64 = setup
+        .query_one(
+            "SELECT count(*) FROM collect.collection_defs WHERE schema = 'alice'",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(left, 0);
+    drop(setup);
+    drop_roles(&db, &[&alice, &mallory]);
 }

@@ -4,26 +4,20 @@
 use std::collections::HashSet;
 use std::thread;
 
-use crate::{connect, fresh_database, XorShiftLike};
+use crate::{connect, fresh_database, XorShift};
 
 /// Runs `clients` connections at once, each handing its number, connection and generator to
 /// `work`; fails if any fails (a deadlock shows here).
 fn run_clients(
     db: &str,
     clients: u64,
-    work: impl Fn(u64, &mut postgres::Client, &mut XorShiftLike) + Send + Sync + 'static,
+    work: impl Fn(u64, &mut postgres::Client, &mut XorShift) + Send + Sync + 'static,
 ) {
     let work = std::sync::Arc::new(work);
     let handles: Vec<_> = (0..clients)
         .map(|client| {
             let (db, work) = (db.to_string(), work.clone());
-            thread::spawn(move || {
-                work(
-                    client,
-                    &mut connect(&db),
-                    &mut XorShiftLike(1 + client * 7919),
-                )
-            })
+            thread::spawn(move || work(client, &mut connect(&db), &mut XorShift(1 + client * 7919)))
         })
         .collect();
     for h in handles {
@@ -53,7 +47,7 @@ fn assert_consistent(c: &mut postgres::Client, graph: &str) {
 fn any_order_of_arrival_ends_in_the_same_graph() {
     let db = fresh_database("graph_order");
     let mut setup = connect(&db);
-    let mut rng = XorShiftLike(0xfeed_beef_1234_5678);
+    let mut rng = XorShift(0xfeed_beef_1234_5678);
     let mut writes: Vec<String> = Vec::new();
     for _ in 0..400 {
         let (s, d) = (rng.below(6), rng.below(6));
@@ -79,7 +73,7 @@ fn any_order_of_arrival_ends_in_the_same_graph() {
     let handles: Vec<_> = (0..4)
         .map(|g| {
             let mut order = writes.clone();
-            let mut rng = XorShiftLike(1000 + g as u64);
+            let mut rng = XorShift(1000 + g as u64);
             for i in (1..order.len()).rev() {
                 order.swap(i, rng.below(i + 1));
             }
@@ -176,7 +170,7 @@ fn paging_while_the_list_changes_never_repeats_an_edge() {
         let (db, stop, written) = (db.clone(), stop.clone(), written.clone());
         thread::spawn(move || {
             let mut w = connect(&db);
-            let mut rng = XorShiftLike(5);
+            let mut rng = XorShift(5);
             let mut n = 0;
             while !stop.load(std::sync::atomic::Ordering::Relaxed) && n < 20_000 {
                 // New edges (new positions, at the front), and removals and re-adds of the

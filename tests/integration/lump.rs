@@ -7,7 +7,7 @@ use std::thread;
 
 use postgres::types::{to_sql_checked, IsNull, ToSql, Type};
 
-use crate::{connect, db_user, fresh_database, pg_bin, port, sqlstate};
+use crate::{connect, db_user, dump_and_restore, fresh_database, pg_bin, port, sqlstate};
 
 /// Bytes sent as a binary parameter, so the server runs collection_recv on them.
 #[derive(Debug)]
@@ -337,4 +337,130 @@ fn a_small_binary_value_that_inflates_to_half_a_gigabyte_costs_time_not_memory()
         .unwrap()
         .get(0);
     assert_eq!(n, 1);
+}
+
+/// A lump of the given entry lines, framed by hand (header, one gzip member).
+fn lump_of(entries: &[&[u8]]) -> Vec<u8> {
+    let mut raw = Vec::new();
+    for e in entries {
+        raw.extend_from_slice(e);
+        raw.push(b'\n');
+    }
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gz.write_all(&raw).unwrap();
+    let mut v = vec![1, 0, 0, 0];
+    v.extend_from_slice(&(entries.len() as u32).to_le_bytes());
+    v.extend_from_slice(&(raw.len() as u32).to_le_bytes());
+    v.extend_from_slice(&gz.finish().unwrap());
+    v
+}
+
+#[test]
+fn binary_input_accepts_exactly_what_text_input_makes() {
+    let db = fresh_database("recv_exact");
+    let mut client = connect(&db);
+    let recv = |client: &mut postgres::Client, bytes: Vec<u8>| -> Result<String, postgres::Error> {
+        client
+            .query_one("SELECT $1::collect.collection::text", &[&RawBinary(bytes)])
+            .map(|r| r.get(0))
+    };
+    // The framing itself must be right: a lump text input made is accepted as is.
+    assert_eq!(
+        recv(&mut client, lump_of(&[br#"{"a": 1}"#, b"2"])).unwrap(),
+        r#"[{"a": 1}, 2]"#
+    );
+    let deep_ok = format!("{}1{}", "[".repeat(500), "]".repeat(500));
+    let deep_bad = format!("{}1{}", "[".repeat(100_000), "]".repeat(100_000));
+    let rejected: Vec<(&str, Vec<u8>)> = vec![
+        ("\\u0000", br#""a\u0000b""#.to_vec()),
+        ("lone surrogate", br#""\ud800""#.to_vec()),
+        ("invalid UTF-8", b"\"\xff\xfe\"".to_vec()),
+        ("100,000-deep nesting", deep_bad.into_bytes()),
+        ("keys out of jsonb's order", br#"{"b": 1, "a": 2}"#.to_vec()),
+        ("duplicate keys", br#"{"a": 1, "a": 2}"#.to_vec()),
+        ("exponent form", b"1e400".to_vec()),
+        ("not jsonb's spacing", br#"{"a":1}"#.to_vec()),
+    ];
+    for (what, entry) in rejected {
+        let err = recv(&mut client, lump_of(&[b"1", &entry])).expect_err(what);
+        assert_eq!(sqlstate(&err), "22P03", "{what}: {err}");
+    }
+    // What text input makes from those values is accepted and dumps and restores.
+    client
+        .batch_execute(&format!(
+            r#"CREATE TABLE lumps (id int PRIMARY KEY, c collect.collection);
+               INSERT INTO lumps VALUES (1, '[1e400, 123456789012345678901234567890, {{"b": 1, "a": 2}}, "\ud83d\ude00"]'),
+                                        (2, '[{deep_ok}]');"#
+        ))
+        .unwrap();
+    let mut fuzz = crate::XorShift(0x5eed_1234_abcd_ef01);
+    let seeds: [&[u8]; 5] = [
+        br#"{"a": [1, 2.50, "x"], "b": null}"#,
+        br#""text \"q\" \\ done""#,
+        b"[true, false, -0.0001]",
+        b"1e400",
+        br#"{"": {"": []}}"#,
+    ];
+    let mut accepted = 0;
+    for case in 0..400 {
+        let mut entry = seeds[case % seeds.len()].to_vec();
+        for _ in 0..1 + fuzz.below(3) {
+            let at = fuzz.below(entry.len() + 1);
+            match fuzz.below(3) {
+                0 if at < entry.len() => {
+                    entry.remove(at);
+                }
+                1 => entry.insert(at, b"{}[]\",:0e\\u\x00\xff -"[fuzz.below(15)]),
+                _ if at < entry.len() => entry[at] ^= 1 << fuzz.below(8),
+                _ => {}
+            }
+        }
+        if entry.contains(&b'\n') {
+            continue;
+        }
+        match recv(&mut client, lump_of(&[&entry])) {
+            Ok(text) => {
+                // Accepted: text input of the same value gives exactly these bytes back.
+                accepted += 1;
+                let again: String = client
+                    .query_one("SELECT $1::text::collect.collection::text", &[&text])
+                    .unwrap()
+                    .get(0);
+                assert_eq!(again, text, "case {case}");
+                assert_eq!(
+                    format!("[{}]", String::from_utf8_lossy(&entry)),
+                    text,
+                    "case {case}: accepted a non-canonical entry"
+                );
+            }
+            Err(e) => assert_eq!(
+                sqlstate(&e),
+                "22P03",
+                "case {case} {:?}: {e}",
+                String::from_utf8_lossy(&entry)
+            ),
+        }
+        let one: i32 = client.query_one("SELECT 1", &[]).unwrap().get(0);
+        assert_eq!(one, 1);
+    }
+    assert!(accepted > 0, "the fuzz never produced a valid entry");
+    let restored = dump_and_restore(&db);
+    let texts: Vec<String> = connect(&restored)
+        .query("SELECT c::text FROM lumps ORDER BY id", &[])
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(texts.len(), 2);
+    assert!(texts[0].starts_with("[1000000000"), "{}", texts[0]);
+    // topk values travel as text: NUL bytes and invalid UTF-8 are refused in binary input.
+    for bad in [b"a\0b".to_vec(), b"\xff".to_vec()] {
+        let mut bytes = vec![1u8, 4, 1, 1, bad.len() as u8];
+        bytes.extend_from_slice(&bad);
+        bytes.extend_from_slice(&[1, 0]);
+        let err = client
+            .query_one("SELECT $1::collect.topk::text", &[&RawBinary(bytes)])
+            .expect_err("a topk value text cannot hold");
+        assert_eq!(sqlstate(&err), "22P03", "{err}");
+    }
 }

@@ -12,6 +12,11 @@ mod rollups;
 mod security;
 mod sketches;
 mod sweep;
+// The pure cores' test generator, the same file: one generator for every fuzz case.
+#[path = "../../src/testing.rs"]
+mod testing;
+
+pub use testing::XorShift;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -172,15 +177,36 @@ pub fn dump_and_restore(source: &str) -> String {
     target
 }
 
-/// A small deterministic generator for fuzz cases: every failure reproduces from its seed.
-pub struct XorShiftLike(pub u64);
+/// Two login roles, alice and mallory, with schemas of their own and CREATE on public (the
+/// pre-15 default), in a fresh database. Returns (database, alice, mallory).
+pub(crate) fn two_roles(prefix: &str) -> (String, String, String) {
+    let db = fresh_database(prefix);
+    let alice = format!("{db}_alice");
+    let mallory = format!("{db}_mallory");
+    let mut admin = connect(&db);
+    admin
+        .batch_execute(&format!(
+            "CREATE ROLE {alice} LOGIN; CREATE ROLE {mallory} LOGIN;
+             GRANT CREATE ON SCHEMA public TO {alice}, {mallory};
+             CREATE SCHEMA alice AUTHORIZATION {alice}; CREATE SCHEMA mallory AUTHORIZATION {mallory};"
+        ))
+        .unwrap();
+    (db, alice, mallory)
+}
 
-impl XorShiftLike {
-    /// A number in `0..n`.
-    pub fn below(&mut self, n: usize) -> usize {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        (self.0 % n.max(1) as u64) as usize
+pub(crate) fn connect_as(db: &str, role: &str) -> Client {
+    let dsn = format!("host=127.0.0.1 port={} user={role} dbname={db}", port());
+    Client::connect(&dsn, NoTls).unwrap_or_else(|e| panic!("connecting to {dsn}: {e}"))
+}
+
+pub(crate) fn drop_roles(db: &str, roles: &[&str]) {
+    let mut admin = connect("postgres");
+    admin
+        .batch_execute(&format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)"))
+        .unwrap();
+    for role in roles {
+        admin
+            .batch_execute(&format!("DROP ROLE IF EXISTS {role}"))
+            .unwrap();
     }
 }

@@ -5,8 +5,8 @@
 use std::thread;
 use std::time::{Duration, Instant};
 
-use crate::security::{connect_as, drop_roles, two_roles};
 use crate::{connect, fresh_database, sqlstate};
+use crate::{connect_as, drop_roles, two_roles};
 
 /// An archive job over `schema.readings` that is due now: 300 rows older than a day.
 fn due_archive_job(schema: &str) -> String {

@@ -2,8 +2,8 @@
 //! unwound, whoever sets it off: a superuser normalizing, running maintenance (CALL and the
 //! background worker) or reading a collection. The cases are the ones issue #26 found.
 
-use crate::security::{connect_as, drop_roles, two_roles};
 use crate::{connect, sqlstate};
+use crate::{connect_as, drop_roles, two_roles};
 
 /// A trigger function of mallory's that tries what a role would try with a superuser's
 /// session: become superuser, plant a temporary view over a catalog view, leave settings and
@@ -334,7 +334,7 @@ fn listing_definitions_runs_no_roles_code_as_the_reader() {
     let mut m = connect_as(&db, &mallory);
     // Mallory swaps her collection's base table for a view over a function of hers, and lets
     // everybody read it: the figures of collect.collections would run her function.
-    m.batch_execute(&format!(
+    m.batch_execute(
         "CREATE TABLE mallory.seen (who text);
          GRANT INSERT ON mallory.seen TO PUBLIC;
          GRANT USAGE ON SCHEMA mallory TO PUBLIC;
@@ -344,8 +344,8 @@ fn listing_definitions_runs_no_roles_code_as_the_reader() {
          GRANT EXECUTE ON FUNCTION mallory.spy() TO PUBLIC;
          DROP TABLE mallory.feed_base;
          CREATE VIEW mallory.feed_base AS SELECT 'k'::text AS key, NULL::collect.collection AS entries WHERE mallory.spy() = 1;
-         GRANT SELECT ON mallory.feed_base, mallory.feed_pending TO PUBLIC;"
-    ))
+         GRANT SELECT ON mallory.feed_base, mallory.feed_pending TO PUBLIC;",
+    )
     .unwrap();
     for reader in [alice.clone(), crate::db_user()] {
         let mut r = if reader == alice {

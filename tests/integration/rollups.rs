@@ -3,7 +3,7 @@
 use std::io::Write;
 use std::thread;
 
-use crate::{connect, fresh_database};
+use crate::{connect, connect_as, drop_roles, fresh_database, sqlstate, two_roles};
 
 #[test]
 fn concurrent_ingest_neither_loses_nor_doubles_counts() {
@@ -217,4 +217,40 @@ fn a_lump_of_events_that_inflates_past_the_limit_is_refused_before_the_rest_is_i
     client
         .batch_execute("RESET ROLE; DROP ROLE rollup_bomb_writer")
         .unwrap();
+}
+
+#[test]
+fn a_tier_added_during_a_repeatable_read_transaction_loses_no_event() {
+    let (db, alice, mallory) = two_roles("tier");
+    let mut setup = connect_as(&db, &alice);
+    setup
+        .batch_execute(
+            r#"CREATE TABLE alice.events (at timestamptz, n int);
+               SELECT collect.create_rollup('alice.r', 'alice.events', 'at', metrics => '{"total": "sum(n)"}');
+               INSERT INTO alice.events VALUES ('2026-11-01 10:00', 1);"#,
+        )
+        .unwrap();
+    let mut writer = connect_as(&db, &alice);
+    writer
+        .batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ; SELECT count(*) FROM alice.r;")
+        .unwrap();
+    setup
+        .query_one("SELECT collect.add_tier('alice.r', 'r_1h', '1 hour')", &[])
+        .unwrap();
+    // The writer's snapshot predates the tier: its insert is refused rather than counted in
+    // the minutes but not the hours; retried, it is counted in both.
+    let err = writer
+        .batch_execute("INSERT INTO alice.events VALUES ('2026-11-01 10:05', 10)")
+        .unwrap_err();
+    assert_eq!(sqlstate(&err), "40001", "{err}");
+    writer.batch_execute("ROLLBACK").unwrap();
+    writer
+        .batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ; INSERT INTO alice.events VALUES ('2026-11-01 10:05', 10); COMMIT;")
+        .unwrap();
+    let row = setup
+        .query_one("SELECT (SELECT sum(total) FROM alice.r)::int8, (SELECT sum(total) FROM alice.r_1h)::int8", &[])
+        .unwrap();
+    assert_eq!((row.get::<_, i64>(0), row.get::<_, i64>(1)), (11, 11));
+    drop((setup, writer));
+    drop_roles(&db, &[&alice, &mallory]);
 }

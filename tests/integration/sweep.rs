@@ -11,8 +11,8 @@ use std::time::{Duration, Instant};
 
 use postgres::Client;
 
-use crate::security::{connect_as, drop_roles};
 use crate::{connect, fresh_database, sqlstate};
+use crate::{connect_as, drop_roles};
 
 /// One object of every capability, all named `x` in the sweeper's schema `x` (the ordinary
 /// text value): calls then get past "does not exist" into the code behind it. Made again

@@ -140,6 +140,10 @@ pub trait IntervalParser {
 /// Time as a run sees it: the instant `ago` before now, in Unix microseconds. The SQL layer
 /// asks Postgres (`now() - ago` in the session's time zone, so months are calendar months and
 /// days follow DST).
+/// Runs a pipeline's `sql` step: the function's name and the entries it is given, to the
+/// entries it returns (or its error).
+pub type SqlStep<'a> = dyn FnMut(&str, Vec<Entry>) -> Result<Vec<Entry>, String> + 'a;
+
 pub trait Clock {
     fn before_now(&self, ago: &Interval) -> i64;
 }

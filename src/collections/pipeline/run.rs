@@ -3,7 +3,7 @@
 use std::cmp::Ordering;
 use std::collections::HashMap;
 
-use super::{Clock, CompareOp, Condition, Entry, Field, Pipeline, Step};
+use super::{Clock, CompareOp, Condition, Entry, Field, Pipeline, SqlStep, Step};
 use crate::collections::json::{self, Decimal, Scalar};
 
 impl Pipeline {
@@ -12,7 +12,7 @@ impl Pipeline {
         &self,
         mut entries: Vec<Entry>,
         clock: &dyn Clock,
-        sql: &mut dyn FnMut(&str, Vec<Entry>) -> Result<Vec<Entry>, String>,
+        sql: &mut SqlStep,
     ) -> Result<Vec<Entry>, String> {
         for step in &self.steps {
             entries = match step {
