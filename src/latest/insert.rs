@@ -51,10 +51,10 @@ thread_local! {
 }
 
 fn protocol_violation() -> ! {
-    raise(
-        PgSqlErrorCode::ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED,
-        "collect._latest_insert must be an AFTER INSERT statement trigger with a transition table, made by collect.track_latest".into(),
-        Some("Only collect.track_latest makes these triggers.".into()),
+    crate::registry::trigger_protocol_violation(
+        "collect._latest_insert",
+        "an AFTER INSERT statement trigger with a transition table, made by collect.track_latest",
+        "collect.track_latest",
     )
 }
 

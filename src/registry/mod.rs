@@ -31,6 +31,16 @@ fn job_timeout_ms() -> Option<i32> {
     Some(JOB_TIMEOUT.get()).filter(|&ms| ms > 0)
 }
 
+/// A trigger function of pg_collect's called as no trigger its `maker` makes (by hand, or by a
+/// trigger somebody else declared): `function` must be called as `how`.
+pub fn trigger_protocol_violation(function: &str, how: &str, maker: &str) -> ! {
+    crate::errors::raise(
+        pgrx::PgSqlErrorCode::ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED,
+        format!("{function} must be called as {how}"),
+        Some(format!("Only {maker} makes these triggers.")),
+    )
+}
+
 /// The trigger data of a call made as an AFTER INSERT statement trigger with a transition
 /// table of new rows and `args` arguments (what pg_collect's ingest triggers are); None for
 /// any other call, which the caller refuses as a protocol violation.

@@ -69,11 +69,7 @@ fn ensure_cleanup() {
 }
 
 fn protocol_violation(function: &str, how: &str) -> ! {
-    raise(
-        PgSqlErrorCode::ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED,
-        format!("{function} must be called as {how}"),
-        Some("Only collect.create_rollup makes these triggers.".into()),
-    )
+    crate::registry::trigger_protocol_violation(function, how, "collect.create_rollup")
 }
 
 /// The trigger data, after checking that the call is the trigger `how` describes: fired

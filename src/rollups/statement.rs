@@ -520,10 +520,10 @@ pub fn trigger_targets(
 }
 
 fn protocol_violation(function: &str) -> ! {
-    raise(
-        PgSqlErrorCode::ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED,
-        format!("{function} must be an AFTER INSERT statement trigger with a transition table, made by collect.create_rollup"),
-        Some("Only collect.create_rollup makes these triggers.".into()),
+    crate::registry::trigger_protocol_violation(
+        function,
+        "an AFTER INSERT statement trigger with a transition table, made by collect.create_rollup",
+        "collect.create_rollup",
     )
 }
 

@@ -461,7 +461,12 @@ mod tests {
             if !min.is_finite() || !max.is_finite() || min > max {
                 return Err(format!("minimum {min}, maximum {max}"));
             }
-            if answers.windows(2).any(|w| !(w[0] <= w[1])) {
+            if answers.windows(2).any(|w| {
+                !matches!(
+                    w[0].partial_cmp(&w[1]),
+                    Some(std::cmp::Ordering::Less | std::cmp::Ordering::Equal)
+                )
+            }) {
                 return Err(format!("quantiles out of order: {answers:?}"));
             }
             Ok(())
