@@ -16,6 +16,7 @@ pub extern "C-unwind" fn _PG_init() {
 
 mod aggstate;
 pub mod archives;
+pub mod calendar;
 pub mod collections;
 mod errors;
 pub mod graphs;

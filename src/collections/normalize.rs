@@ -7,7 +7,7 @@ use pgrx::{pg_sys, PgOid};
 use super::pipeline::{Entry, Pipeline};
 use super::sql::{
     base_entries, base_lump, definition, parse_entry, parse_pipeline, run_pipeline, spi_error,
-    Definition, PG_EPOCH_OFFSET_US,
+    Definition,
 };
 use crate::errors::raise;
 use crate::jsonb::JsonbValue;
@@ -139,7 +139,9 @@ fn fold_keys(
                     .get::<TimestampWithTimeZone>(3)
                     .ok()
                     .flatten()
-                    .map_or(0, |t| pg_sys::TimestampTz::from(t) + PG_EPOCH_OFFSET_US);
+                    .map_or(0, |t| {
+                        pg_sys::TimestampTz::from(t) + crate::calendar::POSTGRES_EPOCH_US
+                    });
                 let text: String = row.get(4).ok().flatten().unwrap_or_default();
                 folded.push((
                     txn,

@@ -45,9 +45,6 @@ use crate::lump::format::Builder;
 use crate::lump::sql::decode_stored;
 use crate::registry::{self, ident};
 
-/// Microseconds between the Unix epoch and Postgres' (2000-01-01).
-pub(super) const PG_EPOCH_OFFSET_US: i64 = 946_684_800_000_000;
-
 pub(super) fn spi_error(e: pgrx::spi::SpiError) -> ! {
     raise(
         PgSqlErrorCode::ERRCODE_INTERNAL_ERROR,
@@ -124,7 +121,7 @@ impl Clock for TransactionClock {
         // SAFETY: reads the current transaction's start time.
         let now = unsafe { pg_sys::GetCurrentTransactionStartTimestamp() };
         // An age reaching back past the first representable time expires nothing.
-        PgTryBuilder::new(|| instant_before(now, ago) + PG_EPOCH_OFFSET_US)
+        PgTryBuilder::new(|| instant_before(now, ago) + crate::calendar::POSTGRES_EPOCH_US)
             .catch_when(PgSqlErrorCode::ERRCODE_DATETIME_FIELD_OVERFLOW, |_| {
                 i64::MIN
             })

@@ -2,16 +2,7 @@
 //! writes them (`2026-11-01T10:00:00.5+01:00`), also with a space for the `T`, `Z`, or no
 //! offset (UTC).
 
-/// Days from 1970-01-01 to a proleptic Gregorian date (Howard Hinnant's algorithm).
-fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = if y >= 0 { y } else { y - 399 } / 400;
-    let yoe = y - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
+use crate::calendar::days_from_civil;
 
 fn digits(s: &[u8], n: usize) -> Option<(i64, &[u8])> {
     if s.len() < n || !s[..n].iter().all(u8::is_ascii_digit) {

@@ -10,7 +10,8 @@
 use std::borrow::Cow;
 
 use super::json_fields::{line, Field};
-use super::partials::{days_from_civil, Aggregator, Columns, Kind, Plan, Value};
+use super::partials::{Aggregator, Columns, Kind, Plan, Value};
+use crate::calendar::{days_from_civil, POSTGRES_EPOCH_DAYS};
 
 /// The partial rows of every table the rollup writes, and how many events the lump's text
 /// held (one a line; blank lines skipped, as `ndjson::split` skips them); None when the lump
@@ -193,7 +194,7 @@ fn parse_time(field: Field, with_zone: bool) -> Option<i64> {
         }
         sign * (hours * 3600 + minutes * 60)
     };
-    let days = days_from_civil(year, month, day) - days_from_civil(2000, 1, 1);
+    let days = days_from_civil(year, month, day) - POSTGRES_EPOCH_DAYS;
     let seconds = days * 86_400 + hour * 3600 + minute * 60 + second - offset;
     seconds.checked_mul(1_000_000)?.checked_add(micros)
 }
@@ -229,7 +230,10 @@ mod tests {
         assert_eq!(t("1999-12-31T23:59:59.999999Z", true), Some(-1));
         assert_eq!(
             t("2026-11-01 10:00", false),
-            Some((days_from_civil(2026, 11, 1) - 10957) * 86_400_000_000 + 36_000_000_000)
+            Some(
+                (days_from_civil(2026, 11, 1) - POSTGRES_EPOCH_DAYS) * 86_400_000_000
+                    + 36_000_000_000
+            )
         );
         assert!(t("2024-02-29T00:00:00Z", true).is_some());
         for declined in [
