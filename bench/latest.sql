@@ -21,7 +21,7 @@ ALTER TABLE versions RESET (autovacuum_enabled);
 CREATE INDEX ON files (folder_id);
 CREATE INDEX ON versions (file_id, created_at);
 VACUUM ANALYZE folders, files, versions;
-SELECT collect.track_latest('files', 'versions', 'file_id', 'created_at', '{size, checksum, created_at}');
+SELECT collect.create_latest('files', 'versions', 'file_id', 'created_at', '{size, checksum, created_at}');
 SET client_min_messages = warning;
 CALL collect.backfill_latest('files', 10000);
 RESET client_min_messages;
@@ -46,7 +46,7 @@ CALL bench.compare('snapshot of 100 folders (100k files, 1M versions)', 100000, 
           LEFT JOIN LATERAL (SELECT size, checksum, created_at FROM versions v WHERE v.file_id = f.id
                               ORDER BY created_at DESC, id DESC LIMIT 1) v ON true
          WHERE f.folder_id BETWEEN 1 AND 100 $q$],
-    ['denormalized: files alone (collect.track_latest)', $q$
+    ['denormalized: files alone (collect.create_latest)', $q$
         SELECT count(*), sum(latest_size) FROM (
             SELECT f.id, f.name, f.latest_size, f.latest_checksum, f.latest_created_at
               FROM files f WHERE f.folder_id BETWEEN 1 AND 100) s $q$]]);
@@ -62,7 +62,7 @@ CALL bench.compare('full snapshot (1M files, 10M versions)', 1000000, :runs, ARR
         SELECT count(*), sum(size) FROM folders d JOIN files f ON f.folder_id = d.id
           LEFT JOIN LATERAL (SELECT size, checksum FROM versions v WHERE v.file_id = f.id
                               ORDER BY created_at DESC, id DESC LIMIT 1) v ON true $q$],
-    ['denormalized: files alone (collect.track_latest)', $q$
+    ['denormalized: files alone (collect.create_latest)', $q$
         SELECT count(*), sum(latest_size) FROM folders d JOIN files f ON f.folder_id = d.id $q$]]);
 
 -- Version inserts: 100,000 files of their own; each run adds a newer version to every one,
@@ -82,7 +82,7 @@ ALTER TABLE ins_hand DROP CONSTRAINT ins_hand_file_id_fkey, ADD FOREIGN KEY (fil
 INSERT INTO ins_files (id) SELECT g FROM generate_series(1, 100000) g;
 INSERT INTO hand_files (id) SELECT g FROM generate_series(1, 100000) g;
 INSERT INTO collect_files (id) SELECT g FROM generate_series(1, 100000) g;
-SELECT collect.track_latest('collect_files', 'ins_collect', 'file_id', 'created_at', '{size, checksum, created_at}');
+SELECT collect.create_latest('collect_files', 'ins_collect', 'file_id', 'created_at', '{size, checksum, created_at}');
 -- What a developer writes by hand for inserts only (deletes and updates not handled).
 CREATE FUNCTION hand_latest() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
@@ -109,7 +109,7 @@ BEGIN
         IF run > 0 THEN
             INSERT INTO bench.results (benchmark, variant, is_baseline, run, value, unit, items)
             VALUES ('COPY 100k versions of 100k files', CASE variant WHEN 'ins_plain' THEN 'no trigger'
-                        WHEN 'ins_collect' THEN 'collect.track_latest' ELSE 'hand-written PL/pgSQL row trigger (inserts only)' END,
+                        WHEN 'ins_collect' THEN 'collect.create_latest' ELSE 'hand-written PL/pgSQL row trigger (inserts only)' END,
                     variant = 'ins_plain', run, extract(epoch FROM clock_timestamp() - started) * 1000, 'ms', 100000);
         END IF;
         COMMIT;
@@ -152,7 +152,7 @@ BEGIN
             END LOOP;
             INSERT INTO bench.results (benchmark, variant, is_baseline, run, value, unit, items)
             VALUES ('single-row version INSERTs, one session, one transaction each: ' || kind,
-                    CASE variant WHEN 'ins_plain' THEN 'no trigger' WHEN 'ins_collect' THEN 'collect.track_latest'
+                    CASE variant WHEN 'ins_plain' THEN 'no trigger' WHEN 'ins_collect' THEN 'collect.create_latest'
                          ELSE 'hand-written PL/pgSQL row trigger (inserts only)' END,
                     variant = 'ins_plain', run, extract(epoch FROM clock_timestamp() - started) * 1000, 'ms', n);
             COMMIT;

@@ -17,7 +17,7 @@ for run in 0 1 2 3 4; do
     read -r tps _ < <(pgbench_tps "$work/$t.sql" 4 5)
     case $t in
       ins_plain) record 'single-row version INSERTs, 4 clients' 'no trigger' true "$tps" tps ;;
-      ins_collect) record 'single-row version INSERTs, 4 clients' 'collect.track_latest' false "$tps" tps ;;
+      ins_collect) record 'single-row version INSERTs, 4 clients' 'collect.create_latest' false "$tps" tps ;;
       ins_hand) record 'single-row version INSERTs, 4 clients' 'hand-written PL/pgSQL row trigger (inserts only)' false "$tps" tps ;;
     esac
   done

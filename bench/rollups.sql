@@ -41,16 +41,16 @@ DECLARE
                                 WHEN 'rawless' THEN 'rawless_events' ELSE 'trigger_events' END;
     started timestamptz;
 BEGIN
-    IF variant NOT IN ('rawless', 'lumps', 'ordered lumps') THEN EXECUTE format('TRUNCATE %I', target); END IF;
-    IF variant IN ('rawless', 'lumps', 'ordered lumps') THEN TRUNCATE rawless_1m; END IF;
+    IF variant NOT IN ('rawless', 'batches', 'ordered batches') THEN EXECUTE format('TRUNCATE %I', target); END IF;
+    IF variant IN ('rawless', 'batches', 'ordered batches') THEN TRUNCATE rawless_1m; END IF;
     IF variant = 'rollup' THEN TRUNCATE rolled_1m, rolled_1m_stale; END IF;
     IF variant = 'trigger' THEN TRUNCATE trigger_1m; END IF;
     COMMIT;
     started := clock_timestamp();
-    IF variant = 'lumps' THEN
-        PERFORM sum(collect.ingest('rawless_1m', l.lump)) FROM event_lumps l;
-    ELSIF variant = 'ordered lumps' THEN
-        PERFORM sum(collect.ingest('rawless_1m', l.lump)) FROM ordered_lumps l;
+    IF variant = 'batches' THEN
+        PERFORM sum(collect.ingest('rawless_1m', l.batch)) FROM event_batches l;
+    ELSIF variant = 'ordered batches' THEN
+        PERFORM sum(collect.ingest('rawless_1m', l.batch)) FROM ordered_batches l;
     ELSE
         EXECUTE format('COPY %I FROM %L (FORMAT csv)', target, '/tmp/pg_collect_bench_events.csv');
     END IF;
@@ -58,41 +58,41 @@ BEGIN
     VALUES ('COPY 1M events', CASE variant WHEN 'plain' THEN 'plain COPY, no rollup'
                                           WHEN 'rollup' THEN 'COPY + collect minute rollup (3 dims; count, sum, distinct, quantiles)'
                                           WHEN 'rawless' THEN 'COPY into a keep_raw => false rollup (same metrics, no raw rows)'
-                                          WHEN 'lumps' THEN 'collect.ingest of gzipped NDJSON lumps (10,000 events each, in file order: a lump spans 100 minutes) into the keep_raw => false rollup'
-                                          WHEN 'ordered lumps' THEN 'collect.ingest of the same events in lumps cut in time order (a lump spans 14 minutes)'
+                                          WHEN 'batches' THEN 'collect.ingest of gzipped NDJSON batches (10,000 events each, in file order: a batch spans 100 minutes) into the keep_raw => false rollup'
+                                          WHEN 'ordered batches' THEN 'collect.ingest of the same events in batches cut in time order (a batch spans 14 minutes)'
                                           ELSE 'COPY + per-row PL/pgSQL upsert trigger (count and sum only)' END,
             variant = 'plain', run, extract(epoch FROM clock_timestamp() - started) * 1000, 'ms', 1000000);
     COMMIT;
 END $$;
 CALL bench_copy('plain', 0);
--- The same events as a client would send them in lumps: newline-delimited JSON, gzipped, 10,000 a lump.
-COPY (SELECT to_jsonb(e) FROM plain_events e) TO PROGRAM 'rm -f /tmp/pgc_lump_*; split -l 10000 - /tmp/pgc_lump_ && gzip -f /tmp/pgc_lump_*';
-CREATE TABLE event_lumps AS
-SELECT f AS name, pg_read_binary_file('/tmp/' || f) AS lump FROM pg_ls_dir('/tmp') f WHERE f LIKE 'pgc_lump_%.gz';
--- As a client sends events it collects as they happen: each lump a stretch of time.
-COPY (SELECT to_jsonb(e) FROM plain_events e ORDER BY at) TO PROGRAM 'rm -f /tmp/pgc_olump_*; split -l 10000 - /tmp/pgc_olump_ && gzip -f /tmp/pgc_olump_*';
-CREATE TABLE ordered_lumps AS
-SELECT f AS name, pg_read_binary_file('/tmp/' || f) AS lump FROM pg_ls_dir('/tmp') f WHERE f LIKE 'pgc_olump_%.gz';
+-- The same events as a client would send them in batches: newline-delimited JSON, gzipped, 10,000 a batch.
+COPY (SELECT to_jsonb(e) FROM plain_events e) TO PROGRAM 'rm -f /tmp/pgc_batch_*; split -l 10000 - /tmp/pgc_batch_ && gzip -f /tmp/pgc_batch_*';
+CREATE TABLE event_batches AS
+SELECT f AS name, pg_read_binary_file('/tmp/' || f) AS batch FROM pg_ls_dir('/tmp') f WHERE f LIKE 'pgc_batch_%.gz';
+-- As a client sends events it collects as they happen: each batch a stretch of time.
+COPY (SELECT to_jsonb(e) FROM plain_events e ORDER BY at) TO PROGRAM 'rm -f /tmp/pgc_obatch_*; split -l 10000 - /tmp/pgc_obatch_ && gzip -f /tmp/pgc_obatch_*';
+CREATE TABLE ordered_batches AS
+SELECT f AS name, pg_read_binary_file('/tmp/' || f) AS batch FROM pg_ls_dir('/tmp') f WHERE f LIKE 'pgc_obatch_%.gz';
 CALL bench_copy('rollup', 0);
 DELETE FROM bench.results WHERE run = 0;
 CALL bench_copy('plain', 1);
 CALL bench_copy('rollup', 1);
 CALL bench_copy('trigger', 1);
 CALL bench_copy('rawless', 1);
-CALL bench_copy('lumps', 1);
-CALL bench_copy('ordered lumps', 1);
+CALL bench_copy('batches', 1);
+CALL bench_copy('ordered batches', 1);
 CALL bench_copy('plain', 2);
 CALL bench_copy('rollup', 2);
 CALL bench_copy('trigger', 2);
 CALL bench_copy('rawless', 2);
-CALL bench_copy('lumps', 2);
-CALL bench_copy('ordered lumps', 2);
+CALL bench_copy('batches', 2);
+CALL bench_copy('ordered batches', 2);
 CALL bench_copy('plain', 3);
 CALL bench_copy('rollup', 3);
 CALL bench_copy('trigger', 3);
 CALL bench_copy('rawless', 3);
-CALL bench_copy('lumps', 3);
-CALL bench_copy('ordered lumps', 3);
+CALL bench_copy('batches', 3);
+CALL bench_copy('ordered batches', 3);
 SELECT (SELECT sum(event_count) FROM rolled_1m) = 1000000 AND (SELECT sum(event_count) FROM trigger_1m) = 1000000
    AND (SELECT sum(event_count) FROM rawless_1m) = 1000000 AS all_counted \gset
 \if :all_counted

@@ -1,7 +1,7 @@
 -- pg_collect walkthrough: one section per capability. `make run` runs it in a fresh database.
 
 -- =====================================================================================
--- 1. Lumps: collect.collection, JSON entries stored gzip-compressed
+-- 1. Lumps: collect.lump, JSON entries stored gzip-compressed
 --    (LiveJournal: "JSON as compromise record encoding; aggregate data into large gzipped
 --    files"). Every other capability keeps its folded data in this type.
 -- =====================================================================================
@@ -16,7 +16,7 @@ FROM generate_series(1, 9600) g;
 -- Pack each hour into one lump: one row per hour instead of 400.
 CREATE TABLE page_view_lumps AS
 SELECT date_trunc('hour', (event->>'at')::timestamptz) AS hour,
-       collect.collection_agg(event ORDER BY id) AS events
+       collect.lump_agg(event ORDER BY id) AS events
 FROM page_views GROUP BY 1;
 
 SELECT hour, collect.entry_count(events) AS events, pg_column_size(events) AS lump_bytes
@@ -29,11 +29,11 @@ WHERE hour = '2026-11-01 05:00+00'
 GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT 3;
 
 -- Appending copies the compressed bytes and adds a new gzip member: nothing is inflated.
-SELECT collect.entry_count(collect.collection_append(events, '{"url": "/late-arrival"}'))
+SELECT collect.entry_count(collect.lump_append(events, '{"url": "/late-arrival"}'))
 FROM page_view_lumps ORDER BY hour LIMIT 1;
 
 -- The text form is a JSON array.
-SELECT collect.merge('[{"a": 1}]', '[{"b": 2}]') AS merged;
+SELECT collect.merge('[{"a": 1}]'::collect.lump, '[{"b": 2}]') AS merged;
 
 -- =====================================================================================
 -- 2. Append-only collections with read-time reducers (Rocket Fuel's Blackbird).
@@ -113,7 +113,7 @@ INSERT INTO files SELECT g, 1 + g % 2, 'file' || g FROM generate_series(1, 1000)
 INSERT INTO versions (file_id, created_at, size)
 SELECT 1 + g % 1000, '2026-01-01'::timestamptz + g * interval '1 minute', g FROM generate_series(1, 10000) g;
 
-SELECT collect.track_latest('files', 'versions', 'file_id', 'created_at', '{size, created_at}', filter => 'NOT deleted');
+SELECT collect.create_latest('files', 'versions', 'file_id', 'created_at', '{size, created_at}', filter => 'NOT deleted');
 CALL collect.backfill_latest('files', 250);
 
 -- New versions, an old one arriving late, a deleted one: the copies follow.
@@ -124,7 +124,7 @@ SELECT id, name, latest_size, latest_created_at FROM files WHERE id IN (2, 4) OR
 -- The snapshot of a folder reads files alone.
 SELECT count(*) AS files_in_docs, sum(latest_size) AS bytes FROM files WHERE folder_id = 1;
 SELECT count(*) AS wrong_copies FROM collect.check_latest('files');
-SELECT parent, child, parent_columns, filter, backfill FROM collect.tracked_latest;
+SELECT parent, child, parent_columns, filter, backfill FROM collect.latest;
 
 -- 5. Edge lists (FlockDB): who follows whom, with states, cursor paging and exact set operations.
 SELECT collect.create_graph('follows');

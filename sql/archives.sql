@@ -67,17 +67,17 @@ CREATE FUNCTION collect._archive_sql(spec jsonb) RETURNS text[]
 
 -- Records gathered into one lump written in gzip members behind a directory, so that one
 -- record is read by inflating only its member.
-CREATE FUNCTION collect._archive_pack_final(internal) RETURNS collect.collection
+CREATE FUNCTION collect._archive_pack_final(internal) RETURNS collect.lump
     IMMUTABLE LANGUAGE c AS 'MODULE_PATHNAME', 'archive_pack_final_wrapper';
 CREATE AGGREGATE collect._archive_pack(jsonb) (
-    SFUNC = collect.collection_agg_trans,
+    SFUNC = collect._lump_agg_trans,
     STYPE = internal,
     FINALFUNC = collect._archive_pack_final
 );
 REVOKE EXECUTE ON FUNCTION collect._archive_pack_final(internal) FROM PUBLIC;
 
 -- The record at `place` (from 0) of a lump, inflating only the member that holds it.
-CREATE FUNCTION collect._archive_record(lump collect.collection, place integer) RETURNS jsonb
+CREATE FUNCTION collect._archive_record(lump collect.lump, place integer) RETURNS jsonb
     IMMUTABLE STRICT PARALLEL SAFE LANGUAGE c AS 'MODULE_PATHNAME', 'archive_record_wrapper';
 
 -- On Citus, every lump holds the rows of one shard of the source and is stored in the
@@ -403,46 +403,46 @@ CREATE FUNCTION collect.archived(name text, key anyelement) RETURNS jsonb
 COMMENT ON FUNCTION collect.archived(text, anyelement) IS
     'The archived record with this key (to_jsonb of the row), or NULL; inflates only the part of its lump that holds it';
 
-CREATE FUNCTION collect._archived_range(schema name, name text, "from" timestamptz, "to" timestamptz) RETURNS SETOF jsonb
+CREATE FUNCTION collect._archived_range(schema name, name text, since timestamptz, until timestamptz) RETURNS SETOF jsonb
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
-    IF "from" IS NULL OR "to" IS NULL THEN
+    IF since IS NULL OR until IS NULL THEN
         RAISE EXCEPTION 'archived_range needs both ends of the range, not NULL' USING ERRCODE = 'null_value_not_allowed';
     END IF;
-    RETURN QUERY EXECUTE (collect._archive_sql(collect._archive_spec(collect._archive_def(schema, name))))[4] USING "from", "to";
+    RETURN QUERY EXECUTE (collect._archive_sql(collect._archive_spec(collect._archive_def(schema, name))))[4] USING since, until;
 END $$;
 
-CREATE FUNCTION collect.archived_range(name text, "from" timestamptz, "to" timestamptz) RETURNS SETOF jsonb
-    LANGUAGE sql AS $$ SELECT collect._archived_range(r.schema, r.object_name, "from", "to") FROM collect._resolve('archive', name, '_lumps') r $$;
+CREATE FUNCTION collect.archived_range(name text, since timestamptz, until timestamptz) RETURNS SETOF jsonb
+    LANGUAGE sql AS $$ SELECT collect._archived_range(r.schema, r.object_name, since, until) FROM collect._resolve('archive', name, '_lumps') r $$;
 COMMENT ON FUNCTION collect.archived_range(text, timestamptz, timestamptz) IS
-    'Archived records with "from" <= time < "to", in time order; reads only lumps that overlap the range';
+    'Archived records with since <= time < until, in time order; reads only lumps that overlap the range';
 
 -- ---- late edits ----
 
-CREATE FUNCTION collect._unarchive(schema name, name text, "from" timestamptz, "to" timestamptz) RETURNS bigint
+CREATE FUNCTION collect._unarchive(schema name, name text, since timestamptz, until timestamptz) RETURNS bigint
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET IntervalStyle = postgres AS $$
 DECLARE
     def collect.archive_defs := collect._archive_def(schema, name);
     removed bigint;
     rewritten bigint;
 BEGIN
-    IF "from" IS NULL OR "to" IS NULL THEN
+    IF since IS NULL OR until IS NULL THEN
         RAISE EXCEPTION 'unarchive needs both ends of the range, not NULL' USING ERRCODE = 'null_value_not_allowed';
     END IF;
     IF NOT collect._acting_as(def.owner) THEN
         RETURN collect._owner_run(def.owner, format('archive %I.%I', schema, name),
-                                  format('SELECT collect._unarchive(%L, %L, %L, %L)', schema, name, "from", "to"))::bigint;
+                                  format('SELECT collect._unarchive(%L, %L, %L, %L)', schema, name, since, until))::bigint;
     END IF;
     PERFORM collect._lock_definition('archive', schema, name, 'NO KEY UPDATE');
     EXECUTE (collect._archive_sql(collect._archive_spec(def)))[5]
-        INTO removed, rewritten USING "from", "to";
+        INTO removed, rewritten USING since, until;
     RETURN removed;
 END $$;
 
-CREATE FUNCTION collect.unarchive(name text, "from" timestamptz, "to" timestamptz) RETURNS bigint
-    LANGUAGE sql AS $$ SELECT collect._unarchive(r.schema, r.object_name, "from", "to") FROM collect._resolve('archive', name, '_lumps') r $$;
+CREATE FUNCTION collect.unarchive(name text, since timestamptz, until timestamptz) RETURNS bigint
+    LANGUAGE sql AS $$ SELECT collect._unarchive(r.schema, r.object_name, since, until) FROM collect._resolve('archive', name, '_lumps') r $$;
 COMMENT ON FUNCTION collect.unarchive(text, timestamptz, timestamptz) IS
-    'Moves archived records with "from" <= time < "to" back into the source; rewrites only the lumps that held them';
+    'Moves archived records with since <= time < until back into the source; rewrites only the lumps that held them';
 
 CREATE FUNCTION collect._archive_delete(schema name, name text, key anyelement) RETURNS boolean
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$

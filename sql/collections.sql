@@ -7,7 +7,7 @@
 -- table) and are trusted only while their owner owns both tables (sql/registry.sql).
 -- A collection's levels: an object of pipelines (arrays). A registry column a role writes holds
 -- only what pg_collect would write (the checks below): a malformed row would otherwise make
--- collect.maintenance_jobs, the views and maintain() fail for every role.
+-- collect.jobs, the views and maintain() fail for every role.
 CREATE FUNCTION collect._is_level_map(levels jsonb) RETURNS boolean
     IMMUTABLE LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
     SELECT jsonb_typeof(levels) = 'object'
@@ -19,7 +19,7 @@ CREATE TABLE collect.collection_defs (
     name text NOT NULL,
     key_type regtype NOT NULL CHECK (key_type IN ('text'::regtype, 'bigint'::regtype, 'uuid'::regtype)),
     read jsonb NOT NULL CHECK (jsonb_typeof(read) = 'array'),
-    "normalize" jsonb CHECK (collect._is_level_map("normalize")),
+    normalization jsonb CHECK (collect._is_level_map(normalization)),
     owner name NOT NULL DEFAULT current_user,
     created_at timestamptz NOT NULL DEFAULT now(),
     last_normalized jsonb NOT NULL DEFAULT '{}' CHECK (jsonb_typeof(last_normalized) = 'object'),
@@ -51,7 +51,7 @@ END $$;
 CREATE FUNCTION collect._validate_pipelines(read jsonb, levels jsonb) RETURNS jsonb
     STABLE LANGUAGE c SET search_path = pg_catalog, pg_temp AS 'MODULE_PATHNAME', 'collection_validate_wrapper';
 
-CREATE FUNCTION collect._create_collection(target_schema name, name text, key_type regtype, read jsonb, "normalize" jsonb)
+CREATE FUNCTION collect._create_collection(target_schema name, name text, key_type regtype, read jsonb, normalization jsonb)
     RETURNS regclass
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -69,7 +69,7 @@ BEGIN
             USING ERRCODE = 'invalid_schema_name', HINT = 'Set search_path to a schema you can create tables in.';
     END IF;
     -- sql steps are stored as the functions they resolve to.
-    checked := collect._validate_pipelines(coalesce(read, '[]'), "normalize");
+    checked := collect._validate_pipelines(coalesce(read, '[]'), normalization);
     -- Serializes creators of the same name; the primary key catches the rest.
     PERFORM pg_advisory_xact_lock(hashtext('collect.collection:' || target_schema || '.' || name));
     IF EXISTS (SELECT FROM collect.collection_defs d WHERE d.schema = target_schema AND d.name = _create_collection.name) THEN
@@ -88,7 +88,7 @@ BEGIN
     EXECUTE format(
         'CREATE TABLE %I.%I (
              key %s PRIMARY KEY,
-             entries collect.collection NOT NULL,
+             entries collect.lump NOT NULL,
              updated_at timestamptz NOT NULL,
              levels jsonb NOT NULL DEFAULT ''{}'')',
         target_schema, base, key_type);
@@ -96,8 +96,8 @@ BEGIN
         'Entries appended to collection ' || name || ', not yet normalized (pg_collect)');
     EXECUTE format('COMMENT ON TABLE %I.%I IS %L', target_schema, base,
         'Normalized entries of collection ' || name || ' per key, as [seq, at_us, entry] lumps (pg_collect)');
-    INSERT INTO collect.collection_defs (schema, name, key_type, read, "normalize")
-    VALUES (target_schema, name, key_type, checked->'read', checked->'normalize');
+    INSERT INTO collect.collection_defs (schema, name, key_type, read, normalization)
+    VALUES (target_schema, name, key_type, checked->'read', checked->'normalization');
     RETURN format('%I.%I', target_schema, pending)::regclass;
 END $$;
 
@@ -106,13 +106,13 @@ CREATE FUNCTION collect.create_collection(
     name text,
     key_type regtype DEFAULT 'text',
     read jsonb DEFAULT '[]',
-    "normalize" jsonb DEFAULT NULL
+    normalization jsonb DEFAULT NULL
 ) RETURNS regclass
 LANGUAGE sql AS $$
     SELECT collect._create_collection(
                CASE WHEN pg_catalog.cardinality(pg_catalog.parse_ident(name)) OPERATOR(pg_catalog.=) 2 THEN r.schema
                     ELSE pg_catalog.current_schema() END,
-               r.object_name, key_type, read, "normalize")
+               r.object_name, key_type, read, normalization)
       FROM collect._resolve('collection', name, '_pending') r
 $$;
 COMMENT ON FUNCTION collect.create_collection(text, regtype, jsonb, jsonb) IS
@@ -172,7 +172,7 @@ CREATE FUNCTION collect.append_many(collection text, key bigint, entries jsonb) 
 CREATE FUNCTION collect.append_many(collection text, key uuid, entries jsonb) RETURNS bigint
     LANGUAGE sql AS $$ SELECT collect._append_many(r.schema, r.object_name, key::pg_catalog.text, entries) FROM collect._resolve('collection', collection, '_pending') r $$;
 COMMENT ON FUNCTION collect.append_many(text, text, jsonb) IS
-    'Appends each element of a JSON array (a lump), in order; returns how many';
+    'Appends each element of a JSON array, in order; returns how many';
 
 -- Reads run the read pipeline over the key's base and pending entries, in one snapshot.
 CREATE FUNCTION collect._read(schema text, collection text, key text) RETURNS jsonb
@@ -320,8 +320,8 @@ BEGIN
             USING ERRCODE = 'feature_not_supported', HINT = 'CREATE EXTENSION citus on the coordinator first.';
     END IF;
     IF collect._distribution_column(pending) IS NULL THEN
-        EXECUTE 'SELECT pg_catalog.create_distributed_table($1, ''key'', shard_count => coalesce($2, current_setting(''citus.shard_count'')::integer))'
-            USING pending, shard_count;
+        PERFORM collect._citus_distribute(pending, 'key',
+                                          shard_count => coalesce(shard_count, current_setting('citus.shard_count')::integer));
     END IF;
     IF collect._distribution_column(base) IS NULL THEN
         PERFORM collect._citus_distribute(base, 'key', pending);
@@ -343,7 +343,7 @@ CREATE FUNCTION collect._collection_maintenance() RETURNS SETOF collect.maintena
            true, d.owner,
            format('SELECT (collect._normalize_batch(%L, %L, %L, false, 1000, pg_catalog.now(), 0)).complete', d.schema, d.name, l.level)
       FROM collect.collection_defs d,
-           LATERAL (SELECT jsonb_object_keys(coalesce(d."normalize", '{"daily": []}')) AS level) l
+           LATERAL (SELECT jsonb_object_keys(coalesce(d.normalization, '{"daily": []}')) AS level) l
      ORDER BY 2, 3
 $$;
 UPDATE collect.capabilities SET maintenance = 'collect._collection_maintenance' WHERE kind = 'collection';
@@ -355,7 +355,7 @@ UPDATE collect.capabilities SET figures =
  WHERE kind = 'collection';
 
 CREATE VIEW collect.collections AS
-SELECT d.schema, d.name, d.key_type, d.read, d."normalize", t.pending AS pending_table, t.base AS base_table,
+SELECT d.schema, d.name, d.key_type, d.read, d.normalization, t.pending AS pending_table, t.base AS base_table,
        d.owner, (f->>'keys')::bigint AS keys, (f->>'pending_entries')::bigint AS pending_entries,
        (f->>'base_bytes')::bigint AS base_bytes, d.last_normalized
   FROM collect.collection_defs d,

@@ -110,10 +110,10 @@ BEGIN
     -- counts and compact lists by node, all co-located, so a node's list, its counts and its
     -- blocks live on one shard.
     IF EXISTS (SELECT FROM pg_extension WHERE extname = 'citus') THEN
-        EXECUTE format('SELECT create_distributed_table(%L, %L)', out_table, 'source');
-        EXECUTE format('SELECT create_distributed_table(%L, %L, colocate_with => %L)', in_table, 'destination', out_table);
-        EXECUTE format('SELECT create_distributed_table(%L, %L, colocate_with => %L)', counts_table, 'node', out_table);
-        EXECUTE format('SELECT create_distributed_table(%L, %L, colocate_with => %L)', lists_table, 'node', out_table);
+        PERFORM collect._citus_distribute(out_table::regclass, 'source');
+        PERFORM collect._citus_distribute(in_table::regclass, 'destination', out_table::regclass);
+        PERFORM collect._citus_distribute(counts_table::regclass, 'node', out_table::regclass);
+        PERFORM collect._citus_distribute(lists_table::regclass, 'node', out_table::regclass);
     END IF;
     IF compact_lists IS NULL THEN
         RAISE EXCEPTION 'compact_lists must be true or false, not NULL' USING ERRCODE = 'null_value_not_allowed';
@@ -163,11 +163,11 @@ BEGIN
                                 (extract(epoch FROM at) * 1000000)::bigint);
 END $$;
 
-CREATE FUNCTION collect.edge_add(graph text, source bigint, destination bigint, "position" bigint DEFAULT NULL,
+CREATE FUNCTION collect.edge_add(graph text, source bigint, destination bigint, edge_position bigint DEFAULT NULL,
                                  at timestamptz DEFAULT pg_catalog.clock_timestamp()) RETURNS bigint
 LANGUAGE sql AS $$
     SELECT collect._edge_write(r.schema, r.object_name, ARRAY[source], ARRAY[destination], 'normal',
-                               CASE WHEN "position" IS NULL THEN NULL ELSE ARRAY["position"] END, at)
+                               CASE WHEN edge_position IS NULL THEN NULL ELSE ARRAY[edge_position] END, at)
       FROM collect._resolve('graph', graph, '_out') r
 $$;
 COMMENT ON FUNCTION collect.edge_add(text, bigint, bigint, bigint, timestamptz) IS
@@ -222,7 +222,7 @@ CREATE FUNCTION collect.edge_unarchive(graph text, node bigint, at timestamptz D
 -- current page (the page before it). Each page is one index range, however deep.
 CREATE FUNCTION collect._edges(schema name, name text, of_node bigint, direction text, state text, page_size integer,
                                after_cursor bigint, backward boolean)
-    RETURNS TABLE (node bigint, "position" bigint, cursor bigint)
+    RETURNS TABLE (node bigint, edge_position bigint, cursor bigint)
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     def collect.graph_defs := collect._graph_def(schema, name);
@@ -264,7 +264,7 @@ END $$;
 
 CREATE FUNCTION collect.edges(graph text, node bigint, direction text DEFAULT 'out', state text DEFAULT 'normal',
                               page_size integer DEFAULT 100, cursor bigint DEFAULT NULL, backward boolean DEFAULT false)
-    RETURNS TABLE (node bigint, "position" bigint, cursor bigint)
+    RETURNS TABLE (node bigint, edge_position bigint, cursor bigint)
     STABLE LANGUAGE sql AS $$
     SELECT e.* FROM collect._resolve('graph', graph, '_out') r,
                     collect._edges(r.schema, r.object_name, node, direction, state, page_size, cursor, backward) e

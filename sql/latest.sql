@@ -1,13 +1,13 @@
 -- The denormalized latest version: a parent row (a file) carries a copy of its newest eligible
 -- child row (version), kept exact by statement-level triggers with transition tables on the
--- child. The SQL those triggers run is generated per tracked parent (src/latest/generate.rs)
+-- child. The SQL those triggers run is generated per parent with a latest copy (src/latest/generate.rs)
 -- as two plain PL/pgSQL functions owned by the caller, so plans are cached and pg_dump keeps
 -- them.
 
 CREATE TABLE collect.latest_defs (
     parent regclass PRIMARY KEY,
     schema name NOT NULL,             -- the parent's schema and name, as every registry has them;
-    name text NOT NULL,               -- the tracking is the parent's OID, and follows renames
+    name text NOT NULL,               -- the latest copy is the parent's OID, and follows renames
     child regclass NOT NULL,
     parent_key text NOT NULL,
     key_type text NOT NULL,
@@ -27,8 +27,8 @@ CREATE TABLE collect.latest_defs (
     created_at timestamptz NOT NULL DEFAULT now(),
     UNIQUE (schema, name)
 );
-COMMENT ON TABLE collect.latest_defs IS 'Parents kept by collect.track_latest';
--- A function of the tracking: it exists and belongs to the tracking's owner.
+COMMENT ON TABLE collect.latest_defs IS 'Parents kept by collect.create_latest';
+-- A function of the latest copy: it exists and belongs to the latest copy's owner.
 CREATE FUNCTION collect._latest_owned_function(owner name, function text, args text) RETURNS boolean
     STABLE LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
@@ -46,7 +46,7 @@ BEGIN
        AND collect._latest_owned_function(d.owner, d.refresh_function, d.key_type || '[]')
        AND collect._latest_owned_function(d.owner, d.trigger_function, '');
 END $$;
-SELECT collect._register_capability('tracking', 'collect.latest_defs', 'collect._latest_verify', 'collect.tracked_latest');
+SELECT collect._register_capability('latest', 'collect.latest_defs', 'collect._latest_verify', 'collect.latest');
 
 CREATE FUNCTION collect._latest_sql(spec jsonb) RETURNS text[]
     IMMUTABLE STRICT LANGUAGE c AS 'MODULE_PATHNAME', 'latest_sql_wrapper';
@@ -55,8 +55,8 @@ CREATE FUNCTION collect._latest_check_filter(filter text) RETURNS text
 
 -- Citus rebuilds a table under the same name for alter_distributed_table and
 -- undistribute_table, and a restore can leave the numbers of dropped tables in the registry:
--- a tracking whose parent or child is gone is found again by the parent's name and by the
--- child that carries its insert trigger (one table of the tracking's owner, not a shard),
+-- a latest copy whose parent or child is gone is found again by the parent's name and by the
+-- child that carries its insert trigger (one table of the latest copy's owner, not a shard),
 -- and its row is updated (by its owner, as every registry row is written).
 CREATE FUNCTION collect._latest_reattach(def collect.latest_defs) RETURNS collect.latest_defs
     LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
@@ -64,7 +64,7 @@ DECLARE
     tables regclass[];
     found_parent regclass;
 BEGIN
-    -- Every lookup of a tracking comes here: the common case costs two probes of pg_class.
+    -- Every lookup of a latest copy comes here: the common case costs two probes of pg_class.
     IF def.parent IS NULL OR (EXISTS (SELECT FROM pg_class WHERE oid = def.parent) AND EXISTS (SELECT FROM pg_class WHERE oid = def.child)) THEN
         RETURN def;
     END IF;
@@ -97,14 +97,14 @@ BEGIN
     END IF;
     def := collect._latest_reattach(def);
     IF def.parent IS DISTINCT FROM _latest_def.parent THEN
-        RAISE EXCEPTION 'the latest version is not tracked on %', coalesce(parent::text, 'NULL')
-            USING ERRCODE = 'undefined_object', HINT = 'collect.tracked_latest lists the tracked parents.';
+        RAISE EXCEPTION 'no latest copy is kept on %', coalesce(parent::text, 'NULL')
+            USING ERRCODE = 'undefined_object', HINT = 'collect.latest lists the parents that have one.';
     END IF;
-    PERFORM collect._check_definition(true, collect._latest_verify(def), 'tracking', parent::text, def.owner);
+    PERFORM collect._check_definition(true, collect._latest_verify(def), 'latest', parent::text, def.owner);
     RETURN def;
 END $$;
 
--- What the generator needs to know of a tracking, from its definition and the catalogs.
+-- What the generator needs to know of a latest copy, from its definition and the catalogs.
 CREATE FUNCTION collect._latest_spec(def collect.latest_defs) RETURNS jsonb
     STABLE LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
     SELECT jsonb_build_object(
@@ -123,9 +123,9 @@ $$;
 CREATE FUNCTION collect._latest_shard_sql(spec jsonb) RETURNS text[]
     IMMUTABLE STRICT LANGUAGE c AS 'MODULE_PATHNAME', 'latest_shard_sql_wrapper';
 
--- What a trigger of the tracking whose refresh function is `refresh` (the triggers' first
+-- What a trigger of the latest copy whose refresh function is `refresh` (the triggers' first
 -- argument: a name, which pg_dump keeps) works from when it fires on `rel`.
--- * On one node, `rel` is the child or a leaf partition the tracking has triggers on, and the
+-- * On one node, `rel` is the child or a leaf partition the latest copy has triggers on, and the
 --   spec comes from the registry.
 -- * On Citus the triggers fire on the child's shards, on the workers, where the registry is
 --   not: they carry the spec (`spec`), and it is mapped to the shards of parent and child
@@ -150,8 +150,8 @@ BEGIN
             def := collect._latest_reattach((SELECT d FROM collect.latest_defs d WHERE d.refresh_function = refresh));
         END IF;
         IF def.parent IS NULL OR rel <> ALL (def.trigger_tables) THEN
-            RAISE EXCEPTION 'no tracking has triggers on %: a trigger or shard job of collect.track_latest was aimed at it', coalesce(rel::text, 'NULL')
-                USING ERRCODE = 'triggered_action_exception', HINT = 'Only collect.track_latest makes these triggers.';
+            RAISE EXCEPTION 'no latest copy has triggers on %: a trigger or shard job of collect.create_latest was aimed at it', coalesce(rel::text, 'NULL')
+                USING ERRCODE = 'triggered_action_exception', HINT = 'Only collect.create_latest makes these triggers.';
         END IF;
         RETURN collect._latest_spec(collect._latest_def(def.parent));
     END IF;
@@ -168,10 +168,10 @@ BEGIN
     IF parent_shard IS NULL OR child_shard IS NULL OR parent_shard = child_shard OR spec->>'refresh_function' IS NULL
        OR quote_ident(spec->'refresh_function'->>'schema') || '.' || quote_ident(spec->'refresh_function'->>'name') IS DISTINCT FROM refresh
        OR (SELECT count(DISTINCT relowner) FROM pg_class WHERE oid IN (parent_shard, child_shard)) <> 1 THEN
-        RAISE EXCEPTION 'a shard of % is not one of the tracking % names, or not its owner''s', coalesce(logical::text, rel::text), refresh
+        RAISE EXCEPTION 'a shard of % is not one of those the latest copy % names, or not its owner''s', coalesce(logical::text, rel::text), refresh
             USING ERRCODE = 'triggered_action_exception',
-                  HINT = CASE WHEN spec IS NULL THEN 'The tables were distributed after collect.track_latest: untrack them, then track them again.'
-                              ELSE 'Only collect.track_latest makes these triggers.' END;
+                  HINT = CASE WHEN spec IS NULL THEN 'The tables were distributed after collect.create_latest: call collect.drop_latest, then collect.create_latest again.'
+                              ELSE 'Only collect.create_latest makes these triggers.' END;
     END IF;
     IF spec->>'filter' IS NOT NULL THEN
         PERFORM collect._latest_check_filter(spec->>'filter');
@@ -182,33 +182,33 @@ BEGIN
 END $$;
 
 -- What collect._latest_insert (src/latest/insert.rs) prepares for the child, partition or
--- shard `rel` a statement inserted into (see collect._latest_trigger_spec): the tracking's
+-- shard `rel` a statement inserted into (see collect._latest_trigger_spec): the latest copy's
 -- spec, whether the ordering columns compare with pg_catalog's operators, and the key type
 -- with its array type.
 CREATE FUNCTION collect._latest_insert_plan(rel regclass, refresh text, spec jsonb) RETURNS text
     VOLATILE LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
-    tracked jsonb := collect._latest_trigger_spec(rel, refresh, spec);
+    copy jsonb := collect._latest_trigger_spec(rel, refresh, spec);
 BEGIN
-    RETURN (tracked || jsonb_build_object(
+    RETURN (copy || jsonb_build_object(
         'order_ops_builtin', NOT EXISTS (
-            SELECT FROM jsonb_array_elements_text(tracked->'order_by') o JOIN pg_attribute a ON a.attrelid = rel AND a.attname = o
+            SELECT FROM jsonb_array_elements_text(copy->'order_by') o JOIN pg_attribute a ON a.attrelid = rel AND a.attname = o
              WHERE NOT EXISTS (SELECT FROM pg_operator op WHERE op.oprname IN ('>', '=') AND op.oprleft = a.atttypid
                                   AND op.oprright = a.atttypid AND op.oprnamespace = 'pg_catalog'::regnamespace
                                 GROUP BY op.oprleft HAVING count(*) = 2)),
-        'key_type_oid', to_regtype(tracked->>'key_type')::oid::bigint,
-        'key_array_oid', (SELECT typarray::bigint FROM pg_type WHERE oid = to_regtype(tracked->>'key_type'))))::text;
+        'key_type_oid', to_regtype(copy->>'key_type')::oid::bigint,
+        'key_array_oid', (SELECT typarray::bigint FROM pg_type WHERE oid = to_regtype(copy->>'key_type'))))::text;
 END $$;
--- Its statements that carry a tracking's filter run with search_path = pg_catalog, pg_temp,
+-- Its statements that carry a latest copy's filter run with search_path = pg_catalog, pg_temp,
 -- like the generated functions (a filter is read with pg_catalog only); the function sets it
 -- itself around them (src/latest/insert.rs, with_pinned_search_path) instead of through a
 -- SET clause, which would cost every single-row INSERT a GUC change.
 CREATE FUNCTION collect._latest_insert() RETURNS trigger
     LANGUAGE c AS 'MODULE_PATHNAME', 'latest_insert_wrapper';
 
--- UPDATE, DELETE and TRUNCATE on a shard of a tracked child on Citus: what the generated
+-- UPDATE, DELETE and TRUNCATE on a shard of a child with a latest copy on Citus: what the generated
 -- trigger function does, with statements made for the shards (collect._latest_trigger_spec).
--- TG_ARGV is (refresh function, spec) of the tracking.
+-- TG_ARGV is (refresh function, spec) of the latest copy.
 CREATE FUNCTION collect._latest_shard_sync() RETURNS trigger
     LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -216,7 +216,7 @@ DECLARE
     keys text;
 BEGIN
     IF TG_WHEN <> 'AFTER' OR TG_LEVEL <> 'STATEMENT' OR TG_OP NOT IN ('UPDATE', 'DELETE', 'TRUNCATE') OR TG_NARGS <> 2 THEN
-        RAISE EXCEPTION 'collect._latest_shard_sync must be an AFTER UPDATE, DELETE or TRUNCATE statement trigger made by collect.track_latest'
+        RAISE EXCEPTION 'collect._latest_shard_sync must be an AFTER UPDATE, DELETE or TRUNCATE statement trigger made by collect.create_latest'
             USING ERRCODE = 'trigger_protocol_violated';
     END IF;
     statements := collect._latest_shard_sql(collect._latest_trigger_spec(TG_RELID, TG_ARGV[0], TG_ARGV[1]::jsonb));
@@ -238,7 +238,7 @@ BEGIN
 END $$;
 
 -- One job of check_latest, repair_latest or backfill_latest on the shard `parent_shard` of a
--- tracked parent on Citus and the child's co-located shard, run on its worker by
+-- parent with a latest copy on Citus and the child's co-located shard, run on its worker by
 -- collect._citus_on_shards with the caller's privileges. `job` is {spec, job, keys}: 'check'
 -- returns the rows check_latest reports, as a JSON array of [key, stored, expected];
 -- 'refresh' recomputes the parents `keys` (the text of an array; those on other shards are
@@ -267,7 +267,7 @@ BEGIN
     RETURN changed::text;
 END $$;
 
--- A tracking of distributed tables (track_latest allows no other Citus tables).
+-- A latest copy of distributed tables (create_latest allows no other Citus tables).
 CREATE FUNCTION collect._latest_distributed(def collect.latest_defs) RETURNS boolean
     STABLE LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
     SELECT collect._distribution_column(def.parent) IS NOT NULL
@@ -293,9 +293,9 @@ BEGIN
     RETURN a;
 END $$;
 
--- The triggers of a tracking on its child `tables`: on one node, collect._latest_insert and the
+-- The triggers of a latest copy on its child `tables`: on one node, collect._latest_insert and the
 -- generated function `sync`; on Citus, where they fire on the shards, collect._latest_insert
--- and collect._latest_shard_sync, carrying the tracking's `spec` (triggers on distributed tables
+-- and collect._latest_shard_sync, carrying the latest copy's `spec` (triggers on distributed tables
 -- need citus.enable_unsafe_triggers: these touch only co-located shards of their own).
 CREATE FUNCTION collect._latest_make_triggers(tables regclass[], base text, refresh text, sync text, spec jsonb) RETURNS void
     LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET citus.enable_unsafe_triggers = on AS $$
@@ -334,7 +334,7 @@ BEGIN
     END LOOP;
 END $$;
 
-CREATE FUNCTION collect.track_latest(
+CREATE FUNCTION collect.create_latest(
     parent regclass,
     child regclass,
     link text,
@@ -368,7 +368,7 @@ DECLARE
     stale collect.latest_defs;
 BEGIN
     IF parent IS NULL OR child IS NULL OR link IS NULL OR order_by IS NULL OR columns IS NULL OR prefix IS NULL THEN
-        RAISE EXCEPTION 'collect.track_latest: only filter may be NULL' USING ERRCODE = 'null_value_not_allowed';
+        RAISE EXCEPTION 'collect.create_latest: only filter may be NULL' USING ERRCODE = 'null_value_not_allowed';
     END IF;
     SELECT n.nspname, r.relname INTO parent_schema, parent_name FROM pg_class r JOIN pg_namespace n ON n.oid = r.relnamespace
      WHERE r.oid = parent AND r.relkind IN ('r', 'p');
@@ -381,7 +381,7 @@ BEGIN
         RAISE EXCEPTION 'child % is not a table', child USING ERRCODE = 'wrong_object_type';
     END IF;
     IF EXISTS (SELECT FROM unnest(ARRAY[parent, child]) u(rel), collect._citus_table(u.rel) c WHERE c.reference) THEN
-        RAISE EXCEPTION 'collect.track_latest does not support Citus reference tables: % or % is one', parent, child
+        RAISE EXCEPTION 'collect.create_latest does not support Citus reference tables: % or % is one', parent, child
             USING ERRCODE = 'feature_not_supported',
                   HINT = 'Distribute the parent on its key and the child on the link, co-located, or keep both local.';
     END IF;
@@ -405,11 +405,11 @@ BEGIN
     END IF;
 
     link_col := collect._latest_column(child, link, 'link');
-    -- On Citus every statement of the tracking keeps to a parent shard and the child's shard
+    -- On Citus every statement of the latest copy keeps to a parent shard and the child's shard
     -- co-located with it (collect._latest_trigger_spec).
     distributed := collect._distribution_column(parent) IS NOT NULL OR collect._distribution_column(child) IS NOT NULL;
     IF distributed AND EXISTS (SELECT FROM pg_class WHERE oid = child AND relkind = 'p') THEN
-        RAISE EXCEPTION 'collect.track_latest does not support a partitioned child on Citus: % is one', child
+        RAISE EXCEPTION 'collect.create_latest does not support a partitioned child on Citus: % is one', child
             USING ERRCODE = 'feature_not_supported', HINT = 'Distribute a child that is not partitioned, or keep both tables local.';
     END IF;
     IF distributed AND (collect._distribution_column(parent) IS DISTINCT FROM key_col.attname::text
@@ -465,22 +465,22 @@ BEGIN
         END;
     END IF;
 
-    -- One tracking per parent; parent before child, like the triggers.
+    -- One latest copy per parent; parent before child, like the triggers.
     PERFORM pg_advisory_xact_lock(hashtext('collect.latest'), parent::oid::int);
-    -- A tracking whose parent of this name was dropped (the registry keeps its number): one
-    -- Citus rebuilt is found again (collect._latest_reattach), and is already tracked; of one
+    -- A latest copy whose parent of this name was dropped (the registry keeps its number): one
+    -- Citus rebuilt is found again (collect._latest_reattach), and already has one; of one
     -- dropped for good, with its child, what is left (functions, row) goes.
     SELECT * INTO stale FROM collect.latest_defs d
      WHERE d.schema = parent_schema AND d.name = parent_name AND NOT EXISTS (SELECT FROM pg_class c WHERE c.oid = d.parent);
     IF FOUND THEN
         stale := collect._latest_reattach(stale);
         IF NOT EXISTS (SELECT FROM pg_class c WHERE c.oid = stale.parent) THEN
-            PERFORM collect._latest_untrack(stale, false);
+            PERFORM collect._latest_drop(stale, false);
         END IF;
     END IF;
-    IF EXISTS (SELECT FROM collect.latest_defs d WHERE d.parent = track_latest.parent) THEN
-        RAISE EXCEPTION 'the latest version is already tracked on %', parent
-            USING ERRCODE = 'duplicate_object', HINT = 'collect.untrack_latest removes the tracking.';
+    IF EXISTS (SELECT FROM collect.latest_defs d WHERE d.parent = create_latest.parent) THEN
+        RAISE EXCEPTION 'a latest copy is already kept on %', parent
+            USING ERRCODE = 'duplicate_object', HINT = 'collect.drop_latest removes it.';
     END IF;
     base := left(parent_name, 40);
     refresh_name := base || '_latest_refresh';
@@ -536,7 +536,7 @@ BEGIN
     VALUES (parent, parent_schema, parent_name, child, key_col.attname, format_type(key_col.atttypid, key_col.atttypmod), link, orders, columns, prefix, filter,
             format('%I.%I', parent_schema, refresh_name), format('%I.%I', parent_schema, trigger_name), tables, key_eq);
 END $$;
-COMMENT ON FUNCTION collect.track_latest(regclass, regclass, text, text, text[], text, text) IS
+COMMENT ON FUNCTION collect.create_latest(regclass, regclass, text, text, text[], text, text) IS
     'Keeps a copy of each parent''s latest child row on the parent (existing rows: collect.backfill_latest)';
 
 -- One batch of backfill_latest: the next batch_size parents after the stored position,
@@ -559,7 +559,7 @@ BEGIN
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
     IF NOT collect._acting_as(def.owner) THEN
-        RETURN collect._owner_run(def.owner, format('tracking of %s', parent),
+        RETURN collect._owner_run(def.owner, format('latest copy of %s', parent),
                                   format('SELECT collect._backfill_batch(%L::pg_catalog.regclass, %s, %L, %s)', parent::oid, batch_size, started, done_at_start))::bigint;
     END IF;
     IF last IS NULL THEN
@@ -620,9 +620,9 @@ DECLARE
     def collect.latest_defs := collect._latest_def(parent);
 BEGIN
     IF NOT collect._acting_as(def.owner) THEN
-        -- A tracking's filter may call the owner's functions: the check runs as the owner.
+        -- A latest copy's filter may call the owner's functions: the check runs as the owner.
         RETURN QUERY SELECT r->>0, r->1, r->2
-          FROM jsonb_array_elements(collect._owner_run(def.owner, format('tracking of %s', parent), format(
+          FROM jsonb_array_elements(collect._owner_run(def.owner, format('latest copy of %s', parent), format(
                    'SELECT coalesce(jsonb_agg(jsonb_build_array(c.parent_key, c.stored, c.expected)), ''[]'') FROM collect.check_latest(%L::pg_catalog.regclass) c',
                    parent::oid))::jsonb) r;
         RETURN;
@@ -643,7 +643,7 @@ DECLARE
     changed bigint;
 BEGIN
     IF NOT collect._acting_as(def.owner) THEN
-        RETURN collect._owner_run(def.owner, format('tracking of %s', parent), format('SELECT collect.repair_latest(%L::pg_catalog.regclass)', parent::oid))::bigint;
+        RETURN collect._owner_run(def.owner, format('latest copy of %s', parent), format('SELECT collect.repair_latest(%L::pg_catalog.regclass)', parent::oid))::bigint;
     END IF;
     IF collect._latest_distributed(def) THEN
         RETURN (SELECT sum(n::bigint) FROM collect._latest_on_shards(def, 'repair', NULL) n);
@@ -655,11 +655,11 @@ BEGIN
 END $$;
 COMMENT ON FUNCTION collect.repair_latest(regclass) IS 'Rewrites the copies collect.check_latest reports; returns how many changed';
 
--- Removes tracking `def`: its triggers, its generated functions and its row (and with
+-- Removes latest copy `def`: its triggers, its generated functions and its row (and with
 -- drop_columns, the copies). On Citus, the generated functions may have been created on every
--- node (for the triggers of tables distributed after tracking), and Citus drops them only in
+-- node (for the triggers of tables distributed after create_latest), and Citus drops them only in
 -- sequential mode.
-CREATE FUNCTION collect._latest_untrack(def collect.latest_defs, drop_columns boolean) RETURNS void
+CREATE FUNCTION collect._latest_drop(def collect.latest_defs, drop_columns boolean) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET citus.enable_unsafe_triggers = on
     SET citus.multi_shard_modify_mode = 'sequential' AS $$
 DECLARE
@@ -670,19 +670,19 @@ DECLARE
     tg record;
     colname text;
 BEGIN
-    PERFORM collect._check_owner(def.owner, format('the latest-version tracking on %I.%I', def.schema, def.name));
+    PERFORM collect._check_owner(def.owner, format('the latest copy on %I.%I', def.schema, def.name));
     -- Catch up with a rename of the parent, and lock the definition for the drop.
     UPDATE collect.latest_defs d SET schema = c.relnamespace::regnamespace::name, name = c.relname
       FROM pg_class c WHERE c.oid = d.parent AND d.parent = def.parent
     RETURNING d.schema, d.name INTO current_schema, current_name;
-    PERFORM collect._lock_definition('tracking', coalesce(current_schema, def.schema), coalesce(current_name, def.name));
+    PERFORM collect._lock_definition('latest', coalesce(current_schema, def.schema), coalesce(current_name, def.name));
     -- The triggers are found by their function, so renamed tables and partitions added or
     -- dropped since do not matter: those of the generated function first, which is then
     -- dropped, and then pg_collect's.
     FOR tg IN SELECT t.tgname, t.tgrelid::regclass AS rel FROM pg_trigger t WHERE t.tgfoid = sync ORDER BY t.tgrelid, t.tgname LOOP
         EXECUTE format('DROP TRIGGER %I ON %s', tg.tgname, tg.rel);
     END LOOP;
-    -- CASCADE: on Citus, the shards of a table distributed after tracking keep TRUNCATE
+    -- CASCADE: on Citus, the shards of a table distributed after create_latest keep TRUNCATE
     -- triggers of the generated function that dropping the table's triggers leaves behind.
     EXECUTE format('DROP FUNCTION IF EXISTS %s() CASCADE', def.trigger_function);
     EXECUTE format('DROP FUNCTION IF EXISTS %s(%s[])', def.refresh_function, def.key_type);
@@ -702,23 +702,23 @@ BEGIN
     PERFORM collect._delete_registry_rows('collect.latest_defs', jsonb_build_object('parent', def.parent::oid::text));
 END $$;
 
-CREATE FUNCTION collect.untrack_latest(parent regclass, drop_columns boolean DEFAULT false) RETURNS void
+CREATE FUNCTION collect.drop_latest(parent regclass, drop_columns boolean DEFAULT false) RETURNS void
     LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
-    SELECT collect._latest_untrack(collect._latest_def(parent), drop_columns)
+    SELECT collect._latest_drop(collect._latest_def(parent), drop_columns)
 $$;
-COMMENT ON FUNCTION collect.untrack_latest(regclass, boolean) IS 'Removes the triggers (and with drop_columns, the copies)';
+COMMENT ON FUNCTION collect.drop_latest(regclass, boolean) IS 'Removes the triggers (and with drop_columns, the copies)';
 
 -- Backfills not done yet, as one-off work (collect.maintenance).
 CREATE FUNCTION collect._latest_maintenance() RETURNS SETOF collect.maintenance
     STABLE LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
-    SELECT 'tracking', format('%I.%I', d.schema, d.name), 'backfill', format('CALL collect.backfill_latest(%L)', format('%I.%I', d.schema, d.name)),
+    SELECT 'latest', format('%I.%I', d.schema, d.name), 'backfill', format('CALL collect.backfill_latest(%L)', format('%I.%I', d.schema, d.name)),
            NULL::interval, d.backfill_position IS NOT NULL OR d.backfilled_at IS NULL, d.owner,
            format('SELECT collect._backfill_batch(%L, 10000, pg_catalog.now(), 0) OPERATOR(pg_catalog.=) 0', d.parent)
       FROM collect.latest_defs d ORDER BY 2
 $$;
-UPDATE collect.capabilities SET maintenance = 'collect._latest_maintenance' WHERE kind = 'tracking';
+UPDATE collect.capabilities SET maintenance = 'collect._latest_maintenance' WHERE kind = 'latest';
 
-CREATE VIEW collect.tracked_latest AS
+CREATE VIEW collect.latest AS
 SELECT d.parent, d.child, d.link, d.order_by, d.columns,
        ARRAY(SELECT d.prefix || c FROM unnest(d.columns) c) AS parent_columns,
        d.filter,
@@ -727,4 +727,4 @@ SELECT d.parent, d.child, d.link, d.order_by, d.columns,
             ELSE 'not started' END AS backfill,
        d.backfill_done AS backfilled_parents, d.backfilled_at, d.trigger_tables, d.owner, d.created_at
   FROM collect.latest_defs d;
-GRANT SELECT ON collect.tracked_latest TO PUBLIC;
+GRANT SELECT ON collect.latest TO PUBLIC;

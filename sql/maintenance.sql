@@ -1,11 +1,11 @@
 -- Scheduled maintenance: one scheduler for every capability's periodic work (the jobs listed in
--- collect.maintenance_jobs). A schedule says how often a job runs; collect.maintain() runs the
+-- collect.jobs). A job's schedule says how often it runs; collect.maintain() runs the
 -- jobs that are due, a bounded batch per transaction, each as its object's owner. pg_cron (or
 -- the background worker of src/maintenance/) calls it; nothing else runs on its own.
 
--- The schedules: one row per (object, job). `runs` keeps the last runs, newest first, never
+-- The jobs' schedules: one row per (object, job). `runs` keeps the last runs, newest first, never
 -- more than collect._job_history() of them.
-CREATE TABLE collect.schedules (
+CREATE TABLE collect.job_schedules (
     object text NOT NULL,
     job text NOT NULL,
     -- Rows are written by their owners (row level security): every column they can write
@@ -25,21 +25,21 @@ CREATE TABLE collect.schedules (
     lock_key integer NOT NULL DEFAULT ('x' || substr(md5(gen_random_uuid()::text), 1, 8))::bit(32)::integer,
     PRIMARY KEY (object, job)
 );
-COMMENT ON TABLE collect.schedules IS 'Schedules of maintenance jobs, made by collect.schedule';
+COMMENT ON TABLE collect.job_schedules IS 'Schedules of maintenance jobs, made by collect.schedule';
 
 CREATE FUNCTION collect._job_history() RETURNS integer IMMUTABLE LANGUAGE sql AS 'SELECT 10';
 
 -- A schedule may be written only for a job whose object belongs to its owner.
-CREATE FUNCTION collect._schedule_verify(s collect.schedules) RETURNS boolean
+CREATE FUNCTION collect._schedule_verify(s collect.job_schedules) RETURNS boolean
     STABLE LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     RETURN EXISTS (SELECT FROM collect._maintenance() m WHERE m.object = s.object AND m.job = s.job AND m.owner = s.owner);
 END $$;
-SELECT collect._register_capability('schedule', 'collect.schedules', 'collect._schedule_verify', 'collect.jobs');
+SELECT collect._register_capability('schedule', 'collect.job_schedules', 'collect._schedule_verify', 'collect.jobs');
 -- A failed run's message can carry the owner's values (an error of its own code): a role reads
 -- only its own schedules' rows; collect.jobs and collect.job_runs list every job, with the
 -- message of others' failures cut to its SQLSTATE.
-ALTER POLICY readable ON collect.schedules USING (pg_catalog.pg_has_role(owner, 'USAGE'));
+ALTER POLICY readable ON collect.job_schedules USING (pg_catalog.pg_has_role(owner, 'USAGE'));
 
 -- A run's result as the caller may see it: whole for the owner's members, else its SQLSTATE.
 CREATE FUNCTION collect._job_result(owner name, result text) RETURNS text
@@ -67,7 +67,7 @@ BEGIN
      LIMIT 1;
     IF found.object IS NULL THEN
         RAISE EXCEPTION 'no job "%" for "%"', job, object
-            USING ERRCODE = 'undefined_object', HINT = 'collect.maintenance_jobs lists the jobs there are.';
+            USING ERRCODE = 'undefined_object', HINT = 'collect.jobs lists the jobs there are.';
     END IF;
     RETURN found;
 END $$;
@@ -89,7 +89,7 @@ BEGIN
     IF NOT isfinite(next_run) THEN
         RAISE EXCEPTION 'a schedule starts at a time, not at %', next_run USING ERRCODE = 'invalid_parameter_value';
     END IF;
-    INSERT INTO collect.schedules AS s (object, job, every, owner, next_run)
+    INSERT INTO collect.job_schedules AS s (object, job, every, owner, next_run)
     VALUES (found.object, found.job, every, found.owner, next_run)
     ON CONFLICT (object, job) DO UPDATE SET every = excluded.every, owner = excluded.owner, next_run = excluded.next_run, failures = 0;
     RETURN next_run;
@@ -111,14 +111,14 @@ BEGIN
         RETURN false;
     END IF;
     PERFORM collect._check_owner(owner, format('the schedule of %s', object));
-    PERFORM collect._delete_registry_rows('collect.schedules', jsonb_build_object('object', object, 'job', job));
+    PERFORM collect._delete_registry_rows('collect.job_schedules', jsonb_build_object('object', object, 'job', job));
     RETURN true;
 END $$;
 
 CREATE FUNCTION collect.unschedule(object text, job text) RETURNS boolean
     LANGUAGE sql AS $$
     -- ($1, $2: in a SQL function, a bare name is a column before it is a parameter.)
-    SELECT collect._unschedule(COALESCE((SELECT s.object FROM collect.schedules s
+    SELECT collect._unschedule(COALESCE((SELECT s.object FROM collect.job_schedules s
                                            LEFT JOIN pg_catalog.unnest(pg_catalog.current_schemas(false)) WITH ORDINALITY AS p(nsp, ord)
                                              ON s.object OPERATOR(pg_catalog.=) pg_catalog.format('%I.%I', p.nsp, $1)
                                           WHERE s.job OPERATOR(pg_catalog.=) $2 AND (s.object OPERATOR(pg_catalog.=) $1 OR p.nsp IS NOT NULL)
@@ -157,16 +157,16 @@ CREATE FUNCTION collect._claim_job(skip text[], OUT object text, OUT job text, O
 DECLARE
     candidate record;
 BEGIN
-    FOR candidate IN SELECT s.object, s.job, s.lock_key FROM collect.schedules s
+    FOR candidate IN SELECT s.object, s.job, s.lock_key FROM collect.job_schedules s
                       WHERE s.next_run <= clock_timestamp() AND pg_has_role(s.owner, 'USAGE')
                         AND NOT (s.object || ' ' || s.job) = ANY (coalesce(skip, '{}'))
-                      ORDER BY (SELECT count(*) FROM collect.schedules r
+                      ORDER BY (SELECT count(*) FROM collect.job_schedules r
                                  WHERE r.owner = s.owner AND (r.object || ' ' || r.job) = ANY (coalesce(skip, '{}'))),
                                s.next_run LOOP
         CONTINUE WHEN NOT pg_try_advisory_lock(collect._job_lock_class(), candidate.lock_key);
         -- Another caller may have run it between the query above and the lock: a new
         -- statement sees its commit.
-        UPDATE collect.schedules s SET last_started = clock_timestamp()
+        UPDATE collect.job_schedules s SET last_started = clock_timestamp()
          WHERE (s.object, s.job) = (candidate.object, candidate.job) AND s.next_run <= clock_timestamp()
         RETURNING s.object, s.job, s.last_started INTO object, job, started;
         IF object IS NOT NULL THEN
@@ -178,21 +178,21 @@ END $$;
 
 -- One batch of a claimed job, as its owner: 'done', 'more', or 'failed: SQLSTATE message'. An
 -- error is caught (and the batch's work undone), so one failing job stops nothing else.
-CREATE FUNCTION collect._run_job_step(object text, job text) RETURNS text
+CREATE FUNCTION collect._run_job_batch(object text, job text) RETURNS text
     LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
-    found collect.maintenance := (SELECT m FROM collect._maintenance() m WHERE (m.object, m.job) = (_run_job_step.object, _run_job_step.job));
+    found collect.maintenance := (SELECT m FROM collect._maintenance() m WHERE (m.object, m.job) = (_run_job_batch.object, _run_job_batch.job));
     done boolean;
     state text;
     message text;
 BEGIN
-    IF found.step IS NULL THEN
+    IF found.batch IS NULL THEN
         RETURN 'failed: 42704 the job no longer exists (its object was dropped?)';
     END IF;
     BEGIN
         -- The job's code runs as its owner, never as the caller (a superuser, for pg_cron or
         -- the background worker), in a restricted operation whose settings are unwound.
-        done := collect._as_owner(found.owner, found.step, as_job => true)::boolean;
+        done := collect._as_owner(found.owner, found.batch, as_job => true)::boolean;
         RETURN CASE WHEN done IS FALSE THEN 'more' ELSE 'done' END;
     EXCEPTION
         WHEN query_canceled THEN
@@ -214,10 +214,10 @@ END $$;
 CREATE FUNCTION collect._finish_job(object text, job text, started timestamptz, result text, batches integer) RETURNS void
     LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
-    lock_key integer := (SELECT s.lock_key FROM collect.schedules s WHERE (s.object, s.job) = (_finish_job.object, _finish_job.job));
+    lock_key integer := (SELECT s.lock_key FROM collect.job_schedules s WHERE (s.object, s.job) = (_finish_job.object, _finish_job.job));
     failed boolean := result LIKE 'failed:%';
 BEGIN
-    UPDATE collect.schedules s
+    UPDATE collect.job_schedules s
        SET last_finished = clock_timestamp(),
            last_result = CASE WHEN result = 'more' THEN format('ok, %s batches, more left', batches)
                               WHEN failed THEN result ELSE format('ok, %s batches', batches) END,
@@ -285,7 +285,7 @@ BEGIN
         ran := ran OPERATOR(pg_catalog.||) (claimed.object OPERATOR(pg_catalog.||) ' ' OPERATOR(pg_catalog.||) claimed.job);
         batches := 0;
         LOOP
-            result := collect._run_job_step(claimed.object, claimed.job);
+            result := collect._run_job_batch(claimed.object, claimed.job);
             batches := batches OPERATOR(pg_catalog.+) 1;
             COMMIT;
             EXIT WHEN result OPERATOR(pg_catalog.<>) 'more' OR batches OPERATOR(pg_catalog.>=) max_batches;
@@ -297,20 +297,21 @@ END $$;
 COMMENT ON PROCEDURE collect.maintain(integer) IS
     'Runs the maintenance jobs that are due, each as its object''s owner, committing after every batch';
 
+-- Every job there is, scheduled or not, and a schedule whose job is gone (kind NULL).
 CREATE VIEW collect.jobs AS
-SELECT s.object, s.job, m.kind, s.every, s.owner, s.next_run, s.last_started AS last_run, s.last_finished,
+SELECT coalesce(m.object, s.object) AS object, coalesce(m.job, s.job) AS job, m.kind, coalesce(s.owner, m.owner) AS owner,
+       m.call, m.every AS usual_every, s.object IS NOT NULL AS scheduled, s.every, s.next_run, s.last_started, s.last_finished,
        collect._job_result(s.owner, s.last_result) AS last_result, s.failures,
        EXISTS (SELECT FROM pg_locks l
                 WHERE l.locktype = 'advisory' AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
-                  AND l.classid = collect._job_lock_class()::oid AND l.objid = s.lock_key::oid AND l.objsubid = 2 AND l.granted) AS running,
-       m.call
-  FROM collect.schedules s LEFT JOIN collect._maintenance() m ON (m.object, m.job) = (s.object, s.job);
+                  AND l.classid = collect._job_lock_class()::oid AND l.objid = s.lock_key::oid AND l.objsubid = 2 AND l.granted) AS running
+  FROM collect._maintenance() m FULL JOIN collect.job_schedules s ON m.object = s.object AND m.job = s.job;
 GRANT SELECT ON collect.jobs TO PUBLIC;
-COMMENT ON VIEW collect.jobs IS 'Scheduled maintenance jobs: when they run next, how the last run went, whether one runs now';
+COMMENT ON VIEW collect.jobs IS 'Every maintenance job: what it calls and its usual interval; if scheduled, when it runs next, how the last run went, whether one runs now';
 
 CREATE VIEW collect.job_runs AS
 SELECT s.object, s.job, (r->>'started')::timestamptz AS started, (r->>'finished')::timestamptz AS finished,
        (r->>'batches')::integer AS batches, collect._job_result(s.owner, r->>'result') AS result
-  FROM collect.schedules s, jsonb_array_elements(s.runs) r;
+  FROM collect.job_schedules s, jsonb_array_elements(s.runs) r;
 GRANT SELECT ON collect.job_runs TO PUBLIC;
 COMMENT ON VIEW collect.job_runs IS 'The last runs of each scheduled job (collect._job_history() of them), newest first';

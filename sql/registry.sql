@@ -242,11 +242,19 @@ END $$;
 CREATE FUNCTION collect._distribution_column(t regclass) RETURNS text
     STABLE LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$ SELECT (collect._citus_table(t)).distribution_column $$;
 
--- Distributes table t on `column`, co-located with `colocate_with` (Citus).
-CREATE FUNCTION collect._citus_distribute(t regclass, column_name text, colocate_with regclass) RETURNS void
+-- Distributes table t on `column` (Citus), co-located with `colocate_with`, or when that is
+-- NULL in Citus' default group (of `shard_count` shards, when given).
+CREATE FUNCTION collect._citus_distribute(t regclass, column_name text, colocate_with regclass DEFAULT NULL,
+                                          shard_count integer DEFAULT NULL) RETURNS void
     LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
-    EXECUTE 'SELECT pg_catalog.create_distributed_table($1, $2, colocate_with => $3::text)' USING t, column_name, colocate_with;
+    IF colocate_with IS NOT NULL THEN
+        EXECUTE 'SELECT pg_catalog.create_distributed_table($1, $2, colocate_with => $3::text)' USING t, column_name, colocate_with;
+    ELSIF shard_count IS NOT NULL THEN
+        EXECUTE 'SELECT pg_catalog.create_distributed_table($1, $2, shard_count => $3)' USING t, column_name, shard_count;
+    ELSE
+        EXECUTE 'SELECT pg_catalog.create_distributed_table($1, $2)' USING t, column_name;
+    END IF;
 END $$;
 
 -- The shard id of relation `shard` when it is a shard of a Citus table on this node (a
@@ -346,11 +354,11 @@ BEGIN
 END $$;
 
 -- Periodic work: each capability's `maintenance` function returns its rows. `call` is what a
--- person or pg_cron runs, every `every` (NULL: once, when `due`); `step` is one bounded batch of
+-- person or pg_cron runs, every `every` (NULL: once, when `due`); `batch` is one bounded batch of
 -- it, a query returning true when nothing is left, which collect.maintain() runs as `owner`
 -- with a commit after each (sql/maintenance.sql).
 CREATE TYPE collect.maintenance AS (kind text, object text, job text, call text, every interval, due boolean,
-                                    owner name, step text);
+                                    owner name, batch text);
 
 CREATE FUNCTION collect._maintenance() RETURNS SETOF collect.maintenance
     STABLE LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
@@ -362,8 +370,5 @@ BEGIN
     END LOOP;
 END $$;
 
--- Every capability's periodic work, in one list: what a scheduler runs.
-CREATE VIEW collect.maintenance_jobs AS SELECT * FROM collect._maintenance();
-GRANT SELECT ON collect.maintenance_jobs TO PUBLIC;
 
 REVOKE EXECUTE ON FUNCTION collect._register_capability(text, regclass, regproc, text) FROM PUBLIC;

@@ -10,7 +10,7 @@
 -- written by their owners): a granularity of whole days at most, no months (buckets are fixed
 -- lengths) and at most 100 years' worth; tiers an array of {name, granularity, keep} whose
 -- intervals are such. A forged row would otherwise overflow the interval arithmetic of
--- collect.maintenance_jobs and collect.rollups for every role.
+-- collect.jobs and collect.rollups for every role.
 CREATE FUNCTION collect._rollup_granularity_ok(granularity interval) RETURNS boolean
     IMMUTABLE LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
     SELECT granularity > interval '0' AND extract(month FROM granularity) = 0 AND extract(year FROM granularity) = 0
@@ -470,7 +470,7 @@ CREATE FUNCTION collect._rollup_flush() RETURNS trigger
 COMMENT ON FUNCTION collect.create_rollup(text, regclass, text, text[], jsonb, interval, boolean) IS
     'Creates a rollup table kept at ingest: one row per bucket and dimension combination';
 
--- Events as a JSON array (a lump), inserted into the source: one statement per set of keys
+-- Events as a JSON array, inserted into the source: one statement per set of keys
 -- the events have, naming only those columns, so the others get their defaults.
 CREATE FUNCTION collect._ingest(schema name, rollup text, events jsonb) RETURNS bigint
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
@@ -518,17 +518,17 @@ END $$;
 CREATE FUNCTION collect.ingest(rollup text, events jsonb) RETURNS bigint
     LANGUAGE sql AS $$ SELECT collect._ingest(r.schema, r.object_name, events) FROM collect._resolve('rollup', rollup) r $$;
 
--- Events as a lump of newline-delimited JSON, gzip-compressed or not (what a client writes
+-- Events as a batch of newline-delimited JSON, gzip-compressed or not (what a client writes
 -- with gzip alone): one JSON object a line; blank lines are skipped.
-CREATE FUNCTION collect._ndjson_lines(lump bytea) RETURNS text[]
+CREATE FUNCTION collect._ndjson_lines(batch bytea) RETURNS text[]
     IMMUTABLE STRICT PARALLEL SAFE LANGUAGE c AS 'MODULE_PATHNAME', 'ndjson_lines_wrapper';
-CREATE FUNCTION collect._ndjson_events(lump bytea) RETURNS jsonb
+CREATE FUNCTION collect._ndjson_events(batch bytea) RETURNS jsonb
 LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
-    lines text[] := collect._ndjson_lines(lump);
+    lines text[] := collect._ndjson_lines(batch);
     events jsonb;
 BEGIN
-    IF lump IS NULL THEN
+    IF batch IS NULL THEN
         RAISE EXCEPTION 'collect.ingest takes events, not NULL' USING ERRCODE = 'null_value_not_allowed';
     END IF;
     BEGIN
@@ -549,12 +549,12 @@ BEGIN
     RETURN events;
 END $$;
 
--- What rolling up a lump without rows needs (src/rollups/lumps.rs): the rollup's description
+-- What rolling up a batch without rows needs (src/rollups/batches.rs): the rollup's description
 -- and its source's column types. NULL for a rollup that keeps raw rows, and for a view with
 -- more to it than its rollup (other triggers, column defaults, nondeterministic collations):
--- such lumps are inserted as rows. Locks the view as an INSERT would, so add_tier waits for
--- the lump.
-CREATE FUNCTION collect._rollup_lump_plan(schema name, rollup text) RETURNS jsonb
+-- such batches are inserted as rows. Locks the view as an INSERT would, so add_tier waits for
+-- the batch.
+CREATE FUNCTION collect._rollup_ndjson_plan(schema name, rollup text) RETURNS jsonb
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     def collect.rollup_defs := collect._rollup_def(schema, rollup);
@@ -575,15 +575,15 @@ BEGIN
         'column_types', (SELECT jsonb_object_agg(attname, format_type(atttypid, atttypmod)) FROM pg_attribute
                           WHERE attrelid = source AND attnum > 0 AND NOT attisdropped));
 END $$;
-CREATE FUNCTION collect._ingest_lump(schema text, rollup text, lump bytea) RETURNS bigint
+CREATE FUNCTION collect._ingest_ndjson(schema text, rollup text, batch bytea) RETURNS bigint
     LANGUAGE c SET search_path = pg_catalog, pg_temp AS 'MODULE_PATHNAME', 'rollup_ingest_lump_wrapper';
 
--- A rollup that keeps no raw rows takes a lump without making rows when it can (every column
+-- A rollup that keeps no raw rows takes a batch without making rows when it can (every column
 -- it reads of a type, and every value of a form, whose meaning is beyond doubt); otherwise,
 -- and for rollups of tables, its events are inserted as rows.
 CREATE FUNCTION collect.ingest(rollup text, events bytea) RETURNS bigint
     LANGUAGE sql AS $$
-    SELECT coalesce(collect._ingest_lump(r.schema, r.object_name, events),
+    SELECT coalesce(collect._ingest_ndjson(r.schema, r.object_name, events),
                     collect._ingest(r.schema, r.object_name, collect._ndjson_events(events)))
       FROM collect._resolve('rollup', rollup) r
 $$;
@@ -717,7 +717,7 @@ CREATE FUNCTION collect.apply_retention(rollup text DEFAULT NULL) RETURNS bigint
 $$;
 
 -- Recomputes stale buckets (or those in [from, to)) of the rollup and its tiers from raw rows.
-CREATE FUNCTION collect._refresh_rollup(schema name, rollup text, "from" timestamptz, "to" timestamptz) RETURNS bigint
+CREATE FUNCTION collect._refresh_rollup(schema name, rollup text, since timestamptz, until timestamptz) RETURNS bigint
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     def collect.rollup_defs := collect._rollup_def(schema, rollup);
@@ -730,21 +730,21 @@ BEGIN
         RAISE EXCEPTION 'rollup "%" keeps no raw rows to recompute buckets from', def.name
             USING ERRCODE = 'object_not_in_prerequisite_state';
     END IF;
-    IF ("from" IS NULL) <> ("to" IS NULL) THEN
-        RAISE EXCEPTION 'give both "from" and "to", or neither' USING ERRCODE = 'invalid_parameter_value';
+    IF (since IS NULL) <> (until IS NULL) THEN
+        RAISE EXCEPTION 'give both since and until, or neither' USING ERRCODE = 'invalid_parameter_value';
     END IF;
     IF NOT collect._acting_as(def.owner) THEN
         RETURN collect._owner_run(def.owner, format('rollup %I.%I', def.schema, def.name),
-                                  format('SELECT collect._refresh_rollup(%L, %L, %L, %L)', schema, rollup, "from", "to"))::bigint;
+                                  format('SELECT collect._refresh_rollup(%L, %L, %L, %L)', schema, rollup, since, until))::bigint;
     END IF;
     -- Ingest waits while buckets are rebuilt, so none is counted twice or missed.
     EXECUTE format('LOCK TABLE %s IN SHARE MODE', collect._rollup_source(def));
     -- The base buckets to rebuild, as text: the generated statements cast them back to the
     -- bucket's type.
-    IF "from" IS NULL THEN
+    IF since IS NULL THEN
         EXECUTE format('SELECT array_agg(DISTINCT bucket::text) FROM %s', stale) INTO buckets;
     ELSE
-        EXECUTE (collect._rollup_sql(spec, 'range', 0, NULL, NULL))[1] INTO buckets USING "from", "to";
+        EXECUTE (collect._rollup_sql(spec, 'range', 0, NULL, NULL))[1] INTO buckets USING since, until;
     END IF;
     IF coalesce(cardinality(buckets), 0) = 0 THEN
         RETURN 0;
@@ -759,9 +759,9 @@ BEGIN
     RETURN cardinality(buckets);
 END $$;
 
-CREATE FUNCTION collect.refresh_rollup(rollup text, "from" timestamptz DEFAULT NULL, "to" timestamptz DEFAULT NULL)
+CREATE FUNCTION collect.refresh_rollup(rollup text, since timestamptz DEFAULT NULL, until timestamptz DEFAULT NULL)
     RETURNS bigint LANGUAGE sql AS $$
-    SELECT collect._refresh_rollup(r.schema, r.object_name, "from", "to") FROM collect._resolve('rollup', rollup) r
+    SELECT collect._refresh_rollup(r.schema, r.object_name, since, until) FROM collect._resolve('rollup', rollup) r
 $$;
 
 CREATE FUNCTION collect._drop_rollup(schema name, rollup text) RETURNS void
@@ -796,11 +796,11 @@ CREATE FUNCTION collect.drop_rollup(rollup text) RETURNS void
 -- Each rollup's retention and stale-bucket refresh, as periodic work (collect.maintenance).
 CREATE FUNCTION collect._rollup_maintenance() RETURNS SETOF collect.maintenance
     STABLE LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
-    SELECT 'rollup', format('%I.%I', d.schema, d.name), j.job, j.call, j.every, true, d.owner, j.step
+    SELECT 'rollup', format('%I.%I', d.schema, d.name), j.job, j.call, j.every, true, d.owner, j.batch
       FROM collect.rollup_defs d,
            LATERAL (SELECT 'apply retention' AS job, format('SELECT collect.apply_retention(%L)', format('%I.%I', d.schema, d.name)) AS call,
                            greatest(d.granularity, interval '1 minute') AS every,
-                           format('SELECT true FROM collect._apply_retention(%L, %L)', d.schema, d.name) AS step
+                           format('SELECT true FROM collect._apply_retention(%L, %L)', d.schema, d.name) AS batch
                      WHERE d.keep IS NOT NULL OR EXISTS (SELECT FROM jsonb_array_elements(d.tiers) t WHERE t->>'keep' IS NOT NULL)
                     UNION ALL
                     SELECT 'refresh stale buckets', format('SELECT collect.refresh_rollup(%L)', format('%I.%I', d.schema, d.name)),

@@ -24,9 +24,9 @@ CREATE OPERATOR collect.= (
     LEFTARG = collect.hll, RIGHTARG = collect.hll, FUNCTION = collect.hll_eq,
     COMMUTATOR = OPERATOR(collect.=)
 );
-CREATE FUNCTION collect.hll_union(collect.hll, collect.hll) RETURNS collect.hll
+CREATE FUNCTION collect.merge(collect.hll, collect.hll) RETURNS collect.hll
     IMMUTABLE STRICT PARALLEL SAFE LANGUAGE c AS 'MODULE_PATHNAME', 'hll_union_wrapper';
-COMMENT ON FUNCTION collect.hll_union(collect.hll, collect.hll) IS 'Both sketches merged into one';
+COMMENT ON FUNCTION collect.merge(collect.hll, collect.hll) IS 'Both sketches merged into one';
 CREATE FUNCTION collect._hll_merge_trans(collect.hll, collect.hll) RETURNS collect.hll
     IMMUTABLE STRICT PARALLEL SAFE LANGUAGE c AS 'MODULE_PATHNAME', 'hll_merge_trans_wrapper';
 CREATE AGGREGATE collect.merge(collect.hll) (
@@ -56,9 +56,9 @@ CREATE OPERATOR collect.= (
     LEFTARG = collect.quantiles, RIGHTARG = collect.quantiles, FUNCTION = collect.quantiles_eq,
     COMMUTATOR = OPERATOR(collect.=)
 );
-CREATE FUNCTION collect.quantiles_union(collect.quantiles, collect.quantiles) RETURNS collect.quantiles
+CREATE FUNCTION collect.merge(collect.quantiles, collect.quantiles) RETURNS collect.quantiles
     IMMUTABLE STRICT PARALLEL SAFE LANGUAGE c AS 'MODULE_PATHNAME', 'quantiles_union_wrapper';
-COMMENT ON FUNCTION collect.quantiles_union(collect.quantiles, collect.quantiles) IS 'Both sketches merged into one';
+COMMENT ON FUNCTION collect.merge(collect.quantiles, collect.quantiles) IS 'Both sketches merged into one';
 CREATE FUNCTION collect._quantiles_merge_trans(collect.quantiles, collect.quantiles) RETURNS collect.quantiles
     IMMUTABLE STRICT PARALLEL SAFE LANGUAGE c AS 'MODULE_PATHNAME', 'quantiles_merge_trans_wrapper';
 CREATE AGGREGATE collect.merge(collect.quantiles) (
@@ -88,9 +88,9 @@ CREATE OPERATOR collect.= (
     LEFTARG = collect.topk, RIGHTARG = collect.topk, FUNCTION = collect.topk_eq,
     COMMUTATOR = OPERATOR(collect.=)
 );
-CREATE FUNCTION collect.topk_union(collect.topk, collect.topk) RETURNS collect.topk
+CREATE FUNCTION collect.merge(collect.topk, collect.topk) RETURNS collect.topk
     IMMUTABLE STRICT PARALLEL SAFE LANGUAGE c AS 'MODULE_PATHNAME', 'topk_union_wrapper';
-COMMENT ON FUNCTION collect.topk_union(collect.topk, collect.topk) IS 'Both sketches merged into one';
+COMMENT ON FUNCTION collect.merge(collect.topk, collect.topk) IS 'Both sketches merged into one';
 CREATE FUNCTION collect._topk_merge_trans(collect.topk, collect.topk) RETURNS collect.topk
     IMMUTABLE STRICT PARALLEL SAFE LANGUAGE c AS 'MODULE_PATHNAME', 'topk_merge_trans_wrapper';
 CREATE AGGREGATE collect.merge(collect.topk) (
@@ -100,42 +100,42 @@ CREATE AGGREGATE collect.merge(collect.topk) (
 COMMENT ON AGGREGATE collect.merge(collect.topk) IS 'Merges topk sketches (re-aggregating rollup rows)';
 
 -- One hll_agg per common type besides anyelement (Citus pushes an aggregate down only when its
--- declared argument type is the values' own), each with a precision or the default, 14.
+-- declared argument type is the values' own), each with log2m (the precision: 2^log2m registers) or the default, 14.
 DO $$
 DECLARE
     value_type text;
 BEGIN
     FOREACH value_type IN ARRAY ARRAY['anyelement', 'smallint', 'integer', 'bigint', 'text', 'uuid', 'numeric', 'date',
                                       'timestamp', 'timestamptz'] LOOP
-        EXECUTE format($f$CREATE FUNCTION collect.hll_agg_trans(collect.hll, %1$s) RETURNS collect.hll
+        EXECUTE format($f$CREATE FUNCTION collect._hll_agg_trans(collect.hll, %1$s) RETURNS collect.hll
                           IMMUTABLE PARALLEL SAFE LANGUAGE c AS 'MODULE_PATHNAME', 'hll_agg_trans_wrapper'$f$, value_type);
-        EXECUTE format($f$CREATE FUNCTION collect.hll_agg_trans(collect.hll, %1$s, integer) RETURNS collect.hll
+        EXECUTE format($f$CREATE FUNCTION collect._hll_agg_trans(collect.hll, %1$s, integer) RETURNS collect.hll
                           IMMUTABLE PARALLEL SAFE LANGUAGE c AS 'MODULE_PATHNAME', 'hll_agg_trans_wrapper'$f$, value_type);
         -- SSPACE: a typical sparse state; without it the planner assumes 8 kB and spills hash aggregates early.
         EXECUTE format($f$CREATE AGGREGATE collect.hll_agg(%1$s) (
-                          SFUNC = collect.hll_agg_trans, STYPE = collect.hll,
+                          SFUNC = collect._hll_agg_trans, STYPE = collect.hll,
                           COMBINEFUNC = collect._hll_merge_trans, PARALLEL = SAFE, SSPACE = 1024)$f$, value_type);
-        EXECUTE format($f$CREATE AGGREGATE collect.hll_agg(%1$s, "precision" integer) (
-                          SFUNC = collect.hll_agg_trans, STYPE = collect.hll,
+        EXECUTE format($f$CREATE AGGREGATE collect.hll_agg(%1$s, log2m integer) (
+                          SFUNC = collect._hll_agg_trans, STYPE = collect.hll,
                           COMBINEFUNC = collect._hll_merge_trans, PARALLEL = SAFE, SSPACE = 1024)$f$, value_type);
-        EXECUTE format($f$COMMENT ON AGGREGATE collect.hll_agg(%1$s) IS 'A distinct-count sketch of the non-NULL values (precision 14: 0.81%% standard error)'$f$, value_type);
-        EXECUTE format($f$COMMENT ON AGGREGATE collect.hll_agg(%1$s, integer) IS 'A distinct-count sketch of the non-NULL values, of 2^precision registers (4 to 18; standard error 1.04/sqrt(2^precision))'$f$, value_type);
+        EXECUTE format($f$COMMENT ON AGGREGATE collect.hll_agg(%1$s) IS 'A distinct-count sketch of the non-NULL values (log2m 14: 0.81%% standard error)'$f$, value_type);
+        EXECUTE format($f$COMMENT ON AGGREGATE collect.hll_agg(%1$s, integer) IS 'A distinct-count sketch of the non-NULL values, of 2^log2m registers (log2m 4 to 18; standard error 1.04/sqrt(2^log2m))'$f$, value_type);
     END LOOP;
 END $$;
 
-CREATE FUNCTION collect.quantiles_agg_trans(collect.quantiles, float8) RETURNS collect.quantiles
+CREATE FUNCTION collect._quantiles_agg_trans(collect.quantiles, float8) RETURNS collect.quantiles
     IMMUTABLE PARALLEL SAFE LANGUAGE c AS 'MODULE_PATHNAME', 'quantiles_agg_trans_wrapper';
 CREATE AGGREGATE collect.quantiles_agg(float8) (
-    SFUNC = collect.quantiles_agg_trans, STYPE = collect.quantiles,
+    SFUNC = collect._quantiles_agg_trans, STYPE = collect.quantiles,
     COMBINEFUNC = collect._quantiles_merge_trans, PARALLEL = SAFE,
     SSPACE = 512
 );
 COMMENT ON AGGREGATE collect.quantiles_agg(float8) IS 'A quantile sketch of the non-NULL values (NaN and infinities are errors)';
 
-CREATE FUNCTION collect.topk_agg_trans(collect.topk, text, integer) RETURNS collect.topk
+CREATE FUNCTION collect._topk_agg_trans(collect.topk, text, integer) RETURNS collect.topk
     IMMUTABLE PARALLEL SAFE LANGUAGE c AS 'MODULE_PATHNAME', 'topk_agg_trans_wrapper';
 CREATE AGGREGATE collect.topk_agg(text, k integer) (
-    SFUNC = collect.topk_agg_trans, STYPE = collect.topk,
+    SFUNC = collect._topk_agg_trans, STYPE = collect.topk,
     COMBINEFUNC = collect._topk_merge_trans, PARALLEL = SAFE,
     SSPACE = 4096
 );

@@ -1,4 +1,4 @@
--- Latest-version tracking on Citus against the same tracking on one node (local tables on the
+-- Latest copies on Citus against the same tracking on one node (local tables on the
 -- coordinator, in the same run): COPY of 100k versions here, single-row INSERTs with pgbench
 -- in latest_concurrency.sh.
 SET citus.shard_count = 4;
@@ -16,8 +16,8 @@ CREATE TABLE local_versions (id bigserial, file_id bigint NOT NULL, created_at t
 CREATE INDEX ON local_versions (file_id, created_at);
 INSERT INTO files SELECT g, 'f' || g FROM generate_series(1, 100000) g;
 INSERT INTO local_files SELECT g, 'f' || g FROM generate_series(1, 100000) g;
-SELECT collect.track_latest('files', 'versions', 'file_id', 'created_at', '{size, created_at}');
-SELECT collect.track_latest('local_files', 'local_versions', 'file_id', 'created_at', '{size, created_at}');
+SELECT collect.create_latest('files', 'versions', 'file_id', 'created_at', '{size, created_at}');
+SELECT collect.create_latest('local_files', 'local_versions', 'file_id', 'created_at', '{size, created_at}');
 
 COPY (SELECT 1 + (g * 7919) % 100000, '2026-01-01'::timestamptz + g * interval '1 second', g FROM generate_series(1, 100000) g)
   TO '/tmp/pg_collect_citus_bench_versions.csv' (FORMAT csv);

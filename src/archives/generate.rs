@@ -16,7 +16,7 @@
 
 use serde::Deserialize;
 
-pub use crate::registry::names::{ident, literal, QualifiedName};
+pub use crate::registry::names::{ident, literal, QualifiedName, Vocabulary};
 
 /// An archive's definition, with names resolved and checked.
 #[derive(Debug, Clone, Deserialize)]
@@ -38,6 +38,9 @@ pub struct Archive {
     /// value of that shard), and reads and writes name the shard.
     #[serde(default)]
     pub distributed: bool,
+    /// The names of the release installed where the statements run (set by the SQL layer).
+    #[serde(skip)]
+    pub vocabulary: Vocabulary,
 }
 
 /// Columns whose values `to_jsonb` of the row would not give back exactly, and how a record
@@ -173,9 +176,10 @@ impl Archive {
                  min_key {kt} NOT NULL,\n    max_key {kt} NOT NULL,\n    min_time timestamptz NOT NULL,\n    \
                  max_time timestamptz NOT NULL,\n    records integer NOT NULL CHECK (records > 0),\n    \
                  heap_bytes bigint NOT NULL,\n    keys {kt}[] NOT NULL,\n    \
-                 lump collect.collection NOT NULL,\n    \
+                 lump {lump_type} NOT NULL,\n    \
                  PRIMARY KEY (shard_key, lump_id)\n)",
-                kt = self.key_type
+                kt = self.key_type,
+                lump_type = self.vocabulary.lump_type(),
             ),
             // Lumps are already compressed; the key arrays compress, but are read whole at
             // every point read, so they stay uncompressed in line or out of line.
@@ -423,6 +427,7 @@ mod tests {
                 ColumnKind::Float,
             ],
             distributed,
+            vocabulary: Default::default(),
         }
     }
 

@@ -12,13 +12,16 @@ use crate::jsonb::{JsonbArg, JsonbValue};
 use crate::lump::format::{self, Builder, DIRECTORY_PROBE, MEMBER_RAW_BYTES};
 
 fn spec(spec: &JsonbArg) -> Archive {
-    serde_json::from_slice(spec.to_text().to_bytes()).unwrap_or_else(|e| {
-        raise(
-            PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
-            format!("invalid archive spec: {e}"),
-            None,
-        )
-    })
+    let mut archive: Archive =
+        serde_json::from_slice(spec.to_text().to_bytes()).unwrap_or_else(|e| {
+            raise(
+                PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+                format!("invalid archive spec: {e}"),
+                None,
+            )
+        });
+    archive.vocabulary = crate::registry::installed_vocabulary();
+    archive
 }
 
 /// The DDL of an archive's lumps table.
@@ -44,7 +47,7 @@ fn archive_sql(archive: JsonbArg) -> Vec<String> {
 }
 
 /// The final function of `collect._archive_pack(jsonb)`: the gathered records as a lump
-/// written in members behind a directory (the state is `collection_agg`'s).
+/// written in members behind a directory (the state is `lump_agg`'s).
 #[pg_extern(sql = false)]
 fn archive_pack_final(state: Internal, fcinfo: pg_sys::FunctionCallInfo) -> Option<Vec<u8>> {
     aggstate::aggregate_context(fcinfo, "archive_pack_final");
@@ -80,7 +83,7 @@ unsafe fn slice(datum: pg_sys::Datum, offset: usize, length: usize) -> Vec<u8> {
 /// inflating only its gzip member when the lump has a member directory.
 #[pg_extern(sql = false)]
 fn archive_record(fcinfo: pg_sys::FunctionCallInfo) -> Option<JsonbValue> {
-    // SAFETY: declared STRICT (collect.collection, integer): argument 0 is a non-null varlena.
+    // SAFETY: declared STRICT (collect.lump, integer): argument 0 is a non-null varlena.
     let (datum, place) = unsafe {
         (
             pgrx::fcinfo::pg_getarg_datum_raw(fcinfo, 0),

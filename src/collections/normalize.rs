@@ -11,13 +11,24 @@ use super::sql::{
 };
 use crate::errors::raise;
 use crate::jsonb::JsonbValue;
+use crate::lump::sql::StoredLump;
 use crate::registry;
 
-/// The OID of `collect.collection`, to pass lumps to SPI as that type without a cast.
-fn collection_type_oid() -> pg_sys::Oid {
-    Spi::get_one::<pg_sys::Oid>("SELECT 'collect.collection'::regtype::oid")
-        .unwrap_or_else(|e| spi_error(e))
-        .expect("collect.collection exists")
+/// The type of `base`'s lumps, to pass lumps to SPI as that type without a cast (found by the
+/// column, as the installed release may name the type otherwise: `registry::Vocabulary`).
+fn lump_type_oid(base: &str) -> pg_sys::Oid {
+    Spi::get_one_with_args::<pg_sys::Oid>(
+        "SELECT atttypid FROM pg_catalog.pg_attribute WHERE attrelid = $1::pg_catalog.regclass AND attname = 'entries'",
+        &[base.into()],
+    )
+    .unwrap_or_else(|e| spi_error(e))
+    .unwrap_or_else(|| {
+        raise(
+            PgSqlErrorCode::ERRCODE_UNDEFINED_COLUMN,
+            format!("{base} has no entries column"),
+            None,
+        )
+    })
 }
 
 #[derive(Default)]
@@ -44,7 +55,7 @@ fn fold_keys(
 ) {
     let (base, pending, kt) = (&def.base, &def.pending, &def.key_type);
     let text = PgOid::from(pg_sys::TEXTOID);
-    let lump_oid = collection_type_oid();
+    let lump_oid = lump_type_oid(base);
     // SAFETY: reads the transaction's start time (what now() returns); it is passed below
     // as the timestamptz it is.
     let now = unsafe { pg_sys::GetCurrentTransactionStartTimestamp() };
@@ -65,7 +76,7 @@ fn fold_keys(
         );
         let lock = prepare(
             client,
-            format!("SELECT collect.collection_send(entries) FROM {base} WHERE key = $1::{kt} FOR UPDATE"),
+            format!("SELECT entries FROM {base} WHERE key = $1::{kt} FOR UPDATE"),
             &[text],
         );
         let take = prepare(
@@ -109,8 +120,9 @@ fn fold_keys(
                 .update(&lock, None, &[key.as_str().into()])
                 .unwrap_or_else(|e| spi_error(e))
                 .first()
-                .get_one::<Vec<u8>>()
+                .get_one::<StoredLump>()
                 .unwrap_or_else(|e| spi_error(e))
+                .map(|l| l.0)
                 .unwrap_or_default();
             let mut entries = if lump.is_empty() {
                 Vec::new()
@@ -172,7 +184,7 @@ fn fold_keys(
                 let new_lump = base_lump(&result);
                 stats.bytes_after += new_lump.len() as i64;
                 let changed = new_lump != lump;
-                // SAFETY: the bytes are a lump, the varlena body of a collect.collection.
+                // SAFETY: the bytes are a lump, the varlena body of a collect.lump.
                 let lump_arg = unsafe { DatumWithOid::new(new_lump, lump_oid) };
                 client
                     .update(

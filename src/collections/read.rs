@@ -8,6 +8,7 @@ use super::sql::{
     Definition,
 };
 use crate::jsonb::JsonbValue;
+use crate::lump::sql::StoredLump;
 
 /// Base and pending entries of some keys, read in one statement (one snapshot: a fold that
 /// commits meanwhile cannot make an entry appear twice or not at all). On Citus a statement
@@ -22,7 +23,7 @@ fn stored_entries(def: &Definition, keys: &[String]) -> Vec<(String, Vec<Entry>)
     }
     let query = format!(
         "SELECT key::text, 0 AS part, NULL::xid8 AS txn, NULL::bigint AS seq, NULL::bigint AS at_us,
-                collect.collection_send(entries) AS lump, NULL::text AS entry
+                entries AS lump, NULL::text AS entry
            FROM {base} WHERE key = ANY($1::{kt}[])
          UNION ALL
          SELECT key::text, 1, {txn}, seq, (extract(epoch FROM at) * 1000000)::bigint, NULL, entry::text
@@ -47,7 +48,12 @@ fn stored_entries(def: &Definition, keys: &[String]) -> Vec<(String, Vec<Entry>)
             let list = &mut out.last_mut().unwrap().1;
             let part: i32 = row.get(2).ok().flatten().unwrap_or(0);
             if part == 0 {
-                let lump: Vec<u8> = row.get(6).ok().flatten().unwrap_or_default();
+                let lump: Vec<u8> = row
+                    .get::<StoredLump>(6)
+                    .ok()
+                    .flatten()
+                    .map(|l| l.0)
+                    .unwrap_or_default();
                 list.extend(base_entries(&lump));
             } else {
                 let seq: i64 = row.get(4).ok().flatten().unwrap_or(0);

@@ -4,7 +4,7 @@
 //!
 //! Storage of a collection `c` in the creator's schema:
 //! - `c_pending(key, txn xid8, seq, at, entry)`: one small row per append.
-//! - `c_base(key, entries collect.collection, updated_at, levels)`: the folded lump per key;
+//! - `c_base(key, entries collect.lump, updated_at, levels)`: the folded lump per key;
 //!   its entries are `[seq, at_us, entry]` triples, in append order.
 //!
 //! Append order is (txn, seq): the appending transaction's id, then the sequence. A fold takes
@@ -149,6 +149,8 @@ pub(super) fn parse_pipeline(json: &Value, what: &str) -> Pipeline {
 /// its OID. Resolved with search_path pinned (see sql/collections.sql), so a name that is not
 /// schema-qualified finds only built-in functions.
 fn resolve_sql_step(function: &str) -> (String, pg_sys::Oid) {
+    // The levels column is `normalize` before 0.3.0: this library also serves a database that
+    // has not run ALTER EXTENSION pg_collect UPDATE yet.
     let found = Spi::connect(|client| {
         let rows = client
             .select(
@@ -213,7 +215,7 @@ fn qualify_sql_steps(steps: &Value) -> Value {
 }
 
 /// Validates a read pipeline and a map of level pipelines (raises 22023 / 42883 / 42501);
-/// returns them as `{"read": …, "normalize": …}` with sql steps' functions qualified.
+/// returns them as `{"read": …, "normalization": …}` with sql steps' functions qualified.
 #[pg_extern(sql = false)]
 fn collection_validate(read: Option<JsonbArg>, normalize: Option<JsonbArg>) -> JsonbValue {
     let read = json_of(&crate::errors::required(read, "read pipeline"));
@@ -233,7 +235,7 @@ fn collection_validate(read: Option<JsonbArg>, normalize: Option<JsonbArg>) -> J
             parse_pipeline(steps, &format!("\"{level}\" level"));
             qualified.insert(level.clone(), qualify_sql_steps(steps));
         }
-        checked.insert("normalize".into(), Value::Object(qualified));
+        checked.insert("normalization".into(), Value::Object(qualified));
     }
     JsonbValue::parse_bytes(Value::Object(checked).to_string().as_bytes())
 }
@@ -280,7 +282,8 @@ pub(super) fn definition(schema: Option<&str>, name: Option<&str>) -> Definition
     let found = Spi::connect(|client| {
         let rows = client
             .select(
-                r#"SELECT d.key_type::pg_catalog.text, d.read::pg_catalog.text, coalesce(d."normalize", '{}')::pg_catalog.text,
+                r#"SELECT d.key_type::pg_catalog.text, d.read::pg_catalog.text, coalesce(pg_catalog.to_jsonb(d) OPERATOR(pg_catalog.->) 'normalization',
+                                   pg_catalog.to_jsonb(d) OPERATOR(pg_catalog.->) 'normalize', '{}')::pg_catalog.text,
                           r.oid, d.schema::pg_catalog.text
                      FROM collect._collection_def($1, $2) d JOIN pg_catalog.pg_roles r ON r.rolname = d.owner"#,
                 Some(1),

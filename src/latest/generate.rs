@@ -9,9 +9,9 @@
 
 use serde::Deserialize;
 
-/// What `collect.track_latest` was asked for, with names resolved and validated.
+/// What `collect.create_latest` was asked for, with names resolved and validated.
 #[derive(Debug, Clone, Deserialize)]
-pub struct Tracking {
+pub struct LatestCopy {
     pub parent: QualifiedName,
     pub parent_key: String,
     /// The key's type as `format_type` writes it (already valid SQL).
@@ -38,7 +38,7 @@ pub struct Tracking {
     pub order_ops_builtin: bool,
 }
 
-/// See `Tracking::insert_statements`.
+/// See `LatestCopy::insert_statements`.
 #[derive(Debug, Clone)]
 pub struct InsertStatements {
     pub keys: String,
@@ -92,7 +92,7 @@ fn dollar_tag(body: &str) -> String {
         .expect("some tag is free")
 }
 
-impl Tracking {
+impl LatestCopy {
     pub fn parent_column(&self, column: &str) -> String {
         format!("{}{}", self.prefix, column)
     }
@@ -317,7 +317,7 @@ END",
         }
     }
 
-    /// The trigger's work as statements to run one by one, for a tracking kept on Citus shards
+    /// The trigger's work as statements to run one by one, for a latest copy kept on Citus shards
     /// (where the generated functions, which name the logical tables, cannot run): the
     /// parents an INSERT, DELETE, UPDATE or TRUNCATE touched, as the text of an array; their
     /// lock and recompute, with that text as `$1`; the check query; and the clearing of every
@@ -541,8 +541,8 @@ END",
 mod tests {
     use super::*;
 
-    fn files() -> Tracking {
-        Tracking {
+    fn files() -> LatestCopy {
+        LatestCopy {
             parent: QualifiedName {
                 schema: "public".into(),
                 name: "files".into(),

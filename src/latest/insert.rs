@@ -1,8 +1,8 @@
-//! The AFTER INSERT statement trigger of a tracked child, in Rust with plans prepared once per
+//! The AFTER INSERT statement trigger of a child with a latest copy, in Rust with plans prepared once per
 //! session: applications mostly insert one version at a time, and a PL/pgSQL trigger pays
 //! for its interpreter and a transition-table query on every statement.
 //!
-//! One inserted row (when `Tracking::insert_statements` has a single-row path) costs one
+//! One inserted row (when `LatestCopy::insert_statements` has a single-row path) costs one
 //! UPDATE of its parent, made only if the row is newer than the copy; the row lock and the
 //! recheck Postgres does on a concurrently changed parent keep it exact. When that UPDATE
 //! changes nothing, the parent is locked and looked at again: newer after all (a concurrent
@@ -21,7 +21,7 @@ use pgrx::pg_sys;
 use pgrx::prelude::*;
 use pgrx::Internal;
 
-use super::generate::Tracking;
+use super::generate::LatestCopy;
 use crate::errors::raise;
 
 struct Single {
@@ -45,7 +45,7 @@ struct Plans {
 }
 
 thread_local! {
-    /// Plans kept for the session (SPI_keepplan), per trigger and relation. A tracking made
+    /// Plans kept for the session (SPI_keepplan), per trigger and relation. A latest copy made
     /// again has new triggers; plans of dropped ones are small and stay until the session ends.
     static PLANS: RefCell<HashMap<(pg_sys::Oid, pg_sys::Oid), Plans>> = RefCell::new(HashMap::new());
 }
@@ -53,8 +53,8 @@ thread_local! {
 fn protocol_violation() -> ! {
     crate::registry::trigger_protocol_violation(
         "collect._latest_insert",
-        "an AFTER INSERT statement trigger with a transition table, made by collect.track_latest",
-        "collect.track_latest",
+        "an AFTER INSERT statement trigger with a transition table, made by collect.create_latest",
+        "collect.create_latest",
     )
 }
 
@@ -83,7 +83,7 @@ unsafe fn keep(sql: &str, types: &mut [pg_sys::Oid]) -> pg_sys::SPIPlanPtr {
     }
 }
 
-/// The plans for the tracking whose refresh function is `refresh`, on relation `relation`.
+/// The plans for the latest copy whose refresh function is `refresh`, on relation `relation`.
 unsafe fn prepare(relation: pg_sys::Relation, refresh: &str, shard_spec: Option<String>) -> Plans {
     // SAFETY: inside SPI, on the trigger's open relation.
     unsafe {
@@ -111,9 +111,9 @@ unsafe fn prepare(relation: pg_sys::Relation, refresh: &str, shard_spec: Option<
             )
         };
         let (key_type, key_array) = (oid("key_type_oid"), oid("key_array_oid"));
-        let tracking: Tracking =
+        let latest: LatestCopy =
             serde_json::from_value(spec).unwrap_or_else(|e| invalid(e.to_string()));
-        let statements = tracking.insert_statements();
+        let statements = latest.insert_statements();
         let one = |sql: &str| sql.replace("$1", "ARRAY[$1]");
         let tupdesc = (*relation).rd_att;
         let single = statements.single.as_ref().map(|single| {
@@ -181,9 +181,9 @@ unsafe fn execute(
 
 /// Runs `f` with `search_path = pg_catalog, pg_temp`, as a function's SET clause would, but
 /// only around what needs it: preparing, and the several-rows path, whose statements carry
-/// the tracking's filter. The single-row path runs without it, so that a single-row INSERT
+/// the latest copy's filter. The single-row path runs without it, so that a single-row INSERT
 /// does not pay for a GUC change: its statements qualify every name and never carry a filter
-/// (a tracking with one has no single-row path), so they mean the same under any search_path
+/// (a latest copy with one has no single-row path), so they mean the same under any search_path
 /// (Postgres analyzes a kept plan again under the current one when it changes). An error
 /// unwinds the setting with the transaction.
 unsafe fn with_pinned_search_path<T>(f: impl FnOnce() -> T) -> T {
@@ -239,8 +239,8 @@ unsafe fn single_row(
     }
 }
 
-/// AFTER INSERT, FOR EACH STATEMENT, REFERENCING NEW TABLE on a tracked child; its one
-/// argument names the tracking's refresh function; a second, on Citus, is its spec.
+/// AFTER INSERT, FOR EACH STATEMENT, REFERENCING NEW TABLE on a child with a latest copy; its one
+/// argument names the latest copy's refresh function; a second, on Citus, is its spec.
 #[pg_extern(sql = false)]
 fn latest_insert(fcinfo: pg_sys::FunctionCallInfo) -> Internal {
     // SAFETY: the call's context is checked to be trigger data before anything is read.
@@ -263,7 +263,7 @@ fn latest_insert(fcinfo: pg_sys::FunctionCallInfo) -> Internal {
         }
         let known = PLANS.with(|p| p.borrow().contains_key(&key));
         if !known {
-            // On a Citus shard, where the registry is not, the tracking's spec (see
+            // On a Citus shard, where the registry is not, the latest copy's spec (see
             // collect._latest_trigger_spec).
             let shard_spec = ((*trigger).tgnargs == 2).then(|| {
                 CStr::from_ptr(*(*trigger).tgargs.add(1))

@@ -3,32 +3,32 @@ use std::ffi::CString;
 use pgrx::pg_sys;
 use pgrx::prelude::*;
 
-use super::generate::Tracking;
+use super::generate::LatestCopy;
 use crate::errors::raise;
 use crate::jsonb::JsonbArg;
 
-/// The generated SQL for a tracking: {refresh function, trigger function, check query}.
+/// The generated SQL for a latest copy: {refresh function, trigger function, check query}.
 #[pg_extern(sql = false)]
 fn latest_sql(spec: JsonbArg) -> Vec<String> {
-    let tracking = tracking(spec);
+    let latest = latest(spec);
     vec![
-        tracking.refresh_function_sql(),
-        tracking.trigger_function_sql(),
-        tracking.check_sql(),
+        latest.refresh_function_sql(),
+        latest.trigger_function_sql(),
+        latest.check_sql(),
     ]
 }
 
-/// The trigger's statements for a tracking kept on Citus shards (`Tracking::shard_statements`).
+/// The trigger's statements for a latest copy kept on Citus shards (`LatestCopy::shard_statements`).
 #[pg_extern(sql = false)]
 fn latest_shard_sql(spec: JsonbArg) -> Vec<String> {
-    tracking(spec).shard_statements()
+    latest(spec).shard_statements()
 }
 
-fn tracking(spec: JsonbArg) -> Tracking {
+fn latest(spec: JsonbArg) -> LatestCopy {
     serde_json::from_slice(spec.to_text().to_bytes()).unwrap_or_else(|e| {
         raise(
             PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
-            format!("invalid tracking spec: {e}"),
+            format!("invalid latest spec: {e}"),
             None,
         )
     })

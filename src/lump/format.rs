@@ -144,7 +144,7 @@ impl Header {
 }
 
 /// Entries gathered in memory before they are compressed into a lump; also the state of the
-/// `collection_agg` aggregate, whose partial states travel between parallel workers as
+/// `lump_agg` aggregate, whose partial states travel between parallel workers as
 /// [`Builder::to_state_bytes`].
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Builder {

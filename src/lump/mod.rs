@@ -1,6 +1,6 @@
 //! Lumps: ordered JSON entries gzipped behind a small header (LiveJournal's "JSON as
 //! compromise record encoding; aggregate data into large gzipped files"). `format` is the pure
-//! encoding; `sql` exposes it as the `collect.collection` type (sql/lump.sql), which the other
+//! encoding; `sql` exposes it as the `collect.lump` type (sql/lump.sql), which the other
 //! capabilities use to store folded data.
 
 pub mod format;

@@ -1,6 +1,10 @@
-//! The `collect.collection` SQL type. Declarations live in `sql/lump.sql`; these are
+//! The `collect.lump` SQL type. Declarations live in `sql/lump.sql`; these are
 //! the C entry points it names. Lumps cross the boundary as their varlena bodies (`&[u8]`
 //! in, `Vec<u8>` out); `jsonb` crosses as Postgres' own datums (see `crate::jsonb`).
+//!
+//! The entry points keep the names they had when the type was `collect.collection` (until
+//! 0.3.0): a C function's symbol is `<name>_wrapper`, and the frozen install scripts of earlier
+//! releases, which an update runs against this library, call them by those symbols.
 
 use std::ffi::{CStr, CString};
 
@@ -13,7 +17,37 @@ use crate::errors::{raise, raise_with_detail};
 use crate::jsonb::{JsonbArg, JsonbValue};
 use crate::{aggstate, typeio};
 
-const TYPE_NAME: &str = "collect.collection";
+const TYPE_NAME: &str = "collect.lump";
+
+/// A stored lump as SPI reads it: its bytes, whatever the installed release names the type
+/// (`registry::Vocabulary`), and without a call of its send function.
+pub struct StoredLump(pub Vec<u8>);
+
+impl FromDatum for StoredLump {
+    unsafe fn from_polymorphic_datum(
+        datum: pg_sys::Datum,
+        is_null: bool,
+        _: pg_sys::Oid,
+    ) -> Option<Self> {
+        // SAFETY: a lump is a varlena, read as bytea is (detoasted, copied).
+        unsafe { Vec::<u8>::from_polymorphic_datum(datum, is_null, pg_sys::BYTEAOID) }
+            .map(StoredLump)
+    }
+}
+
+impl IntoDatum for StoredLump {
+    fn into_datum(self) -> Option<pg_sys::Datum> {
+        self.0.into_datum()
+    }
+    fn type_oid() -> pg_sys::Oid {
+        pg_sys::BYTEAOID
+    }
+    /// Any varlena: callers read only columns of the lump type.
+    fn is_compatible_with(other: pg_sys::Oid) -> bool {
+        // SAFETY: a syscache lookup of a type that exists (SPI described the column).
+        unsafe { pg_sys::get_typlen(other) == -1 }
+    }
+}
 
 fn corrupted(e: DecodeError) -> ! {
     raise(
@@ -27,7 +61,7 @@ fn too_large(e: TooLarge) -> ! {
     raise(
         PgSqlErrorCode::ERRCODE_PROGRAM_LIMIT_EXCEEDED,
         format!("{TYPE_NAME} value would be too large: {e}"),
-        Some("Split the entries over several collections.".into()),
+        Some("Split the entries over several lumps.".into()),
     )
 }
 
@@ -103,10 +137,10 @@ fn collection_in(input: &CStr) -> Vec<u8> {
         raise_with_detail(
             PgSqlErrorCode::ERRCODE_INVALID_TEXT_REPRESENTATION,
             format!("malformed {TYPE_NAME} literal: \"{shown}\""),
-            "A collection is written as a JSON array of entries.".into(),
+            "A lump is written as a JSON array of entries.".into(),
             Some(
                 "Wrap a single entry in brackets, as in '[{\"a\": 1}]', or build it with \
-                 collect.collection('{\"a\": 1}'::jsonb)."
+                 collect.lump('{\"a\": 1}'::jsonb)."
                     .into(),
             ),
         );
@@ -139,7 +173,7 @@ fn collection_recv(buf: Internal) -> Vec<u8> {
     // Inflated a piece at a time and checked entry by entry in a context emptied after each:
     // a small value that inflates to a gigabyte costs time (which a cancel or
     // statement_timeout stops), not a gigabyte of memory.
-    let mut scratch = PgMemoryContexts::new("collect.collection binary input");
+    let mut scratch = PgMemoryContexts::new("collect.lump binary input");
     format::check_streaming(
         bytes,
         &mut crate::errors::check_for_interrupts,
@@ -230,7 +264,7 @@ fn collection_entries(lump: &[u8]) -> SetOfIterator<'static, JsonbValue> {
 /// (the type's storage is `external`, so TOAST slices need no decompression).
 #[pg_extern(sql = false)]
 fn collection_entry_count(fcinfo: pg_sys::FunctionCallInfo) -> i64 {
-    // SAFETY: declared STRICT with one collection argument.
+    // SAFETY: declared STRICT with one lump argument.
     let header = unsafe {
         let datum = pgrx::fcinfo::pg_getarg_datum_raw(fcinfo, 0);
         let slice =
@@ -257,7 +291,7 @@ fn collection_merge(a: &[u8], b: &[u8]) -> Vec<u8> {
     concat_or_raise(format::concat(a, b))
 }
 
-// ---- collection_agg(jsonb): a parallel aggregate with an `internal` Builder state ----
+// ---- lump_agg(jsonb): a parallel aggregate with an `internal` Builder state ----
 
 #[pg_extern(sql = false)]
 fn collection_agg_trans(
@@ -265,7 +299,7 @@ fn collection_agg_trans(
     value: Option<JsonbArg>,
     fcinfo: pg_sys::FunctionCallInfo,
 ) -> Internal {
-    let builder = aggstate::state_or_init(&mut state, fcinfo, "collection_agg_trans", Builder::new);
+    let builder = aggstate::state_or_init(&mut state, fcinfo, "_lump_agg_trans", Builder::new);
     match value {
         // Like jsonb_agg: a SQL NULL becomes a JSON null entry, so no row goes missing.
         None => push_or_raise(builder, b"null"),
@@ -284,14 +318,14 @@ fn collection_agg_combine(
         left,
         right,
         fcinfo,
-        "collection_agg_combine",
+        "_lump_agg_combine",
         |l: &mut Builder, r| l.append(r).unwrap_or_else(|e| too_large(e)),
     )
 }
 
 #[pg_extern(sql = false)]
 fn collection_agg_serialize(state: Internal, fcinfo: pg_sys::FunctionCallInfo) -> Vec<u8> {
-    aggstate::aggregate_context(fcinfo, "collection_agg_serialize");
+    aggstate::aggregate_context(fcinfo, "_lump_agg_serialize");
     aggstate::state_ref::<Builder>(&state)
         .expect("serialize is strict")
         .to_state_bytes()
@@ -303,11 +337,11 @@ fn collection_agg_deserialize(
     _unused: Internal,
     fcinfo: pg_sys::FunctionCallInfo,
 ) -> Internal {
-    aggstate::aggregate_context(fcinfo, "collection_agg_deserialize");
+    aggstate::aggregate_context(fcinfo, "_lump_agg_deserialize");
     let builder = Builder::from_state_bytes(bytes).unwrap_or_else(|e| {
         raise(
             PgSqlErrorCode::ERRCODE_INVALID_BINARY_REPRESENTATION,
-            format!("invalid collection_agg partial state: {e}"),
+            format!("invalid lump_agg partial state: {e}"),
             None,
         )
     });
@@ -316,7 +350,7 @@ fn collection_agg_deserialize(
 
 #[pg_extern(sql = false)]
 fn collection_agg_final(state: Internal, fcinfo: pg_sys::FunctionCallInfo) -> Option<Vec<u8>> {
-    aggstate::aggregate_context(fcinfo, "collection_agg_final");
+    aggstate::aggregate_context(fcinfo, "_lump_agg_final");
     aggstate::state_ref::<Builder>(&state).map(Builder::finish)
 }
 
@@ -378,7 +412,7 @@ mod tests {
                 let (code, message) = error_of(move || reader(b));
                 assert_eq!(code, PgSqlErrorCode::ERRCODE_DATA_CORRUPTED, "{message}");
                 assert!(
-                    message.starts_with("collect.collection value is corrupted"),
+                    message.starts_with("collect.lump value is corrupted"),
                     "{message}"
                 );
             }
@@ -390,7 +424,7 @@ mod tests {
     #[pg_test]
     fn appended_values_are_read_back_in_order() {
         let value = Spi::get_one::<String>(
-            "SELECT collect.collection_append(collect.collection_append('[1]', '[2, 3]'), '{\"x\": [4]}')::text",
+            "SELECT collect.lump_append(collect.lump_append('[1]', '[2, 3]'), '{\"x\": [4]}')::text",
         );
         assert_eq!(value, Ok(Some(r#"[1, 2, 3, {"x": [4]}]"#.to_string())));
     }

@@ -4,7 +4,7 @@
 //! maintenance as `CALL collect.maintain()` (sql/maintenance.sql), a transaction per step,
 //! then exits. No libpq, no `pg_hba.conf` entry: workers attach to databases directly.
 //!
-//! Jobs run as their objects' owners (`collect._run_job_step` switches role), not as the
+//! Jobs run as their objects' owners (`collect._run_job_batch` switches role), not as the
 //! superuser the worker connects as. `pg_terminate_backend` or shutdown stops the launcher
 //! (and the database worker it waits for) cleanly; a failing job is recorded and retried by
 //! the schedule, and never stops the worker.
@@ -175,7 +175,10 @@ pub extern "C-unwind" fn collect_maintenance_database(_arg: pg_sys::Datum) {
         let result = loop {
             let result = BackgroundWorker::transaction(|| {
                 Spi::get_one_with_args::<String>(
-                    "SELECT collect._run_job_step($1, $2)",
+                    &format!(
+                        "SELECT {}($1, $2)",
+                        crate::registry::installed_vocabulary().run_job_batch()
+                    ),
                     &[object.clone().into(), job.clone().into()],
                 )
             })

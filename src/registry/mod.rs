@@ -3,7 +3,7 @@
 
 pub mod names;
 
-pub use names::{ident, literal, qualified};
+pub use names::{ident, literal, qualified, Vocabulary};
 
 use pgrx::guc::{GucContext, GucFlags, GucRegistry, GucSetting};
 use pgrx::pg_sys;
@@ -24,6 +24,28 @@ pub fn init() {
         GucContext::Suset,
         GucFlags::UNIT_MS,
     );
+}
+
+/// The vocabulary of the release installed in this database (see `Vocabulary`): a syscache
+/// probe for the type 0.3.0 renamed, cheap enough for every statement.
+pub fn installed_vocabulary() -> Vocabulary {
+    // SAFETY: lookups by name in the syscaches; an absent schema or type gives InvalidOid.
+    let lump = unsafe {
+        let schema = pg_sys::get_namespace_oid(c"collect".as_ptr(), true);
+        pg_sys::GetSysCacheOid(
+            pg_sys::SysCacheIdentifier::TYPENAMENSP as _,
+            pg_sys::Anum_pg_type_oid as _,
+            pg_sys::Datum::from(c"lump".as_ptr()),
+            pg_sys::Datum::from(schema),
+            pg_sys::Datum::from(0),
+            pg_sys::Datum::from(0),
+        )
+    };
+    if lump == pg_sys::InvalidOid {
+        Vocabulary::Before0_3
+    } else {
+        Vocabulary::Current
+    }
 }
 
 /// `collect.job_timeout` in milliseconds; None when off.

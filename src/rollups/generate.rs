@@ -10,7 +10,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-pub use crate::registry::names::{ident, literal, QualifiedName};
+pub use crate::registry::names::{ident, literal, QualifiedName, Vocabulary};
 
 /// The columns every rollup table has besides its dimensions and metrics.
 pub const FIXED_COLUMNS: [&str; 3] = ["bucket", "event_count", "late_events"];
@@ -202,17 +202,19 @@ impl MetricKind {
 
     /// The stored value `r.name` merged with a new partial row's `excluded.name`; either
     /// may be NULL (a bucket whose rows all had NULL in the column).
-    fn merge_on_conflict(self, name: &str) -> String {
+    fn merge_on_conflict(self, name: &str, vocabulary: Vocabulary) -> String {
         let n = ident(name);
-        let union =
-            |f: &str| format!("coalesce(collect.{f}(r.{n}, excluded.{n}), r.{n}, excluded.{n})");
+        let merged = |sketch: &str| {
+            let merge = vocabulary.sketch_merge(sketch);
+            format!("coalesce({merge}(r.{n}, excluded.{n}), r.{n}, excluded.{n})")
+        };
         match self {
             MetricKind::Sum => format!("coalesce(r.{n} + excluded.{n}, r.{n}, excluded.{n})"),
             MetricKind::Min => format!("least(r.{n}, excluded.{n})"),
             MetricKind::Max => format!("greatest(r.{n}, excluded.{n})"),
-            MetricKind::Distinct(_) => union("hll_union"),
-            MetricKind::Quantiles => union("quantiles_union"),
-            MetricKind::Top(_) => union("topk_union"),
+            MetricKind::Distinct(_) => merged("hll"),
+            MetricKind::Quantiles => merged("quantiles"),
+            MetricKind::Top(_) => merged("topk"),
         }
     }
 
@@ -323,6 +325,9 @@ pub struct Rollup {
     /// co-located with the source.
     #[serde(default)]
     pub stale_key: Option<String>,
+    /// The names of the release installed where the statements run (set by the SQL layer).
+    #[serde(skip)]
+    pub vocabulary: Vocabulary,
 }
 
 /// The tables a statement writes, quoted and qualified: the rollup's own, or on a Citus
@@ -413,7 +418,7 @@ impl Rollup {
                 format!(
                     ",\n       {} = {}",
                     ident(&m.name),
-                    m.kind().merge_on_conflict(&m.name)
+                    m.kind().merge_on_conflict(&m.name, self.vocabulary)
                 )
             })
             .collect()
@@ -763,6 +768,7 @@ mod tests {
             ],
             stale: name("per_minute_stale"),
             stale_key: stale_key.map(str::to_string),
+            vocabulary: Default::default(),
         }
     }
 
@@ -860,7 +866,7 @@ mod tests {
         assert!(minute.contains("collect.hll_agg(\"user_id\", 11)"));
         assert!(minute.contains("collect.topk_agg(\"page\"::pg_catalog.text, 5)"));
         assert!(minute.contains("ON CONFLICT (bucket, \"page\") DO UPDATE"));
-        assert!(minute.contains("\"users\" = coalesce(collect.hll_union(r.\"users\", excluded.\"users\"), r.\"users\", excluded.\"users\")"));
+        assert!(minute.contains("\"users\" = coalesce(collect.merge(r.\"users\", excluded.\"users\"), r.\"users\", excluded.\"users\")"));
         assert!(
             !minute.contains("\n WHERE"),
             "no retention, no filter: {minute}"

@@ -1,10 +1,10 @@
-//! The fields a rollup reads from one line of a lump, in one pass over its bytes: the line is
+//! The fields a rollup reads from one line of a batch, in one pass over its bytes: the line is
 //! checked to be one JSON object (RFC 8259, and nothing jsonb refuses: no `\u0000`, no
 //! unpaired surrogate) and the text of the wanted keys' values is kept, the last of
 //! duplicates as jsonb keeps it. Strings are decoded only where a wanted one holds escapes.
 //! Pure.
 //!
-//! A lump whose line is refused here goes the way of rows, where jsonb's own parser decides
+//! A batch whose line is refused here goes the way of rows, where jsonb's own parser decides
 //! and names the line; so this scanner may refuse more than jsonb (nesting deeper than
 //! `DEPTH`) but never accepts what jsonb refuses.
 
@@ -75,7 +75,7 @@ const DEPTH: usize = 256;
 /// Reads the line of `text` that starts at `at` as one JSON object, setting `found[i]` to the
 /// value of the key `wanted[i]` wherever the line has it; the offset past the line's end (its
 /// newline, or the text's end). None when the line is not one JSON object that jsonb accepts.
-/// Every byte of a line is read here, so lumps are not split into lines beforehand.
+/// Every byte of a line is read here, so batches are not split into lines beforehand.
 pub fn line<'a>(
     text: &'a str,
     at: usize,

@@ -1,13 +1,13 @@
 //! Minute rollups kept at ingest (Druid, as Plumbr used it), declared in sql/rollups.sql with
 //! metrics from `crate::sketches`. `generate` owns the metric kinds and writes every statement
 //! a rollup runs; `partials` aggregates events in memory, fed by `statement` (the rows a
-//! statement inserted) and `lumps` (the lines of a lump, read by `json_fields`); `rawless` buffers the rows of a
-//! rollup that keeps none; `ndjson` splits a lump of events (gzip-compressed NDJSON) for
+//! statement inserted) and `batches` (the lines of a batch, read by `json_fields`); `rawless` buffers the rows of a
+//! rollup that keeps none; `ndjson` splits a batch of events (gzip-compressed NDJSON) for
 //! `collect.ingest`.
 
+pub mod batches;
 pub mod generate;
 pub mod json_fields;
-pub mod lumps;
 pub mod ndjson;
 pub mod partials;
 pub mod rawless;
@@ -102,7 +102,8 @@ fn rollup_sql(
         required(index, "index"),
     );
     let tables = tables.map(|t| no_null_elements(t, "tables"));
-    let rollup: Rollup = from_jsonb(&spec, "rollup spec");
+    let mut rollup: Rollup = from_jsonb(&spec, "rollup spec");
+    rollup.vocabulary = crate::registry::installed_vocabulary();
     let given = tables.as_ref().map(Vec::len);
     let targets = rollup.targets(tables, stale).unwrap_or_else(|| {
         raise(
@@ -143,35 +144,39 @@ fn rollup_sql(
     }
 }
 
-/// The lines of a lump of events for `collect.ingest` (see `ndjson`).
+/// The lines of a batch of events for `collect.ingest` (see `ndjson`).
 #[pg_extern(sql = false)]
-fn ndjson_lines(lump: &[u8]) -> Vec<String> {
-    lump_lines(lump)
+fn ndjson_lines(batch: &[u8]) -> Vec<String> {
+    batch_lines(batch)
 }
 
-/// What one lump of events may inflate to: `collect.max_lump_bytes` (statement::init).
-fn lump_limit() -> usize {
-    statement::max_lump_bytes()
+/// What one batch of events may inflate to: `collect.max_batch_bytes` (statement::init).
+fn batch_limit() -> usize {
+    statement::max_batch_bytes()
 }
 
-fn lump_lines(lump: &[u8]) -> Vec<String> {
-    ndjson::lines(lump, lump_limit(), &mut crate::errors::check_for_interrupts)
-        .unwrap_or_else(|e| lump_error(e))
+fn batch_lines(batch: &[u8]) -> Vec<String> {
+    ndjson::lines(
+        batch,
+        batch_limit(),
+        &mut crate::errors::check_for_interrupts,
+    )
+    .unwrap_or_else(|e| batch_error(e))
 }
 
-fn lump_error(e: ndjson::LumpError) -> ! {
+fn batch_error(e: ndjson::BatchError) -> ! {
     match e {
-        ndjson::LumpError::NotGzip(why) => raise(
+        ndjson::BatchError::NotGzip(why) => raise(
             PgSqlErrorCode::ERRCODE_INVALID_BINARY_REPRESENTATION,
-            format!("events are not a valid gzip lump: {why}"),
+            format!("events are not a valid gzip batch: {why}"),
             Some("Send newline-delimited JSON, compressed with gzip or not.".into()),
         ),
-        ndjson::LumpError::TooLarge(limit) => raise(
+        ndjson::BatchError::TooLarge(limit) => raise(
             PgSqlErrorCode::ERRCODE_PROGRAM_LIMIT_EXCEEDED,
             format!("events inflate to more than {limit} bytes"),
-            Some("Send them in several lumps, or raise collect.max_lump_bytes (a superuser's setting, at most 1 GB).".into()),
+            Some("Send them in several batches, or raise collect.max_batch_bytes (a superuser's setting, at most 1 GB).".into()),
         ),
-        ndjson::LumpError::NotUtf8 { line } => raise(
+        ndjson::BatchError::NotUtf8 { line } => raise(
             PgSqlErrorCode::ERRCODE_CHARACTER_NOT_IN_REPERTOIRE,
             format!("line {line} of the events is not UTF-8"),
             None,
@@ -179,27 +184,27 @@ fn lump_error(e: ndjson::LumpError) -> ! {
     }
 }
 
-/// What `collect._rollup_lump_plan` says of a rollup that keeps no raw rows: its description
+/// What `collect._rollup_ndjson_plan` says of a rollup that keeps no raw rows: its description
 /// and its view's column types.
 #[derive(serde::Deserialize)]
-struct LumpPlan {
+struct BatchPlan {
     spec: Rollup,
     column_types: HashMap<String, String>,
 }
 
-/// A lump plan and its thresholds, kept for the next lump while nothing can have changed
+/// A batch plan and its thresholds, kept for the next batch while nothing can have changed
 /// them: the same role and rollup, in the same transaction and subtransaction (so the lock the
 /// plan took on the view is still held, and no other session can alter it), with no command
 /// run since (every DDL, and every write, moves the command counter). What a statement
-/// ingesting many lumps (`SELECT collect.ingest(r, lump) FROM lumps`) would otherwise ask for
-/// again at every lump.
-struct LastLumpPlan {
-    key: LumpPlanKey,
-    plan: std::rc::Rc<(LumpPlan, Vec<partials::Thresholds>)>,
+/// ingesting many batches (`SELECT collect.ingest(r, batch) FROM batches`) would otherwise ask for
+/// again at every batch.
+struct LastBatchPlan {
+    key: BatchPlanKey,
+    plan: std::rc::Rc<(BatchPlan, Vec<partials::Thresholds>)>,
 }
 
 #[derive(PartialEq)]
-struct LumpPlanKey {
+struct BatchPlanKey {
     user: pg_sys::Oid,
     transaction: u32,
     subtransaction: pg_sys::SubTransactionId,
@@ -220,11 +225,11 @@ unsafe fn local_transaction_id() -> pg_sys::LocalTransactionId {
     }
 }
 
-impl LumpPlanKey {
-    fn now(schema: &str, rollup: &str) -> LumpPlanKey {
+impl BatchPlanKey {
+    fn now(schema: &str, rollup: &str) -> BatchPlanKey {
         // SAFETY: a backend's own state, read in a transaction.
         unsafe {
-            LumpPlanKey {
+            BatchPlanKey {
                 user: pg_sys::GetUserId(),
                 transaction: local_transaction_id(),
                 subtransaction: pg_sys::GetCurrentSubTransactionId(),
@@ -237,49 +242,49 @@ impl LumpPlanKey {
 }
 
 thread_local! {
-    static LAST_LUMP_PLAN: std::cell::RefCell<Option<LastLumpPlan>> = const { std::cell::RefCell::new(None) };
-    /// The last lump's inflated text, kept for the next lump's (see `ndjson::inflate`).
-    static LUMP_TEXT: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+    static LAST_BATCH_PLAN: std::cell::RefCell<Option<LastBatchPlan>> = const { std::cell::RefCell::new(None) };
+    /// The last batch's inflated text, kept for the next batch's (see `ndjson::inflate`).
+    static BATCH_TEXT: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
-/// A text buffer larger than this is not kept between lumps: a backend should not hold on to
-/// the memory of one huge lump.
-const KEPT_LUMP_TEXT: usize = 64 << 20;
+/// A text buffer larger than this is not kept between batches: a backend should not hold on to
+/// the memory of one huge batch.
+const KEPT_BATCH_TEXT: usize = 64 << 20;
 
-/// A lump of events rolled up without making rows (`lumps`); NULL when the lump is one for
+/// A batch of events rolled up without making rows (`batches`); NULL when the batch is one for
 /// the row path (`collect._ingest`), which then takes it whole.
 #[pg_extern(sql = false)]
 fn rollup_ingest_lump(
     schema: Option<&str>,
     rollup: Option<&str>,
-    lump: Option<&[u8]>,
+    batch: Option<&[u8]>,
 ) -> Option<i64> {
     // A rollup that is not there (no schema found for it) is for the row path to name.
-    let (schema, rollup, lump) = (schema?, rollup?, lump?);
-    // Taken out while in use: an error drops it, and the next lump starts a new one.
-    let mut buffer = LUMP_TEXT.take();
-    let events = ingest_lump(schema, rollup, lump, &mut buffer);
-    if buffer.capacity() <= KEPT_LUMP_TEXT {
-        LUMP_TEXT.set(buffer);
+    let (schema, rollup, batch) = (schema?, rollup?, batch?);
+    // Taken out while in use: an error drops it, and the next batch starts a new one.
+    let mut buffer = BATCH_TEXT.take();
+    let events = ingest_batch(schema, rollup, batch, &mut buffer);
+    if buffer.capacity() <= KEPT_BATCH_TEXT {
+        BATCH_TEXT.set(buffer);
     }
     events
 }
 
-fn ingest_lump(schema: &str, rollup: &str, lump: &[u8], buffer: &mut Vec<u8>) -> Option<i64> {
+fn ingest_batch(schema: &str, rollup: &str, batch: &[u8], buffer: &mut Vec<u8>) -> Option<i64> {
     let text = ndjson::inflate(
-        lump,
-        lump_limit(),
+        batch,
+        batch_limit(),
         buffer,
         &mut crate::errors::check_for_interrupts,
     )
-    .unwrap_or_else(|e| lump_error(e));
+    .unwrap_or_else(|e| batch_error(e));
     // A line that is not UTF-8 is named as the row path names it.
     let text = std::str::from_utf8(text).unwrap_or_else(|_| {
-        lump_lines(lump);
-        unreachable!("lump_lines names the line that is not UTF-8")
+        batch_lines(batch);
+        unreachable!("batch_lines names the line that is not UTF-8")
     });
-    let key = LumpPlanKey::now(schema, rollup);
-    let cached = LAST_LUMP_PLAN.with_borrow_mut(|last| {
+    let key = BatchPlanKey::now(schema, rollup);
+    let cached = LAST_BATCH_PLAN.with_borrow_mut(|last| {
         last.take()
             .filter(|last| last.key == key)
             .map(|last| last.plan)
@@ -290,7 +295,10 @@ fn ingest_lump(schema: &str, rollup: &str, lump: &[u8], buffer: &mut Vec<u8>) ->
             None => {
                 let plan: Option<pgrx::JsonB> = client
                     .select(
-                        "SELECT collect._rollup_lump_plan($1, $2)",
+                        &format!(
+                            "SELECT {}($1, $2)",
+                            crate::registry::installed_vocabulary().rollup_ndjson_plan()
+                        ),
                         Some(1),
                         &[schema.into(), rollup.into()],
                     )
@@ -298,17 +306,18 @@ fn ingest_lump(schema: &str, rollup: &str, lump: &[u8], buffer: &mut Vec<u8>) ->
                     .unwrap_or_else(|e| {
                         raise(
                             PgSqlErrorCode::ERRCODE_INTERNAL_ERROR,
-                            format!("rollup lump plan: {e}"),
+                            format!("rollup batch plan: {e}"),
                             None,
                         )
                     });
-                let plan: LumpPlan = serde_json::from_value(plan?.0).unwrap_or_else(|e| {
+                let mut plan: BatchPlan = serde_json::from_value(plan?.0).unwrap_or_else(|e| {
                     raise(
                         PgSqlErrorCode::ERRCODE_INTERNAL_ERROR,
-                        format!("rollup lump plan: {e}"),
+                        format!("rollup batch plan: {e}"),
                         None,
                     )
                 });
+                plan.spec.vocabulary = crate::registry::installed_vocabulary();
                 let thresholds = statement::thresholds(client, &plan.spec);
                 std::rc::Rc::new((plan, thresholds))
             }
@@ -319,15 +328,15 @@ fn ingest_lump(schema: &str, rollup: &str, lump: &[u8], buffer: &mut Vec<u8>) ->
             Kind::of(plan.column_types.get(column)?).filter(|k| utf8 || *k != Kind::Text)
         };
         let path = Plan::new(&plan.spec, kind_of, thresholds)?;
-        let (tables, events) = lumps::aggregate(&path, text, statement::work_mem())?;
+        let (tables, events) = batches::aggregate(&path, text, statement::work_mem())?;
         statement::merge_partials(&plan.spec, &plan.spec.own_targets(), &path, tables);
         Some((events, planned.clone()))
     });
     let (events, planned) = events?;
-    // Kept only once the lump is in: an error leaves nothing behind.
-    LAST_LUMP_PLAN.with_borrow_mut(|last| {
-        *last = Some(LastLumpPlan {
-            key: LumpPlanKey::now(schema, rollup),
+    // Kept only once the batch is in: an error leaves nothing behind.
+    LAST_BATCH_PLAN.with_borrow_mut(|last| {
+        *last = Some(LastBatchPlan {
+            key: BatchPlanKey::now(schema, rollup),
             plan: planned,
         })
     });

@@ -1,4 +1,4 @@
-//! Events as a lump of newline-delimited JSON, gzip-compressed as a client's gzip writes it
+//! Events as a batch of newline-delimited JSON, gzip-compressed as a client's gzip writes it
 //! (one member or several concatenated) or not compressed at all: split into lines, one
 //! event each. Pure: the SQL layer parses each line as jsonb, so numbers stay exact.
 
@@ -7,7 +7,7 @@ use std::io::Read;
 use flate2::read::MultiGzDecoder;
 
 #[derive(Debug, PartialEq)]
-pub enum LumpError {
+pub enum BatchError {
     /// Starts like gzip but does not inflate.
     NotGzip(String),
     /// Inflates beyond what one text value may hold.
@@ -21,29 +21,29 @@ const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
 /// How much is inflated between two calls of `between_pieces`.
 const PIECE: u64 = 1 << 20;
 
-/// The lump's text: inflated into `buffer` (emptied first) when it is gzip, else the lump
-/// itself. A buffer kept from lump to lump keeps its pages: growing a new one page by page
+/// The batch's text: inflated into `buffer` (emptied first) when it is gzip, else the batch
+/// itself. A buffer kept from batch to batch keeps its pages: growing a new one page by page
 /// costs as much as a third of inflating. It inflates a piece at a time, calling
 /// `between_pieces` after each (where the caller honours a cancel or timeout), and stops as
-/// soon as the text passes `limit`: what a small lump could inflate to is never allocated.
+/// soon as the text passes `limit`: what a small batch could inflate to is never allocated.
 pub fn inflate<'a>(
-    lump: &'a [u8],
+    batch: &'a [u8],
     limit: usize,
     buffer: &'a mut Vec<u8>,
     between_pieces: &mut dyn FnMut(),
-) -> Result<&'a [u8], LumpError> {
-    if !lump.starts_with(&GZIP_MAGIC) {
-        return Ok(lump);
+) -> Result<&'a [u8], BatchError> {
+    if !batch.starts_with(&GZIP_MAGIC) {
+        return Ok(batch);
     }
     buffer.clear();
-    let mut decoder = MultiGzDecoder::new(lump).take(limit as u64 + 1);
+    let mut decoder = MultiGzDecoder::new(batch).take(limit as u64 + 1);
     loop {
         let read = (&mut decoder)
             .take(PIECE)
             .read_to_end(buffer)
-            .map_err(|e| LumpError::NotGzip(e.to_string()))?;
+            .map_err(|e| BatchError::NotGzip(e.to_string()))?;
         if buffer.len() > limit {
-            return Err(LumpError::TooLarge(limit));
+            return Err(BatchError::TooLarge(limit));
         }
         if read == 0 {
             return Ok(buffer);
@@ -52,7 +52,7 @@ pub fn inflate<'a>(
     }
 }
 
-/// The lines of a lump's text, blank ones kept as empty lines so that a line's index is its
+/// The lines of a batch's text, blank ones kept as empty lines so that a line's index is its
 /// number minus one. A final newline ends the last line; `\r\n` ends a line too.
 pub fn split<T: AsRef<[u8]> + ?Sized>(text: &T) -> impl Iterator<Item = &[u8]> {
     let mut body = text.as_ref();
@@ -65,18 +65,18 @@ pub fn split<T: AsRef<[u8]> + ?Sized>(text: &T) -> impl Iterator<Item = &[u8]> {
         .map(|line| line.strip_suffix(b"\r").unwrap_or(line))
 }
 
-/// The lump's lines as text (see `split`).
+/// The batch's lines as text (see `split`).
 pub fn lines(
-    lump: &[u8],
+    batch: &[u8],
     limit: usize,
     between_pieces: &mut dyn FnMut(),
-) -> Result<Vec<String>, LumpError> {
+) -> Result<Vec<String>, BatchError> {
     let mut buffer = Vec::new();
-    let text = inflate(lump, limit, &mut buffer, between_pieces)?;
+    let text = inflate(batch, limit, &mut buffer, between_pieces)?;
     split(text)
         .enumerate()
         .map(|(i, line)| {
-            String::from_utf8(line.to_vec()).map_err(|_| LumpError::NotUtf8 { line: i + 1 })
+            String::from_utf8(line.to_vec()).map_err(|_| BatchError::NotUtf8 { line: i + 1 })
         })
         .collect()
 }
@@ -93,7 +93,7 @@ mod tests {
     }
 
     #[test]
-    fn gzip_and_plain_lumps_split_into_lines() {
+    fn gzip_and_plain_batches_split_into_lines() {
         let text = b"{\"a\": 1}\r\n\n{\"a\": 1e400}\n";
         let expected = vec![
             "{\"a\": 1}".to_string(),
@@ -118,7 +118,7 @@ mod tests {
     }
 
     #[test]
-    fn a_kept_buffer_holds_only_the_last_lump() {
+    fn a_kept_buffer_holds_only_the_last_batch() {
         let mut buffer = Vec::new();
         let long = gzip(b"{\"a\": 1}\n{\"a\": 2}\n{\"a\": 3}\n");
         assert_eq!(
@@ -134,7 +134,7 @@ mod tests {
         assert_eq!(
             inflate(b"{\"plain\": 1}", 1 << 20, &mut buffer, &mut || {}).unwrap(),
             b"{\"plain\": 1}",
-            "text that is not gzip is the lump itself"
+            "text that is not gzip is the batch itself"
         );
         assert!(buffer.capacity() >= 27, "the buffer keeps its memory");
     }
@@ -145,11 +145,11 @@ mod tests {
         cut.truncate(cut.len() - 6);
         assert!(matches!(
             lines(&cut, 1 << 20, &mut || {}),
-            Err(LumpError::NotGzip(_))
+            Err(BatchError::NotGzip(_))
         ));
         assert_eq!(
             lines(&gzip(&[b'x'; 1000]), 999, &mut || {}),
-            Err(LumpError::TooLarge(999))
+            Err(BatchError::TooLarge(999))
         );
         assert_eq!(
             lines(&gzip(&[b'x'; 1000]), 1000, &mut || {}).unwrap().len(),
@@ -157,7 +157,7 @@ mod tests {
         );
         assert_eq!(
             lines(b"{}\n\xff\n", 100, &mut || {}),
-            Err(LumpError::NotUtf8 { line: 2 })
+            Err(BatchError::NotUtf8 { line: 2 })
         );
     }
 
@@ -171,7 +171,7 @@ mod tests {
         let mut buffer = Vec::new();
         assert_eq!(
             inflate(&bomb, 8 << 20, &mut buffer, &mut || pieces += 1),
-            Err(LumpError::TooLarge(8 << 20))
+            Err(BatchError::TooLarge(8 << 20))
         );
         assert!(
             (7..=9).contains(&pieces),

@@ -1,8 +1,8 @@
 //! Events aggregated in memory into one partial row per bucket and dimension combination of
 //! each table a rollup writes; the SQL layer merges those few rows into the tables with the
 //! generated upsert (`Rollup::upsert_partials`). Two paths feed it: the rows one statement
-//! inserted (`statement`, read from its transition table or buffer) and the lines of a lump
-//! (`lumps`, parsed from JSON). Pure.
+//! inserted (`statement`, read from its transition table or buffer) and the lines of a batch
+//! (`batches`, parsed from JSON). Pure.
 //!
 //! Exactness first: every partial equals what the SQL aggregates compute over the same rows in
 //! the same order (sums as Postgres sums, min and max as Postgres orders floats, sketches fed
@@ -645,6 +645,7 @@ mod tests {
             }],
             stale: name("m_stale"),
             stale_key: None,
+            vocabulary: Default::default(),
         };
         let plan = Plan::new(
             &rollup,

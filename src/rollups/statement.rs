@@ -18,14 +18,14 @@ use super::generate::{Rollup, Targets};
 use super::partials::{Aggregator, Cell, Columns, Kind, Plan, Thresholds, Value, Wire};
 use crate::errors::raise;
 
-/// Default 256 MB: a lump ten times what the README suggests sending fits well within it.
+/// Default 256 MB: a batch ten times what the README suggests sending fits well within it.
 static MAX_LUMP_BYTES: GucSetting<i32> = GucSetting::<i32>::new(256 << 10);
 static WORK_MEM: GucSetting<i32> = GucSetting::<i32>::new(64 * 1024);
 
 pub fn init() {
     GucRegistry::define_int_guc(
         c"collect.rollup_work_mem",
-        c"Memory one statement's or lump's events may take while rolled up in memory.",
+        c"Memory one statement's or batch's events may take while rolled up in memory.",
         c"Beyond it, the events are rolled up by SQL statements instead, which spill to disk.",
         &WORK_MEM,
         1024,
@@ -34,9 +34,9 @@ pub fn init() {
         GucFlags::UNIT_KB,
     );
     GucRegistry::define_int_guc(
-        c"collect.max_lump_bytes",
-        c"What one lump of events given to collect.ingest may inflate to.",
-        c"A lump that inflates past it is refused (54000) before the rest is inflated. At most 1 GB, a text value's limit.",
+        c"collect.max_batch_bytes",
+        c"What one batch of events given to collect.ingest may inflate to.",
+        c"A batch that inflates past it is refused (54000) before the rest is inflated. At most 1 GB, a text value's limit.",
         &MAX_LUMP_BYTES,
         1024,
         (1 << 20) - 1,
@@ -45,8 +45,8 @@ pub fn init() {
     );
 }
 
-/// `collect.max_lump_bytes` in bytes.
-pub fn max_lump_bytes() -> usize {
+/// `collect.max_batch_bytes` in bytes.
+pub fn max_batch_bytes() -> usize {
     usize::try_from(MAX_LUMP_BYTES.get())
         .unwrap_or(0)
         .saturating_mul(1024)
@@ -141,7 +141,7 @@ thread_local! {
     /// The session's upsert plans, by statement and parameter types (a type's oid changes
     /// when the extension is made again). Postgres' plan cache replans one when a table it
     /// names changes, and privileges are checked at each execution, so a plan serves every
-    /// role. Planning an upsert costs as much as running it for a lump's few hundred rows.
+    /// role. Planning an upsert costs as much as running it for a batch's few hundred rows.
     static UPSERT_PLANS: std::cell::RefCell<HashMap<(String, Vec<pg_sys::Oid>), pg_sys::SPIPlanPtr>> =
         std::cell::RefCell::new(HashMap::new());
 }
@@ -510,8 +510,9 @@ pub fn trigger_targets(
     .unwrap_or_else(|e| spi_error("lookup", e));
     // The lookup raises an error for a trigger that is not the rollup's; it never answers NULL.
     let described = described.unwrap_or_else(|| spi_error("lookup", "no answer"));
-    let described: TriggerTargets =
+    let mut described: TriggerTargets =
         serde_json::from_value(described.0).unwrap_or_else(|e| spi_error("lookup", e));
+    described.spec.vocabulary = crate::registry::installed_vocabulary();
     let targets = described
         .spec
         .targets(described.tables, described.stale)

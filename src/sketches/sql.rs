@@ -85,6 +85,8 @@ macro_rules! sketch_sql_functions {
     };
 }
 
+// `*_union` are the symbols of `collect.merge(a, b)` (`hll_union` until 0.3.0): released
+// install scripts call them by these names.
 sketch_sql_functions!(Hll, hll_in, hll_out, hll_recv, hll_send, hll_eq, hll_union);
 sketch_sql_functions!(
     Quantiles,
@@ -257,15 +259,15 @@ fn same_parameter(aggregate: &str, name: &str, state: u32, row: u32) {
     }
 }
 
-/// `hll_agg(value)` and `hll_agg(value, precision)`.
+/// `hll_agg(value)` and `hll_agg(value, log2m)`: log2m is the precision, 2^log2m registers.
 #[pg_extern(sql = false)]
 fn hll_agg_trans(fcinfo: pg_sys::FunctionCallInfo) -> Internal {
     let hash = hash_of(fcinfo, 1);
     // SAFETY: a third argument, when declared, is an integer (or NULL).
     let precision = if unsafe { (*fcinfo).nargs } > 2 {
         let given = unsafe { pgrx::fcinfo::pg_getarg::<i32>(fcinfo, 2) };
-        parameter_in("hll_agg", "precision", given, super::hll::MIN_PRECISION as i32..=super::hll::MAX_PRECISION as i32,
-                     Some("The standard error is 1.04/sqrt(2^precision): 2.3% at 11, 0.81% at 14 (the default), 0.41% at 16."))
+        parameter_in("hll_agg", "log2m", given, super::hll::MIN_PRECISION as i32..=super::hll::MAX_PRECISION as i32,
+                     Some("The standard error is 1.04/sqrt(2^log2m): 2.3% at 11, 0.81% at 14 (the default), 0.41% at 16."))
             as u8
     } else {
         super::hll::DEFAULT_PRECISION
@@ -276,12 +278,7 @@ fn hll_agg_trans(fcinfo: pg_sys::FunctionCallInfo) -> Internal {
             fcinfo,
             || Hll::new(precision).expect("precision was checked"),
             |hll: &mut Hll| {
-                same_parameter(
-                    "hll_agg",
-                    "precision",
-                    hll.precision() as u32,
-                    precision as u32,
-                );
+                same_parameter("hll_agg", "log2m", hll.precision() as u32, precision as u32);
                 if let Some(h) = hash {
                     hll.add_hash(h);
                 }

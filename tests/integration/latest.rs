@@ -99,14 +99,14 @@ fn rounds_in_lockstep(
     wrong_rounds
 }
 
-/// A fresh database with six files whose latest version is tracked (`more`: further
-/// arguments of track_latest).
-fn six_tracked_files(name: &str, more: &str) -> String {
+/// A fresh database with six files with a latest copy (`more`: further
+/// arguments of create_latest).
+fn six_files_with_latest_copies(name: &str, more: &str) -> String {
     let db = fresh_database(name);
     connect(&db)
         .batch_execute(&format!(
             "{SCHEMA}
-             SELECT collect.track_latest('files', 'versions', 'file_id', 'created_at', '{{size, created_at}}'{more});
+             SELECT collect.create_latest('files', 'versions', 'file_id', 'created_at', '{{size, created_at}}'{more});
              INSERT INTO files SELECT g, 'f' || g FROM generate_series(1, 6) g;"
         ))
         .unwrap();
@@ -180,7 +180,7 @@ fn move_versions(client: &mut postgres::Client, c: i64, seed: i64) -> Result<(),
 
 #[test]
 fn concurrent_inserts_and_deletes_on_the_same_parents_stay_exact() {
-    let db = six_tracked_files("latest_concurrent", ", filter => 'NOT deleted'");
+    let db = six_files_with_latest_copies("latest_concurrent", ", filter => 'NOT deleted'");
     let wrong_rounds = rounds_in_lockstep(
         &db,
         8,
@@ -222,7 +222,7 @@ fn concurrent_inserts_and_deletes_on_the_same_parents_stay_exact() {
 /// of other clients' versions of the same parents.
 #[test]
 fn single_row_inserts_beside_deletes_and_moves_stay_exact() {
-    let db = six_tracked_files("latest_single_rows", "");
+    let db = six_files_with_latest_copies("latest_single_rows", "");
     let wrong_rounds = rounds_in_lockstep(
         &db,
         8,
@@ -264,7 +264,7 @@ fn citus_concurrent_writers_on_the_same_parents_stay_exact() {
              CREATE INDEX ON versions (file_id, created_at);
              SELECT create_distributed_table('files', 'id');
              SELECT create_distributed_table('versions', 'file_id', colocate_with => 'files');
-             SELECT collect.track_latest('files', 'versions', 'file_id', 'created_at', '{size, created_at}', filter => 'NOT deleted');
+             SELECT collect.create_latest('files', 'versions', 'file_id', 'created_at', '{size, created_at}', filter => 'NOT deleted');
              INSERT INTO files SELECT g, 'f' || g FROM generate_series(1, 6) g;",
         )
         .unwrap();
@@ -337,13 +337,13 @@ fn backfill_beside_writers_is_exact_reports_progress_and_resumes_after_a_cancel(
              SELECT 1 + g % 20000, '2026-01-01'::timestamptz + (g * 7919 % 100000) * interval '1 minute', g
                FROM generate_series(1, 100000) g;
              ANALYZE files;
-             SELECT collect.track_latest('files', 'versions', 'file_id', 'created_at', '{size, created_at}', filter => 'NOT deleted');",
+             SELECT collect.create_latest('files', 'versions', 'file_id', 'created_at', '{size, created_at}', filter => 'NOT deleted');",
         )
         .unwrap();
     assert_eq!(
         wrong_copies(&mut setup),
         20000,
-        "tracking does not touch existing rows"
+        "create_latest does not touch existing rows"
     );
 
     // A first backfill, cancelled once some batches have committed.
@@ -379,7 +379,7 @@ fn backfill_beside_writers_is_exact_reports_progress_and_resumes_after_a_cancel(
     let (state, done): (String, i64) = {
         let r = watcher
             .query_one(
-                "SELECT backfill, backfilled_parents FROM collect.tracked_latest",
+                "SELECT backfill, backfilled_parents FROM collect.latest",
                 &[],
             )
             .unwrap();
@@ -462,19 +462,19 @@ fn backfill_beside_writers_is_exact_reports_progress_and_resumes_after_a_cancel(
     );
     assert!(equals_distinct_on(&mut watcher));
     let state: String = watcher
-        .query_one("SELECT backfill FROM collect.tracked_latest", &[])
+        .query_one("SELECT backfill FROM collect.latest", &[])
         .unwrap()
         .get(0);
     assert_eq!(state, "done");
 }
 
 #[test]
-fn tracking_survives_pg_dump_and_pg_restore() {
+fn latest_copy_survives_pg_dump_and_pg_restore() {
     let source = fresh_database("latest_dump");
     let mut src = connect(&source);
     src.batch_execute(SCHEMA).unwrap();
     src.batch_execute(
-        "SELECT collect.track_latest('files', 'versions', 'file_id', 'created_at', '{size, created_at}', filter => 'NOT deleted');
+        "SELECT collect.create_latest('files', 'versions', 'file_id', 'created_at', '{size, created_at}', filter => 'NOT deleted');
          INSERT INTO files SELECT g, 'f' || g FROM generate_series(1, 100) g;
          INSERT INTO versions (file_id, created_at, size) SELECT 1 + g % 100, '2026-01-01'::timestamptz + g * interval '1 hour', g
            FROM generate_series(1, 1000) g;",
@@ -483,11 +483,11 @@ fn tracking_survives_pg_dump_and_pg_restore() {
     let target = crate::dump_and_restore(&source);
     let mut dst = connect(&target);
     assert_eq!(wrong_copies(&mut dst), 0);
-    let tracked: i64 = dst
-        .query_one("SELECT count(*) FROM collect.tracked_latest", &[])
+    let copies: i64 = dst
+        .query_one("SELECT count(*) FROM collect.latest", &[])
         .unwrap()
         .get(0);
-    assert_eq!(tracked, 1);
+    assert_eq!(copies, 1);
     // The restored triggers keep working.
     dst.batch_execute(
         "INSERT INTO versions (file_id, created_at, size) VALUES (7, '2030-01-01', 777)",
@@ -498,6 +498,6 @@ fn tracking_survives_pg_dump_and_pg_restore() {
         .unwrap()
         .get(0);
     assert_eq!(size, 777);
-    dst.batch_execute("SELECT collect.untrack_latest('files', drop_columns => true)")
+    dst.batch_execute("SELECT collect.drop_latest('files', drop_columns => true)")
         .unwrap();
 }

@@ -1,4 +1,4 @@
-//! The collect.collection type across connections, dumps and the binary protocol.
+//! The collect.lump type across connections, dumps and the binary protocol.
 
 use std::error::Error;
 use std::io::{Read, Write};
@@ -33,7 +33,7 @@ fn binary_of(client: &mut postgres::Client, literal: &str) -> Vec<u8> {
     let mut bytes = Vec::new();
     client
         .copy_out(&format!(
-            "COPY (SELECT '{literal}'::collect.collection) TO STDOUT (FORMAT binary)"
+            "COPY (SELECT '{literal}'::collect.lump) TO STDOUT (FORMAT binary)"
         ))
         .unwrap()
         .read_to_end(&mut bytes)
@@ -51,12 +51,12 @@ fn pg_dump_and_pg_restore_round_trip_collections() {
     let mut src = connect(&source);
     src.batch_execute(
         r#"
-        CREATE TABLE lumps (id int PRIMARY KEY, c collect.collection);
+        CREATE TABLE lumps (id int PRIMARY KEY, c collect.lump);
         INSERT INTO lumps VALUES
             (1, '[]'),
             (2, '[{"a": 1}, "two", 3.5, null, [true, false]]'),
-            (3, collect.collection_append('[1]', '[2, 3]')),
-            (4, (SELECT collect.collection_agg(jsonb_build_object('n', g, 's', repeat('x', g % 50)) ORDER BY g)
+            (3, collect.lump_append('[1]', '[2, 3]')),
+            (4, (SELECT collect.lump_agg(jsonb_build_object('n', g, 's', repeat('x', g % 50)) ORDER BY g)
                  FROM generate_series(1, 20000) g));
         "#,
     )
@@ -121,11 +121,11 @@ fn copy_binary_round_trips_without_reencoding() {
     client
         .batch_execute(
             r#"
-            CREATE TABLE a (c collect.collection);
-            CREATE TABLE b (c collect.collection);
-            INSERT INTO a SELECT collect.collection_agg(jsonb_build_object('g', g) ORDER BY g)
+            CREATE TABLE a (c collect.lump);
+            CREATE TABLE b (c collect.lump);
+            INSERT INTO a SELECT collect.lump_agg(jsonb_build_object('g', g) ORDER BY g)
                 FROM generate_series(1, 1000) g GROUP BY g % 7;
-            INSERT INTO a VALUES ('[]'), (collect.merge('[1]', '[2]'));
+            INSERT INTO a VALUES ('[]'), (collect.merge('[1]'::collect.lump, '[2]'));
             "#,
         )
         .unwrap();
@@ -148,8 +148,8 @@ fn copy_binary_round_trips_without_reencoding() {
     assert_eq!(diff, 0);
     let same_bytes: bool = client
         .query_one(
-            "SELECT (SELECT array_agg(collect.collection_send(c) ORDER BY c::text) FROM a)
-                  = (SELECT array_agg(collect.collection_send(c) ORDER BY c::text) FROM b)",
+            "SELECT (SELECT array_agg(collect.lump_send(c) ORDER BY c::text) FROM a)
+                  = (SELECT array_agg(collect.lump_send(c) ORDER BY c::text) FROM b)",
             &[],
         )
         .unwrap()
@@ -167,7 +167,7 @@ fn binary_input_is_validated_and_never_crashes() {
     let good = binary_of(&mut client, r#"[{"a": 1}, {"a": 2}, {"a": 3}]"#);
     let count: i64 = client
         .query_one(
-            "SELECT collect.entry_count($1::collect.collection)",
+            "SELECT collect.entry_count($1::collect.lump)",
             &[&RawBinary(good.clone())],
         )
         .unwrap()
@@ -201,7 +201,7 @@ fn binary_input_is_validated_and_never_crashes() {
     for (what, bytes) in bad_cases {
         let err = client
             .query_one(
-                "SELECT collect.entry_count($1::collect.collection)",
+                "SELECT collect.entry_count($1::collect.lump)",
                 &[&RawBinary(bytes)],
             )
             .expect_err(what);
@@ -216,7 +216,7 @@ fn binary_input_is_validated_and_never_crashes() {
 fn concurrent_appends_to_one_value_lose_nothing() {
     let db = fresh_database("concurrent");
     connect(&db)
-        .batch_execute("CREATE TABLE doc (id int PRIMARY KEY, c collect.collection); INSERT INTO doc VALUES (1, '[]')")
+        .batch_execute("CREATE TABLE doc (id int PRIMARY KEY, c collect.lump); INSERT INTO doc VALUES (1, '[]')")
         .unwrap();
     const CLIENTS: i32 = 8;
     const APPENDS: i32 = 100;
@@ -228,7 +228,7 @@ fn concurrent_appends_to_one_value_lose_nothing() {
                 for n in 0..APPENDS {
                     client
                         .execute(
-                            "UPDATE doc SET c = collect.collection_append(c, jsonb_build_object('client', $1::int, 'n', $2::int)) WHERE id = 1",
+                            "UPDATE doc SET c = collect.lump_append(c, jsonb_build_object('client', $1::int, 'n', $2::int)) WHERE id = 1",
                             &[&client_id, &n],
                         )
                         .unwrap();
@@ -314,7 +314,7 @@ fn a_small_binary_value_that_inflates_to_half_a_gigabyte_costs_time_not_memory()
     let started = std::time::Instant::now();
     let err = client
         .query_one(
-            "SELECT collect.entry_count($1::collect.collection)",
+            "SELECT collect.entry_count($1::collect.lump)",
             &[&RawBinary(value)],
         )
         .unwrap_err();
@@ -331,7 +331,7 @@ fn a_small_binary_value_that_inflates_to_half_a_gigabyte_costs_time_not_memory()
     let bytes = binary_of(&mut client, &deep);
     let n: i64 = client
         .query_one(
-            "SELECT collect.entry_count($1::collect.collection)",
+            "SELECT collect.entry_count($1::collect.lump)",
             &[&RawBinary(bytes)],
         )
         .unwrap()
@@ -361,7 +361,7 @@ fn binary_input_accepts_exactly_what_text_input_makes() {
     let mut client = connect(&db);
     let recv = |client: &mut postgres::Client, bytes: Vec<u8>| -> Result<String, postgres::Error> {
         client
-            .query_one("SELECT $1::collect.collection::text", &[&RawBinary(bytes)])
+            .query_one("SELECT $1::collect.lump::text", &[&RawBinary(bytes)])
             .map(|r| r.get(0))
     };
     // The framing itself must be right: a lump text input made is accepted as is.
@@ -388,7 +388,7 @@ fn binary_input_accepts_exactly_what_text_input_makes() {
     // What text input makes from those values is accepted and dumps and restores.
     client
         .batch_execute(&format!(
-            r#"CREATE TABLE lumps (id int PRIMARY KEY, c collect.collection);
+            r#"CREATE TABLE lumps (id int PRIMARY KEY, c collect.lump);
                INSERT INTO lumps VALUES (1, '[1e400, 123456789012345678901234567890, {{"b": 1, "a": 2}}, "\ud83d\ude00"]'),
                                         (2, '[{deep_ok}]');"#
         ))
@@ -423,7 +423,7 @@ fn binary_input_accepts_exactly_what_text_input_makes() {
                 // Accepted: text input of the same value gives exactly these bytes back.
                 accepted += 1;
                 let again: String = client
-                    .query_one("SELECT $1::text::collect.collection::text", &[&text])
+                    .query_one("SELECT $1::text::collect.lump::text", &[&text])
                     .unwrap()
                     .get(0);
                 assert_eq!(again, text, "case {case}");

@@ -56,7 +56,7 @@ fn a_job_never_runs_twice_at_once() {
         Duration::from_secs(10),
         || {
             second
-                .query_one("SELECT running FROM collect.jobs", &[])
+                .query_one("SELECT running FROM collect.jobs WHERE scheduled", &[])
                 .unwrap()
                 .get::<_, bool>(0)
         },
@@ -80,7 +80,7 @@ fn a_job_never_runs_twice_at_once() {
         "one run: three full lumps, then an empty batch"
     );
     assert!(!second
-        .query_one("SELECT running FROM collect.jobs", &[])
+        .query_one("SELECT running FROM collect.jobs WHERE scheduled", &[])
         .unwrap()
         .get::<_, bool>(0));
 }
@@ -114,15 +114,15 @@ fn jobs_run_as_their_owner_and_only_for_callers_who_may() {
         .unwrap_err();
     assert_eq!(sqlstate(&err), "42501", "{err}");
     let err = m
-        .execute("INSERT INTO collect.schedules (object, job, every, owner, next_run) VALUES ('alice.readings_archive', 'archive', '1 second', $1, now())", &[&alice])
+        .execute("INSERT INTO collect.job_schedules (object, job, every, owner, next_run) VALUES ('alice.readings_archive', 'archive', '1 second', $1, now())", &[&alice])
         .unwrap_err();
     assert_eq!(sqlstate(&err), "42501", "{err}");
     m.batch_execute("CALL collect.maintain()").unwrap();
-    let last_run: Option<std::time::SystemTime> = a
-        .query_one("SELECT last_run FROM collect.jobs", &[])
+    let last_started: Option<std::time::SystemTime> = a
+        .query_one("SELECT last_started FROM collect.jobs WHERE scheduled", &[])
         .unwrap()
         .get(0);
-    assert_eq!(last_run, None, "mallory's maintain() ran alice's job");
+    assert_eq!(last_started, None, "mallory's maintain() ran alice's job");
     // A superuser's maintain() (pg_cron's, say) runs it, as alice.
     connect(&db)
         .batch_execute("CALL collect.maintain()")
@@ -151,14 +151,14 @@ fn jobs_run_as_their_owner_and_only_for_callers_who_may() {
              BEGIN RESET ROLE; ALTER ROLE {alice} SUPERUSER; RETURN NULL; END $$;
          CREATE TRIGGER escalate AFTER DELETE ON alice.readings FOR EACH STATEMENT EXECUTE FUNCTION alice.escalate();
          INSERT INTO alice.readings SELECT g, now() - interval '2 days', g FROM generate_series(1, 10) g;
-         UPDATE collect.schedules SET next_run = now() - interval '1 second';"
+         UPDATE collect.job_schedules SET next_run = now() - interval '1 second';"
     ))
     .unwrap();
     connect(&db)
         .batch_execute("CALL collect.maintain()")
         .unwrap();
     let (result, superuser): (String, bool) = {
-        let row = a.query_one("SELECT last_result, (SELECT rolsuper FROM pg_roles WHERE rolname = current_user) FROM collect.jobs", &[]).unwrap();
+        let row = a.query_one("SELECT last_result, (SELECT rolsuper FROM pg_roles WHERE rolname = current_user) FROM collect.jobs WHERE scheduled", &[]).unwrap();
         (row.get(0), row.get(1))
     };
     assert!(!superuser, "alice's trigger made her a superuser");
@@ -190,7 +190,10 @@ fn pg_cron_runs_maintain() {
         Duration::from_secs(130),
         || {
             admin
-                .query_one("SELECT last_result IS NOT NULL FROM collect.jobs", &[])
+                .query_one(
+                    "SELECT last_result IS NOT NULL FROM collect.jobs WHERE scheduled",
+                    &[],
+                )
                 .unwrap()
                 .get::<_, bool>(0)
         },
@@ -198,7 +201,7 @@ fn pg_cron_runs_maintain() {
     let (result, left): (String, i64) = {
         let row = admin
             .query_one(
-                "SELECT last_result, (SELECT count(*) FROM public.readings) FROM collect.jobs",
+                "SELECT last_result, (SELECT count(*) FROM public.readings) FROM collect.jobs WHERE scheduled",
                 &[],
             )
             .unwrap();
@@ -253,7 +256,7 @@ fn the_background_worker_runs_due_jobs_survives_failures_and_stops_cleanly() {
         || {
             setup
                 .query_one(
-                    "SELECT count(*) = 2 FROM collect.jobs WHERE last_result IS NOT NULL",
+                    "SELECT count(*) = 2 FROM collect.jobs WHERE scheduled AND last_result IS NOT NULL",
                     &[],
                 )
                 .unwrap()
@@ -262,7 +265,7 @@ fn the_background_worker_runs_due_jobs_survives_failures_and_stops_cleanly() {
     );
     let results: Vec<(String, String, i32)> = setup
         .query(
-            "SELECT object, last_result, failures FROM collect.jobs ORDER BY object",
+            "SELECT object, last_result, failures FROM collect.jobs WHERE scheduled ORDER BY object",
             &[],
         )
         .unwrap()
@@ -336,7 +339,7 @@ fn one_roles_jobs_cannot_hold_back_another_roles() {
     }
     let mut a = connect_as(&db, &alice);
     a.batch_execute(&format!(
-        "{}\nUPDATE collect.schedules SET next_run = now();",
+        "{}\nUPDATE collect.job_schedules SET next_run = now();",
         due_archive_job("alice")
     ))
     .unwrap();
@@ -345,7 +348,7 @@ fn one_roles_jobs_cannot_hold_back_another_roles() {
     m.batch_execute("SELECT pg_advisory_lock(hashtext('pg_collect maintenance'), hashtext('alice.readings_archive archive'))").unwrap();
     let keys_seen: i64 = m
         .query_one(
-            "SELECT count(lock_key) FROM collect.schedules WHERE object LIKE 'alice.%'",
+            "SELECT count(lock_key) FROM collect.job_schedules WHERE object LIKE 'alice.%'",
             &[],
         )
         .unwrap()
@@ -369,7 +372,10 @@ fn one_roles_jobs_cannot_hold_back_another_roles() {
         .get(0);
     assert_eq!(left, 0, "alice's job did not run");
     let order: Vec<String> = admin
-        .query("SELECT object FROM collect.jobs ORDER BY last_run", &[])
+        .query(
+            "SELECT object FROM collect.jobs WHERE scheduled ORDER BY last_started",
+            &[],
+        )
         .unwrap()
         .iter()
         .map(|r| r.get(0))
@@ -384,7 +390,7 @@ fn one_roles_jobs_cannot_hold_back_another_roles() {
     );
     let failed: Vec<String> = admin
         .query(
-            "SELECT last_result FROM collect.jobs WHERE owner = $1",
+            "SELECT last_result FROM collect.jobs WHERE scheduled AND owner = $1",
             &[&mallory],
         )
         .unwrap()
@@ -427,7 +433,7 @@ fn a_job_run_by_the_background_worker_leaves_nothing_for_the_next_job() {
         || {
             connect(&db)
                 .query_one(
-                    "SELECT count(*) = 2 FROM collect.jobs WHERE last_result IS NOT NULL",
+                    "SELECT count(*) = 2 FROM collect.jobs WHERE scheduled AND last_result IS NOT NULL",
                     &[],
                 )
                 .unwrap()

@@ -300,7 +300,7 @@ fn a_failed_jobs_message_is_its_owners_to_read() {
         .batch_execute("CALL collect.maintain()")
         .unwrap();
     let owner_sees: String = a
-        .query_one("SELECT last_result FROM collect.jobs", &[])
+        .query_one("SELECT last_result FROM collect.jobs WHERE scheduled", &[])
         .unwrap()
         .get(0);
     assert!(
@@ -317,7 +317,7 @@ fn a_failed_jobs_message_is_its_owners_to_read() {
     assert_eq!(result, "failed: P0001 (the message is for the job's owner)");
     assert_eq!(run, result);
     let rows: i64 = m
-        .query_one("SELECT count(*) FROM collect.schedules", &[])
+        .query_one("SELECT count(*) FROM collect.job_schedules", &[])
         .unwrap()
         .get(0);
     assert_eq!(
@@ -343,7 +343,7 @@ fn listing_definitions_runs_no_roles_code_as_the_reader() {
          BEGIN INSERT INTO mallory.seen VALUES (current_user); RETURN 1; END $f$;
          GRANT EXECUTE ON FUNCTION mallory.spy() TO PUBLIC;
          DROP TABLE mallory.feed_base;
-         CREATE VIEW mallory.feed_base AS SELECT 'k'::text AS key, NULL::collect.collection AS entries WHERE mallory.spy() = 1;
+         CREATE VIEW mallory.feed_base AS SELECT 'k'::text AS key, NULL::collect.lump AS entries WHERE mallory.spy() = 1;
          GRANT SELECT ON mallory.feed_base, mallory.feed_pending TO PUBLIC;",
     )
     .unwrap();

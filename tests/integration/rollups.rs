@@ -180,7 +180,7 @@ fn rollups_survive_pg_dump_and_pg_restore_without_double_counting() {
 }
 
 #[test]
-fn a_lump_of_events_that_inflates_past_the_limit_is_refused_before_the_rest_is_inflated() {
+fn a_batch_of_events_that_inflates_past_the_limit_is_refused_before_the_rest_is_inflated() {
     let db = fresh_database("rollup_bomb");
     let mut client = connect(&db);
     client
@@ -205,13 +205,13 @@ fn a_lump_of_events_that_inflates_past_the_limit_is_refused_before_the_rest_is_i
         "{err}"
     );
     let peak = crate::lump::backend_peak_bytes(pid);
-    assert!(peak < 600 << 20, "refusing the lump took {peak} bytes");
+    assert!(peak < 600 << 20, "refusing the batch took {peak} bytes");
     // The limit is a superuser's to raise, not a writer's.
     client
         .batch_execute("CREATE ROLE rollup_bomb_writer; SET ROLE rollup_bomb_writer")
         .unwrap();
     let err = client
-        .batch_execute("SET collect.max_lump_bytes = '1GB'")
+        .batch_execute("SET collect.max_batch_bytes = '1GB'")
         .unwrap_err();
     assert_eq!(crate::sqlstate(&err), "42501", "{err}");
     client

@@ -141,7 +141,7 @@ fn planted_registry_rows_and_forged_triggers_never_act_on_another_roles_tables()
         .batch_execute("INSERT INTO mallory.events VALUES ('2026-11-01 10:00', 'home', 1000)")
         .unwrap_err();
     assert_eq!(sqlstate(&err), "09000", "{err}");
-    // Nor does a forged version-insert trigger naming a tracking of alice's.
+    // Nor does a forged version-insert trigger naming a latest copy of alice's.
     m.batch_execute(
         "DROP TRIGGER steal ON mallory.events;
          CREATE TRIGGER steal AFTER INSERT ON mallory.events REFERENCING NEW TABLE AS new_rows
@@ -152,12 +152,12 @@ fn planted_registry_rows_and_forged_triggers_never_act_on_another_roles_tables()
         .batch_execute("INSERT INTO mallory.events VALUES ('2026-11-01 10:00', 'home', 1000)")
         .unwrap_err();
     assert_eq!(sqlstate(&err), "09000", "{err}");
-    // Nor do the triggers that carry a tracking's description (made for Citus shards), even
-    // for a tracking alice has, with UPDATE on her parent granted to mallory.
+    // Nor do the triggers that carry a latest copy's description (made for Citus shards), even
+    // for a latest copy alice has, with UPDATE on her parent granted to mallory.
     a.batch_execute(
         "CREATE TABLE alice.files (id bigint PRIMARY KEY);
          CREATE TABLE alice.versions (file_id bigint, v int, size bigint, PRIMARY KEY (file_id, v));
-         SELECT collect.track_latest('alice.files', 'alice.versions', 'file_id', 'v', '{size}');
+         SELECT collect.create_latest('alice.files', 'alice.versions', 'file_id', 'v', '{size}');
          INSERT INTO alice.files VALUES (1); INSERT INTO alice.versions VALUES (1, 1, 10);",
     )
     .unwrap();
@@ -268,7 +268,7 @@ fn sql_steps_run_as_the_collections_owner_whoever_reads_or_normalizes() {
         r#"CREATE FUNCTION alice.stamp(entries jsonb) RETURNS jsonb LANGUAGE sql AS
                $$ SELECT jsonb_build_array(jsonb_build_object('ran_as', current_user::text, 'n', jsonb_array_length(entries))) $$;
            SELECT collect.create_collection('alice.c', 'text', '[{{"sql": "alice.stamp"}}]',
-                                            "normalize" => '{{"daily": [{{"sql": "alice.stamp"}}]}}');
+                                            normalization => '{{"daily": [{{"sql": "alice.stamp"}}]}}');
            SELECT collect.append('alice.c', 'k', '{{"x": 1}}');
            GRANT USAGE ON SCHEMA alice TO {mallory};
            GRANT SELECT ON alice.c_pending, alice.c_base TO {mallory};"#

@@ -29,7 +29,7 @@ const OBJECTS: &str = "
         IF to_regclass('x.x_out') IS NULL THEN PERFORM collect.create_graph('x.x'); END IF;
         IF to_regclass('x.x_lumps') IS NULL THEN PERFORM collect.create_archive('x.x', 'x.src', 'id', 'at'); END IF;
         IF NOT EXISTS (SELECT FROM collect.latest_defs WHERE schema = 'x') THEN
-            PERFORM collect.track_latest('x.parent', 'x.child', 'parent_id', 'at', '{n}');
+            PERFORM collect.create_latest('x.parent', 'x.child', 'parent_id', 'at', '{n}');
         END IF;
         PERFORM collect.append('x.x', 'x', '{\"x\": 1}');
         PERFORM collect.edge_add('x.x', 1, 2);
@@ -132,7 +132,7 @@ fn values(type_name: &str) -> Vec<String> {
             "'x.parent'",
             "'pg_catalog.pg_class'",
             "'collect.collection_defs'",
-            "'collect.schedules'",
+            "'collect.job_schedules'",
             "0",
         ]),
         "regproc" | "regprocedure" => v(&["'pg_catalog.now'::regproc", "0"]),
@@ -159,10 +159,10 @@ fn values(type_name: &str) -> Vec<String> {
         ]),
         "jsonb[]" => v(&["'{}'", "ARRAY['null'::jsonb]", "ARRAY[NULL::jsonb]"]),
         "double precision[]" => v(&["'{0.5}'", "'{}'", "'{NaN}'", "'{-1}'", "'{2}'", "'{NULL}'"]),
-        "collect.collection" => v(&[
+        "collect.lump" => v(&[
             "'[{\"a\": 1}]'",
             "'[]'",
-            "collect.collection((SELECT jsonb_agg(g) FROM generate_series(1, 10000) g))",
+            "collect.lump((SELECT jsonb_agg(g) FROM generate_series(1, 10000) g))",
         ]),
         "collect.hll" => v(&[
             "collect.hll_agg(1::bigint)",

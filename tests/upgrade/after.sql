@@ -7,7 +7,7 @@ DO $$
 DECLARE q record; a text; different text[] := '{}';
 BEGIN
     FOR q IN SELECT * FROM questions ORDER BY what LOOP
-        EXECUTE q.query INTO a;
+        EXECUTE coalesce(q.query_now, q.query) INTO a;
         IF a IS DISTINCT FROM q.answer THEN
             different := different || format(E'%s:\n  before: %s\n  after:  %s', q.what, q.answer, a);
         END IF;

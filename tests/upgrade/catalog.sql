@@ -12,8 +12,8 @@ WITH members AS (
 ), lines(line) AS (
     SELECT 'member ' || pg_describe_object(classid, objid, 0) FROM members
     UNION ALL
-    SELECT format('function %s returns %s kind=%s volatile=%s strict=%s parallel=%s secdef=%s leakproof=%s config=%s acl=%s lang=%s cost=%s rows=%s src=%s bin=%s comment=%s',
-                  p.oid::regprocedure, pg_get_function_result(p.oid), p.prokind, p.provolatile, p.proisstrict, p.proparallel,
+    SELECT format('function %s (%s) returns %s kind=%s volatile=%s strict=%s parallel=%s secdef=%s leakproof=%s config=%s acl=%s lang=%s cost=%s rows=%s src=%s bin=%s comment=%s',
+                  p.oid::regprocedure, pg_get_function_arguments(p.oid), pg_get_function_result(p.oid), p.prokind, p.provolatile, p.proisstrict, p.proparallel,
                   p.prosecdef, p.proleakproof, p.proconfig, p.proacl, l.lanname, p.procost, p.prorows,
                   CASE WHEN l.lanname = 'c' THEN p.prosrc ELSE md5(p.prosrc) END, p.probin, obj_description(p.oid, 'pg_proc'))
       FROM members m JOIN pg_proc p ON m.classid = 'pg_proc'::regclass AND p.oid = m.objid JOIN pg_language l ON l.oid = p.prolang

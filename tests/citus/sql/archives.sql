@@ -90,7 +90,7 @@ INSERT INTO cold_events (id, at, account, body)
 SELECT g, timestamptz '2026-02-01' + g * interval '1 second', 0, '{}' FROM generate_series(3001, 3450) g;
 SELECT collect.schedule('cold', 'archive', '1 hour') <= now() AS due;
 CALL collect.maintain();
-SELECT object, job, last_result FROM collect.jobs WHERE object = 'public.cold';
+SELECT object, job, last_result FROM collect.jobs WHERE scheduled AND object = 'public.cold';
 SELECT count(*) AS left_in_source FROM cold_events;
 SELECT sum(records) AS records FROM cold_lumps;
 

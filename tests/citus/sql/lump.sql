@@ -1,11 +1,11 @@
--- Lumps on Citus: a distributed table with a collect.collection column.
+-- Lumps on Citus: a distributed table with a collect.lump column.
 \set SHOW_CONTEXT never
 SET timezone = 'UTC';
 SET citus.shard_count = 4;
-CREATE TABLE lumps (id bigint PRIMARY KEY, c collect.collection);
+CREATE TABLE lumps (id bigint PRIMARY KEY, c collect.lump);
 SELECT create_distributed_table('lumps', 'id');
 INSERT INTO lumps
-SELECT g, (SELECT collect.collection_agg(jsonb_build_object('n', g, 'i', i, 'big', 123456789012345678901234567890) ORDER BY i)
+SELECT g, (SELECT collect.lump_agg(jsonb_build_object('n', g, 'i', i, 'big', 123456789012345678901234567890) ORDER BY i)
              FROM generate_series(1, g % 7) i)
   FROM generate_series(1, 40) g;
 -- The same rows in a local table, to compare with.

@@ -80,7 +80,7 @@ SELECT name FROM collect.archives;
 -- A damaged lump is reported, not trusted.
 INSERT INTO arch_logs VALUES (1, '2020-01-01', 1, NULL, '{"a": 1}');
 SELECT collect.archive('cold_logs', '1 day');
-UPDATE cold_logs_lumps SET lump = collect.collection('[{"id": 1}]');
+UPDATE cold_logs_lumps SET lump = collect.lump('[{"id": 1}]');
 SELECT collect.archived('cold_logs', 1) AS from_a_lump_without_directory;
 -- Places outside the lump are NULL, not a crash.
 SELECT collect._archive_record(lump, 1) AS past_the_end, collect._archive_record(lump, -1) AS negative FROM cold_logs_lumps;

@@ -31,7 +31,7 @@ SELECT key, jsonb_array_length(entries) FROM collect.read_many('segment_sets', A
 -- for an hour expire, at most 1000 counters. Normalization levels apply the same steps.
 SELECT collect.create_collection('counters', 'text',
     read => '[{"sum_by": "counter", "value": "delta", "drop_zero": true}, {"expire": "1 hour"}, {"limit": 1000}]',
-    "normalize" => '{"daily": [{"sum_by": "counter", "value": "delta", "drop_zero": true}, {"expire": "1 hour"}, {"limit": 1000}]}');
+    normalization => '{"daily": [{"sum_by": "counter", "value": "delta", "drop_zero": true}, {"expire": "1 hour"}, {"limit": 1000}]}');
 SELECT collect.append_many('counters', 'page:home', '[
     {"counter": "views", "delta": 3}, {"counter": "likes", "delta": 1},
     {"counter": "views", "delta": 2}, {"counter": "likes", "delta": -1},
@@ -49,7 +49,7 @@ SELECT collect.read('counters', 'page:home');
 -- drops only what is more than a year old.
 SELECT collect.create_collection('yearly', 'text',
     read => '[{"expire": "1 year", "at": "t"}]',
-    "normalize" => '{"daily": [{"expire": "1 year", "at": "t"}]}');
+    normalization => '{"daily": [{"expire": "1 year", "at": "t"}]}');
 SELECT collect.append_many('yearly', 'k', jsonb_build_array(
     jsonb_build_object('n', 1, 't', now() - interval '1 year' - interval '1 minute'),
     jsonb_build_object('n', 2, 't', now() - interval '1 year' + interval '1 minute'),

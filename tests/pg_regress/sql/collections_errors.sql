@@ -11,7 +11,7 @@ SELECT collect.create_collection('bad', read => '[{"expire": "fortnight-ish"}]')
 \echo :LAST_ERROR_SQLSTATE
 SELECT collect.create_collection('bad', read => '[{"order_by": "a"}, {"limit": 5}]');
 \echo :LAST_ERROR_SQLSTATE
-SELECT collect.create_collection('bad', "normalize" => '{"daily": [{"sum_by": "k"}]}');
+SELECT collect.create_collection('bad', normalization => '{"daily": [{"sum_by": "k"}]}');
 \echo :LAST_ERROR_SQLSTATE
 SELECT collect.create_collection('bad', read => '[{"sql": "public.no_such_function"}]');
 \echo :LAST_ERROR_SQLSTATE

@@ -14,11 +14,11 @@ CREATE TABLE versions (
     deleted boolean NOT NULL DEFAULT false
 );
 CREATE INDEX ON versions (file_id, created_at);
-SELECT collect.track_latest('files', 'versions', link => 'file_id', order_by => 'created_at',
+SELECT collect.create_latest('files', 'versions', link => 'file_id', order_by => 'created_at',
                             columns => '{size, checksum, created_at}', filter => 'NOT deleted');
 -- The parent got one column per copied column, of the same type.
 \d files
-SELECT parent, child, link, order_by, parent_columns, filter, backfill, trigger_tables FROM collect.tracked_latest;
+SELECT parent, child, link, order_by, parent_columns, filter, backfill, trigger_tables FROM collect.latest;
 
 INSERT INTO folders VALUES (1, 'docs'), (2, 'photos');
 INSERT INTO files SELECT g, 1 + g % 2, 'file' || g FROM generate_series(1, 6) g;
@@ -104,18 +104,18 @@ SELECT count(*) AS wrong_after_repair FROM collect.check_latest('files');
 TRUNCATE versions;
 SELECT count(*) FILTER (WHERE latest_size IS NOT NULL OR latest_checksum IS NOT NULL) AS copies_left FROM files;
 
--- Existing rows: untrack, write versions, track again, then backfill in batches.
-SELECT collect.untrack_latest('files');
+-- Existing rows: drop_latest, write versions, create_latest again, then backfill in batches.
+SELECT collect.drop_latest('files');
 INSERT INTO versions (file_id, created_at, size, checksum)
 SELECT 1 + g % 5, '2026-11-01'::timestamptz + g * interval '1 hour', g, 'v' || g FROM generate_series(1, 100) g;
-SELECT count(*) FILTER (WHERE latest_size IS NOT NULL) AS copies_while_untracked FROM files;
-SELECT collect.track_latest('files', 'versions', 'file_id', 'created_at', '{size, checksum, created_at}', filter => 'NOT deleted');
+SELECT count(*) FILTER (WHERE latest_size IS NOT NULL) AS copies_while_dropped FROM files;
+SELECT collect.create_latest('files', 'versions', 'file_id', 'created_at', '{size, checksum, created_at}', filter => 'NOT deleted');
 SELECT count(*) AS wrong_before_backfill FROM collect.check_latest('files');
 SET client_min_messages = warning;  -- the progress NOTICEs carry rates, which vary
 CALL collect.backfill_latest('files', batch_size => 2);
 RESET client_min_messages;
 SELECT count(*) AS wrong_after_backfill FROM collect.check_latest('files');
-SELECT backfill, backfilled_parents FROM collect.tracked_latest;
+SELECT backfill, backfilled_parents FROM collect.latest;
 SELECT id, latest_size, latest_checksum FROM files ORDER BY id;
 
 -- Random writes of every kind, many statements: the copies stay exact.

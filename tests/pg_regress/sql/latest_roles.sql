@@ -1,16 +1,16 @@
--- Latest-version tracking: untracking, and ordinary roles. Uses the tables of the latest suite.
+-- Latest copies: drop_latest, and ordinary roles. Uses the tables of the latest suite.
 \set SHOW_CONTEXT never
 SET timezone = 'UTC';
--- Untracking removes the triggers and functions (found by function, so renames do not
+-- drop_latest removes the triggers and functions (found by function, so renames do not
 -- matter); drop_columns removes the copies.
 ALTER TABLE notes RENAME TO renamed_notes;
-SELECT collect.untrack_latest('renamed_notes', drop_columns => true);
+SELECT collect.drop_latest('renamed_notes', drop_columns => true);
 \d renamed_notes
 SELECT count(*) AS functions_left FROM pg_proc WHERE proname LIKE 'notes_latest_%';
 SELECT count(*) AS triggers_left FROM pg_trigger WHERE tgrelid = 'note_edits'::regclass;
 
--- An ordinary role tracks its own tables: what is generated is its own, runs with the
--- writer's privileges, and only its owner may untrack it.
+-- An ordinary role keeps latest copies of its own tables: what is generated is its own, runs with the
+-- writer's privileges, and only its owner may drop it.
 SET client_min_messages = warning;
 DROP ROLE IF EXISTS collect_latest_owner;
 DROP ROLE IF EXISTS collect_latest_other;
@@ -22,7 +22,7 @@ SET ROLE collect_latest_owner;
 CREATE TABLE owned_files (id integer PRIMARY KEY);
 CREATE TABLE owned_versions (id integer PRIMARY KEY, file_id integer REFERENCES owned_files, v integer);
 CREATE INDEX ON owned_versions (file_id, v);
-SELECT collect.track_latest('owned_files', 'owned_versions', 'file_id', 'v', '{v}');
+SELECT collect.create_latest('owned_files', 'owned_versions', 'file_id', 'v', '{v}');
 SELECT proname, pg_get_userbyid(proowner) AS owner, prosecdef AS security_definer
   FROM pg_proc WHERE proname LIKE 'owned_files_latest_%' ORDER BY 1;
 INSERT INTO owned_files VALUES (1);
@@ -31,12 +31,12 @@ SET ROLE collect_latest_other;
 -- A writer without UPDATE on the parent cannot leave a stale copy behind: its insert fails.
 INSERT INTO owned_versions VALUES (1, 1, 10);
 \echo :LAST_ERROR_SQLSTATE
-SELECT collect.untrack_latest('owned_files');
+SELECT collect.drop_latest('owned_files');
 \echo :LAST_ERROR_SQLSTATE
 SET ROLE collect_latest_owner;
 INSERT INTO owned_versions VALUES (1, 1, 10);
 SELECT * FROM owned_files;
-SELECT collect.untrack_latest('owned_files', drop_columns => true);
+SELECT collect.drop_latest('owned_files', drop_columns => true);
 DROP TABLE owned_versions, owned_files;
 RESET ROLE;
 REVOKE CREATE ON SCHEMA public FROM collect_latest_owner;

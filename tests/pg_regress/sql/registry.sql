@@ -7,11 +7,11 @@ SELECT has_table_privilege('public', 'collect.capabilities', 'INSERT') AS public
 
 -- Every capability's periodic work in one list, for one scheduler to run.
 SELECT collect.create_collection('registry_feed', 'text', '[{"latest_by": "k"}]',
-                                 "normalize" => '{"daily": [{"latest_by": "k"}], "weekly": [{"limit": 5}]}');
+                                 normalization => '{"daily": [{"latest_by": "k"}], "weekly": [{"limit": 5}]}');
 CREATE TABLE registry_events (at timestamptz, n int);
 SELECT collect.create_rollup('registry_events_1m', 'registry_events', 'at', metrics => '{"total": "sum(n)"}');
 SELECT collect.set_retention('registry_events_1m', '30 days');
-SELECT * FROM collect.maintenance_jobs WHERE object LIKE '%registry%' ORDER BY kind, object, job;
+SELECT kind, object, job, call, usual_every, owner FROM collect.jobs WHERE object LIKE '%registry%' ORDER BY kind, object, job;
 
 -- One lookup for every capability: a missing definition names itself and where to look.
 SELECT collect.read('no_such_collection', 'k');
@@ -22,4 +22,4 @@ SELECT collect._lock_definition('collection', 'public', 'registry_feed', 'SHARE'
 SELECT collect.drop_collection('registry_feed');
 SELECT collect.drop_rollup('registry_events_1m');
 DROP TABLE registry_events;
-SELECT count(*) AS jobs_left FROM collect.maintenance_jobs WHERE object LIKE '%registry%';
+SELECT count(*) AS jobs_left FROM collect.jobs WHERE object LIKE '%registry%';

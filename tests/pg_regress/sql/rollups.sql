@@ -81,7 +81,7 @@ SELECT count(*) AS rows_compared,
 FROM interactions_1m r FULL JOIN raw_per_minute w USING (bucket, app, operation, outcome);
 SELECT max(max_ms) AS hour_tier_max FROM interactions_1h;
 
--- Events as a JSON array (a lump), in one call.
+-- Events as a JSON array, in one call.
 SELECT collect.ingest('interactions_1m', '[
     {"started": "2026-11-03T00:00:10Z", "app": "shop", "operation": "pay()", "outcome": "ok", "user_id": 1, "duration_ms": 10},
     {"started": "2026-11-03T00:00:20Z", "app": "shop", "operation": "pay()", "outcome": "ok", "user_id": 2, "duration_ms": 30}]');

@@ -26,7 +26,7 @@ SELECT collect.ingest('interactions_1m', '{"not": "an array"}');
 \echo :LAST_ERROR_SQLSTATE
 SELECT collect.ingest('no_such_rollup', '[]');
 \echo :LAST_ERROR_SQLSTATE
-SELECT collect.refresh_rollup('interactions_1m', "from" => '2026-11-02');
+SELECT collect.refresh_rollup('interactions_1m', since => '2026-11-02');
 \echo :LAST_ERROR_SQLSTATE
 SELECT collect.set_retention('interactions_1m', '-1 day');
 \echo :LAST_ERROR_SQLSTATE

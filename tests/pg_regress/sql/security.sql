@@ -51,7 +51,7 @@ INSERT INTO events VALUES ('2026-11-01 10:00', 'home', 1);
 SELECT collect.append('feed', 'a', '{"k": 1}');
 CREATE TABLE files (id bigint PRIMARY KEY);
 CREATE TABLE versions (id bigint PRIMARY KEY, file_id bigint, created_at timestamptz, size bigint);
-SELECT collect.track_latest('files', 'versions', 'file_id', 'created_at', '{size}');
+SELECT collect.create_latest('files', 'versions', 'file_id', 'created_at', '{size}');
 RESET search_path;
 
 -- 2. Registries cannot be planted: rows naming somebody else's tables, carrying another
@@ -73,7 +73,7 @@ BEGIN;
 LOCK TABLE collect.collection_defs IN ACCESS EXCLUSIVE MODE;
 ROLLBACK;
 BEGIN;
-LOCK TABLE collect.schedules IN SHARE MODE;
+LOCK TABLE collect.job_schedules IN SHARE MODE;
 ROLLBACK;
 -- Deleting goes through pg_collect, and only for rows the caller owns.
 SELECT collect._delete_registry_rows('collect.collection_defs', '{"schema": "alice", "name": "feed"}') AS deleted_of_alices;
@@ -208,7 +208,7 @@ SELECT collect.ingest('alice.ids', '[{"at": "2026-11-01T10:00:00Z", "page": "x"}
 SELECT event_count, total FROM alice.ids;
 -- topk counts near 2^64 (which its decoder accepts) cannot be summed: an error, not a value
 -- that wraps around and cannot be read back.
-SELECT collect.topk_union('\x0104feffffffffffffffff01010178feffffffffffffffff0100'::collect.topk,
+SELECT collect.merge('\x0104feffffffffffffffff01010178feffffffffffffffff0100'::collect.topk,
                           '\x0104feffffffffffffffff01010178feffffffffffffffff0100'::collect.topk);
 \echo :LAST_ERROR_SQLSTATE
 SELECT collect._latest_sql('{}');
@@ -217,15 +217,15 @@ SELECT collect._latest_sql('{}');
 -- 11. A filter cannot escape its parentheses; generated names do not collide with users'.
 CREATE TABLE alice.p (id bigint PRIMARY KEY, keys int);
 CREATE TABLE alice.k (id bigint PRIMARY KEY, key bigint, at int, deleted boolean);
-SELECT collect.track_latest('alice.p', 'alice.k', 'key', 'at', '{at}', filter => 'NOT deleted) OR (true');
+SELECT collect.create_latest('alice.p', 'alice.k', 'key', 'at', '{at}', filter => 'NOT deleted) OR (true');
 \echo :LAST_ERROR_SQLSTATE
-SELECT collect.track_latest('alice.p', 'alice.k', 'key', 'at', '{at}', filter => 'NOT deleted');
+SELECT collect.create_latest('alice.p', 'alice.k', 'key', 'at', '{at}', filter => 'NOT deleted');
 INSERT INTO alice.p VALUES (1, 0);
 INSERT INTO alice.k VALUES (1, 1, 5, false), (2, 1, 9, true);
 SELECT id, latest_at FROM alice.p;
 SELECT * FROM collect.check_latest('alice.p');
 
--- 12. A tracking's filter is read with pg_catalog only, whatever search_path the writer has:
+-- 12. A latest copy's filter is read with pg_catalog only, whatever search_path the writer has:
 -- an operator planted ahead of pg_catalog's is not the filter's.
 RESET ROLE;
 SET ROLE collect_mallory;
@@ -235,7 +235,7 @@ RESET ROLE;
 SET ROLE collect_alice;
 CREATE TABLE alice.p2 (id bigint PRIMARY KEY);
 CREATE TABLE alice.k2 (id bigint PRIMARY KEY, key bigint, at int);
-SELECT collect.track_latest('alice.p2', 'alice.k2', 'key', 'at', '{at}', filter => 'at > 0');
+SELECT collect.create_latest('alice.p2', 'alice.k2', 'key', 'at', '{at}', filter => 'at > 0');
 INSERT INTO alice.p2 VALUES (1), (2);
 SET search_path = public, pg_catalog;
 SELECT 1 > 0 AS planted_operator_answers;
@@ -265,9 +265,9 @@ SET ROLE collect_mallory;
 CREATE TABLE mallory.ev (at timestamptz, page text);
 SELECT collect.create_rollup('mallory.ev_r', 'mallory.ev', 'at', '{page}') IS NOT NULL AS made;
 \set VERBOSITY terse
-UPDATE collect.collection_defs SET "normalize" = '"daily"' WHERE schema = 'mallory';
+UPDATE collect.collection_defs SET normalization = '"daily"' WHERE schema = 'mallory';
 \echo :LAST_ERROR_SQLSTATE
-UPDATE collect.collection_defs SET "normalize" = '{"daily": 1}' WHERE schema = 'mallory';
+UPDATE collect.collection_defs SET normalization = '{"daily": 1}' WHERE schema = 'mallory';
 \echo :LAST_ERROR_SQLSTATE
 UPDATE collect.collection_defs SET read = '{}' WHERE schema = 'mallory';
 \echo :LAST_ERROR_SQLSTATE
@@ -284,7 +284,7 @@ UPDATE collect.rollup_defs SET tiers = '[{"name": "ev_r_stale", "granularity": "
 UPDATE collect.rollup_defs SET tiers = '[{"name": "ev_r_stale", "granularity": "1 day", "keep": "-1 day"}]' WHERE schema = 'mallory';
 \echo :LAST_ERROR_SQLSTATE
 \set VERBOSITY default
-SELECT count(*) > 0 AS every_role_still_lists_jobs FROM collect.maintenance_jobs;
+SELECT count(*) > 0 AS every_role_still_lists_jobs FROM collect.jobs;
 SELECT count(*) > 0 AS every_role_still_lists_rollups FROM collect.rollups;
 
 -- Clean up.

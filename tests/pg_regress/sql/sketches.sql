@@ -95,7 +95,7 @@ FROM grouped_answers a JOIN (
     SELECT g % 3000 AS k, collect.hll_agg(g) AS h, collect.quantiles_agg(g) AS q, collect.topk_agg((g % 7)::text, 3) AS t
       FROM generate_series(1, 60000) g GROUP BY 1) s USING (k);
 RESET enable_hashagg;
-SELECT collect._hll_merge_trans(a.h, b.h) OPERATOR(collect.=) collect.hll_union(a.h, b.h) AS same_as_union,
+SELECT collect._hll_merge_trans(a.h, b.h) OPERATOR(collect.=) collect.merge(a.h, b.h) AS same_as_union,
        a.h OPERATOR(collect.=) (SELECT h FROM grouped_answers WHERE k = 1) AS argument_unchanged
 FROM grouped_answers a, grouped_answers b WHERE a.k = 1 AND b.k = 2;
 

@@ -1,10 +1,10 @@
-//! A lump of events rolled up without rows: for a rollup that keeps no raw rows, the lines of
-//! a lump are parsed here, only for the columns the rollup reads, and aggregated in memory
+//! A batch of events rolled up without rows: for a rollup that keeps no raw rows, the lines of
+//! a batch are parsed here, only for the columns the rollup reads, and aggregated in memory
 //! (`partials`). Pure.
 //!
 //! A value is taken here only where its meaning is beyond doubt (an integer written as one,
 //! a float, a string for a text column, a timestamp in ISO 8601 form); for anything else the
-//! whole lump is declined and goes the way of rows, where Postgres' own input functions
+//! whole batch is declined and goes the way of rows, where Postgres' own input functions
 //! decide (and name the line that fails).
 
 use std::borrow::Cow;
@@ -13,8 +13,8 @@ use super::json_fields::{line, Field};
 use super::partials::{Aggregator, Columns, Kind, Plan, Value};
 use crate::calendar::{days_from_civil, POSTGRES_EPOCH_DAYS};
 
-/// The partial rows of every table the rollup writes, and how many events the lump's text
-/// held (one a line; blank lines skipped, as `ndjson::split` skips them); None when the lump
+/// The partial rows of every table the rollup writes, and how many events the batch's text
+/// held (one a line; blank lines skipped, as `ndjson::split` skips them); None when the batch
 /// is not for this path (see the module's comment), or when its groups would hold more than
 /// `memory` bytes.
 pub fn aggregate(plan: &Plan, text: &str, memory: usize) -> Option<(Vec<Columns>, i64)> {
@@ -108,7 +108,7 @@ fn value(field: Option<Field<'_>>, kind: Kind) -> Option<Value<'_>> {
 /// A JSON number read as a float the way the row path reads it (jsonb's `numeric`, then the
 /// float type): `numeric` has no negative zero, so `-0` is `0`; a nonzero number that rounds
 /// to zero is out of the type's range there (an error), so it is not certain here (None: the
-/// lump goes the way of rows, which says so).
+/// batch goes the way of rows, which says so).
 fn float_as_rows_have_it(text: &str, v: f64) -> Option<f64> {
     if v != 0.0 {
         return Some(v);
@@ -332,6 +332,7 @@ mod tests {
             ],
             stale: name("m_stale"),
             stale_key: None,
+            vocabulary: Default::default(),
         };
         let types: HashMap<String, String> = columns.into_iter().collect();
         let th = Thresholds {
@@ -343,7 +344,7 @@ mod tests {
     }
 
     #[test]
-    fn a_lump_rolls_up_per_table() {
+    fn a_batch_rolls_up_per_table() {
         let (_, plan) = plan();
         let lines = [
             r#"{"at": "2026-11-01T00:00:10Z", "page": "a", "ms": 5, "user_id": 1, "ignored": [1, {"x": 2}]}"#,
@@ -397,7 +398,7 @@ mod tests {
     }
 
     #[test]
-    fn doubtful_lumps_are_declined() {
+    fn doubtful_batches_are_declined() {
         let (rollup, plan) = plan();
         for line in [
             r#"{"at": null, "page": "a"}"#,
