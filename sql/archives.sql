@@ -240,7 +240,7 @@ COMMENT ON FUNCTION collect.create_archive(text, regclass, text, text, integer, 
 
 CREATE FUNCTION collect._drop_archive(schema name, name text) RETURNS void
     LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
-    SELECT collect._drop_definition('archive', schema, name, '{_lumps}')
+    SELECT collect._drop_definition('archive', schema, name, ARRAY[name || '_lumps'])
 $$;
 
 CREATE FUNCTION collect.drop_archive(name text) RETURNS void

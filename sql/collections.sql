@@ -296,7 +296,7 @@ END $$;
 
 CREATE FUNCTION collect._drop_collection(schema name, name text) RETURNS void
     LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
-    SELECT collect._drop_definition('collection', schema, name, '{_pending, _base}')
+    SELECT collect._drop_definition('collection', schema, name, ARRAY[name || '_pending', name || '_base'])
 $$;
 
 CREATE FUNCTION collect.drop_collection(name text) RETURNS void

@@ -36,12 +36,11 @@ BEGIN
 END $$;
 
 -- The stored code of a state, or an error naming it.
+-- A state's stored code and back (src/graphs/edge.rs holds the one list).
 CREATE FUNCTION collect._edge_state_code(state text) RETURNS smallint
-    IMMUTABLE LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
-BEGIN
-    RETURN CASE state WHEN 'normal' THEN 0 WHEN 'removed' THEN 1 WHEN 'archived' THEN 2 WHEN 'negative' THEN 3
-           ELSE collect._edge_bad_argument('state', state, 'States are normal, removed, archived and negative.')::smallint END;
-END $$;
+    IMMUTABLE PARALLEL SAFE LANGUAGE c AS 'MODULE_PATHNAME', 'graph_state_code_wrapper';
+CREATE FUNCTION collect._edge_state_name(code smallint) RETURNS text
+    IMMUTABLE PARALLEL SAFE LANGUAGE c AS 'MODULE_PATHNAME', 'graph_state_name_wrapper';
 
 CREATE FUNCTION collect._edge_bad_argument(what text, value text, hint text) RETURNS integer
     IMMUTABLE LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
@@ -134,7 +133,7 @@ COMMENT ON FUNCTION collect.create_graph(text, boolean) IS
 
 CREATE FUNCTION collect._drop_graph(schema name, name text) RETURNS void
     LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
-    SELECT collect._drop_definition('graph', schema, name, '{_out, _in, _counts, _lists}')
+    SELECT collect._drop_definition('graph', schema, name, ARRAY[name || '_out', name || '_in', name || '_counts', name || '_lists'])
 $$;
 
 CREATE FUNCTION collect.drop_graph(name text) RETURNS void
@@ -301,7 +300,7 @@ BEGIN
     END IF;
     EXECUTE format('SELECT state FROM %I.%I WHERE source = $1 AND destination = $2', def.schema, def.name || '_out')
         INTO code USING source, destination;
-    RETURN CASE code WHEN 0 THEN 'normal' WHEN 1 THEN 'removed' WHEN 2 THEN 'archived' WHEN 3 THEN 'negative' END;
+    RETURN collect._edge_state_name(code);
 END $$;
 
 CREATE FUNCTION collect.edge_state(graph text, source bigint, destination bigint) RETURNS text
@@ -390,9 +389,8 @@ COMMENT ON FUNCTION collect.check_graph(text) IS
     'How many stored facts of a graph disagree: backward with forward edges, counts, compact lists, block bounds (all 0 when all is right)';
 
 UPDATE collect.capabilities SET figures =
-    'SELECT (SELECT jsonb_object_agg(s, n) FROM (SELECT CASE state WHEN 0 THEN ''normal'' WHEN 1 THEN ''removed''
-                                                                  WHEN 2 THEN ''archived'' ELSE ''negative'' END AS s,
-                                                      sum(n) AS n FROM %1$s WHERE direction = ''o'' GROUP BY state) c) AS edges,
+    'SELECT (SELECT jsonb_object_agg(collect._edge_state_name(state), n)
+               FROM (SELECT state, sum(n) AS n FROM %1$s WHERE direction = ''o'' GROUP BY state) c) AS edges,
             (SELECT count(*) FROM (SELECT node FROM %1$s GROUP BY node HAVING sum(n) <> 0) x) AS nodes'
  WHERE kind = 'graph';
 

@@ -124,10 +124,33 @@ ALTER FUNCTION collect._run_job_step(text, text) RENAME TO _run_job_batch;
 DROP VIEW collect.maintenance_jobs;
 DROP VIEW collect.jobs;
 
--- The shared layer: one way to distribute a table on Citus.
+-- The shared layer: one way to distribute a table on Citus, one drop of a definition (its
+-- tables now named whole: a rollup's tiers are no suffixes of its name).
 DROP FUNCTION collect._citus_distribute(regclass, text, regclass);
+DROP FUNCTION collect._drop_definition(text, name, text, text[]);
 
 -- Functions created again (new parameter names) or whose bodies use the new names.
+
+CREATE FUNCTION collect._drop_definition(kind text, schema name, name text, tables text[]) RETURNS void
+    LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    registry regclass := (SELECT c.registry FROM collect.capabilities c WHERE c.kind = _drop_definition.kind);
+    owner name;
+    owned text;
+BEGIN
+    EXECUTE format('SELECT d.owner FROM %s d WHERE d.schema = $1 AND d.name = $2', registry) INTO owner USING schema, name;
+    PERFORM collect._check_definition(owner IS NOT NULL, true, kind, name, owner);
+    -- The definition's row lock first (only its owner gets it), then the tables, in the order
+    -- work on it takes them.
+    PERFORM collect._lock_definition(kind, schema, name);
+    SELECT string_agg(t::text, ', ') INTO owned
+      FROM unnest(tables) n, LATERAL (SELECT collect._owned_relation(owner, schema, n) AS t) r
+     WHERE t IS NOT NULL;
+    IF owned IS NOT NULL THEN
+        EXECUTE 'DROP TABLE ' || owned;
+    END IF;
+    PERFORM collect._delete_registry_rows(registry, jsonb_build_object('schema', schema, 'name', name));
+END $$;
 
 CREATE FUNCTION collect._citus_distribute(t regclass, column_name text, colocate_with regclass DEFAULT NULL,
                                           shard_count integer DEFAULT NULL) RETURNS void
@@ -208,6 +231,11 @@ $$;
 
 COMMENT ON FUNCTION collect.create_collection(text, regtype, jsonb, jsonb) IS
     'Defines a collection: its key type, read pipeline and normalization levels; creates name_pending and name_base in the current schema (or the one a qualified name gives)';
+
+CREATE OR REPLACE FUNCTION collect._drop_collection(schema name, name text) RETURNS void
+    LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
+    SELECT collect._drop_definition('collection', schema, name, ARRAY[name || '_pending', name || '_base'])
+$$;
 
 CREATE OR REPLACE FUNCTION collect._distribute_collection(schema name, collection text, shard_count integer) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
@@ -354,6 +382,27 @@ CREATE FUNCTION collect.refresh_rollup(rollup text, since timestamptz DEFAULT NU
     RETURNS bigint LANGUAGE sql AS $$
     SELECT collect._refresh_rollup(r.schema, r.object_name, since, until) FROM collect._resolve('rollup', rollup) r
 $$;
+
+CREATE OR REPLACE FUNCTION collect._drop_rollup(schema name, rollup text) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET citus.enable_unsafe_triggers = on AS $$
+DECLARE
+    def collect.rollup_defs;
+    source text;
+    trigger_name text;
+BEGIN
+    def := (SELECT d FROM collect.rollup_defs d WHERE (d.schema, d.name) = (_drop_rollup.schema, rollup));
+    PERFORM collect._check_definition(def.name IS NOT NULL, true, 'rollup', rollup, def.owner);
+    PERFORM collect._check_owner(def.owner, format('rollup %I.%I', def.schema, def.name));
+    PERFORM collect._lock_definition('rollup', def.schema, def.name);
+    source := format('%I.%I', def.source_schema, def.source_name);
+    FOR trigger_name IN SELECT tgname FROM pg_trigger
+                   WHERE tgrelid = to_regclass(source) AND NOT tgisinternal
+                     AND tgname IN (SELECT def.name || s FROM unnest(ARRAY['_ingest', '_update', '_delete', '_truncate', '_begin', '_buffer']) s) LOOP
+        EXECUTE format('DROP TRIGGER %I ON %s', trigger_name, source);
+    END LOOP;
+    PERFORM collect._drop_definition('rollup', def.schema, def.name,
+                                     ARRAY(SELECT t->>'name' FROM jsonb_array_elements(def.tiers) t) || ARRAY[def.name, def.name || '_stale']);
+END $$;
 
 CREATE OR REPLACE FUNCTION collect._rollup_maintenance() RETURNS SETOF collect.maintenance
     STABLE LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
@@ -855,6 +904,12 @@ CREATE OR REPLACE FUNCTION collect._latest_maintenance() RETURNS SETOF collect.m
       FROM collect.latest_defs d ORDER BY 2
 $$;
 
+CREATE OR REPLACE FUNCTION collect._edge_state_code(state text) RETURNS smallint
+    IMMUTABLE PARALLEL SAFE LANGUAGE c AS 'MODULE_PATHNAME', 'graph_state_code_wrapper';
+
+CREATE OR REPLACE FUNCTION collect._edge_state_name(code smallint) RETURNS text
+    IMMUTABLE PARALLEL SAFE LANGUAGE c AS 'MODULE_PATHNAME', 'graph_state_name_wrapper';
+
 CREATE OR REPLACE FUNCTION collect._create_graph(schema name, name text, compact_lists boolean) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -912,6 +967,11 @@ BEGIN
     END IF;
     INSERT INTO collect.graph_defs (schema, name, compact_lists) VALUES (schema, name, compact_lists);
 END $$;
+
+CREATE OR REPLACE FUNCTION collect._drop_graph(schema name, name text) RETURNS void
+    LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
+    SELECT collect._drop_definition('graph', schema, name, ARRAY[name || '_out', name || '_in', name || '_counts', name || '_lists'])
+$$;
 
 CREATE FUNCTION collect.edge_add(graph text, source bigint, destination bigint, edge_position bigint DEFAULT NULL,
                                  at timestamptz DEFAULT pg_catalog.clock_timestamp()) RETURNS bigint
@@ -972,6 +1032,25 @@ CREATE FUNCTION collect.edges(graph text, node bigint, direction text DEFAULT 'o
     STABLE LANGUAGE sql AS $$
     SELECT e.* FROM collect._resolve('graph', graph, '_out') r,
                     collect._edges(r.schema, r.object_name, node, direction, state, page_size, cursor, backward) e
+$$;
+
+CREATE OR REPLACE FUNCTION collect._edge_state(schema name, name text, source bigint, destination bigint) RETURNS text
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    def collect.graph_defs := collect._graph_def(schema, name);
+    code smallint;
+BEGIN
+    IF source IS NULL OR destination IS NULL THEN
+        PERFORM collect._edge_bad_argument('node', NULL, NULL);
+    END IF;
+    EXECUTE format('SELECT state FROM %I.%I WHERE source = $1 AND destination = $2', def.schema, def.name || '_out')
+        INTO code USING source, destination;
+    RETURN collect._edge_state_name(code);
+END $$;
+
+CREATE OR REPLACE FUNCTION collect._drop_archive(schema name, name text) RETURNS void
+    LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
+    SELECT collect._drop_definition('archive', schema, name, ARRAY[name || '_lumps'])
 $$;
 
 CREATE FUNCTION collect._archived_range(schema name, name text, since timestamptz, until timestamptz) RETURNS SETOF jsonb
@@ -1201,6 +1280,12 @@ BEGIN
     END LOOP;
 END $$;
 
+
+UPDATE collect.capabilities SET figures =
+    'SELECT (SELECT jsonb_object_agg(collect._edge_state_name(state), n)
+               FROM (SELECT state, sum(n) AS n FROM %1$s WHERE direction = ''o'' GROUP BY state) c) AS edges,
+            (SELECT count(*) FROM (SELECT node FROM %1$s GROUP BY node HAVING sum(n) <> 0) x) AS nodes'
+ WHERE kind = 'graph';
 
 -- Every job there is, scheduled or not, and a schedule whose job is gone (kind NULL).
 CREATE VIEW collect.jobs AS

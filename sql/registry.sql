@@ -93,25 +93,26 @@ BEGIN
     RETURN coalesce(locked, false);
 END $$;
 
--- Drops a definition its caller owns: the row is locked, the tables `name || suffix` that
--- belong to its owner are dropped, and the row goes.
-CREATE FUNCTION collect._drop_definition(kind text, schema name, name text, table_suffixes text[]) RETURNS void
+-- Drops a definition its caller owns: the row is locked, those of `tables` (names in its
+-- schema) that belong to its owner are dropped, and the row goes. Every capability's drop
+-- ends here, after removing what is not a table of its own (triggers on a source).
+CREATE FUNCTION collect._drop_definition(kind text, schema name, name text, tables text[]) RETURNS void
     LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     registry regclass := (SELECT c.registry FROM collect.capabilities c WHERE c.kind = _drop_definition.kind);
     owner name;
-    tables text;
+    owned text;
 BEGIN
     EXECUTE format('SELECT d.owner FROM %s d WHERE d.schema = $1 AND d.name = $2', registry) INTO owner USING schema, name;
     PERFORM collect._check_definition(owner IS NOT NULL, true, kind, name, owner);
     -- The definition's row lock first (only its owner gets it), then the tables, in the order
     -- work on it takes them.
     PERFORM collect._lock_definition(kind, schema, name);
-    SELECT string_agg(t::text, ', ') INTO tables
-      FROM unnest(table_suffixes) s, LATERAL (SELECT collect._owned_relation(owner, schema, name || s) AS t) r
+    SELECT string_agg(t::text, ', ') INTO owned
+      FROM unnest(tables) n, LATERAL (SELECT collect._owned_relation(owner, schema, n) AS t) r
      WHERE t IS NOT NULL;
-    IF tables IS NOT NULL THEN
-        EXECUTE 'DROP TABLE ' || tables;
+    IF owned IS NOT NULL THEN
+        EXECUTE 'DROP TABLE ' || owned;
     END IF;
     PERFORM collect._delete_registry_rows(registry, jsonb_build_object('schema', schema, 'name', name));
 END $$;

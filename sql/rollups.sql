@@ -769,25 +769,20 @@ LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET citus.enable_unsafe_t
 DECLARE
     def collect.rollup_defs;
     source text;
-    t jsonb;
-    suffix text;
+    trigger_name text;
 BEGIN
     def := (SELECT d FROM collect.rollup_defs d WHERE (d.schema, d.name) = (_drop_rollup.schema, rollup));
     PERFORM collect._check_definition(def.name IS NOT NULL, true, 'rollup', rollup, def.owner);
     PERFORM collect._check_owner(def.owner, format('rollup %I.%I', def.schema, def.name));
     PERFORM collect._lock_definition('rollup', def.schema, def.name);
     source := format('%I.%I', def.source_schema, def.source_name);
-    FOR suffix IN SELECT tgname FROM pg_trigger
+    FOR trigger_name IN SELECT tgname FROM pg_trigger
                    WHERE tgrelid = to_regclass(source) AND NOT tgisinternal
                      AND tgname IN (SELECT def.name || s FROM unnest(ARRAY['_ingest', '_update', '_delete', '_truncate', '_begin', '_buffer']) s) LOOP
-        EXECUTE format('DROP TRIGGER %I ON %s', suffix, source);
+        EXECUTE format('DROP TRIGGER %I ON %s', trigger_name, source);
     END LOOP;
-    FOR t IN SELECT * FROM jsonb_array_elements(def.tiers) LOOP
-        EXECUTE format('DROP TABLE IF EXISTS %s', collect._owned_relation(def.owner, def.schema, t->>'name'));
-    END LOOP;
-    EXECUTE format('DROP TABLE IF EXISTS %s, %s', collect._owned_relation(def.owner, def.schema, def.name),
-                   collect._owned_relation(def.owner, def.schema, def.name || '_stale'));
-    PERFORM collect._delete_registry_rows('collect.rollup_defs', jsonb_build_object('schema', def.schema, 'name', def.name));
+    PERFORM collect._drop_definition('rollup', def.schema, def.name,
+                                     ARRAY(SELECT t->>'name' FROM jsonb_array_elements(def.tiers) t) || ARRAY[def.name, def.name || '_stale']);
 END $$;
 
 CREATE FUNCTION collect.drop_rollup(rollup text) RETURNS void

@@ -44,6 +44,32 @@ fn state_of(code: i16) -> State {
     })
 }
 
+/// `collect._edge_state_code(state)`: the stored code of a state named in SQL (`edge::State`
+/// is the one list of states and codes).
+#[pg_extern(sql = false, immutable, parallel_safe)]
+fn graph_state_code(state: Option<&str>) -> i16 {
+    let Some(state) = state else {
+        raise(
+            PgSqlErrorCode::ERRCODE_NULL_VALUE_NOT_ALLOWED,
+            "state must not be NULL".into(),
+            None,
+        )
+    };
+    State::parse(state).map(State::code).unwrap_or_else(|| {
+        raise(
+            PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+            format!("invalid state: {}", crate::registry::literal(state)),
+            Some("States are normal, removed, archived and negative.".into()),
+        )
+    })
+}
+
+/// `collect._edge_state_name(code)`: a stored state's name; NULL for NULL (no edge).
+#[pg_extern(sql = false, immutable, parallel_safe)]
+fn graph_state_name(code: Option<i16>) -> Option<&'static str> {
+    code.map(|code| state_of(code).name())
+}
+
 /// The tables of graph schema.name, quoted.
 struct Tables {
     out: String,
