@@ -160,14 +160,13 @@ BEGIN
     child := to_regclass(quote_ident(spec->'child'->>'schema') || '.' || quote_ident(spec->'child'->>'name'));
     IF logical = child THEN
         child_shard := rel;
-        parent_shard := to_regclass(collect._citus_colocated_shard(shard, parent));
+        parent_shard := to_regclass((collect._citus_colocated_shards(rel, ARRAY[parent]))[1]);
     ELSIF logical = parent THEN
         parent_shard := rel;
-        child_shard := to_regclass(collect._citus_colocated_shard(shard, child));
+        child_shard := to_regclass((collect._citus_colocated_shards(rel, ARRAY[child]))[1]);
     END IF;
     IF parent_shard IS NULL OR child_shard IS NULL OR parent_shard = child_shard OR spec->>'refresh_function' IS NULL
-       OR quote_ident(spec->'refresh_function'->>'schema') || '.' || quote_ident(spec->'refresh_function'->>'name') IS DISTINCT FROM refresh
-       OR (SELECT count(DISTINCT relowner) FROM pg_class WHERE oid IN (parent_shard, child_shard)) <> 1 THEN
+       OR quote_ident(spec->'refresh_function'->>'schema') || '.' || quote_ident(spec->'refresh_function'->>'name') IS DISTINCT FROM refresh THEN
         RAISE EXCEPTION 'a shard of % is not one of those the latest copy % names, or not its owner''s', coalesce(logical::text, rel::text), refresh
             USING ERRCODE = 'triggered_action_exception',
                   HINT = CASE WHEN spec IS NULL THEN 'The tables were distributed after collect.create_latest: call collect.drop_latest, then collect.create_latest again.'

@@ -165,6 +165,20 @@ BEGIN
     END IF;
 END $$;
 
+CREATE OR REPLACE FUNCTION collect._citus_colocated_shards(rel regclass, tables regclass[]) RETURNS text[]
+    STABLE LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    shard bigint := collect._citus_shard_id(rel);
+    shards text[] := ARRAY(SELECT collect._citus_colocated_shard(shard, t) FROM unnest(tables) WITH ORDINALITY u(t, o) ORDER BY o);
+BEGIN
+    IF shard IS NULL OR coalesce(cardinality(tables), 0) = 0 OR array_position(shards, NULL) IS NOT NULL
+       OR (SELECT count(DISTINCT c.relowner) FROM pg_class c
+            WHERE c.oid = rel OR c.oid IN (SELECT to_regclass(s) FROM unnest(shards) s)) <> 1 THEN
+        RETURN NULL;
+    END IF;
+    RETURN shards;
+END $$;
+
 CREATE FUNCTION collect._create_collection(target_schema name, name text, key_type regtype, read jsonb, normalization jsonb)
     RETURNS regclass
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
@@ -273,6 +287,38 @@ CREATE OR REPLACE FUNCTION collect._collection_maintenance() RETURNS SETOF colle
            LATERAL (SELECT jsonb_object_keys(coalesce(d.normalization, '{"daily": []}')) AS level) l
      ORDER BY 2, 3
 $$;
+
+CREATE OR REPLACE FUNCTION collect._rollup_trigger_targets(schema name, name text, version integer, source regclass, spec jsonb, kind text)
+    RETURNS jsonb STABLE LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    shard bigint := collect._citus_shard_id(source);
+    def collect.rollup_defs;
+    shards text[];
+BEGIN
+    IF shard IS NOT NULL THEN
+        -- The rollup's tables, finest first, then its stale table.
+        shards := collect._citus_colocated_shards(source,
+                      ARRAY(SELECT to_regclass(format('%I.%I', t->'table'->>'schema', t->'table'->>'name'))
+                              FROM jsonb_array_elements(spec->'tables') WITH ORDINALITY x(t, o) ORDER BY o)
+                      || to_regclass(format('%I.%I', spec->'stale'->>'schema', spec->'stale'->>'name')));
+        IF spec IS NULL OR coalesce(jsonb_array_length(spec->'tables'), 0) = 0 OR shards IS NULL THEN
+            RAISE EXCEPTION 'trigger on a shard of % does not belong to rollup %.%',
+                            (SELECT logicalrelid FROM pg_catalog.pg_dist_shard WHERE shardid = shard), quote_ident(schema), quote_ident(name)
+                USING ERRCODE = 'triggered_action_exception', HINT = 'Only collect.create_rollup makes these triggers.';
+        END IF;
+        RETURN jsonb_build_object('spec', spec, 'tables', to_jsonb(shards[1:cardinality(shards) - 1]), 'stale', shards[cardinality(shards)]);
+    END IF;
+    def := collect._rollup_def(schema, name);
+    IF collect._rollup_source(def) IS DISTINCT FROM source THEN
+        RAISE EXCEPTION 'trigger on % does not belong to rollup %.%', source, quote_ident(schema), quote_ident(name)
+            USING ERRCODE = 'triggered_action_exception', HINT = 'Only collect.create_rollup makes these triggers.';
+    END IF;
+    IF kind = 'ingest' AND def.version <> version THEN
+        RAISE EXCEPTION 'rollup %.% changed since this transaction''s snapshot was taken', quote_ident(schema), quote_ident(name)
+            USING ERRCODE = 'serialization_failure', HINT = 'Retry the transaction.';
+    END IF;
+    RETURN jsonb_build_object('spec', collect._rollup_spec(def));
+END $$;
 
 CREATE FUNCTION collect._ndjson_lines(batch bytea) RETURNS text[]
     IMMUTABLE STRICT PARALLEL SAFE LANGUAGE c AS 'MODULE_PATHNAME', 'ndjson_lines_wrapper';
@@ -493,14 +539,13 @@ BEGIN
     child := to_regclass(quote_ident(spec->'child'->>'schema') || '.' || quote_ident(spec->'child'->>'name'));
     IF logical = child THEN
         child_shard := rel;
-        parent_shard := to_regclass(collect._citus_colocated_shard(shard, parent));
+        parent_shard := to_regclass((collect._citus_colocated_shards(rel, ARRAY[parent]))[1]);
     ELSIF logical = parent THEN
         parent_shard := rel;
-        child_shard := to_regclass(collect._citus_colocated_shard(shard, child));
+        child_shard := to_regclass((collect._citus_colocated_shards(rel, ARRAY[child]))[1]);
     END IF;
     IF parent_shard IS NULL OR child_shard IS NULL OR parent_shard = child_shard OR spec->>'refresh_function' IS NULL
-       OR quote_ident(spec->'refresh_function'->>'schema') || '.' || quote_ident(spec->'refresh_function'->>'name') IS DISTINCT FROM refresh
-       OR (SELECT count(DISTINCT relowner) FROM pg_class WHERE oid IN (parent_shard, child_shard)) <> 1 THEN
+       OR quote_ident(spec->'refresh_function'->>'schema') || '.' || quote_ident(spec->'refresh_function'->>'name') IS DISTINCT FROM refresh THEN
         RAISE EXCEPTION 'a shard of % is not one of those the latest copy % names, or not its owner''s', coalesce(logical::text, rel::text), refresh
             USING ERRCODE = 'triggered_action_exception',
                   HINT = CASE WHEN spec IS NULL THEN 'The tables were distributed after collect.create_latest: call collect.drop_latest, then collect.create_latest again.'

@@ -295,6 +295,23 @@ BEGIN
     RETURN found;
 END $$;
 
+-- What a trigger on a shard may write: the shards of `tables` co-located with shard `rel`, in
+-- order; NULL unless every one exists and they and `rel` have one owner, so that a trigger
+-- planted on a table of one role cannot reach another's (or when `rel` is no shard).
+CREATE FUNCTION collect._citus_colocated_shards(rel regclass, tables regclass[]) RETURNS text[]
+    STABLE LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    shard bigint := collect._citus_shard_id(rel);
+    shards text[] := ARRAY(SELECT collect._citus_colocated_shard(shard, t) FROM unnest(tables) WITH ORDINALITY u(t, o) ORDER BY o);
+BEGIN
+    IF shard IS NULL OR coalesce(cardinality(tables), 0) = 0 OR array_position(shards, NULL) IS NOT NULL
+       OR (SELECT count(DISTINCT c.relowner) FROM pg_class c
+            WHERE c.oid = rel OR c.oid IN (SELECT to_regclass(s) FROM unnest(shards) s)) <> 1 THEN
+        RETURN NULL;
+    END IF;
+    RETURN shards;
+END $$;
+
 -- Runs `fn(shard regclass, args jsonb)` on every shard of table t, each on its worker in a
 -- transaction of its own (Citus's run_command_on_shards, as the current user): their answers,
 -- or the first failure as an error. `fn` is one of pg_collect's functions, qualified.

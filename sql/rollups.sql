@@ -215,23 +215,20 @@ CREATE FUNCTION collect._rollup_trigger_targets(schema name, name text, version 
 DECLARE
     shard bigint := collect._citus_shard_id(source);
     def collect.rollup_defs;
-    tables text[];
-    stale text;
-    owners oid[];
+    shards text[];
 BEGIN
     IF shard IS NOT NULL THEN
-        tables := ARRAY(SELECT collect._citus_colocated_shard(shard, to_regclass(format('%I.%I', t->'table'->>'schema', t->'table'->>'name')))
-                          FROM jsonb_array_elements(spec->'tables') WITH ORDINALITY x(t, o) ORDER BY o);
-        stale := collect._citus_colocated_shard(shard, to_regclass(format('%I.%I', spec->'stale'->>'schema', spec->'stale'->>'name')));
-        owners := ARRAY(SELECT DISTINCT c.relowner FROM pg_class c
-                         WHERE c.oid IN (SELECT to_regclass(x) FROM unnest(tables || stale) x) OR c.oid = source);
-        IF spec IS NULL OR stale IS NULL OR cardinality(tables) = 0 OR array_position(tables, NULL) IS NOT NULL
-           OR cardinality(owners) <> 1 THEN
+        -- The rollup's tables, finest first, then its stale table.
+        shards := collect._citus_colocated_shards(source,
+                      ARRAY(SELECT to_regclass(format('%I.%I', t->'table'->>'schema', t->'table'->>'name'))
+                              FROM jsonb_array_elements(spec->'tables') WITH ORDINALITY x(t, o) ORDER BY o)
+                      || to_regclass(format('%I.%I', spec->'stale'->>'schema', spec->'stale'->>'name')));
+        IF spec IS NULL OR coalesce(jsonb_array_length(spec->'tables'), 0) = 0 OR shards IS NULL THEN
             RAISE EXCEPTION 'trigger on a shard of % does not belong to rollup %.%',
                             (SELECT logicalrelid FROM pg_catalog.pg_dist_shard WHERE shardid = shard), quote_ident(schema), quote_ident(name)
                 USING ERRCODE = 'triggered_action_exception', HINT = 'Only collect.create_rollup makes these triggers.';
         END IF;
-        RETURN jsonb_build_object('spec', spec, 'tables', to_jsonb(tables), 'stale', stale);
+        RETURN jsonb_build_object('spec', spec, 'tables', to_jsonb(shards[1:cardinality(shards) - 1]), 'stale', shards[cardinality(shards)]);
     END IF;
     def := collect._rollup_def(schema, name);
     IF collect._rollup_source(def) IS DISTINCT FROM source THEN

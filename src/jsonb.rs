@@ -25,6 +25,18 @@ impl JsonbArg {
         unsafe { (*self.root()).header }
     }
 
+    /// A description the SQL layer built (a spec, a key) as the struct a generator takes: 22023
+    /// naming `what` when it does not fit, with `hint` where one helps.
+    pub fn deserialize<T: serde::de::DeserializeOwned>(&self, what: &str, hint: Option<&str>) -> T {
+        serde_json::from_slice(self.to_text().to_bytes()).unwrap_or_else(|e| {
+            crate::errors::raise(
+                PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+                format!("invalid {what}: {e}"),
+                hint.map(str::to_string),
+            )
+        })
+    }
+
     /// True for a JSON array (not a scalar, which jsonb keeps as a one-element raw array).
     pub fn is_array(&self) -> bool {
         let header = self.root_header();

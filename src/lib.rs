@@ -25,6 +25,7 @@ mod jsonb;
 pub mod latest;
 pub mod lump;
 pub mod maintenance;
+pub mod plans;
 pub mod registry;
 pub mod rollups;
 pub mod sketches;

@@ -12,14 +12,7 @@ use crate::jsonb::{JsonbArg, JsonbValue};
 use crate::lump::format::{self, Builder, DIRECTORY_PROBE, MEMBER_RAW_BYTES};
 
 fn spec(spec: &JsonbArg) -> Archive {
-    let mut archive: Archive =
-        serde_json::from_slice(spec.to_text().to_bytes()).unwrap_or_else(|e| {
-            raise(
-                PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
-                format!("invalid archive spec: {e}"),
-                None,
-            )
-        });
+    let mut archive: Archive = spec.deserialize("archive spec", None);
     archive.vocabulary = crate::registry::installed_vocabulary();
     archive
 }

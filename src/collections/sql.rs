@@ -243,13 +243,10 @@ fn collection_validate(read: Option<JsonbArg>, normalize: Option<JsonbArg>) -> J
 /// A definition's JSON (pipelines, levels), which is small: as a serde value. jsonb's output
 /// is JSON, so the one way this fails is nesting deeper than a pipeline ever needs.
 fn json_of(value: &JsonbArg) -> Value {
-    serde_json::from_slice(value.to_text().to_bytes()).unwrap_or_else(|e| {
-        raise(
-            PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
-            format!("invalid pipeline: {e}"),
-            Some("A pipeline is an array of steps such as {\"latest_by\": \"id\"}; it nests at most 127 levels.".into()),
-        )
-    })
+    value.deserialize(
+        "pipeline",
+        Some("A pipeline is an array of steps such as {\"latest_by\": \"id\"}; it nests at most 127 levels."),
+    )
 }
 
 fn json_column(text: Option<String>) -> Value {

@@ -68,18 +68,13 @@ fn spi_failed(what: &str, rc: i32) -> ! {
 
 /// Prepares `sql` with `types` and keeps it for the session.
 unsafe fn keep(sql: &str, types: &mut [pg_sys::Oid]) -> pg_sys::SPIPlanPtr {
-    let text = CString::new(sql).expect("generated SQL has no NUL");
-    // SAFETY: inside SPI; the plan is moved out of the SPI context by SPI_keepplan.
+    use crate::plans::{keep, prepare, Planning};
+    // SAFETY: inside SPI.
     unsafe {
-        let plan = pg_sys::SPI_prepare(text.as_ptr(), types.len() as i32, types.as_mut_ptr());
-        if plan.is_null() {
-            spi_failed("SPI_prepare", pg_sys::SPI_result);
-        }
-        let rc = pg_sys::SPI_keepplan(plan);
-        if rc != 0 {
-            spi_failed("SPI_keepplan", rc);
-        }
-        plan
+        keep(
+            "collect._latest_insert",
+            prepare("collect._latest_insert", sql, types, Planning::Usual),
+        )
     }
 }
 

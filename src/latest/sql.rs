@@ -25,13 +25,7 @@ fn latest_shard_sql(spec: JsonbArg) -> Vec<String> {
 }
 
 fn latest(spec: JsonbArg) -> LatestCopy {
-    serde_json::from_slice(spec.to_text().to_bytes()).unwrap_or_else(|e| {
-        raise(
-            PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
-            format!("invalid latest spec: {e}"),
-            None,
-        )
-    })
+    spec.deserialize("latest spec", None)
 }
 
 fn invalid_filter(filter: &str, why: &str) -> ! {

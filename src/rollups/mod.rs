@@ -26,16 +26,6 @@ pub fn init() {
     statement::init();
 }
 
-fn from_jsonb<T: serde::de::DeserializeOwned>(value: &JsonbArg, what: &str) -> T {
-    serde_json::from_slice(value.to_text().to_bytes()).unwrap_or_else(|e| {
-        raise(
-            PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
-            format!("invalid {what}: {e}"),
-            None,
-        )
-    })
-}
-
 /// The metrics a user asked for (`{"name": "kind(column)"}`), checked against the source's
 /// columns (`{"column": "type"}`), as `collect.rollup_defs.metrics` stores them.
 #[pg_extern(sql = false)]
@@ -51,7 +41,7 @@ fn rollup_metrics(
         required(columns, "columns"),
     );
     let dimensions = no_null_elements(required(dimensions, "dimensions"), "dimensions");
-    let written: BTreeMap<String, serde_json::Value> = from_jsonb(&metrics, "metrics");
+    let written: BTreeMap<String, serde_json::Value> = metrics.deserialize("metrics", None);
     let mut definitions = BTreeMap::new();
     for (name, value) in written {
         let Some(text) = value.as_str() else {
@@ -63,7 +53,7 @@ fn rollup_metrics(
         };
         definitions.insert(name, text.to_string());
     }
-    let columns: BTreeMap<String, String> = from_jsonb(&columns, "columns");
+    let columns: BTreeMap<String, String> = columns.deserialize("columns", None);
     match generate::parse_metrics(source, &definitions, &dimensions, &columns) {
         Ok(parsed) => serde_json::to_string(&parsed).expect("metrics serialize"),
         Err(e) => {
@@ -102,7 +92,7 @@ fn rollup_sql(
         required(index, "index"),
     );
     let tables = tables.map(|t| no_null_elements(t, "tables"));
-    let mut rollup: Rollup = from_jsonb(&spec, "rollup spec");
+    let mut rollup: Rollup = spec.deserialize("rollup spec", None);
     rollup.vocabulary = crate::registry::installed_vocabulary();
     let given = tables.as_ref().map(Vec::len);
     let targets = rollup.targets(tables, stale).unwrap_or_else(|| {

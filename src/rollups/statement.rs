@@ -155,28 +155,18 @@ const KEPT_UPSERT_PLANS: usize = 64;
 /// # Safety
 /// Inside SPI.
 unsafe fn kept_plan(statement: String, mut types: Vec<pg_sys::Oid>) -> pg_sys::SPIPlanPtr {
+    use crate::plans::{keep, prepare, Planning};
     let key = (statement, types.clone());
     if let Some(plan) = UPSERT_PLANS.with_borrow(|plans| plans.get(&key).copied()) {
         return plan;
     }
-    let text = std::ffi::CString::new(key.0.as_str()).expect("generated SQL has no NUL");
-    // SAFETY: inside SPI; a kept plan lives in the cache memory context until freed here.
+    // SAFETY: inside SPI; a kept plan lives in the cache memory context.
     unsafe {
-        let plan = pg_sys::SPI_prepare_cursor(
-            text.as_ptr(),
-            types.len() as i32,
-            types.as_mut_ptr(),
-            pg_sys::CURSOR_OPT_GENERIC_PLAN as i32,
-        );
-        if plan.is_null() {
-            spi_error("upsert plan", pg_sys::SPI_result);
-        }
+        let plan = prepare("rollup upsert", &key.0, &mut types, Planning::Generic);
         // Never freed: an upsert may run inside another (a trigger on a rollup table writing
         // a source), and freeing a plan under a running execution would pull it away.
         if UPSERT_PLANS.with_borrow(|plans| plans.len()) < KEPT_UPSERT_PLANS {
-            if pg_sys::SPI_keepplan(plan) != 0 {
-                spi_error("upsert plan", "SPI_keepplan failed");
-            }
+            keep("rollup upsert", plan);
             UPSERT_PLANS.with_borrow_mut(|plans| plans.insert(key, plan));
         }
         plan

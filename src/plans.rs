@@ -1,0 +1,70 @@
+//! Generated statements prepared through SPI and kept for the session: a rollup's upserts and
+//! a latest copy's insert path run the same few statements at every write, and planning one
+//! costs as much as running it. Postgres' plan cache replans a kept plan when a table it names
+//! changes, and privileges are checked at each execution, so one plan serves every role.
+
+use pgrx::pg_sys;
+use pgrx::prelude::*;
+
+use crate::errors::raise;
+
+/// How a statement's parameters are planned.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Planning {
+    /// Postgres chooses (custom plans for the first runs, then generic if no worse).
+    Usual,
+    /// Always generic: the parameters are arrays whose contents do not change the plan.
+    Generic,
+}
+
+fn failed(who: &str, what: &str, rc: i32) -> ! {
+    raise(
+        PgSqlErrorCode::ERRCODE_INTERNAL_ERROR,
+        format!("{who}: {what} failed ({rc})"),
+        None,
+    )
+}
+
+/// `sql` prepared with parameters of `types`, for as long as the SPI call (see `keep`).
+///
+/// # Safety
+/// Inside SPI.
+pub unsafe fn prepare(
+    who: &str,
+    sql: &str,
+    types: &mut [pg_sys::Oid],
+    planning: Planning,
+) -> pg_sys::SPIPlanPtr {
+    let text = std::ffi::CString::new(sql).expect("generated SQL has no NUL");
+    let options = match planning {
+        Planning::Usual => 0,
+        Planning::Generic => pg_sys::CURSOR_OPT_GENERIC_PLAN as i32,
+    };
+    // SAFETY: inside SPI, with `types.len()` parameter types.
+    let plan = unsafe {
+        pg_sys::SPI_prepare_cursor(
+            text.as_ptr(),
+            types.len() as i32,
+            types.as_mut_ptr(),
+            options,
+        )
+    };
+    if plan.is_null() {
+        // SAFETY: SPI_result is set by the failed call.
+        failed(who, "SPI_prepare", unsafe { pg_sys::SPI_result });
+    }
+    plan
+}
+
+/// Moves `plan` out of the SPI call's memory, into the cache's, for the rest of the session.
+///
+/// # Safety
+/// Inside SPI, with a plan `prepare` made.
+pub unsafe fn keep(who: &str, plan: pg_sys::SPIPlanPtr) -> pg_sys::SPIPlanPtr {
+    // SAFETY: a plan of this SPI call.
+    let rc = unsafe { pg_sys::SPI_keepplan(plan) };
+    if rc != 0 {
+        failed(who, "SPI_keepplan", rc);
+    }
+    plan
+}
