@@ -97,9 +97,37 @@ DROP FUNCTION collect._refresh_rollup(name, text, timestamptz, timestamptz);
 ALTER FUNCTION collect.track_latest(regclass, regclass, text, text, text[], text, text) RENAME TO create_latest;
 ALTER FUNCTION collect.untrack_latest(regclass, boolean) RENAME TO drop_latest;
 ALTER FUNCTION collect._latest_untrack(collect.latest_defs, boolean) RENAME TO _latest_drop;
-ALTER VIEW collect.tracked_latest RENAME TO latest;
+DROP VIEW collect.tracked_latest;
 COMMENT ON TABLE collect.latest_defs IS 'Parents kept by collect.create_latest';
 UPDATE collect.capabilities SET kind = 'latest', listed_in = 'collect.latest' WHERE kind = 'tracking';
+
+-- The latest registry keeps the parent's and the child's names, as every registry does, not
+-- their OIDs (which collect._latest_reattach had to find again after Citus rebuilt a table).
+-- The old code finds rebuilt tables a last time; a parent renamed since keeps its new name.
+SELECT collect._latest_reattach(d) FROM collect.latest_defs d;
+ALTER TABLE collect.latest_defs ADD COLUMN child_schema name, ADD COLUMN child_name text, ADD COLUMN trigger_table_names text[];
+UPDATE collect.latest_defs d
+   SET schema = coalesce(p.nspname, d.schema), name = coalesce(p.relname, d.name),
+       -- A child gone for good leaves names that no table has: the copy is then not usable
+       -- (collect._latest_verify), and drop_latest removes it, as before.
+       child_schema = coalesce(c.nspname, ''), child_name = coalesce(c.relname, ''),
+       trigger_table_names = ARRAY(SELECT format('%I.%I', n.nspname, r.relname)
+                                     FROM unnest(d.trigger_tables) WITH ORDINALITY t(rel, o)
+                                     JOIN pg_catalog.pg_class r ON r.oid = t.rel JOIN pg_catalog.pg_namespace n ON n.oid = r.relnamespace
+                                    ORDER BY t.o)
+  FROM collect.latest_defs d0
+  LEFT JOIN (SELECT r.oid, n.nspname, r.relname FROM pg_catalog.pg_class r JOIN pg_catalog.pg_namespace n ON n.oid = r.relnamespace) p ON p.oid = d0.parent
+  LEFT JOIN (SELECT r.oid, n.nspname, r.relname FROM pg_catalog.pg_class r JOIN pg_catalog.pg_namespace n ON n.oid = r.relnamespace) c ON c.oid = d0.child
+ WHERE d0.parent = d.parent;
+ALTER TABLE collect.latest_defs DROP COLUMN parent, DROP COLUMN child, DROP COLUMN trigger_tables;
+ALTER TABLE collect.latest_defs RENAME COLUMN trigger_table_names TO trigger_tables;
+ALTER TABLE collect.latest_defs ALTER COLUMN child_schema SET NOT NULL, ALTER COLUMN child_name SET NOT NULL,
+                                ALTER COLUMN trigger_tables SET NOT NULL;
+ALTER TABLE collect.latest_defs DROP CONSTRAINT latest_defs_schema_name_key, ADD PRIMARY KEY (schema, name);
+GRANT UPDATE (child_schema, child_name, trigger_tables) ON collect.latest_defs TO PUBLIC;
+DROP FUNCTION collect._latest_reattach(collect.latest_defs);
+-- _latest_def(parent) gains `usable`, for drop_latest.
+DROP FUNCTION collect._latest_def(regclass);
 
 -- Graphs: a position given by name needs no quotes.
 DROP FUNCTION collect.edge_add(text, bigint, bigint, bigint, timestamptz);
@@ -466,51 +494,59 @@ CREATE OR REPLACE FUNCTION collect._rollup_maintenance() RETURNS SETOF collect.m
      ORDER BY 2, 3
 $$;
 
-CREATE OR REPLACE FUNCTION collect._latest_reattach(def collect.latest_defs) RETURNS collect.latest_defs
-    LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-    tables regclass[];
-    found_parent regclass;
+CREATE OR REPLACE FUNCTION collect._latest_verify(d collect.latest_defs) RETURNS boolean
+    STABLE LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
-    -- Every lookup of a latest copy comes here: the common case costs two probes of pg_class.
-    IF def.parent IS NULL OR (EXISTS (SELECT FROM pg_class WHERE oid = def.parent) AND EXISTS (SELECT FROM pg_class WHERE oid = def.child)) THEN
-        RETURN def;
-    END IF;
-    found_parent := to_regclass(quote_ident(def.schema) || '.' || quote_ident(def.name));
-    tables := ARRAY(
-        SELECT t.tgrelid::regclass FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid
-         WHERE t.tgfoid = 'collect._latest_insert()'::regprocedure
-           AND position(convert_to(def.refresh_function, 'UTF8') || '\x00'::bytea IN t.tgargs) = 1
-           AND pg_has_role(def.owner, c.relowner, 'USAGE') AND collect._citus_shard_id(c.oid) IS NULL
-         ORDER BY c.relispartition, c.oid);
-    IF found_parent IS NULL OR cardinality(tables) = 0
-       OR (SELECT count(*) FROM pg_class WHERE oid = ANY (tables) AND NOT relispartition) <> 1 THEN
-        RETURN def;
-    END IF;
-    UPDATE collect.latest_defs d SET parent = found_parent, child = tables[1], trigger_tables = tables
-     WHERE d.parent = def.parent RETURNING * INTO def;
-    RETURN def;
+    RETURN EXISTS (SELECT FROM pg_class c WHERE c.oid = to_regclass(format('%I.%I', d.schema, d.name)) AND pg_has_role(d.owner, c.relowner, 'USAGE'))
+       AND EXISTS (SELECT FROM pg_class c WHERE c.oid = to_regclass(format('%I.%I', d.child_schema, d.child_name))
+                                             AND has_table_privilege(d.owner, c.oid, 'TRIGGER'))
+       AND collect._latest_owned_function(d.owner, d.refresh_function, d.key_type || '[]')
+       AND collect._latest_owned_function(d.owner, d.trigger_function, '');
 END $$;
 
-CREATE OR REPLACE FUNCTION collect._latest_def(parent regclass) RETURNS collect.latest_defs
-    VOLATILE LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+CREATE OR REPLACE FUNCTION collect._latest_parent(def collect.latest_defs) RETURNS regclass
+    STABLE LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$ SELECT to_regclass(format('%I.%I', def.schema, def.name)) $$;
+
+CREATE OR REPLACE FUNCTION collect._latest_child(def collect.latest_defs) RETURNS regclass
+    STABLE LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$ SELECT to_regclass(format('%I.%I', def.child_schema, def.child_name)) $$;
+
+CREATE OR REPLACE FUNCTION collect._latest_in_place(def collect.latest_defs) RETURNS boolean
+    STABLE LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
+    SELECT EXISTS (SELECT FROM pg_trigger t
+                    WHERE t.tgrelid = collect._latest_child(def) AND t.tgfoid = 'collect._latest_insert()'::regprocedure
+                      AND position(convert_to(def.refresh_function, 'UTF8') || '\x00'::bytea IN t.tgargs) = 1)
+$$;
+
+CREATE FUNCTION collect._latest_def(parent regclass, usable boolean DEFAULT true) RETURNS collect.latest_defs
+    STABLE LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     def collect.latest_defs;
 BEGIN
-    SELECT * INTO def FROM collect.latest_defs d WHERE d.parent = _latest_def.parent;
+    SELECT * INTO def FROM collect.latest_defs d
+     WHERE (d.schema, d.name) = (SELECT n.nspname, c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = _latest_def.parent);
     IF NOT FOUND THEN
-        SELECT * INTO def FROM collect.latest_defs d
-         WHERE (d.schema, d.name) = (SELECT n.nspname, c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = _latest_def.parent)
-           AND NOT EXISTS (SELECT FROM pg_class c WHERE c.oid = d.parent);
-    END IF;
-    def := collect._latest_reattach(def);
-    IF def.parent IS DISTINCT FROM _latest_def.parent THEN
         RAISE EXCEPTION 'no latest copy is kept on %', coalesce(parent::text, 'NULL')
-            USING ERRCODE = 'undefined_object', HINT = 'collect.latest lists the parents that have one.';
+            USING ERRCODE = 'undefined_object',
+                  HINT = 'collect.latest lists the parents that have one, by name: a renamed parent has its copy again under its old name.';
     END IF;
-    PERFORM collect._check_definition(true, collect._latest_verify(def), 'latest', parent::text, def.owner);
+    PERFORM collect._check_definition(true, NOT usable OR collect._latest_verify(def), 'latest', parent::text, def.owner);
     RETURN def;
 END $$;
+
+CREATE OR REPLACE FUNCTION collect._latest_spec(def collect.latest_defs) RETURNS jsonb
+    STABLE LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
+    SELECT jsonb_build_object(
+        'parent', jsonb_build_object('schema', def.schema, 'name', def.name),
+        'child', jsonb_build_object('schema', def.child_schema, 'name', def.child_name),
+        'parent_key', def.parent_key, 'key_type', def.key_type, 'key_eq', def.key_eq,
+        'child_key', (SELECT array_agg(pa.attname::text ORDER BY k.ord)
+                        FROM pg_index i, unnest(i.indkey::int2[]) WITH ORDINALITY k(attnum, ord)
+                        JOIN pg_attribute pa ON pa.attnum = k.attnum
+                       WHERE i.indrelid = collect._latest_child(def) AND i.indisprimary AND pa.attrelid = i.indrelid AND k.ord <= i.indnkeyatts),
+        'link', def.link, 'order_by', def.order_by, 'columns', def.columns, 'prefix', def.prefix, 'filter', def.filter,
+        'refresh_function', jsonb_build_object('schema', (parse_ident(def.refresh_function))[1], 'name', (parse_ident(def.refresh_function))[2]),
+        'trigger_function', jsonb_build_object('schema', (parse_ident(def.trigger_function))[1], 'name', (parse_ident(def.trigger_function))[2]))
+$$;
 
 CREATE OR REPLACE FUNCTION collect._latest_trigger_spec(rel regclass, refresh text, spec jsonb) RETURNS jsonb
     VOLATILE LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
@@ -524,15 +560,15 @@ DECLARE
     child_shard regclass;
 BEGIN
     IF shard IS NULL THEN
-        def := (SELECT d FROM collect.latest_defs d WHERE d.refresh_function = refresh AND rel = ANY (d.trigger_tables));
-        IF def.parent IS NULL THEN
-            def := collect._latest_reattach((SELECT d FROM collect.latest_defs d WHERE d.refresh_function = refresh));
-        END IF;
-        IF def.parent IS NULL OR rel <> ALL (def.trigger_tables) THEN
+        def := (SELECT d FROM collect.latest_defs d
+                 WHERE d.refresh_function = refresh
+                   AND (SELECT format('%I.%I', n.nspname, c.relname) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+                         WHERE c.oid = rel) = ANY (d.trigger_tables));
+        IF def.name IS NULL THEN
             RAISE EXCEPTION 'no latest copy has triggers on %: a trigger or shard job of collect.create_latest was aimed at it', coalesce(rel::text, 'NULL')
                 USING ERRCODE = 'triggered_action_exception', HINT = 'Only collect.create_latest makes these triggers.';
         END IF;
-        RETURN collect._latest_spec(collect._latest_def(def.parent));
+        RETURN collect._latest_spec(collect._latest_def(collect._latest_parent(def)));
     END IF;
     EXECUTE 'SELECT logicalrelid FROM pg_catalog.pg_dist_shard WHERE shardid = $1' INTO logical USING shard;
     parent := to_regclass(quote_ident(spec->'parent'->>'schema') || '.' || quote_ident(spec->'parent'->>'name'));
@@ -601,6 +637,17 @@ BEGIN
     END IF;
     RETURN NULL;
 END $$;
+
+CREATE OR REPLACE FUNCTION collect._latest_distributed(def collect.latest_defs) RETURNS boolean
+    STABLE LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
+    SELECT collect._distribution_column(collect._latest_parent(def)) IS NOT NULL
+$$;
+
+CREATE OR REPLACE FUNCTION collect._latest_on_shards(def collect.latest_defs, job text, keys text) RETURNS SETOF text
+    LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
+    SELECT collect._citus_on_shards(collect._latest_parent(def), 'collect._latest_on_shard',
+                                    jsonb_build_object('spec', collect._latest_spec(def), 'job', job, 'keys', keys))
+$$;
 
 CREATE OR REPLACE FUNCTION collect.create_latest(
     parent regclass,
@@ -735,18 +782,14 @@ BEGIN
 
     -- One latest copy per parent; parent before child, like the triggers.
     PERFORM pg_advisory_xact_lock(hashtext('collect.latest'), parent::oid::int);
-    -- A latest copy whose parent of this name was dropped (the registry keeps its number): one
-    -- Citus rebuilt is found again (collect._latest_reattach), and already has one; of one
-    -- dropped for good, with its child, what is left (functions, row) goes.
-    SELECT * INTO stale FROM collect.latest_defs d
-     WHERE d.schema = parent_schema AND d.name = parent_name AND NOT EXISTS (SELECT FROM pg_class c WHERE c.oid = d.parent);
-    IF FOUND THEN
-        stale := collect._latest_reattach(stale);
-        IF NOT EXISTS (SELECT FROM pg_class c WHERE c.oid = stale.parent) THEN
-            PERFORM collect._latest_drop(stale, false);
-        END IF;
+    -- A latest copy of this name whose child was dropped (and the parent with it, or after it)
+    -- leaves its functions and row behind: they go. One whose triggers are in place (its
+    -- parent dropped alone and made again, or both rebuilt by Citus) is the parent's already.
+    SELECT * INTO stale FROM collect.latest_defs d WHERE d.schema = parent_schema AND d.name = parent_name;
+    IF FOUND AND NOT collect._latest_in_place(stale) THEN
+        PERFORM collect._latest_drop(stale, false);
     END IF;
-    IF EXISTS (SELECT FROM collect.latest_defs d WHERE d.parent = create_latest.parent) THEN
+    IF EXISTS (SELECT FROM collect.latest_defs d WHERE d.schema = parent_schema AND d.name = parent_name) THEN
         RAISE EXCEPTION 'a latest copy is already kept on %', parent
             USING ERRCODE = 'duplicate_object', HINT = 'collect.drop_latest removes it.';
     END IF;
@@ -799,10 +842,14 @@ BEGIN
                                 (SELECT string_agg(format('%I', x), ', ') FROM unnest(orders) x));
     END IF;
 
-    INSERT INTO collect.latest_defs (parent, schema, name, child, parent_key, key_type, link, order_by, columns, prefix, filter,
+    INSERT INTO collect.latest_defs (schema, name, child_schema, child_name, parent_key, key_type, link, order_by, columns, prefix, filter,
                                      refresh_function, trigger_function, trigger_tables, key_eq)
-    VALUES (parent, parent_schema, parent_name, child, key_col.attname, format_type(key_col.atttypid, key_col.atttypmod), link, orders, columns, prefix, filter,
-            format('%I.%I', parent_schema, refresh_name), format('%I.%I', parent_schema, trigger_name), tables, key_eq);
+    VALUES (parent_schema, parent_name, child_schema, child_name, key_col.attname, format_type(key_col.atttypid, key_col.atttypmod), link, orders,
+            columns, prefix, filter, format('%I.%I', parent_schema, refresh_name), format('%I.%I', parent_schema, trigger_name),
+            ARRAY(SELECT format('%I.%I', n.nspname, c.relname)
+                    FROM unnest(tables) WITH ORDINALITY t(rel, o) JOIN pg_class c ON c.oid = t.rel JOIN pg_namespace n ON n.oid = c.relnamespace
+                   ORDER BY t.o),
+            key_eq);
 END $$;
 
 CREATE OR REPLACE FUNCTION collect._backfill_batch(parent regclass, batch_size integer, started timestamptz, done_at_start bigint)
@@ -833,7 +880,8 @@ BEGIN
                        def.parent_key, parent, def.key_type) INTO keys, n, last USING batch_size, def.backfill_position;
     END IF;
     IF n = 0 THEN
-        UPDATE collect.latest_defs d SET backfill_position = NULL, backfill_done = done, backfilled_at = now() WHERE d.parent = def.parent;
+        UPDATE collect.latest_defs d SET backfill_position = NULL, backfill_done = done, backfilled_at = now()
+         WHERE (d.schema, d.name) = (def.schema, def.name);
         RAISE NOTICE 'backfill_latest %: done, % parents', parent, done;
         RETURN 0;
     END IF;
@@ -843,7 +891,7 @@ BEGIN
         EXECUTE format('SELECT %s($1::%s[])', def.refresh_function, def.key_type) INTO batch_changed USING keys;
     END IF;
     done := done + n;
-    UPDATE collect.latest_defs d SET backfill_position = last, backfill_done = done WHERE d.parent = def.parent;
+    UPDATE collect.latest_defs d SET backfill_position = last, backfill_done = done WHERE (d.schema, d.name) = (def.schema, def.name);
     -- The planner's estimate; a table never analyzed has none, and is counted once.
     total := (SELECT reltuples FROM pg_class WHERE oid = parent)::bigint;
     IF total < 0 THEN
@@ -897,19 +945,13 @@ CREATE OR REPLACE FUNCTION collect._latest_drop(def collect.latest_defs, drop_co
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET citus.enable_unsafe_triggers = on
     SET citus.multi_shard_modify_mode = 'sequential' AS $$
 DECLARE
-    parent regclass := (SELECT c.oid FROM pg_class c WHERE c.oid = def.parent);
+    parent regclass := collect._latest_parent(def);
     sync regprocedure := to_regprocedure(def.trigger_function || '()');
-    current_schema name;
-    current_name text;
     tg record;
     colname text;
 BEGIN
     PERFORM collect._check_owner(def.owner, format('the latest copy on %I.%I', def.schema, def.name));
-    -- Catch up with a rename of the parent, and lock the definition for the drop.
-    UPDATE collect.latest_defs d SET schema = c.relnamespace::regnamespace::name, name = c.relname
-      FROM pg_class c WHERE c.oid = d.parent AND d.parent = def.parent
-    RETURNING d.schema, d.name INTO current_schema, current_name;
-    PERFORM collect._lock_definition('latest', coalesce(current_schema, def.schema), coalesce(current_name, def.name));
+    PERFORM collect._lock_definition('latest', def.schema, def.name);
     -- The triggers are found by their function, so renamed tables and partitions added or
     -- dropped since do not matter: those of the generated function first, which is then
     -- dropped, and then pg_collect's.
@@ -922,7 +964,8 @@ BEGIN
     EXECUTE format('DROP FUNCTION IF EXISTS %s(%s[])', def.refresh_function, def.key_type);
     FOR tg IN SELECT t.tgname, t.tgrelid::regclass AS rel FROM pg_trigger t
                WHERE t.tgfoid IN ('collect._latest_insert()'::regprocedure, 'collect._latest_shard_sync()'::regprocedure)
-                 AND t.tgrelid = ANY (def.trigger_tables)
+                 AND EXISTS (SELECT FROM pg_class c WHERE c.oid = t.tgrelid AND pg_has_role(def.owner, c.relowner, 'USAGE')
+                                AND collect._citus_shard_id(c.oid) IS NULL)
                  AND position(convert_to(def.refresh_function, 'UTF8') || '\x00'::bytea IN t.tgargs) = 1
                ORDER BY t.tgrelid, t.tgname LOOP
         EXECUTE format('DROP TRIGGER %I ON %s', tg.tgname, tg.rel);
@@ -932,20 +975,19 @@ BEGIN
             EXECUTE format('ALTER TABLE %s DROP COLUMN IF EXISTS %I', parent, def.prefix || colname);
         END LOOP;
     END IF;
-    -- By the parent's OID: the row's schema and name may predate a rename.
-    PERFORM collect._delete_registry_rows('collect.latest_defs', jsonb_build_object('parent', def.parent::oid::text));
+    PERFORM collect._drop_definition('latest', def.schema, def.name, '{}');
 END $$;
 
 CREATE OR REPLACE FUNCTION collect.drop_latest(parent regclass, drop_columns boolean DEFAULT false) RETURNS void
     LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
-    SELECT collect._latest_drop(collect._latest_def(parent), drop_columns)
+    SELECT collect._latest_drop(collect._latest_def(parent, usable => false), drop_columns)
 $$;
 
 CREATE OR REPLACE FUNCTION collect._latest_maintenance() RETURNS SETOF collect.maintenance
     STABLE LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
     SELECT 'latest', format('%I.%I', d.schema, d.name), 'backfill', format('CALL collect.backfill_latest(%L)', format('%I.%I', d.schema, d.name)),
            NULL::interval, d.backfill_position IS NOT NULL OR d.backfilled_at IS NULL, d.owner,
-           format('SELECT collect._backfill_batch(%L, 10000, pg_catalog.now(), 0) OPERATOR(pg_catalog.=) 0', d.parent)
+           format('SELECT collect._backfill_batch(%L, 10000, pg_catalog.now(), 0) OPERATOR(pg_catalog.=) 0', format('%I.%I', d.schema, d.name))
       FROM collect.latest_defs d ORDER BY 2
 $$;
 
@@ -1331,6 +1373,18 @@ UPDATE collect.capabilities SET figures =
                FROM (SELECT state, sum(n) AS n FROM %1$s WHERE direction = ''o'' GROUP BY state) c) AS edges,
             (SELECT count(*) FROM (SELECT node FROM %1$s GROUP BY node HAVING sum(n) <> 0) x) AS nodes'
  WHERE kind = 'graph';
+
+-- The latest copies, by name.
+CREATE VIEW collect.latest AS
+SELECT collect._latest_parent(d) AS parent, collect._latest_child(d) AS child, d.link, d.order_by, d.columns,
+       ARRAY(SELECT d.prefix || c FROM unnest(d.columns) c) AS parent_columns,
+       d.filter,
+       CASE WHEN d.backfilled_at IS NOT NULL AND d.backfill_position IS NULL THEN 'done'
+            WHEN d.backfill_position IS NOT NULL THEN 'in progress'
+            ELSE 'not started' END AS backfill,
+       d.backfill_done AS backfilled_parents, d.backfilled_at, d.trigger_tables, d.owner, d.created_at
+  FROM collect.latest_defs d;
+GRANT SELECT ON collect.latest TO PUBLIC;
 
 -- Every job there is, scheduled or not, and a schedule whose job is gone (kind NULL).
 CREATE VIEW collect.jobs AS

@@ -165,7 +165,7 @@ fn planted_registry_rows_and_forged_triggers_never_act_on_another_roles_tables()
     let spec: String = a
         .query_one(
             r#"SELECT jsonb_set(collect._latest_spec(d), '{child}', '{"schema": "mallory", "name": "versions"}')::text
-                 FROM collect.latest_defs d WHERE d.parent = 'alice.files'::regclass"#,
+                 FROM collect.latest_defs d WHERE (d.schema, d.name) = ('alice', 'files')"#,
             &[],
         )
         .unwrap()

@@ -90,7 +90,8 @@ INSERT INTO gone_files VALUES (1);
 INSERT INTO gone_versions VALUES (1, 1, 3), (2, 1, 5);
 SELECT id, latest_v FROM gone_files;
 -- A parent dropped alone, its child still carrying the triggers: the new table of that name
--- takes the latest copy over (as after a Citus rebuild), so it already has one; dropping it-- and creating it again starts afresh.
+-- takes the latest copy over (as after a Citus rebuild), so it already has one; dropping it
+-- and creating it again starts afresh.
 DROP TABLE gone_files;
 CREATE TABLE gone_files (id bigint PRIMARY KEY);
 SELECT collect.create_latest('gone_files', 'gone_versions', 'file_id', 'v', '{v}');

@@ -1,10 +1,17 @@
 -- Latest copies: drop_latest, and ordinary roles. Uses the tables of the latest suite.
 \set SHOW_CONTEXT never
 SET timezone = 'UTC';
--- drop_latest removes the triggers and functions (found by function, so renames do not
--- matter); drop_columns removes the copies.
+-- A latest copy is known by its parent's name, as every definition is by its name: a renamed
+-- parent has none (its old name back finds it again). drop_latest removes the triggers and
+-- functions (found by function, so a renamed child or partition does not matter);
+-- drop_columns removes the copies.
 ALTER TABLE notes RENAME TO renamed_notes;
 SELECT collect.drop_latest('renamed_notes', drop_columns => true);
+ALTER TABLE renamed_notes RENAME TO notes;
+ALTER TABLE note_edits RENAME TO renamed_note_edits;
+SELECT collect.drop_latest('notes', drop_columns => true);
+ALTER TABLE renamed_note_edits RENAME TO note_edits;
+ALTER TABLE notes RENAME TO renamed_notes;
 \d renamed_notes
 SELECT count(*) AS functions_left FROM pg_proc WHERE proname LIKE 'notes_latest_%';
 SELECT count(*) AS triggers_left FROM pg_trigger WHERE tgrelid = 'note_edits'::regclass;

@@ -296,7 +296,7 @@ DROP FUNCTION public.cardinality(bigint[]);
 DELETE FROM collect.collection_defs WHERE schema IN ('alice', 'mallory');
 DELETE FROM collect.rollup_defs WHERE schema IN ('alice', 'mallory');
 DELETE FROM collect.graph_defs WHERE schema IN ('alice', 'mallory');
-DELETE FROM collect.latest_defs WHERE parent IS NULL;
+DELETE FROM collect.latest_defs WHERE schema IN ('alice', 'mallory');
 REVOKE CREATE ON SCHEMA public FROM collect_alice, collect_mallory;
 DROP ROLE collect_alice;
 DROP ROLE collect_mallory;
