@@ -17,12 +17,14 @@ suite() { # suite NAME COMMAND...
 # rustfmt.toml's format, and clippy with every warning an error, over every target and feature
 # the other suites build.
 format_and_lints() {
-  cargo fmt --check &&
-    cargo clippy --all-targets --no-default-features --features "pg$PG_MAJOR pg_test integration" -- -D warnings
+  cargo fmt --all --check &&
+    cargo clippy --workspace --all-targets --no-default-features --features "pg$PG_MAJOR pg_test integration" -- -D warnings
 }
 
 unit_and_pg_tests() {
-  cargo pgrx test "pg$PG_MAJOR" --runas "$DB_USER" --pgdata "$(data_dir pgrx-test)"
+  # The pure cores' tests (crates/core, no Postgres), then the SQL layer's in pgrx's Postgres.
+  cargo test -p pg_collect_core &&
+    cargo pgrx test "pg$PG_MAJOR" --runas "$DB_USER" --pgdata "$(data_dir pgrx-test)"
 }
 
 regress() {

@@ -1,6 +1,6 @@
 -- Archives (LiveJournal's data collection): a table's cold rows moved into gzipped JSON lumps,
 -- each row one record (`to_jsonb` of it), with record positions indexed in SQL. The statements
--- are written by src/archives/generate.rs; the lump format is src/lump/format.rs.
+-- are written by crates/core/src/archives/generate.rs; the lump format is crates/core/src/lump/format.rs.
 
 -- The registry: archive schema.name keeps rows of `source` in the table schema.name_lumps.
 CREATE TABLE collect.archive_defs (
@@ -37,7 +37,7 @@ BEGIN
     RETURN def;
 END $$;
 
--- What src/archives/generate.rs needs, with names as the catalogs have them now.
+-- What crates/core/src/archives/generate.rs needs, with names as the catalogs have them now.
 CREATE FUNCTION collect._archive_spec(def collect.archive_defs) RETURNS jsonb
     STABLE LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -51,7 +51,7 @@ BEGIN
         'distributed', collect._distribution_column(source) IS NOT NULL)
      || (SELECT jsonb_build_object(
                     'columns', jsonb_agg(a.attname ORDER BY a.attnum),
-                    -- What to_jsonb of the row would not give back exactly (src/archives/generate.rs).
+                    -- What to_jsonb of the row would not give back exactly (crates/core/src/archives/generate.rs).
                     'column_kinds', jsonb_agg(CASE WHEN a.atttypid = 'json'::regtype THEN 'json'
                                                    WHEN a.atttypid = 'jsonb'::regtype AND a.attnotnull THEN 'jsonb not null'
                                                    WHEN a.atttypid = 'jsonb'::regtype THEN 'jsonb'

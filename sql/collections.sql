@@ -1,6 +1,6 @@
 -- Append-only collections with read-time reducers and normalization (Rocket Fuel's Blackbird).
 -- Storage and ordering are described in src/collections/sql.rs; reducers in
--- src/collections/pipeline/.
+-- crates/core/src/collections/pipeline/.
 
 -- The registry. A collection lives in a schema, like its tables: `schema.name` owns the tables
 -- `schema.name_pending` and `schema.name_base`. Rows are dumped by pg_dump (extension config

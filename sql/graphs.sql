@@ -1,6 +1,6 @@
 -- Edge lists (Twitter's FlockDB): adjacency lists of 64-bit ids, each edge with a state and a
 -- position, kept forward (by source) and backward (by destination), with exact per-node counts.
--- Writes are ordered by their `at`, not by arrival (src/graphs/edge.rs); storage is described
+-- Writes are ordered by their `at`, not by arrival (crates/core/src/graphs/edge.rs); storage is described
 -- in src/graphs/sql.rs.
 
 -- The registry. A graph `schema.name` owns the tables name_out, name_in, name_counts and
@@ -36,7 +36,7 @@ BEGIN
 END $$;
 
 -- The stored code of a state, or an error naming it.
--- A state's stored code and back (src/graphs/edge.rs holds the one list).
+-- A state's stored code and back (crates/core/src/graphs/edge.rs holds the one list).
 CREATE FUNCTION collect._edge_state_code(state text) RETURNS smallint
     IMMUTABLE PARALLEL SAFE LANGUAGE c AS 'MODULE_PATHNAME', 'graph_state_code_wrapper';
 CREATE FUNCTION collect._edge_state_name(code smallint) RETURNS text
@@ -95,7 +95,7 @@ BEGIN
         node bigint NOT NULL, direction "char" NOT NULL, state smallint NOT NULL, slot smallint NOT NULL, n bigint NOT NULL,
         PRIMARY KEY (node, direction, state, slot))', counts_table);
     -- Each node's normal edges again, as sorted blocks of delta-encoded ids for set operations
-    -- (src/graphs/lists_core.rs): a stripe of a list holds the ids of one hash, each block
+    -- (crates/core/src/graphs/lists_core.rs): a stripe of a list holds the ids of one hash, each block
     -- those from its lower bound `lo` up to the next block's.
     EXECUTE format('CREATE TABLE %s (
         node bigint NOT NULL, direction "char" NOT NULL, stripe smallint NOT NULL, lo bigint NOT NULL, ids bytea NOT NULL,

@@ -1,6 +1,6 @@
 -- The denormalized latest version: a parent row (a file) carries a copy of its newest eligible
 -- child row (version), kept exact by statement-level triggers with transition tables on the
--- child. The SQL those triggers run is generated per parent with a latest copy (src/latest/generate.rs)
+-- child. The SQL those triggers run is generated per parent with a latest copy (crates/core/src/latest/generate.rs)
 -- as two plain PL/pgSQL functions owned by the caller, so plans are cached and pg_dump keeps
 -- them.
 

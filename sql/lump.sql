@@ -1,5 +1,5 @@
 -- collect.lump: an immutable, ordered lump of JSON entries, gzip-compressed behind a
--- small versioned header (see src/lump/format.rs). The C functions are in src/lump/sql.rs.
+-- small versioned header (see crates/core/src/lump/format.rs). The C functions are in src/lump/sql.rs.
 
 CREATE TYPE collect.lump;
 

@@ -1030,7 +1030,7 @@ BEGIN
         node bigint NOT NULL, direction "char" NOT NULL, state smallint NOT NULL, slot smallint NOT NULL, n bigint NOT NULL,
         PRIMARY KEY (node, direction, state, slot))', counts_table);
     -- Each node's normal edges again, as sorted blocks of delta-encoded ids for set operations
-    -- (src/graphs/lists_core.rs): a stripe of a list holds the ids of one hash, each block
+    -- (crates/core/src/graphs/lists_core.rs): a stripe of a list holds the ids of one hash, each block
     -- those from its lower bound `lo` up to the next block's.
     EXECUTE format('CREATE TABLE %s (
         node bigint NOT NULL, direction "char" NOT NULL, stripe smallint NOT NULL, lo bigint NOT NULL, ids bytea NOT NULL,
@@ -1133,6 +1133,28 @@ BEGIN
     EXECUTE format('SELECT state FROM %I.%I WHERE source = $1 AND destination = $2', def.schema, def.name || '_out')
         INTO code USING source, destination;
     RETURN collect._edge_state_name(code);
+END $$;
+
+CREATE OR REPLACE FUNCTION collect._archive_spec(def collect.archive_defs) RETURNS jsonb
+    STABLE LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    source regclass := collect._owned_relation(def.owner, def.source_schema, def.source_name);
+BEGIN
+    -- Every read asks for the spec: the source's columns are read in one scan.
+    RETURN jsonb_build_object(
+        'source', jsonb_build_object('schema', def.source_schema, 'name', def.source_name),
+        'lumps', jsonb_build_object('schema', def.schema, 'name', def.name || '_lumps'),
+        'key', def.key_column, 'key_type', format_type(def.key_type, NULL), 'time', def.time_column,
+        'distributed', collect._distribution_column(source) IS NOT NULL)
+     || (SELECT jsonb_build_object(
+                    'columns', jsonb_agg(a.attname ORDER BY a.attnum),
+                    -- What to_jsonb of the row would not give back exactly (crates/core/src/archives/generate.rs).
+                    'column_kinds', jsonb_agg(CASE WHEN a.atttypid = 'json'::regtype THEN 'json'
+                                                   WHEN a.atttypid = 'jsonb'::regtype AND a.attnotnull THEN 'jsonb not null'
+                                                   WHEN a.atttypid = 'jsonb'::regtype THEN 'jsonb'
+                                                   WHEN a.atttypid IN ('real'::regtype, 'double precision'::regtype) THEN 'float'
+                                                   ELSE 'plain' END ORDER BY a.attnum))
+           FROM pg_attribute a WHERE a.attrelid = source AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = '');
 END $$;
 
 CREATE OR REPLACE FUNCTION collect._drop_archive(schema name, name text) RETURNS void

@@ -46,7 +46,7 @@ CREATE TABLE collect.rollup_defs (
     source_name name NOT NULL,
     time_column text NOT NULL,
     dimensions text[] NOT NULL,
-    metrics jsonb NOT NULL CHECK (jsonb_typeof(metrics) = 'array'), -- [{"name", "kind", "column", "k", "precision", "type"}] (src/rollups/generate.rs)
+    metrics jsonb NOT NULL CHECK (jsonb_typeof(metrics) = 'array'), -- [{"name", "kind", "column", "k", "precision", "type"}] (crates/core/src/rollups/generate.rs)
     granularity interval NOT NULL CHECK (collect._rollup_granularity_ok(granularity)),
     keep_raw boolean NOT NULL DEFAULT true,
     time_type text NOT NULL,         -- the time column's type, as format_type writes it
@@ -160,7 +160,7 @@ CREATE FUNCTION collect._interval_parts(i interval) RETURNS jsonb
                                          + extract(microseconds FROM i))::bigint)
 $$;
 
--- What the generator (src/rollups/generate.rs) needs to know of a rollup. Its tables are
+-- What the generator (crates/core/src/rollups/generate.rs) needs to know of a rollup. Its tables are
 -- the rollup table first, then its tiers, finest first.
 CREATE FUNCTION collect._rollup_spec(def collect.rollup_defs) RETURNS jsonb
     STABLE LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
@@ -546,7 +546,7 @@ BEGIN
     RETURN events;
 END $$;
 
--- What rolling up a batch without rows needs (src/rollups/batches.rs): the rollup's description
+-- What rolling up a batch without rows needs (crates/core/src/rollups/batches.rs): the rollup's description
 -- and its source's column types. NULL for a rollup that keeps raw rows, and for a view with
 -- more to it than its rollup (other triggers, column defaults, nondeterministic collations):
 -- such batches are inserted as rows. Locks the view as an INSERT would, so add_tier waits for

@@ -1,7 +1,9 @@
 //! pg_collect: data-shape tricks of large systems, as a PostgreSQL extension.
 //!
-//! Each capability has a folder with a pure core (no pgrx) and a thin SQL layer; the SQL
-//! declarations themselves are hand-written in `sql/` and included below in dependency order.
+//! Each capability has a pure core in the workspace crate `pg_collect_core` (crates/core, which
+//! has no pgrx) and a thin SQL layer here, whose module re-exports the core under the same
+//! path; the SQL declarations themselves are hand-written in `sql/` and included below in
+//! dependency order.
 
 use pgrx::prelude::*;
 
@@ -16,11 +18,10 @@ pub extern "C-unwind" fn _PG_init() {
 
 mod aggstate;
 pub mod archives;
-pub mod calendar;
+pub use pg_collect_core::calendar;
 pub mod collections;
 mod errors;
 pub mod graphs;
-mod interval;
 mod jsonb;
 pub mod latest;
 pub mod lump;
@@ -29,8 +30,6 @@ pub mod plans;
 pub mod registry;
 pub mod rollups;
 pub mod sketches;
-#[cfg(test)]
-mod testing;
 mod typeio;
 
 extension_sql_file!("../sql/registry.sql", name = "registry");

@@ -3,5 +3,5 @@
 //! place one lump at a time. `generate` writes the statements (pure); `sql` holds the C entry
 //! points sql/archives.sql declares.
 
-pub mod generate;
+pub use pg_collect_core::archives::generate;
 pub mod sql;

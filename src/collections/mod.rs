@@ -2,9 +2,9 @@
 //! Blackbird), declared in sql/collections.sql. `pipeline`, `json` and `time` are the pure
 //! core; `sql` holds what `read` and `normalize` share.
 
-pub mod json;
+pub use pg_collect_core::collections::json;
 mod normalize;
-pub mod pipeline;
+pub use pg_collect_core::collections::pipeline;
 mod read;
 mod sql;
-pub mod time;
+pub use pg_collect_core::collections::time;

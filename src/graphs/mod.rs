@@ -4,9 +4,9 @@
 //! `lists_core` (the blocks) and `sets_core` (how set operations read their lists) are the pure
 //! core; `sql` writes edges, `lists` keeps the blocks, `sets` runs set operations.
 
-pub mod edge;
+pub use pg_collect_core::graphs::edge;
 mod lists;
-pub mod lists_core;
+pub use pg_collect_core::graphs::lists_core;
 mod sets;
-pub mod sets_core;
+pub use pg_collect_core::graphs::sets_core;
 mod sql;

@@ -2,6 +2,6 @@
 //! the SQL that keeps the copy exact, `sql` is the thin layer `sql/latest.sql` calls, `insert`
 //! the AFTER INSERT trigger with plans prepared once per session.
 
-pub mod generate;
+pub use pg_collect_core::latest::generate;
 mod insert;
 mod sql;

@@ -3,5 +3,5 @@
 //! encoding; `sql` exposes it as the `collect.lump` type (sql/lump.sql), which the other
 //! capabilities use to store folded data.
 
-pub mod format;
+pub use pg_collect_core::lump::format;
 pub mod sql;

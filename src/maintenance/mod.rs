@@ -9,7 +9,7 @@
 //! (and the database worker it waits for) cleanly; a failing job is recorded and retried by
 //! the schedule, and never stops the worker.
 
-pub mod databases;
+pub use pg_collect_core::maintenance::databases;
 
 use std::ffi::CStr;
 use std::time::Duration;

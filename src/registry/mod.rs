@@ -1,7 +1,7 @@
 //! The Rust side of the registry layer (sql/registry.sql): quoting of generated names, and
 //! running a definition's own code with its owner's privileges.
 
-pub mod names;
+pub use pg_collect_core::registry::names;
 
 pub use names::{ident, literal, qualified, Vocabulary};
 

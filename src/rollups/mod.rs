@@ -5,11 +5,11 @@
 //! rollup that keeps none; `ndjson` splits a batch of events (gzip-compressed NDJSON) for
 //! `collect.ingest`.
 
-pub mod batches;
-pub mod generate;
-pub mod json_fields;
-pub mod ndjson;
-pub mod partials;
+pub use pg_collect_core::rollups::batches;
+pub use pg_collect_core::rollups::generate;
+pub use pg_collect_core::rollups::json_fields;
+pub use pg_collect_core::rollups::ndjson;
+pub use pg_collect_core::rollups::partials;
 pub mod rawless;
 pub mod statement;
 

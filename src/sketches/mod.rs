@@ -5,10 +5,10 @@
 //! states are those types, changed in place (`expanded`). Rollups use them; so can anyone.
 
 pub mod expanded;
-pub mod hll;
-pub mod quantiles;
-pub mod sketch;
+pub use pg_collect_core::sketches::hll;
+pub use pg_collect_core::sketches::quantiles;
+pub use pg_collect_core::sketches::sketch;
 pub mod sql;
 pub mod stored;
-pub mod topk;
-pub mod wire;
+pub use pg_collect_core::sketches::topk;
+pub use pg_collect_core::sketches::wire;

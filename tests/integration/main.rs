@@ -13,7 +13,7 @@ mod security;
 mod sketches;
 mod sweep;
 // The pure cores' test generator, the same file: one generator for every fuzz case.
-#[path = "../../src/testing.rs"]
+#[path = "../../crates/core/src/testing.rs"]
 mod testing;
 
 pub use testing::XorShift;
