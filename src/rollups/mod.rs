@@ -7,7 +7,6 @@
 
 pub use pg_collect_core::rollups::batches;
 pub use pg_collect_core::rollups::generate;
-pub use pg_collect_core::rollups::json_fields;
 pub use pg_collect_core::rollups::ndjson;
 pub use pg_collect_core::rollups::partials;
 pub mod rawless;

@@ -17,6 +17,7 @@ pub mod graphs {
     pub mod sets_core;
 }
 pub mod interval;
+pub mod json_fields;
 pub mod latest {
     pub mod generate;
 }
@@ -32,7 +33,6 @@ pub mod registry {
 pub mod rollups {
     pub mod batches;
     pub mod generate;
-    pub mod json_fields;
     pub mod ndjson;
     pub mod partials;
 }

@@ -3,10 +3,13 @@
 //! any nesting `jsonb` accepts passes through, and numbers are exact decimals (`jsonb` numbers
 //! are `numeric`: `1e400` and 30-digit integers are valid and must not be rounded).
 
+use std::borrow::Cow;
 use std::cmp::Ordering;
 use std::collections::BTreeMap;
 
 use serde_json::value::RawValue;
+
+use crate::json_fields;
 
 /// An exact decimal: sign, digits and the position of the decimal point. Trailing zeros of
 /// the fraction are kept, as `numeric` keeps its scale (`1.50 + 1` is `2.50`).
@@ -323,30 +326,43 @@ fn normalize_numbers(text: &str) -> String {
     out
 }
 
-/// The top-level fields of an object entry, as raw text; None for any other entry.
-pub fn fields(entry: &RawValue) -> Option<BTreeMap<String, &RawValue>> {
-    let text = entry.get().trim_start();
-    if !text.starts_with('{') {
-        return None;
-    }
-    serde_json::from_str(entry.get()).ok()
+/// The top-level fields of an object entry, as their JSON text (`crate::json_fields`, the one
+/// reader of fields); None for any other entry.
+fn fields(entry: &RawValue) -> Option<Vec<(Cow<'_, str>, &str)>> {
+    json_fields::members(entry.get()).map(|all| {
+        all.into_iter()
+            .map(|(key, field)| (key, field.text))
+            .collect()
+    })
 }
 
 /// One top-level field of an entry (null if absent, or if the entry is not an object).
 pub fn field(entry: &RawValue, key: &str) -> Scalar {
     fields(entry)
-        .and_then(|f| f.get(key).map(|v| Scalar::of(v.get())))
+        .and_then(|f| {
+            f.into_iter()
+                .rev()
+                .find(|(k, _)| k == key)
+                .map(|(_, v)| Scalar::of(v))
+        })
         .unwrap_or(Scalar::Null)
 }
 
 /// The entry with field `key` set to the number `value` (an object made if it was not one).
 pub fn with_number(entry: &RawValue, key: &str, value: &Decimal) -> Box<RawValue> {
+    let mut map: BTreeMap<Cow<str>, &str> = fields(entry).unwrap_or_default().into_iter().collect();
     let number = value.to_text();
-    let mut map: BTreeMap<String, &RawValue> = fields(entry).unwrap_or_default();
-    let new_value = RawValue::from_string(number).expect("a decimal's text is JSON");
-    map.insert(key.to_string(), &new_value);
-    let text = serde_json::to_string(&map).expect("raw values serialize");
-    RawValue::from_string(text).expect("serialized JSON is JSON")
+    map.insert(Cow::Borrowed(key), &number);
+    let members: Vec<String> = map
+        .iter()
+        .map(|(k, v)| {
+            format!(
+                "{}:{v}",
+                serde_json::to_string(k).expect("a key serializes")
+            )
+        })
+        .collect();
+    RawValue::from_string(format!("{{{}}}", members.join(","))).expect("members of JSON are JSON")
 }
 
 /// A JSON value's text as a raw value; None if it is not JSON.
@@ -370,6 +386,37 @@ pub fn array_text<'a>(values: impl Iterator<Item = &'a RawValue>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn fields_of_deeply_nested_entries_are_read_and_kept() {
+        let deep = format!("{}1e400{}", "[".repeat(3000), "]".repeat(3000));
+        let entry = raw(&format!(r#"{{"d": {deep}, "n": 2, "s": "\u00e9"}}"#)).unwrap();
+        assert_eq!(
+            field(&entry, "n"),
+            Scalar::Number(Decimal::parse("2").unwrap())
+        );
+        assert_eq!(field(&entry, "s"), Scalar::String("é".into()));
+        assert_eq!(field(&entry, "missing"), Scalar::Null);
+        let summed = with_number(&entry, "n", &Decimal::parse("3.50").unwrap());
+        assert_eq!(
+            json_fields::members(summed.get()).map(|m| m.len()),
+            Some(3),
+            "every other field is kept"
+        );
+        assert_eq!(
+            field(&summed, "n"),
+            Scalar::Number(Decimal::parse("3.50").unwrap())
+        );
+        assert!(
+            summed.get().contains(&deep),
+            "the deep field's text is kept exactly"
+        );
+        // Not an object: becomes one with the number.
+        assert_eq!(
+            with_number(&raw("[1]").unwrap(), "n", &Decimal::zero()).get(),
+            r#"{"n":0}"#
+        );
+    }
 
     fn d(s: &str) -> Decimal {
         Decimal::parse(s).unwrap()

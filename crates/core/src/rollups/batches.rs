@@ -9,9 +9,9 @@
 
 use std::borrow::Cow;
 
-use super::json_fields::{line, Field};
 use super::partials::{Aggregator, Columns, Kind, Plan, Value};
 use crate::calendar::{days_from_civil, POSTGRES_EPOCH_DAYS};
+use crate::json_fields::{line, Field};
 
 /// The partial rows of every table the rollup writes, and how many events the batch's text
 /// held (one a line; blank lines skipped, as `ndjson::split` skips them); None when the batch

@@ -1,12 +1,13 @@
-//! The fields a rollup reads from one line of a batch, in one pass over its bytes: the line is
+//! The one reader of a JSON object's top-level fields, in one pass over its bytes: the text is
 //! checked to be one JSON object (RFC 8259, and nothing jsonb refuses: no `\u0000`, no
-//! unpaired surrogate) and the text of the wanted keys' values is kept, the last of
-//! duplicates as jsonb keeps it. Strings are decoded only where a wanted one holds escapes.
-//! Pure.
+//! unpaired surrogate) and each member's value is kept as its text. Strings are decoded only
+//! where a wanted one holds escapes. Pure.
 //!
-//! A batch whose line is refused here goes the way of rows, where jsonb's own parser decides
-//! and names the line; so this scanner may refuse more than jsonb (nesting deeper than
-//! `DEPTH`) but never accepts what jsonb refuses.
+//! `line` reads the fields a rollup wants from one line of a batch of events; a batch whose
+//! line is refused there goes the way of rows, where jsonb's own parser decides and names the
+//! line, so it may refuse more than jsonb (nesting deeper than `DEPTH`) but never accepts what
+//! jsonb refuses. `members` reads every field of a value jsonb printed (a collection's
+//! entry), at any depth.
 
 use std::borrow::Cow;
 
@@ -69,7 +70,7 @@ fn plain_text(bytes: &[u8]) -> Option<usize> {
         .map(|p| at + p)
 }
 
-/// Objects and arrays nested deeper than this are left to jsonb.
+/// Objects and arrays nested deeper than this in a batch's line are left to jsonb.
 const DEPTH: usize = 256;
 
 /// Reads the line of `text` that starts at `at` as one JSON object, setting `found[i]` to the
@@ -82,9 +83,37 @@ pub fn line<'a>(
     wanted: &[&str],
     found: &mut [Option<Field<'a>>],
 ) -> Option<usize> {
+    object(text, at, DEPTH, |key, field| {
+        // A column may be read more than once (a dimension that a metric counts too).
+        for (slot, name) in found.iter_mut().zip(wanted) {
+            // Keys are short: a loop beats a call to memcmp.
+            if name.len() == key.len() && name.bytes().zip(key.bytes()).all(|(a, b)| a == b) {
+                *slot = Some(field);
+            }
+        }
+    })
+}
+
+/// Every member of `text`, one JSON object as jsonb prints it (nothing after it), in order;
+/// None when it is not one object.
+pub fn members(text: &str) -> Option<Vec<(Cow<'_, str>, Field<'_>)>> {
+    let mut all = Vec::new();
+    let end = object(text, 0, usize::MAX, |key, field| all.push((key, field)))?;
+    (end == text.len()).then_some(all)
+}
+
+/// Reads the object that starts at `at` in `text`, handing each member to `each` (duplicate
+/// keys as often as they stand); the offset past its line (its newline, or the text's end).
+fn object<'a>(
+    text: &'a str,
+    at: usize,
+    max_depth: usize,
+    mut each: impl FnMut(Cow<'a, str>, Field<'a>),
+) -> Option<usize> {
     let mut s = Scanner {
         b: text.as_bytes(),
         at,
+        max_depth,
     };
     s.space();
     s.expect(b'{')?;
@@ -108,13 +137,7 @@ pub fn line<'a>(
             } else {
                 Cow::Borrowed(key)
             };
-            // A column may be read more than once (a dimension that a metric counts too).
-            for (slot, name) in found.iter_mut().zip(wanted) {
-                // Keys are short: a loop beats a call to memcmp.
-                if name.len() == key.len() && name.bytes().zip(key.bytes()).all(|(a, b)| a == b) {
-                    *slot = Some(field);
-                }
-            }
+            each(key, field);
             s.space();
             if s.take(b',') {
                 s.space();
@@ -135,6 +158,8 @@ pub fn line<'a>(
 struct Scanner<'a> {
     b: &'a [u8],
     at: usize,
+    /// Deeper objects and arrays are refused.
+    max_depth: usize,
 }
 
 impl Scanner<'_> {
@@ -265,20 +290,26 @@ impl Scanner<'_> {
 
     /// An object or an array, with everything in it.
     fn nested(&mut self) -> Option<()> {
+        // The closers of the open objects and arrays: the first DEPTH on the stack, deeper
+        // ones (a value jsonb printed may nest as deep as it likes) in `deeper`.
         let mut closers = [0u8; DEPTH];
+        let mut deeper: Vec<u8> = Vec::new();
         let mut depth = 0;
         loop {
             // At a value.
             match self.peek()? {
                 open @ (b'{' | b'[') => {
-                    if depth == DEPTH {
+                    if depth == self.max_depth {
                         return None;
                     }
                     self.at += 1;
                     self.space();
                     let close = if open == b'{' { b'}' } else { b']' };
                     if !self.take(close) {
-                        closers[depth] = close;
+                        match closers.get_mut(depth) {
+                            Some(slot) => *slot = close,
+                            None => deeper.push(close),
+                        }
                         depth += 1;
                         if close == b'}' {
                             self.member_key()?;
@@ -297,7 +328,10 @@ impl Scanner<'_> {
                     return Some(());
                 }
                 self.space();
-                let close = closers[depth - 1];
+                let close = match closers.get(depth - 1) {
+                    Some(&close) => close,
+                    None => *deeper.last()?,
+                };
                 if self.take(b',') {
                     self.space();
                     if close == b'}' {
@@ -306,6 +340,9 @@ impl Scanner<'_> {
                     break;
                 }
                 self.expect(close)?;
+                if depth > DEPTH {
+                    deeper.pop();
+                }
                 depth -= 1;
             }
         }
@@ -364,6 +401,33 @@ fn unescape(inner: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn members_read_values_at_any_depth_and_lines_stop_at_depth() {
+        let deep = |n: usize| format!("{}1{}", "[".repeat(n), "]".repeat(n));
+        for n in [1, DEPTH - 1, DEPTH, DEPTH + 1, 5000] {
+            let text = format!(r#"{{"a":{},"b":"x\ny","c":2}}"#, deep(n));
+            let all = members(&text).expect("one object");
+            let keys: Vec<&str> = all.iter().map(|(k, _)| k.as_ref()).collect();
+            assert_eq!(keys, ["a", "b", "c"], "depth {n}");
+            assert_eq!(all[0].1.text, deep(n));
+            assert_eq!(all[1].1.string().as_deref(), Some("x\ny"));
+            assert_eq!(all[2].1.text, "2");
+            let mut found = [None];
+            let read = line(&text, 0, &["c"], &mut found);
+            assert_eq!(
+                read.is_some(),
+                n <= DEPTH,
+                "a batch's line nests at most DEPTH deep (depth {n})"
+            );
+        }
+        // Not one object: another value, or anything after it.
+        for text in [r#"[1]"#, r#"{"a":1} x"#, r#"{"a":1"#, r#""s""#] {
+            assert!(members(text).is_none(), "{text}");
+        }
+        // An unbalanced deep value is refused, not read past its end.
+        assert!(members(&format!(r#"{{"a":{}}}"#, "[".repeat(300))).is_none());
+    }
 
     fn scan<'a>(text: &'a str, wanted: &[&str]) -> Option<Vec<Option<&'a str>>> {
         let mut found = vec![None; wanted.len()];
