@@ -202,10 +202,9 @@ fn parse_time(field: Field, with_zone: bool) -> Option<i64> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::registry::names::QualifiedName;
-    use crate::rollups::generate::{parse_metrics, Interval, Rollup, Table};
+    use crate::rollups::generate::{test_rollup, Interval, Rollup};
     use crate::rollups::partials::{Cell, Thresholds};
-    use std::collections::{BTreeMap, HashMap};
+    use std::collections::HashMap;
 
     const MINUTE: Interval = Interval {
         months: 0,
@@ -286,55 +285,29 @@ mod tests {
     }
 
     fn plan() -> (Rollup, Plan) {
-        let columns: BTreeMap<String, String> = [
+        let columns = [
             ("at", "timestamp with time zone"),
             ("page", "text"),
             ("ms", "integer"),
             ("user_id", "bigint"),
-        ]
-        .into_iter()
-        .map(|(a, b)| (a.into(), b.into()))
-        .collect();
-        let metrics: BTreeMap<String, String> = [
+        ];
+        let metrics = [
             ("total", "sum(ms)"),
             ("users", "distinct(user_id)"),
             ("p", "quantiles(ms)"),
             ("top", "top(page, 2)"),
-        ]
-        .into_iter()
-        .map(|(a, b)| (a.into(), b.into()))
-        .collect();
-        let name = |n: &str| QualifiedName {
-            schema: "s".into(),
-            name: n.into(),
-        };
-        let rollup = Rollup {
-            source: name("v"),
-            time_column: "at".into(),
-            time_type: "timestamp with time zone".into(),
-            dimensions: vec!["page".into()],
-            metrics: parse_metrics("s.v", &metrics, &["page".into()], &columns).unwrap(),
-            tables: vec![
-                Table {
-                    table: name("m"),
-                    granularity: MINUTE,
-                    keep: None,
-                },
-                Table {
-                    table: name("h"),
-                    granularity: Interval {
-                        months: 0,
-                        days: 0,
-                        micros: 3_600_000_000,
-                    },
-                    keep: None,
-                },
-            ],
-            stale: name("m_stale"),
-            stale_key: None,
-            vocabulary: Default::default(),
-        };
-        let types: HashMap<String, String> = columns.into_iter().collect();
+        ];
+        let rollup = test_rollup(
+            "v",
+            &columns,
+            &metrics,
+            &["page"],
+            &[MINUTE.micros, 3_600_000_000],
+        );
+        let types: HashMap<String, String> = columns
+            .iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect();
         let th = Thresholds {
             late_before: 0,
             keep_from: None,

@@ -698,6 +698,58 @@ impl Rollup {
     }
 }
 
+/// A rollup for tests: of source `s.source` with `columns` (name, type), the metrics
+/// (name, definition) and dimensions given, and one table per granularity (`s.m`, `s.t1`, …).
+#[cfg(test)]
+pub(crate) fn test_rollup(
+    source: &str,
+    columns: &[(&str, &str)],
+    metrics: &[(&str, &str)],
+    dimensions: &[&str],
+    granularities_micros: &[i64],
+) -> Rollup {
+    let name = |n: &str| QualifiedName {
+        schema: "s".into(),
+        name: n.into(),
+    };
+    let columns: BTreeMap<String, String> = columns
+        .iter()
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+        .collect();
+    let metrics: BTreeMap<String, String> = metrics
+        .iter()
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+        .collect();
+    let dimensions: Vec<String> = dimensions.iter().map(|d| d.to_string()).collect();
+    Rollup {
+        source: name(source),
+        time_column: "at".into(),
+        time_type: "timestamp with time zone".into(),
+        metrics: parse_metrics(&format!("s.{source}"), &metrics, &dimensions, &columns).unwrap(),
+        dimensions,
+        tables: granularities_micros
+            .iter()
+            .enumerate()
+            .map(|(i, &micros)| Table {
+                table: name(&if i == 0 {
+                    "m".to_string()
+                } else {
+                    format!("t{i}")
+                }),
+                granularity: Interval {
+                    months: 0,
+                    days: 0,
+                    micros,
+                },
+                keep: None,
+            })
+            .collect(),
+        stale: name("m_stale"),
+        stale_key: None,
+        vocabulary: Default::default(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

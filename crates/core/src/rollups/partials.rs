@@ -531,8 +531,7 @@ fn cell_bytes(cell: &Cell) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::registry::names::QualifiedName;
-    use crate::rollups::generate::{parse_metrics, Table};
+    use crate::rollups::generate::test_rollup;
     use std::collections::BTreeMap;
 
     #[test]
@@ -608,45 +607,19 @@ mod tests {
     }
 
     fn rollup() -> (Rollup, Plan) {
-        let columns: BTreeMap<String, String> = [
+        let columns = [
             ("at", "timestamp with time zone"),
             ("page", "text"),
             ("w", "double precision"),
             ("ms", "integer"),
             ("user_id", "bigint"),
-        ]
-        .into_iter()
-        .map(|(a, b)| (a.into(), b.into()))
-        .collect();
-        let metrics: BTreeMap<String, String> =
-            [("total", "sum(ms)"), ("users", "distinct(user_id)")]
-                .into_iter()
-                .map(|(a, b)| (a.into(), b.into()))
-                .collect();
-        let name = |n: &str| QualifiedName {
-            schema: "s".into(),
-            name: n.into(),
-        };
-        let dimensions = vec!["page".to_string(), "w".to_string()];
-        let rollup = Rollup {
-            source: name("t"),
-            time_column: "at".into(),
-            time_type: "timestamp with time zone".into(),
-            metrics: parse_metrics("s.t", &metrics, &dimensions, &columns).unwrap(),
-            dimensions,
-            tables: vec![Table {
-                table: name("m"),
-                granularity: Interval {
-                    months: 0,
-                    days: 0,
-                    micros: 60_000_000,
-                },
-                keep: None,
-            }],
-            stale: name("m_stale"),
-            stale_key: None,
-            vocabulary: Default::default(),
-        };
+        ];
+        let metrics = [("total", "sum(ms)"), ("users", "distinct(user_id)")];
+        let rollup = test_rollup("t", &columns, &metrics, &["page", "w"], &[60_000_000]);
+        let columns: BTreeMap<String, String> = columns
+            .iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect();
         let plan = Plan::new(
             &rollup,
             |c| Kind::of(columns.get(c)?),
