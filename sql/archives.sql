@@ -62,8 +62,10 @@ END $$;
 
 CREATE FUNCTION collect._archive_create_sql(spec jsonb) RETURNS text[]
     IMMUTABLE STRICT LANGUAGE c AS 'MODULE_PATHNAME', 'archive_create_sql_wrapper';
-CREATE FUNCTION collect._archive_sql(spec jsonb) RETURNS text[]
-    IMMUTABLE STRICT LANGUAGE c AS 'MODULE_PATHNAME', 'archive_sql_wrapper';
+-- An archive's statements, by name: {batch, shard_batch_keys, point_read, range_read,
+-- unarchive, delete, supersede} (crates/core/src/archives/generate.rs).
+CREATE FUNCTION collect._archive_statements(spec jsonb) RETURNS jsonb
+    IMMUTABLE STRICT LANGUAGE c AS 'MODULE_PATHNAME', 'archive_statements_wrapper';
 
 -- Records gathered into one lump written in gzip members behind a directory, so that one
 -- record is read by inflating only its member.
@@ -259,7 +261,7 @@ LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET extra_float_digits = 
 DECLARE
     def collect.archive_defs := collect._archive_def(schema, name);
     spec jsonb := collect._archive_spec(def);
-    statements text[] := collect._archive_sql(spec);
+    statements jsonb := collect._archive_statements(spec);
     source regclass := format('%I.%I', def.source_schema, def.source_name)::regclass;
     moved bigint := 0;
     n bigint;
@@ -276,21 +278,21 @@ BEGIN
     END IF;
     -- Work under the definition queues behind a drop (and a drop behind the work).
     PERFORM collect._lock_definition('archive', schema, name, 'NO KEY UPDATE');
-    -- Each new lump erases the older records of its keys (statements[7]): a key archived,
+    -- Each new lump erases the older records of its keys (`supersede`): a key archived,
     -- written again to the source and archived again keeps one record, its newest.
     IF NOT (spec->>'distributed')::boolean THEN
-        EXECUTE statements[1] INTO lump USING before, def.lump_rows;
+        EXECUTE statements->>'batch' INTO lump USING before, def.lump_rows;
         IF lump.records > 0 THEN
-            EXECUTE statements[7] USING lump.lump_id, lump.min_key, lump.max_key, lump.keys, lump.shard_key;
+            EXECUTE statements->>'supersede' USING lump.lump_id, lump.min_key, lump.max_key, lump.keys, lump.shard_key;
         END IF;
         RETURN coalesce(lump.records, 0);
     END IF;
     FOR shard_key IN SELECT collect._archive_shard_keys(source, def.key_type) LOOP
-        EXECUTE statements[2] INTO keys USING before, def.lump_rows, shard_key;
+        EXECUTE statements->>'shard_batch_keys' INTO keys USING before, def.lump_rows, shard_key;
         IF keys IS NOT NULL THEN
-            EXECUTE statements[1] INTO lump USING before, def.lump_rows, shard_key, keys;
+            EXECUTE statements->>'batch' INTO lump USING before, def.lump_rows, shard_key, keys;
             IF lump.records > 0 THEN
-                EXECUTE statements[7] USING lump.lump_id, lump.min_key, lump.max_key, lump.keys, lump.shard_key;
+                EXECUTE statements->>'supersede' USING lump.lump_id, lump.min_key, lump.max_key, lump.keys, lump.shard_key;
             END IF;
             moved := moved + coalesce(lump.records, 0);
         END IF;
@@ -394,7 +396,7 @@ DECLARE
     record jsonb;
 BEGIN
     PERFORM collect._archive_key(def, pg_typeof(key), name);
-    EXECUTE (collect._archive_sql(spec))[3] INTO record USING key, collect._archive_key_shard(def, spec, key::text);
+    EXECUTE collect._archive_statements(spec)->>'point_read' INTO record USING key, collect._archive_key_shard(def, spec, key::text);
     RETURN record;
 END $$;
 
@@ -409,7 +411,7 @@ BEGIN
     IF since IS NULL OR until IS NULL THEN
         RAISE EXCEPTION 'archived_range needs both ends of the range, not NULL' USING ERRCODE = 'null_value_not_allowed';
     END IF;
-    RETURN QUERY EXECUTE (collect._archive_sql(collect._archive_spec(collect._archive_def(schema, name))))[4] USING since, until;
+    RETURN QUERY EXECUTE collect._archive_statements(collect._archive_spec(collect._archive_def(schema, name)))->>'range_read' USING since, until;
 END $$;
 
 CREATE FUNCTION collect.archived_range(name text, since timestamptz, until timestamptz) RETURNS SETOF jsonb
@@ -434,7 +436,7 @@ BEGIN
                                   format('SELECT collect._unarchive(%L, %L, %L, %L)', schema, name, since, until))::bigint;
     END IF;
     PERFORM collect._lock_definition('archive', schema, name, 'NO KEY UPDATE');
-    EXECUTE (collect._archive_sql(collect._archive_spec(def)))[5]
+    EXECUTE collect._archive_statements(collect._archive_spec(def))->>'unarchive'
         INTO removed, rewritten USING since, until;
     RETURN removed;
 END $$;
@@ -458,7 +460,7 @@ BEGIN
                                   format('SELECT collect._archive_delete(%L, %L, %L::%s)', schema, name, key, pg_typeof(key)))::boolean;
     END IF;
     PERFORM collect._lock_definition('archive', schema, name, 'NO KEY UPDATE');
-    EXECUTE (collect._archive_sql(spec))[6] INTO removed, rewritten USING key, collect._archive_key_shard(def, spec, key::text);
+    EXECUTE collect._archive_statements(spec)->>'delete' INTO removed, rewritten USING key, collect._archive_key_shard(def, spec, key::text);
     RETURN removed > 0;
 END $$;
 

@@ -49,8 +49,9 @@ BEGIN
 END $$;
 SELECT collect._register_capability('latest', 'collect.latest_defs', 'collect._latest_verify', 'collect.latest');
 
-CREATE FUNCTION collect._latest_sql(spec jsonb) RETURNS text[]
-    IMMUTABLE STRICT LANGUAGE c AS 'MODULE_PATHNAME', 'latest_sql_wrapper';
+-- The generated SQL, by name: {refresh_function, trigger_function, check}.
+CREATE FUNCTION collect._latest_statements(spec jsonb) RETURNS jsonb
+    IMMUTABLE STRICT LANGUAGE c AS 'MODULE_PATHNAME', 'latest_statements_wrapper';
 CREATE FUNCTION collect._latest_check_filter(filter text) RETURNS text
     IMMUTABLE STRICT LANGUAGE c AS 'MODULE_PATHNAME', 'latest_check_filter_wrapper';
 
@@ -106,8 +107,10 @@ CREATE FUNCTION collect._latest_spec(def collect.latest_defs) RETURNS jsonb
         'trigger_function', jsonb_build_object('schema', (parse_ident(def.trigger_function))[1], 'name', (parse_ident(def.trigger_function))[2]))
 $$;
 
-CREATE FUNCTION collect._latest_shard_sql(spec jsonb) RETURNS text[]
-    IMMUTABLE STRICT LANGUAGE c AS 'MODULE_PATHNAME', 'latest_shard_sql_wrapper';
+-- The trigger's work on Citus shards, by name: {inserted_keys, deleted_keys, updated_keys,
+-- keys_with_copies, lock, recompute, check, clear} (crates/core/src/latest/generate.rs).
+CREATE FUNCTION collect._latest_shard_statements(spec jsonb) RETURNS jsonb
+    IMMUTABLE STRICT LANGUAGE c AS 'MODULE_PATHNAME', 'latest_shard_statements_wrapper';
 
 -- What a trigger of the latest copy whose refresh function is `refresh` (the triggers' first
 -- argument: a name, which pg_dump keeps) works from when it fires on `rel`.
@@ -197,27 +200,27 @@ CREATE FUNCTION collect._latest_insert() RETURNS trigger
 CREATE FUNCTION collect._latest_shard_sync() RETURNS trigger
     LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
-    statements text[];
+    statements jsonb;
     keys text;
 BEGIN
     IF TG_WHEN <> 'AFTER' OR TG_LEVEL <> 'STATEMENT' OR TG_OP NOT IN ('UPDATE', 'DELETE', 'TRUNCATE') OR TG_NARGS <> 2 THEN
         RAISE EXCEPTION 'collect._latest_shard_sync must be an AFTER UPDATE, DELETE or TRUNCATE statement trigger made by collect.create_latest'
             USING ERRCODE = 'trigger_protocol_violated';
     END IF;
-    statements := collect._latest_shard_sql(collect._latest_trigger_spec(TG_RELID, TG_ARGV[0], TG_ARGV[1]::jsonb));
+    statements := collect._latest_shard_statements(collect._latest_trigger_spec(TG_RELID, TG_ARGV[0], TG_ARGV[1]::jsonb));
     -- Citus fires TRUNCATE triggers on the distributed table (on the coordinator, from the
     -- registry), not on its shards, and before it truncates them: nothing is left, so every
     -- copy is cleared, in the same distributed transaction.
     IF collect._citus_shard_id(TG_RELID) IS NULL AND collect._distribution_column(TG_RELID) IS NOT NULL THEN
         IF TG_OP = 'TRUNCATE' THEN
-            EXECUTE statements[8];
+            EXECUTE statements->>'clear';
         END IF;
         RETURN NULL;
     END IF;
-    EXECUTE statements[CASE TG_OP WHEN 'DELETE' THEN 2 WHEN 'UPDATE' THEN 3 ELSE 4 END] INTO keys;
+    EXECUTE statements->>CASE TG_OP WHEN 'DELETE' THEN 'deleted_keys' WHEN 'UPDATE' THEN 'updated_keys' ELSE 'keys_with_copies' END INTO keys;
     IF keys <> '{}' THEN
-        EXECUTE statements[5] USING keys;
-        EXECUTE statements[6] USING keys;
+        EXECUTE statements->>'lock' USING keys;
+        EXECUTE statements->>'recompute' USING keys;
     END IF;
     RETURN NULL;
 END $$;
@@ -232,22 +235,22 @@ CREATE FUNCTION collect._latest_on_shard(parent_shard regclass, job jsonb) RETUR
     LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     spec jsonb := job->'spec';
-    statements text[] := collect._latest_shard_sql(collect._latest_trigger_spec(
+    statements jsonb := collect._latest_shard_statements(collect._latest_trigger_spec(
         parent_shard, quote_ident(spec->'refresh_function'->>'schema') || '.' || quote_ident(spec->'refresh_function'->>'name'), spec));
     keys text := job->>'keys';
     found text;
     changed bigint;
 BEGIN
     IF job->>'job' = 'check' THEN
-        EXECUTE format($q$SELECT coalesce(jsonb_agg(jsonb_build_array(k, s, e)), '[]')::text FROM (%s) c(k, s, e)$q$, statements[7]) INTO found;
+        EXECUTE format($q$SELECT coalesce(jsonb_agg(jsonb_build_array(k, s, e)), '[]')::text FROM (%s) c(k, s, e)$q$, statements->>'check') INTO found;
         RETURN found;
     ELSIF job->>'job' = 'repair' THEN
-        EXECUTE format('SELECT ARRAY(SELECT k FROM (%s) c(k, s, e))::text', statements[7]) INTO keys;
+        EXECUTE format('SELECT ARRAY(SELECT k FROM (%s) c(k, s, e))::text', statements->>'check') INTO keys;
     ELSIF job->>'job' IS DISTINCT FROM 'refresh' OR keys IS NULL THEN
         RAISE EXCEPTION 'unknown job %', job->>'job' USING ERRCODE = 'invalid_parameter_value';
     END IF;
-    EXECUTE statements[5] USING keys;
-    EXECUTE statements[6] USING keys;
+    EXECUTE statements->>'lock' USING keys;
+    EXECUTE statements->>'recompute' USING keys;
     GET DIAGNOSTICS changed = ROW_COUNT;
     RETURN changed::text;
 END $$;
@@ -346,7 +349,7 @@ DECLARE
     base text;
     refresh_name text;
     trigger_name text;
-    generated text[];
+    generated jsonb;
     tables regclass[];
     distributed boolean;
     spec jsonb;
@@ -489,8 +492,8 @@ BEGIN
         'child_key', child_key, 'link', link, 'order_by', orders, 'columns', columns, 'prefix', prefix, 'filter', filter,
         'refresh_function', jsonb_build_object('schema', parent_schema, 'name', refresh_name),
         'trigger_function', jsonb_build_object('schema', parent_schema, 'name', trigger_name));
-    generated := collect._latest_sql(spec);
-    PERFORM collect._latest_create_functions(generated[1:2], ARRAY[format('%I.%I(%s[])', parent_schema, refresh_name, format_type(key_col.atttypid, key_col.atttypmod)),
+    generated := collect._latest_statements(spec);
+    PERFORM collect._latest_create_functions(ARRAY[generated->>'refresh_function', generated->>'trigger_function'], ARRAY[format('%I.%I(%s[])', parent_schema, refresh_name, format_type(key_col.atttypid, key_col.atttypmod)),
                                                                 format('%I.%I()', parent_schema, trigger_name)]);
 
     FOREACH colname IN ARRAY columns LOOP
@@ -618,7 +621,7 @@ BEGIN
                                             jsonb_array_elements(found::jsonb) r ORDER BY (r->>0)::%s', def.key_type) USING def;
         RETURN;
     END IF;
-    RETURN QUERY EXECUTE (collect._latest_sql(collect._latest_spec(def)))[3];
+    RETURN QUERY EXECUTE collect._latest_statements(collect._latest_spec(def))->>'check';
 END $$;
 COMMENT ON FUNCTION collect.check_latest(regclass) IS 'Parents whose stored latest-version copy differs from their versions';
 
@@ -635,7 +638,7 @@ BEGIN
         RETURN (SELECT sum(n::bigint) FROM collect._latest_on_shards(def, 'repair', NULL) n);
     END IF;
     EXECUTE format('SELECT %s(ARRAY(SELECT k::%s FROM (%s) AS c(k, s, e)))', def.refresh_function, def.key_type,
-                   (collect._latest_sql(collect._latest_spec(def)))[3])
+                   collect._latest_statements(collect._latest_spec(def))->>'check')
         INTO changed;
     RETURN changed;
 END $$;

@@ -157,6 +157,11 @@ DROP VIEW collect.jobs;
 DROP FUNCTION collect._citus_distribute(regclass, text, regclass);
 DROP FUNCTION collect._drop_definition(text, name, text, text[]);
 
+-- Generated statements come by name, not by position.
+DROP FUNCTION collect._latest_sql(jsonb);
+DROP FUNCTION collect._latest_shard_sql(jsonb);
+DROP FUNCTION collect._archive_sql(jsonb);
+
 -- Functions created again (new parameter names) or whose bodies use the new names.
 
 CREATE FUNCTION collect._drop_definition(kind text, schema name, name text, tables text[]) RETURNS void
@@ -504,6 +509,9 @@ BEGIN
        AND collect._latest_owned_function(d.owner, d.trigger_function, '');
 END $$;
 
+CREATE OR REPLACE FUNCTION collect._latest_statements(spec jsonb) RETURNS jsonb
+    IMMUTABLE STRICT LANGUAGE c AS 'MODULE_PATHNAME', 'latest_statements_wrapper';
+
 CREATE OR REPLACE FUNCTION collect._latest_parent(def collect.latest_defs) RETURNS regclass
     STABLE LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$ SELECT to_regclass(format('%I.%I', def.schema, def.name)) $$;
 
@@ -547,6 +555,9 @@ CREATE OR REPLACE FUNCTION collect._latest_spec(def collect.latest_defs) RETURNS
         'refresh_function', jsonb_build_object('schema', (parse_ident(def.refresh_function))[1], 'name', (parse_ident(def.refresh_function))[2]),
         'trigger_function', jsonb_build_object('schema', (parse_ident(def.trigger_function))[1], 'name', (parse_ident(def.trigger_function))[2]))
 $$;
+
+CREATE OR REPLACE FUNCTION collect._latest_shard_statements(spec jsonb) RETURNS jsonb
+    IMMUTABLE STRICT LANGUAGE c AS 'MODULE_PATHNAME', 'latest_shard_statements_wrapper';
 
 CREATE OR REPLACE FUNCTION collect._latest_trigger_spec(rel regclass, refresh text, spec jsonb) RETURNS jsonb
     VOLATILE LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
@@ -613,29 +624,53 @@ END $$;
 CREATE OR REPLACE FUNCTION collect._latest_shard_sync() RETURNS trigger
     LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
-    statements text[];
+    statements jsonb;
     keys text;
 BEGIN
     IF TG_WHEN <> 'AFTER' OR TG_LEVEL <> 'STATEMENT' OR TG_OP NOT IN ('UPDATE', 'DELETE', 'TRUNCATE') OR TG_NARGS <> 2 THEN
         RAISE EXCEPTION 'collect._latest_shard_sync must be an AFTER UPDATE, DELETE or TRUNCATE statement trigger made by collect.create_latest'
             USING ERRCODE = 'trigger_protocol_violated';
     END IF;
-    statements := collect._latest_shard_sql(collect._latest_trigger_spec(TG_RELID, TG_ARGV[0], TG_ARGV[1]::jsonb));
+    statements := collect._latest_shard_statements(collect._latest_trigger_spec(TG_RELID, TG_ARGV[0], TG_ARGV[1]::jsonb));
     -- Citus fires TRUNCATE triggers on the distributed table (on the coordinator, from the
     -- registry), not on its shards, and before it truncates them: nothing is left, so every
     -- copy is cleared, in the same distributed transaction.
     IF collect._citus_shard_id(TG_RELID) IS NULL AND collect._distribution_column(TG_RELID) IS NOT NULL THEN
         IF TG_OP = 'TRUNCATE' THEN
-            EXECUTE statements[8];
+            EXECUTE statements->>'clear';
         END IF;
         RETURN NULL;
     END IF;
-    EXECUTE statements[CASE TG_OP WHEN 'DELETE' THEN 2 WHEN 'UPDATE' THEN 3 ELSE 4 END] INTO keys;
+    EXECUTE statements->>CASE TG_OP WHEN 'DELETE' THEN 'deleted_keys' WHEN 'UPDATE' THEN 'updated_keys' ELSE 'keys_with_copies' END INTO keys;
     IF keys <> '{}' THEN
-        EXECUTE statements[5] USING keys;
-        EXECUTE statements[6] USING keys;
+        EXECUTE statements->>'lock' USING keys;
+        EXECUTE statements->>'recompute' USING keys;
     END IF;
     RETURN NULL;
+END $$;
+
+CREATE OR REPLACE FUNCTION collect._latest_on_shard(parent_shard regclass, job jsonb) RETURNS text
+    LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    spec jsonb := job->'spec';
+    statements jsonb := collect._latest_shard_statements(collect._latest_trigger_spec(
+        parent_shard, quote_ident(spec->'refresh_function'->>'schema') || '.' || quote_ident(spec->'refresh_function'->>'name'), spec));
+    keys text := job->>'keys';
+    found text;
+    changed bigint;
+BEGIN
+    IF job->>'job' = 'check' THEN
+        EXECUTE format($q$SELECT coalesce(jsonb_agg(jsonb_build_array(k, s, e)), '[]')::text FROM (%s) c(k, s, e)$q$, statements->>'check') INTO found;
+        RETURN found;
+    ELSIF job->>'job' = 'repair' THEN
+        EXECUTE format('SELECT ARRAY(SELECT k FROM (%s) c(k, s, e))::text', statements->>'check') INTO keys;
+    ELSIF job->>'job' IS DISTINCT FROM 'refresh' OR keys IS NULL THEN
+        RAISE EXCEPTION 'unknown job %', job->>'job' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    EXECUTE statements->>'lock' USING keys;
+    EXECUTE statements->>'recompute' USING keys;
+    GET DIAGNOSTICS changed = ROW_COUNT;
+    RETURN changed::text;
 END $$;
 
 CREATE OR REPLACE FUNCTION collect._latest_distributed(def collect.latest_defs) RETURNS boolean
@@ -676,7 +711,7 @@ DECLARE
     base text;
     refresh_name text;
     trigger_name text;
-    generated text[];
+    generated jsonb;
     tables regclass[];
     distributed boolean;
     spec jsonb;
@@ -819,8 +854,8 @@ BEGIN
         'child_key', child_key, 'link', link, 'order_by', orders, 'columns', columns, 'prefix', prefix, 'filter', filter,
         'refresh_function', jsonb_build_object('schema', parent_schema, 'name', refresh_name),
         'trigger_function', jsonb_build_object('schema', parent_schema, 'name', trigger_name));
-    generated := collect._latest_sql(spec);
-    PERFORM collect._latest_create_functions(generated[1:2], ARRAY[format('%I.%I(%s[])', parent_schema, refresh_name, format_type(key_col.atttypid, key_col.atttypmod)),
+    generated := collect._latest_statements(spec);
+    PERFORM collect._latest_create_functions(ARRAY[generated->>'refresh_function', generated->>'trigger_function'], ARRAY[format('%I.%I(%s[])', parent_schema, refresh_name, format_type(key_col.atttypid, key_col.atttypmod)),
                                                                 format('%I.%I()', parent_schema, trigger_name)]);
 
     FOREACH colname IN ARRAY columns LOOP
@@ -920,7 +955,7 @@ BEGIN
                                             jsonb_array_elements(found::jsonb) r ORDER BY (r->>0)::%s', def.key_type) USING def;
         RETURN;
     END IF;
-    RETURN QUERY EXECUTE (collect._latest_sql(collect._latest_spec(def)))[3];
+    RETURN QUERY EXECUTE collect._latest_statements(collect._latest_spec(def))->>'check';
 END $$;
 
 CREATE OR REPLACE FUNCTION collect.repair_latest(parent regclass) RETURNS bigint
@@ -936,7 +971,7 @@ BEGIN
         RETURN (SELECT sum(n::bigint) FROM collect._latest_on_shards(def, 'repair', NULL) n);
     END IF;
     EXECUTE format('SELECT %s(ARRAY(SELECT k::%s FROM (%s) AS c(k, s, e)))', def.refresh_function, def.key_type,
-                   (collect._latest_sql(collect._latest_spec(def)))[3])
+                   collect._latest_statements(collect._latest_spec(def))->>'check')
         INTO changed;
     RETURN changed;
 END $$;
@@ -1157,10 +1192,69 @@ BEGIN
            FROM pg_attribute a WHERE a.attrelid = source AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = '');
 END $$;
 
+CREATE OR REPLACE FUNCTION collect._archive_statements(spec jsonb) RETURNS jsonb
+    IMMUTABLE STRICT LANGUAGE c AS 'MODULE_PATHNAME', 'archive_statements_wrapper';
+
 CREATE OR REPLACE FUNCTION collect._drop_archive(schema name, name text) RETURNS void
     LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
     SELECT collect._drop_definition('archive', schema, name, ARRAY[name || '_lumps'])
 $$;
+
+CREATE OR REPLACE FUNCTION collect._archive_batch(schema name, name text, before timestamptz) RETURNS bigint
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET extra_float_digits = 1 SET IntervalStyle = postgres AS $$
+DECLARE
+    def collect.archive_defs := collect._archive_def(schema, name);
+    spec jsonb := collect._archive_spec(def);
+    statements jsonb := collect._archive_statements(spec);
+    source regclass := format('%I.%I', def.source_schema, def.source_name)::regclass;
+    moved bigint := 0;
+    n bigint;
+    shard_key text;
+    keys text;
+    lump record;
+BEGIN
+    IF before IS NULL THEN
+        RAISE EXCEPTION 'archive % needs a time to archive rows older than, not NULL', name USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    IF NOT collect._acting_as(def.owner) THEN
+        RETURN collect._owner_run(def.owner, format('archive %I.%I', schema, name),
+                                  format('SELECT collect._archive_batch(%L, %L, %L)', schema, name, before))::bigint;
+    END IF;
+    -- Work under the definition queues behind a drop (and a drop behind the work).
+    PERFORM collect._lock_definition('archive', schema, name, 'NO KEY UPDATE');
+    -- Each new lump erases the older records of its keys (`supersede`): a key archived,
+    -- written again to the source and archived again keeps one record, its newest.
+    IF NOT (spec->>'distributed')::boolean THEN
+        EXECUTE statements->>'batch' INTO lump USING before, def.lump_rows;
+        IF lump.records > 0 THEN
+            EXECUTE statements->>'supersede' USING lump.lump_id, lump.min_key, lump.max_key, lump.keys, lump.shard_key;
+        END IF;
+        RETURN coalesce(lump.records, 0);
+    END IF;
+    FOR shard_key IN SELECT collect._archive_shard_keys(source, def.key_type) LOOP
+        EXECUTE statements->>'shard_batch_keys' INTO keys USING before, def.lump_rows, shard_key;
+        IF keys IS NOT NULL THEN
+            EXECUTE statements->>'batch' INTO lump USING before, def.lump_rows, shard_key, keys;
+            IF lump.records > 0 THEN
+                EXECUTE statements->>'supersede' USING lump.lump_id, lump.min_key, lump.max_key, lump.keys, lump.shard_key;
+            END IF;
+            moved := moved + coalesce(lump.records, 0);
+        END IF;
+    END LOOP;
+    RETURN moved;
+END $$;
+
+CREATE OR REPLACE FUNCTION collect._archived(schema name, name text, key anyelement) RETURNS jsonb
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    def collect.archive_defs := collect._archive_def(schema, name);
+    spec jsonb := collect._archive_spec(def);
+    record jsonb;
+BEGIN
+    PERFORM collect._archive_key(def, pg_typeof(key), name);
+    EXECUTE collect._archive_statements(spec)->>'point_read' INTO record USING key, collect._archive_key_shard(def, spec, key::text);
+    RETURN record;
+END $$;
 
 CREATE FUNCTION collect._archived_range(schema name, name text, since timestamptz, until timestamptz) RETURNS SETOF jsonb
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
@@ -1168,7 +1262,7 @@ BEGIN
     IF since IS NULL OR until IS NULL THEN
         RAISE EXCEPTION 'archived_range needs both ends of the range, not NULL' USING ERRCODE = 'null_value_not_allowed';
     END IF;
-    RETURN QUERY EXECUTE (collect._archive_sql(collect._archive_spec(collect._archive_def(schema, name))))[4] USING since, until;
+    RETURN QUERY EXECUTE collect._archive_statements(collect._archive_spec(collect._archive_def(schema, name)))->>'range_read' USING since, until;
 END $$;
 
 CREATE FUNCTION collect.archived_range(name text, since timestamptz, until timestamptz) RETURNS SETOF jsonb
@@ -1192,7 +1286,7 @@ BEGIN
                                   format('SELECT collect._unarchive(%L, %L, %L, %L)', schema, name, since, until))::bigint;
     END IF;
     PERFORM collect._lock_definition('archive', schema, name, 'NO KEY UPDATE');
-    EXECUTE (collect._archive_sql(collect._archive_spec(def)))[5]
+    EXECUTE collect._archive_statements(collect._archive_spec(def))->>'unarchive'
         INTO removed, rewritten USING since, until;
     RETURN removed;
 END $$;
@@ -1202,6 +1296,24 @@ CREATE FUNCTION collect.unarchive(name text, since timestamptz, until timestampt
 
 COMMENT ON FUNCTION collect.unarchive(text, timestamptz, timestamptz) IS
     'Moves archived records with since <= time < until back into the source; rewrites only the lumps that held them';
+
+CREATE OR REPLACE FUNCTION collect._archive_delete(schema name, name text, key anyelement) RETURNS boolean
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    def collect.archive_defs := collect._archive_def(schema, name);
+    spec jsonb := collect._archive_spec(def);
+    removed bigint;
+    rewritten bigint;
+BEGIN
+    PERFORM collect._archive_key(def, pg_typeof(key), name);
+    IF NOT collect._acting_as(def.owner) THEN
+        RETURN collect._owner_run(def.owner, format('archive %I.%I', schema, name),
+                                  format('SELECT collect._archive_delete(%L, %L, %L::%s)', schema, name, key, pg_typeof(key)))::boolean;
+    END IF;
+    PERFORM collect._lock_definition('archive', schema, name, 'NO KEY UPDATE');
+    EXECUTE collect._archive_statements(spec)->>'delete' INTO removed, rewritten USING key, collect._archive_key_shard(def, spec, key::text);
+    RETURN removed > 0;
+END $$;
 
 CREATE OR REPLACE FUNCTION collect._schedule_verify(s collect.job_schedules) RETURNS boolean
     STABLE LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$

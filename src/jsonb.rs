@@ -108,6 +108,11 @@ impl JsonbValue {
     }
 
     /// Like [`JsonbValue::parse`] for text that is not NUL-terminated yet.
+    /// A value serde writes (statements by name, say), as jsonb.
+    pub fn serialize(value: &impl serde::Serialize) -> JsonbValue {
+        JsonbValue::parse_bytes(&serde_json::to_vec(value).expect("serializes to JSON"))
+    }
+
     pub fn parse_bytes(text: &[u8]) -> JsonbValue {
         match CString::new(text) {
             Ok(c) => JsonbValue::parse(&c),

@@ -23,20 +23,16 @@ fn archive_create_sql(archive: JsonbArg) -> Vec<String> {
     spec(&archive).create_sql()
 }
 
-/// An archive's statements: {batch, shard batch keys, point read, range read, unarchive, delete,
-/// supersede}.
+/// `collect._archive_statements(spec)`: an archive's statements, by name.
+#[pg_extern(sql = false)]
+fn archive_statements(archive: JsonbArg) -> JsonbValue {
+    crate::jsonb::JsonbValue::serialize(&spec(&archive).statements())
+}
+
+/// The same by position, as `collect._archive_sql(spec)` of releases before 0.3.0 returns them.
 #[pg_extern(sql = false)]
 fn archive_sql(archive: JsonbArg) -> Vec<String> {
-    let a = spec(&archive);
-    vec![
-        a.archive_batch_sql(),
-        a.shard_batch_keys_sql(),
-        a.point_read_sql(),
-        a.range_read_sql(),
-        a.unarchive_sql(),
-        a.delete_sql(),
-        a.supersede_sql(),
-    ]
+    spec(&archive).statements().in_release_order()
 }
 
 /// The final function of `collect._archive_pack(jsonb)`: the gathered records as a lump

@@ -5,23 +5,31 @@ use pgrx::prelude::*;
 
 use super::generate::LatestCopy;
 use crate::errors::raise;
-use crate::jsonb::JsonbArg;
+use crate::jsonb::{JsonbArg, JsonbValue};
 
-/// The generated SQL for a latest copy: {refresh function, trigger function, check query}.
+/// `collect._latest_statements(spec)`: the generated SQL for a latest copy, by name.
 #[pg_extern(sql = false)]
-fn latest_sql(spec: JsonbArg) -> Vec<String> {
-    let latest = latest(spec);
-    vec![
-        latest.refresh_function_sql(),
-        latest.trigger_function_sql(),
-        latest.check_sql(),
-    ]
+fn latest_statements(spec: JsonbArg) -> JsonbValue {
+    JsonbValue::serialize(&latest(spec).statements())
 }
 
-/// The trigger's statements for a latest copy kept on Citus shards (`LatestCopy::shard_statements`).
+/// `collect._latest_shard_statements(spec)`: the trigger's statements for a latest copy kept
+/// on Citus shards, by name (`LatestCopy::shard_statements`).
+#[pg_extern(sql = false)]
+fn latest_shard_statements(spec: JsonbArg) -> JsonbValue {
+    JsonbValue::serialize(&latest(spec).shard_statements())
+}
+
+/// The same two by position, as `collect._latest_sql` and `collect._latest_shard_sql` of
+/// releases before 0.3.0 return them.
+#[pg_extern(sql = false)]
+fn latest_sql(spec: JsonbArg) -> Vec<String> {
+    latest(spec).statements().in_release_order()
+}
+
 #[pg_extern(sql = false)]
 fn latest_shard_sql(spec: JsonbArg) -> Vec<String> {
-    latest(spec).shard_statements()
+    latest(spec).shard_statements().in_release_order()
 }
 
 fn latest(spec: JsonbArg) -> LatestCopy {

@@ -57,7 +57,7 @@ BEGIN
     DEALLOCATE cold_statement;
     RETURN tasks;
 END $$;
-SELECT s[3] AS point_read, s[6] AS erasure FROM collect._archive_sql(collect._archive_spec(collect._archive_def('public', 'cold'))) s \gset
+SELECT s->>'point_read' AS point_read, s->>'delete' AS erasure FROM collect._archive_statements(collect._archive_spec(collect._archive_def('public', 'cold'))) s \gset
 SELECT cold_tasks(:'point_read', 42) AS point_read_tasks;
 -- Erasure deletes the lump in its shard, and writes the lump rewritten without the record back
 -- through the coordinator to that shard.

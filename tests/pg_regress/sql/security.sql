@@ -211,7 +211,7 @@ SELECT event_count, total FROM alice.ids;
 SELECT collect.merge('\x0104feffffffffffffffff01010178feffffffffffffffff0100'::collect.topk,
                           '\x0104feffffffffffffffff01010178feffffffffffffffff0100'::collect.topk);
 \echo :LAST_ERROR_SQLSTATE
-SELECT collect._latest_sql('{}');
+SELECT collect._latest_statements('{}');
 \echo :LAST_ERROR_SQLSTATE
 
 -- 11. A filter cannot escape its parentheses; generated names do not collide with users'.

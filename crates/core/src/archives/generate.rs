@@ -14,9 +14,39 @@
 //! that holds it (see `lump::format::Directory`).
 //! Every change is one statement, so a crash or cancel leaves either all of it or none.
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 pub use crate::registry::names::{ident, literal, QualifiedName, Vocabulary};
+
+/// An archive's statements, by name (`Archive::statements`).
+#[derive(Debug, Clone, Serialize)]
+pub struct Statements {
+    /// One lump of the oldest records before a time, moved (see `archive_batch_sql`).
+    pub batch: String,
+    /// On Citus, the keys of one shard's next lump.
+    pub shard_batch_keys: String,
+    pub point_read: String,
+    pub range_read: String,
+    pub unarchive: String,
+    pub delete: String,
+    /// A new lump erases the older records of its keys.
+    pub supersede: String,
+}
+
+impl Statements {
+    /// As releases before 0.3.0 called them, by position.
+    pub fn in_release_order(self) -> Vec<String> {
+        vec![
+            self.batch,
+            self.shard_batch_keys,
+            self.point_read,
+            self.range_read,
+            self.unarchive,
+            self.delete,
+            self.supersede,
+        ]
+    }
+}
 
 /// An archive's definition, with names resolved and checked.
 #[derive(Debug, Clone, Deserialize)]
@@ -70,6 +100,18 @@ const LUMP_COLUMNS: &str =
     "shard_key, min_key, max_key, min_time, max_time, records, heap_bytes, keys, lump";
 
 impl Archive {
+    pub fn statements(&self) -> Statements {
+        Statements {
+            batch: self.archive_batch_sql(),
+            shard_batch_keys: self.shard_batch_keys_sql(),
+            point_read: self.point_read_sql(),
+            range_read: self.range_read_sql(),
+            unarchive: self.unarchive_sql(),
+            delete: self.delete_sql(),
+            supersede: self.supersede_sql(),
+        }
+    }
+
     fn key(&self, alias: &str) -> String {
         format!("{alias}.{}", ident(&self.key))
     }

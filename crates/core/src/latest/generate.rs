@@ -7,7 +7,7 @@
 //! differs. Inserts, out-of-order arrivals, deletes, updates of any column and moves between
 //! parents are all "recompute the parents this statement touched".
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 /// What `collect.create_latest` was asked for, with names resolved and validated.
 #[derive(Debug, Clone, Deserialize)]
@@ -36,6 +36,55 @@ pub struct LatestCopy {
     /// The ordering columns' `>` and `=` are pg_catalog's (see `single_insert`).
     #[serde(default)]
     pub order_ops_builtin: bool,
+}
+
+/// What `LatestCopy::statements` generates: the two functions a latest copy runs (created in
+/// the parent's schema) and the query check_latest asks.
+#[derive(Debug, Clone, Serialize)]
+pub struct Statements {
+    pub refresh_function: String,
+    pub trigger_function: String,
+    pub check: String,
+}
+
+impl Statements {
+    /// As releases before 0.3.0 called them, by position.
+    pub fn in_release_order(self) -> Vec<String> {
+        vec![self.refresh_function, self.trigger_function, self.check]
+    }
+}
+
+/// The trigger's work on Citus shards, statement by statement (see `shard_statements`).
+#[derive(Debug, Clone, Serialize)]
+pub struct ShardStatements {
+    /// The parents an INSERT, DELETE or UPDATE touched, or that hold a copy, as the text of an
+    /// array.
+    pub inserted_keys: String,
+    pub deleted_keys: String,
+    pub updated_keys: String,
+    pub keys_with_copies: String,
+    /// Their lock and recompute, with that text as `$1`.
+    pub lock: String,
+    pub recompute: String,
+    pub check: String,
+    /// Every copy cleared (a TRUNCATE of the whole child).
+    pub clear: String,
+}
+
+impl ShardStatements {
+    /// As releases before 0.3.0 called them, by position.
+    pub fn in_release_order(self) -> Vec<String> {
+        vec![
+            self.inserted_keys,
+            self.deleted_keys,
+            self.updated_keys,
+            self.keys_with_copies,
+            self.lock,
+            self.recompute,
+            self.check,
+            self.clear,
+        ]
+    }
 }
 
 /// See `LatestCopy::insert_statements`.
@@ -211,6 +260,15 @@ impl LatestCopy {
 
     /// `<refresh>(keys key_type[]) RETURNS bigint`: recompute these parents, return how many
     /// changed. Used by the backfill and the repair.
+    /// The functions and check query, by name.
+    pub fn statements(&self) -> Statements {
+        Statements {
+            refresh_function: self.refresh_function_sql(),
+            trigger_function: self.trigger_function_sql(),
+            check: self.check_sql(),
+        }
+    }
+
     pub fn refresh_function_sql(&self) -> String {
         let body = format!(
             "DECLARE
@@ -323,7 +381,7 @@ END",
     /// lock and recompute, with that text as `$1`; the check query; and the clearing of every
     /// copy, for a TRUNCATE of the whole child (which Citus runs on the distributed table
     /// only, not on its shards).
-    pub fn shard_statements(&self) -> Vec<String> {
+    pub fn shard_statements(&self) -> ShardStatements {
         let keys = |query: String| format!("SELECT ARRAY({query} ORDER BY 1)::pg_catalog.text");
         let with_text_keys = |sql: String| {
             sql.replace(
@@ -339,22 +397,22 @@ END",
             .map(|c| ident(&self.parent_column(c)))
             .collect::<Vec<_>>()
             .join(", ");
-        vec![
-            keys(self.touched("new_rows")),
-            keys(self.touched("old_rows")),
-            keys(format!(
+        ShardStatements {
+            inserted_keys: keys(self.touched("new_rows")),
+            deleted_keys: keys(self.touched("old_rows")),
+            updated_keys: keys(format!(
                 "{} UNION {}",
                 self.touched("old_rows"),
                 self.touched("new_rows")
             )),
-            keys(self.holding_a_copy()),
-            with_text_keys(
+            keys_with_copies: keys(self.holding_a_copy()),
+            lock: with_text_keys(
                 self.lock_parents()
                     .replacen("PERFORM FROM", "SELECT FROM", 1),
             ),
-            with_text_keys(self.recompute_locked()),
-            self.check_sql(),
-            format!(
+            recompute: with_text_keys(self.recompute_locked()),
+            check: self.check_sql(),
+            clear: format!(
                 "UPDATE {parent} SET {cleared} WHERE NOT ROW({stored}) IS NULL",
                 parent = self.parent.sql(),
                 cleared = self
@@ -364,7 +422,7 @@ END",
                     .collect::<Vec<_>>()
                     .join(", "),
             ),
-        ]
+        }
     }
 
     /// Inserted rows can only raise a parent's latest: with the parents locked, each parent's
@@ -698,34 +756,43 @@ mod tests {
 
     #[test]
     fn shard_statements_pass_keys_as_text_and_lock_before_recomputing() {
-        let statements = files().shard_statements();
-        assert_eq!(statements.len(), 8);
+        let s = files().shard_statements();
         assert!(
-            statements[0]
+            s.inserted_keys
                 .starts_with("SELECT ARRAY(SELECT DISTINCT \"file_id\" FROM new_rows WHERE"),
             "{}",
-            statements[0]
+            s.inserted_keys
         );
-        assert!(statements[0].ends_with("ORDER BY 1)::pg_catalog.text"));
-        assert!(statements[1].contains("FROM old_rows") && !statements[1].contains("new_rows"));
+        assert!(s.inserted_keys.ends_with("ORDER BY 1)::pg_catalog.text"));
+        assert!(s.deleted_keys.contains("FROM old_rows") && !s.deleted_keys.contains("new_rows"));
         assert!(
-            statements[2].contains("FROM old_rows")
-                && statements[2].contains("UNION SELECT DISTINCT \"file_id\" FROM new_rows")
+            s.updated_keys.contains("FROM old_rows")
+                && s.updated_keys
+                    .contains("UNION SELECT DISTINCT \"file_id\" FROM new_rows")
         );
-        assert!(statements[3].contains("FROM \"public\".\"files\" WHERE NOT ROW(\"latest_size\", \"latest_created_at\") IS NULL"));
+        assert!(s.keys_with_copies.contains("FROM \"public\".\"files\" WHERE NOT ROW(\"latest_size\", \"latest_created_at\") IS NULL"));
         assert_eq!(
-            statements[4],
+            s.lock,
             "SELECT FROM \"public\".\"files\" WHERE \"id\" OPERATOR(pg_catalog.=) ANY ($1::pg_catalog.text::bigint[]) ORDER BY \"id\" FOR NO KEY UPDATE"
         );
-        assert!(statements[5].starts_with("UPDATE \"public\".\"files\""));
-        assert!(statements[5].contains("pg_catalog.unnest($1::pg_catalog.text::bigint[])"));
-        assert!(!statements
+        assert!(s.recompute.starts_with("UPDATE \"public\".\"files\""));
+        assert!(s
+            .recompute
+            .contains("pg_catalog.unnest($1::pg_catalog.text::bigint[])"));
+        assert_eq!(s.check, files().check_sql());
+        assert_eq!(
+            s.clear,
+            "UPDATE \"public\".\"files\" SET \"latest_size\" = NULL, \"latest_created_at\" = NULL WHERE NOT ROW(\"latest_size\", \"latest_created_at\") IS NULL"
+        );
+        // Releases before 0.3.0 take them by position, in this order.
+        let by_position = s.clone().in_release_order();
+        assert_eq!(by_position.len(), 8);
+        assert!(!by_position
             .iter()
             .any(|s| s.contains("pg_collect_keys") || s.ends_with(';')));
-        assert_eq!(statements[6], files().check_sql());
         assert_eq!(
-            statements[7],
-            "UPDATE \"public\".\"files\" SET \"latest_size\" = NULL, \"latest_created_at\" = NULL WHERE NOT ROW(\"latest_size\", \"latest_created_at\") IS NULL"
+            (&by_position[4], &by_position[5], &by_position[7]),
+            (&s.lock, &s.recompute, &s.clear)
         );
     }
 
