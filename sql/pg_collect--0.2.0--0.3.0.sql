@@ -353,6 +353,36 @@ BEGIN
     RETURN jsonb_build_object('spec', collect._rollup_spec(def));
 END $$;
 
+CREATE OR REPLACE FUNCTION collect._rollup_triggers(source_schema text, source_name text, schema text, name text, version integer,
+                                         keep_raw boolean, spec text) RETURNS jsonb
+    IMMUTABLE STRICT PARALLEL SAFE LANGUAGE c AS 'MODULE_PATHNAME', 'rollup_triggers_wrapper';
+
+CREATE OR REPLACE FUNCTION collect._rollup_drop_triggers(def collect.rollup_defs) RETURNS void
+    LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET citus.enable_unsafe_triggers = on AS $$
+DECLARE
+    source regclass := to_regclass(format('%I.%I', def.source_schema, def.source_name));
+    trigger_name text;
+BEGIN
+    FOR trigger_name IN SELECT tgname FROM pg_trigger WHERE tgrelid = source AND NOT tgisinternal
+                           AND tgname IN (SELECT jsonb_array_elements_text(
+                                              collect._rollup_triggers(def.source_schema, def.source_name, def.schema, def.name,
+                                                                       def.version, def.keep_raw, '')->'names')) LOOP
+        EXECUTE format('DROP TRIGGER %I ON %s', trigger_name, source);
+    END LOOP;
+END $$;
+
+CREATE OR REPLACE FUNCTION collect._rollup_make_triggers(def collect.rollup_defs) RETURNS void
+    LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET citus.enable_unsafe_triggers = on AS $$
+DECLARE
+    statement text;
+BEGIN
+    PERFORM collect._rollup_drop_triggers(def);
+    FOR statement IN SELECT jsonb_array_elements_text(collect._rollup_triggers(def.source_schema, def.source_name, def.schema, def.name,
+                                                                                 def.version, def.keep_raw, collect._rollup_spec(def)::text)->'create') LOOP
+        EXECUTE statement;
+    END LOOP;
+END $$;
+
 CREATE FUNCTION collect._ndjson_lines(batch bytea) RETURNS text[]
     IMMUTABLE STRICT PARALLEL SAFE LANGUAGE c AS 'MODULE_PATHNAME', 'ndjson_lines_wrapper';
 
@@ -466,19 +496,12 @@ CREATE OR REPLACE FUNCTION collect._drop_rollup(schema name, rollup text) RETURN
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET citus.enable_unsafe_triggers = on AS $$
 DECLARE
     def collect.rollup_defs;
-    source text;
-    trigger_name text;
 BEGIN
     def := (SELECT d FROM collect.rollup_defs d WHERE (d.schema, d.name) = (_drop_rollup.schema, rollup));
     PERFORM collect._check_definition(def.name IS NOT NULL, true, 'rollup', rollup, def.owner);
     PERFORM collect._check_owner(def.owner, format('rollup %I.%I', def.schema, def.name));
     PERFORM collect._lock_definition('rollup', def.schema, def.name);
-    source := format('%I.%I', def.source_schema, def.source_name);
-    FOR trigger_name IN SELECT tgname FROM pg_trigger
-                   WHERE tgrelid = to_regclass(source) AND NOT tgisinternal
-                     AND tgname IN (SELECT def.name || s FROM unnest(ARRAY['_ingest', '_update', '_delete', '_truncate', '_begin', '_buffer']) s) LOOP
-        EXECUTE format('DROP TRIGGER %I ON %s', trigger_name, source);
-    END LOOP;
+    PERFORM collect._rollup_drop_triggers(def);
     PERFORM collect._drop_definition('rollup', def.schema, def.name,
                                      ARRAY(SELECT t->>'name' FROM jsonb_array_elements(def.tiers) t) || ARRAY[def.name, def.name || '_stale']);
 END $$;

@@ -424,39 +424,37 @@ END $$;
 -- exist: add_tier remakes them). Each carries the rollup's description, which a Citus worker
 -- needs (see _rollup_trigger_statements). On Citus, triggers on distributed tables need
 -- citus.enable_unsafe_triggers: these touch only the co-located shards of their own shard.
+-- The triggers of rollup `def` (crates/core/src/rollups/generate.rs, `Triggers`): {names,
+-- create}, names being every trigger a rollup of that name makes, of either kind.
+CREATE FUNCTION collect._rollup_triggers(source_schema text, source_name text, schema text, name text, version integer,
+                                         keep_raw boolean, spec text) RETURNS jsonb
+    IMMUTABLE STRICT PARALLEL SAFE LANGUAGE c AS 'MODULE_PATHNAME', 'rollup_triggers_wrapper';
+
+-- Drops the rollup's triggers that exist on its source (what `names` lists).
+CREATE FUNCTION collect._rollup_drop_triggers(def collect.rollup_defs) RETURNS void
+    LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET citus.enable_unsafe_triggers = on AS $$
+DECLARE
+    source regclass := to_regclass(format('%I.%I', def.source_schema, def.source_name));
+    trigger_name text;
+BEGIN
+    FOR trigger_name IN SELECT tgname FROM pg_trigger WHERE tgrelid = source AND NOT tgisinternal
+                           AND tgname IN (SELECT jsonb_array_elements_text(
+                                              collect._rollup_triggers(def.source_schema, def.source_name, def.schema, def.name,
+                                                                       def.version, def.keep_raw, '')->'names')) LOOP
+        EXECUTE format('DROP TRIGGER %I ON %s', trigger_name, source);
+    END LOOP;
+END $$;
+
 CREATE FUNCTION collect._rollup_make_triggers(def collect.rollup_defs) RETURNS void
     LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET citus.enable_unsafe_triggers = on AS $$
 DECLARE
-    source text := format('%I.%I', def.source_schema, def.source_name);
-    spec text := collect._rollup_spec(def)::text;
-    old text;
+    statement text;
 BEGIN
-    FOR old IN SELECT tgname FROM pg_trigger WHERE tgrelid = source::regclass AND NOT tgisinternal
-                  AND tgname IN (SELECT def.name || s FROM unnest(ARRAY['_ingest', '_begin', '_buffer', '_update', '_delete', '_truncate']) s) LOOP
-        EXECUTE format('DROP TRIGGER %I ON %s', old, source);
+    PERFORM collect._rollup_drop_triggers(def);
+    FOR statement IN SELECT jsonb_array_elements_text(collect._rollup_triggers(def.source_schema, def.source_name, def.schema, def.name,
+                                                                                 def.version, def.keep_raw, collect._rollup_spec(def)::text)->'create') LOOP
+        EXECUTE statement;
     END LOOP;
-    IF NOT def.keep_raw THEN
-        -- Rows are buffered in memory per statement and rolled up; none is stored.
-        EXECUTE format('CREATE TRIGGER %I BEFORE INSERT ON %s FOR EACH STATEMENT EXECUTE FUNCTION collect._rollup_begin(%L, %L)',
-                       def.name || '_begin', source, def.schema, def.name);
-        EXECUTE format('CREATE TRIGGER %I INSTEAD OF INSERT ON %s FOR EACH ROW EXECUTE FUNCTION collect._rollup_buffer_row(%L, %L)',
-                       def.name || '_buffer', source, def.schema, def.name);
-        EXECUTE format('CREATE TRIGGER %I AFTER INSERT ON %s FOR EACH STATEMENT EXECUTE FUNCTION collect._rollup_flush(%L, %L, %L)',
-                       def.name || '_ingest', source, def.schema, def.name, def.version);
-        RETURN;
-    END IF;
-    EXECUTE format('CREATE TRIGGER %I AFTER INSERT ON %s REFERENCING NEW TABLE AS new_rows
-                    FOR EACH STATEMENT EXECUTE FUNCTION collect._rollup_ingest(%L, %L, %L, %L)',
-                   def.name || '_ingest', source, def.schema, def.name, def.version, spec);
-    EXECUTE format('CREATE TRIGGER %I AFTER UPDATE ON %s REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
-                    FOR EACH STATEMENT EXECUTE FUNCTION collect._rollup_mark_stale(%L, %L, %L, %L)',
-                   def.name || '_update', source, def.schema, def.name, def.version, spec);
-    EXECUTE format('CREATE TRIGGER %I AFTER DELETE ON %s REFERENCING OLD TABLE AS old_rows
-                    FOR EACH STATEMENT EXECUTE FUNCTION collect._rollup_mark_stale(%L, %L, %L, %L)',
-                   def.name || '_delete', source, def.schema, def.name, def.version, spec);
-    EXECUTE format('CREATE TRIGGER %I AFTER TRUNCATE ON %s
-                    FOR EACH STATEMENT EXECUTE FUNCTION collect._rollup_mark_stale(%L, %L, %L, %L)',
-                   def.name || '_truncate', source, def.schema, def.name, def.version, spec);
 END $$;
 CREATE FUNCTION collect._rollup_begin() RETURNS trigger
     LANGUAGE c AS 'MODULE_PATHNAME', 'rollup_begin_wrapper';
@@ -765,19 +763,12 @@ CREATE FUNCTION collect._drop_rollup(schema name, rollup text) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET citus.enable_unsafe_triggers = on AS $$
 DECLARE
     def collect.rollup_defs;
-    source text;
-    trigger_name text;
 BEGIN
     def := (SELECT d FROM collect.rollup_defs d WHERE (d.schema, d.name) = (_drop_rollup.schema, rollup));
     PERFORM collect._check_definition(def.name IS NOT NULL, true, 'rollup', rollup, def.owner);
     PERFORM collect._check_owner(def.owner, format('rollup %I.%I', def.schema, def.name));
     PERFORM collect._lock_definition('rollup', def.schema, def.name);
-    source := format('%I.%I', def.source_schema, def.source_name);
-    FOR trigger_name IN SELECT tgname FROM pg_trigger
-                   WHERE tgrelid = to_regclass(source) AND NOT tgisinternal
-                     AND tgname IN (SELECT def.name || s FROM unnest(ARRAY['_ingest', '_update', '_delete', '_truncate', '_begin', '_buffer']) s) LOOP
-        EXECUTE format('DROP TRIGGER %I ON %s', trigger_name, source);
-    END LOOP;
+    PERFORM collect._rollup_drop_triggers(def);
     PERFORM collect._drop_definition('rollup', def.schema, def.name,
                                      ARRAY(SELECT t->>'name' FROM jsonb_array_elements(def.tiers) t) || ARRAY[def.name, def.name || '_stale']);
 END $$;

@@ -72,6 +72,36 @@ fn rollup_metrics(
     }
 }
 
+/// `collect._rollup_triggers(...)`: the triggers that keep a rollup on its source
+/// (`generate::Triggers`), as {names, create}.
+#[allow(clippy::too_many_arguments)]
+#[pg_extern(sql = false, immutable, parallel_safe)]
+fn rollup_triggers(
+    source_schema: &str,
+    source_name: &str,
+    schema: &str,
+    name: &str,
+    version: i32,
+    keep_raw: bool,
+    spec: &str,
+) -> crate::jsonb::JsonbValue {
+    let source = crate::registry::names::QualifiedName {
+        schema: source_schema.into(),
+        name: source_name.into(),
+    };
+    let triggers = generate::Triggers {
+        source: &source,
+        schema,
+        name,
+        version,
+        keep_raw,
+        spec,
+    };
+    crate::jsonb::JsonbValue::serialize(
+        &serde_json::json!({"names": triggers.names(), "create": triggers.create()}),
+    )
+}
+
 /// The statements of one kind for a rollup described by `spec` (`collect._rollup_spec`):
 /// `ingest`, `update` / `delete` / `truncate` (marking buckets stale), `fill` (tier `index`),
 /// `refresh` (table `index`), `range` (the base buckets in a time range), `backfill` (the

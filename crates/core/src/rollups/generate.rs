@@ -698,6 +698,83 @@ impl Rollup {
     }
 }
 
+/// The triggers that keep a rollup of name `name` (in `schema`) on its source.
+pub struct Triggers<'a> {
+    pub source: &'a QualifiedName,
+    pub schema: &'a str,
+    pub name: &'a str,
+    /// The definition's version, which the ingest triggers check against the registry.
+    pub version: i32,
+    /// Whether the source keeps its rows (a table) or buffers them (a view that keeps none).
+    pub keep_raw: bool,
+    /// The rollup's description (`collect._rollup_spec`), which a trigger on a Citus shard
+    /// needs, where the registry is not.
+    pub spec: &'a str,
+}
+
+impl Triggers<'_> {
+    const SUFFIXES: [&'static str; 6] = [
+        "_ingest",
+        "_begin",
+        "_buffer",
+        "_update",
+        "_delete",
+        "_truncate",
+    ];
+
+    /// Every trigger a rollup of this name makes, of either kind: what dropping it removes.
+    pub fn names(&self) -> Vec<String> {
+        Self::SUFFIXES
+            .iter()
+            .map(|s| format!("{}{s}", self.name))
+            .collect()
+    }
+
+    /// The CREATE TRIGGER statements.
+    pub fn create(&self) -> Vec<String> {
+        let source = self.source.sql();
+        let trigger = |suffix: &str| ident(&format!("{}{suffix}", self.name));
+        let (schema, name) = (literal(self.schema), literal(self.name));
+        let version = literal(&self.version.to_string());
+        if !self.keep_raw {
+            // Rows are buffered in memory per statement and rolled up; none is stored.
+            return vec![
+                format!(
+                    "CREATE TRIGGER {} BEFORE INSERT ON {source} FOR EACH STATEMENT EXECUTE FUNCTION collect._rollup_begin({schema}, {name})",
+                    trigger("_begin")
+                ),
+                format!(
+                    "CREATE TRIGGER {} INSTEAD OF INSERT ON {source} FOR EACH ROW EXECUTE FUNCTION collect._rollup_buffer_row({schema}, {name})",
+                    trigger("_buffer")
+                ),
+                format!(
+                    "CREATE TRIGGER {} AFTER INSERT ON {source} FOR EACH STATEMENT EXECUTE FUNCTION collect._rollup_flush({schema}, {name}, {version})",
+                    trigger("_ingest")
+                ),
+            ];
+        }
+        let args = format!("{schema}, {name}, {version}, {}", literal(self.spec));
+        vec![
+            format!(
+                "CREATE TRIGGER {} AFTER INSERT ON {source} REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION collect._rollup_ingest({args})",
+                trigger("_ingest")
+            ),
+            format!(
+                "CREATE TRIGGER {} AFTER UPDATE ON {source} REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION collect._rollup_mark_stale({args})",
+                trigger("_update")
+            ),
+            format!(
+                "CREATE TRIGGER {} AFTER DELETE ON {source} REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION collect._rollup_mark_stale({args})",
+                trigger("_delete")
+            ),
+            format!(
+                "CREATE TRIGGER {} AFTER TRUNCATE ON {source} FOR EACH STATEMENT EXECUTE FUNCTION collect._rollup_mark_stale({args})",
+                trigger("_truncate")
+            ),
+        ]
+    }
+}
+
 /// A rollup for tests: of source `s.source` with `columns` (name, type), the metrics
 /// (name, definition) and dimensions given, and one table per granularity (`s.m`, `s.t1`, …).
 #[cfg(test)]
@@ -752,6 +829,46 @@ pub(crate) fn test_rollup(
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn triggers_quote_every_name_and_carry_the_spec() {
+        let source = QualifiedName {
+            schema: "app".into(),
+            name: "odd \"events\"".into(),
+        };
+        let triggers = |keep_raw| Triggers {
+            source: &source,
+            schema: "app",
+            name: "e's_1m",
+            version: 3,
+            keep_raw,
+            spec: "{\"a\": \"it's\"}",
+        };
+        let kept = triggers(true).create();
+        assert_eq!(kept.len(), 4);
+        assert_eq!(
+            kept[0],
+            "CREATE TRIGGER \"e's_1m_ingest\" AFTER INSERT ON \"app\".\"odd \"\"events\"\"\" REFERENCING NEW TABLE AS new_rows \
+             FOR EACH STATEMENT EXECUTE FUNCTION collect._rollup_ingest('app', 'e''s_1m', '3', '{\"a\": \"it''s\"}')"
+        );
+        assert!(
+            kept[3].contains("AFTER TRUNCATE")
+                && kept[3].contains("_rollup_mark_stale('app', 'e''s_1m', '3', ")
+        );
+        let buffered = triggers(false).create();
+        assert_eq!(buffered.len(), 3);
+        assert!(
+            buffered[1].contains("INSTEAD OF INSERT")
+                && buffered[1].ends_with("_rollup_buffer_row('app', 'e''s_1m')")
+        );
+        assert!(buffered[2].ends_with("collect._rollup_flush('app', 'e''s_1m', '3')"));
+        // Dropping finds every one of either kind by name.
+        let names = triggers(true).names();
+        for made in kept.iter().chain(&buffered) {
+            let name = made.split('"').nth(1).unwrap();
+            assert!(names.contains(&name.to_string()), "{name}");
+        }
+    }
+
     use super::*;
 
     fn columns() -> BTreeMap<String, String> {
