@@ -1055,13 +1055,14 @@ CREATE OR REPLACE FUNCTION collect._edge_state_code(state text) RETURNS smallint
 CREATE OR REPLACE FUNCTION collect._edge_state_name(code smallint) RETURNS text
     IMMUTABLE PARALLEL SAFE LANGUAGE c AS 'MODULE_PATHNAME', 'graph_state_name_wrapper';
 
+CREATE OR REPLACE FUNCTION collect._graph_create_sql(schema text, name text) RETURNS jsonb
+    IMMUTABLE STRICT PARALLEL SAFE LANGUAGE c AS 'MODULE_PATHNAME', 'graph_create_sql_wrapper';
+
 CREATE OR REPLACE FUNCTION collect._create_graph(schema name, name text, compact_lists boolean) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
-    out_table text := format('%I.%I', schema, name || '_out');
-    in_table text := format('%I.%I', schema, name || '_in');
-    counts_table text := format('%I.%I', schema, name || '_counts');
-    lists_table text := format('%I.%I', schema, name || '_lists');
+    ddl jsonb;
+    statement text;
 BEGIN
     PERFORM collect._check_name('graph', name);
     IF schema IS NULL THEN
@@ -1073,39 +1074,18 @@ BEGIN
         RAISE EXCEPTION 'graph %.% already exists', quote_ident(schema), name
             USING ERRCODE = 'duplicate_object', HINT = 'Drop it with collect.drop_graph(name), or pick another name.';
     END IF;
-    -- Times are microseconds since the Unix epoch; positions order a node's list, newest first.
-    EXECUTE format('CREATE TABLE %s (
-        source bigint NOT NULL, destination bigint NOT NULL, state smallint NOT NULL, position bigint NOT NULL,
-        state_at bigint NOT NULL, position_at bigint, first_at bigint NOT NULL, first_add boolean NOT NULL,
-        archived_from smallint,
-        PRIMARY KEY (source, destination))', out_table);
-    EXECUTE format('CREATE INDEX ON %s (source, state, position, destination)', out_table);
-    EXECUTE format('CREATE TABLE %s (
-        destination bigint NOT NULL, source bigint NOT NULL, state smallint NOT NULL, position bigint NOT NULL,
-        PRIMARY KEY (destination, source))', in_table);
-    EXECUTE format('CREATE INDEX ON %s (destination, state, position, source)', in_table);
-    EXECUTE format('CREATE TABLE %s (
-        node bigint NOT NULL, direction "char" NOT NULL, state smallint NOT NULL, slot smallint NOT NULL, n bigint NOT NULL,
-        PRIMARY KEY (node, direction, state, slot))', counts_table);
-    -- Each node's normal edges again, as sorted blocks of delta-encoded ids for set operations
-    -- (crates/core/src/graphs/lists_core.rs): a stripe of a list holds the ids of one hash, each block
-    -- those from its lower bound `lo` up to the next block's.
-    EXECUTE format('CREATE TABLE %s (
-        node bigint NOT NULL, direction "char" NOT NULL, stripe smallint NOT NULL, lo bigint NOT NULL, ids bytea NOT NULL,
-        PRIMARY KEY (node, direction, stripe, lo))', lists_table);
-    EXECUTE format('ALTER TABLE %s ALTER COLUMN ids SET STORAGE MAIN', lists_table);
-    EXECUTE format('COMMENT ON TABLE %s IS %L', out_table, 'Edges of graph ' || name || ' by source (pg_collect)');
-    EXECUTE format('COMMENT ON TABLE %s IS %L', in_table, 'Edges of graph ' || name || ' by destination (pg_collect)');
-    EXECUTE format('COMMENT ON TABLE %s IS %L', counts_table, 'Edges per node, direction and state of graph ' || name || ' (pg_collect)');
-    EXECUTE format('COMMENT ON TABLE %s IS %L', lists_table, 'Normal edges per node and direction of graph ' || name || ' as sorted blocks (pg_collect)');
+    ddl := collect._graph_create_sql(schema, name);
+    FOR statement IN SELECT jsonb_array_elements_text(ddl->'create') LOOP
+        EXECUTE statement;
+    END LOOP;
     -- On Citus, FlockDB's partitioning: forward edges by source, backward by destination,
     -- counts and compact lists by node, all co-located, so a node's list, its counts and its
     -- blocks live on one shard.
     IF EXISTS (SELECT FROM pg_extension WHERE extname = 'citus') THEN
-        PERFORM collect._citus_distribute(out_table::regclass, 'source');
-        PERFORM collect._citus_distribute(in_table::regclass, 'destination', out_table::regclass);
-        PERFORM collect._citus_distribute(counts_table::regclass, 'node', out_table::regclass);
-        PERFORM collect._citus_distribute(lists_table::regclass, 'node', out_table::regclass);
+        PERFORM collect._citus_distribute((ddl->'tables'->>'out')::regclass, 'source');
+        PERFORM collect._citus_distribute((ddl->'tables'->>'inward')::regclass, 'destination', (ddl->'tables'->>'out')::regclass);
+        PERFORM collect._citus_distribute((ddl->'tables'->>'counts')::regclass, 'node', (ddl->'tables'->>'out')::regclass);
+        PERFORM collect._citus_distribute((ddl->'tables'->>'lists')::regclass, 'node', (ddl->'tables'->>'out')::regclass);
     END IF;
     IF compact_lists IS NULL THEN
         RAISE EXCEPTION 'compact_lists must be true or false, not NULL' USING ERRCODE = 'null_value_not_allowed';

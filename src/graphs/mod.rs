@@ -5,6 +5,7 @@
 //! core; `sql` writes edges, `lists` keeps the blocks, `sets` runs set operations.
 
 pub use pg_collect_core::graphs::edge;
+pub use pg_collect_core::graphs::generate;
 mod lists;
 pub use pg_collect_core::graphs::lists_core;
 mod sets;

@@ -19,9 +19,9 @@ use pgrx::spi::OwnedPreparedStatement;
 use pgrx::{pg_sys, PgOid};
 
 use super::edge::{Edge, State, Write};
+use super::generate::Tables;
 use super::lists::{citus_present, ListChanges};
 use crate::errors::raise;
-use crate::registry::qualified;
 
 /// Counter slots per (node, direction, state): a writer adds to the slot of its backend.
 const SLOTS: i32 = 16;
@@ -42,6 +42,16 @@ fn state_of(code: i16) -> State {
             None,
         )
     })
+}
+
+/// `collect._graph_create_sql(schema, name)`: the tables of a new graph, as {tables, create}
+/// (`generate::Tables`).
+#[pg_extern(sql = false, immutable, parallel_safe)]
+fn graph_create_sql(schema: &str, name: &str) -> crate::jsonb::JsonbValue {
+    let tables = Tables::of(schema, name);
+    crate::jsonb::JsonbValue::serialize(
+        &serde_json::json!({"create": tables.create_sql(name), "tables": tables}),
+    )
 }
 
 /// `collect._edge_state_code(state)`: the stored code of a state named in SQL (`edge::State`
@@ -68,25 +78,6 @@ fn graph_state_code(state: Option<&str>) -> i16 {
 #[pg_extern(sql = false, immutable, parallel_safe)]
 fn graph_state_name(code: Option<i16>) -> Option<&'static str> {
     code.map(|code| state_of(code).name())
-}
-
-/// The tables of graph schema.name, quoted.
-struct Tables {
-    out: String,
-    inward: String,
-    counts: String,
-    lists: String,
-}
-
-impl Tables {
-    fn of(schema: &str, name: &str) -> Tables {
-        Tables {
-            out: qualified(schema, &format!("{name}_out")),
-            inward: qualified(schema, &format!("{name}_in")),
-            counts: qualified(schema, &format!("{name}_counts")),
-            lists: qualified(schema, &format!("{name}_lists")),
-        }
-    }
 }
 
 /// What the state changes of one write batch do to the counts and the compact lists,

@@ -13,6 +13,7 @@ pub mod collections {
 }
 pub mod graphs {
     pub mod edge;
+    pub mod generate;
     pub mod lists_core;
     pub mod sets_core;
 }
