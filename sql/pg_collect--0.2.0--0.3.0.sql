@@ -212,13 +212,15 @@ BEGIN
     RETURN shards;
 END $$;
 
+CREATE OR REPLACE FUNCTION collect._collection_create_sql(schema text, name text, key_type text) RETURNS text[]
+    IMMUTABLE STRICT PARALLEL SAFE LANGUAGE c AS 'MODULE_PATHNAME', 'collection_create_sql_wrapper';
+
 CREATE FUNCTION collect._create_collection(target_schema name, name text, key_type regtype, read jsonb, normalization jsonb)
     RETURNS regclass
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
-    pending text := name || '_pending';
-    base text := name || '_base';
     checked jsonb;
+    statement text;
 BEGIN
     PERFORM collect._check_name('collection', name);
     IF key_type IS NULL OR key_type NOT IN ('text'::regtype, 'bigint'::regtype, 'uuid'::regtype) THEN
@@ -237,29 +239,12 @@ BEGIN
         RAISE EXCEPTION 'collection %.% already exists', quote_ident(target_schema), name
             USING ERRCODE = 'duplicate_object', HINT = 'Drop it with collect.drop_collection(name), or pick another name.';
     END IF;
-    EXECUTE format(
-        'CREATE TABLE %I.%I (
-             key %s NOT NULL,
-             txn pg_catalog.xid8 NOT NULL DEFAULT pg_catalog.pg_current_xact_id(),
-             seq bigserial,
-             at timestamptz NOT NULL DEFAULT pg_catalog.now(),
-             entry jsonb NOT NULL,
-             PRIMARY KEY (key, seq))',
-        target_schema, pending, key_type);
-    EXECUTE format(
-        'CREATE TABLE %I.%I (
-             key %s PRIMARY KEY,
-             entries collect.lump NOT NULL,
-             updated_at timestamptz NOT NULL,
-             levels jsonb NOT NULL DEFAULT ''{}'')',
-        target_schema, base, key_type);
-    EXECUTE format('COMMENT ON TABLE %I.%I IS %L', target_schema, pending,
-        'Entries appended to collection ' || name || ', not yet normalized (pg_collect)');
-    EXECUTE format('COMMENT ON TABLE %I.%I IS %L', target_schema, base,
-        'Normalized entries of collection ' || name || ' per key, as [seq, at_us, entry] lumps (pg_collect)');
+    FOREACH statement IN ARRAY collect._collection_create_sql(target_schema, name, key_type::text) LOOP
+        EXECUTE statement;
+    END LOOP;
     INSERT INTO collect.collection_defs (schema, name, key_type, read, normalization)
     VALUES (target_schema, name, key_type, checked->'read', checked->'normalization');
-    RETURN format('%I.%I', target_schema, pending)::regclass;
+    RETURN format('%I.%I', target_schema, name || '_pending')::regclass;
 END $$;
 
 CREATE FUNCTION collect.create_collection(

@@ -2,6 +2,7 @@
 //! Blackbird), declared in sql/collections.sql. `pipeline`, `json` and `time` are the pure
 //! core; `sql` holds what `read` and `normalize` share.
 
+pub use pg_collect_core::collections::generate;
 pub use pg_collect_core::collections::json;
 mod normalize;
 pub use pg_collect_core::collections::pipeline;

@@ -37,13 +37,14 @@ use pgrx::prelude::*;
 use serde_json::value::RawValue;
 use serde_json::Value;
 
+use super::generate::Tables;
 use super::json;
 use super::pipeline::{Clock, Entry, Interval, IntervalParser, Pipeline};
 use crate::errors::{raise, raise_with_detail};
 use crate::jsonb::{JsonbArg, JsonbValue};
 use crate::lump::format::Builder;
 use crate::lump::sql::decode_stored;
-use crate::registry::{self, ident};
+use crate::registry;
 
 pub(super) fn spi_error(e: pgrx::spi::SpiError) -> ! {
     raise(
@@ -216,6 +217,13 @@ fn qualify_sql_steps(steps: &Value) -> Value {
 
 /// Validates a read pipeline and a map of level pipelines (raises 22023 / 42883 / 42501);
 /// returns them as `{"read": …, "normalization": …}` with sql steps' functions qualified.
+/// `collect._collection_create_sql(schema, name, key_type)`: the statements that make a new
+/// collection's tables (`generate::Tables`); NULL for a key type there is not.
+#[pg_extern(sql = false, immutable, parallel_safe)]
+fn collection_create_sql(schema: &str, name: &str, key_type: &str) -> Option<Vec<String>> {
+    Tables::of(schema, name).create_sql(name, key_type)
+}
+
 #[pg_extern(sql = false)]
 fn collection_validate(read: Option<JsonbArg>, normalize: Option<JsonbArg>) -> JsonbValue {
     let read = json_of(&crate::errors::required(read, "read pipeline"));
@@ -289,9 +297,10 @@ pub(super) fn definition(schema: Option<&str>, name: Option<&str>) -> Definition
             .unwrap_or_else(|e| spi_error(e));
         rows.into_iter().next().map(|row| {
             let schema: String = row.get(5).ok().flatten().unwrap_or_default();
+            let Tables { pending, base } = Tables::of(&schema, name);
             Definition {
-                pending: format!("{}.{}", ident(&schema), ident(&format!("{name}_pending"))),
-                base: format!("{}.{}", ident(&schema), ident(&format!("{name}_base"))),
+                pending,
+                base,
                 schema,
                 name: name.to_string(),
                 key_type: row.get(1).ok().flatten().unwrap_or_default(),

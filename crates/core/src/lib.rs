@@ -7,6 +7,7 @@ pub mod archives {
 }
 pub mod calendar;
 pub mod collections {
+    pub mod generate;
     pub mod json;
     pub mod pipeline;
     pub mod time;
