@@ -338,6 +338,146 @@ BEGIN
     RETURN jsonb_build_object('spec', collect._rollup_spec(def));
 END $$;
 
+CREATE OR REPLACE FUNCTION collect.create_rollup(
+    name text,
+    source regclass,
+    time_column text,
+    dimensions text[] DEFAULT '{}',
+    metrics jsonb DEFAULT '{}',
+    granularity interval DEFAULT '1 minute',
+    keep_raw boolean DEFAULT true
+) RETURNS regclass
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    target_schema name;
+    source_name name;
+    col_type regtype;
+    dim text;
+    time_type text;
+    distribution_column text;
+    reference boolean;
+    metric_defs jsonb;
+    dimension_types jsonb := '[]';
+    rollup regclass;
+    def collect.rollup_defs;
+    stmt text;
+BEGIN
+    -- A rollup lives in its source's schema; a qualified name must say that schema.
+    IF name IS NOT NULL AND cardinality(parse_ident(name)) = 2 THEN
+        IF (parse_ident(name))[1] <> (SELECT relnamespace::regnamespace::name FROM pg_class WHERE oid = source) THEN
+            RAISE EXCEPTION 'rollup % must be in the schema of its source %', name, source
+                USING ERRCODE = 'invalid_parameter_value', HINT = 'Give the name without a schema, or the source''s schema.';
+        END IF;
+        name := (parse_ident(name))[2];
+    END IF;
+    PERFORM collect._check_name('rollup', name);
+    IF keep_raw IS NULL THEN
+        RAISE EXCEPTION 'keep_raw must be true or false, not NULL' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    IF keep_raw AND (source IS NULL OR (SELECT relkind FROM pg_class WHERE oid = source) NOT IN ('r', 'p')) THEN
+        RAISE EXCEPTION 'rollup source % is not a table', coalesce(source::text, 'NULL') USING ERRCODE = 'wrong_object_type';
+    END IF;
+    IF NOT keep_raw AND (source IS NULL OR (SELECT relkind FROM pg_class WHERE oid = source) <> 'v') THEN
+        RAISE EXCEPTION 'a rollup that keeps no raw rows needs a view as its source, not %', coalesce(source::text, 'NULL')
+            USING ERRCODE = 'wrong_object_type',
+                  HINT = 'Declare the columns with a view that holds no rows, such as CREATE VIEW events AS SELECT NULL::timestamptz AS at, NULL::text AS page WHERE false; then INSERT or COPY into it.';
+    END IF;
+    IF granularity IS NULL OR NOT collect._rollup_granularity_ok(granularity) THEN
+        RAISE EXCEPTION 'invalid rollup granularity: %', coalesce(granularity::text, 'NULL')
+            USING ERRCODE = 'invalid_parameter_value', HINT = 'Use a positive interval of whole days or less (at most 36500 days), such as ''1 minute''.';
+    END IF;
+    SELECT n.nspname, c.relname INTO target_schema, source_name FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = source;
+
+    SELECT atttypid::regtype INTO col_type FROM pg_attribute
+     WHERE attrelid = source AND attname = time_column AND attnum > 0 AND NOT attisdropped;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'column "%" of time_column does not exist in %', time_column, source USING ERRCODE = 'undefined_column';
+    END IF;
+    IF col_type NOT IN ('timestamptz'::regtype, 'timestamp'::regtype) THEN
+        RAISE EXCEPTION 'time_column "%" of % is %, not a timestamp', time_column, source, col_type
+            USING ERRCODE = 'datatype_mismatch', HINT = 'Buckets are cut from timestamptz or timestamp columns.';
+    END IF;
+    time_type := format_type(col_type, NULL);
+
+    FOREACH dim IN ARRAY coalesce(dimensions, '{}') LOOP
+        SELECT atttypid::regtype INTO col_type FROM pg_attribute
+         WHERE attrelid = source AND attname = dim AND attnum > 0 AND NOT attisdropped;
+        IF NOT FOUND THEN
+            RAISE EXCEPTION 'dimension column "%" does not exist in %', dim, source USING ERRCODE = 'undefined_column';
+        END IF;
+        IF dim IN ('bucket', 'event_count', 'late_events') THEN
+            RAISE EXCEPTION 'dimension "%" clashes with a rollup column', dim USING ERRCODE = 'duplicate_column';
+        END IF;
+        dimension_types := dimension_types || jsonb_build_object('name', dim, 'type', col_type::text);
+    END LOOP;
+
+    IF metrics IS NULL OR jsonb_typeof(metrics) <> 'object' THEN
+        RAISE EXCEPTION 'metrics must be a JSON object of column name to metric, not %', coalesce(metrics::text, 'NULL')
+            USING ERRCODE = 'invalid_parameter_value', HINT = 'For example {"total_ms": "sum(duration_ms)", "users": "distinct(user_id)"}.';
+    END IF;
+    metric_defs := collect._rollup_metrics(source::text, metrics, coalesce(dimensions, '{}'),
+        (SELECT coalesce(jsonb_object_agg(attname, format_type(atttypid, NULL)), '{}') FROM pg_attribute
+          WHERE attrelid = source AND attnum > 0 AND NOT attisdropped))::jsonb;
+
+    -- On Citus, each shard's rows are rolled up on its worker into the co-located shard of the
+    -- rollup table: a rollup row must hold rows of one shard only, so the source's
+    -- distribution column must be a dimension.
+    SELECT c.distribution_column, c.reference INTO distribution_column, reference FROM collect._citus_table(source) c;
+    IF reference THEN
+        RAISE EXCEPTION 'rollups of Citus reference tables are not supported: % is a reference table', source
+            USING ERRCODE = 'feature_not_supported',
+                  HINT = 'Roll up a distributed or local table, or aggregate the reference table with collect.hll_agg, collect.quantiles_agg and collect.topk_agg.';
+    END IF;
+    IF distribution_column IS NOT NULL AND NOT distribution_column = ANY (coalesce(dimensions, '{}')) THEN
+        RAISE EXCEPTION 'the distribution column "%" of % is not a dimension of rollup "%"', distribution_column, source, name
+            USING ERRCODE = 'feature_not_supported',
+                  HINT = format('Add %s to the dimensions: each worker then rolls up its own shards into co-located rows, and a query merges them across its values (collect.merge).', quote_ident(distribution_column));
+    END IF;
+
+    IF distribution_column IS NOT NULL AND NOT pg_has_role((SELECT relowner FROM pg_class WHERE oid = source), 'USAGE') THEN
+        RAISE EXCEPTION 'a rollup of distributed table % must be made by its owner', source
+            USING ERRCODE = 'insufficient_privilege',
+                  HINT = 'On Citus the workers trust a rollup''s triggers only when one role owns the source and the rollup.';
+    END IF;
+    PERFORM pg_advisory_xact_lock(hashtext('collect.rollup:' || target_schema || '.' || name));
+    def := (SELECT d FROM collect.rollup_defs d WHERE d.schema = target_schema AND d.name = create_rollup.name);
+    IF def.name IS NOT NULL THEN
+        RAISE EXCEPTION 'rollup %.% already exists', quote_ident(target_schema), name
+            USING ERRCODE = 'duplicate_object',
+                  HINT = coalesce('It no longer rolls anything up: ' || collect._rollup_source_problem(def) || '. ', '')
+                         || format('Drop it with collect.drop_rollup(%L), or pick another name.', format('%I.%I', target_schema, name));
+    END IF;
+    FOREACH stmt IN ARRAY collect._rollup_create_sql(target_schema, name, time_type, dimension_types, metric_defs, distribution_column,
+                                                     format('Rollup of %s per %s (pg_collect)', source, granularity)) LOOP
+        EXECUTE stmt;
+    END LOOP;
+    rollup := format('%I.%I', target_schema, name)::regclass;
+    IF distribution_column IS NOT NULL THEN
+        PERFORM collect._citus_distribute(rollup, distribution_column, source);
+        PERFORM collect._citus_distribute(format('%I.%I', target_schema, name || '_stale')::regclass, distribution_column, source);
+    END IF;
+
+    INSERT INTO collect.rollup_defs (schema, name, source_schema, source_name, time_column, dimensions, metrics, granularity,
+                                     keep_raw, time_type, distribution_column)
+    VALUES (target_schema, name, target_schema, source_name, time_column, coalesce(dimensions, '{}'), metric_defs, granularity,
+            keep_raw, time_type, distribution_column)
+    RETURNING * INTO def;
+    PERFORM collect._rollup_make_triggers(def);
+    -- The rows the source holds already are rolled up now. CREATE TRIGGER took a lock that
+    -- waits out every writer (SHARE ROW EXCLUSIVE) until this transaction ends: a row is
+    -- either here or goes through the new trigger, never both, never neither.
+    IF keep_raw THEN
+        FOREACH stmt IN ARRAY collect._rollup_sql(collect._rollup_spec(def), 'backfill', 0, NULL, NULL) LOOP
+            EXECUTE stmt;
+        END LOOP;
+    END IF;
+    RETURN rollup;
+END $$;
+
+CREATE OR REPLACE FUNCTION collect._rollup_create_sql(schema text, name text, time_type text, dimensions jsonb, metrics jsonb,
+                                           distribution_column text, comment text) RETURNS text[]
+    IMMUTABLE PARALLEL SAFE LANGUAGE c AS 'MODULE_PATHNAME', 'rollup_create_sql_wrapper';
+
 CREATE OR REPLACE FUNCTION collect._rollup_triggers(source_schema text, source_name text, schema text, name text, version integer,
                                          keep_raw boolean, spec text) RETURNS jsonb
     IMMUTABLE STRICT PARALLEL SAFE LANGUAGE c AS 'MODULE_PATHNAME', 'rollup_triggers_wrapper';

@@ -293,7 +293,7 @@ DECLARE
     distribution_column text;
     reference boolean;
     metric_defs jsonb;
-    columns text := '';
+    dimension_types jsonb := '[]';
     rollup regclass;
     def collect.rollup_defs;
     stmt text;
@@ -334,7 +334,6 @@ BEGIN
             USING ERRCODE = 'datatype_mismatch', HINT = 'Buckets are cut from timestamptz or timestamp columns.';
     END IF;
     time_type := format_type(col_type, NULL);
-    columns := format('bucket %s NOT NULL', col_type);
 
     FOREACH dim IN ARRAY coalesce(dimensions, '{}') LOOP
         SELECT atttypid::regtype INTO col_type FROM pg_attribute
@@ -345,9 +344,8 @@ BEGIN
         IF dim IN ('bucket', 'event_count', 'late_events') THEN
             RAISE EXCEPTION 'dimension "%" clashes with a rollup column', dim USING ERRCODE = 'duplicate_column';
         END IF;
-        columns := columns || format(', %I %s', dim, col_type);
+        dimension_types := dimension_types || jsonb_build_object('name', dim, 'type', col_type::text);
     END LOOP;
-    columns := columns || ', event_count bigint NOT NULL, late_events bigint NOT NULL';
 
     IF metrics IS NULL OR jsonb_typeof(metrics) <> 'object' THEN
         RAISE EXCEPTION 'metrics must be a JSON object of column name to metric, not %', coalesce(metrics::text, 'NULL')
@@ -356,8 +354,6 @@ BEGIN
     metric_defs := collect._rollup_metrics(source::text, metrics, coalesce(dimensions, '{}'),
         (SELECT coalesce(jsonb_object_agg(attname, format_type(atttypid, NULL)), '{}') FROM pg_attribute
           WHERE attrelid = source AND attnum > 0 AND NOT attisdropped))::jsonb;
-    columns := columns || coalesce((SELECT string_agg(format(', %I %s', m->>'name', m->>'type'), '' ORDER BY o)
-                                      FROM jsonb_array_elements(metric_defs) WITH ORDINALITY x(m, o)), '');
 
     -- On Citus, each shard's rows are rolled up on its worker into the co-located shard of the
     -- rollup table: a rollup row must hold rows of one shard only, so the source's
@@ -387,17 +383,11 @@ BEGIN
                   HINT = coalesce('It no longer rolls anything up: ' || collect._rollup_source_problem(def) || '. ', '')
                          || format('Drop it with collect.drop_rollup(%L), or pick another name.', format('%I.%I', target_schema, name));
     END IF;
-    EXECUTE format('CREATE TABLE %I.%I (%s)', target_schema, name, columns);
+    FOREACH stmt IN ARRAY collect._rollup_create_sql(target_schema, name, time_type, dimension_types, metric_defs, distribution_column,
+                                                     format('Rollup of %s per %s (pg_collect)', source, granularity)) LOOP
+        EXECUTE stmt;
+    END LOOP;
     rollup := format('%I.%I', target_schema, name)::regclass;
-    EXECUTE format('CREATE UNIQUE INDEX ON %s (bucket%s) NULLS NOT DISTINCT', rollup,
-                   coalesce((SELECT string_agg(format(', %I', d), '' ORDER BY o) FROM unnest(dimensions) WITH ORDINALITY u(d, o)), ''));
-    EXECUTE format('CREATE TABLE %I.%I (bucket %s, %s marked_at timestamptz NOT NULL DEFAULT now(), PRIMARY KEY (bucket%s))',
-                   target_schema, name || '_stale', (SELECT atttypid::regtype FROM pg_attribute WHERE attrelid = rollup AND attname = 'bucket'),
-                   CASE WHEN distribution_column IS NULL THEN ''
-                        ELSE format('%I %s,', distribution_column, (SELECT atttypid::regtype FROM pg_attribute WHERE attrelid = rollup AND attname = distribution_column)) END,
-                   CASE WHEN distribution_column IS NULL THEN '' ELSE format(', %I', distribution_column) END);
-    EXECUTE format('COMMENT ON TABLE %s IS %L', rollup,
-                   format('Rollup of %s per %s (pg_collect)', source, granularity));
     IF distribution_column IS NOT NULL THEN
         PERFORM collect._citus_distribute(rollup, distribution_column, source);
         PERFORM collect._citus_distribute(format('%I.%I', target_schema, name || '_stale')::regclass, distribution_column, source);
@@ -424,6 +414,12 @@ END $$;
 -- exist: add_tier remakes them). Each carries the rollup's description, which a Citus worker
 -- needs (see _rollup_trigger_statements). On Citus, triggers on distributed tables need
 -- citus.enable_unsafe_triggers: these touch only the co-located shards of their own shard.
+-- The statements that make a new rollup's tables (crates/core/src/rollups/generate.rs,
+-- `NewTables`).
+CREATE FUNCTION collect._rollup_create_sql(schema text, name text, time_type text, dimensions jsonb, metrics jsonb,
+                                           distribution_column text, comment text) RETURNS text[]
+    IMMUTABLE PARALLEL SAFE LANGUAGE c AS 'MODULE_PATHNAME', 'rollup_create_sql_wrapper';
+
 -- The triggers of rollup `def` (crates/core/src/rollups/generate.rs, `Triggers`): {names,
 -- create}, names being every trigger a rollup of that name makes, of either kind.
 CREATE FUNCTION collect._rollup_triggers(source_schema text, source_name text, schema text, name text, version integer,

@@ -13,8 +13,9 @@ use pgrx::spi::{SpiClient, SpiCursor};
 use super::lists::Stripes;
 use super::lists_core::{combine, STRIPES};
 use super::sets_core::{plan, Op, Plan};
-use super::sql::{check_graph, required};
+use super::sql::check_graph;
 use crate::errors::raise;
+use crate::errors::required;
 use crate::registry::{ident, qualified};
 
 const FETCH: i64 = 10_000;

@@ -21,7 +21,7 @@ use pgrx::{pg_sys, PgOid};
 use super::edge::{Edge, State, Write};
 use super::generate::Tables;
 use super::lists::{citus_present, ListChanges};
-use crate::errors::raise;
+use crate::errors::{raise, required};
 
 /// Counter slots per (node, direction, state): a writer adds to the slot of its backend.
 const SLOTS: i32 = 16;
@@ -402,17 +402,6 @@ pub(super) fn check_graph<'a>(schema: Option<&'a str>, name: Option<&'a str>) ->
             None,
         ),
     }
-}
-
-/// An argument the SQL wrappers never pass as NULL, checked for callers that do.
-pub(super) fn required<T>(value: Option<T>, what: &str) -> T {
-    value.unwrap_or_else(|| {
-        raise(
-            PgSqlErrorCode::ERRCODE_NULL_VALUE_NOT_ALLOWED,
-            format!("{what} must not be NULL"),
-            None,
-        )
-    })
 }
 
 /// Applies one write to each (source, destination) pair; returns how many edges changed.

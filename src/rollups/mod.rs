@@ -72,6 +72,40 @@ fn rollup_metrics(
     }
 }
 
+/// `collect._rollup_create_sql(...)`: the statements that make a new rollup's tables
+/// (`generate::NewTables`); `dimensions` is [{name, type}], `metrics` as `_rollup_metrics`
+/// wrote them.
+#[pg_extern(sql = false, immutable, parallel_safe)]
+fn rollup_create_sql(
+    schema: Option<&str>,
+    name: Option<&str>,
+    time_type: Option<&str>,
+    dimensions: Option<JsonbArg>,
+    metrics: Option<JsonbArg>,
+    distribution_column: Option<&str>,
+    comment: Option<&str>,
+) -> Vec<String> {
+    let (schema, name, time_type, comment) = (
+        required(schema, "schema"),
+        required(name, "name"),
+        required(time_type, "time_type"),
+        required(comment, "comment"),
+    );
+    let dimensions: Vec<generate::Column> =
+        required(dimensions, "dimensions").deserialize("dimensions", None);
+    let metrics: Vec<generate::Metric> = required(metrics, "metrics").deserialize("metrics", None);
+    generate::NewTables {
+        schema,
+        name,
+        time_type,
+        dimensions: &dimensions,
+        metrics: &metrics,
+        distribution_column,
+        comment,
+    }
+    .create_sql()
+}
+
 /// `collect._rollup_triggers(...)`: the triggers that keep a rollup on its source
 /// (`generate::Triggers`), as {names, create}.
 #[allow(clippy::too_many_arguments)]

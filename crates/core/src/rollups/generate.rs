@@ -10,7 +10,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-pub use crate::registry::names::{ident, literal, QualifiedName, Vocabulary};
+pub use crate::registry::names::{ident, literal, qualified, QualifiedName, Vocabulary};
 
 /// The columns every rollup table has besides its dimensions and metrics.
 pub const FIXED_COLUMNS: [&str; 3] = ["bucket", "event_count", "late_events"];
@@ -698,6 +698,72 @@ impl Rollup {
     }
 }
 
+/// A column of a new rollup table: its name and type, as `format_type` writes the type.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Column {
+    pub name: String,
+    #[serde(rename = "type")]
+    pub column_type: String,
+}
+
+/// What `collect.create_rollup` makes: the rollup table in `schema` (bucket, dimensions,
+/// counts, metrics; one row per bucket and dimension values, NULLs included), its stale
+/// table (the buckets `refresh_rollup` recomputes; on Citus it holds the distribution column
+/// too, to be co-located with the source) and its comment.
+pub struct NewTables<'a> {
+    pub schema: &'a str,
+    pub name: &'a str,
+    pub time_type: &'a str,
+    pub dimensions: &'a [Column],
+    pub metrics: &'a [Metric],
+    pub distribution_column: Option<&'a str>,
+    pub comment: &'a str,
+}
+
+impl NewTables<'_> {
+    pub fn create_sql(&self) -> Vec<String> {
+        let rollup = qualified(self.schema, self.name);
+        let stale = qualified(self.schema, &format!("{}_stale", self.name));
+        let mut columns = vec![format!("bucket {} NOT NULL", self.time_type)];
+        columns.extend(
+            self.dimensions
+                .iter()
+                .map(|d| format!("{} {}", ident(&d.name), d.column_type)),
+        );
+        columns.push("event_count bigint NOT NULL".into());
+        columns.push("late_events bigint NOT NULL".into());
+        columns.extend(
+            self.metrics
+                .iter()
+                .map(|m| format!("{} {}", ident(&m.name), m.column_type)),
+        );
+        let keys: String = self
+            .dimensions
+            .iter()
+            .map(|d| format!(", {}", ident(&d.name)))
+            .collect();
+        let distributed = self
+            .distribution_column
+            .and_then(|c| self.dimensions.iter().find(|d| d.name == c));
+        let (stale_column, stale_key) = match distributed {
+            Some(d) => (
+                format!("{} {}, ", ident(&d.name), d.column_type),
+                format!(", {}", ident(&d.name)),
+            ),
+            None => (String::new(), String::new()),
+        };
+        vec![
+            format!("CREATE TABLE {rollup} ({})", columns.join(", ")),
+            format!("CREATE UNIQUE INDEX ON {rollup} (bucket{keys}) NULLS NOT DISTINCT"),
+            format!(
+                "CREATE TABLE {stale} (bucket {}, {stale_column}marked_at timestamptz NOT NULL DEFAULT now(), PRIMARY KEY (bucket{stale_key}))",
+                self.time_type
+            ),
+            format!("COMMENT ON TABLE {rollup} IS {}", literal(self.comment)),
+        ]
+    }
+}
+
 /// The triggers that keep a rollup of name `name` (in `schema`) on its source.
 pub struct Triggers<'a> {
     pub source: &'a QualifiedName,
@@ -829,6 +895,55 @@ pub(crate) fn test_rollup(
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn new_tables_quote_names_and_key_the_stale_table_on_citus() {
+        let columns = |pairs: &[(&str, &str)]| -> Vec<Column> {
+            pairs
+                .iter()
+                .map(|(n, t)| Column {
+                    name: n.to_string(),
+                    column_type: t.to_string(),
+                })
+                .collect()
+        };
+        let dimensions = columns(&[("page", "text"), ("tenant id", "bigint")]);
+        let metrics = test_rollup(
+            "e",
+            &[("at", "timestamp with time zone"), ("ms", "integer")],
+            &[("total", "sum(ms)")],
+            &[],
+            &[60_000_000],
+        )
+        .metrics;
+        let tables = |distribution_column| NewTables {
+            schema: "app",
+            name: "e_1m",
+            time_type: "timestamp with time zone",
+            dimensions: &dimensions,
+            metrics: &metrics,
+            distribution_column,
+            comment: "Rollup of app.e per 00:01:00 (pg_collect)",
+        };
+        let local = tables(None).create_sql();
+        assert_eq!(
+            local[0],
+            "CREATE TABLE \"app\".\"e_1m\" (bucket timestamp with time zone NOT NULL, \"page\" text, \"tenant id\" bigint, \
+             event_count bigint NOT NULL, late_events bigint NOT NULL, \"total\" bigint)"
+        );
+        assert_eq!(local[1], "CREATE UNIQUE INDEX ON \"app\".\"e_1m\" (bucket, \"page\", \"tenant id\") NULLS NOT DISTINCT");
+        assert!(local[2]
+            .ends_with("marked_at timestamptz NOT NULL DEFAULT now(), PRIMARY KEY (bucket))"));
+        let citus = tables(Some("tenant id")).create_sql();
+        assert_eq!(
+            citus[2],
+            "CREATE TABLE \"app\".\"e_1m_stale\" (bucket timestamp with time zone, \"tenant id\" bigint, \
+             marked_at timestamptz NOT NULL DEFAULT now(), PRIMARY KEY (bucket, \"tenant id\"))"
+        );
+        assert_eq!(
+            local[3],
+            "COMMENT ON TABLE \"app\".\"e_1m\" IS 'Rollup of app.e per 00:01:00 (pg_collect)'"
+        );
+    }
     #[test]
     fn triggers_quote_every_name_and_carry_the_spec() {
         let source = QualifiedName {
