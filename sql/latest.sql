@@ -485,13 +485,12 @@ BEGIN
       JOIN pg_namespace n ON n.oid = o.oprnamespace
      WHERE c.opcdefault AND c.opcintype = key_col.atttypid;
     key_eq := coalesce(key_eq, 'pg_catalog.=');
-    spec := jsonb_build_object(
-        'parent', jsonb_build_object('schema', parent_schema, 'name', parent_name), 'key_eq', key_eq,
-        'parent_key', key_col.attname, 'key_type', format_type(key_col.atttypid, key_col.atttypmod),
-        'child', jsonb_build_object('schema', child_schema, 'name', child_name),
-        'child_key', child_key, 'link', link, 'order_by', orders, 'columns', columns, 'prefix', prefix, 'filter', filter,
-        'refresh_function', jsonb_build_object('schema', parent_schema, 'name', refresh_name),
-        'trigger_function', jsonb_build_object('schema', parent_schema, 'name', trigger_name));
+    -- The definition as it will be registered, so that its spec is built as every later one is.
+    spec := collect._latest_spec(jsonb_populate_record(NULL::collect.latest_defs, jsonb_build_object(
+        'schema', parent_schema, 'name', parent_name, 'child_schema', child_schema, 'child_name', child_name,
+        'parent_key', key_col.attname, 'key_type', format_type(key_col.atttypid, key_col.atttypmod), 'key_eq', key_eq,
+        'link', link, 'order_by', orders, 'columns', columns, 'prefix', prefix, 'filter', filter,
+        'refresh_function', format('%I.%I', parent_schema, refresh_name), 'trigger_function', format('%I.%I', parent_schema, trigger_name))));
     generated := collect._latest_statements(spec);
     PERFORM collect._latest_create_functions(ARRAY[generated->>'refresh_function', generated->>'trigger_function'], ARRAY[format('%I.%I(%s[])', parent_schema, refresh_name, format_type(key_col.atttypid, key_col.atttypmod)),
                                                                 format('%I.%I()', parent_schema, trigger_name)]);
