@@ -285,22 +285,17 @@ END $$;
 -- generated function `sync`; on Citus, where they fire on the shards, collect._latest_insert
 -- and collect._latest_shard_sync, carrying the latest copy's `spec` (triggers on distributed tables
 -- need citus.enable_unsafe_triggers: these touch only co-located shards of their own).
-CREATE FUNCTION collect._latest_make_triggers(tables regclass[], base text, refresh text, sync text, spec jsonb) RETURNS void
+CREATE FUNCTION collect._latest_trigger_sql(spec jsonb, tables text[], base text, refresh text, distributed boolean) RETURNS text[]
+    IMMUTABLE STRICT PARALLEL SAFE LANGUAGE c AS 'MODULE_PATHNAME', 'latest_trigger_sql_wrapper';
+
+CREATE FUNCTION collect._latest_make_triggers(tables regclass[], base text, refresh text, spec jsonb, distributed boolean) RETURNS void
     LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET citus.enable_unsafe_triggers = on AS $$
 DECLARE
-    t regclass;
-    insert_args text := CASE WHEN spec IS NULL THEN quote_literal(refresh) ELSE format('%L, %L', refresh, spec) END;
-    others text := CASE WHEN spec IS NULL THEN sync || '()' ELSE format('collect._latest_shard_sync(%L, %L)', refresh, spec) END;
+    statement text;
 BEGIN
-    FOREACH t IN ARRAY tables LOOP
-        EXECUTE format('CREATE TRIGGER %I AFTER INSERT ON %s REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION collect._latest_insert(%s)',
-                       base || '_latest_insert', t, insert_args);
-        EXECUTE format('CREATE TRIGGER %I AFTER UPDATE ON %s REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION %s',
-                       base || '_latest_update', t, others);
-        EXECUTE format('CREATE TRIGGER %I AFTER DELETE ON %s REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION %s',
-                       base || '_latest_delete', t, others);
-        EXECUTE format('CREATE TRIGGER %I AFTER TRUNCATE ON %s FOR EACH STATEMENT EXECUTE FUNCTION %s',
-                       base || '_latest_truncate', t, others);
+    FOREACH statement IN ARRAY collect._latest_trigger_sql(spec, ARRAY(SELECT t::text FROM unnest(tables) WITH ORDINALITY u(t, o) ORDER BY o),
+                                                          base, refresh, distributed) LOOP
+        EXECUTE statement;
     END LOOP;
 END $$;
 
@@ -504,8 +499,7 @@ BEGIN
     -- Statement triggers fire for the table a statement names: the child for writes through
     -- it, and each leaf partition for writes aimed at that partition.
     tables := ARRAY[child] || ARRAY(SELECT relid FROM pg_partition_tree(child) WHERE isleaf AND relid <> child ORDER BY relid);
-    PERFORM collect._latest_make_triggers(tables, base, format('%I.%I', parent_schema, refresh_name), format('%I.%I', parent_schema, trigger_name),
-                                          CASE WHEN distributed THEN spec END);
+    PERFORM collect._latest_make_triggers(tables, base, format('%I.%I', parent_schema, refresh_name), spec, distributed);
 
     IF NOT EXISTS (SELECT FROM pg_index i WHERE i.indrelid = child AND i.indkey[0] = link_col.attnum
                       AND i.indkey[1] = (collect._latest_column(child, orders[1], 'order_by')).attnum) THEN

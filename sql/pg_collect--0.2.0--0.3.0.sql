@@ -161,6 +161,8 @@ DROP FUNCTION collect._drop_definition(text, name, text, text[]);
 DROP FUNCTION collect._latest_sql(jsonb);
 DROP FUNCTION collect._latest_shard_sql(jsonb);
 DROP FUNCTION collect._archive_sql(jsonb);
+-- A latest copy's triggers come from the generator, which takes its spec.
+DROP FUNCTION collect._latest_make_triggers(regclass[], text, text, text, jsonb);
 
 -- Functions created again (new parameter names) or whose bodies use the new names.
 
@@ -832,6 +834,20 @@ CREATE OR REPLACE FUNCTION collect._latest_on_shards(def collect.latest_defs, jo
                                     jsonb_build_object('spec', collect._latest_spec(def), 'job', job, 'keys', keys))
 $$;
 
+CREATE OR REPLACE FUNCTION collect._latest_trigger_sql(spec jsonb, tables text[], base text, refresh text, distributed boolean) RETURNS text[]
+    IMMUTABLE STRICT PARALLEL SAFE LANGUAGE c AS 'MODULE_PATHNAME', 'latest_trigger_sql_wrapper';
+
+CREATE OR REPLACE FUNCTION collect._latest_make_triggers(tables regclass[], base text, refresh text, spec jsonb, distributed boolean) RETURNS void
+    LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET citus.enable_unsafe_triggers = on AS $$
+DECLARE
+    statement text;
+BEGIN
+    FOREACH statement IN ARRAY collect._latest_trigger_sql(spec, ARRAY(SELECT t::text FROM unnest(tables) WITH ORDINALITY u(t, o) ORDER BY o),
+                                                          base, refresh, distributed) LOOP
+        EXECUTE statement;
+    END LOOP;
+END $$;
+
 CREATE OR REPLACE FUNCTION collect.create_latest(
     parent regclass,
     child regclass,
@@ -1014,8 +1030,7 @@ BEGIN
     -- Statement triggers fire for the table a statement names: the child for writes through
     -- it, and each leaf partition for writes aimed at that partition.
     tables := ARRAY[child] || ARRAY(SELECT relid FROM pg_partition_tree(child) WHERE isleaf AND relid <> child ORDER BY relid);
-    PERFORM collect._latest_make_triggers(tables, base, format('%I.%I', parent_schema, refresh_name), format('%I.%I', parent_schema, trigger_name),
-                                          CASE WHEN distributed THEN spec END);
+    PERFORM collect._latest_make_triggers(tables, base, format('%I.%I', parent_schema, refresh_name), spec, distributed);
 
     IF NOT EXISTS (SELECT FROM pg_index i WHERE i.indrelid = child AND i.indkey[0] = link_col.attnum
                       AND i.indkey[1] = (collect._latest_column(child, orders[1], 'order_by')).attnum) THEN

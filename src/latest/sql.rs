@@ -20,6 +20,31 @@ fn latest_shard_statements(spec: JsonbArg) -> JsonbValue {
     JsonbValue::serialize(&latest(spec).shard_statements())
 }
 
+/// `collect._latest_trigger_sql(spec, tables, base, refresh, distributed)`: the triggers of a latest
+/// copy on `tables` (`LatestCopy::trigger_sql`); on Citus they carry the spec.
+#[pg_extern(sql = false, immutable, parallel_safe)]
+fn latest_trigger_sql(
+    spec: JsonbArg,
+    tables: Vec<Option<String>>,
+    base: &str,
+    refresh: &str,
+    distributed: bool,
+) -> Vec<String> {
+    let tables = crate::errors::no_null_elements(tables, "tables");
+    let text = spec
+        .to_text()
+        .to_str()
+        .map(str::to_string)
+        .unwrap_or_else(|_| {
+            raise(
+                PgSqlErrorCode::ERRCODE_CHARACTER_NOT_IN_REPERTOIRE,
+                "a latest copy's spec must be UTF-8 to be carried by its triggers on Citus".into(),
+                None,
+            )
+        });
+    latest(spec).trigger_sql(&tables, base, refresh, distributed.then_some(text.as_str()))
+}
+
 /// The same two by position, as `collect._latest_sql` and `collect._latest_shard_sql` of
 /// releases before 0.3.0 return them.
 #[pg_extern(sql = false)]

@@ -260,6 +260,59 @@ impl LatestCopy {
 
     /// `<refresh>(keys key_type[]) RETURNS bigint`: recompute these parents, return how many
     /// changed. Used by the backfill and the repair.
+    /// The triggers on `tables` (the child and its leaf partitions, quoted and qualified),
+    /// named after `base`: collect._latest_insert for INSERT, and for UPDATE, DELETE and
+    /// TRUNCATE the generated trigger function, or on Citus (`shard_spec`: this copy's spec,
+    /// as JSON text) collect._latest_shard_sync, both carrying the spec a shard needs.
+    pub fn trigger_sql(
+        &self,
+        tables: &[String],
+        base: &str,
+        refresh: &str,
+        shard_spec: Option<&str>,
+    ) -> Vec<String> {
+        // Every trigger's first argument is `refresh`, the refresh function's name exactly as
+        // the registry keeps it: a trigger finds its copy by it.
+        let refresh = literal(refresh);
+        let (insert_args, others) = match shard_spec {
+            None => (
+                refresh.clone(),
+                format!("{}()", self.trigger_function.sql()),
+            ),
+            Some(spec) => (
+                format!("{refresh}, {}", literal(spec)),
+                format!("collect._latest_shard_sync({refresh}, {})", literal(spec)),
+            ),
+        };
+        let name = |what: &str| ident(&format!("{base}_latest_{what}"));
+        tables
+            .iter()
+            .flat_map(|t| {
+                [
+                    format!(
+                        "CREATE TRIGGER {} AFTER INSERT ON {t} REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT \
+                         EXECUTE FUNCTION collect._latest_insert({insert_args})",
+                        name("insert")
+                    ),
+                    format!(
+                        "CREATE TRIGGER {} AFTER UPDATE ON {t} REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows \
+                         FOR EACH STATEMENT EXECUTE FUNCTION {others}",
+                        name("update")
+                    ),
+                    format!(
+                        "CREATE TRIGGER {} AFTER DELETE ON {t} REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT \
+                         EXECUTE FUNCTION {others}",
+                        name("delete")
+                    ),
+                    format!(
+                        "CREATE TRIGGER {} AFTER TRUNCATE ON {t} FOR EACH STATEMENT EXECUTE FUNCTION {others}",
+                        name("truncate")
+                    ),
+                ]
+            })
+            .collect()
+    }
+
     /// The functions and check query, by name.
     pub fn statements(&self) -> Statements {
         Statements {
@@ -794,6 +847,45 @@ mod tests {
             (&by_position[4], &by_position[5], &by_position[7]),
             (&s.lock, &s.recompute, &s.clear)
         );
+    }
+
+    #[test]
+    fn triggers_carry_the_refresh_function_and_on_citus_the_spec() {
+        let tables = [
+            "\"public\".\"versions\"".to_string(),
+            "\"public\".\"versions_1\"".to_string(),
+        ];
+        let local = files().trigger_sql(
+            &tables,
+            "files",
+            "\"public\".\"files_latest_refresh\"",
+            None,
+        );
+        assert_eq!(local.len(), 8);
+        assert!(local[0].starts_with(
+            "CREATE TRIGGER \"files_latest_insert\" AFTER INSERT ON \"public\".\"versions\""
+        ));
+        assert!(
+            local[0].ends_with(
+                "EXECUTE FUNCTION collect._latest_insert('\"public\".\"files_latest_refresh\"')"
+            ),
+            "{}",
+            local[0]
+        );
+        assert!(local[1].ends_with("EXECUTE FUNCTION \"public\".\"files_latest_sync\"()"));
+        assert!(local[7].starts_with(
+            "CREATE TRIGGER \"files_latest_truncate\" AFTER TRUNCATE ON \"public\".\"versions_1\""
+        ));
+        let citus = files().trigger_sql(
+            &tables[..1],
+            "files",
+            "\"public\".\"files_latest_refresh\"",
+            Some("{\"a\": \"it's\"}"),
+        );
+        assert!(citus[0].ends_with(
+            "collect._latest_insert('\"public\".\"files_latest_refresh\"', '{\"a\": \"it''s\"}')"
+        ));
+        assert!(citus[2].ends_with("collect._latest_shard_sync('\"public\".\"files_latest_refresh\"', '{\"a\": \"it''s\"}')"));
     }
 
     #[test]
