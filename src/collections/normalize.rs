@@ -18,7 +18,7 @@ use crate::registry;
 /// column, as the installed release may name the type otherwise: `registry::Vocabulary`).
 fn lump_type_oid(base: &str) -> pg_sys::Oid {
     Spi::get_one_with_args::<pg_sys::Oid>(
-        "SELECT atttypid FROM pg_catalog.pg_attribute WHERE attrelid = $1::pg_catalog.regclass AND attname = 'entries'",
+        "SELECT (SELECT atttypid FROM pg_catalog.pg_attribute WHERE attrelid = $1::pg_catalog.regclass AND attname = 'entries' AND NOT attisdropped)",
         &[base.into()],
     )
     .unwrap_or_else(|e| spi_error(e))

@@ -47,3 +47,10 @@ SELECT collect.distribute_collection('no_such_collection');
 \echo :LAST_ERROR_SQLSTATE
 SELECT collect.distribute_collection('segment_sets', shard_count => 0);
 \echo :LAST_ERROR_SQLSTATE
+-- A base table whose entries column was dropped by hand is named, not folded into (42703).
+SELECT collect.create_collection('broken_feed', 'bigint', normalization => '{"daily": []}') IS NOT NULL AS created;
+SELECT collect.append('broken_feed', 1, '{"a": 1}') > 0 AS appended;
+ALTER TABLE broken_feed_base DROP COLUMN entries;
+SELECT collect.normalize('broken_feed', 'daily');
+\echo :LAST_ERROR_SQLSTATE
+SELECT collect.drop_collection('broken_feed');
