@@ -263,8 +263,9 @@ BEGIN
 END $$;
 
 -- Runs every due job the caller may run, each to its end in batches of one transaction each
--- (at most max_batches per job per call), as its owner. pg_cron: SELECT cron.schedule(
--- 'pg_collect', '* * * * *', 'CALL collect.maintain()').
+-- (at most max_batches per job per call), as its owner, and logs each run. pg_cron:
+-- SELECT cron.schedule('pg_collect', '* * * * *', 'CALL collect.maintain()'). The background
+-- worker calls this very procedure (src/maintenance/mod.rs).
 CREATE PROCEDURE collect.maintain(max_batches integer DEFAULT 1000)
 LANGUAGE plpgsql AS $$
 DECLARE
@@ -292,6 +293,8 @@ BEGIN
         END LOOP;
         PERFORM collect._finish_job(claimed.object, claimed.job, claimed.started, result, batches);
         COMMIT;
+        RAISE LOG 'pg_collect maintenance: database %: % of %: % (% batches)',
+            pg_catalog.current_database(), claimed.job, claimed.object, result, batches;
     END LOOP;
 END $$;
 COMMENT ON PROCEDURE collect.maintain(integer) IS

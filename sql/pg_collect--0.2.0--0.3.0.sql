@@ -1640,6 +1640,8 @@ BEGIN
         END LOOP;
         PERFORM collect._finish_job(claimed.object, claimed.job, claimed.started, result, batches);
         COMMIT;
+        RAISE LOG 'pg_collect maintenance: database %: % of %: % (% batches)',
+            pg_catalog.current_database(), claimed.job, claimed.object, result, batches;
     END LOOP;
 END $$;
 

@@ -1,8 +1,8 @@
 //! The maintenance background worker: with `pg_collect` in `shared_preload_libraries`, a
 //! launcher wakes every `collect.maintenance_naptime` seconds and, for each database in
 //! `collect.maintenance_databases`, starts a worker connected to it that runs the same
-//! maintenance as `CALL collect.maintain()` (sql/maintenance.sql), a transaction per step,
-//! then exits. No libpq, no `pg_hba.conf` entry: workers attach to databases directly.
+//! maintenance as `CALL collect.maintain()` (sql/maintenance.sql) — that very procedure, a transaction
+//! per batch — then exits. No libpq, no `pg_hba.conf` entry: workers attach to databases directly.
 //!
 //! Jobs run as their objects' owners (`collect._run_job_batch` switches role), not as the
 //! superuser the worker connects as. `pg_terminate_backend` or shutdown stops the launcher
@@ -25,8 +25,6 @@ use pgrx::prelude::*;
 static DATABASES: GucSetting<Option<std::ffi::CString>> =
     GucSetting::<Option<std::ffi::CString>>::new(None);
 static NAPTIME: GucSetting<i32> = GucSetting::<i32>::new(60);
-/// Batches one job may run per visit, as `collect.maintain(max_batches)`.
-const MAX_BATCHES: i32 = 1000;
 
 /// Registers the settings, and the launcher when loaded at server start.
 pub fn init() {
@@ -159,51 +157,74 @@ pub extern "C-unwind" fn collect_maintenance_database(_arg: pg_sys::Datum) {
         log!("pg_collect maintenance: database {database} does not have the pg_collect extension; nothing to do");
         return;
     }
-    let mut ran: Vec<String> = Vec::new();
-    loop {
-        let claimed = BackgroundWorker::transaction(|| {
-            Spi::get_three_with_args::<String, String, pgrx::datum::TimestampWithTimeZone>(
-                "SELECT object, job, started FROM collect._claim_job($1)",
-                &[ran.clone().into()],
-            )
-        });
-        let (Some(object), Some(job), Some(started)) = claimed.unwrap_or((None, None, None)) else {
-            break;
-        };
-        ran.push(format!("{object} {job}"));
-        let mut batches = 0;
-        let result = loop {
-            let result = BackgroundWorker::transaction(|| {
-                Spi::get_one_with_args::<String>(
-                    &format!(
-                        "SELECT {}($1, $2)",
-                        crate::registry::installed_vocabulary().run_job_batch()
-                    ),
-                    &[object.clone().into(), job.clone().into()],
-                )
-            })
-            .ok()
-            .flatten()
-            .unwrap_or_else(|| "failed: no result".into());
-            batches += 1;
-            if result != "more" || batches >= MAX_BATCHES {
-                break result;
-            }
-        };
-        BackgroundWorker::transaction(|| {
-            Spi::run_with_args(
-                "SELECT collect._finish_job($1, $2, $3, $4, $5)",
-                &[
-                    object.clone().into(),
-                    job.clone().into(),
-                    started.into(),
-                    result.clone().into(),
-                    batches.into(),
-                ],
-            )
-        })
-        .unwrap_or_else(|e| panic!("recording the run of {job} of {object}: {e}"));
-        log!("pg_collect maintenance: database {database}: {job} of {object}: {result} ({batches} batches)");
+    // The one job loop there is: the procedure pg_cron calls, which commits after every
+    // batch. A procedure may commit only when called at top level, so it runs in a portal
+    // as a client's statement does (every release has it, under this name).
+    call_at_top_level(c"CALL collect.maintain()");
+}
+
+/// Runs one statement as `exec_simple_query` runs a client's: in a transaction of its own,
+/// through an unnamed portal at top level, so that a procedure it calls may commit. An error
+/// ends the worker (the launcher starts a new one at its next visit).
+fn call_at_top_level(statement: &CStr) {
+    // SAFETY: called from a background worker connected to a database, outside any
+    // transaction; the calls are those of exec_simple_query, in its order, and an ERROR
+    // unwinds through pgrx's guard to the worker's exit.
+    unsafe {
+        pg_sys::SetCurrentStatementStartTimestamp();
+        pg_sys::StartTransactionCommand();
+        let parsed = pg_sys::pg_parse_query(statement.as_ptr());
+        assert!(!parsed.is_null() && (*parsed).length == 1, "one statement");
+        let raw = (*(*parsed).elements).ptr_value as *mut pg_sys::RawStmt;
+        pg_sys::PushActiveSnapshot(pg_sys::GetTransactionSnapshot());
+        let analyzed = pg_sys::pg_analyze_and_rewrite_fixedparams(
+            raw,
+            statement.as_ptr(),
+            std::ptr::null(),
+            0,
+            std::ptr::null_mut(),
+        );
+        let planned = pg_sys::pg_plan_queries(
+            analyzed,
+            statement.as_ptr(),
+            pg_sys::CURSOR_OPT_PARALLEL_OK as i32,
+            std::ptr::null_mut(),
+        );
+        pg_sys::PopActiveSnapshot();
+        let portal = pg_sys::CreatePortal(c"".as_ptr(), true, true);
+        (*portal).visible = false;
+        pg_sys::PortalDefineQuery(
+            portal,
+            std::ptr::null(),
+            statement.as_ptr(),
+            pg_sys::CreateCommandTag((*raw).stmt),
+            planned,
+            std::ptr::null_mut(),
+        );
+        pg_sys::PortalStart(portal, std::ptr::null_mut(), 0, std::ptr::null_mut());
+        let discard = pg_sys::CreateDestReceiver(pg_sys::CommandDest::DestNone);
+        let mut completion = pg_sys::QueryCompletion::default();
+        #[cfg(not(feature = "pg18"))]
+        pg_sys::PortalRun(
+            portal,
+            std::ffi::c_long::MAX,
+            true,
+            true,
+            discard,
+            discard,
+            &mut completion,
+        );
+        #[cfg(feature = "pg18")]
+        pg_sys::PortalRun(
+            portal,
+            std::ffi::c_long::MAX,
+            true,
+            discard,
+            discard,
+            &mut completion,
+        );
+        pg_sys::PortalDrop(portal, false);
+        pg_sys::CommitTransactionCommand();
     }
 }
 

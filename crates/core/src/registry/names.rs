@@ -80,14 +80,6 @@ impl Vocabulary {
             Vocabulary::Current => "collect._rollup_ndjson_plan",
         }
     }
-
-    /// One batch of a maintenance job.
-    pub fn run_job_batch(self) -> &'static str {
-        match self {
-            Vocabulary::Before0_3 => "collect._run_job_step",
-            Vocabulary::Current => "collect._run_job_batch",
-        }
-    }
 }
 
 #[cfg(test)]
@@ -104,10 +96,6 @@ mod vocabulary_tests {
         );
         assert_eq!(Vocabulary::Before0_3.lump_type(), "collect.collection");
         assert_eq!(Vocabulary::Current.lump_type(), "collect.lump");
-        assert_eq!(
-            Vocabulary::Current.run_job_batch(),
-            "collect._run_job_batch"
-        );
         assert_eq!(
             Vocabulary::Before0_3.rollup_ndjson_plan(),
             "collect._rollup_lump_plan"
