@@ -51,16 +51,11 @@ BEGIN
     RAISE EXCEPTION 'invalid %: %', what, quote_literal(value) USING ERRCODE = 'invalid_parameter_value', HINT = hint;
 END $$;
 
--- The list a direction reads: (table, key column, other column).
-CREATE FUNCTION collect._edge_list(def collect.graph_defs, direction text, OUT tbl text, OUT key text, OUT other text)
-    IMMUTABLE LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
-BEGIN
-    CASE direction
-    WHEN 'out' THEN tbl := format('%I.%I', def.schema, def.name || '_out'); key := 'source'; other := 'destination';
-    WHEN 'in' THEN tbl := format('%I.%I', def.schema, def.name || '_in'); key := 'destination'; other := 'source';
-    ELSE PERFORM collect._edge_bad_argument('direction', direction, 'Directions are out (a node''s destinations) and in (its sources).');
-    END CASE;
-END $$;
+-- What the reads run on a graph's list in `direction` (crates/core/src/graphs/generate.rs), by
+-- name: position, page, page_before, count (and the direction code it takes), state, check.
+-- An unknown direction is 22023 with a hint.
+CREATE FUNCTION collect._graph_reads(schema text, name text, direction text) RETURNS jsonb
+    IMMUTABLE PARALLEL SAFE LANGUAGE c AS 'MODULE_PATHNAME', 'graph_reads_wrapper';
 
 -- The tables of a new graph (crates/core/src/graphs/generate.rs): {tables: {out, inward,
 -- counts, lists}, create: the statements that make them}.
@@ -207,7 +202,7 @@ CREATE FUNCTION collect._edges(schema name, name text, of_node bigint, direction
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     def collect.graph_defs := collect._graph_def(schema, name);
-    list record := collect._edge_list(def, direction);
+    reads jsonb := collect._graph_reads(def.schema, def.name, direction);
     code smallint := collect._edge_state_code(state);
     after_position bigint;
 BEGIN
@@ -223,24 +218,14 @@ BEGIN
             HINT = 'Pass the cursor of the first row of the page you have; the page before it comes back.';
     END IF;
     IF after_cursor IS NOT NULL THEN
-        EXECUTE format('SELECT position FROM %s WHERE %I = $1 AND %I = $2', list.tbl, list.key, list.other)
-            INTO after_position USING of_node, after_cursor;
+        EXECUTE reads->>'position' INTO after_position USING of_node, after_cursor;
         IF after_position IS NULL THEN
             RAISE EXCEPTION 'cursor % is not an edge of node % (%)', after_cursor, of_node, direction
                 USING ERRCODE = 'invalid_parameter_value', HINT = 'Pass the cursor column of a row this function returned.';
         END IF;
     END IF;
-    IF NOT coalesce(backward, false) THEN
-        RETURN QUERY EXECUTE format(
-            'SELECT %2$I, position, %2$I FROM %3$s WHERE %1$I = $1 AND state = $2 AND ($3 IS NULL OR (position, %2$I) < ($3, $4))
-              ORDER BY position DESC, %2$I DESC LIMIT $5', list.key, list.other, list.tbl)
-            USING of_node, code, after_position, after_cursor, page_size;
-    ELSE
-        RETURN QUERY EXECUTE format(
-            'SELECT * FROM (SELECT %2$I, position, %2$I FROM %3$s WHERE %1$I = $1 AND state = $2 AND (position, %2$I) > ($3, $4)
-                             ORDER BY position, %2$I LIMIT $5) p ORDER BY 2 DESC, 1 DESC', list.key, list.other, list.tbl)
-            USING of_node, code, after_position, after_cursor, page_size;
-    END IF;
+    RETURN QUERY EXECUTE reads->>(CASE WHEN coalesce(backward, false) THEN 'page_before' ELSE 'page' END)
+        USING of_node, code, after_position, after_cursor, page_size;
 END $$;
 
 CREATE FUNCTION collect.edges(graph text, node bigint, direction text DEFAULT 'out', state text DEFAULT 'normal',
@@ -255,15 +240,13 @@ CREATE FUNCTION collect._edge_count(schema name, name text, node bigint, directi
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     def collect.graph_defs := collect._graph_def(schema, name);
-    list record := collect._edge_list(def, direction);
+    reads jsonb := collect._graph_reads(def.schema, def.name, direction);
     counted bigint;
 BEGIN
     IF node IS NULL THEN
         PERFORM collect._edge_bad_argument('node', NULL, NULL);
     END IF;
-    EXECUTE format('SELECT coalesce(sum(n), 0)::bigint FROM %I.%I WHERE node = $1 AND direction = $2 AND state = $3',
-                   def.schema, def.name || '_counts')
-        INTO counted USING node, left(direction, 1), collect._edge_state_code(state);
+    EXECUTE reads->>'count' INTO counted USING node, reads->>'direction', collect._edge_state_code(state);
     RETURN counted;
 END $$;
 
@@ -280,8 +263,7 @@ BEGIN
     IF source IS NULL OR destination IS NULL THEN
         PERFORM collect._edge_bad_argument('node', NULL, NULL);
     END IF;
-    EXECUTE format('SELECT state FROM %I.%I WHERE source = $1 AND destination = $2', def.schema, def.name || '_out')
-        INTO code USING source, destination;
+    EXECUTE collect._graph_reads(def.schema, def.name, 'out')->>'state' INTO code USING source, destination;
     RETURN collect._edge_state_name(code);
 END $$;
 
@@ -335,34 +317,8 @@ CREATE FUNCTION collect._check_graph(schema name, name text) RETURNS TABLE (part
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     def collect.graph_defs := collect._graph_def(schema, name);
-    out_table text := format('%I.%I', def.schema, def.name || '_out');
-    in_table text := format('%I.%I', def.schema, def.name || '_in');
-    counts_table text := format('%I.%I', def.schema, def.name || '_counts');
-    lists_table text := format('%I.%I', def.schema, def.name || '_lists');
 BEGIN
-    RETURN QUERY EXECUTE format($q$
-        WITH listed AS (SELECT l.node, l.direction, l.stripe, l.lo, id FROM %4$s l, unnest(collect._graph_block_ids(l.ids)) id),
-             normal AS (SELECT source AS node, 'o'::"char" AS direction, destination AS id FROM %1$s WHERE state = 0 AND %6$L
-                        UNION ALL SELECT destination, 'i', source FROM %2$s WHERE state = 0 AND %6$L)
-        SELECT 'backward', (SELECT count(*) FROM %1$s o FULL JOIN %2$s i USING (source, destination)
-                             WHERE o.state IS DISTINCT FROM i.state OR o.position IS DISTINCT FROM i.position)
-        UNION ALL
-        SELECT 'counts', (SELECT count(*) FROM (SELECT node, direction, state, sum(n) AS n FROM %3$s GROUP BY 1, 2, 3) c
-                           WHERE n <> CASE direction
-                                     WHEN 'o' THEN (SELECT count(*) FROM %1$s o WHERE o.source = c.node AND o.state = c.state)
-                                     ELSE (SELECT count(*) FROM %2$s i WHERE i.destination = c.node AND i.state = c.state) END)
-                        + (SELECT count(*) FROM (SELECT source, state FROM %1$s GROUP BY 1, 2) e
-                            WHERE NOT EXISTS (SELECT FROM %3$s c WHERE c.node = e.source AND c.direction = 'o' AND c.state = e.state))
-        UNION ALL
-        SELECT 'lists', (SELECT count(*) FROM (SELECT node, direction, id FROM listed EXCEPT ALL SELECT * FROM normal) x)
-                        + (SELECT count(*) FROM (SELECT * FROM normal EXCEPT ALL SELECT node, direction, id FROM listed) y)
-        UNION ALL
-        SELECT 'blocks', (SELECT count(*) FROM listed x
-                           WHERE x.id < x.lo OR EXISTS (SELECT FROM %4$s n WHERE (n.node, n.direction, n.stripe) = (x.node, x.direction, x.stripe)
-                                                                       AND n.lo > x.lo AND n.lo <= x.id))
-                       + (SELECT count(*) FROM (SELECT node, direction, stripe FROM %4$s GROUP BY 1, 2, 3
-                                                HAVING min(lo) <> %5$s) f)
-        $q$, out_table, in_table, counts_table, lists_table, (-9223372036854775807 - 1)::text, def.compact_lists);
+    RETURN QUERY EXECUTE collect._graph_reads(def.schema, def.name, 'out')->>'check' USING def.compact_lists;
 END $$;
 
 CREATE FUNCTION collect.check_graph(graph text) RETURNS TABLE (part text, mismatches bigint)

@@ -163,6 +163,8 @@ DROP FUNCTION collect._latest_shard_sql(jsonb);
 DROP FUNCTION collect._archive_sql(jsonb);
 -- A latest copy's triggers come from the generator, which takes its spec.
 DROP FUNCTION collect._latest_make_triggers(regclass[], text, text, text, jsonb);
+-- A graph's reads come from the generator too (collect._graph_reads).
+DROP FUNCTION collect._edge_list(collect.graph_defs, text);
 
 -- Functions created again (new parameter names) or whose bodies use the new names.
 
@@ -1194,6 +1196,9 @@ CREATE OR REPLACE FUNCTION collect._edge_state_code(state text) RETURNS smallint
 CREATE OR REPLACE FUNCTION collect._edge_state_name(code smallint) RETURNS text
     IMMUTABLE PARALLEL SAFE LANGUAGE c AS 'MODULE_PATHNAME', 'graph_state_name_wrapper';
 
+CREATE OR REPLACE FUNCTION collect._graph_reads(schema text, name text, direction text) RETURNS jsonb
+    IMMUTABLE PARALLEL SAFE LANGUAGE c AS 'MODULE_PATHNAME', 'graph_reads_wrapper';
+
 CREATE OR REPLACE FUNCTION collect._graph_create_sql(schema text, name text) RETURNS jsonb
     IMMUTABLE STRICT PARALLEL SAFE LANGUAGE c AS 'MODULE_PATHNAME', 'graph_create_sql_wrapper';
 
@@ -1254,7 +1259,7 @@ CREATE FUNCTION collect._edges(schema name, name text, of_node bigint, direction
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     def collect.graph_defs := collect._graph_def(schema, name);
-    list record := collect._edge_list(def, direction);
+    reads jsonb := collect._graph_reads(def.schema, def.name, direction);
     code smallint := collect._edge_state_code(state);
     after_position bigint;
 BEGIN
@@ -1270,24 +1275,14 @@ BEGIN
             HINT = 'Pass the cursor of the first row of the page you have; the page before it comes back.';
     END IF;
     IF after_cursor IS NOT NULL THEN
-        EXECUTE format('SELECT position FROM %s WHERE %I = $1 AND %I = $2', list.tbl, list.key, list.other)
-            INTO after_position USING of_node, after_cursor;
+        EXECUTE reads->>'position' INTO after_position USING of_node, after_cursor;
         IF after_position IS NULL THEN
             RAISE EXCEPTION 'cursor % is not an edge of node % (%)', after_cursor, of_node, direction
                 USING ERRCODE = 'invalid_parameter_value', HINT = 'Pass the cursor column of a row this function returned.';
         END IF;
     END IF;
-    IF NOT coalesce(backward, false) THEN
-        RETURN QUERY EXECUTE format(
-            'SELECT %2$I, position, %2$I FROM %3$s WHERE %1$I = $1 AND state = $2 AND ($3 IS NULL OR (position, %2$I) < ($3, $4))
-              ORDER BY position DESC, %2$I DESC LIMIT $5', list.key, list.other, list.tbl)
-            USING of_node, code, after_position, after_cursor, page_size;
-    ELSE
-        RETURN QUERY EXECUTE format(
-            'SELECT * FROM (SELECT %2$I, position, %2$I FROM %3$s WHERE %1$I = $1 AND state = $2 AND (position, %2$I) > ($3, $4)
-                             ORDER BY position, %2$I LIMIT $5) p ORDER BY 2 DESC, 1 DESC', list.key, list.other, list.tbl)
-            USING of_node, code, after_position, after_cursor, page_size;
-    END IF;
+    RETURN QUERY EXECUTE reads->>(CASE WHEN coalesce(backward, false) THEN 'page_before' ELSE 'page' END)
+        USING of_node, code, after_position, after_cursor, page_size;
 END $$;
 
 CREATE FUNCTION collect.edges(graph text, node bigint, direction text DEFAULT 'out', state text DEFAULT 'normal',
@@ -1298,6 +1293,20 @@ CREATE FUNCTION collect.edges(graph text, node bigint, direction text DEFAULT 'o
                     collect._edges(r.schema, r.object_name, node, direction, state, page_size, cursor, backward) e
 $$;
 
+CREATE OR REPLACE FUNCTION collect._edge_count(schema name, name text, node bigint, direction text, state text) RETURNS bigint
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    def collect.graph_defs := collect._graph_def(schema, name);
+    reads jsonb := collect._graph_reads(def.schema, def.name, direction);
+    counted bigint;
+BEGIN
+    IF node IS NULL THEN
+        PERFORM collect._edge_bad_argument('node', NULL, NULL);
+    END IF;
+    EXECUTE reads->>'count' INTO counted USING node, reads->>'direction', collect._edge_state_code(state);
+    RETURN counted;
+END $$;
+
 CREATE OR REPLACE FUNCTION collect._edge_state(schema name, name text, source bigint, destination bigint) RETURNS text
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -1307,9 +1316,16 @@ BEGIN
     IF source IS NULL OR destination IS NULL THEN
         PERFORM collect._edge_bad_argument('node', NULL, NULL);
     END IF;
-    EXECUTE format('SELECT state FROM %I.%I WHERE source = $1 AND destination = $2', def.schema, def.name || '_out')
-        INTO code USING source, destination;
+    EXECUTE collect._graph_reads(def.schema, def.name, 'out')->>'state' INTO code USING source, destination;
     RETURN collect._edge_state_name(code);
+END $$;
+
+CREATE OR REPLACE FUNCTION collect._check_graph(schema name, name text) RETURNS TABLE (part text, mismatches bigint)
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    def collect.graph_defs := collect._graph_def(schema, name);
+BEGIN
+    RETURN QUERY EXECUTE collect._graph_reads(def.schema, def.name, 'out')->>'check' USING def.compact_lists;
 END $$;
 
 CREATE OR REPLACE FUNCTION collect._archive_spec(def collect.archive_defs) RETURNS jsonb

@@ -18,9 +18,10 @@ use pgrx::{pg_sys, PgOid};
 
 use super::edge::State;
 use super::lists_core::{
-    decode_into, encode, rewrite, stripe, Changes, Corrupt, Rewrite, BLOCK_BYTES, FIRST,
+    decode_into, encode, rewrite, stripe, Changes, Corrupt, Rewrite, BLOCK_BYTES,
 };
 use crate::errors::raise;
+use super::generate::BlockStatements;
 
 fn spi_error(e: pgrx::spi::SpiError) -> ! {
     raise(
@@ -108,7 +109,7 @@ fn apply_groups(groups: &BTreeMap<Group, Changes>, statements: &Statements) {
         };
         let made: HashSet<Group> = run(
             client,
-            statements.first(),
+            &statements.first,
             args(&keys, extra, statements.one),
         )
         .map(|row| {
@@ -133,7 +134,7 @@ fn apply_groups(groups: &BTreeMap<Group, Changes>, statements: &Statements) {
         // block alone changes its blocks.
         let gates = run(
             client,
-            statements.gate(),
+            &statements.gate,
             args(&keys, Vec::new(), statements.one),
         )
         .len();
@@ -161,9 +162,9 @@ fn apply_groups(groups: &BTreeMap<Group, Changes>, statements: &Statements) {
             }
         }
         for (statement, rows) in [
-            (statements.update(), updates),
-            (statements.insert(), inserts),
-            (statements.delete(), deletes),
+            (&statements.update, updates),
+            (&statements.insert, inserts),
+            (&statements.delete, deletes),
         ] {
             if !rows.is_empty() {
                 let (groups, rest): (Vec<Group>, Vec<(i64, Vec<u8>)>) =
@@ -234,11 +235,7 @@ fn read_blocks(
     high: &[i64],
 ) -> Blocks {
     let extra = vec![Column::Int8(low.to_vec()), Column::Int8(high.to_vec())];
-    let rows = run(
-        client,
-        statements.range(),
-        args(keys, extra, statements.one),
-    );
+    let rows = run(client, &statements.range, args(keys, extra, statements.one));
     let mut blocks: Blocks = BTreeMap::new();
     for row in rows {
         let node: i64 = row.get(1).ok().flatten().unwrap_or(0);
@@ -271,92 +268,29 @@ enum Statement {
     Text(String),
 }
 
-/// The statements of list writes: gate, range, first, update, insert, delete. Each takes its
-/// groups' nodes, directions and stripes ($1, $2, $3) then $4 and $5: as arrays, or, on Citus
-/// (`one`), one group's as scalars, so that the distribution column is a parameter and the
-/// statement goes to one shard.
+/// The statements of list writes (`BlockStatements`). Each takes its groups' nodes, directions
+/// and stripes ($1, $2, $3) then $4 and $5: as arrays, or, on Citus (`one`), one group's as
+/// scalars, so that the distribution column is a parameter and the statement goes to one shard.
 struct Statements {
-    all: [Statement; 6],
+    gate: Statement,
+    range: Statement,
+    first: Statement,
+    update: Statement,
+    insert: Statement,
+    delete: Statement,
     one: bool,
 }
 
 impl Statements {
-    fn gate(&self) -> &Statement {
-        &self.all[0]
-    }
-    fn range(&self) -> &Statement {
-        &self.all[1]
-    }
-    fn first(&self) -> &Statement {
-        &self.all[2]
-    }
-    fn update(&self) -> &Statement {
-        &self.all[3]
-    }
-    fn insert(&self) -> &Statement {
-        &self.all[4]
-    }
-    fn delete(&self) -> &Statement {
-        &self.all[5]
-    }
-
-    fn texts(lists: &str, one: bool) -> [String; 6] {
-        if one {
-            // One group: every statement names one table and fixes its distribution column.
-            let group = "l.node = $1 AND l.direction = $2::\"char\" AND l.stripe = $3";
-            return [
-                format!("SELECT FROM {lists} l WHERE {group} AND l.lo = {FIRST} FOR UPDATE"),
-                format!(
-                    "SELECT l.node, l.direction::text, l.stripe, l.lo, l.ids FROM {lists} l
-                      WHERE {group} AND l.lo <= $5
-                        AND l.lo >= (SELECT max(f.lo) FROM {lists} f WHERE f.node = $1 AND f.direction = $2::\"char\" AND f.stripe = $3 AND f.lo <= $4)
-                      ORDER BY l.lo",
-                ),
-                format!(
-                    "INSERT INTO {lists} (node, direction, stripe, lo, ids) VALUES ($1, $2::\"char\", $3, {FIRST}, ''::bytea)
-                     ON CONFLICT DO NOTHING RETURNING node, direction::text, stripe"
-                ),
-                format!("UPDATE {lists} l SET ids = $5 WHERE {group} AND l.lo = $4"),
-                format!("INSERT INTO {lists} (node, direction, stripe, lo, ids) VALUES ($1, $2::\"char\", $3, $4, $5)"),
-                format!("DELETE FROM {lists} l WHERE {group} AND l.lo = $4 AND $5 IS NOT NULL"),
-            ];
-        }
-        let group =
-            "l.node = g.node AND l.direction = g.direction::\"char\" AND l.stripe = g.stripe";
-        let row = "l.node = r.node AND l.direction = r.direction::\"char\" AND l.stripe = r.stripe AND l.lo = r.lo";
-        let groups = "unnest($1::int8[], $2::text[], $3::int2[])";
-        let rows = "unnest($1::int8[], $2::text[], $3::int2[], $4::int8[], $5::bytea[]) r(node, direction, stripe, lo, ids)";
-        [
-            // The stripes' first blocks, in key order.
-            format!(
-                "SELECT FROM {groups} g(node, direction, stripe) JOIN {lists} l ON {group} AND l.lo = {FIRST}
-                  ORDER BY l.node, l.direction, l.stripe FOR UPDATE OF l"
-            ),
-            // The blocks from the one holding `a` to the one holding `b`.
-            format!(
-                "SELECT l.node, l.direction::text, l.stripe, l.lo, l.ids
-                   FROM unnest($1::int8[], $2::text[], $3::int2[], $4::int8[], $5::int8[]) g(node, direction, stripe, a, b)
-                   JOIN {lists} l ON {group} AND l.lo <= g.b
-                    AND l.lo >= (SELECT max(f.lo) FROM {lists} f
-                                  WHERE f.node = g.node AND f.direction = g.direction::\"char\" AND f.stripe = g.stripe AND f.lo <= g.a)
-                  ORDER BY 1, 2, 3, 4"
-            ),
-            format!(
-                "INSERT INTO {lists} (node, direction, stripe, lo, ids)
-                 SELECT node, direction::\"char\", stripe, {FIRST}, coalesce(ids, ''::bytea)
-                   FROM unnest($1::int8[], $2::text[], $3::int2[], $4::bytea[]) g(node, direction, stripe, ids)
-                  WHERE NOT EXISTS (SELECT FROM {lists} l WHERE {group} AND l.lo = {FIRST})
-                  ORDER BY 1, 2, 3 ON CONFLICT DO NOTHING RETURNING node, direction::text, stripe"
-            ),
-            format!("UPDATE {lists} l SET ids = r.ids FROM {rows} WHERE {row}"),
-            format!("INSERT INTO {lists} (node, direction, stripe, lo, ids) SELECT node, direction::\"char\", stripe, lo, ids FROM {rows}"),
-            format!("DELETE FROM {lists} l USING {rows} WHERE {row}"),
-        ]
-    }
-
     fn unprepared(lists: &str) -> Statements {
+        let texts = BlockStatements::of(lists, true);
         Statements {
-            all: Self::texts(lists, true).map(Statement::Text),
+            gate: Statement::Text(texts.gate),
+            range: Statement::Text(texts.range),
+            first: Statement::Text(texts.first),
+            update: Statement::Text(texts.update),
+            insert: Statement::Text(texts.insert),
+            delete: Statement::Text(texts.delete),
             one: true,
         }
     }
@@ -376,30 +310,25 @@ fn statements(lists: &str) -> Rc<Statements> {
     let texta = PgOid::from(pg_sys::TEXTARRAYOID);
     let int2a = PgOid::from(pg_sys::INT2ARRAYOID);
     let byteaa = PgOid::from(unsafe { pg_sys::get_array_type(pg_sys::BYTEAOID) });
-    let types: [&[PgOid]; 6] = [
-        &[int8a, texta, int2a],
-        &[int8a, texta, int2a, int8a, int8a],
-        &[int8a, texta, int2a, byteaa],
-        &[int8a, texta, int2a, int8a, byteaa],
-        &[int8a, texta, int2a, int8a, byteaa],
-        &[int8a, texta, int2a, int8a, byteaa],
-    ];
-    let texts = Statements::texts(lists, false);
-    let prepared = Spi::connect_mut(|client| {
-        let mut out = Vec::new();
-        for (text, types) in texts.iter().zip(types) {
-            out.push(Statement::Prepared(
+    let texts = BlockStatements::of(lists, false);
+    let statements = Spi::connect_mut(|client| {
+        let prepare = |text: &str, types: &[PgOid]| {
+            Statement::Prepared(
                 client
-                    .prepare_mut(text.as_str(), types)
+                    .prepare_mut(text, types)
                     .unwrap_or_else(|e| spi_error(e))
                     .keep(),
-            ));
-        }
-        out
-    });
-    let statements = Rc::new(Statements {
-        all: prepared.try_into().unwrap_or_else(|_| unreachable!()),
-        one: false,
+            )
+        };
+        Rc::new(Statements {
+            gate: prepare(&texts.gate, &[int8a, texta, int2a]),
+            range: prepare(&texts.range, &[int8a, texta, int2a, int8a, int8a]),
+            first: prepare(&texts.first, &[int8a, texta, int2a, byteaa]),
+            update: prepare(&texts.update, &[int8a, texta, int2a, int8a, byteaa]),
+            insert: prepare(&texts.insert, &[int8a, texta, int2a, int8a, byteaa]),
+            delete: prepare(&texts.delete, &[int8a, texta, int2a, int8a, byteaa]),
+            one: false,
+        })
     });
     PLANS.with(|p| p.borrow_mut().insert(lists.to_string(), statements.clone()));
     statements
@@ -423,12 +352,11 @@ const FETCH: i64 = 1_000;
 impl<'conn> Stripes<'conn> {
     pub(super) fn open(
         client: &SpiClient<'conn>,
-        lists: &str,
+        stripes_sql: &str,
         node: i64,
         direction: &str,
     ) -> Stripes<'conn> {
-        let query = format!("SELECT stripe, ids FROM {lists} WHERE node = $1 AND direction = $2::\"char\" ORDER BY stripe, lo");
-        let cursor = client.open_cursor(query.as_str(), &[node.into(), direction.into()]);
+        let cursor = client.open_cursor(stripes_sql, &[node.into(), direction.into()]);
         Stripes {
             cursor,
             buffer: VecDeque::new(),

@@ -16,7 +16,7 @@ use super::sets_core::{plan, Op, Plan};
 use super::sql::check_graph;
 use crate::errors::raise;
 use crate::errors::required;
-use crate::registry::{ident, qualified};
+use super::generate::{List, Tables};
 
 const FETCH: i64 = 10_000;
 /// Nodes looked up per index scan when probing.
@@ -30,36 +30,6 @@ fn spi_error(e: pgrx::spi::SpiError) -> ! {
     )
 }
 
-struct List {
-    table: String,
-    key: &'static str,
-    other: &'static str,
-    counts: String,
-    direction: &'static str,
-}
-
-impl List {
-    fn of(schema: &str, name: &str, direction: &str) -> List {
-        let counts = qualified(schema, &format!("{name}_counts"));
-        match direction {
-            "out" => List {
-                table: qualified(schema, &format!("{name}_out")),
-                key: "source",
-                other: "destination",
-                counts,
-                direction: "o",
-            },
-            _ => List {
-                table: qualified(schema, &format!("{name}_in")),
-                key: "destination",
-                other: "source",
-                counts,
-                direction: "i",
-            },
-        }
-    }
-}
-
 /// One node's list in node order, fetched a batch at a time.
 struct Sorted<'conn> {
     cursor: SpiCursor<'conn>,
@@ -69,13 +39,7 @@ struct Sorted<'conn> {
 
 impl<'conn> Sorted<'conn> {
     fn open(client: &SpiClient<'conn>, list: &List, node: i64, state: i16) -> Sorted<'conn> {
-        let query = format!(
-            "SELECT {other} FROM {table} WHERE {key} = $1 AND state = $2 ORDER BY {other}",
-            other = ident(list.other),
-            table = list.table,
-            key = ident(list.key)
-        );
-        let cursor = client.open_cursor(query.as_str(), &[node.into(), state.into()]);
+        let cursor = client.open_cursor(list.sorted_sql().as_str(), &[node.into(), state.into()]);
         Sorted {
             cursor,
             buffer: VecDeque::new(),
@@ -113,17 +77,14 @@ impl<'conn> Sorted<'conn> {
 }
 
 /// Each list's exact size, from the counts, one node at a time (on Citus, each on its shard).
-fn list_sizes(list: &List, nodes: &[i64], state: i16) -> Vec<i64> {
-    let query = format!(
-        "SELECT coalesce(sum(n), 0)::int8 FROM {counts} WHERE node = $1 AND direction = $2 AND state = $3",
-        counts = list.counts
-    );
+fn list_sizes(tables: &Tables, list: &List, nodes: &[i64], state: i16) -> Vec<i64> {
+    let query = tables.count_sql();
     nodes
         .iter()
         .map(|node| {
             Spi::get_one_with_args::<i64>(
                 &query,
-                &[(*node).into(), list.direction.into(), state.into()],
+                &[(*node).into(), list.direction.code().into(), state.into()],
             )
             .unwrap_or_else(|e| spi_error(e))
             .unwrap_or(0)
@@ -145,20 +106,13 @@ fn run(
     let (schema, name) = (graph.schema, graph.name);
     let (op, direction, state) = (
         required(op, "op"),
-        required(direction, "direction"),
+        super::sql::direction(direction),
         required(state, "state"),
     );
     let nodes: Vec<i64> = required(nodes, "nodes")
         .into_iter()
         .map(|n| required(n, "node"))
         .collect();
-    if !matches!(direction, "out" | "in") {
-        raise(
-            PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
-            format!("invalid direction: '{}'", direction.replace('\'', "''")),
-            Some("Directions are out (a node's destinations) and in (its sources).".into()),
-        );
-    }
     let op = Op::parse(op).unwrap_or_else(|| {
         raise(
             PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
@@ -169,16 +123,17 @@ fn run(
     if nodes.is_empty() {
         return;
     }
-    let list = List::of(schema, name, direction);
-    let sizes = list_sizes(&list, &nodes, state);
+    let tables = Tables::of(schema, name);
+    let list = tables.list(direction);
+    let sizes = list_sizes(&tables, &list, &nodes, state);
     Spi::connect(|client| match plan(op, &sizes) {
         Plan::Empty => {}
         // Normal lists merge from their compact blocks, a stripe of every list at a time.
         Plan::Merge if state == 0 && graph.compact_lists => {
-            let lists = qualified(schema, &format!("{name}_lists"));
+            let stripes = tables.stripes_sql();
             let mut readers: Vec<Stripes> = nodes
                 .iter()
-                .map(|n| Stripes::open(client, &lists, *n, list.direction))
+                .map(|n| Stripes::open(client, &stripes, *n, direction.code()))
                 .collect();
             for s in 0..STRIPES {
                 combine(op, readers.iter_mut().map(|r| r.stripe(s)).collect(), emit);
@@ -202,12 +157,7 @@ fn run(
         } => {
             // The scanned list a batch at a time; each batch looked up in each other list with
             // one index scan (= ANY of the batch).
-            let probe = format!(
-                "SELECT {other} FROM {table} WHERE {key} = $1 AND {other} = ANY ($2) AND state = $3",
-                table = list.table,
-                key = ident(list.key),
-                other = ident(list.other)
-            );
+            let probe = list.probe_sql();
             let mut scanned = Sorted::open(client, &list, nodes[scan], state);
             loop {
                 let batch: Vec<i64> = std::iter::from_fn(|| scanned.pop())

@@ -19,7 +19,7 @@ use pgrx::spi::OwnedPreparedStatement;
 use pgrx::{pg_sys, PgOid};
 
 use super::edge::{Edge, State, Write};
-use super::generate::Tables;
+use super::generate::{Direction, Tables};
 use super::lists::{citus_present, ListChanges};
 use crate::errors::{raise, required};
 
@@ -52,6 +52,30 @@ fn graph_create_sql(schema: &str, name: &str) -> crate::jsonb::JsonbValue {
     crate::jsonb::JsonbValue::serialize(
         &serde_json::json!({"create": tables.create_sql(name), "tables": tables}),
     )
+}
+
+/// A list's direction as SQL callers name it: 22004 when NULL, 22023 naming any other word.
+pub(super) fn direction(word: Option<&str>) -> Direction {
+    let word = required(word, "direction");
+    Direction::parse(word).unwrap_or_else(|| {
+        raise(
+            PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+            format!("invalid direction: {}", crate::registry::literal(word)),
+            Some(Direction::HINT.into()),
+        )
+    })
+}
+
+/// `collect._graph_reads(schema, name, direction)`: the statements the reads run on that
+/// list, by name (`generate::Tables::reads`).
+#[pg_extern(sql = false, immutable, parallel_safe)]
+fn graph_reads(
+    schema: Option<&str>,
+    name: Option<&str>,
+    direction: Option<&str>,
+) -> crate::jsonb::JsonbValue {
+    let tables = Tables::of(required(schema, "schema"), required(name, "name"));
+    crate::jsonb::JsonbValue::serialize(&tables.reads(self::direction(direction)))
 }
 
 /// `collect._edge_state_code(state)`: the stored code of a state named in SQL (`edge::State`

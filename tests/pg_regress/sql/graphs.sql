@@ -144,6 +144,15 @@ SELECT collect.edge_add('no_such_graph', 1, 2);
 \echo :LAST_ERROR_SQLSTATE
 SELECT * FROM collect.edges('follows', 1, 'sideways');
 \echo :LAST_ERROR_SQLSTATE
+-- Every read takes its direction from one parser: the same error, with its hint, for each.
+SELECT collect.edge_count('follows', 1, 'sideways');
+\echo :LAST_ERROR_SQLSTATE
+SELECT collect.edge_intersect('follows', '{1, 2}', 'Out');
+\echo :LAST_ERROR_SQLSTATE
+SELECT * FROM collect.edges('follows', 1, NULL);
+\echo :LAST_ERROR_SQLSTATE
+SELECT collect.edge_union_count('follows', '{1, 2}', NULL);
+\echo :LAST_ERROR_SQLSTATE
 SELECT * FROM collect.edges('follows', 1, state => 'deleted');
 \echo :LAST_ERROR_SQLSTATE
 SELECT * FROM collect.edges('follows', 1, page_size => 0);

@@ -1,9 +1,10 @@
-//! The SQL of a graph's tables: what `collect.create_graph` makes, and the names the writes
-//! and reads use. Pure.
+//! The SQL of a graph: what `collect.create_graph` makes, and every statement the writes, the
+//! reads, the set operations and `check_graph` run on its tables. Pure.
 
 use serde::Serialize;
 
-use crate::registry::names::{literal, qualified};
+use super::lists_core::FIRST;
+use crate::registry::names::{ident, literal, qualified};
 
 /// A graph's four tables, quoted and qualified.
 #[derive(Debug, Clone, Serialize)]
@@ -70,6 +71,270 @@ impl Tables {
     }
 }
 
+impl Tables {
+    /// The list a direction reads: `out` a node's destinations, `in` its sources.
+    pub fn list(&self, direction: Direction) -> List {
+        let (table, key, other) = match direction {
+            Direction::Out => (&self.out, "source", "destination"),
+            Direction::In => (&self.inward, "destination", "source"),
+        };
+        List {
+            table: table.clone(),
+            key: ident(key),
+            other: ident(other),
+            counts: self.counts.clone(),
+            direction,
+        }
+    }
+
+    /// $1 source, $2 destination: the edge's stored state code.
+    pub fn state_sql(&self) -> String {
+        format!(
+            "SELECT state FROM {} WHERE source = $1 AND destination = $2",
+            self.out
+        )
+    }
+
+    /// $1 node, $2 direction code, $3 state code: how many edges the counts hold.
+    pub fn count_sql(&self) -> String {
+        format!(
+            "SELECT coalesce(sum(n), 0)::int8 FROM {} WHERE node = $1 AND direction = $2::\"char\" AND state = $3",
+            self.counts
+        )
+    }
+
+    /// $1 node, $2 direction code: a node's normal list from its compact blocks, a stripe at a
+    /// time.
+    pub fn stripes_sql(&self) -> String {
+        format!(
+            "SELECT stripe, ids FROM {} WHERE node = $1 AND direction = $2::\"char\" ORDER BY stripe, lo",
+            self.lists
+        )
+    }
+
+    /// $1 whether the graph keeps compact lists: (part, mismatches) for each stored fact that
+    /// restates another, 0 when they agree (`collect.check_graph`).
+    pub fn check_sql(&self) -> String {
+        let Tables {
+            out,
+            inward,
+            counts,
+            lists,
+        } = self;
+        format!(
+            "WITH listed AS (SELECT l.node, l.direction, l.stripe, l.lo, id FROM {lists} l, unnest(collect._graph_block_ids(l.ids)) id),
+     normal AS (SELECT source AS node, 'o'::\"char\" AS direction, destination AS id FROM {out} WHERE state = 0 AND $1
+                UNION ALL SELECT destination, 'i', source FROM {inward} WHERE state = 0 AND $1)
+SELECT 'backward', (SELECT count(*) FROM {out} o FULL JOIN {inward} i USING (source, destination)
+                     WHERE o.state IS DISTINCT FROM i.state OR o.position IS DISTINCT FROM i.position)
+UNION ALL
+SELECT 'counts', (SELECT count(*) FROM (SELECT node, direction, state, sum(n) AS n FROM {counts} GROUP BY 1, 2, 3) c
+                   WHERE n <> CASE direction
+                             WHEN 'o' THEN (SELECT count(*) FROM {out} o WHERE o.source = c.node AND o.state = c.state)
+                             ELSE (SELECT count(*) FROM {inward} i WHERE i.destination = c.node AND i.state = c.state) END)
+                + (SELECT count(*) FROM (SELECT source, state FROM {out} GROUP BY 1, 2) e
+                    WHERE NOT EXISTS (SELECT FROM {counts} c WHERE c.node = e.source AND c.direction = 'o' AND c.state = e.state))
+UNION ALL
+SELECT 'lists', (SELECT count(*) FROM (SELECT node, direction, id FROM listed EXCEPT ALL SELECT * FROM normal) x)
+                + (SELECT count(*) FROM (SELECT * FROM normal EXCEPT ALL SELECT node, direction, id FROM listed) y)
+UNION ALL
+SELECT 'blocks', (SELECT count(*) FROM listed x
+                   WHERE x.id < x.lo OR EXISTS (SELECT FROM {lists} n WHERE (n.node, n.direction, n.stripe) = (x.node, x.direction, x.stripe)
+                                                               AND n.lo > x.lo AND n.lo <= x.id))
+               + (SELECT count(*) FROM (SELECT node, direction, stripe FROM {lists} GROUP BY 1, 2, 3
+                                        HAVING min(lo) <> ({FIRST})::int8) f)"
+        )
+    }
+
+    /// What the reads of `collect.edges`, `edge_count`, `edge_state` and `check_graph` run,
+    /// by name, for the list of `direction` (`collect._graph_reads`).
+    pub fn reads(&self, direction: Direction) -> Reads {
+        let list = self.list(direction);
+        Reads {
+            position: list.position_sql(),
+            page: list.page_sql(false),
+            page_before: list.page_sql(true),
+            count: self.count_sql(),
+            direction: direction.code(),
+            state: self.state_sql(),
+            check: self.check_sql(),
+        }
+    }
+}
+
+/// Which end of its edges a node's list holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum Direction {
+    /// The node's destinations (whom it follows), by source.
+    Out,
+    /// The node's sources (who follows it), by destination.
+    In,
+}
+
+impl Direction {
+    /// The hint of the error for any other word.
+    pub const HINT: &'static str =
+        "Directions are out (a node's destinations) and in (its sources).";
+
+    /// `out` or `in`, as SQL callers write them.
+    pub fn parse(word: &str) -> Option<Direction> {
+        match word {
+            "out" => Some(Direction::Out),
+            "in" => Some(Direction::In),
+            _ => None,
+        }
+    }
+
+    /// The code the counts and compact lists store.
+    pub fn code(self) -> &'static str {
+        match self {
+            Direction::Out => "o",
+            Direction::In => "i",
+        }
+    }
+}
+
+/// One direction's edge table, with its key and other-end columns quoted.
+#[derive(Debug, Clone)]
+pub struct List {
+    pub table: String,
+    pub key: String,
+    pub other: String,
+    pub counts: String,
+    pub direction: Direction,
+}
+
+impl List {
+    /// $1 node, $2 state code: the node's list in node order.
+    pub fn sorted_sql(&self) -> String {
+        let List {
+            table, key, other, ..
+        } = self;
+        format!("SELECT {other} FROM {table} WHERE {key} = $1 AND state = $2 ORDER BY {other}")
+    }
+
+    /// $1 node, $2 other ends, $3 state code: which of them the node's list holds.
+    pub fn probe_sql(&self) -> String {
+        let List {
+            table, key, other, ..
+        } = self;
+        format!(
+            "SELECT {other} FROM {table} WHERE {key} = $1 AND {other} = ANY ($2) AND state = $3"
+        )
+    }
+
+    /// $1 node, $2 other end: the position of that edge (a page's cursor).
+    pub fn position_sql(&self) -> String {
+        let List {
+            table, key, other, ..
+        } = self;
+        format!("SELECT position FROM {table} WHERE {key} = $1 AND {other} = $2")
+    }
+
+    /// $1 node, $2 state code, $3 cursor's position, $4 cursor, $5 page size: (node, position,
+    /// cursor) newest first, from after the cursor, or the page before it (`before`), one
+    /// index range each.
+    pub fn page_sql(&self, before: bool) -> String {
+        let List {
+            table, key, other, ..
+        } = self;
+        if before {
+            format!(
+                "SELECT * FROM (SELECT {other}, position, {other} FROM {table} WHERE {key} = $1 AND state = $2 AND (position, {other}) > ($3, $4)
+                 ORDER BY position, {other} LIMIT $5) p ORDER BY 2 DESC, 1 DESC"
+            )
+        } else {
+            format!(
+                "SELECT {other}, position, {other} FROM {table} WHERE {key} = $1 AND state = $2 AND ($3::int8 IS NULL OR (position, {other}) < ($3, $4))
+                 ORDER BY position DESC, {other} DESC LIMIT $5"
+            )
+        }
+    }
+}
+
+/// The reads of one list, by name (`Tables::reads`).
+#[derive(Debug, Clone, Serialize)]
+pub struct Reads {
+    pub position: String,
+    pub page: String,
+    pub page_before: String,
+    pub count: String,
+    /// The list's direction code, as `count` takes it.
+    pub direction: &'static str,
+    pub state: String,
+    pub check: String,
+}
+
+/// The statements that keep a graph's compact lists, by name (`src/graphs/lists.rs`). A group
+/// is (node, direction, stripe). For `one` group, parameters are that group's scalars and
+/// every statement names one shard's rows (on Citus); otherwise arrays, one element a group
+/// or block.
+#[derive(Debug, Clone)]
+pub struct BlockStatements {
+    /// Locks the groups' first blocks (their gates), in key order.
+    pub gate: String,
+    /// The blocks from the one holding `a` to the one holding `b`.
+    pub range: String,
+    /// Makes the groups' first blocks where missing; returns the groups made.
+    pub first: String,
+    pub update: String,
+    pub insert: String,
+    pub delete: String,
+}
+
+impl BlockStatements {
+    pub fn of(lists: &str, one: bool) -> BlockStatements {
+        if one {
+            let group = "l.node = $1 AND l.direction = $2::\"char\" AND l.stripe = $3";
+            return BlockStatements {
+                gate: format!("SELECT FROM {lists} l WHERE {group} AND l.lo = {FIRST} FOR UPDATE"),
+                range: format!(
+                    "SELECT l.node, l.direction::text, l.stripe, l.lo, l.ids FROM {lists} l
+                      WHERE {group} AND l.lo <= $5
+                        AND l.lo >= (SELECT max(f.lo) FROM {lists} f WHERE f.node = $1 AND f.direction = $2::\"char\" AND f.stripe = $3 AND f.lo <= $4)
+                      ORDER BY l.lo",
+                ),
+                first: format!(
+                    "INSERT INTO {lists} (node, direction, stripe, lo, ids) VALUES ($1, $2::\"char\", $3, {FIRST}, ''::bytea)
+                     ON CONFLICT DO NOTHING RETURNING node, direction::text, stripe"
+                ),
+                update: format!("UPDATE {lists} l SET ids = $5 WHERE {group} AND l.lo = $4"),
+                insert: format!("INSERT INTO {lists} (node, direction, stripe, lo, ids) VALUES ($1, $2::\"char\", $3, $4, $5)"),
+                delete: format!("DELETE FROM {lists} l WHERE {group} AND l.lo = $4 AND $5 IS NOT NULL"),
+            };
+        }
+        let group =
+            "l.node = g.node AND l.direction = g.direction::\"char\" AND l.stripe = g.stripe";
+        let row = "l.node = r.node AND l.direction = r.direction::\"char\" AND l.stripe = r.stripe AND l.lo = r.lo";
+        let groups = "unnest($1::int8[], $2::text[], $3::int2[])";
+        let rows = "unnest($1::int8[], $2::text[], $3::int2[], $4::int8[], $5::bytea[]) r(node, direction, stripe, lo, ids)";
+        BlockStatements {
+            gate: format!(
+                "SELECT FROM {groups} g(node, direction, stripe) JOIN {lists} l ON {group} AND l.lo = {FIRST}
+                  ORDER BY l.node, l.direction, l.stripe FOR UPDATE OF l"
+            ),
+            range: format!(
+                "SELECT l.node, l.direction::text, l.stripe, l.lo, l.ids
+                   FROM unnest($1::int8[], $2::text[], $3::int2[], $4::int8[], $5::int8[]) g(node, direction, stripe, a, b)
+                   JOIN {lists} l ON {group} AND l.lo <= g.b
+                    AND l.lo >= (SELECT max(f.lo) FROM {lists} f
+                                  WHERE f.node = g.node AND f.direction = g.direction::\"char\" AND f.stripe = g.stripe AND f.lo <= g.a)
+                  ORDER BY 1, 2, 3, 4"
+            ),
+            first: format!(
+                "INSERT INTO {lists} (node, direction, stripe, lo, ids)
+                 SELECT node, direction::\"char\", stripe, {FIRST}, coalesce(ids, ''::bytea)
+                   FROM unnest($1::int8[], $2::text[], $3::int2[], $4::bytea[]) g(node, direction, stripe, ids)
+                  WHERE NOT EXISTS (SELECT FROM {lists} l WHERE {group} AND l.lo = {FIRST})
+                  ORDER BY 1, 2, 3 ON CONFLICT DO NOTHING RETURNING node, direction::text, stripe"
+            ),
+            update: format!("UPDATE {lists} l SET ids = r.ids FROM {rows} WHERE {row}"),
+            insert: format!("INSERT INTO {lists} (node, direction, stripe, lo, ids) SELECT node, direction::\"char\", stripe, lo, ids FROM {rows}"),
+            delete: format!("DELETE FROM {lists} l USING {rows} WHERE {row}"),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -84,5 +349,47 @@ mod tests {
         assert!(sql[0].starts_with("CREATE TABLE \"my schema\".\"it's_out\" ("));
         assert_eq!(sql[7], "COMMENT ON TABLE \"my schema\".\"it's_out\" IS 'Edges of graph it''s by source (pg_collect)'");
         assert!(sql.iter().all(|s| !s.ends_with(';')));
+    }
+
+    #[test]
+    fn each_direction_reads_its_own_table_and_columns() {
+        let tables = Tables::of("s", "g");
+        let out = tables.list(Direction::Out);
+        assert_eq!(out.table, "\"s\".\"g_out\"");
+        assert_eq!(
+            out.position_sql(),
+            "SELECT position FROM \"s\".\"g_out\" WHERE \"source\" = $1 AND \"destination\" = $2"
+        );
+        let inward = tables.list(Direction::In);
+        assert!(inward
+            .sorted_sql()
+            .starts_with("SELECT \"source\" FROM \"s\".\"g_in\" WHERE \"destination\" = $1"));
+        let reads = tables.reads(Direction::In);
+        assert_eq!(reads.direction, "i");
+        assert!(reads
+            .page
+            .contains("ORDER BY position DESC, \"source\" DESC LIMIT $5"));
+        assert!(reads
+            .page_before
+            .contains("(position, \"source\") > ($3, $4)"));
+        assert!(reads
+            .check
+            .contains("HAVING min(lo) <> (-9223372036854775808)::int8"));
+        assert_eq!(Direction::parse("out"), Some(Direction::Out));
+        assert_eq!(Direction::parse("OUT"), None);
+    }
+
+    #[test]
+    fn block_statements_for_one_group_take_scalars_and_for_many_arrays() {
+        let one = BlockStatements::of("\"s\".\"g_lists\"", true);
+        assert!(one
+            .gate
+            .contains("l.node = $1 AND l.direction = $2::\"char\" AND l.stripe = $3"));
+        assert!(one.gate.ends_with("FOR UPDATE"));
+        let many = BlockStatements::of("\"s\".\"g_lists\"", false);
+        assert!(many
+            .update
+            .contains("unnest($1::int8[], $2::text[], $3::int2[], $4::int8[], $5::bytea[])"));
+        assert!(many.gate.contains("FOR UPDATE OF l"));
     }
 }
