@@ -53,51 +53,28 @@ fn fold_keys(
     level: &str,
     stats: &mut FoldStats,
 ) {
-    let (base, pending, kt) = (&def.base, &def.pending, &def.key_type);
+    let lump_oid = lump_type_oid(&def.base);
     let text = PgOid::from(pg_sys::TEXTOID);
-    let lump_oid = lump_type_oid(base);
     // SAFETY: reads the transaction's start time (what now() returns); it is passed below
     // as the timestamptz it is.
     let now = unsafe { pg_sys::GetCurrentTransactionStartTimestamp() };
     Spi::connect_mut(|client| {
         fn prepare<'c>(
             client: &pgrx::spi::SpiClient<'c>,
-            sql: String,
+            sql: &str,
             args: &[PgOid],
         ) -> pgrx::spi::PreparedStatement<'c> {
             client
-                .prepare_mut(sql.as_str(), args)
+                .prepare_mut(sql, args)
                 .unwrap_or_else(|e| spi_error(e))
         }
-        let ensure = prepare(
-            client,
-            format!("INSERT INTO {base} (key, entries, updated_at) VALUES ($1::{kt}, '[]', now()) ON CONFLICT (key) DO NOTHING"),
-            &[text],
-        );
-        let lock = prepare(
-            client,
-            format!("SELECT entries FROM {base} WHERE key = $1::{kt} FOR UPDATE"),
-            &[text],
-        );
-        let take = prepare(
-            client,
-            format!(
-                "DELETE FROM {pending} p WHERE p.key = $1::{kt} AND {txn} < $2::xid8
-                 RETURNING {txn}::text, p.seq, p.at, p.entry::text",
-                txn = super::sql::pending_txn("p.txn", "$3")
-            ),
-            &[text, text, text],
-        );
+        let sql = def.tables().statements(&def.key_type);
+        let ensure = prepare(client, &sql.ensure, &[text]);
+        let lock = prepare(client, &sql.lock, &[text]);
+        let take = prepare(client, &sql.take, &[text, text, text]);
         let store = prepare(
             client,
-            format!(
-                "UPDATE {base} SET entries = $2,
-                    updated_at = CASE WHEN $3 THEN $5 ELSE updated_at END,
-                    levels = levels || jsonb_build_object($4::text, $5)
-                  WHERE key = $1::{kt}"
-            ),
-            // The time is a parameter ($5, the transaction's start, as now()): Citus refuses
-            // functions that are not immutable inside CASE.
+            &sql.store,
             &[
                 text,
                 PgOid::from(lump_oid),
@@ -106,11 +83,7 @@ fn fold_keys(
                 PgOid::from(pg_sys::TIMESTAMPTZOID),
             ],
         );
-        let remove = prepare(
-            client,
-            format!("DELETE FROM {base} WHERE key = $1::{kt}"),
-            &[text],
-        );
+        let remove = prepare(client, &sql.remove, &[text]);
 
         for key in keys {
             client
@@ -257,26 +230,13 @@ fn collection_normalize(
             Spi::get_one::<String>("SELECT pg_snapshot_xmin(pg_current_snapshot())::text")
                 .unwrap_or_else(|e| spi_error(e))
                 .expect("a snapshot has an xmin");
-        let (base, pending) = (&def.base, &def.pending);
         // Keys in key order, so concurrent passes lock base rows in the same order.
         let bound = super::sql::forged_txn_bound();
-        let txn = super::sql::pending_txn("txn", "$5");
+        let sql = def.tables().statements(&def.key_type);
         let keys_query = if all_keys {
-            format!(
-                "SELECT k FROM (SELECT key::text AS k, key FROM {base}
-                                 WHERE coalesce((levels->>$1)::timestamptz, '-infinity') < coalesce($3, now())
-                                UNION
-                                SELECT key::text, key FROM {pending} WHERE {txn} < $2::xid8) s
-                  ORDER BY key LIMIT $4"
-            )
+            sql.keys_due_every
         } else {
-            format!(
-                "SELECT k FROM (SELECT key::text AS k, key FROM {base}
-                                 WHERE updated_at > coalesce((levels->>$1)::timestamptz, '-infinity')
-                                UNION
-                                SELECT key::text, key FROM {pending} WHERE {txn} < $2::xid8) s
-                  ORDER BY key LIMIT $4"
-            )
+            sql.keys_due_changed
         };
         let keys: Vec<String> = Spi::connect(|client| {
             client

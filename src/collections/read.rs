@@ -21,19 +21,7 @@ fn stored_entries(def: &Definition, keys: &[String]) -> Vec<(String, Vec<Entry>)
             .flat_map(|k| stored_entries(def, std::slice::from_ref(k)))
             .collect();
     }
-    let query = format!(
-        "SELECT key::text, 0 AS part, NULL::xid8 AS txn, NULL::bigint AS seq, NULL::bigint AS at_us,
-                entries AS lump, NULL::text AS entry
-           FROM {base} WHERE key = ANY($1::{kt}[])
-         UNION ALL
-         SELECT key::text, 1, {txn}, seq, (extract(epoch FROM at) * 1000000)::bigint, NULL, entry::text
-           FROM {pending} WHERE key = ANY($1::{kt}[])
-         ORDER BY 1, 2, 3, 4",
-        base = def.base,
-        pending = def.pending,
-        kt = def.key_type,
-        txn = super::sql::pending_txn("txn", "$2"),
-    );
+    let query = def.tables().statements(&def.key_type).stored_entries;
     let bound = super::sql::forged_txn_bound();
     let mut out: Vec<(String, Vec<Entry>)> = Vec::new();
     Spi::connect(|client| {
@@ -108,10 +96,7 @@ fn collection_read_many(
     let read = parse_pipeline(&def.read, "read");
     // Keys in their type's canonical text, as the stored rows print them.
     let keys: Vec<Option<String>> = Spi::get_one_with_args::<Vec<Option<String>>>(
-        &format!(
-            "SELECT coalesce(array_agg(k::{kt}::text ORDER BY o), '{{}}') FROM unnest($1::text[]) WITH ORDINALITY AS u(k, o)",
-            kt = def.key_type
-        ),
+        &def.tables().statements(&def.key_type).canonical_keys,
         &[keys.into()],
     )
     .unwrap_or_else(|e| spi_error(e))

@@ -11,14 +11,6 @@
 //! only rows of transactions older than every transaction running when it started, so every
 //! row left pending sorts after every folded one, and reads are `base ++ pending`.
 
-/// A pending row's place in append order. `txn` defaults to the appending transaction's id,
-/// but a role allowed to append can write any value: a row whose `txn` is at or past `bound`
-/// (`forged_txn_bound`) cannot be a real transaction's, and counts as the oldest (0) instead
-/// of winning every read and never being folded.
-pub(super) fn pending_txn(column: &str, bound: &str) -> String {
-    format!("CASE WHEN {column} OPERATOR(pg_catalog.<) {bound}::pg_catalog.xid8 THEN {column} ELSE '0'::pg_catalog.xid8 END")
-}
-
 /// The `txn` from which a pending row cannot be a real transaction's: this node's next
 /// transaction id plus 2^31, far more than can be assigned while a statement starts (so no
 /// row committed meanwhile is taken for forged). Computed on the node whose ids fill `txn`
@@ -274,6 +266,15 @@ pub(super) struct Definition {
     pub(super) owner: pg_sys::Oid,
     pub(super) pending: String,
     pub(super) base: String,
+}
+
+impl Definition {
+    pub(super) fn tables(&self) -> Tables {
+        Tables {
+            pending: self.pending.clone(),
+            base: self.base.clone(),
+        }
+    }
 }
 
 pub(super) fn definition(schema: Option<&str>, name: Option<&str>) -> Definition {

@@ -17,11 +17,11 @@ use pgrx::spi::{OwnedPreparedStatement, SpiClient, SpiCursor};
 use pgrx::{pg_sys, PgOid};
 
 use super::edge::State;
+use super::generate::BlockStatements;
 use super::lists_core::{
     decode_into, encode, rewrite, stripe, Changes, Corrupt, Rewrite, BLOCK_BYTES,
 };
 use crate::errors::raise;
-use super::generate::BlockStatements;
 
 fn spi_error(e: pgrx::spi::SpiError) -> ! {
     raise(

@@ -10,13 +10,13 @@ use std::collections::VecDeque;
 use pgrx::prelude::*;
 use pgrx::spi::{SpiClient, SpiCursor};
 
+use super::generate::{List, Tables};
 use super::lists::Stripes;
 use super::lists_core::{combine, STRIPES};
 use super::sets_core::{plan, Op, Plan};
 use super::sql::check_graph;
 use crate::errors::raise;
 use crate::errors::required;
-use super::generate::{List, Tables};
 
 const FETCH: i64 = 10_000;
 /// Nodes looked up per index scan when probing.

@@ -1,5 +1,5 @@
-//! The SQL of a collection's tables: what `collect.create_collection` makes, and the names
-//! appends, reads and normalization use. Pure.
+//! The SQL of a collection: what `collect.create_collection` makes, and what reads and
+//! normalization run on its tables. Pure.
 
 use serde::Serialize;
 
@@ -58,6 +58,95 @@ impl Tables {
     }
 }
 
+/// A pending row's place in append order. `txn` defaults to the appending transaction's id,
+/// but a role allowed to append can write any value: a row whose `txn` is at or past `bound`
+/// (a parameter: the node's next transaction id plus 2^31) cannot be a real transaction's, and
+/// counts as the oldest (0) instead of winning every read and never being folded.
+pub fn pending_txn(column: &str, bound: &str) -> String {
+    format!("CASE WHEN {column} OPERATOR(pg_catalog.<) {bound}::pg_catalog.xid8 THEN {column} ELSE '0'::pg_catalog.xid8 END")
+}
+
+/// What reads and normalization run on a collection's tables, by name. Keys travel as text
+/// and are cast to the key type in the statement.
+#[derive(Debug, Clone)]
+pub struct Statements {
+    /// $1 keys as written: each in its type's canonical text, in the order asked for.
+    pub canonical_keys: String,
+    /// $1 keys, $2 forged-txn bound: each key's base lump (part 0) then its pending entries in
+    /// append order (part 1): (key, part, txn, seq, at_us, lump, entry).
+    pub stored_entries: String,
+    /// $1 level, $2 horizon, $3 pass start, $4 at most this many, $5 bound: keys with entries
+    /// to fold or whose level is older than the pass, in key order.
+    pub keys_due_every: String,
+    /// The same, but keys with entries to fold or changed since their level's last fold.
+    pub keys_due_changed: String,
+    /// $1 key: its base row, made empty if missing.
+    pub ensure: String,
+    /// $1 key: its base lump, locked.
+    pub lock: String,
+    /// $1 key, $2 horizon, $3 bound: its pending rows older than the horizon, taken.
+    pub take: String,
+    /// $1 key, $2 lump, $3 whether it changed, $4 level, $5 the time: the folded lump.
+    pub store: String,
+    /// $1 key: its base row, gone (everything expired).
+    pub remove: String,
+}
+
+impl Tables {
+    /// The statements for keys of `key_type` (one of `KEY_TYPES`, as the registry holds it).
+    pub fn statements(&self, key_type: &str) -> Statements {
+        let Tables { pending, base } = self;
+        let kt = key_type;
+        let keys_due = |base_rows: &str| {
+            format!(
+                "SELECT k FROM (SELECT key::text AS k, key FROM {base}
+                                 WHERE {base_rows}
+                                UNION
+                                SELECT key::text, key FROM {pending} WHERE {txn} < $2::xid8) s
+                  ORDER BY key LIMIT $4",
+                txn = pending_txn("txn", "$5")
+            )
+        };
+        Statements {
+            canonical_keys: format!(
+                "SELECT coalesce(array_agg(k::{kt}::text ORDER BY o), '{{}}') FROM unnest($1::text[]) WITH ORDINALITY AS u(k, o)"
+            ),
+            stored_entries: format!(
+                "SELECT key::text, 0 AS part, NULL::xid8 AS txn, NULL::bigint AS seq, NULL::bigint AS at_us,
+                        entries AS lump, NULL::text AS entry
+                   FROM {base} WHERE key = ANY($1::{kt}[])
+                 UNION ALL
+                 SELECT key::text, 1, {txn}, seq, (extract(epoch FROM at) * 1000000)::bigint, NULL, entry::text
+                   FROM {pending} WHERE key = ANY($1::{kt}[])
+                 ORDER BY 1, 2, 3, 4",
+                txn = pending_txn("txn", "$2"),
+            ),
+            keys_due_every: keys_due(
+                "coalesce((levels->>$1)::timestamptz, '-infinity') < coalesce($3, now())",
+            ),
+            keys_due_changed: keys_due(
+                "updated_at > coalesce((levels->>$1)::timestamptz, '-infinity')",
+            ),
+            ensure: format!("INSERT INTO {base} (key, entries, updated_at) VALUES ($1::{kt}, '[]', now()) ON CONFLICT (key) DO NOTHING"),
+            lock: format!("SELECT entries FROM {base} WHERE key = $1::{kt} FOR UPDATE"),
+            take: format!(
+                "DELETE FROM {pending} p WHERE p.key = $1::{kt} AND {txn} < $2::xid8
+                 RETURNING {txn}::text, p.seq, p.at, p.entry::text",
+                txn = pending_txn("p.txn", "$3")
+            ),
+            // The time is a parameter ($5, the transaction's start, as now()): Citus refuses
+            // functions that are not immutable inside CASE.
+            store: format!(
+                "UPDATE {base} SET entries = $2,
+                    updated_at = CASE WHEN $3 THEN $5 ELSE updated_at END,
+                    levels = levels || jsonb_build_object($4::text, $5)
+                  WHERE key = $1::{kt}"
+            ),
+            remove: format!("DELETE FROM {base} WHERE key = $1::{kt}"),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -77,5 +166,27 @@ mod tests {
         ));
         assert!(tables.create_sql("x", "text; DROP TABLE t").is_none());
         assert!(tables.create_sql("x", "integer").is_none());
+    }
+
+    #[test]
+    fn statements_cast_keys_to_the_key_type_and_guard_forged_txns() {
+        let statements = Tables::of("s", "c").statements("uuid");
+        assert!(statements.lock.ends_with("WHERE key = $1::uuid FOR UPDATE"));
+        assert!(statements.canonical_keys.contains("k::uuid::text"));
+        assert!(statements
+            .stored_entries
+            .contains(&pending_txn("txn", "$2")));
+        assert!(statements.take.contains(&pending_txn("p.txn", "$3")));
+        assert!(statements.keys_due_every.contains("< coalesce($3, now())"));
+        assert!(statements
+            .keys_due_changed
+            .contains("updated_at > coalesce((levels->>$1)::timestamptz"));
+        assert!(statements
+            .keys_due_every
+            .contains(&pending_txn("txn", "$5")));
+        assert_eq!(
+            pending_txn("t", "$9"),
+            "CASE WHEN t OPERATOR(pg_catalog.<) $9::pg_catalog.xid8 THEN t ELSE '0'::pg_catalog.xid8 END"
+        );
     }
 }
