@@ -218,11 +218,10 @@ BEGIN
     END LOOP;
     INSERT INTO collect.archive_defs SELECT def.*;
     lumps := format('%I.%I', target_schema, name || '_lumps')::regclass;
-    EXECUTE format('COMMENT ON TABLE %s IS %L', lumps, format('Rows of %s archived as gzipped JSON lumps by archive %s (pg_collect)', source, name));
     IF source_key IS NOT NULL THEN
         PERFORM collect._citus_distribute(lumps, 'shard_key', source);
     ELSIF source_reference THEN
-        EXECUTE format('SELECT create_reference_table(%L)', lumps::text);
+        PERFORM collect._citus_reference(lumps);
     END IF;
     RETURN lumps;
 END $$;

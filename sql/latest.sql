@@ -98,10 +98,12 @@ CREATE FUNCTION collect._latest_spec(def collect.latest_defs) RETURNS jsonb
         'parent', jsonb_build_object('schema', def.schema, 'name', def.name),
         'child', jsonb_build_object('schema', def.child_schema, 'name', def.child_name),
         'parent_key', def.parent_key, 'key_type', def.key_type, 'key_eq', def.key_eq,
-        'child_key', (SELECT array_agg(pa.attname::text ORDER BY k.ord)
-                        FROM pg_index i, unnest(i.indkey::int2[]) WITH ORDINALITY k(attnum, ord)
-                        JOIN pg_attribute pa ON pa.attnum = k.attnum
-                       WHERE i.indrelid = collect._latest_child(def) AND i.indisprimary AND pa.attrelid = i.indrelid AND k.ord <= i.indnkeyatts),
+        -- None once the child is gone: what drop_latest generates then needs no child.
+        'child_key', coalesce((SELECT array_agg(pa.attname::text ORDER BY k.ord)
+                                 FROM pg_index i, unnest(i.indkey::int2[]) WITH ORDINALITY k(attnum, ord)
+                                 JOIN pg_attribute pa ON pa.attnum = k.attnum
+                                WHERE i.indrelid = collect._latest_child(def) AND i.indisprimary AND pa.attrelid = i.indrelid
+                                  AND k.ord <= i.indnkeyatts), '{}'),
         'link', def.link, 'order_by', def.order_by, 'columns', def.columns, 'prefix', def.prefix, 'filter', def.filter,
         'refresh_function', jsonb_build_object('schema', (parse_ident(def.refresh_function))[1], 'name', (parse_ident(def.refresh_function))[2]),
         'trigger_function', jsonb_build_object('schema', (parse_ident(def.trigger_function))[1], 'name', (parse_ident(def.trigger_function))[2]))
@@ -111,6 +113,10 @@ $$;
 -- keys_with_copies, lock, recompute, check, clear} (crates/core/src/latest/generate.rs).
 CREATE FUNCTION collect._latest_shard_statements(spec jsonb) RETURNS jsonb
     IMMUTABLE STRICT LANGUAGE c AS 'MODULE_PATHNAME', 'latest_shard_statements_wrapper';
+
+-- The parent's copies of child `columns` it lacks, of `types` (format_type's text).
+CREATE FUNCTION collect._latest_add_columns_sql(spec jsonb, columns text[], types text[]) RETURNS text[]
+    IMMUTABLE STRICT PARALLEL SAFE LANGUAGE c AS 'MODULE_PATHNAME', 'latest_add_columns_sql_wrapper';
 
 -- What a trigger of the latest copy whose refresh function is `refresh` (the triggers' first
 -- argument: a name, which pg_dump keeps) works from when it fires on `rel`.
@@ -242,10 +248,10 @@ DECLARE
     changed bigint;
 BEGIN
     IF job->>'job' = 'check' THEN
-        EXECUTE format($q$SELECT coalesce(jsonb_agg(jsonb_build_array(k, s, e)), '[]')::text FROM (%s) c(k, s, e)$q$, statements->>'check') INTO found;
+        EXECUTE statements->>'check_found' INTO found;
         RETURN found;
     ELSIF job->>'job' = 'repair' THEN
-        EXECUTE format('SELECT ARRAY(SELECT k FROM (%s) c(k, s, e))::text', statements->>'check') INTO keys;
+        EXECUTE statements->>'check_keys' INTO keys;
     ELSIF job->>'job' IS DISTINCT FROM 'refresh' OR keys IS NULL THEN
         RAISE EXCEPTION 'unknown job %', job->>'job' USING ERRCODE = 'invalid_parameter_value';
     END IF;
@@ -299,21 +305,18 @@ BEGIN
     END LOOP;
 END $$;
 
--- The generated functions (`statements`), executable by their owner only (`signatures`). They
+-- The generated functions and the revoking of PUBLIC's right to run them (`statements`). They
 -- run on the node that holds the registry only: Citus would otherwise create them on every
 -- node over one connection each, which it refuses after a parallel command (such as
 -- create_distributed_table) in the same transaction; on the workers the triggers run
 -- pg_collect's own functions.
-CREATE FUNCTION collect._latest_create_functions(statements text[], signatures text[]) RETURNS void
+CREATE FUNCTION collect._latest_create_functions(statements text[]) RETURNS void
     LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET citus.enable_ddl_propagation = off AS $$
 DECLARE
     statement text;
 BEGIN
     FOREACH statement IN ARRAY statements LOOP
         EXECUTE statement;
-    END LOOP;
-    FOREACH statement IN ARRAY signatures LOOP
-        EXECUTE format('REVOKE EXECUTE ON FUNCTION %s FROM PUBLIC', statement);
     END LOOP;
 END $$;
 
@@ -345,6 +348,7 @@ DECLARE
     refresh_name text;
     trigger_name text;
     generated jsonb;
+    statement text;
     tables regclass[];
     distributed boolean;
     spec jsonb;
@@ -487,13 +491,16 @@ BEGIN
         'link', link, 'order_by', orders, 'columns', columns, 'prefix', prefix, 'filter', filter,
         'refresh_function', format('%I.%I', parent_schema, refresh_name), 'trigger_function', format('%I.%I', parent_schema, trigger_name))));
     generated := collect._latest_statements(spec);
-    PERFORM collect._latest_create_functions(ARRAY[generated->>'refresh_function', generated->>'trigger_function'], ARRAY[format('%I.%I(%s[])', parent_schema, refresh_name, format_type(key_col.atttypid, key_col.atttypmod)),
-                                                                format('%I.%I()', parent_schema, trigger_name)]);
+    PERFORM collect._latest_create_functions(ARRAY[generated->>'refresh_function', generated->>'trigger_function']
+                                             || ARRAY(SELECT jsonb_array_elements_text(generated->'revoke_functions')));
 
-    FOREACH colname IN ARRAY columns LOOP
-        child_col := collect._latest_column(child, colname, 'columns');
-        CONTINUE WHEN EXISTS (SELECT FROM pg_attribute WHERE attrelid = parent AND attname = prefix || colname AND NOT attisdropped);
-        EXECUTE format('ALTER TABLE %s ADD COLUMN %I %s', parent, prefix || colname, format_type(child_col.atttypid, child_col.atttypmod));
+    -- The copies the parent lacks, each of its child column's type.
+    FOREACH statement IN ARRAY collect._latest_add_columns_sql(spec,
+        ARRAY(SELECT c FROM unnest(columns) WITH ORDINALITY u(c, o)
+               WHERE NOT EXISTS (SELECT FROM pg_attribute WHERE attrelid = parent AND attname = prefix || c AND NOT attisdropped) ORDER BY o),
+        ARRAY(SELECT format_type(a.atttypid, a.atttypmod) FROM unnest(columns) WITH ORDINALITY u(c, o), collect._latest_column(child, u.c, 'columns') a
+               WHERE NOT EXISTS (SELECT FROM pg_attribute WHERE attrelid = parent AND attname = prefix || c AND NOT attisdropped) ORDER BY o)) LOOP
+        EXECUTE statement;
     END LOOP;
 
     -- Statement triggers fire for the table a statement names: the child for writes through
@@ -528,6 +535,7 @@ CREATE FUNCTION collect._backfill_batch(parent regclass, batch_size integer, sta
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     def collect.latest_defs := collect._latest_def(parent);
+    generated jsonb := collect._latest_statements(collect._latest_spec(def));
     last text := def.backfill_position;
     done bigint := CASE WHEN def.backfill_position IS NULL THEN 0 ELSE def.backfill_done END;
     total bigint;
@@ -543,13 +551,8 @@ BEGIN
         RETURN collect._owner_run(def.owner, format('latest copy of %s', parent),
                                   format('SELECT collect._backfill_batch(%L::pg_catalog.regclass, %s, %L, %s)', parent::oid, batch_size, started, done_at_start))::bigint;
     END IF;
-    IF last IS NULL THEN
-        EXECUTE format('SELECT array_agg(k ORDER BY k)::text, count(*), max(k)::text FROM (SELECT %1$I AS k FROM %2$s ORDER BY 1 LIMIT $1) s',
-                       def.parent_key, parent) INTO keys, n, last USING batch_size;
-    ELSE
-        EXECUTE format('SELECT array_agg(k ORDER BY k)::text, count(*), max(k)::text FROM (SELECT %1$I AS k FROM %2$s WHERE %1$I > $2::%3$s ORDER BY 1 LIMIT $1) s',
-                       def.parent_key, parent, def.key_type) INTO keys, n, last USING batch_size, def.backfill_position;
-    END IF;
+    EXECUTE generated->>(CASE WHEN last IS NULL THEN 'backfill_first' ELSE 'backfill_next' END)
+        INTO keys, n, last USING batch_size, def.backfill_position;
     IF n = 0 THEN
         UPDATE collect.latest_defs d SET backfill_position = NULL, backfill_done = done, backfilled_at = now()
          WHERE (d.schema, d.name) = (def.schema, def.name);
@@ -559,14 +562,14 @@ BEGIN
     IF collect._latest_distributed(def) THEN
         batch_changed := (SELECT sum(changed::bigint) FROM collect._latest_on_shards(def, 'refresh', keys) changed);
     ELSE
-        EXECUTE format('SELECT %s($1::%s[])', def.refresh_function, def.key_type) INTO batch_changed USING keys;
+        EXECUTE generated->>'refresh' INTO batch_changed USING keys;
     END IF;
     done := done + n;
     UPDATE collect.latest_defs d SET backfill_position = last, backfill_done = done WHERE (d.schema, d.name) = (def.schema, def.name);
     -- The planner's estimate; a table never analyzed has none, and is counted once.
     total := (SELECT reltuples FROM pg_class WHERE oid = parent)::bigint;
     IF total < 0 THEN
-        EXECUTE format('SELECT count(*) FROM %s', parent) INTO total;
+        EXECUTE generated->>'count_parents' INTO total;
     END IF;
     RAISE NOTICE 'backfill_latest %: % of ~% parents, % changed, % rows/s', parent, done, greatest(total, done), batch_changed,
         round((done - done_at_start) / greatest(extract(epoch FROM clock_timestamp() - started), 0.001));
@@ -610,8 +613,7 @@ BEGIN
         RETURN;
     END IF;
     IF collect._latest_distributed(def) THEN
-        RETURN QUERY EXECUTE format('SELECT r->>0, r->1, r->2 FROM collect._latest_on_shards($1, ''check'', NULL) found,
-                                            jsonb_array_elements(found::jsonb) r ORDER BY (r->>0)::%s', def.key_type) USING def;
+        RETURN QUERY EXECUTE collect._latest_statements(collect._latest_spec(def))->>'check_on_shards' USING def;
         RETURN;
     END IF;
     RETURN QUERY EXECUTE collect._latest_statements(collect._latest_spec(def))->>'check';
@@ -630,9 +632,7 @@ BEGIN
     IF collect._latest_distributed(def) THEN
         RETURN (SELECT sum(n::bigint) FROM collect._latest_on_shards(def, 'repair', NULL) n);
     END IF;
-    EXECUTE format('SELECT %s(ARRAY(SELECT k::%s FROM (%s) AS c(k, s, e)))', def.refresh_function, def.key_type,
-                   collect._latest_statements(collect._latest_spec(def))->>'check')
-        INTO changed;
+    EXECUTE collect._latest_statements(collect._latest_spec(def))->>'repair' INTO changed;
     RETURN changed;
 END $$;
 COMMENT ON FUNCTION collect.repair_latest(regclass) IS 'Rewrites the copies collect.check_latest reports; returns how many changed';
@@ -647,32 +647,29 @@ LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET citus.enable_unsafe_t
 DECLARE
     parent regclass := collect._latest_parent(def);
     sync regprocedure := to_regprocedure(def.trigger_function || '()');
-    tg record;
-    colname text;
+    generated jsonb;
+    statement text;
 BEGIN
     PERFORM collect._check_owner(def.owner, format('the latest copy on %I.%I', def.schema, def.name));
     PERFORM collect._lock_definition('latest', def.schema, def.name);
+    generated := collect._latest_statements(collect._latest_spec(def));
     -- The triggers are found by their function, so renamed tables and partitions added or
     -- dropped since do not matter: those of the generated function first, which is then
     -- dropped, and then pg_collect's.
-    FOR tg IN SELECT t.tgname, t.tgrelid::regclass AS rel FROM pg_trigger t WHERE t.tgfoid = sync ORDER BY t.tgrelid, t.tgname LOOP
-        EXECUTE format('DROP TRIGGER %I ON %s', tg.tgname, tg.rel);
+    PERFORM collect._drop_trigger(t.tgname, t.tgrelid) FROM (SELECT * FROM pg_trigger t WHERE t.tgfoid = sync ORDER BY t.tgrelid, t.tgname) t;
+    FOR statement IN SELECT jsonb_array_elements_text(generated->'drop_functions') LOOP
+        EXECUTE statement;
     END LOOP;
-    -- CASCADE: on Citus, the shards of a table distributed after create_latest keep TRUNCATE
-    -- triggers of the generated function that dropping the table's triggers leaves behind.
-    EXECUTE format('DROP FUNCTION IF EXISTS %s() CASCADE', def.trigger_function);
-    EXECUTE format('DROP FUNCTION IF EXISTS %s(%s[])', def.refresh_function, def.key_type);
-    FOR tg IN SELECT t.tgname, t.tgrelid::regclass AS rel FROM pg_trigger t
-               WHERE t.tgfoid IN ('collect._latest_insert()'::regprocedure, 'collect._latest_shard_sync()'::regprocedure)
-                 AND EXISTS (SELECT FROM pg_class c WHERE c.oid = t.tgrelid AND pg_has_role(def.owner, c.relowner, 'USAGE')
-                                AND collect._citus_shard_id(c.oid) IS NULL)
-                 AND position(convert_to(def.refresh_function, 'UTF8') || '\x00'::bytea IN t.tgargs) = 1
-               ORDER BY t.tgrelid, t.tgname LOOP
-        EXECUTE format('DROP TRIGGER %I ON %s', tg.tgname, tg.rel);
-    END LOOP;
+    PERFORM collect._drop_trigger(t.tgname, t.tgrelid)
+       FROM (SELECT * FROM pg_trigger t
+              WHERE t.tgfoid IN ('collect._latest_insert()'::regprocedure, 'collect._latest_shard_sync()'::regprocedure)
+                AND EXISTS (SELECT FROM pg_class c WHERE c.oid = t.tgrelid AND pg_has_role(def.owner, c.relowner, 'USAGE')
+                               AND collect._citus_shard_id(c.oid) IS NULL)
+                AND position(convert_to(def.refresh_function, 'UTF8') || '\x00'::bytea IN t.tgargs) = 1
+              ORDER BY t.tgrelid, t.tgname) t;
     IF drop_columns AND parent IS NOT NULL THEN
-        FOREACH colname IN ARRAY def.columns LOOP
-            EXECUTE format('ALTER TABLE %s DROP COLUMN IF EXISTS %I', parent, def.prefix || colname);
+        FOR statement IN SELECT jsonb_array_elements_text(generated->'drop_columns') LOOP
+            EXECUTE statement;
         END LOOP;
     END IF;
     PERFORM collect._drop_definition('latest', def.schema, def.name, '{}');

@@ -165,6 +165,8 @@ DROP FUNCTION collect._archive_sql(jsonb);
 DROP FUNCTION collect._latest_make_triggers(regclass[], text, text, text, jsonb);
 -- A graph's reads come from the generator too (collect._graph_reads).
 DROP FUNCTION collect._edge_list(collect.graph_defs, text);
+-- A latest copy's generated functions come with their REVOKE statements.
+DROP FUNCTION collect._latest_create_functions(text[], text[]);
 
 -- Functions created again (new parameter names) or whose bodies use the new names.
 
@@ -189,6 +191,12 @@ BEGIN
     PERFORM collect._delete_registry_rows(registry, jsonb_build_object('schema', schema, 'name', name));
 END $$;
 
+CREATE OR REPLACE FUNCTION collect._drop_trigger(tgname name, rel regclass) RETURNS void
+    LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    EXECUTE format('DROP TRIGGER %I ON %s', tgname, rel);
+END $$;
+
 CREATE FUNCTION collect._citus_distribute(t regclass, column_name text, colocate_with regclass DEFAULT NULL,
                                           shard_count integer DEFAULT NULL) RETURNS void
     LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
@@ -200,6 +208,12 @@ BEGIN
     ELSE
         EXECUTE 'SELECT pg_catalog.create_distributed_table($1, $2)' USING t, column_name;
     END IF;
+END $$;
+
+CREATE OR REPLACE FUNCTION collect._citus_reference(t regclass) RETURNS void
+    LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    EXECUTE 'SELECT pg_catalog.create_reference_table($1)' USING t;
 END $$;
 
 CREATE OR REPLACE FUNCTION collect._citus_colocated_shards(rel regclass, tables regclass[]) RETURNS text[]
@@ -490,14 +504,12 @@ CREATE OR REPLACE FUNCTION collect._rollup_drop_triggers(def collect.rollup_defs
     LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET citus.enable_unsafe_triggers = on AS $$
 DECLARE
     source regclass := to_regclass(format('%I.%I', def.source_schema, def.source_name));
-    trigger_name text;
 BEGIN
-    FOR trigger_name IN SELECT tgname FROM pg_trigger WHERE tgrelid = source AND NOT tgisinternal
-                           AND tgname IN (SELECT jsonb_array_elements_text(
-                                              collect._rollup_triggers(def.source_schema, def.source_name, def.schema, def.name,
-                                                                       def.version, def.keep_raw, '')->'names')) LOOP
-        EXECUTE format('DROP TRIGGER %I ON %s', trigger_name, source);
-    END LOOP;
+    PERFORM collect._drop_trigger(tgname, source) FROM pg_trigger
+      WHERE tgrelid = source AND NOT tgisinternal
+        AND tgname IN (SELECT jsonb_array_elements_text(
+                           collect._rollup_triggers(def.source_schema, def.source_name, def.schema, def.name,
+                                                    def.version, def.keep_raw, '')->'names'));
 END $$;
 
 CREATE OR REPLACE FUNCTION collect._rollup_make_triggers(def collect.rollup_defs) RETURNS void
@@ -574,12 +586,96 @@ CREATE OR REPLACE FUNCTION collect.ingest(rollup text, events bytea) RETURNS big
       FROM collect._resolve('rollup', rollup) r
 $$;
 
+CREATE OR REPLACE FUNCTION collect._add_tier(schema name, rollup text, name text, granularity interval) RETURNS regclass
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    def collect.rollup_defs := collect._rollup_def(schema, rollup);
+    tier regclass;
+    spec jsonb;
+    index integer;
+    statement text;
+BEGIN
+    PERFORM collect._check_owner(def.owner, format('rollup %I.%I', def.schema, def.name));
+    PERFORM collect._check_name('tier', name);
+    IF granularity IS NOT NULL AND NOT collect._rollup_granularity_ok(granularity) THEN
+        RAISE EXCEPTION 'invalid tier granularity: %', granularity
+            USING ERRCODE = 'invalid_parameter_value', HINT = 'Use a positive interval of whole days or less (at most 36500 days).';
+    END IF;
+    IF granularity IS NULL OR granularity <= def.granularity
+       OR extract(epoch FROM granularity)::numeric % extract(epoch FROM def.granularity)::numeric <> 0 THEN
+        RAISE EXCEPTION 'tier granularity % must be a multiple of the rollup''s %', coalesce(granularity::text, 'NULL'), def.granularity
+            USING ERRCODE = 'invalid_parameter_value', HINT = 'For a minute rollup: ''1 hour'', ''1 day''.';
+    END IF;
+    PERFORM collect._lock_definition('rollup', def.schema, def.name);
+    -- Lock out ingest while the tier is filled and the ingest trigger remade, so no statement
+    -- is counted twice or missed.
+    EXECUTE format('LOCK TABLE %s IN SHARE ROW EXCLUSIVE MODE', collect._rollup_source(def));
+    -- The tier's table first, from the definition as it will be (the registry admits a row
+    -- only once its owner owns what it names).
+    def.tiers := def.tiers || jsonb_build_object('name', _add_tier.name, 'granularity', _add_tier.granularity, 'keep', NULL);
+    spec := collect._rollup_spec(def);
+    index := (SELECT o::integer - 1 FROM jsonb_array_elements(spec->'tables') WITH ORDINALITY x(t, o) WHERE t->'table'->>'name' = _add_tier.name);
+    FOREACH statement IN ARRAY collect._rollup_sql(spec, 'create_tier', index, NULL, NULL) LOOP
+        EXECUTE statement;
+    END LOOP;
+    tier := format('%I.%I', def.schema, name)::regclass;
+    IF def.distribution_column IS NOT NULL THEN
+        PERFORM collect._citus_distribute(tier, def.distribution_column, collect._rollup_table(def)::regclass);
+    END IF;
+    UPDATE collect.rollup_defs d SET tiers = def.tiers, version = d.version + 1
+     WHERE d.schema = def.schema AND d.name = def.name
+    RETURNING * INTO def;
+    spec := collect._rollup_spec(def);
+    EXECUTE (collect._rollup_sql(spec, 'fill', index, NULL, NULL))[1];
+    PERFORM collect._rollup_make_triggers(def);
+    RETURN tier;
+END $$;
+
+CREATE OR REPLACE FUNCTION collect.set_retention(rollup_table regclass, keep interval) RETURNS bigint
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    def collect.rollup_defs := collect._rollup_of_table(rollup_table);
+    newest text;
+    deleted bigint;
+    left_over boolean;
+    spec jsonb;
+    index integer;
+BEGIN
+    PERFORM collect._check_owner(def.owner, format('rollup %I.%I', def.schema, def.name));
+    IF keep IS NOT NULL AND (keep <= interval '0' OR keep > interval '36500 days') THEN
+        RAISE EXCEPTION 'retention must be positive and at most 36500 days, not %', keep USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    PERFORM collect._lock_definition('rollup', def.schema, def.name);
+    IF rollup_table = collect._rollup_table(def)::regclass THEN
+        UPDATE collect.rollup_defs d SET keep = set_retention.keep WHERE d.schema = def.schema AND d.name = def.name;
+    ELSE
+        UPDATE collect.rollup_defs d
+           SET tiers = (SELECT jsonb_agg(CASE WHEN format('%I.%I', def.schema, t->>'name')::regclass = rollup_table
+                                              THEN t || jsonb_build_object('keep', set_retention.keep) ELSE t END ORDER BY o)
+                          FROM jsonb_array_elements(d.tiers) WITH ORDINALITY x(t, o))
+         WHERE d.schema = def.schema AND d.name = def.name;
+    END IF;
+    -- Retention counts back from now(): on a table of past data (an import) it would delete
+    -- everything at once. That is refused; a table meant to be emptied can be truncated.
+    spec := collect._rollup_spec(def);
+    index := (SELECT o::integer - 1 FROM jsonb_array_elements(spec->'tables') WITH ORDINALITY x(t, o)
+               WHERE to_regclass(format('%I.%I', t->'table'->>'schema', t->'table'->>'name')) = rollup_table);
+    EXECUTE (collect._rollup_sql(spec, 'newest_bucket', index, NULL, NULL))[1] INTO newest;
+    deleted := collect._apply_retention(def.schema, def.name);
+    EXECUTE (collect._rollup_sql(spec, 'any_rows', index, NULL, NULL))[1] INTO left_over;
+    IF newest IS NOT NULL AND NOT left_over THEN
+        RAISE EXCEPTION 'a retention of % would delete every row of %, whose newest bucket is %', keep, rollup_table, newest
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'Retention counts back from now(), so rows of past times all go. Give a longer retention, or TRUNCATE the table first if it is meant to be emptied.';
+    END IF;
+    RETURN deleted;
+END $$;
+
 CREATE FUNCTION collect._refresh_rollup(schema name, rollup text, since timestamptz, until timestamptz) RETURNS bigint
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     def collect.rollup_defs := collect._rollup_def(schema, rollup);
     spec jsonb := collect._rollup_spec(def);
-    stale text := collect._rollup_table(def, '_stale');
     buckets text[];
     stmt text;
 BEGIN
@@ -599,7 +695,7 @@ BEGIN
     -- The base buckets to rebuild, as text: the generated statements cast them back to the
     -- bucket's type.
     IF since IS NULL THEN
-        EXECUTE format('SELECT array_agg(DISTINCT bucket::text) FROM %s', stale) INTO buckets;
+        EXECUTE (collect._rollup_sql(spec, 'stale_buckets', 0, NULL, NULL))[1] INTO buckets;
     ELSE
         EXECUTE (collect._rollup_sql(spec, 'range', 0, NULL, NULL))[1] INTO buckets USING since, until;
     END IF;
@@ -612,7 +708,7 @@ BEGIN
             EXECUTE stmt USING buckets;
         END LOOP;
     END LOOP;
-    EXECUTE format('DELETE FROM %s WHERE bucket = ANY ($1::%s[])', stale, def.time_type) USING buckets;
+    EXECUTE (collect._rollup_sql(spec, 'clear_stale', 0, NULL, NULL))[1] USING buckets;
     RETURN cardinality(buckets);
 END $$;
 
@@ -699,10 +795,12 @@ CREATE OR REPLACE FUNCTION collect._latest_spec(def collect.latest_defs) RETURNS
         'parent', jsonb_build_object('schema', def.schema, 'name', def.name),
         'child', jsonb_build_object('schema', def.child_schema, 'name', def.child_name),
         'parent_key', def.parent_key, 'key_type', def.key_type, 'key_eq', def.key_eq,
-        'child_key', (SELECT array_agg(pa.attname::text ORDER BY k.ord)
-                        FROM pg_index i, unnest(i.indkey::int2[]) WITH ORDINALITY k(attnum, ord)
-                        JOIN pg_attribute pa ON pa.attnum = k.attnum
-                       WHERE i.indrelid = collect._latest_child(def) AND i.indisprimary AND pa.attrelid = i.indrelid AND k.ord <= i.indnkeyatts),
+        -- None once the child is gone: what drop_latest generates then needs no child.
+        'child_key', coalesce((SELECT array_agg(pa.attname::text ORDER BY k.ord)
+                                 FROM pg_index i, unnest(i.indkey::int2[]) WITH ORDINALITY k(attnum, ord)
+                                 JOIN pg_attribute pa ON pa.attnum = k.attnum
+                                WHERE i.indrelid = collect._latest_child(def) AND i.indisprimary AND pa.attrelid = i.indrelid
+                                  AND k.ord <= i.indnkeyatts), '{}'),
         'link', def.link, 'order_by', def.order_by, 'columns', def.columns, 'prefix', def.prefix, 'filter', def.filter,
         'refresh_function', jsonb_build_object('schema', (parse_ident(def.refresh_function))[1], 'name', (parse_ident(def.refresh_function))[2]),
         'trigger_function', jsonb_build_object('schema', (parse_ident(def.trigger_function))[1], 'name', (parse_ident(def.trigger_function))[2]))
@@ -710,6 +808,9 @@ $$;
 
 CREATE OR REPLACE FUNCTION collect._latest_shard_statements(spec jsonb) RETURNS jsonb
     IMMUTABLE STRICT LANGUAGE c AS 'MODULE_PATHNAME', 'latest_shard_statements_wrapper';
+
+CREATE OR REPLACE FUNCTION collect._latest_add_columns_sql(spec jsonb, columns text[], types text[]) RETURNS text[]
+    IMMUTABLE STRICT PARALLEL SAFE LANGUAGE c AS 'MODULE_PATHNAME', 'latest_add_columns_sql_wrapper';
 
 CREATE OR REPLACE FUNCTION collect._latest_trigger_spec(rel regclass, refresh text, spec jsonb) RETURNS jsonb
     VOLATILE LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
@@ -812,10 +913,10 @@ DECLARE
     changed bigint;
 BEGIN
     IF job->>'job' = 'check' THEN
-        EXECUTE format($q$SELECT coalesce(jsonb_agg(jsonb_build_array(k, s, e)), '[]')::text FROM (%s) c(k, s, e)$q$, statements->>'check') INTO found;
+        EXECUTE statements->>'check_found' INTO found;
         RETURN found;
     ELSIF job->>'job' = 'repair' THEN
-        EXECUTE format('SELECT ARRAY(SELECT k FROM (%s) c(k, s, e))::text', statements->>'check') INTO keys;
+        EXECUTE statements->>'check_keys' INTO keys;
     ELSIF job->>'job' IS DISTINCT FROM 'refresh' OR keys IS NULL THEN
         RAISE EXCEPTION 'unknown job %', job->>'job' USING ERRCODE = 'invalid_parameter_value';
     END IF;
@@ -850,6 +951,16 @@ BEGIN
     END LOOP;
 END $$;
 
+CREATE OR REPLACE FUNCTION collect._latest_create_functions(statements text[]) RETURNS void
+    LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET citus.enable_ddl_propagation = off AS $$
+DECLARE
+    statement text;
+BEGIN
+    FOREACH statement IN ARRAY statements LOOP
+        EXECUTE statement;
+    END LOOP;
+END $$;
+
 CREATE OR REPLACE FUNCTION collect.create_latest(
     parent regclass,
     child regclass,
@@ -878,6 +989,7 @@ DECLARE
     refresh_name text;
     trigger_name text;
     generated jsonb;
+    statement text;
     tables regclass[];
     distributed boolean;
     spec jsonb;
@@ -1020,13 +1132,16 @@ BEGIN
         'link', link, 'order_by', orders, 'columns', columns, 'prefix', prefix, 'filter', filter,
         'refresh_function', format('%I.%I', parent_schema, refresh_name), 'trigger_function', format('%I.%I', parent_schema, trigger_name))));
     generated := collect._latest_statements(spec);
-    PERFORM collect._latest_create_functions(ARRAY[generated->>'refresh_function', generated->>'trigger_function'], ARRAY[format('%I.%I(%s[])', parent_schema, refresh_name, format_type(key_col.atttypid, key_col.atttypmod)),
-                                                                format('%I.%I()', parent_schema, trigger_name)]);
+    PERFORM collect._latest_create_functions(ARRAY[generated->>'refresh_function', generated->>'trigger_function']
+                                             || ARRAY(SELECT jsonb_array_elements_text(generated->'revoke_functions')));
 
-    FOREACH colname IN ARRAY columns LOOP
-        child_col := collect._latest_column(child, colname, 'columns');
-        CONTINUE WHEN EXISTS (SELECT FROM pg_attribute WHERE attrelid = parent AND attname = prefix || colname AND NOT attisdropped);
-        EXECUTE format('ALTER TABLE %s ADD COLUMN %I %s', parent, prefix || colname, format_type(child_col.atttypid, child_col.atttypmod));
+    -- The copies the parent lacks, each of its child column's type.
+    FOREACH statement IN ARRAY collect._latest_add_columns_sql(spec,
+        ARRAY(SELECT c FROM unnest(columns) WITH ORDINALITY u(c, o)
+               WHERE NOT EXISTS (SELECT FROM pg_attribute WHERE attrelid = parent AND attname = prefix || c AND NOT attisdropped) ORDER BY o),
+        ARRAY(SELECT format_type(a.atttypid, a.atttypmod) FROM unnest(columns) WITH ORDINALITY u(c, o), collect._latest_column(child, u.c, 'columns') a
+               WHERE NOT EXISTS (SELECT FROM pg_attribute WHERE attrelid = parent AND attname = prefix || c AND NOT attisdropped) ORDER BY o)) LOOP
+        EXECUTE statement;
     END LOOP;
 
     -- Statement triggers fire for the table a statement names: the child for writes through
@@ -1056,6 +1171,7 @@ CREATE OR REPLACE FUNCTION collect._backfill_batch(parent regclass, batch_size i
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     def collect.latest_defs := collect._latest_def(parent);
+    generated jsonb := collect._latest_statements(collect._latest_spec(def));
     last text := def.backfill_position;
     done bigint := CASE WHEN def.backfill_position IS NULL THEN 0 ELSE def.backfill_done END;
     total bigint;
@@ -1071,13 +1187,8 @@ BEGIN
         RETURN collect._owner_run(def.owner, format('latest copy of %s', parent),
                                   format('SELECT collect._backfill_batch(%L::pg_catalog.regclass, %s, %L, %s)', parent::oid, batch_size, started, done_at_start))::bigint;
     END IF;
-    IF last IS NULL THEN
-        EXECUTE format('SELECT array_agg(k ORDER BY k)::text, count(*), max(k)::text FROM (SELECT %1$I AS k FROM %2$s ORDER BY 1 LIMIT $1) s',
-                       def.parent_key, parent) INTO keys, n, last USING batch_size;
-    ELSE
-        EXECUTE format('SELECT array_agg(k ORDER BY k)::text, count(*), max(k)::text FROM (SELECT %1$I AS k FROM %2$s WHERE %1$I > $2::%3$s ORDER BY 1 LIMIT $1) s',
-                       def.parent_key, parent, def.key_type) INTO keys, n, last USING batch_size, def.backfill_position;
-    END IF;
+    EXECUTE generated->>(CASE WHEN last IS NULL THEN 'backfill_first' ELSE 'backfill_next' END)
+        INTO keys, n, last USING batch_size, def.backfill_position;
     IF n = 0 THEN
         UPDATE collect.latest_defs d SET backfill_position = NULL, backfill_done = done, backfilled_at = now()
          WHERE (d.schema, d.name) = (def.schema, def.name);
@@ -1087,14 +1198,14 @@ BEGIN
     IF collect._latest_distributed(def) THEN
         batch_changed := (SELECT sum(changed::bigint) FROM collect._latest_on_shards(def, 'refresh', keys) changed);
     ELSE
-        EXECUTE format('SELECT %s($1::%s[])', def.refresh_function, def.key_type) INTO batch_changed USING keys;
+        EXECUTE generated->>'refresh' INTO batch_changed USING keys;
     END IF;
     done := done + n;
     UPDATE collect.latest_defs d SET backfill_position = last, backfill_done = done WHERE (d.schema, d.name) = (def.schema, def.name);
     -- The planner's estimate; a table never analyzed has none, and is counted once.
     total := (SELECT reltuples FROM pg_class WHERE oid = parent)::bigint;
     IF total < 0 THEN
-        EXECUTE format('SELECT count(*) FROM %s', parent) INTO total;
+        EXECUTE generated->>'count_parents' INTO total;
     END IF;
     RAISE NOTICE 'backfill_latest %: % of ~% parents, % changed, % rows/s', parent, done, greatest(total, done), batch_changed,
         round((done - done_at_start) / greatest(extract(epoch FROM clock_timestamp() - started), 0.001));
@@ -1115,8 +1226,7 @@ BEGIN
         RETURN;
     END IF;
     IF collect._latest_distributed(def) THEN
-        RETURN QUERY EXECUTE format('SELECT r->>0, r->1, r->2 FROM collect._latest_on_shards($1, ''check'', NULL) found,
-                                            jsonb_array_elements(found::jsonb) r ORDER BY (r->>0)::%s', def.key_type) USING def;
+        RETURN QUERY EXECUTE collect._latest_statements(collect._latest_spec(def))->>'check_on_shards' USING def;
         RETURN;
     END IF;
     RETURN QUERY EXECUTE collect._latest_statements(collect._latest_spec(def))->>'check';
@@ -1134,9 +1244,7 @@ BEGIN
     IF collect._latest_distributed(def) THEN
         RETURN (SELECT sum(n::bigint) FROM collect._latest_on_shards(def, 'repair', NULL) n);
     END IF;
-    EXECUTE format('SELECT %s(ARRAY(SELECT k::%s FROM (%s) AS c(k, s, e)))', def.refresh_function, def.key_type,
-                   collect._latest_statements(collect._latest_spec(def))->>'check')
-        INTO changed;
+    EXECUTE collect._latest_statements(collect._latest_spec(def))->>'repair' INTO changed;
     RETURN changed;
 END $$;
 
@@ -1146,32 +1254,29 @@ LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET citus.enable_unsafe_t
 DECLARE
     parent regclass := collect._latest_parent(def);
     sync regprocedure := to_regprocedure(def.trigger_function || '()');
-    tg record;
-    colname text;
+    generated jsonb;
+    statement text;
 BEGIN
     PERFORM collect._check_owner(def.owner, format('the latest copy on %I.%I', def.schema, def.name));
     PERFORM collect._lock_definition('latest', def.schema, def.name);
+    generated := collect._latest_statements(collect._latest_spec(def));
     -- The triggers are found by their function, so renamed tables and partitions added or
     -- dropped since do not matter: those of the generated function first, which is then
     -- dropped, and then pg_collect's.
-    FOR tg IN SELECT t.tgname, t.tgrelid::regclass AS rel FROM pg_trigger t WHERE t.tgfoid = sync ORDER BY t.tgrelid, t.tgname LOOP
-        EXECUTE format('DROP TRIGGER %I ON %s', tg.tgname, tg.rel);
+    PERFORM collect._drop_trigger(t.tgname, t.tgrelid) FROM (SELECT * FROM pg_trigger t WHERE t.tgfoid = sync ORDER BY t.tgrelid, t.tgname) t;
+    FOR statement IN SELECT jsonb_array_elements_text(generated->'drop_functions') LOOP
+        EXECUTE statement;
     END LOOP;
-    -- CASCADE: on Citus, the shards of a table distributed after create_latest keep TRUNCATE
-    -- triggers of the generated function that dropping the table's triggers leaves behind.
-    EXECUTE format('DROP FUNCTION IF EXISTS %s() CASCADE', def.trigger_function);
-    EXECUTE format('DROP FUNCTION IF EXISTS %s(%s[])', def.refresh_function, def.key_type);
-    FOR tg IN SELECT t.tgname, t.tgrelid::regclass AS rel FROM pg_trigger t
-               WHERE t.tgfoid IN ('collect._latest_insert()'::regprocedure, 'collect._latest_shard_sync()'::regprocedure)
-                 AND EXISTS (SELECT FROM pg_class c WHERE c.oid = t.tgrelid AND pg_has_role(def.owner, c.relowner, 'USAGE')
-                                AND collect._citus_shard_id(c.oid) IS NULL)
-                 AND position(convert_to(def.refresh_function, 'UTF8') || '\x00'::bytea IN t.tgargs) = 1
-               ORDER BY t.tgrelid, t.tgname LOOP
-        EXECUTE format('DROP TRIGGER %I ON %s', tg.tgname, tg.rel);
-    END LOOP;
+    PERFORM collect._drop_trigger(t.tgname, t.tgrelid)
+       FROM (SELECT * FROM pg_trigger t
+              WHERE t.tgfoid IN ('collect._latest_insert()'::regprocedure, 'collect._latest_shard_sync()'::regprocedure)
+                AND EXISTS (SELECT FROM pg_class c WHERE c.oid = t.tgrelid AND pg_has_role(def.owner, c.relowner, 'USAGE')
+                               AND collect._citus_shard_id(c.oid) IS NULL)
+                AND position(convert_to(def.refresh_function, 'UTF8') || '\x00'::bytea IN t.tgargs) = 1
+              ORDER BY t.tgrelid, t.tgname) t;
     IF drop_columns AND parent IS NOT NULL THEN
-        FOREACH colname IN ARRAY def.columns LOOP
-            EXECUTE format('ALTER TABLE %s DROP COLUMN IF EXISTS %I', parent, def.prefix || colname);
+        FOR statement IN SELECT jsonb_array_elements_text(generated->'drop_columns') LOOP
+            EXECUTE statement;
         END LOOP;
     END IF;
     PERFORM collect._drop_definition('latest', def.schema, def.name, '{}');
@@ -1352,6 +1457,105 @@ END $$;
 
 CREATE OR REPLACE FUNCTION collect._archive_statements(spec jsonb) RETURNS jsonb
     IMMUTABLE STRICT LANGUAGE c AS 'MODULE_PATHNAME', 'archive_statements_wrapper';
+
+CREATE OR REPLACE FUNCTION collect._create_archive(target_schema name, name text, source regclass, key_column text, time_column text,
+                                        lump_rows integer, archive_after interval) RETURNS regclass
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    source_schema name;
+    source_name text;
+    key_attnum smallint;
+    key_type regtype;
+    time_type regtype;
+    source_key text;
+    source_reference boolean;
+    def collect.archive_defs;
+    lumps regclass;
+    statement text;
+BEGIN
+    PERFORM collect._check_name('archive', name);
+    IF target_schema IS NULL THEN
+        RAISE EXCEPTION 'no schema to create archive "%" in', name
+            USING ERRCODE = 'invalid_schema_name', HINT = 'Set search_path to a schema you can create tables in.';
+    END IF;
+    IF source IS NULL OR key_column IS NULL OR time_column IS NULL THEN
+        RAISE EXCEPTION 'collect.create_archive needs a source, a key column and a time column, not NULL'
+            USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    IF lump_rows IS NULL OR lump_rows < 1 THEN
+        RAISE EXCEPTION 'lump_rows must be positive, not %', coalesce(lump_rows::text, 'NULL')
+            USING ERRCODE = 'invalid_parameter_value', HINT = 'Lumps of 1,000 to 100,000 rows compress well; 10,000 is the default.';
+    END IF;
+    IF archive_after < interval '0' OR archive_after > interval '36500 days' THEN
+        RAISE EXCEPTION 'archive_after must be between 0 and 36500 days, not %', archive_after USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    SELECT n.nspname, c.relname INTO source_schema, source_name
+      FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = source AND c.relkind IN ('r', 'p');
+    IF source_name IS NULL THEN
+        RAISE EXCEPTION '% is not a table', source USING ERRCODE = 'wrong_object_type';
+    END IF;
+    PERFORM collect._check_owner((SELECT r.rolname FROM pg_class c JOIN pg_roles r ON r.oid = c.relowner WHERE c.oid = source),
+                                 format('table %s', source));
+    SELECT a.attnum, a.atttypid INTO key_attnum, key_type FROM pg_attribute a
+     WHERE a.attrelid = source AND a.attname = key_column AND a.attnum > 0 AND NOT a.attisdropped;
+    IF key_attnum IS NULL THEN
+        RAISE EXCEPTION 'column "%" of % does not exist', key_column, source USING ERRCODE = 'undefined_column';
+    END IF;
+    -- On Citus a unique key includes the distribution column, so that check comes first.
+    SELECT c.distribution_column, c.reference INTO source_key, source_reference FROM collect._citus_table(source) c;
+    IF source_key IS NOT NULL AND source_key <> key_column THEN
+        RAISE EXCEPTION 'archive key "%" is not the distribution column of %', key_column, source
+            USING ERRCODE = 'feature_not_supported',
+                  HINT = format('On Citus an archive keeps each shard''s rows with that shard: archive by %I.', source_key);
+    END IF;
+    IF source_key IS NOT NULL AND key_type NOT IN ('bigint'::regtype, 'integer'::regtype, 'smallint'::regtype, 'numeric'::regtype,
+                                                  'text'::regtype, 'character varying'::regtype, 'uuid'::regtype) THEN
+        RAISE EXCEPTION 'key column "%" has type %, which archives of distributed tables do not support', key_column, key_type
+            USING ERRCODE = 'feature_not_supported', HINT = 'On Citus, archive keys are integers, numeric, text or uuid.';
+    END IF;
+    IF NOT EXISTS (SELECT FROM pg_index i WHERE i.indrelid = source AND i.indisunique AND i.indnatts = 1
+                      AND i.indkey[0] = key_attnum AND i.indpred IS NULL AND i.indexprs IS NULL) THEN
+        RAISE EXCEPTION 'key column "%" of % is not unique', key_column, source
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'An archive finds a record by its key: use a column with a primary key or unique index of its own.';
+    END IF;
+    -- Built-in key types only: the generated statements compare keys with pg_catalog's operators.
+    IF (SELECT t.typnamespace <> 'pg_catalog'::regnamespace OR t.typtype <> 'b' FROM pg_type t WHERE t.oid = key_type)
+       OR NOT EXISTS (SELECT FROM pg_opclass o WHERE o.opcmethod = (SELECT oid FROM pg_am WHERE amname = 'btree')
+                         AND o.opcintype = key_type AND o.opcdefault) THEN
+        RAISE EXCEPTION 'key column "%" has type %, which archives do not support', key_column, key_type
+            USING ERRCODE = 'feature_not_supported', HINT = 'Archive keys are of a built-in type such as bigint, integer, text or uuid.';
+    END IF;
+    SELECT a.atttypid INTO time_type FROM pg_attribute a
+     WHERE a.attrelid = source AND a.attname = time_column AND a.attnum > 0 AND NOT a.attisdropped;
+    IF time_type IS NULL THEN
+        RAISE EXCEPTION 'column "%" of % does not exist', time_column, source USING ERRCODE = 'undefined_column';
+    END IF;
+    IF time_type NOT IN ('timestamptz'::regtype, 'timestamp'::regtype, 'date'::regtype) THEN
+        RAISE EXCEPTION 'time column "%" has type %, not a time', time_column, time_type
+            USING ERRCODE = 'datatype_mismatch', HINT = 'The time column is timestamptz, timestamp or date.';
+    END IF;
+    PERFORM pg_advisory_xact_lock(hashtext('collect.archive:' || target_schema || '.' || name));
+    IF EXISTS (SELECT FROM collect.archive_defs d WHERE d.schema = target_schema AND d.name = _create_archive.name) THEN
+        RAISE EXCEPTION 'archive %.% already exists', quote_ident(target_schema), name
+            USING ERRCODE = 'duplicate_object', HINT = 'Drop it with collect.drop_archive(name), or pick another name.';
+    END IF;
+    -- The tables first: the registry's row level security admits a row only once its owner
+    -- owns what it names.
+    def := ROW(target_schema, name, source_schema, source_name, key_column, key_type, time_column, lump_rows, archive_after,
+               current_user, now())::collect.archive_defs;
+    FOREACH statement IN ARRAY collect._archive_create_sql(collect._archive_spec(def)) LOOP
+        EXECUTE statement;
+    END LOOP;
+    INSERT INTO collect.archive_defs SELECT def.*;
+    lumps := format('%I.%I', target_schema, name || '_lumps')::regclass;
+    IF source_key IS NOT NULL THEN
+        PERFORM collect._citus_distribute(lumps, 'shard_key', source);
+    ELSIF source_reference THEN
+        PERFORM collect._citus_reference(lumps);
+    END IF;
+    RETURN lumps;
+END $$;
 
 CREATE OR REPLACE FUNCTION collect._drop_archive(schema name, name text) RETURNS void
     LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$

@@ -117,6 +117,14 @@ BEGIN
     PERFORM collect._delete_registry_rows(registry, jsonb_build_object('schema', schema, 'name', name));
 END $$;
 
+-- Drops trigger `tgname` of `rel`, found in pg_trigger by the caller (who must own `rel`):
+-- rollups' and latest copies' triggers on tables that are not theirs go this way.
+CREATE FUNCTION collect._drop_trigger(tgname name, rel regclass) RETURNS void
+    LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    EXECUTE format('DROP TRIGGER %I ON %s', tgname, rel);
+END $$;
+
 -- Another role's code runs as that role, whoever triggers it: `_as_owner(owner, query)` runs
 -- `query` (one row of one column, answered as text) as `owner` inside a security-restricted
 -- operation with a GUC nest level of its own (src/registry/mod.rs, `as_owner`), for a caller
@@ -256,6 +264,13 @@ BEGIN
     ELSE
         EXECUTE 'SELECT pg_catalog.create_distributed_table($1, $2)' USING t, column_name;
     END IF;
+END $$;
+
+-- Makes `t` a Citus reference table (a copy on every node).
+CREATE FUNCTION collect._citus_reference(t regclass) RETURNS void
+    LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    EXECUTE 'SELECT pg_catalog.create_reference_table($1)' USING t;
 END $$;
 
 -- The shard id of relation `shard` when it is a shard of a Citus table on this node (a

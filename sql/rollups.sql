@@ -181,7 +181,9 @@ CREATE FUNCTION collect._rollup_spec(def collect.rollup_defs) RETURNS jsonb
         'stale_key', def.distribution_column)
 $$;
 
--- The statements of one kind a rollup runs, generated in Rust (see rollup_sql there).
+-- The statements of one kind a rollup runs, generated in Rust (see rollup_sql there): ingest,
+-- update, delete, truncate, fill, refresh, range, backfill, retention, create_tier,
+-- stale_buckets, clear_stale, newest_bucket, any_rows.
 CREATE FUNCTION collect._rollup_sql(spec jsonb, kind text, index integer, tables text[], stale text) RETURNS text[]
     IMMUTABLE PARALLEL SAFE LANGUAGE c AS 'MODULE_PATHNAME', 'rollup_sql_wrapper';
 -- The metrics of create_rollup checked against the source's columns, as rollup_defs keeps them.
@@ -431,14 +433,12 @@ CREATE FUNCTION collect._rollup_drop_triggers(def collect.rollup_defs) RETURNS v
     LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET citus.enable_unsafe_triggers = on AS $$
 DECLARE
     source regclass := to_regclass(format('%I.%I', def.source_schema, def.source_name));
-    trigger_name text;
 BEGIN
-    FOR trigger_name IN SELECT tgname FROM pg_trigger WHERE tgrelid = source AND NOT tgisinternal
-                           AND tgname IN (SELECT jsonb_array_elements_text(
-                                              collect._rollup_triggers(def.source_schema, def.source_name, def.schema, def.name,
-                                                                       def.version, def.keep_raw, '')->'names')) LOOP
-        EXECUTE format('DROP TRIGGER %I ON %s', trigger_name, source);
-    END LOOP;
+    PERFORM collect._drop_trigger(tgname, source) FROM pg_trigger
+      WHERE tgrelid = source AND NOT tgisinternal
+        AND tgname IN (SELECT jsonb_array_elements_text(
+                           collect._rollup_triggers(def.source_schema, def.source_name, def.schema, def.name,
+                                                    def.version, def.keep_raw, '')->'names'));
 END $$;
 
 CREATE FUNCTION collect._rollup_make_triggers(def collect.rollup_defs) RETURNS void
@@ -592,6 +592,8 @@ DECLARE
     def collect.rollup_defs := collect._rollup_def(schema, rollup);
     tier regclass;
     spec jsonb;
+    index integer;
+    statement text;
 BEGIN
     PERFORM collect._check_owner(def.owner, format('rollup %I.%I', def.schema, def.name));
     PERFORM collect._check_name('tier', name);
@@ -608,22 +610,23 @@ BEGIN
     -- Lock out ingest while the tier is filled and the ingest trigger remade, so no statement
     -- is counted twice or missed.
     EXECUTE format('LOCK TABLE %s IN SHARE ROW EXCLUSIVE MODE', collect._rollup_source(def));
-    def := collect._rollup_def(schema, rollup);
-    EXECUTE format('CREATE TABLE %I.%I (LIKE %s)', def.schema, name, collect._rollup_table(def));
+    -- The tier's table first, from the definition as it will be (the registry admits a row
+    -- only once its owner owns what it names).
+    def.tiers := def.tiers || jsonb_build_object('name', _add_tier.name, 'granularity', _add_tier.granularity, 'keep', NULL);
+    spec := collect._rollup_spec(def);
+    index := (SELECT o::integer - 1 FROM jsonb_array_elements(spec->'tables') WITH ORDINALITY x(t, o) WHERE t->'table'->>'name' = _add_tier.name);
+    FOREACH statement IN ARRAY collect._rollup_sql(spec, 'create_tier', index, NULL, NULL) LOOP
+        EXECUTE statement;
+    END LOOP;
     tier := format('%I.%I', def.schema, name)::regclass;
-    EXECUTE format('CREATE UNIQUE INDEX ON %s (bucket%s) NULLS NOT DISTINCT', tier,
-                   coalesce((SELECT string_agg(format(', %I', d), '' ORDER BY o) FROM unnest(def.dimensions) WITH ORDINALITY u(d, o)), ''));
     IF def.distribution_column IS NOT NULL THEN
         PERFORM collect._citus_distribute(tier, def.distribution_column, collect._rollup_table(def)::regclass);
     END IF;
-    UPDATE collect.rollup_defs d
-       SET tiers = d.tiers || jsonb_build_object('name', _add_tier.name, 'granularity', _add_tier.granularity, 'keep', NULL),
-           version = d.version + 1
+    UPDATE collect.rollup_defs d SET tiers = def.tiers, version = d.version + 1
      WHERE d.schema = def.schema AND d.name = def.name
     RETURNING * INTO def;
     spec := collect._rollup_spec(def);
-    EXECUTE (collect._rollup_sql(spec, 'fill', (SELECT o::integer - 1 FROM jsonb_array_elements(spec->'tables') WITH ORDINALITY x(t, o)
-                                                 WHERE t->'table'->>'name' = _add_tier.name), NULL, NULL))[1];
+    EXECUTE (collect._rollup_sql(spec, 'fill', index, NULL, NULL))[1];
     PERFORM collect._rollup_make_triggers(def);
     RETURN tier;
 END $$;
@@ -639,6 +642,8 @@ DECLARE
     newest text;
     deleted bigint;
     left_over boolean;
+    spec jsonb;
+    index integer;
 BEGIN
     PERFORM collect._check_owner(def.owner, format('rollup %I.%I', def.schema, def.name));
     IF keep IS NOT NULL AND (keep <= interval '0' OR keep > interval '36500 days') THEN
@@ -656,9 +661,12 @@ BEGIN
     END IF;
     -- Retention counts back from now(): on a table of past data (an import) it would delete
     -- everything at once. That is refused; a table meant to be emptied can be truncated.
-    EXECUTE format('SELECT max(bucket)::text FROM %s', rollup_table) INTO newest;
+    spec := collect._rollup_spec(def);
+    index := (SELECT o::integer - 1 FROM jsonb_array_elements(spec->'tables') WITH ORDINALITY x(t, o)
+               WHERE to_regclass(format('%I.%I', t->'table'->>'schema', t->'table'->>'name')) = rollup_table);
+    EXECUTE (collect._rollup_sql(spec, 'newest_bucket', index, NULL, NULL))[1] INTO newest;
     deleted := collect._apply_retention(def.schema, def.name);
-    EXECUTE format('SELECT EXISTS (SELECT 1 FROM %s)', rollup_table) INTO left_over;
+    EXECUTE (collect._rollup_sql(spec, 'any_rows', index, NULL, NULL))[1] INTO left_over;
     IF newest IS NOT NULL AND NOT left_over THEN
         RAISE EXCEPTION 'a retention of % would delete every row of %, whose newest bucket is %', keep, rollup_table, newest
             USING ERRCODE = 'invalid_parameter_value',
@@ -713,7 +721,6 @@ LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     def collect.rollup_defs := collect._rollup_def(schema, rollup);
     spec jsonb := collect._rollup_spec(def);
-    stale text := collect._rollup_table(def, '_stale');
     buckets text[];
     stmt text;
 BEGIN
@@ -733,7 +740,7 @@ BEGIN
     -- The base buckets to rebuild, as text: the generated statements cast them back to the
     -- bucket's type.
     IF since IS NULL THEN
-        EXECUTE format('SELECT array_agg(DISTINCT bucket::text) FROM %s', stale) INTO buckets;
+        EXECUTE (collect._rollup_sql(spec, 'stale_buckets', 0, NULL, NULL))[1] INTO buckets;
     ELSE
         EXECUTE (collect._rollup_sql(spec, 'range', 0, NULL, NULL))[1] INTO buckets USING since, until;
     END IF;
@@ -746,7 +753,7 @@ BEGIN
             EXECUTE stmt USING buckets;
         END LOOP;
     END LOOP;
-    EXECUTE format('DELETE FROM %s WHERE bucket = ANY ($1::%s[])', stale, def.time_type) USING buckets;
+    EXECUTE (collect._rollup_sql(spec, 'clear_stale', 0, NULL, NULL))[1] USING buckets;
     RETURN cardinality(buckets);
 END $$;
 

@@ -20,6 +20,30 @@ fn latest_shard_statements(spec: JsonbArg) -> JsonbValue {
     JsonbValue::serialize(&latest(spec).shard_statements())
 }
 
+/// `collect._latest_add_columns_sql(spec, columns, types)`: the parent's copies of those child
+/// columns, of those types (`LatestCopy::add_columns_sql`).
+#[pg_extern(sql = false, immutable, parallel_safe)]
+fn latest_add_columns_sql(
+    spec: JsonbArg,
+    columns: Vec<Option<String>>,
+    types: Vec<Option<String>>,
+) -> Vec<String> {
+    let columns = crate::errors::no_null_elements(columns, "columns");
+    let types = crate::errors::no_null_elements(types, "types");
+    if columns.len() != types.len() {
+        raise(
+            PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+            format!(
+                "{} columns but {} types: each column needs its type",
+                columns.len(),
+                types.len()
+            ),
+            None,
+        );
+    }
+    latest(spec).add_columns_sql(&columns, &types)
+}
+
 /// `collect._latest_trigger_sql(spec, tables, base, refresh, distributed)`: the triggers of a latest
 /// copy on `tables` (`LatestCopy::trigger_sql`); on Citus they carry the spec.
 #[pg_extern(sql = false, immutable, parallel_safe)]

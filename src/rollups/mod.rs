@@ -189,6 +189,11 @@ fn rollup_sql(
         "range" => vec![rollup.buckets_between()],
         "backfill" => rollup.backfill(),
         "retention" => rollup.retention(index).into_iter().collect(),
+        "create_tier" => rollup.create_tier(index),
+        "stale_buckets" => vec![rollup.stale_buckets()],
+        "clear_stale" => vec![rollup.clear_stale()],
+        "newest_bucket" => vec![rollup.newest_bucket(index)],
+        "any_rows" => vec![rollup.any_rows(index)],
         other => raise(
             PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
             format!("unknown rollup statement kind {other:?}"),

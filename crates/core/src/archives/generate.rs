@@ -228,6 +228,15 @@ impl Archive {
             format!("ALTER TABLE {lumps} ALTER COLUMN keys SET STORAGE EXTERNAL"),
             format!("CREATE INDEX {} ON {lumps} (shard_key, min_key, max_key)", index("keys")),
             format!("CREATE INDEX {} ON {lumps} (min_time, max_time)", index("times")),
+            format!(
+                "COMMENT ON TABLE {lumps} IS {}",
+                literal(&format!(
+                    "Rows of {}.{} archived as gzipped JSON lumps by archive {} (pg_collect)",
+                    self.source.schema,
+                    self.source.name,
+                    self.lumps.name.strip_suffix("_lumps").unwrap_or(&self.lumps.name)
+                ))
+            ),
         ]
     }
 

@@ -45,6 +45,26 @@ pub struct Statements {
     pub refresh_function: String,
     pub trigger_function: String,
     pub check: String,
+    /// $1 batch size: a backfill's first batch of parent keys, as (the text of their array,
+    /// how many, the last one as text).
+    pub backfill_first: String,
+    /// $1 batch size, $2 the last key done (as text): the next batch, likewise.
+    pub backfill_next: String,
+    /// $1 parent keys (the text of an array): recomputed; returns how many changed.
+    pub refresh: String,
+    /// Recomputes the parents `check` reports; returns how many changed.
+    pub repair: String,
+    /// How many parents there are.
+    pub count_parents: String,
+    /// $1 the definition's row: `check`'s rows gathered from every shard (Citus), in key
+    /// order, as (parent_key, stored, expected).
+    pub check_on_shards: String,
+    /// The generated functions made executable by their owner only.
+    pub revoke_functions: Vec<String>,
+    /// The generated functions, dropped if they exist.
+    pub drop_functions: Vec<String>,
+    /// The copies dropped from the parent (drop_latest(drop_columns => true)).
+    pub drop_columns: Vec<String>,
 }
 
 impl Statements {
@@ -69,6 +89,11 @@ pub struct ShardStatements {
     pub check: String,
     /// Every copy cleared (a TRUNCATE of the whole child).
     pub clear: String,
+    /// `check`'s rows on this shard, as the text of a JSON array of [key, stored, expected].
+    pub check_found: String,
+    /// The keys `check` reports on this shard, as the text of an array (what repair
+    /// recomputes).
+    pub check_keys: String,
 }
 
 impl ShardStatements {
@@ -313,13 +338,66 @@ impl LatestCopy {
             .collect()
     }
 
-    /// The functions and check query, by name.
+    /// The functions, the check query and what backfill, repair and drop run, by name.
     pub fn statements(&self) -> Statements {
+        let (parent, key, key_type) = (self.parent.sql(), ident(&self.parent_key), &self.key_type);
+        let refresh = self.refresh_function.sql();
+        let check = self.check_sql();
+        let batch = |after: &str| {
+            format!(
+                "SELECT pg_catalog.array_agg(k ORDER BY k)::pg_catalog.text, pg_catalog.count(*), pg_catalog.max(k)::pg_catalog.text
+                   FROM (SELECT {key} AS k FROM {parent}{after} ORDER BY 1 LIMIT $1) AS pg_collect_batch"
+            )
+        };
         Statements {
             refresh_function: self.refresh_function_sql(),
             trigger_function: self.trigger_function_sql(),
-            check: self.check_sql(),
+            backfill_first: batch(""),
+            backfill_next: batch(&format!(" WHERE {key} > $2::pg_catalog.text::{key_type}")),
+            refresh: format!("SELECT {refresh}($1::pg_catalog.text::{key_type}[])"),
+            repair: format!(
+                "SELECT {refresh}(ARRAY(SELECT k::{key_type} FROM ({check}) AS pg_collect_check(k, s, e)))"
+            ),
+            count_parents: format!("SELECT pg_catalog.count(*) FROM {parent}"),
+            check_on_shards: format!(
+                "SELECT r->>0, r->1, r->2 FROM collect._latest_on_shards($1, 'check', NULL) AS found,
+                        pg_catalog.jsonb_array_elements(found::pg_catalog.jsonb) AS r
+                  ORDER BY (r->>0)::{key_type}"
+            ),
+            revoke_functions: vec![
+                format!("REVOKE EXECUTE ON FUNCTION {}() FROM PUBLIC", self.trigger_function.sql()),
+                format!("REVOKE EXECUTE ON FUNCTION {refresh}({key_type}[]) FROM PUBLIC"),
+            ],
+            drop_functions: vec![
+                // CASCADE: on Citus, the shards of a table distributed after create_latest
+                // keep TRUNCATE triggers of the generated function that dropping the table's
+                // triggers leaves behind.
+                format!("DROP FUNCTION IF EXISTS {}() CASCADE", self.trigger_function.sql()),
+                format!("DROP FUNCTION IF EXISTS {refresh}({key_type}[])"),
+            ],
+            drop_columns: self
+                .columns
+                .iter()
+                .map(|c| format!("ALTER TABLE {parent} DROP COLUMN IF EXISTS {}", ident(&self.parent_column(c))))
+                .collect(),
+            check,
         }
+    }
+
+    /// The parent's copies of `columns` (child columns whose copies it lacks), each of its
+    /// type as `format_type` writes it.
+    pub fn add_columns_sql(&self, columns: &[String], types: &[String]) -> Vec<String> {
+        columns
+            .iter()
+            .zip(types)
+            .map(|(c, t)| {
+                format!(
+                    "ALTER TABLE {} ADD COLUMN {} {t}",
+                    self.parent.sql(),
+                    ident(&self.parent_column(c))
+                )
+            })
+            .collect()
     }
 
     pub fn refresh_function_sql(&self) -> String {
@@ -464,6 +542,15 @@ END",
                     .replacen("PERFORM FROM", "SELECT FROM", 1),
             ),
             recompute: with_text_keys(self.recompute_locked()),
+            check_found: format!(
+                "SELECT coalesce(pg_catalog.jsonb_agg(pg_catalog.jsonb_build_array(k, s, e)), '[]')::pg_catalog.text
+                   FROM ({}) AS pg_collect_check(k, s, e)",
+                self.check_sql()
+            ),
+            check_keys: format!(
+                "SELECT ARRAY(SELECT k FROM ({}) AS pg_collect_check(k, s, e))::pg_catalog.text",
+                self.check_sql()
+            ),
             check: self.check_sql(),
             clear: format!(
                 "UPDATE {parent} SET {cleared} WHERE NOT ROW({stored}) IS NULL",

@@ -686,6 +686,54 @@ impl Rollup {
     }
 
     /// Deletes rows of table `index` past its retention.
+    /// Tier `index` (just added to the definition), made: the rollup table's columns and
+    /// its unique index over bucket and dimensions.
+    pub fn create_tier(&self, index: usize) -> Vec<String> {
+        let tier = self.tables[index].table.sql();
+        let keys: String = self
+            .dimensions
+            .iter()
+            .map(|d| format!(", {}", ident(d)))
+            .collect();
+        vec![
+            format!("CREATE TABLE {tier} (LIKE {})", self.tables[0].table.sql()),
+            format!("CREATE UNIQUE INDEX ON {tier} (bucket{keys}) NULLS NOT DISTINCT"),
+        ]
+    }
+
+    /// The base buckets marked stale, as text.
+    pub fn stale_buckets(&self) -> String {
+        format!(
+            "SELECT pg_catalog.array_agg(DISTINCT bucket::pg_catalog.text) FROM {}",
+            self.stale.sql()
+        )
+    }
+
+    /// $1 buckets (as text): no longer stale, rebuilt.
+    pub fn clear_stale(&self) -> String {
+        format!(
+            "DELETE FROM {} WHERE bucket = ANY ($1::pg_catalog.text[]::{}[])",
+            self.stale.sql(),
+            self.time_type
+        )
+    }
+
+    /// Table `index`'s newest bucket, as text (NULL when empty).
+    pub fn newest_bucket(&self, index: usize) -> String {
+        format!(
+            "SELECT pg_catalog.max(bucket)::pg_catalog.text FROM {}",
+            self.tables[index].table.sql()
+        )
+    }
+
+    /// Whether table `index` holds any row.
+    pub fn any_rows(&self, index: usize) -> String {
+        format!(
+            "SELECT EXISTS (SELECT FROM {})",
+            self.tables[index].table.sql()
+        )
+    }
+
     pub fn retention(&self, index: usize) -> Option<String> {
         let table = &self.tables[index];
         let keep = table.keep.as_ref()?;
