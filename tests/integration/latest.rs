@@ -501,3 +501,35 @@ fn latest_copy_survives_pg_dump_and_pg_restore() {
     dst.batch_execute("SELECT collect.drop_latest('files', drop_columns => true)")
         .unwrap();
 }
+
+/// A latest copy's spec travels as text in its triggers' arguments on Citus, which must be
+/// UTF-8: in a SQL_ASCII database, where jsonb may hold bytes that are not, the generator says
+/// so (22021) instead of carrying bytes another node cannot read.
+#[test]
+fn a_spec_that_is_not_utf8_is_refused_with_22021() {
+    let name = format!("it_latest_ascii_{}", std::process::id());
+    let mut admin = connect("postgres");
+    admin
+        .batch_execute(&format!("DROP DATABASE IF EXISTS {name}"))
+        .unwrap();
+    admin
+        .batch_execute(&format!(
+            "CREATE DATABASE {name} ENCODING 'SQL_ASCII' LC_COLLATE 'C' LC_CTYPE 'C' TEMPLATE template0"
+        ))
+        .unwrap();
+    let mut db = connect(&name);
+    db.batch_execute("CREATE EXTENSION pg_collect").unwrap();
+    let err = db
+        .query_one(
+            r#"SELECT collect._latest_trigger_sql(E'{"parent": "\xe9"}'::jsonb, '{public.child}', 'b', 'public.r', true)"#,
+            &[],
+        )
+        .unwrap_err();
+    let db_error = err.as_db_error().expect("an error from the server");
+    assert_eq!(db_error.code().code(), "22021", "{db_error:?}");
+    assert!(db_error.message().contains("must be UTF-8"), "{db_error:?}");
+    drop(db);
+    admin
+        .batch_execute(&format!("DROP DATABASE {name}"))
+        .unwrap();
+}

@@ -153,6 +153,9 @@ SELECT * FROM collect.edges('follows', 1, NULL);
 \echo :LAST_ERROR_SQLSTATE
 SELECT collect.edge_union_count('follows', '{1, 2}', NULL);
 \echo :LAST_ERROR_SQLSTATE
+-- The generator behind the reads checks its own arguments too.
+SELECT collect._graph_reads(NULL, 'follows', 'out');
+\echo :LAST_ERROR_SQLSTATE
 SELECT * FROM collect.edges('follows', 1, state => 'deleted');
 \echo :LAST_ERROR_SQLSTATE
 SELECT * FROM collect.edges('follows', 1, page_size => 0);

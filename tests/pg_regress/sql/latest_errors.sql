@@ -135,3 +135,9 @@ SELECT * FROM drafts ORDER BY id;
 SELECT count(*) AS wrong_after_both_changed FROM collect.check_latest('drafts');
 SELECT collect.drop_latest('drafts', drop_columns => true);
 DROP TABLE draft_edits, drafts;
+
+-- The generator of a parent's new columns takes a type for each column.
+SELECT collect._latest_add_columns_sql('{}', '{a, b}', '{integer}');
+\echo :LAST_ERROR_SQLSTATE
+SELECT collect._latest_add_columns_sql('{}', '{a, NULL}', '{integer, text}');
+\echo :LAST_ERROR_SQLSTATE
