@@ -149,43 +149,85 @@ impl TopK {
     /// Merges `other` in. Sketches of any k and capacity merge: the result keeps the larger
     /// of each, and the bounds hold whatever each side kept.
     pub fn merge(&mut self, other: &TopK) -> Result<(), String> {
-        let our_floor = if self.full() {
-            self.smallest().map_or(0, |(_, c)| c)
-        } else {
-            0
-        };
-        let their_floor = if other.full() {
-            other.smallest().map_or(0, |(_, c)| c)
-        } else {
-            0
-        };
+        let (our_floor, their_floor) = (self.floor(), other.floor());
         // Counts near 2^64 cannot be added: an error, never a value that wrapped around.
-        let overflow = || "topk counts would exceed 2^64".to_string();
-        let add = |a: u64, b: u64| a.checked_add(b).ok_or_else(overflow);
-        let total = add(self.total, other.total)?;
-        let mut merged: HashMap<String, (u64, u64)> = HashMap::new();
+        let total = self
+            .total
+            .checked_add(other.total)
+            .ok_or_else(|| "topk counts would exceed 2^64".to_string())?;
+        // In place, so checked before anything changes. A counter of ours that `other` lacks
+        // gains its floor, which is 0 unless it is full: a small sketch merged into a large
+        // state (the usual case) then costs only `other`'s counters.
+        let largest = |t: &TopK| t.counters.values().map(|&(c, _)| c).max().unwrap_or(0);
+        // Every sum is of a count or error of each side, or a floor (at most its side's
+        // largest count; errors are at most their counts): when the largest counts add up,
+        // none can overflow, and only otherwise is each sum checked.
+        if largest(self).checked_add(largest(other)).is_none() {
+            self.check_merge(other, our_floor, their_floor)?;
+        }
+        if their_floor > 0 {
+            for (v, slot) in self.counters.iter_mut() {
+                if !other.counters.contains_key(v) {
+                    *slot = (slot.0 + their_floor, slot.1 + their_floor);
+                }
+            }
+        }
+        for (v, &(c, e)) in &other.counters {
+            match self.counters.get_mut(v) {
+                Some(slot) => *slot = (slot.0 + c, slot.1 + e),
+                None => {
+                    let count = c + our_floor;
+                    self.value_bytes += v.len();
+                    self.counters.insert(v.clone(), (count, e + our_floor));
+                    if let Some(heap) = &mut self.by_count {
+                        heap.push(Reverse((count, Reverse(v.clone()))));
+                    }
+                }
+            }
+        }
+        self.k = self.k.max(other.k);
+        self.capacity = self.capacity.max(other.capacity);
+        // Back to capacity: the counters `top` ranks last go, smallest count first (ties: the
+        // largest value). A merge only raises counts, so the heap by count stays usable as
+        // `add` keeps it, and a state that stays full pays per merge for `other`'s counters.
+        while self.counters.len() > self.capacity as usize {
+            let (victim, _) = self.evict_smallest();
+            self.value_bytes -= victim.len();
+        }
+        self.total = total;
+        Ok(())
+    }
+
+    /// What a counter `other` lacks is counted at: its smallest count once full, else 0.
+    fn floor(&self) -> u64 {
+        if self.full() {
+            self.counters.values().map(|&(c, _)| c).min().unwrap_or(0)
+        } else {
+            0
+        }
+    }
+
+    /// Every sum `merge` would make, checked (counts near 2^64).
+    fn check_merge(&self, other: &TopK, our_floor: u64, their_floor: u64) -> Result<(), String> {
+        let add = |a: u64, b: u64| {
+            a.checked_add(b)
+                .ok_or_else(|| "topk counts would exceed 2^64".to_string())
+        };
         for (v, &(c, e)) in &self.counters {
             let (oc, oe) = other
                 .counters
                 .get(v)
                 .copied()
                 .unwrap_or((their_floor, their_floor));
-            merged.insert(v.clone(), (add(c, oc)?, add(e, oe)?));
+            add(c, oc)?;
+            add(e, oe)?;
         }
         for (v, &(c, e)) in &other.counters {
-            if !merged.contains_key(v) {
-                merged.insert(v.clone(), (add(c, our_floor)?, add(e, our_floor)?));
+            if !self.counters.contains_key(v) {
+                add(c, our_floor)?;
+                add(e, our_floor)?;
             }
         }
-        self.k = self.k.max(other.k);
-        self.capacity = self.capacity.max(other.capacity);
-        let mut ranked: Vec<(String, (u64, u64))> = merged.into_iter().collect();
-        ranked.sort_by(|a, b| b.1 .0.cmp(&a.1 .0).then_with(|| a.0.cmp(&b.0)));
-        ranked.truncate(self.capacity as usize);
-        self.counters = ranked.into_iter().collect();
-        self.by_count = None;
-        self.value_bytes = self.counters.keys().map(String::len).sum();
-        self.total = total;
         Ok(())
     }
 
@@ -365,6 +407,84 @@ mod tests {
         assert_eq!(b.heap_bytes(), held(&b));
         let decoded = TopK::from_bytes(&b.to_bytes()).unwrap();
         assert_eq!(decoded.heap_bytes(), held(&decoded));
+    }
+
+    /// The merge as first written (a new map, every counter copied and sorted): what the
+    /// in-place merge must equal, counter for counter.
+    fn reference_merge(a: &TopK, other: &TopK) -> TopK {
+        let floor = |t: &TopK| {
+            if t.full() {
+                t.smallest().map_or(0, |(_, c)| c)
+            } else {
+                0
+            }
+        };
+        let (our_floor, their_floor) = (floor(a), floor(other));
+        let mut merged: HashMap<String, (u64, u64)> = HashMap::new();
+        for (v, &(c, e)) in &a.counters {
+            let (oc, oe) = other
+                .counters
+                .get(v)
+                .copied()
+                .unwrap_or((their_floor, their_floor));
+            merged.insert(v.clone(), (c + oc, e + oe));
+        }
+        for (v, &(c, e)) in &other.counters {
+            merged
+                .entry(v.clone())
+                .or_insert((c + our_floor, e + our_floor));
+        }
+        let mut out = TopK::with_capacity(a.k.max(other.k), a.capacity.max(other.capacity));
+        let mut ranked: Vec<(String, (u64, u64))> = merged.into_iter().collect();
+        ranked.sort_by(|a, b| b.1 .0.cmp(&a.1 .0).then_with(|| a.0.cmp(&b.0)));
+        ranked.truncate(out.capacity as usize);
+        out.counters = ranked.into_iter().collect();
+        out.value_bytes = out.counters.keys().map(String::len).sum();
+        out.total = a.total + other.total;
+        out
+    }
+
+    /// Small sketches into a large state, full ones into full ones, ties on counts at the
+    /// cut, sketches of different k: the in-place merge keeps exactly the counters the
+    /// reference keeps, with the same counts and errors.
+    #[test]
+    fn merging_in_place_equals_the_reference_merge() {
+        let mut rng = XorShift(21);
+        for round in 0..200 {
+            let sizes = [(5, 30), (2_000, 1_500), (40_000, 3_000), (300, 5)];
+            let (n_a, d_a) = sizes[round % 4];
+            let (n_b, d_b) = sizes[(round / 4) % 4];
+            let (k_a, k_b) = if round % 7 == 0 { (1, 20) } else { (10, 10) };
+            let mut a = TopK::new(k_a).unwrap();
+            let mut b = TopK::new(k_b).unwrap();
+            for v in stream(&mut rng, n_a, d_a) {
+                a.add(&v, 1);
+            }
+            for v in stream(&mut rng, n_b, d_b) {
+                b.add(&v, 1 + (rng.next_u64() % 3));
+            }
+            // Three merges in a row: the state keeps what the first left (its heap by count).
+            let mut expected = a.clone();
+            for _ in 0..3 {
+                expected = reference_merge(&expected, &b);
+                a.merge(&b).unwrap();
+                assert_eq!(a, expected, "round {round}");
+                assert_eq!(a.value_bytes, expected.value_bytes, "round {round}");
+                assert_eq!(a.to_bytes(), expected.to_bytes(), "round {round}");
+            }
+        }
+    }
+
+    /// An overflowing merge changes nothing.
+    #[test]
+    fn an_overflowing_merge_leaves_the_state_as_it_was() {
+        let mut a = TopK::new(10).unwrap();
+        a.add("x", u64::MAX - 1);
+        let before = a.clone();
+        let mut b = TopK::new(10).unwrap();
+        b.add("x", 5);
+        assert!(a.merge(&b).is_err());
+        assert_eq!(a, before);
     }
 
     #[test]
