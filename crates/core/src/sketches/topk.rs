@@ -94,13 +94,6 @@ impl TopK {
             + by_count
     }
 
-    fn smallest(&self) -> Option<(&String, u64)> {
-        self.counters
-            .iter()
-            .map(|(v, &(c, _))| (v, c))
-            .min_by(|a, b| a.1.cmp(&b.1).then_with(|| b.0.cmp(a.0)))
-    }
-
     fn full(&self) -> bool {
         self.counters.len() >= self.capacity as usize
     }
@@ -414,7 +407,7 @@ mod tests {
     fn reference_merge(a: &TopK, other: &TopK) -> TopK {
         let floor = |t: &TopK| {
             if t.full() {
-                t.smallest().map_or(0, |(_, c)| c)
+                t.counters.values().map(|&(c, _)| c).min().unwrap_or(0)
             } else {
                 0
             }
