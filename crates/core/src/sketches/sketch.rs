@@ -57,6 +57,9 @@ impl Sketch for TopK {
     fn merge_from(&mut self, other: &Self) -> Result<(), String> {
         self.merge(other)
     }
+    fn merge_bytes(&mut self, bytes: &[u8]) -> Result<(), String> {
+        TopK::merge_bytes(self, bytes)
+    }
 }
 
 /// Fuzzing a sketch's decoder: damaged encodings are refused or decode to a sketch that holds.

@@ -180,15 +180,19 @@ impl TopK {
         }
         self.k = self.k.max(other.k);
         self.capacity = self.capacity.max(other.capacity);
-        // Back to capacity: the counters `top` ranks last go, smallest count first (ties: the
-        // largest value). A merge only raises counts, so the heap by count stays usable as
-        // `add` keeps it, and a state that stays full pays per merge for `other`'s counters.
+        self.shed_to_capacity();
+        self.total = total;
+        Ok(())
+    }
+
+    /// Back to capacity: the counters `top` ranks last go, smallest count first (ties: the
+    /// largest value). A merge only raises counts, so the heap by count stays usable as `add`
+    /// keeps it, and a state that stays full pays per merge for the other's counters only.
+    fn shed_to_capacity(&mut self) {
         while self.counters.len() > self.capacity as usize {
             let (victim, _) = self.evict_smallest();
             self.value_bytes -= victim.len();
         }
-        self.total = total;
-        Ok(())
     }
 
     /// What a counter `other` lacks is counted at: its smallest count once full, else 0.
@@ -254,6 +258,77 @@ impl TopK {
 
     /// Reads this format, and version 1's (stored before #27), whose capacity was `max(4k, 64)`.
     pub fn from_bytes(bytes: &[u8]) -> Result<TopK, String> {
+        let stored = Stored::read(bytes)?;
+        let mut t = TopK::with_capacity(stored.k, stored.capacity);
+        t.total = stored.total;
+        for &(v, c, e) in &stored.counters {
+            if t.counters.insert(v.to_string(), (c, e)).is_some() {
+                return Err(format!("topk value {v:?} appears twice"));
+            }
+            t.value_bytes += v.len();
+        }
+        Ok(t)
+    }
+
+    /// Merges a stored sketch without decoding it into a sketch of its own: what an aggregate
+    /// over stored sketches does row after row. A stored sketch that is full (its counters'
+    /// floor then reaches every counter of ours it lacks) is decoded and merged as usual.
+    pub fn merge_bytes(&mut self, bytes: &[u8]) -> Result<(), String> {
+        let stored = Stored::read(bytes)?;
+        if stored.counters.len() >= stored.capacity as usize {
+            return self.merge(&TopK::from_bytes(bytes)?);
+        }
+        let mut seen = std::collections::HashSet::with_capacity(stored.counters.len());
+        if let Some(&(v, _, _)) = stored.counters.iter().find(|&&(v, _, _)| !seen.insert(v)) {
+            return Err(format!("topk value {v:?} appears twice"));
+        }
+        let our_floor = self.floor();
+        let total = self
+            .total
+            .checked_add(stored.total)
+            .ok_or_else(|| "topk counts would exceed 2^64".to_string())?;
+        let theirs = stored
+            .counters
+            .iter()
+            .map(|&(_, c, _)| c)
+            .max()
+            .unwrap_or(0);
+        let ours = self.counters.values().map(|&(c, _)| c).max().unwrap_or(0);
+        if ours.checked_add(theirs).is_none() {
+            // Near 2^64: each sum checked as `merge` does.
+            return self.merge(&TopK::from_bytes(bytes)?);
+        }
+        for &(v, c, e) in &stored.counters {
+            match self.counters.get_mut(v) {
+                Some(slot) => *slot = (slot.0 + c, slot.1 + e),
+                None => {
+                    let count = c + our_floor;
+                    self.value_bytes += v.len();
+                    self.counters.insert(v.to_string(), (count, e + our_floor));
+                    if let Some(heap) = &mut self.by_count {
+                        heap.push(Reverse((count, Reverse(v.to_string()))));
+                    }
+                }
+            }
+        }
+        self.k = self.k.max(stored.k);
+        self.capacity = self.capacity.max(stored.capacity);
+        self.shed_to_capacity();
+        self.total = total;
+        Ok(())
+    }
+}
+
+/// A stored sketch read and checked, its values borrowed from the bytes.
+struct Stored<'a> {
+    k: u32,
+    capacity: u32,
+    total: u64,
+    counters: Vec<(&'a str, u64, u64)>,
+}
+
+impl<'a> Stored<'a> {
+    fn read(bytes: &'a [u8]) -> Result<Stored<'a>, String> {
         let mut r = Reader::new(bytes);
         let version = r.u8()?;
         if version != 1 && version != FORMAT_VERSION {
@@ -271,15 +346,14 @@ impl TopK {
                 .filter(|c| (k..=MAX_CAPACITY.max(4 * MAX_K)).contains(c))
                 .ok_or("topk capacity out of range")?
         };
-        let mut t = TopK::with_capacity(k, capacity);
-        t.total = r.varint()?;
+        let total = r.varint()?;
         let n = r.count(3)?;
-        if n > t.capacity as usize {
+        if n > capacity as usize {
             return Err(format!(
-                "topk holds {n} counters, more than its capacity {}",
-                t.capacity
+                "topk holds {n} counters, more than its capacity {capacity}"
             ));
         }
+        let mut counters = Vec::with_capacity(n);
         let mut counted = 0u64;
         for _ in 0..n {
             let len = r.count(1)?;
@@ -292,16 +366,18 @@ impl TopK {
                 return Err("topk error exceeds its count".into());
             }
             counted = counted.saturating_add(c - e);
-            if t.counters.insert(v.to_string(), (c, e)).is_some() {
-                return Err(format!("topk value {v:?} appears twice"));
-            }
-            t.value_bytes += v.len();
+            counters.push((v, c, e));
         }
         r.finish()?;
-        if counted > t.total {
+        if counted > total {
             return Err("topk counts exceed its total".into());
         }
-        Ok(t)
+        Ok(Stored {
+            k,
+            capacity,
+            total,
+            counters,
+        })
     }
 }
 
@@ -466,6 +542,43 @@ mod tests {
                 assert_eq!(a.to_bytes(), expected.to_bytes(), "round {round}");
             }
         }
+    }
+
+    /// A stored sketch merged from its bytes gives what decoding it and merging gives, and
+    /// damaged bytes are refused as decoding refuses them.
+    #[test]
+    fn merging_stored_bytes_equals_merging_the_decoded_sketch() {
+        let mut rng = XorShift(22);
+        let mut by_bytes = TopK::new(10).unwrap();
+        let mut decoded = TopK::new(10).unwrap();
+        for round in 0..300 {
+            let mut part = TopK::new(if round % 11 == 0 { 1 } else { 10 }).unwrap();
+            let (n, distinct) = if round % 50 == 0 {
+                (3_000, 2_000)
+            } else {
+                (20, 4_000)
+            };
+            for v in stream(&mut rng, n, distinct) {
+                part.add(&v, 1);
+            }
+            let bytes = part.to_bytes();
+            by_bytes.merge_bytes(&bytes).unwrap();
+            decoded.merge(&TopK::from_bytes(&bytes).unwrap()).unwrap();
+            assert_eq!(by_bytes, decoded, "round {round}");
+            assert_eq!(by_bytes.value_bytes, decoded.value_bytes, "round {round}");
+        }
+        let mut twice = vec![FORMAT_VERSION];
+        for n in [10, capacity(10) as u64, 4, 2] {
+            put_varint(&mut twice, n);
+        }
+        for _ in 0..2 {
+            twice.extend_from_slice(&[1, b'a', 2, 0]);
+        }
+        assert!(TopK::from_bytes(&twice).unwrap_err().contains("twice"));
+        let before = by_bytes.clone();
+        assert!(by_bytes.merge_bytes(&twice).unwrap_err().contains("twice"));
+        assert!(by_bytes.merge_bytes(&[FORMAT_VERSION, 1]).is_err());
+        assert_eq!(by_bytes, before);
     }
 
     /// An overflowing merge changes nothing.
