@@ -42,6 +42,9 @@ pub struct TopK {
     by_count: Option<ByCount>,
     /// The counted values' bytes, kept as they change: `heap_bytes` is asked after every row.
     value_bytes: usize,
+    /// No counter's count exceeds it (raised as counts rise): what merges check overflow by
+    /// without reading every counter.
+    largest: u64,
 }
 
 impl PartialEq for TopK {
@@ -70,6 +73,7 @@ impl TopK {
             counters: HashMap::new(),
             by_count: None,
             value_bytes: 0,
+            largest: 0,
         }
     }
 
@@ -98,15 +102,38 @@ impl TopK {
         self.counters.len() >= self.capacity as usize
     }
 
-    /// Takes out the counter with the smallest count (ties: the largest value).
-    fn evict_smallest(&mut self) -> (String, u64) {
+    /// The heap by count, built on first use.
+    fn build_by_count(&mut self) {
         let counters = &self.counters;
-        let heap = self.by_count.get_or_insert_with(|| {
+        self.by_count.get_or_insert_with(|| {
             counters
                 .iter()
                 .map(|(v, &(c, _))| Reverse((c, Reverse(v.clone()))))
                 .collect()
         });
+    }
+
+    /// The smallest count, from the heap: its top brought up to date first.
+    fn smallest_count(&mut self) -> u64 {
+        self.build_by_count();
+        let (counters, heap) = (&self.counters, self.by_count.as_mut().expect("built above"));
+        loop {
+            let Some(Reverse((count, Reverse(value)))) = heap.peek() else {
+                return 0;
+            };
+            let current = counters.get(value).expect("every entry has its counter").0;
+            if current == *count {
+                return current;
+            }
+            let Reverse((_, Reverse(value))) = heap.pop().expect("peeked");
+            heap.push(Reverse((current, Reverse(value))));
+        }
+    }
+
+    /// Takes out the counter with the smallest count (ties: the largest value).
+    fn evict_smallest(&mut self) -> (String, u64) {
+        self.build_by_count();
+        let (counters, heap) = (&self.counters, self.by_count.as_mut().expect("built above"));
         loop {
             let Reverse((count, Reverse(value))) = heap.pop().expect("full means non-empty");
             let current = counters.get(&value).expect("every entry has its counter").0;
@@ -122,17 +149,20 @@ impl TopK {
         self.total = self.total.saturating_add(weight);
         if let Some(slot) = self.counters.get_mut(value) {
             slot.0 = slot.0.saturating_add(weight);
+            self.largest = self.largest.max(slot.0);
             return;
         }
         self.value_bytes += value.len();
         if !self.full() {
             self.counters.insert(value.to_string(), (weight, 0));
             self.by_count = None;
+            self.largest = self.largest.max(weight);
             return;
         }
         let (victim, min) = self.evict_smallest();
         self.value_bytes -= victim.len();
         let count = min.saturating_add(weight);
+        self.largest = self.largest.max(count);
         self.counters.insert(value.to_string(), (count, min));
         if let Some(heap) = &mut self.by_count {
             heap.push(Reverse((count, Reverse(value.to_string()))));
@@ -142,7 +172,7 @@ impl TopK {
     /// Merges `other` in. Sketches of any k and capacity merge: the result keeps the larger
     /// of each, and the bounds hold whatever each side kept.
     pub fn merge(&mut self, other: &TopK) -> Result<(), String> {
-        let (our_floor, their_floor) = (self.floor(), other.floor());
+        let (our_floor, their_floor) = (self.floor(), other.floor_by_reading());
         // Counts near 2^64 cannot be added: an error, never a value that wrapped around.
         let total = self
             .total
@@ -151,11 +181,10 @@ impl TopK {
         // In place, so checked before anything changes. A counter of ours that `other` lacks
         // gains its floor, which is 0 unless it is full: a small sketch merged into a large
         // state (the usual case) then costs only `other`'s counters.
-        let largest = |t: &TopK| t.counters.values().map(|&(c, _)| c).max().unwrap_or(0);
         // Every sum is of a count or error of each side, or a floor (at most its side's
         // largest count; errors are at most their counts): when the largest counts add up,
         // none can overflow, and only otherwise is each sum checked.
-        if largest(self).checked_add(largest(other)).is_none() {
+        if self.largest.checked_add(other.largest).is_none() {
             self.check_merge(other, our_floor, their_floor)?;
         }
         if their_floor > 0 {
@@ -165,11 +194,16 @@ impl TopK {
                 }
             }
         }
+        self.largest = self.largest.saturating_add(their_floor);
         for (v, &(c, e)) in &other.counters {
             match self.counters.get_mut(v) {
-                Some(slot) => *slot = (slot.0 + c, slot.1 + e),
+                Some(slot) => {
+                    *slot = (slot.0 + c, slot.1 + e);
+                    self.largest = self.largest.max(slot.0);
+                }
                 None => {
                     let count = c + our_floor;
+                    self.largest = self.largest.max(count);
                     self.value_bytes += v.len();
                     self.counters.insert(v.clone(), (count, e + our_floor));
                     if let Some(heap) = &mut self.by_count {
@@ -195,8 +229,18 @@ impl TopK {
         }
     }
 
-    /// What a counter `other` lacks is counted at: its smallest count once full, else 0.
-    fn floor(&self) -> u64 {
+    /// What a counter the other side lacks is counted at: its smallest count once full,
+    /// else 0.
+    fn floor(&mut self) -> u64 {
+        if self.full() {
+            self.smallest_count()
+        } else {
+            0
+        }
+    }
+
+    /// The same, read from every counter (for a sketch merged in, which keeps no heap).
+    fn floor_by_reading(&self) -> u64 {
         if self.full() {
             self.counters.values().map(|&(c, _)| c).min().unwrap_or(0)
         } else {
@@ -266,6 +310,7 @@ impl TopK {
                 return Err(format!("topk value {v:?} appears twice"));
             }
             t.value_bytes += v.len();
+            t.largest = t.largest.max(c);
         }
         Ok(t)
     }
@@ -293,16 +338,19 @@ impl TopK {
             .map(|&(_, c, _)| c)
             .max()
             .unwrap_or(0);
-        let ours = self.counters.values().map(|&(c, _)| c).max().unwrap_or(0);
-        if ours.checked_add(theirs).is_none() {
+        if self.largest.checked_add(theirs).is_none() {
             // Near 2^64: each sum checked as `merge` does.
             return self.merge(&TopK::from_bytes(bytes)?);
         }
         for &(v, c, e) in &stored.counters {
             match self.counters.get_mut(v) {
-                Some(slot) => *slot = (slot.0 + c, slot.1 + e),
+                Some(slot) => {
+                    *slot = (slot.0 + c, slot.1 + e);
+                    self.largest = self.largest.max(slot.0);
+                }
                 None => {
                     let count = c + our_floor;
+                    self.largest = self.largest.max(count);
                     self.value_bytes += v.len();
                     self.counters.insert(v.to_string(), (count, e + our_floor));
                     if let Some(heap) = &mut self.by_count {
