@@ -147,6 +147,16 @@ ALTER TABLE collect.job_schedules RENAME CONSTRAINT schedules_every_check TO job
 ALTER TABLE collect.job_schedules RENAME CONSTRAINT schedules_failures_check TO job_schedules_failures_check;
 ALTER TABLE collect.job_schedules RENAME CONSTRAINT schedules_next_run_check TO job_schedules_next_run_check;
 ALTER TABLE collect.job_schedules RENAME CONSTRAINT schedules_runs_check TO job_schedules_runs_check;
+-- PostgreSQL 18 keeps NOT NULL as named constraints too (none before it): their names follow.
+DO $$
+DECLARE
+    c name;
+BEGIN
+    FOR c IN SELECT conname FROM pg_catalog.pg_constraint
+              WHERE conrelid = 'collect.job_schedules'::pg_catalog.regclass AND contype = 'n' AND conname LIKE 'schedules\_%' LOOP
+        EXECUTE pg_catalog.format('ALTER TABLE collect.job_schedules RENAME CONSTRAINT %I TO %I', c, 'job_' || c);
+    END LOOP;
+END $$;
 ALTER TYPE collect.maintenance RENAME ATTRIBUTE step TO batch;
 ALTER FUNCTION collect._run_job_step(text, text) RENAME TO _run_job_batch;
 DROP VIEW collect.maintenance_jobs;
