@@ -726,10 +726,11 @@ impl Rollup {
         )
     }
 
-    /// Whether table `index` holds any row.
+    /// Whether table `index` holds any row (`SELECT 1`: Citus plans no empty target list
+    /// over a distributed table).
     pub fn any_rows(&self, index: usize) -> String {
         format!(
-            "SELECT EXISTS (SELECT FROM {})",
+            "SELECT EXISTS (SELECT 1 FROM {})",
             self.tables[index].table.sql()
         )
     }
