@@ -195,7 +195,21 @@ impl TopK {
             }
         }
         self.largest = self.largest.saturating_add(their_floor);
-        for (v, &(c, e)) in &other.counters {
+        let theirs = other.counters.iter().map(|(v, &(c, e))| (v.as_str(), c, e));
+        self.absorb(theirs, our_floor, (other.k, other.capacity, total));
+        Ok(())
+    }
+
+    /// Adds the other side's counters (value, count, error) in, a counter new here at
+    /// `our_floor` more, takes the larger k and capacity and the summed `total`, and sheds
+    /// back to capacity. Every sum was checked not to overflow.
+    fn absorb<'v>(
+        &mut self,
+        theirs: impl Iterator<Item = (&'v str, u64, u64)>,
+        our_floor: u64,
+        (k, capacity, total): (u32, u32, u64),
+    ) {
+        for (v, c, e) in theirs {
             match self.counters.get_mut(v) {
                 Some(slot) => {
                     *slot = (slot.0 + c, slot.1 + e);
@@ -205,18 +219,17 @@ impl TopK {
                     let count = c + our_floor;
                     self.largest = self.largest.max(count);
                     self.value_bytes += v.len();
-                    self.counters.insert(v.clone(), (count, e + our_floor));
+                    self.counters.insert(v.to_string(), (count, e + our_floor));
                     if let Some(heap) = &mut self.by_count {
-                        heap.push(Reverse((count, Reverse(v.clone()))));
+                        heap.push(Reverse((count, Reverse(v.to_string()))));
                     }
                 }
             }
         }
-        self.k = self.k.max(other.k);
-        self.capacity = self.capacity.max(other.capacity);
+        self.k = self.k.max(k);
+        self.capacity = self.capacity.max(capacity);
         self.shed_to_capacity();
         self.total = total;
-        Ok(())
     }
 
     /// Back to capacity: the counters `top` ranks last go, smallest count first (ties: the
@@ -342,27 +355,8 @@ impl TopK {
             // Near 2^64: each sum checked as `merge` does.
             return self.merge(&TopK::from_bytes(bytes)?);
         }
-        for &(v, c, e) in &stored.counters {
-            match self.counters.get_mut(v) {
-                Some(slot) => {
-                    *slot = (slot.0 + c, slot.1 + e);
-                    self.largest = self.largest.max(slot.0);
-                }
-                None => {
-                    let count = c + our_floor;
-                    self.largest = self.largest.max(count);
-                    self.value_bytes += v.len();
-                    self.counters.insert(v.to_string(), (count, e + our_floor));
-                    if let Some(heap) = &mut self.by_count {
-                        heap.push(Reverse((count, Reverse(v.to_string()))));
-                    }
-                }
-            }
-        }
-        self.k = self.k.max(stored.k);
-        self.capacity = self.capacity.max(stored.capacity);
-        self.shed_to_capacity();
-        self.total = total;
+        let (k, capacity) = (stored.k, stored.capacity);
+        self.absorb(stored.counters.into_iter(), our_floor, (k, capacity, total));
         Ok(())
     }
 }
