@@ -3249,6 +3249,8 @@ BEGIN
     -- Lock out ingest while the tier is filled and the ingest trigger remade, so no statement
     -- is counted twice or missed.
     EXECUTE format('LOCK TABLE %s IN SHARE ROW EXCLUSIVE MODE', collect._rollup_source(def));
+    -- Read again under the locks: a tier another call added meanwhile is kept.
+    def := collect._rollup_def(schema, rollup);
     -- The tier's table first, from the definition as it will be (the registry admits a row
     -- only once its owner owns what it names).
     def.tiers := def.tiers || jsonb_build_object('name', _add_tier.name, 'granularity', _add_tier.granularity, 'keep', NULL);

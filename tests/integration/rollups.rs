@@ -254,3 +254,59 @@ fn a_tier_added_during_a_repeatable_read_transaction_loses_no_event() {
     drop((setup, writer));
     drop_roles(&db, &[&alice, &mallory]);
 }
+
+/// Two sessions adding tiers to one rollup at once: the second waits for the first and keeps
+/// its tier (the definition is read again under the locks), so both tiers are registered,
+/// filled and fed by the triggers.
+#[test]
+fn tiers_added_at_once_are_both_kept() {
+    let db = fresh_database("tiers_at_once");
+    let mut first = connect(&db);
+    first
+        .batch_execute(
+            r#"CREATE TABLE events (at timestamptz NOT NULL, n int);
+               SELECT collect.create_rollup('events_1m', 'events', 'at', metrics => '{"total": "sum(n)"}');
+               INSERT INTO events VALUES ('2026-11-01 10:00', 1), ('2026-11-02 10:00', 2);"#,
+        )
+        .unwrap();
+    first
+        .batch_execute("BEGIN; SELECT collect.add_tier('events_1m', 'events_1h', '1 hour');")
+        .unwrap();
+    let db2 = db.clone();
+    let second = thread::spawn(move || {
+        connect(&db2)
+            .query_one(
+                "SELECT collect.add_tier('events_1m', 'events_1d', '1 day')::text",
+                &[],
+            )
+            .map(|row| row.get::<_, String>(0))
+    });
+    // The second call waits on the first's locks until it commits.
+    thread::sleep(std::time::Duration::from_millis(500));
+    if second.is_finished() {
+        panic!("the second add_tier did not wait: {:?}", second.join());
+    }
+    first.batch_execute("COMMIT").unwrap();
+    assert_eq!(second.join().unwrap().unwrap(), "events_1d");
+    first
+        .batch_execute("INSERT INTO events VALUES ('2026-11-02 11:00', 4)")
+        .unwrap();
+    let tiers: Vec<String> = first
+        .query(
+            "SELECT t->>'name' FROM collect.rollup_defs d, jsonb_array_elements(d.tiers) WITH ORDINALITY x(t, o)
+              WHERE d.name = 'events_1m' ORDER BY o",
+            &[],
+        )
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(tiers, ["events_1h", "events_1d"]);
+    for tier in ["events_1h", "events_1d"] {
+        let total: i64 = first
+            .query_one(&format!("SELECT sum(total)::int8 FROM {tier}"), &[])
+            .unwrap()
+            .get(0);
+        assert_eq!(total, 7, "{tier}");
+    }
+}
