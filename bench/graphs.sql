@@ -50,7 +50,7 @@ CALL bench.compare('intersect a 1M-edge list with a 1k-edge list', 1000, :runs, 
     ['collect.edge_intersect', $q$ SELECT count(*) FROM collect.edge_intersect('follows', '{1, 3}') $q$]]);
 
 -- Paging 10,000 rows deep: a cursor costs what the first page costs; OFFSET reads all before.
-SELECT cursor AS deep_cursor FROM collect.edges('follows', 1, page_size => 10000) ORDER BY position LIMIT 1 \gset
+SELECT cursor AS deep_cursor FROM collect.edges('follows', 1, page_size => 10000) ORDER BY edge_position LIMIT 1 \gset
 CALL bench.compare('a page of 100, 10,000 deep', 100, :runs, ARRAY[
     ['OFFSET 10000 on the hand-written schema', $q$
         SELECT sum(destination) FROM (SELECT destination FROM flock_out WHERE source = 1 AND state = 0

@@ -399,8 +399,10 @@ BEGIN
     RETURN record;
 END $$;
 
+-- src/archives/sql.rs: resolves and checks as collect._archived does, then reads with a
+-- statement the session prepared once.
 CREATE FUNCTION collect.archived(name text, key anyelement) RETURNS jsonb
-    LANGUAGE sql AS $$ SELECT collect._archived(r.schema, r.object_name, key) FROM collect._resolve('archive', name, '_lumps') r $$;
+    LANGUAGE c AS 'MODULE_PATHNAME', 'archived_wrapper';
 COMMENT ON FUNCTION collect.archived(text, anyelement) IS
     'The archived record with this key (to_jsonb of the row), or NULL; inflates only the part of its lump that holds it';
 

@@ -36,18 +36,13 @@ BEGIN
 END $$;
 
 -- The relation schema.relname if it exists and belongs to `owner` (or to a role `owner` is a
--- member of); NULL otherwise.
+-- member of); NULL otherwise. Every use of a definition asks it for each object the definition
+-- names, so it reads the syscaches (src/registry/mod.rs) instead of running a query.
+CREATE FUNCTION collect._owned_relation(owner name, schema name, relname text) RETURNS regclass
+    STABLE STRICT PARALLEL SAFE LANGUAGE c AS 'MODULE_PATHNAME', 'owned_relation_wrapper';
+
 -- PL/pgSQL rather than SQL for the helpers every call goes through: their plans are cached
 -- for the session, where a SQL function with SET would be planned again at every call.
--- (Positional parameters: pg_class has a column named relname.)
-CREATE FUNCTION collect._owned_relation(owner name, schema name, relname text) RETURNS regclass
-    STABLE LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
-BEGIN
-    RETURN (SELECT c.oid::regclass FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-             WHERE n.nspname = $2 AND c.relname = $3
-               AND pg_has_role($1, c.relowner, 'USAGE'));
-END $$;
-
 -- The one check every capability's definition lookup ends with: a definition that is not
 -- there is 42704, one whose row names objects its owner does not own (`verified` is the
 -- capability's verify function's answer for the row) is refused (42501), never followed.
@@ -190,34 +185,11 @@ END $$;
 -- Finds a definition's schema by name, the way Postgres finds a table: a qualified name
 -- ('schema.name') names its schema; an unqualified one is looked up along the caller's
 -- search_path, and the first schema holding a relation `name || suffix` wins.
--- This one function cannot pin search_path (it reads it), so every reference in it is
--- qualified, operators included; callers resolve names with it first, then pass
--- (schema, name) to workers that do pin search_path.
+-- It reads search_path (src/registry/mod.rs, from the syscaches: every call of every
+-- capability starts here); callers resolve names with it first, then pass (schema, name) to
+-- workers that do pin search_path.
 CREATE FUNCTION collect._resolve(kind text, name text, suffix text DEFAULT '', OUT schema name, OUT object_name text)
-    STABLE LANGUAGE plpgsql AS $$
-DECLARE
-    parts text[];
-BEGIN
-    IF name IS NULL THEN
-        RAISE EXCEPTION '% name must not be NULL', kind USING ERRCODE = 'null_value_not_allowed';
-    END IF;
-    parts := pg_catalog.parse_ident(name);
-    IF pg_catalog.cardinality(parts) OPERATOR(pg_catalog.>) 2 THEN
-        RAISE EXCEPTION 'invalid % name: %', kind, pg_catalog.quote_literal(name)
-            USING ERRCODE = 'invalid_parameter_value', HINT = 'Write name or schema.name.';
-    END IF;
-    object_name := parts[pg_catalog.cardinality(parts)];
-    IF pg_catalog.cardinality(parts) OPERATOR(pg_catalog.=) 2 THEN
-        schema := parts[1];
-        RETURN;
-    END IF;
-    SELECT n.nspname INTO schema
-      FROM pg_catalog.unnest(pg_catalog.current_schemas(true)) WITH ORDINALITY AS s(nsp, ord)
-      JOIN pg_catalog.pg_namespace n ON n.nspname OPERATOR(pg_catalog.=) s.nsp
-      JOIN pg_catalog.pg_class c ON c.relnamespace OPERATOR(pg_catalog.=) n.oid
-                                AND c.relname OPERATOR(pg_catalog.=) (object_name OPERATOR(pg_catalog.||) suffix)
-     ORDER BY s.ord LIMIT 1;
-END $$;
+    STABLE LANGUAGE c AS 'MODULE_PATHNAME', 'resolve_wrapper';
 
 -- What each capability declares, in one place: its registry, how a row is verified, where
 -- users list its definitions, and the periodic work it has (`maintenance`: a function

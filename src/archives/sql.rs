@@ -1,5 +1,7 @@
 //! The C entry points of archives (declared in sql/archives.sql).
 
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::ffi::CString;
 
 use pgrx::prelude::*;
@@ -68,6 +70,46 @@ unsafe fn slice(datum: pg_sys::Datum, offset: usize, length: usize) -> Vec<u8> {
     }
 }
 
+/// The entry at `place` (from 0) of a lump, fetching and inflating only its gzip member when
+/// the lump has a member directory; its JSON text.
+///
+/// # Safety
+/// `datum` is a non-null varlena datum of type `collect.lump`.
+unsafe fn entry_at(datum: pg_sys::Datum, place: usize) -> Option<Vec<u8>> {
+    // SAFETY: as the caller promises.
+    let total = unsafe { pg_sys::toast_raw_datum_size(datum) } - pg_sys::VARHDRSZ;
+    let probe = unsafe { slice(datum, 0, DIRECTORY_PROBE.min(total)) };
+    let directory = format::directory_len(&probe).and_then(|len| {
+        let prefix = if len <= probe.len() {
+            probe.clone()
+        } else {
+            unsafe { slice(datum, 0, len.min(total)) }
+        };
+        format::directory(&prefix)
+    });
+    match directory {
+        Some(directory) => {
+            let (range, index) = directory.locate(place, total)?;
+            let member = unsafe { slice(datum, range.start, range.len()) };
+            format::member_entry(&member, index, &mut crate::errors::check_for_interrupts)
+                .unwrap_or_else(|e| corrupted(e.to_string()))
+        }
+        None => {
+            // A lump written in one member: inflate it all.
+            let whole = unsafe { slice(datum, 0, total) };
+            let lump = crate::lump::sql::decode_stored(&whole);
+            let entry = lump.entries().nth(place)?.to_vec();
+            Some(entry)
+        }
+    }
+}
+
+fn record(entry: Vec<u8>) -> JsonbValue {
+    let text =
+        CString::new(entry).unwrap_or_else(|_| corrupted("an entry holds a NUL byte".into()));
+    JsonbValue::parse(&text)
+}
+
 /// `collect._archive_record(lump, place)`: the entry at `place` (from 0), fetching and
 /// inflating only its gzip member when the lump has a member directory.
 #[pg_extern(sql = false)]
@@ -81,37 +123,353 @@ fn archive_record(fcinfo: pg_sys::FunctionCallInfo) -> Option<JsonbValue> {
     };
     let place = usize::try_from(place).ok()?;
     // SAFETY: as above.
-    let total = unsafe { pg_sys::toast_raw_datum_size(datum) } - pg_sys::VARHDRSZ;
-    let probe = unsafe { slice(datum, 0, DIRECTORY_PROBE.min(total)) };
-    let directory = format::directory_len(&probe).and_then(|len| {
-        let prefix = if len <= probe.len() {
-            probe.clone()
-        } else {
-            unsafe { slice(datum, 0, len.min(total)) }
-        };
-        format::directory(&prefix)
-    });
-    let entry = match directory {
-        Some(directory) => {
-            let (range, index) = directory.locate(place, total)?;
-            let member = unsafe { slice(datum, range.start, range.len()) };
-            let mut entries =
-                format::member_entries(&member, &mut crate::errors::check_for_interrupts)
-                    .unwrap_or_else(|e| corrupted(e.to_string()));
-            if index >= entries.len() {
-                return None;
+    unsafe { entry_at(datum, place) }.map(record)
+}
+
+/// The place (from 0) of `key` in a lump's keys (a one-dimensional array without NULLs of the
+/// key's type): integers are compared as they are stored, other types with their default
+/// btree equality, as `array_position` would.
+///
+/// # Safety
+/// `keys` is a non-null array datum whose element type is `key_type`; `key` is of that type.
+unsafe fn place_of(
+    keys: pg_sys::Datum,
+    key: pg_sys::Datum,
+    key_type: pg_sys::Oid,
+) -> Option<usize> {
+    // SAFETY: as the caller promises; the detoasted copy lives in the current memory context.
+    unsafe {
+        let array = pg_sys::pg_detoast_datum(keys.cast_mut_ptr()) as *mut pg_sys::ArrayType;
+        // A one-dimensional array without a NULL bitmap: its length, then (MAXALIGNed) its
+        // elements (ARR_DIMS and ARR_DATA_PTR of array.h).
+        let header = std::mem::size_of::<pg_sys::ArrayType>();
+        if (*array).ndim == 1 && (*array).dataoffset == 0 {
+            let n = *((array as *const u8).add(header) as *const i32);
+            let data = (array as *const u8)
+                .add((header + 2 * 4).next_multiple_of(pg_sys::MAXIMUM_ALIGNOF as usize));
+            let n = usize::try_from(n).ok()?;
+            macro_rules! scan {
+                ($t:ty) => {{
+                    let wanted = key.value() as $t;
+                    return std::slice::from_raw_parts(data as *const $t, n)
+                        .iter()
+                        .position(|k| *k == wanted);
+                }};
             }
-            entries.swap_remove(index)
+            match key_type {
+                pg_sys::INT8OID => scan!(i64),
+                pg_sys::INT4OID => scan!(i32),
+                pg_sys::INT2OID => scan!(i16),
+                _ => {}
+            }
         }
-        None => {
-            // A lump written in one member: inflate it all.
-            let whole = unsafe { slice(datum, 0, total) };
-            let lump = crate::lump::sql::decode_stored(&whole);
-            let entry = lump.entries().nth(place)?.to_vec();
-            entry
+        let cache = pg_sys::lookup_type_cache(key_type, pg_sys::TYPECACHE_EQ_OPR_FINFO as i32);
+        if (*cache).eq_opr_finfo.fn_oid == pg_sys::InvalidOid {
+            raise(
+                PgSqlErrorCode::ERRCODE_UNDEFINED_FUNCTION,
+                format!("archive keys of type {key_type:?} have no equality operator"),
+                None,
+            );
         }
+        let (mut values, mut nulls, mut count) = (std::ptr::null_mut(), std::ptr::null_mut(), 0);
+        pg_sys::deconstruct_array(
+            array,
+            key_type,
+            (*cache).typlen as i32,
+            (*cache).typbyval,
+            (*cache).typalign as std::ffi::c_char,
+            &mut values,
+            &mut nulls,
+            &mut count,
+        );
+        let values = std::slice::from_raw_parts(values, count as usize);
+        let nulls = std::slice::from_raw_parts(nulls, count as usize);
+        (0..values.len()).find(|&i| {
+            !nulls[i]
+                && pg_sys::FunctionCall2Coll(
+                    &mut (*cache).eq_opr_finfo,
+                    (*cache).typcollation,
+                    values[i],
+                    key,
+                )
+                .value()
+                    != 0
+        })
+    }
+}
+
+/// The statements `collect.archived` runs, kept for the session.
+struct Kept {
+    /// The archive a name resolves to, when its definition holds (`collect._archive_verify`).
+    definition: pg_sys::SPIPlanPtr,
+    /// The same through `collect._archive_def`, which raises the error of a name without an
+    /// archive or of a definition that does not hold.
+    checked: pg_sys::SPIPlanPtr,
+    /// Per archive (its lumps table and key type: an archive made again under the same name
+    /// has a new lumps table), the lumps whose key bounds take in a key.
+    candidates: HashMap<(pg_sys::Oid, pg_sys::Oid), pg_sys::SPIPlanPtr>,
+}
+
+thread_local! {
+    static KEPT: RefCell<Option<Kept>> = const { RefCell::new(None) };
+}
+
+const WHO: &str = "collect.archived";
+
+/// `sql` with parameters of `types`, prepared and kept for the session.
+///
+/// # Safety
+/// Inside SPI.
+unsafe fn kept(sql: &str, types: &mut [pg_sys::Oid]) -> pg_sys::SPIPlanPtr {
+    use crate::plans::{keep, prepare, Planning};
+    // SAFETY: as the caller promises.
+    unsafe { keep(WHO, prepare(WHO, sql, types, Planning::Usual)) }
+}
+
+/// Runs a kept plan read-only; the rows are in `SPI_tuptable`.
+///
+/// # Safety
+/// Inside SPI, with as many values as the plan has parameters.
+unsafe fn run(plan: pg_sys::SPIPlanPtr, values: &mut [pg_sys::Datum], nulls: &[u8]) -> usize {
+    // SAFETY: as the caller promises.
+    unsafe {
+        let rc = pg_sys::SPI_execute_plan(
+            plan,
+            values.as_mut_ptr(),
+            nulls.as_ptr() as *const std::ffi::c_char,
+            true,
+            0,
+        );
+        if rc < 0 {
+            raise(
+                PgSqlErrorCode::ERRCODE_INTERNAL_ERROR,
+                format!("{WHO}: SPI_execute_plan failed ({rc})"),
+                None,
+            );
+        }
+        pg_sys::SPI_processed as usize
+    }
+}
+
+/// Column `column` (from 1) of row `row` of the last result; None when NULL or when there is
+/// no such row.
+///
+/// # Safety
+/// Inside SPI, after a statement that returns rows, `column` one of them.
+unsafe fn column(row: usize, column: i32) -> Option<pg_sys::Datum> {
+    // SAFETY: as the caller promises.
+    unsafe {
+        let table = pg_sys::SPI_tuptable;
+        if table.is_null() || row as u64 >= pg_sys::SPI_processed {
+            return None;
+        }
+        let mut null = false;
+        let datum =
+            pg_sys::SPI_getbinval(*(*table).vals.add(row), (*table).tupdesc, column, &mut null);
+        (!null).then_some(datum)
+    }
+}
+
+/// Column `column` of row 0 of the last result, as text.
+///
+/// # Safety
+/// As `column`, for a text column.
+unsafe fn text_column(column_no: i32) -> String {
+    // SAFETY: as the caller promises.
+    unsafe {
+        let datum = column(0, column_no).unwrap_or_else(|| {
+            raise(
+                PgSqlErrorCode::ERRCODE_INTERNAL_ERROR,
+                format!("{WHO}: no archive name"),
+                None,
+            )
+        });
+        let text = pg_sys::text_to_cstring(datum.cast_mut_ptr());
+        std::ffi::CStr::from_ptr(text)
+            .to_string_lossy()
+            .into_owned()
+    }
+}
+
+/// `key` (of type `from`) as a value of the archive's key type `to`, when it is one or casts
+/// to one implicitly by a one-argument function or as it is (`collect._archive_key` admits
+/// implicit casts); None for any other type, which `collect._archived` then reads or refuses.
+///
+/// # Safety
+/// `key` is a non-null value of type `from`.
+unsafe fn as_key_type(
+    key: pg_sys::Datum,
+    from: pg_sys::Oid,
+    to: pg_sys::Oid,
+) -> Option<pg_sys::Datum> {
+    if from == to {
+        return Some(key);
+    }
+    let mut function = pg_sys::InvalidOid;
+    // SAFETY: a catalog lookup, then the cast's own function on a value of its source type.
+    unsafe {
+        match pg_sys::find_coercion_pathway(
+            to,
+            from,
+            pg_sys::CoercionContext::COERCION_IMPLICIT,
+            &mut function,
+        ) {
+            pg_sys::CoercionPathType::COERCION_PATH_RELABELTYPE => Some(key),
+            pg_sys::CoercionPathType::COERCION_PATH_FUNC
+                if function != pg_sys::InvalidOid && pg_sys::get_func_nargs(function) == 1 =>
+            {
+                Some(pg_sys::OidFunctionCall1Coll(
+                    function,
+                    pg_sys::InvalidOid,
+                    key,
+                ))
+            }
+            _ => None,
+        }
+    }
+}
+
+/// What a read by key found.
+enum Read {
+    Entry(Option<Vec<u8>>),
+    /// A read the path of earlier releases makes (see `archived`).
+    Elsewhere {
+        schema: String,
+        name: String,
+    },
+}
+
+/// `collect.archived(name, key)` (a C function from 0.4.0): the archived record with this key,
+/// or NULL. The name is resolved and the definition checked at every call, as before; then,
+/// on one node and with a key of the archive's own type, the session reads the lumps whose
+/// bounds take in the key with a statement it prepared once, finds the key's place among a
+/// lump's keys itself and inflates only the member holding it. Any other call (a key of
+/// another type, a NULL key, Citus installed) reads through `collect._archived`, the path of
+/// earlier releases.
+#[pg_extern(sql = false)]
+fn archived(fcinfo: pg_sys::FunctionCallInfo) -> Option<JsonbValue> {
+    // SAFETY: declared (text, anyelement), not STRICT: each argument is read only when it is
+    // not NULL; the key's datum is used while the call lasts.
+    let (name, key, key_type) = unsafe {
+        (
+            pgrx::fcinfo::pg_getarg_datum(fcinfo, 0),
+            pgrx::fcinfo::pg_getarg_datum(fcinfo, 1),
+            pg_sys::get_fn_expr_argtype((*fcinfo).flinfo, 1),
+        )
     };
-    let text =
-        CString::new(entry).unwrap_or_else(|_| corrupted("an entry holds a NUL byte".into()));
-    Some(JsonbValue::parse(&text))
+    // SAFETY: one SPI connection around every statement; what leaves it is copied into Rust
+    // memory first.
+    let read = unsafe {
+        pgrx::spi::Spi::connect(|_| {
+            let definition = KEPT.with(|k| {
+                k.borrow_mut()
+                    .get_or_insert_with(|| Kept {
+                        definition: kept(
+                            "SELECT d.key_type::pg_catalog.oid, \
+                             pg_catalog.to_regclass(pg_catalog.format('%I.%I', d.schema, d.name OPERATOR(pg_catalog.||) '_lumps'))::pg_catalog.oid, \
+                             d.schema::pg_catalog.text, d.name \
+                             FROM collect._resolve('archive', $1, '_lumps') r \
+                             JOIN collect.archive_defs d ON (d.schema, d.name) OPERATOR(pg_catalog.=) (r.schema, r.object_name) \
+                             WHERE collect._archive_verify(d)",
+                            &mut [pg_sys::TEXTOID],
+                        ),
+                        checked: kept(
+                            "SELECT d.schema::pg_catalog.text, d.name \
+                             FROM collect._resolve('archive', $1, '_lumps') r, collect._archive_def(r.schema, r.object_name) d",
+                            &mut [pg_sys::TEXTOID],
+                        ),
+                        candidates: HashMap::new(),
+                    })
+                    .definition
+            });
+            let nulls = [if name.is_some() { b' ' } else { b'n' }];
+            let mut values = [name.unwrap_or(pg_sys::Datum::from(0))];
+            if run(definition, &mut values, &nulls) != 1 {
+                // No archive by that name, or one whose definition does not hold: the check
+                // of every definition says which, as its error.
+                let checked = KEPT.with(|k| k.borrow().as_ref().expect("made above").checked);
+                run(checked, &mut values, &nulls);
+                return Read::Elsewhere {
+                    schema: text_column(1),
+                    name: text_column(2),
+                };
+            }
+            let (def_key_type, lumps) = (
+                column(0, 1).map(|d| pg_sys::Oid::from(d.value() as u32)),
+                column(0, 2).map(|d| pg_sys::Oid::from(d.value() as u32)),
+            );
+            let (schema, object_name) = (text_column(3), text_column(4));
+            let found =
+                key.zip(lumps)
+                    .zip(def_key_type)
+                    .and_then(|((key, lumps), def_key_type)| {
+                        Some((
+                            as_key_type(key, key_type, def_key_type)?,
+                            lumps,
+                            def_key_type,
+                        ))
+                    });
+            let Some((key, lumps, key_type)) = found.filter(|_| !crate::registry::citus_present())
+            else {
+                return Read::Elsewhere {
+                    schema,
+                    name: object_name,
+                };
+            };
+            let candidates = KEPT.with(|k| {
+                let mut k = k.borrow_mut();
+                let k = k.as_mut().expect("made above");
+                *k.candidates.entry((lumps, key_type)).or_insert_with(|| {
+                    let spec = pgrx::spi::Spi::get_one_with_args::<pgrx::JsonB>(
+                        "SELECT collect._archive_spec(d) FROM collect.archive_defs d WHERE (d.schema, d.name) OPERATOR(pg_catalog.=) ($1::pg_catalog.name, $2)",
+                        &[schema.as_str().into(), object_name.as_str().into()],
+                    )
+                    .ok()
+                    .flatten()
+                    .unwrap_or_else(|| raise(PgSqlErrorCode::ERRCODE_INTERNAL_ERROR, format!("{WHO}: no spec"), None));
+                    let archive: Archive = serde_json::from_value(spec.0)
+                        .unwrap_or_else(|e| raise(PgSqlErrorCode::ERRCODE_INTERNAL_ERROR, format!("{WHO}: {e}"), None));
+                    kept(&archive.point_candidates_sql(), &mut [key_type])
+                })
+            });
+            let rows = run(candidates, &mut [key], b" ");
+            for row in 0..rows {
+                let (Some(keys), Some(lump)) = (column(row, 1), column(row, 2)) else {
+                    continue;
+                };
+                if let Some(place) = place_of(keys, key, key_type) {
+                    return Read::Entry(entry_at(lump, place));
+                }
+            }
+            Read::Entry(None)
+        })
+    };
+    match read {
+        Read::Entry(entry) => entry.map(record),
+        Read::Elsewhere { schema, name } => {
+            // SAFETY: the key's datum and type are the call's own.
+            let args = unsafe {
+                [
+                    schema.into(),
+                    name.into(),
+                    match key {
+                        Some(key) => pgrx::datum::DatumWithOid::new(key, key_type),
+                        None => pgrx::datum::DatumWithOid::null_oid(key_type),
+                    },
+                ]
+            };
+            pgrx::spi::Spi::get_one_with_args::<String>(
+                "SELECT collect._archived($1::pg_catalog.name, $2, $3)::pg_catalog.text",
+                &args,
+            )
+            .unwrap_or_else(|e| {
+                raise(
+                    PgSqlErrorCode::ERRCODE_INTERNAL_ERROR,
+                    format!("{WHO}: {e}"),
+                    None,
+                )
+            })
+            .map(|text| record(text.into_bytes()))
+        }
+    }
 }

@@ -69,7 +69,7 @@ impl ListChanges {
         for changes in self.0.values_mut() {
             changes.settle();
         }
-        if citus_present() {
+        if crate::registry::citus_present() {
             // On Citus a statement over many nodes cannot be routed to one shard: a group at a time.
             for (group, changes) in self.0 {
                 let one = BTreeMap::from([(group, changes)]);
@@ -79,10 +79,6 @@ impl ListChanges {
             apply_groups(&self.0, &statements(lists));
         }
     }
-}
-
-pub(super) fn citus_present() -> bool {
-    unsafe { pg_sys::get_extension_oid(c"citus".as_ptr(), true) != pg_sys::InvalidOid }
 }
 
 /// Blocks as read: group → (lo, ids) in lo order.

@@ -20,8 +20,9 @@ use pgrx::{pg_sys, PgOid};
 
 use super::edge::{Edge, State, Write};
 use super::generate::{Direction, Tables};
-use super::lists::{citus_present, ListChanges};
+use super::lists::ListChanges;
 use crate::errors::{raise, required};
+use crate::registry::citus_present;
 
 /// Counter slots per (node, direction, state): a writer adds to the slot of its backend.
 const SLOTS: i32 = 16;
@@ -187,6 +188,7 @@ struct WritePlans {
 }
 
 thread_local! {
+    static GRAPH_DEF: RefCell<Option<Rc<OwnedPreparedStatement>>> = const { RefCell::new(None) };
     static WRITE_PLANS: RefCell<HashMap<(String, String), Rc<WritePlans>>> = RefCell::new(HashMap::new());
 }
 
@@ -408,11 +410,32 @@ pub(super) struct Graph<'a> {
 /// SQL functions make): these functions are reachable from SQL, so they check for themselves.
 /// A NULL graph (one no name resolved to) is looked up as such, to say it does not exist.
 pub(super) fn check_graph<'a>(schema: Option<&'a str>, name: Option<&'a str>) -> Graph<'a> {
-    let compact_lists = Spi::get_one_with_args::<bool>(
-        "SELECT (collect._graph_def($1, $2)).compact_lists",
-        &[schema.into(), name.into()],
-    )
-    .unwrap_or_else(|e| spi_error(e))
+    // At every write: prepared once per session (the definition is still read and checked at
+    // every call).
+    let compact_lists = Spi::connect_mut(|client| {
+        let plan = GRAPH_DEF.with(|kept| {
+            kept.borrow_mut()
+                .get_or_insert_with(|| {
+                    let text = PgOid::from(pg_sys::TEXTOID);
+                    Rc::new(
+                        client
+                            .prepare_mut(
+                                "SELECT (collect._graph_def($1::pg_catalog.name, $2)).compact_lists",
+                                &[text, text],
+                            )
+                            .unwrap_or_else(|e| spi_error(e))
+                            .keep(),
+                    )
+                })
+                .clone()
+        });
+        client
+            .select(&*plan, None, &[schema.into(), name.into()])
+            .unwrap_or_else(|e| spi_error(e))
+            .first()
+            .get_one::<bool>()
+            .unwrap_or_else(|e| spi_error(e))
+    })
     .unwrap_or(false);
     match (schema, name) {
         (Some(schema), Some(name)) => Graph {

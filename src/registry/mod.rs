@@ -48,6 +48,184 @@ pub fn installed_vocabulary() -> Vocabulary {
     }
 }
 
+/// Whether Citus is installed in this database: where it is, a table may be distributed and
+/// the paths that plan for one node step aside.
+pub fn citus_present() -> bool {
+    // SAFETY: a catalog lookup by name; an absent extension gives InvalidOid.
+    unsafe { pg_sys::get_extension_oid(c"citus".as_ptr(), true) != pg_sys::InvalidOid }
+}
+
+/// `collect._owned_relation(owner, schema, relname)` (a C function from 0.4.0; plpgsql before):
+/// the relation `schema.relname` when role `owner` has the privileges of its owner (what
+/// `pg_has_role(owner, relowner, 'USAGE')` answers), else NULL. Every capability's verify
+/// function asks it for each object a definition names, at every use of the definition, so
+/// it reads the syscaches rather than running a query. A role that does not exist is 42704,
+/// as `pg_has_role` says it.
+#[pgrx::pg_extern(sql = false)]
+fn owned_relation(fcinfo: pg_sys::FunctionCallInfo) -> Option<pg_sys::Oid> {
+    use std::ffi::CStr;
+    // SAFETY: declared STRICT (name, name, text): three non-null arguments of those types.
+    let (owner, schema, relname) = unsafe {
+        let name = |i: usize| {
+            let datum = pgrx::fcinfo::pg_getarg_datum_raw(fcinfo, i);
+            CStr::from_ptr((*datum.cast_mut_ptr::<pg_sys::NameData>()).data.as_ptr())
+        };
+        let relname =
+            pg_sys::text_to_cstring(pgrx::fcinfo::pg_getarg_datum_raw(fcinfo, 2).cast_mut_ptr());
+        (
+            name(0),
+            name(1),
+            std::ffi::CString::from(CStr::from_ptr(relname)),
+        )
+    };
+    // SAFETY: syscache lookups by name and oid; each miss gives InvalidOid or NULL.
+    unsafe {
+        let namespace = pg_sys::get_namespace_oid(schema.as_ptr(), true);
+        if namespace == pg_sys::InvalidOid {
+            return None;
+        }
+        let relation = pg_sys::get_relname_relid(relname.as_ptr(), namespace);
+        if relation == pg_sys::InvalidOid {
+            return None;
+        }
+        let tuple = pg_sys::SearchSysCache1(
+            pg_sys::SysCacheIdentifier::RELOID as _,
+            pg_sys::Datum::from(relation),
+        );
+        if tuple.is_null() {
+            return None;
+        }
+        let relowner =
+            (*(pg_sys::heap_tuple_get_struct::<pg_sys::FormData_pg_class>(tuple))).relowner;
+        pg_sys::ReleaseSysCache(tuple);
+        let role = pg_sys::get_role_oid(owner.as_ptr(), false);
+        pg_sys::has_privs_of_role(role, relowner).then_some(relation)
+    }
+}
+
+#[unsafe(no_mangle)]
+#[doc(hidden)]
+pub extern "C" fn pg_finfo_resolve_wrapper() -> &'static pg_sys::Pg_finfo_record {
+    const V1_API: pg_sys::Pg_finfo_record = pg_sys::Pg_finfo_record { api_version: 1 };
+    &V1_API
+}
+
+/// `collect._resolve(kind, name, suffix)` (a C function from 0.4.0; plpgsql before): the
+/// schema and name of the definition `name` names, the way Postgres finds a table. A qualified
+/// name (`schema.name`) names its schema; an unqualified one is looked up along the caller's
+/// search_path (`current_schemas(true)`), and the first schema holding a relation
+/// `name || suffix` wins (none: a NULL schema, which the definition lookup reports). Every
+/// call of every capability starts here, so it reads the syscaches instead of running a query.
+/// Written as the fmgr entry point itself: pgrx has no return type for a row of OUT
+/// parameters that it declares no SQL for.
+///
+/// # Safety
+/// Called by fmgr as `collect._resolve`, with its own `fcinfo`.
+#[unsafe(no_mangle)]
+#[pgrx::pg_guard]
+pub unsafe extern "C-unwind" fn resolve_wrapper(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
+    use pgrx::IntoDatum;
+    // SAFETY: declared (text, text, text), not STRICT: each argument is read only when it is
+    // not NULL.
+    let (kind, name, suffix) = unsafe {
+        (
+            pgrx::fcinfo::pg_getarg::<String>(fcinfo, 0),
+            pgrx::fcinfo::pg_getarg::<String>(fcinfo, 1),
+            pgrx::fcinfo::pg_getarg::<String>(fcinfo, 2),
+        )
+    };
+    let kind = kind.as_deref().unwrap_or("<NULL>");
+    let Some(name) = name else {
+        crate::errors::raise(
+            pgrx::PgSqlErrorCode::ERRCODE_NULL_VALUE_NOT_ALLOWED,
+            format!("{kind} name must not be NULL"),
+            None,
+        )
+    };
+    // SAFETY: parse_ident(text, strict boolean) returns a non-NULL text[] or raises.
+    let parts: Vec<String> = unsafe {
+        pgrx::direct_function_call::<Vec<String>>(
+            pg_sys::parse_ident,
+            &[name.as_str().into_datum(), true.into_datum()],
+        )
+    }
+    .unwrap_or_default();
+    if parts.len() > 2 || parts.is_empty() {
+        let text = std::ffi::CString::new(name.as_str()).expect("text has no NUL");
+        // SAFETY: quote_literal_cstr returns a palloc'd C string.
+        let quoted = unsafe {
+            std::ffi::CStr::from_ptr(pg_sys::quote_literal_cstr(text.as_ptr()))
+                .to_string_lossy()
+                .into_owned()
+        };
+        crate::errors::raise(
+            pgrx::PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+            format!("invalid {kind} name: {quoted}"),
+            Some("Write name or schema.name.".into()),
+        )
+    }
+    let object_name = parts[parts.len() - 1].clone();
+    let schema = if parts.len() == 2 {
+        Some(parts[0].clone())
+    } else {
+        suffix.and_then(|suffix| schema_holding(&format!("{object_name}{suffix}")))
+    };
+    // SAFETY: the declared result is a row (schema name, object_name text); its descriptor
+    // comes from the call, the tuple is formed and copied into the call's memory.
+    unsafe {
+        let mut tupdesc: pg_sys::TupleDesc = std::ptr::null_mut();
+        if pg_sys::get_call_result_type(fcinfo, std::ptr::null_mut(), &mut tupdesc)
+            != pg_sys::TypeFuncClass::TYPEFUNC_COMPOSITE
+        {
+            crate::errors::raise(
+                pgrx::PgSqlErrorCode::ERRCODE_FEATURE_NOT_SUPPORTED,
+                "collect._resolve must return a row".into(),
+                None,
+            );
+        }
+        let tupdesc = pg_sys::BlessTupleDesc(tupdesc);
+        let schema = schema.map(|schema| {
+            let schema = std::ffi::CString::new(schema).expect("text has no NUL");
+            pgrx::direct_function_call_as_datum(pg_sys::namein, &[schema.as_c_str().into_datum()])
+                .expect("namein returns a name")
+        });
+        let mut values = [
+            schema.unwrap_or(pg_sys::Datum::from(0)),
+            object_name.into_datum().expect("text"),
+        ];
+        let mut nulls = [schema.is_none(), false];
+        let tuple = pg_sys::heap_form_tuple(tupdesc, values.as_mut_ptr(), nulls.as_mut_ptr());
+        pg_sys::heap_copy_tuple_as_datum(tuple, tupdesc)
+    }
+}
+
+/// The first schema of the caller's search path (`current_schemas(true)`) that holds a
+/// relation named `relname`, by name.
+fn schema_holding(relname: &str) -> Option<String> {
+    // A relation name is at most NAMEDATALEN - 1 bytes: a longer text names none (the
+    // syscache would compare it cut short).
+    if relname.len() >= pg_sys::NAMEDATALEN as usize {
+        return None;
+    }
+    let relname = std::ffi::CString::new(relname).ok()?;
+    // SAFETY: fetch_search_path returns a palloc'd list of schema OIDs; each lookup is a
+    // syscache probe.
+    unsafe {
+        let path = pg_sys::fetch_search_path(true);
+        let length = if path.is_null() { 0 } else { (*path).length };
+        (0..length as usize)
+            .map(|i| (*(*path).elements.add(i)).oid_value)
+            .find(|&namespace| {
+                pg_sys::get_relname_relid(relname.as_ptr(), namespace) != pg_sys::InvalidOid
+            })
+            .map(|namespace| {
+                std::ffi::CStr::from_ptr(pg_sys::get_namespace_name(namespace))
+                    .to_string_lossy()
+                    .into_owned()
+            })
+    }
+}
+
 /// `collect.job_timeout` in milliseconds; None when off.
 fn job_timeout_ms() -> Option<i32> {
     Some(JOB_TIMEOUT.get()).filter(|&ms| ms > 0)

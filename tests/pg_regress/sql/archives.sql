@@ -156,3 +156,56 @@ SELECT b.id, a.m IS NOT DISTINCT FROM b.m AS m, a.doc::text IS NOT DISTINCT FROM
        a.n IS NOT DISTINCT FROM b.n AS n, a.span::text IS NOT DISTINCT FROM b.span::text AS span, a.nn = b.nn AS nn
   FROM arch_exact_before b LEFT JOIN arch_exact a USING (id) ORDER BY b.id;
 SELECT collect.drop_archive('exact_archive');
+
+-- Point reads by every kind of key: integers are found by their stored bits, other types by
+-- their own equality (numeric 1.0 finds 1.00, as = does); a key of another type that casts to
+-- the archive's implicitly is read as that type; one that does not is refused with a hint;
+-- a NULL key is NULL.
+CREATE TABLE arch_kinds (id int PRIMARY KEY, n numeric UNIQUE, u uuid UNIQUE, at timestamptz NOT NULL);
+INSERT INTO arch_kinds SELECT i, i / 100.0, md5(i::text)::uuid, '2026-01-01'::timestamptz + i * interval '1 minute'
+  FROM generate_series(1, 300) i;
+CREATE TABLE arch_kinds_n (LIKE arch_kinds INCLUDING ALL);
+INSERT INTO arch_kinds_n SELECT * FROM arch_kinds;
+CREATE TABLE arch_kinds_u (LIKE arch_kinds INCLUDING ALL);
+INSERT INTO arch_kinds_u SELECT * FROM arch_kinds;
+CREATE TABLE arch_kinds_o AS SELECT * FROM arch_kinds;
+SELECT collect.create_archive('kinds_by_int', 'arch_kinds', 'id', 'at', lump_rows => 64) IS NOT NULL AS by_int,
+       collect.create_archive('kinds_by_numeric', 'arch_kinds_n', 'n', 'at', lump_rows => 64) IS NOT NULL AS by_numeric,
+       collect.create_archive('kinds_by_uuid', 'arch_kinds_u', 'u', 'at', lump_rows => 64) IS NOT NULL AS by_uuid;
+SELECT collect.archive_before('kinds_by_int', '2027-01-01') AS ints, collect.archive_before('kinds_by_numeric', '2027-01-01') AS numerics,
+       collect.archive_before('kinds_by_uuid', '2027-01-01') AS uuids;
+SELECT count(*) FILTER (WHERE collect.archived('kinds_by_int', o.id) IS DISTINCT FROM to_jsonb(o)) AS int_different,
+       count(*) FILTER (WHERE collect.archived('kinds_by_int', o.id::smallint) IS DISTINCT FROM to_jsonb(o)) AS smallint_different,
+       count(*) FILTER (WHERE collect.archived('kinds_by_numeric', o.n) IS DISTINCT FROM to_jsonb(o)) AS numeric_different,
+       count(*) FILTER (WHERE collect.archived('kinds_by_uuid', o.u) IS DISTINCT FROM to_jsonb(o)) AS uuid_different
+  FROM arch_kinds_o o;
+SELECT collect.archived('kinds_by_numeric', 1.000) ->> 'id' AS numeric_1_000, collect.archived('kinds_by_numeric', 1) ->> 'id' AS integer_1,
+       collect.archived('kinds_by_int', 301) AS past_the_last, collect.archived('kinds_by_int', 0) AS below_the_first,
+       collect.archived('kinds_by_int', NULL::int) AS null_key, collect.archived('kinds_by_uuid', NULL::uuid) AS null_uuid;
+SELECT collect.archived('kinds_by_int', 1::bigint);
+SELECT collect.archived('kinds_by_uuid', 'not a uuid'::text);
+SELECT collect.archived(NULL, 1);
+-- A session keeps what it prepared per archive: an archive made again under the same name is
+-- read as the new one, and a name means what the search path makes it mean at each call.
+SELECT collect.archived('kinds_by_int', 1) ->> 'at' AS before_drop;
+SELECT collect.drop_archive('kinds_by_int');
+SELECT collect.archived('kinds_by_int', 1);
+CREATE TABLE arch_kinds_again (LIKE arch_kinds INCLUDING ALL);
+INSERT INTO arch_kinds_again SELECT id, n, u, at - interval '2 years' FROM arch_kinds_o WHERE id <= 5;
+SELECT collect.create_archive('kinds_by_int', 'arch_kinds_again', 'id', 'at') IS NOT NULL AS made_again;
+SELECT collect.archive_before('kinds_by_int', '2027-01-01') AS moved;
+SELECT collect.archived('kinds_by_int', 1) ->> 'at' AS after_made_again, collect.archived('kinds_by_int', 6) AS not_in_the_new_one;
+SELECT collect.drop_archive('kinds_by_int');
+CREATE SCHEMA arch_other;
+CREATE TABLE arch_other.arch_kinds (LIKE arch_kinds INCLUDING ALL);
+INSERT INTO arch_other.arch_kinds SELECT id, n, u, at - interval '1 year' FROM arch_kinds_o WHERE id <= 2;
+SELECT collect.create_archive('arch_other.kinds_by_int', 'arch_other.arch_kinds', 'id', 'at') IS NOT NULL AS made_again_elsewhere;
+SELECT collect.archive_before('arch_other.kinds_by_int', '2027-01-01') AS moved;
+SELECT collect.archived('kinds_by_int', 1) AS not_on_the_search_path;
+SET search_path = arch_other, public;
+SELECT collect.archived('kinds_by_int', 1) ->> 'at' AS found_on_the_search_path, collect.archived('kinds_by_int', 3) AS only_two_there;
+RESET search_path;
+SELECT collect.archived('arch_other.kinds_by_int', 2) ->> 'at' AS qualified;
+SELECT collect.drop_archive('arch_other.kinds_by_int'), collect.drop_archive('kinds_by_numeric'), collect.drop_archive('kinds_by_uuid');
+DROP SCHEMA arch_other CASCADE;
+DROP TABLE arch_kinds, arch_kinds_n, arch_kinds_u, arch_kinds_o, arch_kinds_again;

@@ -15,6 +15,20 @@ SELECT kind, object, job, call, usual_every, owner FROM collect.jobs WHERE objec
 
 -- One lookup for every capability: a missing definition names itself and where to look.
 SELECT collect.read('no_such_collection', 'k');
+-- A name is found as Postgres finds a table (collect._resolve): name or schema.name, quoted
+-- or not; anything else is 22023 with a hint, a NULL name 22004; a name too long for any
+-- relation names none.
+SELECT collect.read('a.b.c', 'k');
+\echo :LAST_ERROR_SQLSTATE
+SELECT collect.read(E'a.b."c\\''d"', 'k');
+SELECT * FROM collect._resolve('collection', NULL);
+\echo :LAST_ERROR_SQLSTATE
+SELECT * FROM collect._resolve('collection', 'Public.registry_feed', '_pending');
+SELECT * FROM collect._resolve('collection', 'registry_feed', '_pending');
+SELECT * FROM collect._resolve('collection', '"registry_feed"', '_pending');
+SELECT * FROM collect._resolve('collection', 'registry_feed', NULL) AS no_suffix;
+SELECT * FROM collect._resolve('collection', repeat('r', 63), '_pending') AS too_long;
+SELECT * FROM collect._resolve('collection', 'nowhere', '_pending') AS not_found;
 SELECT collect.drop_rollup('no_such_rollup');
 SELECT collect._lock_definition('collection', 'public', 'registry_feed', 'SHARE');
 \echo :LAST_ERROR_SQLSTATE

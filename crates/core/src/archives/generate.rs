@@ -338,6 +338,16 @@ impl Archive {
         )
     }
 
+    /// For a caller that finds the place itself (`collect.archived`, on one node): each lump
+    /// whose key bounds take in key `$1`, with its keys and the lump.
+    pub fn point_candidates_sql(&self) -> String {
+        format!(
+            "SELECT l.keys, l.lump FROM {lumps} l WHERE {bounding}",
+            lumps = self.lumps.sql(),
+            bounding = self.lumps_bounding_key()
+        )
+    }
+
     fn lumps_overlapping(&self) -> &'static str {
         "l.max_time OPERATOR(pg_catalog.>=) $1 AND l.min_time OPERATOR(pg_catalog.<) $2"
     }
@@ -489,6 +499,7 @@ mod tests {
             a.archive_batch_sql(),
             a.supersede_sql(),
             a.point_read_sql(),
+            a.point_candidates_sql(),
             a.range_read_sql(),
             a.unarchive_sql(),
             a.delete_sql(),
@@ -519,6 +530,11 @@ mod tests {
         let local = archive(false);
         assert!(!local.archive_batch_sql().contains("$3"));
         assert!(local.point_read_sql().contains("WHERE l.min_key"));
+        assert_eq!(
+            local.point_candidates_sql(),
+            "SELECT l.keys, l.lump FROM \"app\".\"events_archive_lumps\" l \
+             WHERE l.min_key OPERATOR(pg_catalog.<=) $1 AND l.max_key OPERATOR(pg_catalog.>=) $1"
+        );
         assert_eq!(
             local.point_read_sql().matches("l.keys").count(),
             1,

@@ -663,12 +663,15 @@ impl Directory {
     }
 }
 
-/// The entries of one gzip member (the bytes of exactly one member), checked against its CRC.
-pub fn member_entries(
+/// Entry `index` of one gzip member (the bytes of exactly one member), or None when the member
+/// holds fewer entries. The whole member is inflated, so that its CRC is checked; only the one
+/// entry is copied out.
+pub fn member_entry(
     member: &[u8],
+    index: usize,
     between_pieces: &mut dyn FnMut(),
-) -> Result<Vec<Vec<u8>>, DecodeError> {
-    let mut raw = Vec::with_capacity(member.len() * 4);
+) -> Result<Option<Vec<u8>>, DecodeError> {
+    let mut raw = Vec::with_capacity(member.len() * 8);
     read_in_pieces(
         flate2::read::GzDecoder::new(member).take(MAX_RAW_LEN as u64),
         &mut raw,
@@ -680,7 +683,14 @@ pub fn member_entries(
             "member does not end with a whole entry".into(),
         ));
     }
-    Ok(split_lines(&raw).map(<[u8]>::to_vec).collect())
+    let mut start = 0;
+    for _ in 0..index {
+        match memchr::memchr(b'\n', &raw[start..]) {
+            Some(end) => start += end + 1,
+            None => return Ok(None),
+        }
+    }
+    Ok(memchr::memchr(b'\n', &raw[start..]).map(|end| raw[start..start + end].to_vec()))
 }
 
 #[cfg(test)]
@@ -721,9 +731,13 @@ mod tests {
         // Every entry is found in its member alone.
         for (place, entry) in entries.iter().enumerate() {
             let (range, index) = dir.locate(place, lump.len()).unwrap();
-            let got = member_entries(&lump[range], &mut || {}).unwrap();
-            assert_eq!(got[index], entry.as_bytes());
+            let got = member_entry(&lump[range], index, &mut || {}).unwrap();
+            assert_eq!(got.as_deref(), Some(entry.as_bytes()));
         }
+        // Past the last entry of the (shorter) last member: none.
+        let last = dir.locate(entries.len() - 1, lump.len()).unwrap();
+        let past = member_entry(&lump[last.0], last.1 + 1, &mut || {});
+        assert_eq!(past, Ok(None));
         assert!(dir
             .locate(entries.len() + dir.member_rows as usize, lump.len())
             .is_none());
@@ -732,8 +746,8 @@ mod tests {
         let mut damaged = lump[range.clone()].to_vec();
         let mid = damaged.len() / 2;
         damaged[mid] ^= 0x55;
-        assert!(member_entries(&damaged, &mut || {}).is_err());
-        assert!(member_entries(&lump[range.start..range.start + 5], &mut || {}).is_err());
+        assert!(member_entry(&damaged, 0, &mut || {}).is_err());
+        assert!(member_entry(&lump[range.start..range.start + 5], 0, &mut || {}).is_err());
         // A lump written in one member has no directory.
         assert_eq!(directory(&builder.finish()), None);
         assert_eq!(directory(&lump[..HEADER_LEN + 3]), None);
