@@ -139,40 +139,37 @@ BEGIN
                                 (extract(epoch FROM at) * 1000000)::bigint);
 END $$;
 
+-- The writers are one SELECT without FROM, which Postgres inlines into the caller's statement
+-- (no SQL function to plan at each call); _resolve reads the syscaches, so calling it per field
+-- costs little.
 CREATE FUNCTION collect.edge_add(graph text, source bigint, destination bigint, edge_position bigint DEFAULT NULL,
                                  at timestamptz DEFAULT pg_catalog.clock_timestamp()) RETURNS bigint
 LANGUAGE sql AS $$
-    SELECT collect._edge_write(r.schema, r.object_name, ARRAY[source], ARRAY[destination], 'normal',
+    SELECT collect._edge_write((collect._resolve('graph', graph, '_out')).schema, (collect._resolve('graph', graph, '_out')).object_name, ARRAY[source], ARRAY[destination], 'normal',
                                CASE WHEN edge_position IS NULL THEN NULL ELSE ARRAY[edge_position] END, at)
-      FROM collect._resolve('graph', graph, '_out') r
 $$;
 COMMENT ON FUNCTION collect.edge_add(text, bigint, bigint, bigint, timestamptz) IS
     'Adds (or restores) an edge, if at is newer than its last write; returns 1 if it changed';
 
 CREATE FUNCTION collect.edge_remove(graph text, source bigint, destination bigint,
                                     at timestamptz DEFAULT pg_catalog.clock_timestamp()) RETURNS bigint
-    LANGUAGE sql AS $$ SELECT collect._edge_write(r.schema, r.object_name, ARRAY[source], ARRAY[destination], 'removed', NULL, at)
-                         FROM collect._resolve('graph', graph, '_out') r $$;
+    LANGUAGE sql AS $$ SELECT collect._edge_write((collect._resolve('graph', graph, '_out')).schema, (collect._resolve('graph', graph, '_out')).object_name, ARRAY[source], ARRAY[destination], 'removed', NULL, at) $$;
 
 CREATE FUNCTION collect.edge_negate(graph text, source bigint, destination bigint,
                                     at timestamptz DEFAULT pg_catalog.clock_timestamp()) RETURNS bigint
-    LANGUAGE sql AS $$ SELECT collect._edge_write(r.schema, r.object_name, ARRAY[source], ARRAY[destination], 'negative', NULL, at)
-                         FROM collect._resolve('graph', graph, '_out') r $$;
+    LANGUAGE sql AS $$ SELECT collect._edge_write((collect._resolve('graph', graph, '_out')).schema, (collect._resolve('graph', graph, '_out')).object_name, ARRAY[source], ARRAY[destination], 'negative', NULL, at) $$;
 
 -- Fan-out from one source, and pairs from parallel arrays: one call, edges locked in key order.
 CREATE FUNCTION collect.edge_add_many(graph text, source bigint, destinations bigint[], positions bigint[] DEFAULT NULL,
                                       at timestamptz DEFAULT pg_catalog.clock_timestamp()) RETURNS bigint
-    LANGUAGE sql AS $$ SELECT collect._edge_write(r.schema, r.object_name, pg_catalog.array_fill(source, ARRAY[pg_catalog.cardinality(destinations)]),
-                                                  destinations, 'normal', positions, at)
-                         FROM collect._resolve('graph', graph, '_out') r $$;
+    LANGUAGE sql AS $$ SELECT collect._edge_write((collect._resolve('graph', graph, '_out')).schema, (collect._resolve('graph', graph, '_out')).object_name, pg_catalog.array_fill(source, ARRAY[pg_catalog.cardinality(destinations)]),
+                                                  destinations, 'normal', positions, at) $$;
 CREATE FUNCTION collect.edge_add_pairs(graph text, sources bigint[], destinations bigint[], positions bigint[] DEFAULT NULL,
                                       at timestamptz DEFAULT pg_catalog.clock_timestamp()) RETURNS bigint
-    LANGUAGE sql AS $$ SELECT collect._edge_write(r.schema, r.object_name, sources, destinations, 'normal', positions, at)
-                         FROM collect._resolve('graph', graph, '_out') r $$;
+    LANGUAGE sql AS $$ SELECT collect._edge_write((collect._resolve('graph', graph, '_out')).schema, (collect._resolve('graph', graph, '_out')).object_name, sources, destinations, 'normal', positions, at) $$;
 CREATE FUNCTION collect.edge_remove_pairs(graph text, sources bigint[], destinations bigint[],
                                          at timestamptz DEFAULT pg_catalog.clock_timestamp()) RETURNS bigint
-    LANGUAGE sql AS $$ SELECT collect._edge_write(r.schema, r.object_name, sources, destinations, 'removed', NULL, at)
-                         FROM collect._resolve('graph', graph, '_out') r $$;
+    LANGUAGE sql AS $$ SELECT collect._edge_write((collect._resolve('graph', graph, '_out')).schema, (collect._resolve('graph', graph, '_out')).object_name, sources, destinations, 'removed', NULL, at) $$;
 
 CREATE FUNCTION collect._edge_archive(schema name, name text, node bigint, archive boolean, at timestamptz) RETURNS bigint
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$

@@ -147,16 +147,22 @@ impl Moves {
         let directions: Vec<String> = rest.iter().map(|(d, _, _)| d.to_string()).collect();
         let states: Vec<i16> = rest.iter().map(|(_, s, _)| *s).collect();
         let counts: Vec<i64> = rest.iter().map(|(_, _, n)| *n).collect();
-        Spi::run_with_args(
-            &format!(
-                "INSERT INTO {counts} AS c (node, direction, state, slot, n)
-                 SELECT node, direction::\"char\", state, $5, n FROM unnest($1::int8[], $2::text[], $3::int2[], $4::int8[]) AS d(node, direction, state, n)
-                 ORDER BY 1, 2, 3
-                 ON CONFLICT (node, direction, state, slot) DO UPDATE SET n = c.n + excluded.n",
-                counts = tables.counts
-            ),
-            &[nodes.into(), directions.into(), states.into(), counts.into(), slot.into()],
-        )
+        let plan = counts_plan(tables);
+        Spi::connect_mut(|client| {
+            client
+                .update(
+                    &*plan,
+                    None,
+                    &[
+                        nodes.into(),
+                        directions.into(),
+                        states.into(),
+                        counts.into(),
+                        slot.into(),
+                    ],
+                )
+                .map(|_| ())
+        })
         .unwrap_or_else(|e| spi_error(e));
     }
 }
@@ -189,7 +195,32 @@ struct WritePlans {
 
 thread_local! {
     static GRAPH_DEF: RefCell<Option<Rc<OwnedPreparedStatement>>> = const { RefCell::new(None) };
+    static COUNTS_PLANS: RefCell<HashMap<String, Rc<OwnedPreparedStatement>>> = RefCell::new(HashMap::new());
     static WRITE_PLANS: RefCell<HashMap<(String, String), Rc<WritePlans>>> = RefCell::new(HashMap::new());
+}
+
+/// The counts upsert of a graph's counts table (`Tables::counts_upsert_sql`), prepared once
+/// per session: every write runs it.
+fn counts_plan(tables: &Tables) -> Rc<OwnedPreparedStatement> {
+    if let Some(plan) = COUNTS_PLANS.with(|p| p.borrow().get(&tables.counts).cloned()) {
+        return plan;
+    }
+    let plan = Rc::new(Spi::connect_mut(|client| {
+        let types = [
+            pg_sys::INT8ARRAYOID,
+            pg_sys::TEXTARRAYOID,
+            pg_sys::INT2ARRAYOID,
+            pg_sys::INT8ARRAYOID,
+            pg_sys::INT2OID,
+        ]
+        .map(PgOid::from);
+        client
+            .prepare_mut(tables.counts_upsert_sql().as_str(), &types)
+            .unwrap_or_else(|e| spi_error(e))
+            .keep()
+    }));
+    COUNTS_PLANS.with(|p| p.borrow_mut().insert(tables.counts.clone(), plan.clone()));
+    plan
 }
 
 fn write_plans(schema: &str, name: &str, tables: &Tables) -> Rc<WritePlans> {
