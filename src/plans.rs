@@ -68,3 +68,40 @@ pub unsafe fn keep(who: &str, plan: pg_sys::SPIPlanPtr) -> pg_sys::SPIPlanPtr {
     }
     plan
 }
+
+/// `sql` prepared with parameters of `types` and kept for the session (`prepare`, `keep`).
+///
+/// # Safety
+/// Inside SPI.
+pub unsafe fn kept(who: &str, sql: &str, types: &mut [pg_sys::Oid]) -> pg_sys::SPIPlanPtr {
+    // SAFETY: as the caller promises.
+    unsafe { keep(who, prepare(who, sql, types, Planning::Usual)) }
+}
+
+/// Runs a plan with `values` (`nulls`: b'n' where NULL, b' ' elsewhere); returns how many rows
+/// it processed (those returned are in `SPI_tuptable`).
+///
+/// # Safety
+/// Inside SPI, with as many values as the plan has parameters, each of its type.
+pub unsafe fn execute(
+    who: &str,
+    plan: pg_sys::SPIPlanPtr,
+    values: &mut [pg_sys::Datum],
+    nulls: &[u8],
+    read_only: bool,
+) -> u64 {
+    // SAFETY: as the caller promises.
+    unsafe {
+        let rc = pg_sys::SPI_execute_plan(
+            plan,
+            values.as_mut_ptr(),
+            nulls.as_ptr() as *const std::ffi::c_char,
+            read_only,
+            0,
+        );
+        if rc < 0 {
+            failed(who, "SPI_execute_plan", rc);
+        }
+        pg_sys::SPI_processed
+    }
+}

@@ -221,9 +221,8 @@ const WHO: &str = "collect.archived";
 /// # Safety
 /// Inside SPI.
 unsafe fn kept(sql: &str, types: &mut [pg_sys::Oid]) -> pg_sys::SPIPlanPtr {
-    use crate::plans::{keep, prepare, Planning};
     // SAFETY: as the caller promises.
-    unsafe { keep(WHO, prepare(WHO, sql, types, Planning::Usual)) }
+    unsafe { crate::plans::kept(WHO, sql, types) }
 }
 
 /// Runs a kept plan read-only; the rows are in `SPI_tuptable`.
@@ -232,23 +231,7 @@ unsafe fn kept(sql: &str, types: &mut [pg_sys::Oid]) -> pg_sys::SPIPlanPtr {
 /// Inside SPI, with as many values as the plan has parameters.
 unsafe fn run(plan: pg_sys::SPIPlanPtr, values: &mut [pg_sys::Datum], nulls: &[u8]) -> usize {
     // SAFETY: as the caller promises.
-    unsafe {
-        let rc = pg_sys::SPI_execute_plan(
-            plan,
-            values.as_mut_ptr(),
-            nulls.as_ptr() as *const std::ffi::c_char,
-            true,
-            0,
-        );
-        if rc < 0 {
-            raise(
-                PgSqlErrorCode::ERRCODE_INTERNAL_ERROR,
-                format!("{WHO}: SPI_execute_plan failed ({rc})"),
-                None,
-            );
-        }
-        pg_sys::SPI_processed as usize
-    }
+    unsafe { crate::plans::execute(WHO, plan, values, nulls, true) as usize }
 }
 
 /// Column `column` (from 1) of row `row` of the last result; None when NULL or when there is

@@ -68,14 +68,8 @@ fn spi_failed(what: &str, rc: i32) -> ! {
 
 /// Prepares `sql` with `types` and keeps it for the session.
 unsafe fn keep(sql: &str, types: &mut [pg_sys::Oid]) -> pg_sys::SPIPlanPtr {
-    use crate::plans::{keep, prepare, Planning};
     // SAFETY: inside SPI.
-    unsafe {
-        keep(
-            "collect._latest_insert",
-            prepare("collect._latest_insert", sql, types, Planning::Usual),
-        )
-    }
+    unsafe { crate::plans::kept("collect._latest_insert", sql, types) }
 }
 
 /// The plans for the latest copy whose refresh function is `refresh`, on relation `relation`.
@@ -159,19 +153,7 @@ unsafe fn execute(
     read_only: bool,
 ) -> u64 {
     // SAFETY: inside SPI, with as many values as the plan has parameters.
-    unsafe {
-        let rc = pg_sys::SPI_execute_plan(
-            plan,
-            values.as_mut_ptr(),
-            nulls.as_ptr() as *const std::ffi::c_char,
-            read_only,
-            0,
-        );
-        if rc < 0 {
-            spi_failed("SPI_execute_plan", rc);
-        }
-        pg_sys::SPI_processed
-    }
+    unsafe { crate::plans::execute("collect._latest_insert", plan, values, nulls, read_only) }
 }
 
 /// Runs `f` with `search_path = pg_catalog, pg_temp`, as a function's SET clause would, but
