@@ -147,22 +147,21 @@ impl Moves {
         let directions: Vec<String> = rest.iter().map(|(d, _, _)| d.to_string()).collect();
         let states: Vec<i16> = rest.iter().map(|(_, s, _)| *s).collect();
         let counts: Vec<i64> = rest.iter().map(|(_, _, n)| *n).collect();
-        let plan = counts_plan(tables);
-        Spi::connect_mut(|client| {
-            client
-                .update(
-                    &*plan,
-                    None,
-                    &[
-                        nodes.into(),
-                        directions.into(),
-                        states.into(),
-                        counts.into(),
-                        slot.into(),
-                    ],
-                )
-                .map(|_| ())
-        })
+        let args = [
+            nodes.into(),
+            directions.into(),
+            states.into(),
+            counts.into(),
+            slot.into(),
+        ];
+        if citus_present() {
+            // Citus routes an INSERT … SELECT only with its parameters' values at hand: no
+            // plan is kept for a counts table it may distribute.
+            Spi::run_with_args(&tables.counts_upsert_sql(), &args)
+        } else {
+            let plan = counts_plan(tables);
+            Spi::connect_mut(|client| client.update(&*plan, None, &args).map(|_| ()))
+        }
         .unwrap_or_else(|e| spi_error(e));
     }
 }
