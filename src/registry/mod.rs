@@ -72,11 +72,7 @@ fn owned_relation(fcinfo: pg_sys::FunctionCallInfo) -> Option<pg_sys::Oid> {
         };
         let relname =
             pg_sys::text_to_cstring(pgrx::fcinfo::pg_getarg_datum_raw(fcinfo, 2).cast_mut_ptr());
-        (
-            name(0),
-            name(1),
-            std::ffi::CString::from(CStr::from_ptr(relname)),
-        )
+        (name(0), name(1), CStr::from_ptr(relname))
     };
     // SAFETY: syscache lookups by name and oid; each miss gives InvalidOid or NULL.
     unsafe {
@@ -84,10 +80,7 @@ fn owned_relation(fcinfo: pg_sys::FunctionCallInfo) -> Option<pg_sys::Oid> {
         if namespace == pg_sys::InvalidOid {
             return None;
         }
-        let relation = pg_sys::get_relname_relid(relname.as_ptr(), namespace);
-        if relation == pg_sys::InvalidOid {
-            return None;
-        }
+        let relation = relation_in(namespace, relname.to_bytes())?;
         let tuple = pg_sys::SearchSysCache1(
             pg_sys::SysCacheIdentifier::RELOID as _,
             pg_sys::Datum::from(relation),
@@ -199,25 +192,29 @@ pub unsafe extern "C-unwind" fn resolve_wrapper(fcinfo: pg_sys::FunctionCallInfo
     }
 }
 
-/// The first schema of the caller's search path (`current_schemas(true)`) that holds a
-/// relation named `relname`, by name.
-fn schema_holding(relname: &str) -> Option<String> {
-    // A relation name is at most NAMEDATALEN - 1 bytes: a longer text names none (the
-    // syscache would compare it cut short).
+/// The relation named `relname` in schema `namespace`, as `relname = text` finds it in
+/// pg_class: a text longer than a name can be names none (the syscache would compare it cut
+/// short to NAMEDATALEN - 1 bytes and find the relation its first bytes name).
+fn relation_in(namespace: pg_sys::Oid, relname: &[u8]) -> Option<pg_sys::Oid> {
     if relname.len() >= pg_sys::NAMEDATALEN as usize {
         return None;
     }
     let relname = std::ffi::CString::new(relname).ok()?;
-    // SAFETY: fetch_search_path returns a palloc'd list of schema OIDs; each lookup is a
-    // syscache probe.
+    // SAFETY: a syscache probe by name; a miss gives InvalidOid.
+    let relation = unsafe { pg_sys::get_relname_relid(relname.as_ptr(), namespace) };
+    (relation != pg_sys::InvalidOid).then_some(relation)
+}
+
+/// The first schema of the caller's search path (`current_schemas(true)`) that holds a
+/// relation named `relname`, by name.
+fn schema_holding(relname: &str) -> Option<String> {
+    // SAFETY: fetch_search_path returns a palloc'd list of schema OIDs.
     unsafe {
         let path = pg_sys::fetch_search_path(true);
         let length = if path.is_null() { 0 } else { (*path).length };
         (0..length as usize)
             .map(|i| (*(*path).elements.add(i)).oid_value)
-            .find(|&namespace| {
-                pg_sys::get_relname_relid(relname.as_ptr(), namespace) != pg_sys::InvalidOid
-            })
+            .find(|&namespace| relation_in(namespace, relname.as_bytes()).is_some())
             .map(|namespace| {
                 std::ffi::CStr::from_ptr(pg_sys::get_namespace_name(namespace))
                     .to_string_lossy()

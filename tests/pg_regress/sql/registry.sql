@@ -29,6 +29,14 @@ SELECT * FROM collect._resolve('collection', '"registry_feed"', '_pending');
 SELECT * FROM collect._resolve('collection', 'registry_feed', NULL) AS no_suffix;
 SELECT * FROM collect._resolve('collection', repeat('r', 63), '_pending') AS too_long;
 SELECT * FROM collect._resolve('collection', 'nowhere', '_pending') AS not_found;
+-- A relation name holds at most 63 bytes: a longer text names no relation, not the one its
+-- first 63 bytes name (as relname = text compares in pg_class).
+CREATE TABLE registry_long_name_rrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrr_x ();
+SELECT collect._owned_relation(current_user, 'public', 'registry_long_name_rrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrr_x') IS NOT NULL AS exact_name,
+       collect._owned_relation(current_user, 'public', 'registry_long_name_rrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrr_xy') AS longer_name,
+       (collect._resolve('collection', 'registry_long_name_rrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrr', '_x')).schema AS found_with_suffix,
+       (collect._resolve('collection', 'registry_long_name_rrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrr', '_xy')).schema AS longer_with_suffix;
+DROP TABLE registry_long_name_rrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrr_x;
 SELECT collect.drop_rollup('no_such_rollup');
 SELECT collect._lock_definition('collection', 'public', 'registry_feed', 'SHARE');
 \echo :LAST_ERROR_SQLSTATE
