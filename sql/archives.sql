@@ -19,13 +19,13 @@ CREATE TABLE collect.archive_defs (
 );
 COMMENT ON TABLE collect.archive_defs IS 'Archives made by collect.create_archive';
 
--- A row may be written only by a role that owns both the source and the lumps table.
+-- A row may be written only by a role that owns both the source and the lumps table. SQL
+-- without SET, every name qualified: inlined into every definition check (collections.sql).
 CREATE FUNCTION collect._archive_verify(d collect.archive_defs) RETURNS boolean
-    STABLE LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
-BEGIN
-    RETURN collect._owned_relation(d.owner, d.schema, d.name || '_lumps') IS NOT NULL
-       AND collect._owned_relation(d.owner, d.source_schema, d.source_name) IS NOT NULL;
-END $$;
+    STABLE LANGUAGE sql AS $$
+    SELECT collect._owned_relation(d.owner, d.schema, d.name OPERATOR(pg_catalog.||) '_lumps') IS NOT NULL
+       AND collect._owned_relation(d.owner, d.source_schema, d.source_name) IS NOT NULL
+$$;
 SELECT collect._register_capability('archive', 'collect.archive_defs', 'collect._archive_verify', 'collect.archives');
 
 CREATE FUNCTION collect._archive_def(schema name, name text) RETURNS collect.archive_defs

@@ -27,14 +27,15 @@ CREATE TABLE collect.collection_defs (
 );
 COMMENT ON TABLE collect.collection_defs IS 'Collections made by collect.create_collection';
 
--- A row may be written only by a role that owns both tables it names.
+-- A row may be written only by a role that owns both tables it names. SQL without SET, every
+-- name qualified, so that Postgres inlines it into the statements that check a definition
+-- (every append and read); key types by OID (text, bigint, uuid), which no search_path moves.
 CREATE FUNCTION collect._collection_verify(d collect.collection_defs) RETURNS boolean
-    STABLE LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
-BEGIN
-    RETURN d.key_type IN ('text'::regtype, 'bigint'::regtype, 'uuid'::regtype)
-       AND collect._owned_relation(d.owner, d.schema, d.name || '_pending') IS NOT NULL
-       AND collect._owned_relation(d.owner, d.schema, d.name || '_base') IS NOT NULL;
-END $$;
+    STABLE LANGUAGE sql AS $$
+    SELECT d.key_type::pg_catalog.oid OPERATOR(pg_catalog.=) ANY ('{25,20,2950}'::pg_catalog.oid[])
+       AND collect._owned_relation(d.owner, d.schema, d.name OPERATOR(pg_catalog.||) '_pending') IS NOT NULL
+       AND collect._owned_relation(d.owner, d.schema, d.name OPERATOR(pg_catalog.||) '_base') IS NOT NULL
+$$;
 SELECT collect._register_capability('collection', 'collect.collection_defs', 'collect._collection_verify', 'collect.collections');
 
 -- The definition of schema.name, checked against the catalogs: an error if there is none, or if
@@ -121,12 +122,14 @@ BEGIN
     RETURN seq;
 END $$;
 
+-- src/collections/append.rs: resolves and checks as collect._append does, then inserts with
+-- a statement the session prepared once (collect._append on Citus).
 CREATE FUNCTION collect.append(collection text, key text, entry jsonb) RETURNS bigint
-    LANGUAGE sql AS $$ SELECT collect._append(r.schema, r.object_name, key, entry) FROM collect._resolve('collection', collection, '_pending') r $$;
+    LANGUAGE c AS 'MODULE_PATHNAME', 'collection_append_text_wrapper';
 CREATE FUNCTION collect.append(collection text, key bigint, entry jsonb) RETURNS bigint
-    LANGUAGE sql AS $$ SELECT collect._append(r.schema, r.object_name, key::pg_catalog.text, entry) FROM collect._resolve('collection', collection, '_pending') r $$;
+    LANGUAGE c AS 'MODULE_PATHNAME', 'collection_append_bigint_wrapper';
 CREATE FUNCTION collect.append(collection text, key uuid, entry jsonb) RETURNS bigint
-    LANGUAGE sql AS $$ SELECT collect._append(r.schema, r.object_name, key::pg_catalog.text, entry) FROM collect._resolve('collection', collection, '_pending') r $$;
+    LANGUAGE c AS 'MODULE_PATHNAME', 'collection_append_uuid_wrapper';
 COMMENT ON FUNCTION collect.append(text, text, jsonb) IS 'Appends one entry; returns its sequence number';
 
 CREATE FUNCTION collect._append_many(schema name, collection text, key text, entries jsonb) RETURNS bigint
@@ -163,12 +166,13 @@ COMMENT ON FUNCTION collect.append_many(text, text, jsonb) IS
 -- Reads run the read pipeline over the key's base and pending entries, in one snapshot.
 CREATE FUNCTION collect._read(schema text, collection text, key text) RETURNS jsonb
     STABLE LANGUAGE c SET search_path = pg_catalog, pg_temp AS 'MODULE_PATHNAME', 'collection_read_wrapper';
+-- src/collections/read.rs: resolves the name as collect._resolve does, then reads as _read does.
 CREATE FUNCTION collect.read(collection text, key text) RETURNS jsonb
-    STABLE STRICT LANGUAGE sql AS $$ SELECT collect._read(r.schema, r.object_name, key) FROM collect._resolve('collection', collection, '_pending') r $$;
+    STABLE STRICT LANGUAGE c AS 'MODULE_PATHNAME', 'collection_read_text_wrapper';
 CREATE FUNCTION collect.read(collection text, key bigint) RETURNS jsonb
-    STABLE STRICT LANGUAGE sql AS $$ SELECT collect._read(r.schema, r.object_name, key::pg_catalog.text) FROM collect._resolve('collection', collection, '_pending') r $$;
+    STABLE STRICT LANGUAGE c AS 'MODULE_PATHNAME', 'collection_read_bigint_wrapper';
 CREATE FUNCTION collect.read(collection text, key uuid) RETURNS jsonb
-    STABLE STRICT LANGUAGE sql AS $$ SELECT collect._read(r.schema, r.object_name, key::pg_catalog.text) FROM collect._resolve('collection', collection, '_pending') r $$;
+    STABLE STRICT LANGUAGE c AS 'MODULE_PATHNAME', 'collection_read_uuid_wrapper';
 COMMENT ON FUNCTION collect.read(text, text) IS
     'The key''s entries after the read pipeline, as a JSON array ([] for a key never written)';
 

@@ -16,14 +16,14 @@ CREATE TABLE collect.graph_defs (
 );
 COMMENT ON TABLE collect.graph_defs IS 'Graphs made by collect.create_graph';
 
+-- SQL without SET, every name qualified: inlined into every definition check (collections.sql).
 CREATE FUNCTION collect._graph_verify(d collect.graph_defs) RETURNS boolean
-    STABLE LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
-BEGIN
-    RETURN collect._owned_relation(d.owner, d.schema, d.name || '_out') IS NOT NULL
-       AND collect._owned_relation(d.owner, d.schema, d.name || '_in') IS NOT NULL
-       AND collect._owned_relation(d.owner, d.schema, d.name || '_counts') IS NOT NULL
-       AND collect._owned_relation(d.owner, d.schema, d.name || '_lists') IS NOT NULL;
-END $$;
+    STABLE LANGUAGE sql AS $$
+    SELECT collect._owned_relation(d.owner, d.schema, d.name OPERATOR(pg_catalog.||) '_out') IS NOT NULL
+       AND collect._owned_relation(d.owner, d.schema, d.name OPERATOR(pg_catalog.||) '_in') IS NOT NULL
+       AND collect._owned_relation(d.owner, d.schema, d.name OPERATOR(pg_catalog.||) '_counts') IS NOT NULL
+       AND collect._owned_relation(d.owner, d.schema, d.name OPERATOR(pg_catalog.||) '_lists') IS NOT NULL
+$$;
 SELECT collect._register_capability('graph', 'collect.graph_defs', 'collect._graph_verify', 'collect.graphs');
 
 CREATE FUNCTION collect._graph_def(schema name, name text) RETURNS collect.graph_defs

@@ -25,6 +25,12 @@ impl JsonbArg {
         unsafe { (*self.root()).header }
     }
 
+    /// The argument as it came, to pass on to a statement as a parameter.
+    pub fn as_parameter(&self) -> pgrx::datum::DatumWithOid<'_> {
+        // SAFETY: a detoasted jsonb, alive while `self` is.
+        unsafe { pgrx::datum::DatumWithOid::new(pg_sys::Datum::from(self.0), pg_sys::JSONBOID) }
+    }
+
     /// A description the SQL layer built (a spec, a key) as the struct a generator takes: 22023
     /// naming `what` when it does not fit, with `hint` where one helps.
     pub fn deserialize<T: serde::de::DeserializeOwned>(&self, what: &str, hint: Option<&str>) -> T {

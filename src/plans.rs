@@ -105,3 +105,55 @@ pub unsafe fn execute(
         pg_sys::SPI_processed
     }
 }
+
+/// Statements a capability prepares once per session and keeps, by what they depend on (a
+/// table's OID, a key type): the plan cache replans one whose tables change, and a table made
+/// again under the same name has a new OID, so a new statement.
+pub struct Session<K> {
+    who: &'static str,
+    statements:
+        std::cell::RefCell<std::collections::HashMap<K, std::rc::Rc<OwnedPreparedStatement>>>,
+}
+
+pub use pgrx::spi::OwnedPreparedStatement;
+
+impl<K: std::hash::Hash + Eq> Session<K> {
+    pub fn new(who: &'static str) -> Self {
+        Session {
+            who,
+            statements: Default::default(),
+        }
+    }
+
+    /// The statement kept under `key`, prepared from `sql()` with parameters of `types` at
+    /// the first use (`mutating`: it writes).
+    pub fn statement(
+        &self,
+        client: &pgrx::spi::SpiClient<'_>,
+        key: K,
+        types: &[pg_sys::Oid],
+        mutating: bool,
+        sql: impl FnOnce() -> String,
+    ) -> std::rc::Rc<OwnedPreparedStatement> {
+        if let Some(kept) = self.statements.borrow().get(&key) {
+            return kept.clone();
+        }
+        let sql = sql();
+        let types: Vec<pgrx::PgOid> = types.iter().map(|&t| pgrx::PgOid::from(t)).collect();
+        let prepared = if mutating {
+            client.prepare_mut(sql.as_str(), &types)
+        } else {
+            client.prepare(sql.as_str(), &types)
+        }
+        .unwrap_or_else(|e| {
+            raise(
+                PgSqlErrorCode::ERRCODE_INTERNAL_ERROR,
+                format!("{}: {e}", self.who),
+                None,
+            )
+        });
+        let kept = std::rc::Rc::new(prepared.keep());
+        self.statements.borrow_mut().insert(key, kept.clone());
+        kept
+    }
+}

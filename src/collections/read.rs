@@ -1,5 +1,6 @@
 //! Reads: a key's base and pending entries in one snapshot, through the read pipeline.
 
+use pgrx::pg_sys;
 use pgrx::prelude::*;
 
 use super::pipeline::Entry;
@@ -9,6 +10,12 @@ use super::sql::{
 };
 use crate::jsonb::JsonbValue;
 use crate::lump::sql::StoredLump;
+
+thread_local! {
+    /// Per pending table and key type, the read of some keys' stored entries.
+    static STORED_ENTRIES: crate::plans::Session<(pg_sys::Oid, pg_sys::Oid)> =
+        crate::plans::Session::new("collect.read");
+}
 
 /// Base and pending entries of some keys, read in one statement (one snapshot: a fold that
 /// commits meanwhile cannot make an entry appear twice or not at all). On Citus a statement
@@ -21,13 +28,27 @@ fn stored_entries(def: &Definition, keys: &[String]) -> Vec<(String, Vec<Entry>)
             .flat_map(|k| stored_entries(def, std::slice::from_ref(k)))
             .collect();
     }
-    let query = def.tables().statements(&def.key_type).stored_entries;
     let bound = super::sql::forged_txn_bound();
     let mut out: Vec<(String, Vec<Entry>)> = Vec::new();
     Spi::connect(|client| {
-        let rows = client
-            .select(&query, None, &[keys.to_vec().into(), bound.into()])
-            .unwrap_or_else(|e| spi_error(e));
+        let args = [keys.to_vec().into(), bound.into()];
+        let query = || def.tables().stored_entries_sql(&def.key_type);
+        let rows = if crate::registry::citus_present() {
+            // Citus routes a statement by the keys it is planned with: planned at each read.
+            client.select(query().as_str(), None, &args)
+        } else {
+            let kept = STORED_ENTRIES.with(|kept| {
+                kept.statement(
+                    client,
+                    (def.pending_oid, def.key_type_oid),
+                    &[pg_sys::TEXTARRAYOID, pg_sys::TEXTOID],
+                    false,
+                    query,
+                )
+            });
+            client.select(kept.as_ref(), None, &args)
+        }
+        .unwrap_or_else(|e| spi_error(e));
         for row in rows {
             let key: String = row.get(1).ok().flatten().unwrap_or_default();
             if out.last().map(|(k, _)| k != &key).unwrap_or(true) {
@@ -69,6 +90,18 @@ fn distributed(def: &Definition) -> bool {
     .unwrap_or(false)
 }
 
+/// The key's entries after the read pipeline.
+fn read_key(def: &Definition, key: String) -> JsonbValue {
+    let read = parse_pipeline(&def.read, "read");
+    let entries = stored_entries(def, &[key])
+        .pop()
+        .map(|(_, e)| e)
+        .unwrap_or_default();
+    entries_json(&run_pipeline(def, &read, entries))
+}
+
+/// `collect._read(schema, collection, key)`, the read of releases before 0.5.0 (and of
+/// databases not yet updated).
 #[pg_extern(sql = false)]
 fn collection_read(
     schema: Option<&str>,
@@ -76,13 +109,31 @@ fn collection_read(
     key: Option<&str>,
 ) -> Option<JsonbValue> {
     let def = definition(schema, collection);
-    let key = key?;
-    let read = parse_pipeline(&def.read, "read");
-    let entries = stored_entries(&def, &[key.to_string()])
-        .pop()
-        .map(|(_, e)| e)
-        .unwrap_or_default();
-    Some(entries_json(&run_pipeline(&def, &read, entries)))
+    Some(read_key(&def, key?.to_string()))
+}
+
+/// `collect.read(collection, key)` (C functions from 0.5.0, STRICT; SQL around `_resolve` and
+/// `_read` before): the name resolved from the syscaches and the key read with statements the
+/// session prepared once, so that a read of a small key costs little more than its rows.
+/// Keys travel as their type's text, as the stored rows print them.
+fn read_named(collection: &str, key: String) -> JsonbValue {
+    let (schema, name) = crate::registry::resolve("collection", Some(collection), Some("_pending"));
+    read_key(&definition(schema.as_deref(), Some(&name)), key)
+}
+
+#[pg_extern(sql = false)]
+fn collection_read_text(collection: &str, key: &str) -> JsonbValue {
+    read_named(collection, key.to_string())
+}
+
+#[pg_extern(sql = false)]
+fn collection_read_bigint(collection: &str, key: i64) -> JsonbValue {
+    read_named(collection, key.to_string())
+}
+
+#[pg_extern(sql = false)]
+fn collection_read_uuid(collection: &str, key: pgrx::Uuid) -> JsonbValue {
+    read_named(collection, key.to_string())
 }
 
 #[pg_extern(sql = false)]

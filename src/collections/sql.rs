@@ -254,18 +254,21 @@ fn json_column(text: Option<String>) -> Value {
         .unwrap_or_default()
 }
 
-/// What the registry says of a collection, checked against the catalogs by
-/// `collect._collection_def`.
+/// What the registry says of a collection, checked against the catalogs as
+/// `collect._collection_def` checks it.
 pub(super) struct Definition {
     pub(super) schema: String,
     pub(super) name: String,
     pub(super) key_type: String,
+    pub(super) key_type_oid: pg_sys::Oid,
     pub(super) read: Value,
     pub(super) levels: Value,
     /// Whose privileges sql steps run with.
     pub(super) owner: pg_sys::Oid,
     pub(super) pending: String,
     pub(super) base: String,
+    /// The pending table's OID: what a session's statements on the collection are kept by.
+    pub(super) pending_oid: pg_sys::Oid,
 }
 
 impl Definition {
@@ -277,6 +280,37 @@ impl Definition {
     }
 }
 
+/// The two statements that read a definition, kept for the session: every call of every
+/// collection function reads one.
+#[derive(Hash, PartialEq, Eq)]
+enum DefinitionStatement {
+    /// The definition, when it holds (`collect._collection_verify`), with its levels column
+    /// as the installed release names it (`normalize` before 0.3.0).
+    Found { levels_column: &'static str },
+    /// The same through `collect._collection_def`, which raises the error of a name without a
+    /// collection or of a definition that does not hold.
+    Checked,
+}
+
+thread_local! {
+    static DEFINITION: crate::plans::Session<DefinitionStatement> =
+        crate::plans::Session::new("collection definition");
+}
+
+/// Every name and operator qualified: run under the caller's search_path by `collect.read` and
+/// `collect.append`. The owner's OID, the pending table's and the key type's name are found by
+/// the caller from the syscaches, not joined here (a join with pg_roles is most of the cost).
+fn definition_found_sql(levels_column: &str) -> String {
+    format!(
+        "SELECT d.key_type::pg_catalog.oid, d.read::pg_catalog.text, d.{levels_column}::pg_catalog.text,
+                d.owner::pg_catalog.text, d.schema::pg_catalog.text
+           FROM collect.collection_defs d
+          WHERE (d.schema, d.name) OPERATOR(pg_catalog.=) ($1::pg_catalog.name, $2) AND collect._collection_verify(d)"
+    )
+}
+
+const DEFINITION_CHECKED: &str = "SELECT FROM collect._collection_def($1::pg_catalog.name, $2)";
+
 pub(super) fn definition(schema: Option<&str>, name: Option<&str>) -> Definition {
     let Some(name) = name else {
         raise(
@@ -285,39 +319,92 @@ pub(super) fn definition(schema: Option<&str>, name: Option<&str>) -> Definition
             None,
         )
     };
+    let levels_column = match registry::installed_vocabulary() {
+        registry::Vocabulary::Before0_3 => "\"normalize\"",
+        registry::Vocabulary::Current => "normalization",
+    };
+    let types = [pg_sys::TEXTOID, pg_sys::TEXTOID];
     let found = Spi::connect(|client| {
-        let rows = client
-            .select(
-                r#"SELECT d.key_type::pg_catalog.text, d.read::pg_catalog.text, coalesce(pg_catalog.to_jsonb(d) OPERATOR(pg_catalog.->) 'normalization',
-                                   pg_catalog.to_jsonb(d) OPERATOR(pg_catalog.->) 'normalize', '{}')::pg_catalog.text,
-                          r.oid, d.schema::pg_catalog.text
-                     FROM collect._collection_def($1, $2) d JOIN pg_catalog.pg_roles r ON r.rolname = d.owner"#,
-                Some(1),
-                &[schema.into(), name.into()],
+        let args = [schema.into(), name.into()];
+        let found = DEFINITION.with(|kept| {
+            kept.statement(
+                client,
+                DefinitionStatement::Found { levels_column },
+                &types,
+                false,
+                || definition_found_sql(levels_column),
             )
+        });
+        let rows = client
+            .select(found.as_ref(), Some(1), &args)
             .unwrap_or_else(|e| spi_error(e));
-        rows.into_iter().next().map(|row| {
+        let row = rows.into_iter().next();
+        if row.is_none() {
+            // No collection by that name, or one whose definition does not hold: the check of
+            // every definition says which, as its error.
+            let checked = DEFINITION.with(|kept| {
+                kept.statement(client, DefinitionStatement::Checked, &types, false, || {
+                    DEFINITION_CHECKED.to_string()
+                })
+            });
+            client
+                .select(checked.as_ref(), Some(1), &args)
+                .unwrap_or_else(|e| spi_error(e));
+        }
+        row.map(|row| {
             let schema: String = row.get(5).ok().flatten().unwrap_or_default();
-            let Tables { pending, base } = Tables::of(&schema, name);
-            Definition {
-                pending,
-                base,
+            let owner: String = row.get(4).ok().flatten().unwrap_or_default();
+            let key_type_oid: pg_sys::Oid = row.get(1).ok().flatten().unwrap_or_default();
+            (
                 schema,
-                name: name.to_string(),
-                key_type: row.get(1).ok().flatten().unwrap_or_default(),
-                read: json_column(row.get(2).ok().flatten()),
-                levels: json_column(row.get(3).ok().flatten()),
-                owner: row.get(4).ok().flatten().unwrap_or_default(),
-            }
+                owner,
+                key_type_oid,
+                json_column(row.get(2).ok().flatten()),
+                json_column(row.get(3).ok().flatten()),
+            )
         })
     });
-    found.unwrap_or_else(|| {
+    // The verify function has just found both tables owned by the owner.
+    let owner_and_pending = found.as_ref().and_then(|(schema, owner, ..)| {
+        Some((
+            registry::role(owner)?,
+            registry::relation(schema, &format!("{name}_pending"))?,
+        ))
+    });
+    let (Some((schema, _, key_type_oid, read, levels)), Some((owner, pending_oid))) =
+        (found, owner_and_pending)
+    else {
         raise(
             PgSqlErrorCode::ERRCODE_UNDEFINED_OBJECT,
             format!("collection \"{name}\" has no owner role"),
             None,
         )
-    })
+    };
+    let Tables { pending, base } = Tables::of(&schema, name);
+    Definition {
+        pending,
+        base,
+        schema,
+        name: name.to_string(),
+        // The verify function admits only the key types there are.
+        key_type: key_type_name(key_type_oid).unwrap_or("text").to_string(),
+        key_type_oid,
+        read,
+        levels,
+        owner,
+        pending_oid,
+    }
+}
+
+/// A key type (`generate::KEY_TYPES`) as the registry prints it, from its OID; None for any
+/// other type.
+pub(super) fn key_type_name(key_type: pg_sys::Oid) -> Option<&'static str> {
+    match key_type {
+        pg_sys::TEXTOID => Some("text"),
+        pg_sys::INT8OID => Some("bigint"),
+        pg_sys::UUIDOID => Some("uuid"),
+        _ => None,
+    }
 }
 
 pub(super) fn parse_entry(text: &str) -> Box<RawValue> {

@@ -51,8 +51,15 @@ pub fn installed_vocabulary() -> Vocabulary {
 /// Whether Citus is installed in this database: where it is, a table may be distributed and
 /// the paths that plan for one node step aside.
 pub fn citus_present() -> bool {
-    // SAFETY: a catalog lookup by name; an absent extension gives InvalidOid.
-    unsafe { pg_sys::get_extension_oid(c"citus".as_ptr(), true) != pg_sys::InvalidOid }
+    // Citus loads only from shared_preload_libraries, which defines its settings: a server
+    // without them has no Citus in any database, and the catalog (a scan of pg_extension, a
+    // twentieth of an append) need not be asked.
+    // SAFETY: a settings lookup (NULL when there is no such setting), then a catalog lookup
+    // by name (InvalidOid for an absent extension).
+    unsafe {
+        !pg_sys::GetConfigOption(c"citus.shard_count".as_ptr(), true, false).is_null()
+            && pg_sys::get_extension_oid(c"citus".as_ptr(), true) != pg_sys::InvalidOid
+    }
 }
 
 /// `collect._owned_relation(owner, schema, relname)` (a C function from 0.4.0; plpgsql before):
@@ -127,42 +134,11 @@ pub unsafe extern "C-unwind" fn resolve_wrapper(fcinfo: pg_sys::FunctionCallInfo
             pgrx::fcinfo::pg_getarg::<String>(fcinfo, 2),
         )
     };
-    let kind = kind.as_deref().unwrap_or("<NULL>");
-    let Some(name) = name else {
-        crate::errors::raise(
-            pgrx::PgSqlErrorCode::ERRCODE_NULL_VALUE_NOT_ALLOWED,
-            format!("{kind} name must not be NULL"),
-            None,
-        )
-    };
-    // SAFETY: parse_ident(text, strict boolean) returns a non-NULL text[] or raises.
-    let parts: Vec<String> = unsafe {
-        pgrx::direct_function_call::<Vec<String>>(
-            pg_sys::parse_ident,
-            &[name.as_str().into_datum(), true.into_datum()],
-        )
-    }
-    .unwrap_or_default();
-    if parts.len() > 2 || parts.is_empty() {
-        let text = std::ffi::CString::new(name.as_str()).expect("text has no NUL");
-        // SAFETY: quote_literal_cstr returns a palloc'd C string.
-        let quoted = unsafe {
-            std::ffi::CStr::from_ptr(pg_sys::quote_literal_cstr(text.as_ptr()))
-                .to_string_lossy()
-                .into_owned()
-        };
-        crate::errors::raise(
-            pgrx::PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
-            format!("invalid {kind} name: {quoted}"),
-            Some("Write name or schema.name.".into()),
-        )
-    }
-    let object_name = parts[parts.len() - 1].clone();
-    let schema = if parts.len() == 2 {
-        Some(parts[0].clone())
-    } else {
-        suffix.and_then(|suffix| schema_holding(&format!("{object_name}{suffix}")))
-    };
+    let (schema, object_name) = resolve(
+        kind.as_deref().unwrap_or("<NULL>"),
+        name.as_deref(),
+        suffix.as_deref(),
+    );
     // SAFETY: the declared result is a row (schema name, object_name text); its descriptor
     // comes from the call, the tuple is formed and copied into the call's memory.
     unsafe {
@@ -192,6 +168,49 @@ pub unsafe extern "C-unwind" fn resolve_wrapper(fcinfo: pg_sys::FunctionCallInfo
     }
 }
 
+/// What `collect._resolve(kind, name, suffix)` answers, for the C entry points that resolve a
+/// name themselves: the schema (None when no schema of the search path holds `name || suffix`)
+/// and the object's name. A NULL name is 22004, a name of more than two parts 22023.
+pub fn resolve(kind: &str, name: Option<&str>, suffix: Option<&str>) -> (Option<String>, String) {
+    use pgrx::IntoDatum;
+    let Some(name) = name else {
+        crate::errors::raise(
+            pgrx::PgSqlErrorCode::ERRCODE_NULL_VALUE_NOT_ALLOWED,
+            format!("{kind} name must not be NULL"),
+            None,
+        )
+    };
+    // SAFETY: parse_ident(text, strict boolean) returns a non-NULL text[] or raises.
+    let parts: Vec<String> = unsafe {
+        pgrx::direct_function_call::<Vec<String>>(
+            pg_sys::parse_ident,
+            &[name.into_datum(), true.into_datum()],
+        )
+    }
+    .unwrap_or_default();
+    if parts.len() > 2 || parts.is_empty() {
+        let text = std::ffi::CString::new(name).expect("text has no NUL");
+        // SAFETY: quote_literal_cstr returns a palloc'd C string.
+        let quoted = unsafe {
+            std::ffi::CStr::from_ptr(pg_sys::quote_literal_cstr(text.as_ptr()))
+                .to_string_lossy()
+                .into_owned()
+        };
+        crate::errors::raise(
+            pgrx::PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+            format!("invalid {kind} name: {quoted}"),
+            Some("Write name or schema.name.".into()),
+        )
+    }
+    let object_name = parts[parts.len() - 1].clone();
+    let schema = if parts.len() == 2 {
+        Some(parts[0].clone())
+    } else {
+        suffix.and_then(|suffix| schema_holding(&format!("{object_name}{suffix}")))
+    };
+    (schema, object_name)
+}
+
 /// The relation named `relname` in schema `namespace`, as `relname = text` finds it in
 /// pg_class: a text longer than a name can be names none (the syscache would compare it cut
 /// short to NAMEDATALEN - 1 bytes and find the relation its first bytes name).
@@ -203,6 +222,25 @@ fn relation_in(namespace: pg_sys::Oid, relname: &[u8]) -> Option<pg_sys::Oid> {
     // SAFETY: a syscache probe by name; a miss gives InvalidOid.
     let relation = unsafe { pg_sys::get_relname_relid(relname.as_ptr(), namespace) };
     (relation != pg_sys::InvalidOid).then_some(relation)
+}
+
+/// The relation `relname` in schema `schema`, by name, as `relation_in` finds it.
+pub fn relation(schema: &str, relname: &str) -> Option<pg_sys::Oid> {
+    let schema = std::ffi::CString::new(schema).ok()?;
+    // SAFETY: a syscache probe by name; a miss gives InvalidOid.
+    let namespace = unsafe { pg_sys::get_namespace_oid(schema.as_ptr(), true) };
+    if namespace == pg_sys::InvalidOid {
+        return None;
+    }
+    relation_in(namespace, relname.as_bytes())
+}
+
+/// The role named `name`, if there is one.
+pub fn role(name: &str) -> Option<pg_sys::Oid> {
+    let name = std::ffi::CString::new(name).ok()?;
+    // SAFETY: a syscache probe by name; a miss gives InvalidOid.
+    let role = unsafe { pg_sys::get_role_oid(name.as_ptr(), true) };
+    (role != pg_sys::InvalidOid).then_some(role)
 }
 
 /// The first schema of the caller's search path (`current_schemas(true)`) that holds a

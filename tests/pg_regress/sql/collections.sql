@@ -82,3 +82,49 @@ SELECT collect.read('best', 'k');
 -- What exists: collect.collections.
 SELECT name, key_type, keys, pending_entries, base_bytes > 0 AS has_base
 FROM collect.collections ORDER BY name;
+
+-- One append, one read: C functions from 0.5.0 that keep their statements for the session.
+-- Every overload; a key of another type is read as its text, as before.
+SELECT collect.create_collection('calls_text') IS NOT NULL AS created;
+SELECT collect.create_collection('calls_num', 'bigint') IS NOT NULL AS created;
+SELECT collect.create_collection('calls_id', 'uuid') IS NOT NULL AS created;
+SELECT collect.append('calls_text', 7, '{"a": 1}') > 0 AS bigint_key,
+       collect.append('calls_text', '7', '{"a": 2}') > 0 AS text_key,
+       collect.append('calls_text', 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11'::uuid, '{"a": 3}') > 0 AS uuid_key;
+SELECT collect.read('calls_text', 7) AS by_bigint, collect.read('calls_text', '7') AS by_text,
+       collect.read('calls_text', 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11'::uuid) AS by_uuid;
+SELECT collect.append('calls_num', ' 42', '{"n": 1}') > 0 AS text_key,
+       collect.append('calls_num', 42, '{"n": 2}') > 0 AS bigint_key;
+SELECT collect.read('calls_num', 42) AS by_bigint, collect.read('calls_num', '042') AS by_text;
+SELECT collect.append('calls_id', 'A0EEBC99-9C0B-4EF8-BB6D-6BB9BD380A11', '{"u": 1}') > 0 AS text_key,
+       collect.append('calls_id', 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11'::uuid, '{"u": 2}') > 0 AS uuid_key;
+SELECT collect.read('calls_id', 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11'::uuid) AS by_uuid,
+       collect.read('calls_id', '{A0EEBC99-9C0B-4EF8-BB6D-6BB9BD380A11}') AS by_text;
+-- An append returns its entry's seq; a JSON null is an entry like any other.
+SELECT collect.append('calls_num', 1, 'null') AS seq \gset
+SELECT :seq = max(seq) AS returns_its_seq FROM calls_num_pending;
+SELECT collect.read('calls_num', 1);
+-- A collection dropped and made again under the same name, in the same session: its new
+-- tables, with their new key type.
+SELECT collect.drop_collection('calls_num');
+SELECT collect.create_collection('calls_num', 'text') IS NOT NULL AS created;
+SELECT collect.append('calls_num', 'k', '{"again": true}') > 0 AS appended;
+SELECT collect.read('calls_num', 'k');
+-- The same name in another schema: the search path decides, as it does for tables.
+CREATE SCHEMA calls_other;
+SELECT collect.create_collection('calls_other.calls_num', 'text') IS NOT NULL AS created;
+SET search_path = calls_other, public;
+SELECT collect.append('calls_num', 'k', '{"other": true}') > 0 AS appended;
+SELECT collect.read('calls_num', 'k') AS first_on_the_path;
+RESET search_path;
+SELECT collect.read('calls_num', 'k') AS public_one, collect.read('calls_other.calls_num', 'k') AS other_one;
+-- A key column changed by hand to another type still takes appends (the earlier path).
+ALTER TABLE calls_text_pending ALTER COLUMN key TYPE varchar(64);
+SELECT collect.append('calls_text', 8, '{"a": 4}') > 0 AS appended;
+SELECT collect.read('calls_text', '8');
+-- Each definition check is one statement: the verify function is inlined into it (no call of
+-- collect._collection_verify in the plan, only the ownership checks it is made of).
+EXPLAIN (VERBOSE, COSTS OFF)
+SELECT d.name FROM collect.collection_defs d WHERE collect._collection_verify(d);
+SELECT collect.drop_collection(c) FROM unnest(ARRAY['calls_text', 'calls_num', 'calls_id', 'calls_other.calls_num']) c;
+DROP SCHEMA calls_other;

@@ -54,3 +54,23 @@ ALTER TABLE broken_feed_base DROP COLUMN entries;
 SELECT collect.normalize('broken_feed', 'daily');
 \echo :LAST_ERROR_SQLSTATE
 SELECT collect.drop_collection('broken_feed');
+-- Appends of one entry (C functions from 0.5.0) raise what the SQL functions before them did.
+SELECT collect.append(NULL, 'k', '{}');
+\echo :LAST_ERROR_SQLSTATE
+SELECT collect.append('segment_sets', NULL::bigint, '{}');
+\echo :LAST_ERROR_SQLSTATE
+SELECT collect.append('segment_sets', 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11'::uuid, '{}');
+\echo :LAST_ERROR_SQLSTATE
+SELECT collect.append('a.b.c', 'k', '{}');
+\echo :LAST_ERROR_SQLSTATE
+SELECT collect.append('no_such_schema.segment_sets', 1, '{}');
+\echo :LAST_ERROR_SQLSTATE
+-- A table named like a collection's is not one: nothing is written to it.
+CREATE TABLE lookalike_pending (key text, entry jsonb, seq bigserial);
+SELECT collect.append('lookalike', 'k', '{}');
+\echo :LAST_ERROR_SQLSTATE
+SELECT collect.read('lookalike', 'k');
+\echo :LAST_ERROR_SQLSTATE
+SELECT count(*) AS nothing_written FROM lookalike_pending;
+DROP TABLE lookalike_pending;
+SELECT collect.read(NULL, 'k') IS NULL AS strict, collect.read('segment_sets', NULL::bigint) IS NULL AS strict_key;

@@ -17,6 +17,17 @@ pub struct Tables {
 /// The key types a collection may have.
 pub const KEY_TYPES: [&str; 3] = ["text", "bigint", "uuid"];
 
+/// A key type (one of `KEY_TYPES`, as the registry prints it) by its name in pg_catalog; any
+/// other text is refused as no type at all.
+fn qualified_key_type(key_type: &str) -> &'static str {
+    match key_type {
+        "text" => "pg_catalog.text",
+        "bigint" => "pg_catalog.int8",
+        "uuid" => "pg_catalog.uuid",
+        _ => "pg_catalog.\"unknown key type\"",
+    }
+}
+
 impl Tables {
     pub fn of(schema: &str, name: &str) -> Tables {
         Tables {
@@ -93,6 +104,49 @@ pub struct Statements {
 }
 
 impl Tables {
+    /// $1 keys (text[]), $2 forged-txn bound: each key's base lump (part 0) then its pending
+    /// entries in append order (part 1): (key, part, txn, seq, at_us, lump, entry). Every
+    /// name and operator qualified: `collect.read` runs it under the caller's search_path,
+    /// prepared once for the session.
+    pub fn stored_entries_sql(&self, key_type: &str) -> String {
+        let Tables { pending, base } = self;
+        let kt = qualified_key_type(key_type);
+        format!(
+            "SELECT b.key::pg_catalog.text, 0 AS part, NULL::pg_catalog.xid8 AS txn, NULL::pg_catalog.int8 AS seq,
+                    NULL::pg_catalog.int8 AS at_us, b.entries AS lump, NULL::pg_catalog.text AS entry
+               FROM {base} b WHERE b.key OPERATOR(pg_catalog.=) ANY ($1::{kt}[])
+             UNION ALL
+             SELECT p.key::pg_catalog.text, 1, {txn}, p.seq,
+                    (EXTRACT(epoch FROM p.at) OPERATOR(pg_catalog.*) 1000000)::pg_catalog.int8, NULL, p.entry::pg_catalog.text
+               FROM {pending} p WHERE p.key OPERATOR(pg_catalog.=) ANY ($1::{kt}[])
+             ORDER BY 1, 2, 3, 4",
+            txn = pending_txn("p.txn", "$2"),
+        )
+    }
+
+    /// $1 the key, $2 the entry, $3 the collection's schema, $4 its name: one pending row,
+    /// returning its seq, when the registry holds the collection and its definition holds
+    /// (`collect._collection_verify`); no row otherwise. The check and the insert are one
+    /// statement because an append is small: a second statement would cost as much again.
+    /// The key comes in the collection's key type, or (`key_as_text`) in another type that is
+    /// read as its text, as `key::text` would print it. Qualified throughout, as
+    /// `stored_entries_sql`.
+    pub fn append_sql(&self, key_type: &str, key_as_text: bool) -> String {
+        let key = if key_as_text {
+            format!("$1::pg_catalog.text::{}", qualified_key_type(key_type))
+        } else {
+            "$1".to_string()
+        };
+        format!(
+            "INSERT INTO {} (key, entry)
+             SELECT {key}, $2 FROM collect.collection_defs d
+              WHERE (d.schema, d.name) OPERATOR(pg_catalog.=) ($3::pg_catalog.name, $4)
+                AND collect._collection_verify(d)
+             RETURNING seq",
+            self.pending
+        )
+    }
+
     /// The statements for keys of `key_type` (one of `KEY_TYPES`, as the registry holds it).
     pub fn statements(&self, key_type: &str) -> Statements {
         let Tables { pending, base } = self;
@@ -111,16 +165,7 @@ impl Tables {
             canonical_keys: format!(
                 "SELECT coalesce(array_agg(k::{kt}::text ORDER BY o), '{{}}') FROM unnest($1::text[]) WITH ORDINALITY AS u(k, o)"
             ),
-            stored_entries: format!(
-                "SELECT key::text, 0 AS part, NULL::xid8 AS txn, NULL::bigint AS seq, NULL::bigint AS at_us,
-                        entries AS lump, NULL::text AS entry
-                   FROM {base} WHERE key = ANY($1::{kt}[])
-                 UNION ALL
-                 SELECT key::text, 1, {txn}, seq, (extract(epoch FROM at) * 1000000)::bigint, NULL, entry::text
-                   FROM {pending} WHERE key = ANY($1::{kt}[])
-                 ORDER BY 1, 2, 3, 4",
-                txn = pending_txn("txn", "$2"),
-            ),
+            stored_entries: self.stored_entries_sql(key_type),
             keys_due_every: keys_due(
                 "coalesce((levels->>$1)::timestamptz, '-infinity') < coalesce($3, now())",
             ),
@@ -175,7 +220,10 @@ mod tests {
         assert!(statements.canonical_keys.contains("k::uuid::text"));
         assert!(statements
             .stored_entries
-            .contains(&pending_txn("txn", "$2")));
+            .contains(&pending_txn("p.txn", "$2")));
+        assert!(statements
+            .stored_entries
+            .contains("FROM \"s\".\"c_pending\" p WHERE p.key OPERATOR(pg_catalog.=) ANY ($1::pg_catalog.uuid[])"));
         assert!(statements.take.contains(&pending_txn("p.txn", "$3")));
         assert!(statements.keys_due_every.contains("< coalesce($3, now())"));
         assert!(statements
@@ -188,5 +236,34 @@ mod tests {
             pending_txn("t", "$9"),
             "CASE WHEN t OPERATOR(pg_catalog.<) $9::pg_catalog.xid8 THEN t ELSE '0'::pg_catalog.xid8 END"
         );
+    }
+
+    #[test]
+    fn appends_take_the_key_as_it_is_or_as_its_text_and_name_every_type() {
+        let tables = Tables::of("s", "c");
+        let plain = tables.append_sql("bigint", false);
+        assert!(plain.starts_with(
+            "INSERT INTO \"s\".\"c_pending\" (key, entry)\n             SELECT $1, $2 FROM collect.collection_defs d"
+        ));
+        assert!(plain
+            .contains("WHERE (d.schema, d.name) OPERATOR(pg_catalog.=) ($3::pg_catalog.name, $4)"));
+        assert!(plain.contains("AND collect._collection_verify(d)"));
+        assert!(plain.ends_with("RETURNING seq"));
+        assert!(tables
+            .append_sql("bigint", true)
+            .contains("SELECT $1::pg_catalog.text::pg_catalog.int8, $2 FROM"));
+        assert!(tables
+            .append_sql("uuid", true)
+            .contains("$1::pg_catalog.text::pg_catalog.uuid"));
+        assert!(tables
+            .append_sql("text", true)
+            .contains("$1::pg_catalog.text::pg_catalog.text"));
+        // A type that is not a key type names no type rather than whatever the path finds.
+        assert!(tables
+            .append_sql("int; DROP TABLE t", true)
+            .contains("::pg_catalog.\"unknown key type\","));
+        assert!(tables
+            .stored_entries_sql("text")
+            .contains("ANY ($1::pg_catalog.text[])"));
     }
 }
