@@ -92,3 +92,35 @@ CALL bench_fold('plain', 2);
 CALL bench_fold('ours', 2);
 CALL bench_fold('plain', 3);
 CALL bench_fold('ours', 3);
+
+-- One call at a time from one session (a loop of single calls, as an application's requests
+-- are): reading a key of 52 entries (50 normalized, 2 pending), against jsonb_agg over its rows
+-- in a plain table; appending one entry, against a plain INSERT into a table of the same shape.
+SELECT collect.create_collection('calls', 'bigint');
+SELECT collect.append_many('calls', k, (SELECT jsonb_agg(bench_event(k * 100 + g) ORDER BY g) FROM generate_series(1, 50) g))
+  FROM generate_series(1, 1000) k;
+SELECT collect.normalize('calls', all_keys => true) IS NOT NULL;
+SELECT collect.append_many('calls', k, jsonb_build_array(bench_event(k * 100 + 51), bench_event(k * 100 + 52)))
+  FROM generate_series(1, 1000) k;
+CREATE TABLE plain_calls (key bigint NOT NULL, txn xid8 NOT NULL DEFAULT pg_current_xact_id(), seq bigserial,
+                          at timestamptz NOT NULL DEFAULT now(), entry jsonb NOT NULL, PRIMARY KEY (key, seq));
+INSERT INTO plain_calls (key, entry) SELECT k, bench_event(k * 100 + g) FROM generate_series(1, 1000) k, generate_series(1, 52) g
+  ORDER BY k, g;
+VACUUM ANALYZE calls_pending, calls_base, plain_calls;
+SELECT bool_and(collect.read('calls', k) = (SELECT jsonb_agg(entry ORDER BY seq) FROM plain_calls WHERE key = k)) AS same_answer
+  FROM generate_series(1, 1000) k \gset
+\if :same_answer
+\else
+  \echo 'plain SQL and collect.read disagree'
+  \quit
+\endif
+CALL bench.compare('read one key of 52 entries, 2,000 single calls', 2000, :runs, ARRAY[
+    ['jsonb_agg over its rows in a plain table',
+     'DO $b$ BEGIN FOR i IN 1 .. 2000 LOOP PERFORM (SELECT jsonb_agg(entry ORDER BY seq) FROM plain_calls WHERE key = i % 1000 + 1); END LOOP; END $b$'],
+    ['collect.read',
+     'DO $b$ BEGIN FOR i IN 1 .. 2000 LOOP PERFORM collect.read(''calls'', i % 1000 + 1); END LOOP; END $b$']]);
+CALL bench.compare('append one entry, 2,000 single calls', 2000, :runs, ARRAY[
+    ['plain INSERT into a table of the same shape',
+     'DO $b$ BEGIN FOR i IN 1 .. 2000 LOOP INSERT INTO plain_calls (key, entry) VALUES (i % 1000 + 1, ''{"segment": "seg-7", "score": 0.25, "source": "web", "ts": 1793491207}''); END LOOP; END $b$'],
+    ['collect.append',
+     'DO $b$ BEGIN FOR i IN 1 .. 2000 LOOP PERFORM collect.append(''calls'', i % 1000 + 1, ''{"segment": "seg-7", "score": 0.25, "source": "web", "ts": 1793491207}''); END LOOP; END $b$']]);

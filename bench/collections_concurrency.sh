@@ -30,4 +30,24 @@ for run in 1 2 3; do
   wait $fold
   record 'append latency, 4 clients' 'during collect.normalize_in_batches' false "$lat" 'ms latency'
 done
+# One client, one call per round trip (each statement sent as it is): the read and the
+# append of the single-call benchmarks in bench/collections.sql, over the wire.
+echo '\set k random(1, 1000)' >"$work/read_plain.sql"
+echo 'SELECT jsonb_agg(entry ORDER BY seq) FROM plain_calls WHERE key = :k;' >>"$work/read_plain.sql"
+echo '\set k random(1, 1000)' >"$work/read_ours.sql"
+echo "SELECT collect.read('calls', :k::bigint);" >>"$work/read_ours.sql"
+echo '\set k random(1, 1000)' >"$work/append_plain.sql"
+echo "INSERT INTO plain_calls (key, entry) VALUES (:k, '{\"segment\": \"seg-7\", \"score\": 0.25}') RETURNING seq;" >>"$work/append_plain.sql"
+echo '\set k random(1, 1000)' >"$work/append_ours.sql"
+echo "SELECT collect.append('calls', :k::bigint, '{\"segment\": \"seg-7\", \"score\": 0.25}');" >>"$work/append_ours.sql"
+for run in 1 2 3; do
+  read -r tps _ < <(pgbench_tps "$work/read_plain.sql" 1 4)
+  record 'read one key of 52 entries, 1 client' 'jsonb_agg over its rows in a plain table' true "$tps" tps
+  read -r tps _ < <(pgbench_tps "$work/read_ours.sql" 1 4)
+  record 'read one key of 52 entries, 1 client' 'collect.read' false "$tps" tps
+  read -r tps _ < <(pgbench_tps "$work/append_plain.sql" 1 4)
+  record 'append one entry, 1 client' 'plain INSERT into a table of the same shape' true "$tps" tps
+  read -r tps _ < <(pgbench_tps "$work/append_ours.sql" 1 4)
+  record 'append one entry, 1 client' 'collect.append' false "$tps" tps
+done
 rm -rf "$work"

@@ -98,7 +98,6 @@ fn inserted(
                 &[key, entry.as_parameter(), schema.into(), name.into()],
             )
             .unwrap_or_else(|e| spi_error(e))
-            .into_iter()
             .next()
             .map(|row| row.get::<i64>(1).ok().flatten().unwrap_or_default())
     })
