@@ -80,3 +80,43 @@ CALL bench.compare('add 10,000 edges of one node in one call', 10000, :runs, ARR
         SELECT collect.edge_add_many('follows', 10, ARRAY(SELECT nextval('bulk_base') * 100000 + g FROM generate_series(1, 10000) g)) $q$],
     ['collect.edge_add_many without compact lists', $q$
         SELECT collect.edge_add_many('plain', 10, ARRAY(SELECT nextval('bulk_base') * 100000 + g FROM generate_series(1, 10000) g)) $q$]]);
+
+-- Single edge_add calls as a new graph grows: one node gains 5,000 edges, one call each,
+-- against the hand-written transaction's four upserts into new tables of FlockDB's shape (both
+-- never analyzed, as in a graph's first minutes). Each stage of 1,000 calls is a benchmark of
+-- its own, so a cost that grows with the graph shows as a ratio that grows.
+CREATE PROCEDURE bench_grow(run int) LANGUAGE plpgsql AS $$
+DECLARE
+    started timestamptz;
+BEGIN
+    PERFORM collect.drop_graph(name) FROM collect.graphs WHERE name = 'growing' AND schema = current_schema();
+    DROP TABLE IF EXISTS grow_out, grow_in, grow_counts;
+    PERFORM collect.create_graph('growing');
+    CREATE TABLE grow_out (LIKE flock_out INCLUDING INDEXES);
+    CREATE TABLE grow_in (LIKE flock_in INCLUDING INDEXES);
+    CREATE TABLE grow_counts (LIKE flock_counts INCLUDING INDEXES);
+    COMMIT;
+    FOR stage IN 0 .. 4 LOOP
+        started := clock_timestamp();
+        FOR i IN stage * 1000 + 1 .. stage * 1000 + 1000 LOOP
+            INSERT INTO grow_out VALUES (1, i * 7919, 0, i) ON CONFLICT (source, destination) DO UPDATE SET state = 0;
+            INSERT INTO grow_in VALUES (i * 7919, 1, 0, i) ON CONFLICT (destination, source) DO UPDATE SET state = 0;
+            INSERT INTO grow_counts VALUES (1, 'o', 0, 1) ON CONFLICT (node, direction, state) DO UPDATE SET n = grow_counts.n + 1;
+            INSERT INTO grow_counts VALUES (i * 7919, 'i', 0, 1) ON CONFLICT (node, direction, state) DO UPDATE SET n = grow_counts.n + 1;
+        END LOOP;
+        INSERT INTO bench.results (benchmark, variant, is_baseline, run, value, unit, items)
+        VALUES (format('single edge_add calls on a new graph, edges %s to %s of one node', stage * 1000 + 1, stage * 1000 + 1000),
+                'hand-written upserts into new tables', true, run, extract(epoch FROM clock_timestamp() - started) * 1000, 'ms', 1000);
+        started := clock_timestamp();
+        FOR i IN stage * 1000 + 1 .. stage * 1000 + 1000 LOOP
+            PERFORM collect.edge_add('growing', 1, i * 7919);
+        END LOOP;
+        INSERT INTO bench.results (benchmark, variant, is_baseline, run, value, unit, items)
+        VALUES (format('single edge_add calls on a new graph, edges %s to %s of one node', stage * 1000 + 1, stage * 1000 + 1000),
+                'collect.edge_add', false, run, extract(epoch FROM clock_timestamp() - started) * 1000, 'ms', 1000);
+        COMMIT;
+    END LOOP;
+END $$;
+CALL bench_grow(1);
+CALL bench_grow(2);
+CALL bench_grow(3);

@@ -321,16 +321,38 @@ impl BlockStatements {
         let group =
             "l.node = g.node AND l.direction = g.direction::\"char\" AND l.stripe = g.stripe";
         let row = "l.node = r.node AND l.direction = r.direction::\"char\" AND l.stripe = r.stripe AND l.lo = r.lo";
-        let groups = "unnest($1::int8[], $2::text[], $3::int2[])";
-        let rows = "unnest($1::int8[], $2::text[], $3::int2[], $4::int8[], $5::bytea[]) r(node, direction, stripe, lo, ids)";
+        // The arrays' rows, estimated at one: a write's groups are few (two for an edge), and a
+        // plan kept for the session must probe the primary key per group whatever the table's
+        // size when it was planned. Estimated at unnest's default of ten, a new graph's plans
+        // hashed a scan of the whole lists table, and every write grew slower with it until
+        // autovacuum analyzed the table (a LIMIT that is a parameter counts a tenth of its input).
+        let few = |unnest: &str, alias: &str| {
+            format!("(SELECT * FROM {unnest} LIMIT pg_catalog.cardinality($1::int8[])) {alias}")
+        };
+        let groups = few(
+            "unnest($1::int8[], $2::text[], $3::int2[])",
+            "g(node, direction, stripe)",
+        );
+        let rows = few(
+            "unnest($1::int8[], $2::text[], $3::int2[], $4::int8[], $5::bytea[])",
+            "r(node, direction, stripe, lo, ids)",
+        );
+        let ranges = few(
+            "unnest($1::int8[], $2::text[], $3::int2[], $4::int8[], $5::int8[])",
+            "g(node, direction, stripe, a, b)",
+        );
+        let firsts = few(
+            "unnest($1::int8[], $2::text[], $3::int2[], $4::bytea[])",
+            "g(node, direction, stripe, ids)",
+        );
         BlockStatements {
             gate: format!(
-                "SELECT FROM {groups} g(node, direction, stripe) JOIN {lists} l ON {group} AND l.lo = {FIRST}
+                "SELECT FROM {groups} JOIN {lists} l ON {group} AND l.lo = {FIRST}
                   ORDER BY l.node, l.direction, l.stripe FOR UPDATE OF l"
             ),
             range: format!(
                 "SELECT l.node, l.direction::text, l.stripe, l.lo, l.ids
-                   FROM unnest($1::int8[], $2::text[], $3::int2[], $4::int8[], $5::int8[]) g(node, direction, stripe, a, b)
+                   FROM {ranges}
                    JOIN {lists} l ON {group} AND l.lo <= g.b
                     AND l.lo >= (SELECT max(f.lo) FROM {lists} f
                                   WHERE f.node = g.node AND f.direction = g.direction::\"char\" AND f.stripe = g.stripe AND f.lo <= g.a)
@@ -339,7 +361,7 @@ impl BlockStatements {
             first: format!(
                 "INSERT INTO {lists} (node, direction, stripe, lo, ids)
                  SELECT node, direction::\"char\", stripe, {FIRST}, coalesce(ids, ''::bytea)
-                   FROM unnest($1::int8[], $2::text[], $3::int2[], $4::bytea[]) g(node, direction, stripe, ids)
+                   FROM {firsts}
                   WHERE NOT EXISTS (SELECT FROM {lists} l WHERE {group} AND l.lo = {FIRST})
                   ORDER BY 1, 2, 3 ON CONFLICT DO NOTHING RETURNING node, direction::text, stripe"
             ),
@@ -406,6 +428,13 @@ mod tests {
             .update
             .contains("unnest($1::int8[], $2::text[], $3::int2[], $4::int8[], $5::bytea[])"));
         assert!(many.gate.contains("FOR UPDATE OF l"));
+        // Every statement over the arrays estimates them at one row (see `of`).
+        for statement in [&many.gate, &many.range, &many.first, &many.update, &many.delete] {
+            assert!(
+                statement.contains(") LIMIT pg_catalog.cardinality($1::int8[])) "),
+                "{statement}"
+            );
+        }
     }
 
     #[test]
