@@ -429,7 +429,13 @@ mod tests {
             .contains("unnest($1::int8[], $2::text[], $3::int2[], $4::int8[], $5::bytea[])"));
         assert!(many.gate.contains("FOR UPDATE OF l"));
         // Every statement over the arrays estimates them at one row (see `of`).
-        for statement in [&many.gate, &many.range, &many.first, &many.update, &many.delete] {
+        for statement in [
+            &many.gate,
+            &many.range,
+            &many.first,
+            &many.update,
+            &many.delete,
+        ] {
             assert!(
                 statement.contains(") LIMIT pg_catalog.cardinality($1::int8[])) "),
                 "{statement}"
