@@ -68,7 +68,7 @@ fn fold_keys(
                 .prepare_mut(sql, args)
                 .unwrap_or_else(|e| spi_error(e))
         }
-        let sql = def.tables().statements(&def.key_type);
+        let sql = def.tables().statements(def.key_type);
         let ensure = prepare(client, &sql.ensure, &[text]);
         let lock = prepare(client, &sql.lock, &[text]);
         let take = prepare(client, &sql.take, &[text, text, text]);
@@ -232,7 +232,7 @@ fn collection_normalize(
                 .expect("a snapshot has an xmin");
         // Keys in key order, so concurrent passes lock base rows in the same order.
         let bound = super::sql::forged_txn_bound();
-        let sql = def.tables().statements(&def.key_type);
+        let sql = def.tables().statements(def.key_type);
         let keys_query = if all_keys {
             sql.keys_due_every
         } else {

@@ -13,7 +13,7 @@ use crate::lump::sql::StoredLump;
 
 thread_local! {
     /// Per pending table and key type, the read of some keys' stored entries.
-    static STORED_ENTRIES: crate::plans::Session<(pg_sys::Oid, pg_sys::Oid)> =
+    static STORED_ENTRIES: crate::plans::Session<(pg_sys::Oid, &'static str)> =
         crate::plans::Session::new("collect.read");
 }
 
@@ -32,7 +32,7 @@ fn stored_entries(def: &Definition, keys: &[String]) -> Vec<(String, Vec<Entry>)
     let mut out: Vec<(String, Vec<Entry>)> = Vec::new();
     Spi::connect(|client| {
         let args = [keys.to_vec().into(), bound.into()];
-        let query = || def.tables().stored_entries_sql(&def.key_type);
+        let query = || def.tables().stored_entries_sql(def.key_type);
         let rows = if crate::registry::citus_present() {
             // Citus routes a statement by the keys it is planned with: planned at each read.
             client.select(query().as_str(), None, &args)
@@ -40,7 +40,7 @@ fn stored_entries(def: &Definition, keys: &[String]) -> Vec<(String, Vec<Entry>)
             let kept = STORED_ENTRIES.with(|kept| {
                 kept.statement(
                     client,
-                    (def.pending_oid, def.key_type_oid),
+                    (def.pending_oid, def.key_type),
                     &[pg_sys::TEXTARRAYOID, pg_sys::TEXTOID],
                     false,
                     query,
@@ -147,7 +147,7 @@ fn collection_read_many(
     let read = parse_pipeline(&def.read, "read");
     // Keys in their type's canonical text, as the stored rows print them.
     let keys: Vec<Option<String>> = Spi::get_one_with_args::<Vec<Option<String>>>(
-        &def.tables().statements(&def.key_type).canonical_keys,
+        &def.tables().statements(def.key_type).canonical_keys,
         &[keys.into()],
     )
     .unwrap_or_else(|e| spi_error(e))

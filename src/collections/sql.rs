@@ -259,8 +259,8 @@ fn json_column(text: Option<String>) -> Value {
 pub(super) struct Definition {
     pub(super) schema: String,
     pub(super) name: String,
-    pub(super) key_type: String,
-    pub(super) key_type_oid: pg_sys::Oid,
+    /// One of `generate::KEY_TYPES`, as the registry prints it.
+    pub(super) key_type: &'static str,
     pub(super) read: Value,
     pub(super) levels: Value,
     /// Whose privileges sql steps run with.
@@ -380,15 +380,21 @@ pub(super) fn definition(schema: Option<&str>, name: Option<&str>) -> Definition
             None,
         )
     };
+    // The verify function admits only the key types there are.
+    let Some(key_type) = key_type_name(key_type_oid) else {
+        raise(
+            PgSqlErrorCode::ERRCODE_DATA_CORRUPTED,
+            format!("collection \"{name}\" has a key type that is not text, bigint or uuid"),
+            None,
+        )
+    };
     let Tables { pending, base } = Tables::of(&schema, name);
     Definition {
         pending,
         base,
         schema,
         name: name.to_string(),
-        // The verify function admits only the key types there are.
-        key_type: key_type_name(key_type_oid).unwrap_or("text").to_string(),
-        key_type_oid,
+        key_type,
         read,
         levels,
         owner,
