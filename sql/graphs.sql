@@ -126,50 +126,44 @@ CREATE FUNCTION collect._graph_archive(schema text, name text, node bigint, arch
     LANGUAGE c SET search_path = pg_catalog, pg_temp SET plan_cache_mode = force_generic_plan
     AS 'MODULE_PATHNAME', 'graph_archive_wrapper';
 
--- Checks a write's arguments, then applies it; returns how many edges changed.
-CREATE FUNCTION collect._edge_write(schema name, name text, sources bigint[], destinations bigint[], state text,
-                                    positions bigint[], at timestamptz) RETURNS bigint
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
-BEGIN
-    IF sources IS NULL OR destinations IS NULL OR at IS NULL THEN
-        RAISE EXCEPTION 'an edge write needs its nodes and its time, not NULL' USING ERRCODE = 'null_value_not_allowed';
-    END IF;
-    -- _graph_write checks the graph's definition itself.
-    RETURN collect._graph_write(schema, name, sources, destinations, collect._edge_state_code(state), positions,
-                                (extract(epoch FROM at) * 1000000)::bigint);
-END $$;
+-- An instant as the microseconds since 1970 that _graph_write and _graph_archive take (exact:
+-- extract gives a numeric); a STABLE SQL expression, inlined into the writers.
+CREATE FUNCTION collect._edge_instant(at timestamptz) RETURNS bigint
+    STABLE PARALLEL SAFE LANGUAGE sql
+    AS $$ SELECT (EXTRACT(epoch FROM at) OPERATOR(pg_catalog.*) 1000000)::pg_catalog.int8 $$;
 
 -- The writers are one SELECT without FROM, which Postgres inlines into the caller's statement
 -- (no SQL function to plan at each call); _resolve reads the syscaches, so calling it per field
--- costs little.
+-- costs little. _graph_write checks its arguments and the graph's definition itself.
 CREATE FUNCTION collect.edge_add(graph text, source bigint, destination bigint, edge_position bigint DEFAULT NULL,
                                  at timestamptz DEFAULT pg_catalog.clock_timestamp()) RETURNS bigint
 LANGUAGE sql AS $$
-    SELECT collect._edge_write((collect._resolve('graph', graph, '_out')).schema, (collect._resolve('graph', graph, '_out')).object_name, ARRAY[source], ARRAY[destination], 'normal',
-                               CASE WHEN edge_position IS NULL THEN NULL ELSE ARRAY[edge_position] END, at)
+    SELECT collect._graph_write((collect._resolve('graph', graph, '_out')).schema, (collect._resolve('graph', graph, '_out')).object_name, ARRAY[source], ARRAY[destination],
+                                collect._edge_state_code('normal'),
+                                CASE WHEN edge_position IS NULL THEN NULL ELSE ARRAY[edge_position] END, collect._edge_instant(at))
 $$;
 COMMENT ON FUNCTION collect.edge_add(text, bigint, bigint, bigint, timestamptz) IS
     'Adds (or restores) an edge, if at is newer than its last write; returns 1 if it changed';
 
 CREATE FUNCTION collect.edge_remove(graph text, source bigint, destination bigint,
                                     at timestamptz DEFAULT pg_catalog.clock_timestamp()) RETURNS bigint
-    LANGUAGE sql AS $$ SELECT collect._edge_write((collect._resolve('graph', graph, '_out')).schema, (collect._resolve('graph', graph, '_out')).object_name, ARRAY[source], ARRAY[destination], 'removed', NULL, at) $$;
+    LANGUAGE sql AS $$ SELECT collect._graph_write((collect._resolve('graph', graph, '_out')).schema, (collect._resolve('graph', graph, '_out')).object_name, ARRAY[source], ARRAY[destination], collect._edge_state_code('removed'), NULL, collect._edge_instant(at)) $$;
 
 CREATE FUNCTION collect.edge_negate(graph text, source bigint, destination bigint,
                                     at timestamptz DEFAULT pg_catalog.clock_timestamp()) RETURNS bigint
-    LANGUAGE sql AS $$ SELECT collect._edge_write((collect._resolve('graph', graph, '_out')).schema, (collect._resolve('graph', graph, '_out')).object_name, ARRAY[source], ARRAY[destination], 'negative', NULL, at) $$;
+    LANGUAGE sql AS $$ SELECT collect._graph_write((collect._resolve('graph', graph, '_out')).schema, (collect._resolve('graph', graph, '_out')).object_name, ARRAY[source], ARRAY[destination], collect._edge_state_code('negative'), NULL, collect._edge_instant(at)) $$;
 
 -- Fan-out from one source, and pairs from parallel arrays: one call, edges locked in key order.
 CREATE FUNCTION collect.edge_add_many(graph text, source bigint, destinations bigint[], positions bigint[] DEFAULT NULL,
                                       at timestamptz DEFAULT pg_catalog.clock_timestamp()) RETURNS bigint
-    LANGUAGE sql AS $$ SELECT collect._edge_write((collect._resolve('graph', graph, '_out')).schema, (collect._resolve('graph', graph, '_out')).object_name, pg_catalog.array_fill(source, ARRAY[pg_catalog.cardinality(destinations)]),
-                                                  destinations, 'normal', positions, at) $$;
+    LANGUAGE sql AS $$ SELECT collect._graph_write((collect._resolve('graph', graph, '_out')).schema, (collect._resolve('graph', graph, '_out')).object_name, pg_catalog.array_fill(source, ARRAY[pg_catalog.cardinality(destinations)]),
+                                                  destinations, collect._edge_state_code('normal'), positions, collect._edge_instant(at)) $$;
 CREATE FUNCTION collect.edge_add_pairs(graph text, sources bigint[], destinations bigint[], positions bigint[] DEFAULT NULL,
                                       at timestamptz DEFAULT pg_catalog.clock_timestamp()) RETURNS bigint
-    LANGUAGE sql AS $$ SELECT collect._edge_write((collect._resolve('graph', graph, '_out')).schema, (collect._resolve('graph', graph, '_out')).object_name, sources, destinations, 'normal', positions, at) $$;
+    LANGUAGE sql AS $$ SELECT collect._graph_write((collect._resolve('graph', graph, '_out')).schema, (collect._resolve('graph', graph, '_out')).object_name, sources, destinations, collect._edge_state_code('normal'), positions, collect._edge_instant(at)) $$;
 CREATE FUNCTION collect.edge_remove_pairs(graph text, sources bigint[], destinations bigint[],
                                          at timestamptz DEFAULT pg_catalog.clock_timestamp()) RETURNS bigint
-    LANGUAGE sql AS $$ SELECT collect._edge_write((collect._resolve('graph', graph, '_out')).schema, (collect._resolve('graph', graph, '_out')).object_name, sources, destinations, 'removed', NULL, at) $$;
+    LANGUAGE sql AS $$ SELECT collect._graph_write((collect._resolve('graph', graph, '_out')).schema, (collect._resolve('graph', graph, '_out')).object_name, sources, destinations, collect._edge_state_code('removed'), NULL, collect._edge_instant(at)) $$;
 
 CREATE FUNCTION collect._edge_archive(schema name, name text, node bigint, archive boolean, at timestamptz) RETURNS bigint
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
@@ -178,7 +172,7 @@ BEGIN
         RAISE EXCEPTION 'archiving needs a node and a time, not NULL' USING ERRCODE = 'null_value_not_allowed';
     END IF;
     -- _graph_archive checks the graph's definition itself.
-    RETURN collect._graph_archive(schema, name, node, archive, (extract(epoch FROM at) * 1000000)::bigint);
+    RETURN collect._graph_archive(schema, name, node, archive, collect._edge_instant(at));
 END $$;
 
 CREATE FUNCTION collect.edge_archive(graph text, node bigint, at timestamptz DEFAULT pg_catalog.clock_timestamp()) RETURNS bigint

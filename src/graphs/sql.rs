@@ -193,7 +193,6 @@ struct WritePlans {
 }
 
 thread_local! {
-    static GRAPH_DEF: RefCell<Option<Rc<OwnedPreparedStatement>>> = const { RefCell::new(None) };
     static COUNTS_PLANS: RefCell<HashMap<String, Rc<OwnedPreparedStatement>>> = RefCell::new(HashMap::new());
     static WRITE_PLANS: RefCell<HashMap<(String, String), Rc<WritePlans>>> = RefCell::new(HashMap::new());
 }
@@ -436,35 +435,46 @@ pub(super) struct Graph<'a> {
     pub compact_lists: bool,
 }
 
+/// The two statements that read a graph's definition, kept for the session: every write and
+/// set operation reads one.
+#[derive(Hash, PartialEq, Eq)]
+enum DefinitionStatement {
+    /// Whether it keeps compact lists, when its definition holds (`collect._graph_verify`,
+    /// which Postgres inlines here: no function call per write).
+    Found,
+    /// The same through `collect._graph_def`, which raises the error of a name without a graph
+    /// or of a definition that does not hold.
+    Checked,
+}
+
+thread_local! {
+    static DEFINITION: crate::plans::Session<DefinitionStatement> =
+        crate::plans::Session::new("graph definition");
+}
+
+const DEFINITION_FOUND: &str = "SELECT d.compact_lists FROM collect.graph_defs d
+  WHERE (d.schema, d.name) OPERATOR(pg_catalog.=) ($1::pg_catalog.name, $2) AND collect._graph_verify(d)";
+const DEFINITION_CHECKED: &str =
+    "SELECT (collect._graph_def($1::pg_catalog.name, $2)).compact_lists";
+
 /// Raises unless schema.name is a graph whose tables belong to its owner (the same check the
 /// SQL functions make): these functions are reachable from SQL, so they check for themselves.
 /// A NULL graph (one no name resolved to) is looked up as such, to say it does not exist.
 pub(super) fn check_graph<'a>(schema: Option<&'a str>, name: Option<&'a str>) -> Graph<'a> {
-    // At every write: prepared once per session (the definition is still read and checked at
-    // every call).
-    let compact_lists = Spi::connect_mut(|client| {
-        let plan = GRAPH_DEF.with(|kept| {
-            kept.borrow_mut()
-                .get_or_insert_with(|| {
-                    let text = PgOid::from(pg_sys::TEXTOID);
-                    Rc::new(
-                        client
-                            .prepare_mut(
-                                "SELECT (collect._graph_def($1::pg_catalog.name, $2)).compact_lists",
-                                &[text, text],
-                            )
-                            .unwrap_or_else(|e| spi_error(e))
-                            .keep(),
-                    )
-                })
-                .clone()
-        });
-        client
-            .select(&*plan, None, &[schema.into(), name.into()])
-            .unwrap_or_else(|e| spi_error(e))
-            .first()
-            .get_one::<bool>()
-            .unwrap_or_else(|e| spi_error(e))
+    let types = [pg_sys::TEXTOID, pg_sys::TEXTOID];
+    let compact_lists = Spi::connect(|client| {
+        let args = [schema.into(), name.into()];
+        let read = |key: DefinitionStatement, sql: &'static str| {
+            let statement = DEFINITION
+                .with(|kept| kept.statement(client, key, &types, false, || sql.to_string()));
+            client
+                .select(statement.as_ref(), Some(1), &args)
+                .unwrap_or_else(|e| spi_error(e))
+                .next()
+                .map(|row| row.get::<bool>(1).ok().flatten().unwrap_or(false))
+        };
+        read(DefinitionStatement::Found, DEFINITION_FOUND)
+            .or_else(|| read(DefinitionStatement::Checked, DEFINITION_CHECKED))
     })
     .unwrap_or(false);
     match (schema, name) {
@@ -493,13 +503,16 @@ fn graph_write(
     positions: Option<Vec<Option<i64>>>,
     at_us: Option<i64>,
 ) -> i64 {
+    let (Some(sources), Some(destinations), Some(at_us)) = (sources, destinations, at_us) else {
+        raise(
+            PgSqlErrorCode::ERRCODE_NULL_VALUE_NOT_ALLOWED,
+            "an edge write needs its nodes and its time, not NULL".into(),
+            None,
+        )
+    };
     let graph = check_graph(schema, name);
     let (schema, name) = (graph.schema, graph.name);
-    let (sources, destinations) = (
-        required(sources, "sources"),
-        required(destinations, "destinations"),
-    );
-    let (state, at_us) = (state_of(required(state, "state")), required(at_us, "at"));
+    let state = state_of(required(state, "state"));
     let positions = positions.unwrap_or_default();
     if sources.len() != destinations.len()
         || (!positions.is_empty() && positions.len() != sources.len())
@@ -553,12 +566,17 @@ fn graph_write(
         let (lock, insert, update, mirror) =
             (&plans.lock, &plans.insert, &plans.update, &plans.mirror);
         for ((source, destination), write) in writes {
+            // An addition is most often of a new edge: it tries the insert first (one
+            // statement); other writes most often change an edge that exists: they lock it first.
+            let mut insert_first = write.state == State::Normal;
             let (before, after) = loop {
-                let rows = client
-                    .update(lock, None, &[source.into(), destination.into()])
-                    .unwrap_or_else(|e| spi_error(e));
-                if let Some(before) = stored_edge(&rows.first()) {
-                    break (Some(before), before.apply(write));
+                if !insert_first {
+                    let rows = client
+                        .update(lock, None, &[source.into(), destination.into()])
+                        .unwrap_or_else(|e| spi_error(e));
+                    if let Some(before) = stored_edge(&rows.first()) {
+                        break (Some(before), before.apply(write));
+                    }
                 }
                 let new = Edge::new(write);
                 let inserted = client
@@ -581,7 +599,9 @@ fn graph_write(
                 if inserted == 1 {
                     break (None, new);
                 }
-                // Inserted meanwhile by another transaction, now committed: lock that row.
+                // There already, or inserted meanwhile by another transaction, now committed:
+                // lock that row.
+                insert_first = false;
             };
             if before == Some(after) {
                 continue;

@@ -139,6 +139,11 @@ SELECT collect.create_graph('plain_null', compact_lists => NULL);
 SELECT collect.drop_graph('plain');
 SELECT name, edges, nodes FROM collect.graphs ORDER BY name;
 
+-- A writer is inlined into the statement that calls it, down to the one write function: no
+-- SQL or PL/pgSQL function runs between the caller and the write.
+EXPLAIN (VERBOSE, COSTS OFF)
+SELECT collect.edge_add('follows', 1, 2, 7, '2025-01-01 00:00:00+00');
+
 -- Errors name the culprit.
 SELECT collect.edge_add('no_such_graph', 1, 2);
 \echo :LAST_ERROR_SQLSTATE
@@ -163,6 +168,13 @@ SELECT * FROM collect.edges('follows', 1, page_size => 0);
 SELECT * FROM collect.edges('follows', NULL);
 \echo :LAST_ERROR_SQLSTATE
 SELECT collect.edge_add('follows', NULL, 2);
+\echo :LAST_ERROR_SQLSTATE
+SELECT collect.edge_add('follows', 1, 2, at => NULL);
+\echo :LAST_ERROR_SQLSTATE
+SELECT collect.edge_remove_pairs('follows', NULL, '{2}');
+\echo :LAST_ERROR_SQLSTATE
+-- A NULL is refused before the graph is looked up.
+SELECT collect.edge_negate('no_such_graph', 1, 2, NULL);
 \echo :LAST_ERROR_SQLSTATE
 SELECT * FROM collect.edges('follows', 1, cursor => 424242);
 \echo :LAST_ERROR_SQLSTATE

@@ -31,7 +31,8 @@ RESET ROLE;
 
 -- No function is SECURITY DEFINER; every function pins search_path but those that must read
 -- the caller's (the name-resolving wrappers), commit (procedures) or be inlined into the
--- statements that call them (the verify functions, qualified throughout): all listed here.
+-- statements that call them (the verify functions and _edge_instant, qualified throughout): all
+-- listed here.
 SELECT count(*) FILTER (WHERE p.prosecdef) AS security_definer
   FROM pg_proc p WHERE p.pronamespace = 'collect'::regnamespace;
 SELECT p.proname, p.prokind, l.lanname
