@@ -415,8 +415,10 @@ BEGIN
     RETURN QUERY EXECUTE collect._archive_statements(collect._archive_spec(collect._archive_def(schema, name)))->>'range_read' USING since, until;
 END $$;
 
+-- src/archives/range.rs: resolves and checks as collect._archived_range does, then reads the
+-- lumps overlapping the range and parses only the records in it.
 CREATE FUNCTION collect.archived_range(name text, since timestamptz, until timestamptz) RETURNS SETOF jsonb
-    LANGUAGE sql AS $$ SELECT collect._archived_range(r.schema, r.object_name, since, until) FROM collect._resolve('archive', name, '_lumps') r $$;
+    LANGUAGE c AS 'MODULE_PATHNAME', 'archived_range_wrapper';
 COMMENT ON FUNCTION collect.archived_range(text, timestamptz, timestamptz) IS
     'Archived records with since <= time < until, in time order; reads only lumps that overlap the range';
 

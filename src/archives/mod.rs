@@ -4,4 +4,5 @@
 //! points sql/archives.sql declares.
 
 pub use pg_collect_core::archives::generate;
+pub mod range;
 pub mod sql;

@@ -312,6 +312,90 @@ unsafe fn as_key_type(
     }
 }
 
+/// What the check of an archive's definition found.
+pub(super) enum Definition {
+    /// The definition holds: its key type, its lumps table (OIDs; None if not found), and the
+    /// archive's schema and name.
+    Holds {
+        key_type: Option<pg_sys::Oid>,
+        lumps: Option<pg_sys::Oid>,
+        schema: String,
+        name: String,
+    },
+    /// It was read through `collect._archive_def` (which raises unless it holds): the
+    /// archive's schema and name, for the path of earlier releases.
+    Checked { schema: String, name: String },
+}
+
+/// Resolves `name` (a text datum, or NULL) and checks the archive's definition, with the
+/// statements the session keeps; a name without an archive, or one whose definition does not
+/// hold, raises `collect._archive_def`'s error.
+///
+/// # Safety
+/// Inside SPI; `name` is a text datum.
+pub(super) unsafe fn definition(name: Option<pg_sys::Datum>) -> Definition {
+    // SAFETY: as the caller promises.
+    unsafe {
+        let definition = KEPT.with(|k| {
+            k.borrow_mut()
+                .get_or_insert_with(|| Kept {
+                    definition: kept(
+                        "SELECT d.key_type::pg_catalog.oid, \
+                         pg_catalog.to_regclass(pg_catalog.format('%I.%I', d.schema, d.name OPERATOR(pg_catalog.||) '_lumps'))::pg_catalog.oid, \
+                         d.schema::pg_catalog.text, d.name \
+                         FROM collect._resolve('archive', $1, '_lumps') r \
+                         JOIN collect.archive_defs d ON (d.schema, d.name) OPERATOR(pg_catalog.=) (r.schema, r.object_name) \
+                         WHERE collect._archive_verify(d)",
+                        &mut [pg_sys::TEXTOID],
+                    ),
+                    checked: kept(
+                        "SELECT d.schema::pg_catalog.text, d.name \
+                         FROM collect._resolve('archive', $1, '_lumps') r, collect._archive_def(r.schema, r.object_name) d",
+                        &mut [pg_sys::TEXTOID],
+                    ),
+                    candidates: HashMap::new(),
+                })
+                .definition
+        });
+        let nulls = [if name.is_some() { b' ' } else { b'n' }];
+        let mut values = [name.unwrap_or(pg_sys::Datum::from(0))];
+        if run(definition, &mut values, &nulls) != 1 {
+            // No archive by that name, or one whose definition does not hold: the check of
+            // every definition says which, as its error.
+            let checked = KEPT.with(|k| k.borrow().as_ref().expect("made above").checked);
+            run(checked, &mut values, &nulls);
+            return Definition::Checked {
+                schema: text_column(1),
+                name: text_column(2),
+            };
+        }
+        Definition::Holds {
+            key_type: column(0, 1).map(|d| pg_sys::Oid::from(d.value() as u32)),
+            lumps: column(0, 2).map(|d| pg_sys::Oid::from(d.value() as u32)),
+            schema: text_column(3),
+            name: text_column(4),
+        }
+    }
+}
+
+/// The statements' description of an archive (`collect._archive_spec`).
+pub(super) fn archive_spec(schema: &str, name: &str) -> Archive {
+    let spec = pgrx::spi::Spi::get_one_with_args::<pgrx::JsonB>(
+        "SELECT collect._archive_spec(d) FROM collect.archive_defs d WHERE (d.schema, d.name) OPERATOR(pg_catalog.=) ($1::pg_catalog.name, $2)",
+        &[schema.into(), name.into()],
+    )
+    .ok()
+    .flatten()
+    .unwrap_or_else(|| raise(PgSqlErrorCode::ERRCODE_INTERNAL_ERROR, format!("{WHO}: no spec"), None));
+    serde_json::from_value(spec.0).unwrap_or_else(|e| {
+        raise(
+            PgSqlErrorCode::ERRCODE_INTERNAL_ERROR,
+            format!("{WHO}: {e}"),
+            None,
+        )
+    })
+}
+
 /// What a read by key found.
 enum Read {
     Entry(Option<Vec<u8>>),
@@ -344,44 +428,17 @@ fn archived(fcinfo: pg_sys::FunctionCallInfo) -> Option<JsonbValue> {
     // memory first.
     let read = unsafe {
         pgrx::spi::Spi::connect(|_| {
-            let definition = KEPT.with(|k| {
-                k.borrow_mut()
-                    .get_or_insert_with(|| Kept {
-                        definition: kept(
-                            "SELECT d.key_type::pg_catalog.oid, \
-                             pg_catalog.to_regclass(pg_catalog.format('%I.%I', d.schema, d.name OPERATOR(pg_catalog.||) '_lumps'))::pg_catalog.oid, \
-                             d.schema::pg_catalog.text, d.name \
-                             FROM collect._resolve('archive', $1, '_lumps') r \
-                             JOIN collect.archive_defs d ON (d.schema, d.name) OPERATOR(pg_catalog.=) (r.schema, r.object_name) \
-                             WHERE collect._archive_verify(d)",
-                            &mut [pg_sys::TEXTOID],
-                        ),
-                        checked: kept(
-                            "SELECT d.schema::pg_catalog.text, d.name \
-                             FROM collect._resolve('archive', $1, '_lumps') r, collect._archive_def(r.schema, r.object_name) d",
-                            &mut [pg_sys::TEXTOID],
-                        ),
-                        candidates: HashMap::new(),
-                    })
-                    .definition
-            });
-            let nulls = [if name.is_some() { b' ' } else { b'n' }];
-            let mut values = [name.unwrap_or(pg_sys::Datum::from(0))];
-            if run(definition, &mut values, &nulls) != 1 {
-                // No archive by that name, or one whose definition does not hold: the check
-                // of every definition says which, as its error.
-                let checked = KEPT.with(|k| k.borrow().as_ref().expect("made above").checked);
-                run(checked, &mut values, &nulls);
-                return Read::Elsewhere {
-                    schema: text_column(1),
-                    name: text_column(2),
-                };
-            }
-            let (def_key_type, lumps) = (
-                column(0, 1).map(|d| pg_sys::Oid::from(d.value() as u32)),
-                column(0, 2).map(|d| pg_sys::Oid::from(d.value() as u32)),
-            );
-            let (schema, object_name) = (text_column(3), text_column(4));
+            let (def_key_type, lumps, schema, object_name) = match definition(name) {
+                Definition::Holds {
+                    key_type,
+                    lumps,
+                    schema,
+                    name,
+                } => (key_type, lumps, schema, name),
+                Definition::Checked { schema, name } => {
+                    return Read::Elsewhere { schema, name };
+                }
+            };
             let found =
                 key.zip(lumps)
                     .zip(def_key_type)
@@ -403,16 +460,10 @@ fn archived(fcinfo: pg_sys::FunctionCallInfo) -> Option<JsonbValue> {
                 let mut k = k.borrow_mut();
                 let k = k.as_mut().expect("made above");
                 *k.candidates.entry((lumps, key_type)).or_insert_with(|| {
-                    let spec = pgrx::spi::Spi::get_one_with_args::<pgrx::JsonB>(
-                        "SELECT collect._archive_spec(d) FROM collect.archive_defs d WHERE (d.schema, d.name) OPERATOR(pg_catalog.=) ($1::pg_catalog.name, $2)",
-                        &[schema.as_str().into(), object_name.as_str().into()],
+                    kept(
+                        &archive_spec(&schema, &object_name).point_candidates_sql(),
+                        &mut [key_type],
                     )
-                    .ok()
-                    .flatten()
-                    .unwrap_or_else(|| raise(PgSqlErrorCode::ERRCODE_INTERNAL_ERROR, format!("{WHO}: no spec"), None));
-                    let archive: Archive = serde_json::from_value(spec.0)
-                        .unwrap_or_else(|e| raise(PgSqlErrorCode::ERRCODE_INTERNAL_ERROR, format!("{WHO}: {e}"), None));
-                    kept(&archive.point_candidates_sql(), &mut [key_type])
                 })
             });
             let rows = run(candidates, &mut [key], b" ");

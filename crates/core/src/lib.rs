@@ -4,6 +4,7 @@
 
 pub mod archives {
     pub mod generate;
+    pub mod range;
 }
 pub mod calendar;
 pub mod collections {

@@ -128,6 +128,49 @@ SELECT collect.archived_range('cold_notes', '2026-01-01', '2026-01-02');
 SELECT collect.drop_archive('cold_notes');
 SELECT to_regclass('cold_notes_lumps') AS lumps_table_after_drop;
 
+-- Range reads (a C function from 0.7.0) find each record's time without parsing the record
+-- and parse only those in range; what that reader cannot read itself goes through
+-- collect._archived_range, the SQL of earlier releases. Both give the same records in the same
+-- order: lumps written by hand, with records without a time or with a JSON null there, equal
+-- times within a lump and across lumps (in lump then place order), nesting deeper than the
+-- reader follows, and a time that is a JSON number (left to SQL's ->> and cast).
+SELECT l.lanname AS archived_range_language FROM pg_proc p JOIN pg_language l ON l.oid = p.prolang
+ WHERE p.oid = 'collect.archived_range(text, timestamptz, timestamptz)'::regprocedure;
+CREATE TABLE arch_hand (id bigint PRIMARY KEY, at timestamptz NOT NULL);
+SELECT collect.create_archive('cold_hand', 'arch_hand', 'id', 'at');
+CREATE FUNCTION hand_lump(min_time timestamptz, max_time timestamptz, records jsonb) RETURNS void
+LANGUAGE sql AS $$
+    INSERT INTO cold_hand_lumps (shard_key, min_key, max_key, min_time, max_time, records, heap_bytes, keys, lump)
+    SELECT 0, 1, jsonb_array_length(records), min_time, max_time, jsonb_array_length(records), 100,
+           ARRAY(SELECT generate_series(1, jsonb_array_length(records))), collect.lump(records)
+$$;
+SELECT hand_lump('2026-01-01 10:00', '2026-01-01 12:00', jsonb_build_array(
+    '{"id": 1, "at": "2026-01-01T11:00:00+00:00"}'::jsonb, '{"id": 2}'::jsonb, '{"id": 3, "at": null}'::jsonb,
+    '{"id": 4, "at": "2026-01-01T10:00:00+00:00"}'::jsonb, '{"id": 5, "at": "2026-01-01T11:00:00+00:00"}'::jsonb,
+    jsonb_build_object('id', 6, 'at', '2026-01-01T12:00:00+00:00')));
+SELECT hand_lump('2026-01-01 09:00', '2026-01-01 11:00', jsonb_build_array(
+    '{"id": 7, "at": "2026-01-01T11:00:00+01:00"}'::jsonb, '{"id": 8, "at": "2026-01-01 09:30:00-01"}'::jsonb,
+    jsonb_build_object('id', 9, 'at', '2026-01-01T10:30:00+00:00', 'deep', (SELECT repeat('[', 300) || repeat(']', 300))::jsonb)));
+SELECT r ->> 'id' AS id, r ->> 'at' AS at FROM collect.archived_range('cold_hand', '2026-01-01 10:00', '2026-01-01 12:00') r;
+SELECT (SELECT array_agg(r::text) FROM collect.archived_range('cold_hand', '-infinity', 'infinity') r)
+     = (SELECT array_agg(r::text) FROM collect._archived_range(current_schema(), 'cold_hand', '-infinity', 'infinity') r) AS same_as_sql;
+-- Lumps whose rows took more than a read holds in memory (64 MB) are read by SQL, which
+-- spills to disk: the same again.
+UPDATE cold_hand_lumps SET heap_bytes = 100000000 WHERE min_time = '2026-01-01 09:00';
+SELECT (SELECT array_agg(r::text) FROM collect.archived_range('cold_hand', '-infinity', 'infinity') r)
+     = (SELECT array_agg(r::text) FROM collect._archived_range(current_schema(), 'cold_hand', '-infinity', 'infinity') r) AS same_as_sql;
+SELECT hand_lump('2026-01-01 10:00', '2026-01-01 10:00', '[{"id": 10, "at": 20260101}]');
+SELECT r ->> 'id' AS id FROM collect.archived_range('cold_hand', '2026-01-01', '2026-01-01 11:00') r;
+SELECT (SELECT array_agg(r::text) FROM collect.archived_range('cold_hand', '-infinity', 'infinity') r)
+     = (SELECT array_agg(r::text) FROM collect._archived_range(current_schema(), 'cold_hand', '-infinity', 'infinity') r) AS same_as_sql;
+-- A time that is no time is the cast's error, naming it, whichever reads it.
+SELECT hand_lump('2026-01-02 10:00', '2026-01-02 10:00', '[{"id": 11, "at": "soon"}]');
+SELECT count(*) FROM collect.archived_range('cold_hand', '2026-01-02', '2026-01-03');
+\echo :LAST_ERROR_SQLSTATE
+SELECT collect.drop_archive('cold_hand');
+DROP FUNCTION hand_lump(timestamptz, timestamptz, jsonb);
+DROP TABLE arch_hand;
+
 -- What goes in comes out exactly: a column named like the generated statement's row alias
 -- (m), json text as written, a JSON null apart from SQL NULL, -0 and float extremes, and
 -- session settings that would change how values are written.

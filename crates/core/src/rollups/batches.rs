@@ -120,7 +120,7 @@ fn float_as_rows_have_it(text: &str, v: f64) -> Option<f64> {
 /// `YYYY-MM-DD[T ]HH:MM[:SS[.ffffff]]`, then for a timestamptz column a zone (`Z` or
 /// `±HH[[:]MM]`) and for a timestamp column none: microseconds from 2000-01-01 (UTC, or
 /// local for a timestamp). Anything else is left to Postgres.
-fn parse_time(field: Field, with_zone: bool) -> Option<i64> {
+pub(crate) fn parse_time(field: Field, with_zone: bool) -> Option<i64> {
     let text = field.string()?;
     let b = text.as_bytes();
     let num = |from: usize, len: usize| -> Option<i64> {
