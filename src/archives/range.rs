@@ -14,7 +14,7 @@ use pg_collect_core::archives::range::{choose, in_order};
 use pgrx::prelude::*;
 use pgrx::{pg_sys, IntoDatum};
 
-use super::sql::{archive_spec, definition, Definition};
+use super::sql::{archive_spec, column, definition, Definition};
 use crate::errors::raise;
 use crate::jsonb::JsonbValue;
 
@@ -71,7 +71,7 @@ fn timestamptz(text: &str) -> i64 {
             ],
         )
     };
-    datum.map_or(0, |d| d.value() as i64)
+    datum.expect("timestamptz_in returned NULL").value() as i64
 }
 
 /// The range read on one node; None when it is for SQL to read (see the module's comment).
@@ -110,22 +110,15 @@ unsafe fn read_here(name: pg_sys::Datum, since: i64, until: i64) -> Option<Recor
         // SAFETY: inside SPI, two timestamptz values for the plan's two parameters; the rows
         // are read before the next statement.
         unsafe {
-            let rows = crate::plans::execute(WHO, statement.plan, &mut values, b"  ", true);
-            let table = pg_sys::SPI_tuptable;
-            let column = |row: u64, column: i32| {
-                let mut null = false;
-                let datum = pg_sys::SPI_getbinval(
-                    *(*table).vals.add(row as usize),
-                    (*table).tupdesc,
-                    column,
-                    &mut null,
-                );
-                (!null).then_some(datum)
-            };
+            let rows =
+                crate::plans::execute(WHO, statement.plan, &mut values, b"  ", true) as usize;
             let held: i64 = (0..rows)
                 .filter_map(|row| column(row, 2).map(|d| d.value() as i64))
                 .sum();
             if held > HOLD_BYTES {
+                pgrx::debug1!(
+                    "{WHO}: archive {schema}.{name}: the lumps overlapping the range held {held} bytes of rows, more than {HOLD_BYTES}: SQL reads the range"
+                );
                 return None;
             }
             let (mut chosen, mut text) = (Vec::new(), Vec::new());
@@ -137,12 +130,19 @@ unsafe fn read_here(name: pg_sys::Datum, since: i64, until: i64) -> Option<Recor
                 ));
                 choose(
                     lump.entries(),
-                    row as usize,
+                    row,
                     &statement.time_key,
                     (since, until),
                     &mut timestamptz,
                     (&mut chosen, &mut text),
                 )
+                .map_err(|left| {
+                    pgrx::debug1!(
+                        "{WHO}: archive {schema}.{name}: line {} of overlapping lump {} (by min_time) is left to SQL: SQL reads the range",
+                        left.place + 1,
+                        left.lump + 1
+                    )
+                })
                 .ok()?;
                 pgrx::check_for_interrupts!();
             }

@@ -239,7 +239,7 @@ unsafe fn run(plan: pg_sys::SPIPlanPtr, values: &mut [pg_sys::Datum], nulls: &[u
 ///
 /// # Safety
 /// Inside SPI, after a statement that returns rows, `column` one of them.
-unsafe fn column(row: usize, column: i32) -> Option<pg_sys::Datum> {
+pub(super) unsafe fn column(row: usize, column: i32) -> Option<pg_sys::Datum> {
     // SAFETY: as the caller promises.
     unsafe {
         let table = pg_sys::SPI_tuptable;

@@ -156,7 +156,12 @@ SELECT (SELECT array_agg(r::text) FROM collect.archived_range('cold_hand', '-inf
      = (SELECT array_agg(r::text) FROM collect._archived_range(current_schema(), 'cold_hand', '-infinity', 'infinity') r) AS same_as_sql;
 -- Lumps whose rows took more than a read holds in memory (64 MB) are read by SQL, which
 -- spills to disk: the same again.
+-- (At DEBUG1 the reader says why SQL reads a range.)
+SET client_min_messages = debug1;
+SELECT count(*) AS deep_record_left_to_sql FROM collect.archived_range('cold_hand', '2026-01-01 10:00', '2026-01-01 12:00');
 UPDATE cold_hand_lumps SET heap_bytes = 100000000 WHERE min_time = '2026-01-01 09:00';
+SELECT count(*) AS too_much_to_hold FROM collect.archived_range('cold_hand', '2026-01-01 10:00', '2026-01-01 12:00');
+RESET client_min_messages;
 SELECT (SELECT array_agg(r::text) FROM collect.archived_range('cold_hand', '-infinity', 'infinity') r)
      = (SELECT array_agg(r::text) FROM collect._archived_range(current_schema(), 'cold_hand', '-infinity', 'infinity') r) AS same_as_sql;
 SELECT hand_lump('2026-01-01 10:00', '2026-01-01 10:00', '[{"id": 10, "at": 20260101}]');

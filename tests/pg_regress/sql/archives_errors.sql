@@ -10,6 +10,8 @@ SELECT collect.archive('nope', '1 day');
 \echo :LAST_ERROR_SQLSTATE
 SELECT collect.archived('nope', 1);
 \echo :LAST_ERROR_SQLSTATE
+SELECT collect.archived_range('nope', now(), now());
+\echo :LAST_ERROR_SQLSTATE
 -- Non-positive lump_rows: 22023.
 SELECT collect.create_archive('cold_logs', 'arch_logs', 'id', 'at', lump_rows => 0);
 \echo :LAST_ERROR_SQLSTATE
@@ -71,6 +73,13 @@ SELECT collect.archive('cold_logs', '-1 hour');
 \echo :LAST_ERROR_SQLSTATE
 SELECT collect.archived_range('cold_logs', NULL, now());
 \echo :LAST_ERROR_SQLSTATE
+-- A name is found through its lumps table: with that table renamed, both reads say so (42704).
+ALTER TABLE cold_logs_lumps RENAME TO cold_logs_lumps_moved;
+SELECT collect.archived_range('cold_logs', now() - interval '1 day', now());
+\echo :LAST_ERROR_SQLSTATE
+SELECT collect.archived('cold_logs', 1);
+\echo :LAST_ERROR_SQLSTATE
+ALTER TABLE cold_logs_lumps_moved RENAME TO cold_logs_lumps;
 SELECT collect.unarchive('cold_logs', now(), NULL);
 \echo :LAST_ERROR_SQLSTATE
 \set VERBOSITY default
