@@ -74,14 +74,14 @@ fn protocol_violation(function: &str, how: &str) -> ! {
 
 /// The trigger data, after checking that the call is the trigger `how` describes: fired
 /// `when` (a TRIGGER_TYPE timing bit pattern), for rows or statements, by INSERT, on a
-/// view, with the rollup's (schema, name) and `extra` more arguments.
-unsafe fn trigger_data(
+/// view, with the rollup's (schema, name) and `extra_args` more arguments.
+unsafe fn checked_trigger(
     fcinfo: pg_sys::FunctionCallInfo,
     function: &str,
     how: &str,
     fired: impl Fn(u32) -> bool,
     extra_args: usize,
-) -> (*mut pg_sys::TriggerData, (String, String), Vec<String>) {
+) -> *mut pg_sys::TriggerData {
     // SAFETY: reading the call's context node, then (once it is trigger data) its fields.
     unsafe {
         let context = (*fcinfo).context;
@@ -101,14 +101,32 @@ unsafe fn trigger_data(
         {
             protocol_violation(function, how);
         }
-        let args: Vec<String> = (0..(*trigger).tgnargs as usize)
-            .map(|i| {
-                CStr::from_ptr(*(*trigger).tgargs.add(i))
-                    .to_string_lossy()
-                    .into_owned()
-            })
-            .collect();
-        (td, (args[0].clone(), args[1].clone()), args[2..].to_vec())
+        td
+    }
+}
+
+/// The trigger's argument `i`, as bytes.
+///
+/// # Safety
+/// `td` passed `checked_trigger`, with more than `i` arguments.
+unsafe fn trigger_arg<'a>(td: *mut pg_sys::TriggerData, i: usize) -> &'a [u8] {
+    // SAFETY: the caller's promise; arguments are NUL-terminated strings of the trigger.
+    unsafe { CStr::from_ptr(*(*(*td).tg_trigger).tgargs.add(i)).to_bytes() }
+}
+
+/// `checked_trigger`, then the rollup's (schema, name) and the other arguments as strings.
+unsafe fn trigger_data(
+    fcinfo: pg_sys::FunctionCallInfo,
+    function: &str,
+    how: &str,
+    fired: impl Fn(u32) -> bool,
+    extra_args: usize,
+) -> (*mut pg_sys::TriggerData, (String, String), Vec<String>) {
+    // SAFETY: arguments are read within the count checked_trigger checked.
+    unsafe {
+        let td = checked_trigger(fcinfo, function, how, fired, extra_args);
+        let arg = |i| String::from_utf8_lossy(trigger_arg(td, i)).into_owned();
+        (td, (arg(0), arg(1)), (2..2 + extra_args).map(arg).collect())
     }
 }
 
@@ -153,34 +171,40 @@ fn rollup_begin(fcinfo: pg_sys::FunctionCallInfo) -> Internal {
 }
 
 /// INSTEAD OF INSERT, FOR EACH ROW, on the view: keep the row for the statement trigger.
+/// Runs for every row, so it reads the rollup's name in place instead of copying it.
 #[pg_extern(sql = false)]
 fn rollup_buffer_row(fcinfo: pg_sys::FunctionCallInfo) -> Internal {
-    // SAFETY: trigger_data checks the call before reading anything.
-    let (td, rollup, _) = unsafe {
-        trigger_data(
+    let how = "an INSTEAD OF INSERT row trigger on a view";
+    // SAFETY: checked_trigger checks the call before anything is read; an INSTEAD OF INSERT
+    // row trigger on a view carries the new row in tg_trigtuple.
+    unsafe {
+        let td = checked_trigger(
             fcinfo,
             "collect._rollup_buffer_row",
-            "an INSTEAD OF INSERT row trigger on a view",
+            how,
             |e| is_row(e) && timing(e) == pg_sys::TRIGGER_EVENT_INSTEAD,
             0,
-        )
-    };
-    // SAFETY: an INSTEAD OF INSERT row trigger on a view carries the new row in tg_trigtuple.
-    unsafe {
+        );
         let view = (*(*td).tg_relation).rd_id;
         let tuple = (*td).tg_trigtuple;
         if tuple.is_null() {
-            protocol_violation(
-                "collect._rollup_buffer_row",
-                "an INSTEAD OF INSERT row trigger on a view",
-            );
+            protocol_violation("collect._rollup_buffer_row", how);
         }
+        // As rollup_begin read them (borrowed, not copied, when they are UTF-8).
+        let (schema, name) = (
+            String::from_utf8_lossy(trigger_arg(td, 0)),
+            String::from_utf8_lossy(trigger_arg(td, 1)),
+        );
         BUFFERS.with(|buffers| {
             let buffers = buffers.borrow();
-            let Some(buffer) = buffers.iter().rev().find(|b| b.rollup == rollup && b.view == view) else {
+            let Some(buffer) = buffers
+                .iter()
+                .rev()
+                .find(|b| b.view == view && b.rollup.0 == schema && b.rollup.1 == name)
+            else {
                 raise(
                     PgSqlErrorCode::ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED,
-                    format!("no statement is open for rollup {}.{}", rollup.0, rollup.1),
+                    format!("no statement is open for rollup {schema}.{name}"),
                     Some("The rollup's BEFORE INSERT trigger is missing: drop the rollup and create it again.".into()),
                 )
             };

@@ -355,6 +355,7 @@ unsafe fn aggregate_rows(
         pg_sys::tuplestore_rescan(store);
         // Values stored compressed or out of line are inflated here, one row at a time.
         let mut detoasted = PgMemoryContexts::new("pg_collect rollup row");
+        let mut detoasted_any = false;
         let mut aggregator = Aggregator::new(&plan);
         let mut dimension_values: Vec<Value> = Vec::with_capacity(dimensions.len());
         let mut metric_values: Vec<Value> = Vec::with_capacity(metrics.len());
@@ -391,6 +392,7 @@ unsafe fn aggregate_rows(
                             || pgrx::varlena::varatt_is_1b_e(text)
                         {
                             text = detoasted.switch_to(|_| pg_sys::pg_detoast_datum_packed(text));
+                            detoasted_any = true;
                         }
                         // Lives until the row's values are aggregated: the slot's tuple, or
                         // the row's context.
@@ -424,7 +426,10 @@ unsafe fn aggregate_rows(
             }
             dimension_values.clear();
             metric_values.clear();
-            detoasted.reset();
+            if detoasted_any {
+                detoasted.reset();
+                detoasted_any = false;
+            }
             if aggregator.heap_bytes() > budget {
                 break false;
             }

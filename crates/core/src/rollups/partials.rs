@@ -12,8 +12,6 @@
 //! None, and the caller leaves the events to SQL, which raises it.
 
 use std::borrow::Cow;
-use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
 
 use super::generate::{Interval, MetricKind, Rollup};
 use crate::sketches::hll::Hll;
@@ -332,39 +330,135 @@ pub enum Wire {
     Sketch(&'static str),
 }
 
+/// A group of events: one partial row. Its key and its first event's dimensions sit in its
+/// table's arenas, its partials in the table's run of partials.
 #[derive(Debug, Clone)]
 struct Group {
+    hash: u64,
     bucket: i64,
-    /// The dimensions' values in the group's first event.
-    dimensions: Vec<Cell>,
+    key: std::ops::Range<usize>,
+    first: std::ops::Range<usize>,
     events: i64,
     late: i64,
-    partials: Vec<Partial>,
 }
 
-/// Groups are found by their key's bytes (bucket, then each dimension tagged), hashed with
-/// the sketches' hash: std's SipHash costs more than the rest of a row's work.
-#[derive(Default)]
-struct KeyHasher(u64);
-
-impl Hasher for KeyHasher {
-    fn write(&mut self, bytes: &[u8]) {
-        self.0 = self.0.rotate_left(5) ^ hash64(bytes);
-    }
-
-    fn write_usize(&mut self, n: usize) {
-        self.0 = self.0.rotate_left(5) ^ n as u64;
-    }
-
-    fn finish(&self) -> u64 {
-        self.0
-    }
-}
-
+/// One table's groups, found by their key's bytes (the bucket, then each dimension tagged).
+/// Everything a group holds but its sketches lives in a few vectors shared by all groups: a
+/// minute's group sees a few dozen events, and an allocation per group and field cost more
+/// than aggregating them.
 #[derive(Default)]
 struct Groups {
-    index: HashMap<Box<[u8]>, usize, BuildHasherDefault<KeyHasher>>,
+    /// Open addressing with linear probing: a group's position plus one, or 0 for a free slot.
+    /// Never more than half full.
+    slots: Vec<usize>,
     groups: Vec<Group>,
+    /// `metrics` partials per group, in the groups' order.
+    partials: Vec<Partial>,
+    keys: Vec<u8>,
+    /// Each group's first event's dimensions, as they came (the key holds them as compared).
+    firsts: Vec<u8>,
+}
+
+impl Groups {
+    /// The group with this key, or the free slot where it would go.
+    fn find(&self, hash: u64, key: &[u8]) -> Result<usize, usize> {
+        let mask = self.slots.len().wrapping_sub(1);
+        let mut slot = hash as usize & mask;
+        loop {
+            match self.slots.get(slot) {
+                None | Some(0) => return Err(slot),
+                Some(&at) => {
+                    let group = &self.groups[at - 1];
+                    if group.hash == hash && self.keys[group.key.clone()] == *key {
+                        return Ok(at - 1);
+                    }
+                }
+            }
+            slot = (slot + 1) & mask;
+        }
+    }
+
+    /// Makes room for one more group: doubles the slots when they would be half full.
+    fn reserve_one(&mut self) {
+        if (self.groups.len() + 1) * 2 <= self.slots.len() {
+            return;
+        }
+        let size = (self.slots.len() * 2).max(64);
+        self.slots = vec![0; size];
+        let mask = size - 1;
+        for (at, group) in self.groups.iter().enumerate() {
+            let mut slot = group.hash as usize & mask;
+            while self.slots[slot] != 0 {
+                slot = (slot + 1) & mask;
+            }
+            self.slots[slot] = at + 1;
+        }
+    }
+
+    /// What the groups take: the vectors' lengths, not their capacities, since the pages a
+    /// large vector reserved ahead stay untouched, and so unallocated, until it grows into them.
+    fn heap_bytes(&self) -> usize {
+        self.slots.len() * std::mem::size_of::<usize>()
+            + self.groups.len() * std::mem::size_of::<Group>()
+            + self.partials.len() * std::mem::size_of::<Partial>()
+            + self.keys.len()
+            + self.firsts.len()
+    }
+}
+
+/// Appends a dimension's value to a key or a first event's dimensions: a tag, then the value.
+/// `as_compared` writes floats as Postgres compares them (-0 as 0, every NaN as one).
+fn encode(value: &Value, as_compared: bool, out: &mut Vec<u8>) {
+    match value {
+        Value::Null => out.push(0),
+        Value::Int(i) => {
+            out.push(1);
+            out.extend_from_slice(&i.to_le_bytes());
+        }
+        Value::Float(f) => {
+            let bits = if !as_compared {
+                f.to_bits()
+            } else if *f == 0.0 {
+                0
+            } else if f.is_nan() {
+                f64::NAN.to_bits()
+            } else {
+                f.to_bits()
+            };
+            out.push(2);
+            out.extend_from_slice(&bits.to_le_bytes());
+        }
+        Value::Text(t) => {
+            out.push(3);
+            out.extend_from_slice(&(t.len() as u64).to_le_bytes());
+            out.extend_from_slice(t);
+        }
+    }
+}
+
+/// The cells of dimensions `encode` wrote; None where text is not UTF-8.
+fn decode(mut bytes: &[u8]) -> Option<Vec<Cell>> {
+    let mut cells = Vec::new();
+    let eight = |bytes: &mut &[u8]| {
+        let (word, rest) = bytes.split_at(8);
+        *bytes = rest;
+        u64::from_le_bytes(word.try_into().expect("eight bytes"))
+    };
+    while let Some((&tag, rest)) = bytes.split_first() {
+        bytes = rest;
+        cells.push(match tag {
+            0 => Cell::Null,
+            1 => Cell::Int(eight(&mut bytes) as i64),
+            2 => Cell::Float(f64::from_bits(eight(&mut bytes))),
+            _ => {
+                let length = eight(&mut bytes) as usize;
+                let (text, rest) = bytes.split_at(length);
+                bytes = rest;
+                Cell::Text(String::from_utf8(text.to_vec()).ok()?)
+            }
+        });
+    }
+    Some(cells)
 }
 
 /// One table's partial rows, column by column: the bucket, the dimensions, event_count,
@@ -402,62 +496,42 @@ impl<'p> Aggregator<'p> {
         self.key.clear();
         self.key.extend_from_slice(&[0; 8]);
         for value in dimensions {
-            match value {
-                Value::Null => self.key.push(0),
-                Value::Int(i) => {
-                    self.key.push(1);
-                    self.key.extend_from_slice(&i.to_le_bytes());
-                }
-                Value::Float(f) => {
-                    // Grouped as Postgres compares them: -0 as 0, every NaN as one.
-                    let bits = if *f == 0.0 {
-                        0
-                    } else if f.is_nan() {
-                        f64::NAN.to_bits()
-                    } else {
-                        f.to_bits()
-                    };
-                    self.key.push(2);
-                    self.key.extend_from_slice(&bits.to_le_bytes());
-                }
-                Value::Text(t) => {
-                    self.key.push(3);
-                    self.key.extend_from_slice(&(t.len() as u64).to_le_bytes());
-                    self.key.extend_from_slice(t);
-                }
-            }
+            encode(value, true, &mut self.key);
         }
         let plan = self.plan;
+        let width = plan.metrics.len();
         for ((stride, thresholds), table) in plan.tables.iter().zip(self.tables.iter_mut()) {
             let bucket = bin(time, *stride)?;
             if thresholds.keep_from.is_some_and(|from| bucket < from) {
                 continue;
             }
             self.key[..8].copy_from_slice(&bucket.to_le_bytes());
-            let at = match table.index.get(&self.key[..]) {
-                Some(&at) => at,
-                None => {
-                    let dimensions = dimensions
-                        .iter()
-                        .map(value_cell)
-                        .collect::<Option<Vec<_>>>()?;
-                    self.bytes += GROUP_BYTES
-                        + 2 * self.key.len()
-                        + dimensions.iter().map(cell_bytes).sum::<usize>();
+            let hash = hash64(&self.key);
+            let at = match table.find(hash, &self.key) {
+                Ok(at) => at,
+                Err(_) => {
+                    let before = table.heap_bytes();
+                    table.reserve_one();
+                    let slot = table.find(hash, &self.key).expect_err("a new key");
+                    let key = table.keys.len()..table.keys.len() + self.key.len();
+                    table.keys.extend_from_slice(&self.key);
+                    let first = table.firsts.len();
+                    for value in dimensions {
+                        encode(value, false, &mut table.firsts);
+                    }
                     table.groups.push(Group {
+                        hash,
                         bucket,
-                        dimensions,
+                        key,
+                        first: first..table.firsts.len(),
                         events: 0,
                         late: 0,
-                        partials: plan
-                            .metrics
-                            .iter()
-                            .map(|(m, _, k)| Partial::new(*m, *k))
-                            .collect(),
                     });
                     table
-                        .index
-                        .insert(self.key.clone().into_boxed_slice(), table.groups.len() - 1);
+                        .partials
+                        .extend(plan.metrics.iter().map(|(m, _, k)| Partial::new(*m, *k)));
+                    table.slots[slot] = table.groups.len();
+                    self.bytes = (self.bytes + table.heap_bytes()).saturating_sub(before);
                     table.groups.len() - 1
                 }
             };
@@ -466,7 +540,8 @@ impl<'p> Aggregator<'p> {
             if bucket < thresholds.late_before {
                 group.late += 1;
             }
-            for (partial, v) in group.partials.iter_mut().zip(metrics) {
+            let partials = &mut table.partials[at * width..(at + 1) * width];
+            for (partial, v) in partials.iter_mut().zip(metrics) {
                 let before = partial.heap_bytes();
                 partial.add(v)?;
                 self.bytes = (self.bytes + partial.heap_bytes()).saturating_sub(before);
@@ -484,19 +559,23 @@ impl<'p> Aggregator<'p> {
     /// The partial rows of every table; None where SQL would raise an error.
     pub fn finish(self) -> Option<Vec<Columns>> {
         let plan = self.plan;
+        let width = plan.metrics.len();
         self.tables
             .into_iter()
             .map(|table| {
-                let width = 3 + plan.dimensions.len() + plan.metrics.len();
-                let mut columns: Columns = vec![Vec::with_capacity(table.groups.len()); width];
-                for group in table.groups {
+                let mut columns: Columns =
+                    vec![Vec::with_capacity(table.groups.len()); 3 + plan.dimensions.len() + width];
+                for (at, group) in table.groups.iter().enumerate() {
                     let mut cells = columns.iter_mut();
                     let mut put = |cell: Cell| cells.next().expect("a column per cell").push(cell);
                     put(Cell::Int(group.bucket));
-                    group.dimensions.into_iter().for_each(&mut put);
+                    decode(&table.firsts[group.first.clone()])?
+                        .into_iter()
+                        .for_each(&mut put);
                     put(Cell::Int(group.events));
                     put(Cell::Int(group.late));
-                    for (partial, (_, _, kind)) in group.partials.iter().zip(&plan.metrics) {
+                    let partials = &table.partials[at * width..(at + 1) * width];
+                    for (partial, (_, _, kind)) in partials.iter().zip(&plan.metrics) {
                         // sum(smallint) and sum(integer) are bigint; sum(bigint) is numeric.
                         put(partial.cell(matches!(kind, Kind::Int(_, max) if *max < i64::MAX))?);
                     }
@@ -504,27 +583,6 @@ impl<'p> Aggregator<'p> {
                 Some(columns)
             })
             .collect()
-    }
-}
-
-/// What a group costs besides its key, dimensions and sketches: the group, its index entry
-/// and its partials' states.
-const GROUP_BYTES: usize = 256;
-
-fn value_cell(value: &Value) -> Option<Cell> {
-    Some(match value {
-        Value::Null => Cell::Null,
-        Value::Int(i) => Cell::Int(*i),
-        Value::Float(f) => Cell::Float(*f),
-        Value::Text(t) => Cell::Text(String::from_utf8(t.to_vec()).ok()?),
-    })
-}
-
-fn cell_bytes(cell: &Cell) -> usize {
-    match cell {
-        Cell::Text(t) => t.capacity(),
-        Cell::Bytes(b) => b.capacity(),
-        _ => 0,
     }
 }
 
@@ -652,7 +710,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(a.events(), 5);
-        assert!(a.heap_bytes() >= 3 * GROUP_BYTES);
+        assert!(a.heap_bytes() >= 3 * std::mem::size_of::<Group>());
         assert_eq!(
             plan.wires(),
             [
@@ -682,7 +740,54 @@ mod tests {
     }
 
     #[test]
+    fn groups_are_found_again_as_their_index_grows() {
+        let (_, plan) = rollup();
+        let mut a = Aggregator::new(&plan);
+        let pages: Vec<String> = (0..5000).map(|i| format!("page {i}")).collect();
+        // Each group twice, the second time after every other group, in another minute each
+        // thousand pages (so keys differ by bucket too).
+        for round in 0..2 {
+            for (i, page) in pages.iter().enumerate() {
+                let minute = ORIGIN + (i as i64 / 1000) * 60_000_000;
+                a.add(
+                    minute,
+                    &[
+                        Value::Text(Cow::Borrowed(page.as_bytes())),
+                        Value::Float(i as f64),
+                    ],
+                    &[Value::Int(round + 1), Value::Int(i as i64)],
+                )
+                .unwrap();
+            }
+        }
+        assert_eq!(a.events(), 10_000);
+        let tables = a.finish().unwrap();
+        let minutes = &tables[0];
+        assert_eq!(minutes[0].len(), 5000, "one group a page");
+        for (i, page) in pages.iter().enumerate() {
+            // In the order the groups were made, each with its page, both events and sum 1 + 2.
+            assert_eq!(
+                minutes[0][i],
+                Cell::Int(ORIGIN + (i as i64 / 1000) * 60_000_000)
+            );
+            assert_eq!(minutes[1][i], Cell::Text(page.clone()));
+            assert_eq!(minutes[2][i], Cell::Float(i as f64));
+            assert_eq!(minutes[3][i], Cell::Int(2));
+            assert_eq!(minutes[5][i], Cell::Int(3));
+        }
+    }
+
+    #[test]
     fn errors_of_sql_are_left_to_sql() {
+        let (_, plan) = rollup();
+        let mut a = Aggregator::new(&plan);
+        a.add(
+            0,
+            &[Value::Text(Cow::Borrowed(&[0xff])), Value::Null],
+            &[Value::Null, Value::Null],
+        )
+        .unwrap();
+        assert!(a.finish().is_none(), "a dimension that is not UTF-8");
         let (_, plan) = rollup();
         let mut a = Aggregator::new(&plan);
         assert!(

@@ -21,8 +21,12 @@ const SPARSE_BUCKETS: usize = 64;
 /// most a few hundred kB, and usually a few kB.
 #[derive(Debug, Clone)]
 enum Store {
-    Sparse(Vec<(i32, u64)>),
-    Dense { offset: i32, counts: Vec<u64> },
+    /// Counts that fit 32 bits: a minute's sketch holds a few dozen pairs, at 8 bytes each.
+    Sparse(Vec<(i32, u32)>),
+    Dense {
+        offset: i32,
+        counts: Vec<u64>,
+    },
 }
 
 impl Default for Store {
@@ -33,36 +37,52 @@ impl Default for Store {
 
 impl Store {
     fn add(&mut self, index: i32, count: u64) {
-        match self {
-            Store::Sparse(pairs) => match pairs.binary_search_by_key(&index, |p| p.0) {
-                Ok(at) => pairs[at].1 += count,
-                Err(at) if pairs.len() < SPARSE_BUCKETS => pairs.insert(at, (index, count)),
-                Err(_) => {
-                    let (first, last) =
-                        (pairs[0].0.min(index), pairs[pairs.len() - 1].0.max(index));
-                    let mut counts = vec![0; (last - first) as usize + 1];
-                    for &(i, c) in pairs.iter() {
-                        counts[(i - first) as usize] = c;
+        if let Store::Sparse(pairs) = self {
+            let fits = |c: u64| u32::try_from(c).ok();
+            match pairs.binary_search_by_key(&index, |p| p.0) {
+                Ok(at) => {
+                    if let Some(c) = u64::from(pairs[at].1).checked_add(count).and_then(fits) {
+                        pairs[at].1 = c;
+                        return;
                     }
-                    counts[(index - first) as usize] = count;
-                    *self = Store::Dense {
-                        offset: first,
-                        counts,
-                    };
                 }
-            },
-            Store::Dense { offset, counts } => {
-                if index < *offset {
-                    let grow = (*offset - index) as usize;
-                    counts.splice(0..0, std::iter::repeat_n(0, grow));
-                    *offset = index;
+                Err(at) if pairs.len() < SPARSE_BUCKETS => {
+                    if let Some(c) = fits(count) {
+                        pairs.insert(at, (index, c));
+                        return;
+                    }
                 }
-                let at = (index - *offset) as usize;
-                if at >= counts.len() {
-                    counts.resize(at + 1, 0);
-                }
-                counts[at] += count;
+                Err(_) => {}
             }
+            self.densify(index);
+        }
+        if let Store::Dense { offset, counts } = self {
+            if index < *offset {
+                let grow = (*offset - index) as usize;
+                counts.splice(0..0, std::iter::repeat_n(0, grow));
+                *offset = index;
+            }
+            let at = (index - *offset) as usize;
+            if at >= counts.len() {
+                counts.resize(at + 1, 0);
+            }
+            counts[at] += count;
+        }
+    }
+
+    /// Turns sparse pairs into an array spanning them and `index`.
+    fn densify(&mut self, index: i32) {
+        if let Store::Sparse(pairs) = self {
+            let first = pairs.first().map_or(index, |p| p.0.min(index));
+            let last = pairs.last().map_or(index, |p| p.0.max(index));
+            let mut counts = vec![0; (last - first) as usize + 1];
+            for &(i, c) in pairs.iter() {
+                counts[(i - first) as usize] = u64::from(c);
+            }
+            *self = Store::Dense {
+                offset: first,
+                counts,
+            };
         }
     }
 
@@ -83,14 +103,14 @@ impl Store {
 
     fn heap_bytes(&self) -> usize {
         match self {
-            Store::Sparse(pairs) => pairs.capacity() * 16,
+            Store::Sparse(pairs) => pairs.capacity() * 8,
             Store::Dense { counts, .. } => counts.capacity() * 8,
         }
     }
 }
 
 enum Buckets<'a> {
-    Sparse(std::slice::Iter<'a, (i32, u64)>),
+    Sparse(std::slice::Iter<'a, (i32, u32)>),
     Dense(i32, std::iter::Enumerate<std::slice::Iter<'a, u64>>),
 }
 
@@ -99,7 +119,7 @@ impl Iterator for Buckets<'_> {
 
     fn next(&mut self) -> Option<(i32, u64)> {
         match self {
-            Buckets::Sparse(pairs) => pairs.next().copied(),
+            Buckets::Sparse(pairs) => pairs.next().map(|&(i, c)| (i, u64::from(c))),
             Buckets::Dense(offset, counts) => counts
                 .find(|(_, &c)| c > 0)
                 .map(|(i, &c)| (*offset + i as i32, c)),
@@ -110,7 +130,7 @@ impl Iterator for Buckets<'_> {
 impl DoubleEndedIterator for Buckets<'_> {
     fn next_back(&mut self) -> Option<(i32, u64)> {
         match self {
-            Buckets::Sparse(pairs) => pairs.next_back().copied(),
+            Buckets::Sparse(pairs) => pairs.next_back().map(|&(i, c)| (i, u64::from(c))),
             Buckets::Dense(offset, counts) => counts
                 .rfind(|(_, &c)| c > 0)
                 .map(|(i, &c)| (*offset + i as i32, c)),
@@ -239,7 +259,9 @@ impl Quantiles {
     }
 
     pub fn to_bytes(&self) -> Vec<u8> {
-        let mut out = vec![FORMAT_VERSION];
+        // Room for a minute's sketch: the header and some thirty buckets of a few bytes each.
+        let mut out = Vec::with_capacity(128);
+        out.push(FORMAT_VERSION);
         put_varint(&mut out, self.count);
         put_varint(&mut out, self.zero);
         out.extend_from_slice(&self.min.to_le_bytes());
@@ -330,6 +352,43 @@ mod tests {
             Quantiles::from_bytes(&bytes).unwrap_err(),
             "bucket index out of range"
         );
+    }
+
+    #[test]
+    fn bucket_counts_past_32_bits_turn_a_store_dense_and_stay_exact() {
+        let big = u64::from(u32::MAX);
+        let mut store = Store::default();
+        store.add(5, big);
+        store.add(-3, 1);
+        assert!(matches!(store, Store::Sparse(_)), "both fit 32 bits");
+        store.add(5, 2);
+        assert!(matches!(store, Store::Dense { .. }));
+        assert_eq!(store.iter().collect::<Vec<_>>(), [(-3, 1), (5, big + 2)]);
+        // A first count past 32 bits, and a new bucket's.
+        let mut first = Store::default();
+        first.add(7, big + 1);
+        assert_eq!(first.iter().collect::<Vec<_>>(), [(7, big + 1)]);
+        let mut new_bucket = Store::default();
+        new_bucket.add(1, 1);
+        new_bucket.add(9, big + 1);
+        new_bucket.add(4, 1);
+        assert_eq!(
+            new_bucket.iter().collect::<Vec<_>>(),
+            [(1, 1), (4, 1), (9, big + 1)]
+        );
+        // Through the wire: a sketch whose buckets hold such counts reads back the same.
+        let mut q = Quantiles::default();
+        q.add(1.0).unwrap();
+        let mut many = q.clone();
+        for _ in 0..33 {
+            let copy = many.clone();
+            many.merge(&copy).unwrap();
+        }
+        assert_eq!(many.count(), 1 << 33);
+        assert!(matches!(many.positive, Store::Dense { .. }));
+        let read = Quantiles::from_bytes(&many.to_bytes()).unwrap();
+        assert_eq!(read.to_bytes(), many.to_bytes());
+        assert_eq!(read.quantile(0.5), q.quantile(0.5));
     }
 
     fn build(values: &[f64]) -> Quantiles {
