@@ -182,7 +182,9 @@ impl Hll {
                 if n > limit {
                     return Err(format!("sparse hll holds {n} hashes, more than {limit}"));
                 }
-                let mut hashes = Vec::with_capacity(n);
+                // Into a sparse state, merged in one pass; into a dense one, register by register.
+                let sparse = self.is_sparse();
+                let mut hashes = Vec::with_capacity(if sparse { n } else { 0 });
                 let mut prev = 0u64;
                 for i in 0..n {
                     let delta = r.varint()?;
@@ -190,7 +192,11 @@ impl Hll {
                         return Err("sparse hll hashes are not strictly increasing".into());
                     }
                     prev = prev.checked_add(delta).ok_or("sparse hll hash overflows")?;
-                    hashes.push(prev);
+                    if sparse {
+                        hashes.push(prev);
+                    } else {
+                        self.add_hash(prev);
+                    }
                 }
                 self.add_sorted(&hashes);
             }
