@@ -115,6 +115,12 @@ SELECT collect.create_rollup('bad', 'interactions', 'started', keep_raw => false
 \echo :LAST_ERROR_SQLSTATE
 SELECT collect.create_rollup('bad', 'clicks', 'at');
 \echo :LAST_ERROR_SQLSTATE
+-- A view whose BEFORE trigger is gone (dropped by hand) refuses its rows (39P01) instead of losing them.
+BEGIN;
+DROP TRIGGER clicks_1m_begin ON clicks;
+INSERT INTO clicks VALUES ('2026-11-04 00:00', 'p0', 1);
+\echo :LAST_ERROR_SQLSTATE
+ROLLBACK;
 -- Only a rollup's owner may drop it.
 SET client_min_messages = warning;
 DROP ROLE IF EXISTS collect_rollup_other;
