@@ -98,26 +98,39 @@ impl Hll {
         }
     }
 
-    /// Adds hashes given in increasing order, in one pass over both (inserting them one by one
-    /// would move the larger part of a big sparse set for each).
+    /// Adds hashes given in strictly increasing order. Only those not held yet move anything:
+    /// they are merged in from the back, in place, so each held hash moves at most once and
+    /// those below the smallest new one not at all. (Merging many minutes' sketches of the same
+    /// few users into one state finds few new hashes a merge: copying the state each time cost
+    /// 20 times what a B-tree did, inserting one by one moved its tail once per hash.)
     fn add_sorted(&mut self, hashes: &[u64]) {
         let Repr::Sparse(set) = &mut self.repr else {
             hashes.iter().for_each(|&h| self.add_hash(h));
             return;
         };
-        let mut union = Vec::with_capacity(set.len() + hashes.len());
-        let (mut ours, mut theirs) = (set.iter().peekable(), hashes.iter().peekable());
-        while let (Some(&&a), Some(&&b)) = (ours.peek(), theirs.peek()) {
-            union.push(a.min(b));
-            if a <= b {
-                ours.next();
+        let new: Vec<u64> = hashes
+            .iter()
+            .copied()
+            .filter(|h| set.binary_search(h).is_err())
+            .collect();
+        if new.is_empty() {
+            return;
+        }
+        let held = set.len();
+        set.resize(held + new.len(), 0);
+        let (mut ours, mut theirs) = (held, new.len());
+        for at in (0..set.len()).rev() {
+            if theirs == 0 {
+                break;
             }
-            if b <= a {
-                theirs.next();
+            if ours > 0 && set[ours - 1] > new[theirs - 1] {
+                set[at] = set[ours - 1];
+                ours -= 1;
+            } else {
+                set[at] = new[theirs - 1];
+                theirs -= 1;
             }
         }
-        union.extend(ours.chain(theirs));
-        *set = union;
         if set.len() > self.sparse_limit() {
             self.densify();
         }
